@@ -1,0 +1,1 @@
+//! bpfkit-object
