@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod tools;
 
 /// bpfkit: an eBPF toolchain. Load BPF objects into Linux, run them in a
 /// userspace VM, and trace the system with ready-made tools.

@@ -1,0 +1,110 @@
+//! The tracing tools (`bpfkit execsnoop`, ...) and what they share: stopping
+//! on Ctrl-C, SIGTERM or a duration, and printing text or JSON lines.
+
+pub mod hist;
+pub mod ksyms;
+pub mod syscall_table;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Tells a tool's main loop when to stop: on SIGINT, SIGTERM or when its
+/// duration has passed. Dropping the tool's links then detaches everything.
+#[derive(Clone)]
+pub struct StopSignal {
+    flag: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+}
+
+impl StopSignal {
+    /// Installs handlers for SIGINT and SIGTERM; `duration` adds a deadline.
+    pub fn install(duration: Option<Duration>) -> anyhow::Result<StopSignal> {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&flag))?;
+        }
+        Ok(StopSignal {
+            flag,
+            deadline: duration.map(|d| Instant::now() + d),
+        })
+    }
+
+    /// Whether the tool should stop now.
+    pub fn should_stop(&self) -> bool {
+        self.flag.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// How long the tool may still wait, capped at `max`.
+    pub fn remaining(&self, max: Duration) -> Duration {
+        match self.deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(max),
+            None => max,
+        }
+    }
+}
+
+/// Where a tool's records go: aligned text columns, or one JSON object per line.
+pub struct Output {
+    json: bool,
+    out: std::io::StdoutLock<'static>,
+}
+
+impl Output {
+    /// Text output unless `json`.
+    pub fn new(json: bool) -> Output {
+        Output {
+            json,
+            out: std::io::stdout().lock(),
+        }
+    }
+
+    /// Whether records are printed as JSON.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Prints the header line (text mode only) and flushes, so users and
+    /// tests see at once that the tool is attached.
+    pub fn header(&mut self, line: &str) -> std::io::Result<()> {
+        if !self.json {
+            writeln!(self.out, "{line}")?;
+        }
+        self.out.flush()
+    }
+
+    /// Prints one record: `text` in text mode, `record` as a JSON line otherwise.
+    pub fn record<T: Serialize>(&mut self, text: &str, record: &T) -> std::io::Result<()> {
+        if self.json {
+            serde_json::to_writer(&mut self.out, record)?;
+            writeln!(self.out)?;
+        } else {
+            writeln!(self.out, "{text}")?;
+        }
+        self.out.flush()
+    }
+
+    /// Prints free text in text mode (summaries, histograms), nothing in JSON mode.
+    pub fn text(&mut self, text: &str) -> std::io::Result<()> {
+        if !self.json {
+            write!(self.out, "{text}")?;
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// The local wall-clock time as `HH:MM:SS`, the way bcc's tools print it.
+pub fn clock_time() -> String {
+    chrono::Local::now().format("%H:%M:%S").to_string()
+}
+
+/// Reports lost events on stderr, so that nothing is lost silently.
+pub fn report_lost(tool: &str, lost: u64) {
+    if lost > 0 {
+        eprintln!("{tool}: {lost} events lost (ring buffer full or reserve failed)");
+    }
+}
