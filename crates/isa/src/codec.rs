@@ -60,7 +60,10 @@ impl fmt::Display for DecodeErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DecodeErrorKind::TrailingBytes { len } => {
-                write!(f, "{len} bytes is not a whole number of 8-byte instructions")
+                write!(
+                    f,
+                    "{len} bytes is not a whole number of 8-byte instructions"
+                )
             }
             DecodeErrorKind::UnknownOpcode(c) => write!(f, "unknown opcode {c:#04x}"),
             DecodeErrorKind::BadRegister { field, value } => {
@@ -709,11 +712,34 @@ fn decode_jmp(r: RawInsn) -> Result<Insn, DecodeErrorKind> {
 
 /// Decodes a whole program from bytes.
 pub fn decode(bytes: &[u8], order: ByteOrder) -> Result<Vec<Insn>, DecodeError> {
-    let slots = crate::raw::slots(bytes, order).map_err(|len| DecodeError {
-        index: len / RawInsn::SIZE,
-        kind: DecodeErrorKind::TrailingBytes { len },
-    })?;
-    decode_slots(&slots)
+    let len = bytes.len();
+    if len % RawInsn::SIZE != 0 {
+        return Err(DecodeError {
+            index: len / RawInsn::SIZE,
+            kind: DecodeErrorKind::TrailingBytes { len },
+        });
+    }
+    // Slots are split out as they are read rather than collected first:
+    // decoding is then one pass with one allocation.
+    let count = len / RawInsn::SIZE;
+    let slot = |i: usize| {
+        let mut b = [0u8; RawInsn::SIZE];
+        b.copy_from_slice(&bytes[i * RawInsn::SIZE..(i + 1) * RawInsn::SIZE]);
+        RawInsn::from_bytes(b, order)
+    };
+    let mut out = Vec::with_capacity(count);
+    let mut i = 0;
+    while i < count {
+        let first = slot(i);
+        let insn = if first.code == LD_IMM64 && i + 1 < count {
+            Insn::decode(&[first, slot(i + 1)], i)?
+        } else {
+            Insn::decode(&[first], i)?
+        };
+        i += insn.slots();
+        out.push(insn);
+    }
+    Ok(out)
 }
 
 /// Decodes a whole program from slots.
