@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+// The tracing tools build on these; until every tool is wired, some helpers are unused.
+#[allow(dead_code)]
 mod tools;
 
 /// bpfkit: an eBPF toolchain. Load BPF objects into Linux, run them in a
@@ -23,6 +25,12 @@ struct Cli {
 enum Command {
     /// Print the version and exit (placeholder until the first tools land).
     Version,
+    /// Inspect BTF type information (dump as C or raw).
+    Btf(cmd::btf::Args),
+    /// Disassemble raw eBPF bytecode or the programs of a BPF object.
+    Disasm(cmd::disasm::Args),
+    /// Assemble eBPF assembly into raw bytecode.
+    Asm(cmd::asm::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +40,9 @@ fn main() -> ExitCode {
             println!("bpfkit {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Btf(args) => cmd::btf::run(args),
+        Command::Disasm(args) => cmd::disasm::run(args),
+        Command::Asm(args) => cmd::asm::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,1 +1,5 @@
 //! One module per subcommand.
+
+pub mod asm;
+pub mod btf;
+pub mod disasm;

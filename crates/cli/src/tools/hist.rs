@@ -40,11 +40,7 @@ pub fn log2_buckets(slots: &[u64]) -> Vec<Bucket> {
 }
 
 fn bar(count: u64, max: u64, width: u64) -> String {
-    let stars = if max == 0 {
-        0
-    } else {
-        (count.min(max) * width / max) as usize
-    };
+    let stars = (count.min(max) * width).checked_div(max).unwrap_or(0) as usize;
     let mut s = "*".repeat(stars);
     s.push_str(&" ".repeat(width as usize - stars));
     s

@@ -1,0 +1,149 @@
+//! `bpfkit disasm` and `bpfkit asm` end to end.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../isa/tests/fixtures")
+        .join(name)
+}
+
+fn bpfkit(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bpfkit"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok_stdout(args: &[&std::ffi::OsStr]) -> String {
+    let out = bpfkit(args);
+    assert!(
+        out.status.success(),
+        "bpfkit {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("isa_cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn disasm_of_an_object_lists_sections_symbols_and_relocations() {
+    let text = ok_stdout(&["disasm".as_ref(), fixture("calls.bpf.o").as_os_str()]);
+    assert!(
+        text.contains("; section .text\nsum3:\n     0: w6 = w3\n"),
+        "{text}"
+    );
+    assert!(text.contains("square:\n     6: w0 = w1\n"), "{text}");
+    assert!(
+        text.contains("; section tracepoint/syscalls/sys_enter_getpid\ncalls:\n     0: call 5\n")
+    );
+    assert!(
+        text.contains("    12: r1 = 7142819119629625712 ll\n    14: "),
+        "{text}"
+    );
+    assert!(text.contains("    25: call pc-1 ; sum3\n"), "{text}");
+
+    let maps = ok_stdout(&["disasm".as_ref(), fixture("maps.bpf.o").as_os_str()]);
+    assert!(maps.contains("     9: r1 = 0 ll ; counts\n"), "{maps}");
+}
+
+#[test]
+fn readme_quick_start_fixture_disassembles() {
+    let text = ok_stdout(&["disasm".as_ref(), fixture("alu.bpf.o").as_os_str()]);
+    assert!(text.starts_with("; section xdp\nalu:\n"), "{text}");
+    assert!(text.contains("r3 = be64 r3"), "{text}");
+}
+
+#[test]
+fn asm_then_disasm_round_trips_in_both_syntaxes() {
+    for syntax in ["llvm", "ubpf"] {
+        let listing = ok_stdout(&[
+            "disasm".as_ref(),
+            "--syntax".as_ref(),
+            syntax.as_ref(),
+            fixture("atomics.bpf.o").as_os_str(),
+        ]);
+        // The listing, minus its section header, is assembler input.
+        let source = scratch(&format!("atomics.{syntax}.s"));
+        std::fs::write(&source, listing.replace("; section xdp\n", "")).unwrap();
+        let bin = scratch(&format!("atomics.{syntax}.bin"));
+        ok_stdout(&[
+            "asm".as_ref(),
+            "--syntax".as_ref(),
+            syntax.as_ref(),
+            source.as_os_str(),
+            "-o".as_ref(),
+            bin.as_os_str(),
+        ]);
+        let again = ok_stdout(&[
+            "disasm".as_ref(),
+            "--syntax".as_ref(),
+            syntax.as_ref(),
+            bin.as_os_str(),
+        ]);
+        // Same instructions; only the object's labels and relocation notes are gone.
+        let strip = |s: &str| -> Vec<String> {
+            s.lines()
+                .filter(|l| l.starts_with(' '))
+                .map(|l| l.split(" ;").next().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(strip(&again), strip(&listing), "{syntax}");
+    }
+}
+
+#[test]
+fn errors_name_file_line_and_column() {
+    let source = scratch("bad.s");
+    std::fs::write(&source, "w0 = 1\nif r1 ~ 2 goto +1\nexit\n").unwrap();
+    let out = bpfkit(&[
+        "asm".as_ref(),
+        source.as_os_str(),
+        "-o".as_ref(),
+        scratch("bad.bin").as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.s:2:7: expected a comparison"), "{err}");
+
+    let not_code = scratch("odd.bin");
+    std::fs::write(&not_code, [0x95u8, 0, 0]).unwrap();
+    let out = bpfkit(&["disasm".as_ref(), not_code.as_os_str()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not valid eBPF bytecode"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn disasm_cbpf_prints_like_tcpdump() {
+    // `tcpdump -ddd ip`, as struct sock_filter bytes.
+    let filters: [(u16, u8, u8, u32); 4] = [
+        (40, 0, 0, 12),
+        (21, 0, 1, 2048),
+        (6, 0, 0, 262144),
+        (6, 0, 0, 0),
+    ];
+    let bytes: Vec<u8> = filters
+        .iter()
+        .flat_map(|&(code, jt, jf, k)| {
+            let mut b = code.to_le_bytes().to_vec();
+            b.extend([jt, jf]);
+            b.extend(k.to_le_bytes());
+            b
+        })
+        .collect();
+    let file = scratch("ip.cbpf");
+    std::fs::write(&file, bytes).unwrap();
+    let text = ok_stdout(&["disasm".as_ref(), "--cbpf".as_ref(), file.as_os_str()]);
+    assert_eq!(
+        text,
+        "(000) ldh      [12]\n(001) jeq      #0x800           jt 2\tjf 3\n(002) ret      #262144\n(003) ret      #0\n"
+    );
+}
