@@ -1,0 +1,131 @@
+//! Errors: loading a program, and faults that end a run.
+
+use crate::memory::RegionKind;
+
+/// Why a memory access faulted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultKind {
+    /// The address lies in no region.
+    #[error("address is not in any region")]
+    Unmapped,
+    /// The access runs past the end of its region.
+    #[error("access past the end of the {region:?} region ({size} bytes)")]
+    OutOfBounds {
+        /// The region.
+        region: RegionKind,
+        /// Its size.
+        size: usize,
+    },
+    /// A store to a read-only region.
+    #[error("store to read-only {region:?} region")]
+    ReadOnly {
+        /// The region.
+        region: RegionKind,
+    },
+}
+
+/// A program could not be prepared for execution.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The bytecode does not decode.
+    #[error(transparent)]
+    Decode(#[from] bpfkit_isa::DecodeError),
+    /// The program has no instructions.
+    #[error("program is empty")]
+    Empty,
+    /// A jump or call leaves the program or lands inside an `lddw`.
+    #[error("instruction {pc}: jump target {target} is outside the program or inside lddw")]
+    BadJumpTarget {
+        /// The jump's slot index.
+        pc: usize,
+        /// The target slot index.
+        target: i64,
+    },
+    /// Writes to `r10`, the read-only frame pointer.
+    #[error("instruction {pc}: r10 is read-only")]
+    WritesFramePointer {
+        /// Slot index.
+        pc: usize,
+    },
+    /// An instruction this runtime does not run (for example a kfunc call).
+    #[error("instruction {pc}: {what} is not supported by the userspace VM")]
+    Unsupported {
+        /// Slot index.
+        pc: usize,
+        /// What it is.
+        what: &'static str,
+    },
+    /// The program's last instruction can fall through past the end.
+    #[error("instruction {pc}: execution can fall off the end of the program")]
+    FallsOffEnd {
+        /// Slot index of the last instruction.
+        pc: usize,
+    },
+}
+
+/// A run ended abnormally.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// A load, store or atomic touched memory it may not.
+    #[error("instruction {pc}: {size}-byte {access} at {addr:#x}: {kind}")]
+    MemoryFault {
+        /// Slot index of the faulting instruction.
+        pc: usize,
+        /// The address.
+        addr: u64,
+        /// Access size in bytes.
+        size: usize,
+        /// `load`, `store` or `atomic`.
+        access: &'static str,
+        /// Why it faulted.
+        kind: FaultKind,
+    },
+    /// The instruction budget ran out.
+    #[error("instruction budget of {budget} exhausted at instruction {pc} (runaway loop?)")]
+    BudgetExhausted {
+        /// Slot index where it ran out.
+        pc: usize,
+        /// The budget.
+        budget: u64,
+    },
+    /// A helper id with nothing registered.
+    #[error("instruction {pc}: call to unknown helper {id}")]
+    UnknownHelper {
+        /// Slot index.
+        pc: usize,
+        /// Helper id.
+        id: i64,
+    },
+    /// A helper failed in a way that must end the run.
+    #[error("instruction {pc}: helper {name}: {message}")]
+    HelperFault {
+        /// Slot index.
+        pc: usize,
+        /// Helper name.
+        name: String,
+        /// What happened.
+        message: String,
+    },
+    /// More than 8 nested bpf-to-bpf calls.
+    #[error("instruction {pc}: call depth exceeds {max} frames")]
+    CallDepth {
+        /// Slot index.
+        pc: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Control reached a place the loader rules out (a bug in bpfkit).
+    #[error("instruction {pc}: internal error: control left the program")]
+    Internal {
+        /// Slot index.
+        pc: usize,
+    },
+    /// `callx` to a value that is neither a helper id nor a function address.
+    #[error("instruction {pc}: callx target {target:#x} is not a function")]
+    BadCallTarget {
+        /// Slot index.
+        pc: usize,
+        /// The value in the register.
+        target: u64,
+    },
+}

@@ -1,0 +1,598 @@
+//! The interpreter loop.
+
+use crate::error::{FaultKind, RunError};
+use crate::memory::{AddressSpace, RegionKind};
+use crate::program::{AtomicKind, Op, Program};
+
+/// Bytes of stack per call frame, as in the kernel.
+pub const STACK_PER_FRAME: usize = 512;
+/// Maximum call depth including the entry frame (the kernel's `MAX_CALL_FRAMES`).
+pub const MAX_FRAMES: usize = 8;
+/// Tag of function addresses produced by `lddw rX, func` (bit 63 keeps them
+/// clear of both region addresses and helper ids).
+pub(crate) const FUNC_ADDR_TAG: u64 = 1 << 63;
+
+/// What a helper call asks the interpreter to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelperOutcome {
+    /// Continue with `r0` set to this value.
+    Return(u64),
+    /// End the program now with `r0` set to this value.
+    Exit(u64),
+}
+
+/// The interpreter's view of the runtime around a program: helpers and the
+/// addresses of maps named by `lddw`.
+pub trait Environment {
+    /// Calls helper `id` with `r1..r5`.
+    fn call_helper(
+        &mut self,
+        id: i64,
+        args: [u64; 5],
+        memory: &mut AddressSpace,
+    ) -> Result<HelperOutcome, HelperCallError>;
+
+    /// The value `lddw rX, map[index]` loads (a handle helpers understand).
+    fn map_handle(&mut self, index: u32) -> Result<u64, HelperCallError>;
+
+    /// The address `lddw rX, map_value[index] + offset` loads.
+    fn map_value_addr(
+        &mut self,
+        index: u32,
+        offset: u32,
+        memory: &mut AddressSpace,
+    ) -> Result<u64, HelperCallError>;
+
+    /// The packet region for `LD_ABS`/`LD_IND`, if the program has one.
+    fn packet(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A helper (or map reference) failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelperCallError {
+    /// No helper with this id.
+    Unknown,
+    /// The helper faulted; the run ends with this message.
+    Fault {
+        /// Helper name.
+        name: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Limits of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits {
+    /// Instructions the run may execute before it is stopped.
+    pub budget: u64,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits { budget: 1 << 32 }
+    }
+}
+
+struct Frame {
+    return_pc: usize,
+    saved: [u64; 4],
+}
+
+/// Runs `program` from its first instruction with `r1..r5` set to `args`.
+/// The stack is added to `memory` for the run and removed afterwards.
+pub fn execute(
+    program: &Program,
+    memory: &mut AddressSpace,
+    env: &mut dyn Environment,
+    args: [u64; 5],
+    limits: RunLimits,
+) -> Result<u64, RunError> {
+    let keep = memory.len();
+    let stack_base = memory.add(
+        RegionKind::Stack,
+        true,
+        vec![0u8; STACK_PER_FRAME * MAX_FRAMES],
+    );
+    let result = run(program, memory, env, args, limits, stack_base);
+    memory.truncate(keep);
+    result
+}
+
+#[inline(always)]
+fn ea(base: u64, off: i16) -> u64 {
+    base.wrapping_add(off as i64 as u64)
+}
+
+fn fault(pc: usize, addr: u64, size: usize, access: &'static str, kind: FaultKind) -> RunError {
+    RunError::MemoryFault {
+        pc,
+        addr,
+        size,
+        access,
+        kind,
+    }
+}
+
+fn helper_error(pc: usize, id: i64, e: HelperCallError) -> RunError {
+    match e {
+        HelperCallError::Unknown => RunError::UnknownHelper { pc, id },
+        HelperCallError::Fault { name, message } => RunError::HelperFault { pc, name, message },
+    }
+}
+
+fn swap(v: u64, bits: u8) -> u64 {
+    match bits {
+        16 => (v as u16).swap_bytes() as u64,
+        32 => (v as u32).swap_bytes() as u64,
+        _ => v.swap_bytes(),
+    }
+}
+
+fn truncate(v: u64, bits: u8) -> u64 {
+    match bits {
+        16 => v as u16 as u64,
+        32 => v as u32 as u64,
+        _ => v,
+    }
+}
+
+fn sign_extend(v: u64, bits: u8) -> u64 {
+    match bits {
+        8 => v as i8 as i64 as u64,
+        16 => v as i16 as i64 as u64,
+        _ => v as i32 as i64 as u64,
+    }
+}
+
+// Signed division and modulo as RFC 9669 defines them: by zero gives 0 (div)
+// or leaves the dividend (mod); INT_MIN / -1 wraps.
+fn sdiv64(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        0
+    } else {
+        (a as i64).wrapping_div(b as i64) as u64
+    }
+}
+fn smod64(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        (a as i64).wrapping_rem(b as i64) as u64
+    }
+}
+fn sdiv32(a: u32, b: u32) -> u64 {
+    if b == 0 {
+        0
+    } else {
+        (a as i32).wrapping_div(b as i32) as u32 as u64
+    }
+}
+fn smod32(a: u32, b: u32) -> u64 {
+    if b == 0 {
+        a as u64
+    } else {
+        (a as i32).wrapping_rem(b as i32) as u32 as u64
+    }
+}
+
+fn atomic(
+    memory: &mut AddressSpace,
+    kind: AtomicKind,
+    dw: bool,
+    addr: u64,
+    operand: u64,
+    r0: u64,
+) -> Result<(u64, Option<u64>), FaultKind> {
+    // Returns (old value, new value to store if any).
+    let old = if dw {
+        u64::from_le_bytes(memory.load::<8>(addr)?)
+    } else {
+        u32::from_le_bytes(memory.load::<4>(addr)?) as u64
+    };
+    let new = match kind {
+        AtomicKind::Add => Some(old.wrapping_add(operand)),
+        AtomicKind::Or => Some(old | operand),
+        AtomicKind::And => Some(old & operand),
+        AtomicKind::Xor => Some(old ^ operand),
+        AtomicKind::Xchg => Some(operand),
+        AtomicKind::Cmpxchg => {
+            let expected = if dw { r0 } else { r0 as u32 as u64 };
+            (old == expected).then_some(operand)
+        }
+    };
+    if let Some(v) = new {
+        if dw {
+            memory.store::<8>(addr, v.to_le_bytes())?;
+        } else {
+            memory.store::<4>(addr, (v as u32).to_le_bytes())?;
+        }
+    }
+    Ok((old, new))
+}
+
+/// Registers are kept in a 16-entry array and indexed with `& 15`, so the
+/// compiler needs no bounds checks; the loader guarantees indexes ≤ 10.
+macro_rules! reg {
+    ($regs:ident[$i:expr]) => {
+        $regs[($i & 15) as usize]
+    };
+}
+
+fn run(
+    program: &Program,
+    memory: &mut AddressSpace,
+    env: &mut dyn Environment,
+    args: [u64; 5],
+    limits: RunLimits,
+    stack_base: u64,
+) -> Result<u64, RunError> {
+    let ops = &program.ops[..];
+    let mut regs = [0u64; 16];
+    regs[1..6].copy_from_slice(&args);
+    let stack_top = stack_base + (STACK_PER_FRAME * MAX_FRAMES) as u64;
+    regs[10] = stack_top;
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut pc: usize = 0;
+    let mut remaining = limits.budget;
+
+    macro_rules! load {
+        ($n:literal, $t:ty, $base:expr, $off:expr) => {{
+            let addr = ea(reg!(regs[$base]), $off);
+            match memory.load::<$n>(addr) {
+                Ok(b) => <$t>::from_le_bytes(b),
+                Err(k) => return Err(fault(pc, addr, $n, "load", k)),
+            }
+        }};
+    }
+    macro_rules! store {
+        ($n:literal, $t:ty, $base:expr, $off:expr, $v:expr) => {{
+            let addr = ea(reg!(regs[$base]), $off);
+            if let Err(k) = memory.store::<$n>(addr, ($v as $t).to_le_bytes()) {
+                return Err(fault(pc, addr, $n, "store", k));
+            }
+        }};
+    }
+    macro_rules! jump {
+        ($cond:expr, $t:expr) => {
+            if $cond {
+                pc = $t as usize;
+                continue;
+            }
+        };
+    }
+
+    loop {
+        if remaining == 0 {
+            return Err(RunError::BudgetExhausted {
+                pc,
+                budget: limits.budget,
+            });
+        }
+        remaining -= 1;
+        // The loader ends every program with exit or a jump, and checks every
+        // jump target, so pc stays in bounds; `get` keeps that a checked fact.
+        let Some(&op) = ops.get(pc) else {
+            return Err(RunError::Internal { pc });
+        };
+        match op {
+            Op::Add64I(d, v) => reg!(regs[d]) = reg!(regs[d]).wrapping_add(v),
+            Op::Sub64I(d, v) => reg!(regs[d]) = reg!(regs[d]).wrapping_sub(v),
+            Op::Mul64I(d, v) => reg!(regs[d]) = reg!(regs[d]).wrapping_mul(v),
+            Op::Div64I(d, v) => reg!(regs[d]) = reg!(regs[d]).checked_div(v).unwrap_or(0),
+            Op::Sdiv64I(d, v) => reg!(regs[d]) = sdiv64(reg!(regs[d]), v),
+            Op::Or64I(d, v) => reg!(regs[d]) |= v,
+            Op::And64I(d, v) => reg!(regs[d]) &= v,
+            Op::Lsh64I(d, v) => reg!(regs[d]) = reg!(regs[d]).wrapping_shl(v as u32),
+            Op::Rsh64I(d, v) => reg!(regs[d]) = reg!(regs[d]).wrapping_shr(v as u32),
+            Op::Mod64I(d, v) => {
+                let a = reg!(regs[d]);
+                reg!(regs[d]) = a.checked_rem(v).unwrap_or(a)
+            }
+            Op::Smod64I(d, v) => reg!(regs[d]) = smod64(reg!(regs[d]), v),
+            Op::Xor64I(d, v) => reg!(regs[d]) ^= v,
+            Op::Mov64I(d, v) => reg!(regs[d]) = v,
+            Op::Arsh64I(d, v) => {
+                reg!(regs[d]) = (reg!(regs[d]) as i64).wrapping_shr(v as u32) as u64
+            }
+            Op::Add64R(d, s) => reg!(regs[d]) = reg!(regs[d]).wrapping_add(reg!(regs[s])),
+            Op::Sub64R(d, s) => reg!(regs[d]) = reg!(regs[d]).wrapping_sub(reg!(regs[s])),
+            Op::Mul64R(d, s) => reg!(regs[d]) = reg!(regs[d]).wrapping_mul(reg!(regs[s])),
+            Op::Div64R(d, s) => {
+                reg!(regs[d]) = reg!(regs[d]).checked_div(reg!(regs[s])).unwrap_or(0)
+            }
+            Op::Sdiv64R(d, s) => reg!(regs[d]) = sdiv64(reg!(regs[d]), reg!(regs[s])),
+            Op::Or64R(d, s) => reg!(regs[d]) |= reg!(regs[s]),
+            Op::And64R(d, s) => reg!(regs[d]) &= reg!(regs[s]),
+            Op::Lsh64R(d, s) => reg!(regs[d]) = reg!(regs[d]).wrapping_shl(reg!(regs[s]) as u32),
+            Op::Rsh64R(d, s) => reg!(regs[d]) = reg!(regs[d]).wrapping_shr(reg!(regs[s]) as u32),
+            Op::Mod64R(d, s) => {
+                let a = reg!(regs[d]);
+                reg!(regs[d]) = a.checked_rem(reg!(regs[s])).unwrap_or(a)
+            }
+            Op::Smod64R(d, s) => reg!(regs[d]) = smod64(reg!(regs[d]), reg!(regs[s])),
+            Op::Xor64R(d, s) => reg!(regs[d]) ^= reg!(regs[s]),
+            Op::Mov64R(d, s) => reg!(regs[d]) = reg!(regs[s]),
+            Op::Arsh64R(d, s) => {
+                reg!(regs[d]) = (reg!(regs[d]) as i64).wrapping_shr(reg!(regs[s]) as u32) as u64
+            }
+            Op::Add32I(d, v) => reg!(regs[d]) = (reg!(regs[d]) as u32).wrapping_add(v) as u64,
+            Op::Sub32I(d, v) => reg!(regs[d]) = (reg!(regs[d]) as u32).wrapping_sub(v) as u64,
+            Op::Mul32I(d, v) => reg!(regs[d]) = (reg!(regs[d]) as u32).wrapping_mul(v) as u64,
+            Op::Div32I(d, v) => {
+                reg!(regs[d]) = (reg!(regs[d]) as u32).checked_div(v).unwrap_or(0) as u64
+            }
+            Op::Sdiv32I(d, v) => reg!(regs[d]) = sdiv32(reg!(regs[d]) as u32, v),
+            Op::Or32I(d, v) => reg!(regs[d]) = (reg!(regs[d]) as u32 | v) as u64,
+            Op::And32I(d, v) => reg!(regs[d]) = (reg!(regs[d]) as u32 & v) as u64,
+            Op::Lsh32I(d, v) => reg!(regs[d]) = (reg!(regs[d]) as u32).wrapping_shl(v) as u64,
+            Op::Rsh32I(d, v) => reg!(regs[d]) = (reg!(regs[d]) as u32).wrapping_shr(v) as u64,
+            Op::Mod32I(d, v) => {
+                let a = reg!(regs[d]) as u32;
+                reg!(regs[d]) = a.checked_rem(v).unwrap_or(a) as u64
+            }
+            Op::Smod32I(d, v) => reg!(regs[d]) = smod32(reg!(regs[d]) as u32, v),
+            Op::Xor32I(d, v) => reg!(regs[d]) = (reg!(regs[d]) as u32 ^ v) as u64,
+            Op::Mov32I(d, v) => reg!(regs[d]) = v as u64,
+            Op::Arsh32I(d, v) => {
+                reg!(regs[d]) = (reg!(regs[d]) as i32).wrapping_shr(v) as u32 as u64
+            }
+            Op::Add32R(d, s) => {
+                reg!(regs[d]) = (reg!(regs[d]) as u32).wrapping_add(reg!(regs[s]) as u32) as u64
+            }
+            Op::Sub32R(d, s) => {
+                reg!(regs[d]) = (reg!(regs[d]) as u32).wrapping_sub(reg!(regs[s]) as u32) as u64
+            }
+            Op::Mul32R(d, s) => {
+                reg!(regs[d]) = (reg!(regs[d]) as u32).wrapping_mul(reg!(regs[s]) as u32) as u64
+            }
+            Op::Div32R(d, s) => {
+                reg!(regs[d]) = (reg!(regs[d]) as u32)
+                    .checked_div(reg!(regs[s]) as u32)
+                    .unwrap_or(0) as u64
+            }
+            Op::Sdiv32R(d, s) => reg!(regs[d]) = sdiv32(reg!(regs[d]) as u32, reg!(regs[s]) as u32),
+            Op::Or32R(d, s) => reg!(regs[d]) = (reg!(regs[d]) as u32 | reg!(regs[s]) as u32) as u64,
+            Op::And32R(d, s) => {
+                reg!(regs[d]) = (reg!(regs[d]) as u32 & reg!(regs[s]) as u32) as u64
+            }
+            Op::Lsh32R(d, s) => {
+                reg!(regs[d]) = (reg!(regs[d]) as u32).wrapping_shl(reg!(regs[s]) as u32) as u64
+            }
+            Op::Rsh32R(d, s) => {
+                reg!(regs[d]) = (reg!(regs[d]) as u32).wrapping_shr(reg!(regs[s]) as u32) as u64
+            }
+            Op::Mod32R(d, s) => {
+                let a = reg!(regs[d]) as u32;
+                reg!(regs[d]) = a.checked_rem(reg!(regs[s]) as u32).unwrap_or(a) as u64
+            }
+            Op::Smod32R(d, s) => reg!(regs[d]) = smod32(reg!(regs[d]) as u32, reg!(regs[s]) as u32),
+            Op::Xor32R(d, s) => {
+                reg!(regs[d]) = (reg!(regs[d]) as u32 ^ reg!(regs[s]) as u32) as u64
+            }
+            Op::Mov32R(d, s) => reg!(regs[d]) = reg!(regs[s]) as u32 as u64,
+            Op::Arsh32R(d, s) => {
+                reg!(regs[d]) =
+                    (reg!(regs[d]) as i32).wrapping_shr(reg!(regs[s]) as u32) as u32 as u64
+            }
+            Op::Movsx64(d, s, bits) => reg!(regs[d]) = sign_extend(reg!(regs[s]), bits),
+            Op::Movsx32(d, s, bits) => {
+                reg!(regs[d]) = sign_extend(reg!(regs[s]), bits) as u32 as u64
+            }
+            Op::Neg64(d) => reg!(regs[d]) = reg!(regs[d]).wrapping_neg(),
+            Op::Neg32(d) => reg!(regs[d]) = (reg!(regs[d]) as u32).wrapping_neg() as u64,
+            Op::Le(d, bits) => reg!(regs[d]) = truncate(reg!(regs[d]), bits),
+            Op::Swap(d, bits) => reg!(regs[d]) = swap(reg!(regs[d]), bits),
+            Op::Ja(t) => {
+                pc = t as usize;
+                continue;
+            }
+            Op::Jeq64I(d, v, t) => jump!(reg!(regs[d]) == v, t),
+            Op::Jgt64I(d, v, t) => jump!(reg!(regs[d]) > v, t),
+            Op::Jge64I(d, v, t) => jump!(reg!(regs[d]) >= v, t),
+            Op::Jset64I(d, v, t) => jump!(reg!(regs[d]) & v != 0, t),
+            Op::Jne64I(d, v, t) => jump!(reg!(regs[d]) != v, t),
+            Op::Jsgt64I(d, v, t) => jump!((reg!(regs[d]) as i64) > v as i64, t),
+            Op::Jsge64I(d, v, t) => jump!((reg!(regs[d]) as i64) >= v as i64, t),
+            Op::Jlt64I(d, v, t) => jump!(reg!(regs[d]) < v, t),
+            Op::Jle64I(d, v, t) => jump!(reg!(regs[d]) <= v, t),
+            Op::Jslt64I(d, v, t) => jump!((reg!(regs[d]) as i64) < v as i64, t),
+            Op::Jsle64I(d, v, t) => jump!((reg!(regs[d]) as i64) <= v as i64, t),
+            Op::Jeq64R(d, s, t) => jump!(reg!(regs[d]) == reg!(regs[s]), t),
+            Op::Jgt64R(d, s, t) => jump!(reg!(regs[d]) > reg!(regs[s]), t),
+            Op::Jge64R(d, s, t) => jump!(reg!(regs[d]) >= reg!(regs[s]), t),
+            Op::Jset64R(d, s, t) => jump!(reg!(regs[d]) & reg!(regs[s]) != 0, t),
+            Op::Jne64R(d, s, t) => jump!(reg!(regs[d]) != reg!(regs[s]), t),
+            Op::Jsgt64R(d, s, t) => jump!((reg!(regs[d]) as i64) > reg!(regs[s]) as i64, t),
+            Op::Jsge64R(d, s, t) => jump!((reg!(regs[d]) as i64) >= reg!(regs[s]) as i64, t),
+            Op::Jlt64R(d, s, t) => jump!(reg!(regs[d]) < reg!(regs[s]), t),
+            Op::Jle64R(d, s, t) => jump!(reg!(regs[d]) <= reg!(regs[s]), t),
+            Op::Jslt64R(d, s, t) => jump!((reg!(regs[d]) as i64) < reg!(regs[s]) as i64, t),
+            Op::Jsle64R(d, s, t) => jump!((reg!(regs[d]) as i64) <= reg!(regs[s]) as i64, t),
+            Op::Jeq32I(d, v, t) => jump!(reg!(regs[d]) as u32 == v, t),
+            Op::Jgt32I(d, v, t) => jump!(reg!(regs[d]) as u32 > v, t),
+            Op::Jge32I(d, v, t) => jump!(reg!(regs[d]) as u32 >= v, t),
+            Op::Jset32I(d, v, t) => jump!(reg!(regs[d]) as u32 & v != 0, t),
+            Op::Jne32I(d, v, t) => jump!(reg!(regs[d]) as u32 != v, t),
+            Op::Jsgt32I(d, v, t) => jump!((reg!(regs[d]) as i32) > v as i32, t),
+            Op::Jsge32I(d, v, t) => jump!((reg!(regs[d]) as i32) >= v as i32, t),
+            Op::Jlt32I(d, v, t) => jump!((reg!(regs[d]) as u32) < v, t),
+            Op::Jle32I(d, v, t) => jump!(reg!(regs[d]) as u32 <= v, t),
+            Op::Jslt32I(d, v, t) => jump!((reg!(regs[d]) as i32) < v as i32, t),
+            Op::Jsle32I(d, v, t) => jump!((reg!(regs[d]) as i32) <= v as i32, t),
+            Op::Jeq32R(d, s, t) => jump!(reg!(regs[d]) as u32 == reg!(regs[s]) as u32, t),
+            Op::Jgt32R(d, s, t) => jump!(reg!(regs[d]) as u32 > reg!(regs[s]) as u32, t),
+            Op::Jge32R(d, s, t) => jump!(reg!(regs[d]) as u32 >= reg!(regs[s]) as u32, t),
+            Op::Jset32R(d, s, t) => jump!(reg!(regs[d]) as u32 & reg!(regs[s]) as u32 != 0, t),
+            Op::Jne32R(d, s, t) => jump!(reg!(regs[d]) as u32 != reg!(regs[s]) as u32, t),
+            Op::Jsgt32R(d, s, t) => jump!((reg!(regs[d]) as i32) > reg!(regs[s]) as i32, t),
+            Op::Jsge32R(d, s, t) => jump!((reg!(regs[d]) as i32) >= reg!(regs[s]) as i32, t),
+            Op::Jlt32R(d, s, t) => jump!((reg!(regs[d]) as u32) < reg!(regs[s]) as u32, t),
+            Op::Jle32R(d, s, t) => jump!(reg!(regs[d]) as u32 <= reg!(regs[s]) as u32, t),
+            Op::Jslt32R(d, s, t) => jump!((reg!(regs[d]) as i32) < reg!(regs[s]) as i32, t),
+            Op::Jsle32R(d, s, t) => jump!((reg!(regs[d]) as i32) <= reg!(regs[s]) as i32, t),
+            Op::Call(id) => {
+                let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
+                match env.call_helper(id as i64, args, memory) {
+                    Ok(HelperOutcome::Return(v)) => regs[0] = v,
+                    Ok(HelperOutcome::Exit(v)) => return Ok(v),
+                    Err(e) => return Err(helper_error(pc, id as i64, e)),
+                }
+            }
+            Op::CallLocal(t) => {
+                if frames.len() + 1 >= MAX_FRAMES {
+                    return Err(RunError::CallDepth {
+                        pc,
+                        max: MAX_FRAMES,
+                    });
+                }
+                frames.push(Frame {
+                    return_pc: pc + 1,
+                    saved: [regs[6], regs[7], regs[8], regs[9]],
+                });
+                regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
+                pc = t as usize;
+                continue;
+            }
+            Op::Callx(s) => {
+                let target = reg!(regs[s]);
+                if target & FUNC_ADDR_TAG != 0 {
+                    let t = (target & !FUNC_ADDR_TAG) as usize;
+                    if !matches!(ops.get(t), Some(op) if *op != Op::LdImm64Tail) {
+                        return Err(RunError::BadCallTarget { pc, target });
+                    }
+                    if frames.len() + 1 >= MAX_FRAMES {
+                        return Err(RunError::CallDepth {
+                            pc,
+                            max: MAX_FRAMES,
+                        });
+                    }
+                    frames.push(Frame {
+                        return_pc: pc + 1,
+                        saved: [regs[6], regs[7], regs[8], regs[9]],
+                    });
+                    regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
+                    pc = t;
+                    continue;
+                }
+                // Otherwise the register holds a helper id, as uBPF and the
+                // conformance suite use callx.
+                let id = target as i64;
+                let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
+                match env.call_helper(id, args, memory) {
+                    Ok(HelperOutcome::Return(v)) => regs[0] = v,
+                    Ok(HelperOutcome::Exit(v)) => return Ok(v),
+                    Err(HelperCallError::Unknown) => {
+                        return Err(RunError::BadCallTarget { pc, target })
+                    }
+                    Err(e) => return Err(helper_error(pc, id, e)),
+                }
+            }
+            Op::Exit => match frames.pop() {
+                None => return Ok(regs[0]),
+                Some(f) => {
+                    regs[6..10].copy_from_slice(&f.saved);
+                    regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
+                    pc = f.return_pc;
+                    continue;
+                }
+            },
+            Op::Ldx8(d, s, off) => reg!(regs[d]) = load!(1, u8, s, off) as u64,
+            Op::Ldx16(d, s, off) => reg!(regs[d]) = load!(2, u16, s, off) as u64,
+            Op::Ldx32(d, s, off) => reg!(regs[d]) = load!(4, u32, s, off) as u64,
+            Op::Ldx64(d, s, off) => reg!(regs[d]) = load!(8, u64, s, off),
+            Op::Ldxs8(d, s, off) => reg!(regs[d]) = load!(1, i8, s, off) as i64 as u64,
+            Op::Ldxs16(d, s, off) => reg!(regs[d]) = load!(2, i16, s, off) as i64 as u64,
+            Op::Ldxs32(d, s, off) => reg!(regs[d]) = load!(4, i32, s, off) as i64 as u64,
+            Op::St8(b, off, v) => store!(1, u8, b, off, v),
+            Op::St16(b, off, v) => store!(2, u16, b, off, v),
+            Op::St32(b, off, v) => store!(4, u32, b, off, v),
+            Op::St64(b, off, v) => store!(8, u64, b, off, v),
+            Op::Stx8(b, s, off) => store!(1, u8, b, off, reg!(regs[s])),
+            Op::Stx16(b, s, off) => store!(2, u16, b, off, reg!(regs[s])),
+            Op::Stx32(b, s, off) => store!(4, u32, b, off, reg!(regs[s])),
+            Op::Stx64(b, s, off) => store!(8, u64, b, off, reg!(regs[s])),
+            Op::Atomic(kind, fetch, dw, b, s, off) => {
+                let addr = ea(reg!(regs[b]), off);
+                let size = if dw { 8 } else { 4 };
+                match atomic(memory, kind, dw, addr, reg!(regs[s]), regs[0]) {
+                    Ok((old, _)) => {
+                        if kind == AtomicKind::Cmpxchg {
+                            regs[0] = old;
+                        } else if fetch {
+                            reg!(regs[s]) = old;
+                        }
+                    }
+                    Err(k) => return Err(fault(pc, addr, size, "atomic", k)),
+                }
+            }
+            Op::LdAbs(size, imm) => {
+                if !packet_load(memory, env, &mut regs, size, imm as i64 as u64) {
+                    // The kernel ends the program with 0 on an out-of-bounds packet load.
+                    return Ok(0);
+                }
+            }
+            Op::LdInd(size, s, imm) => {
+                let off = (reg!(regs[s]) as u32 as u64).wrapping_add(imm as i64 as u64);
+                if !packet_load(memory, env, &mut regs, size, off) {
+                    return Ok(0);
+                }
+            }
+            // The two-slot loads skip their second slot.
+            Op::Lddw(d, v) => {
+                reg!(regs[d]) = v;
+                pc += 2;
+                continue;
+            }
+            Op::LdFunc(d, t) => {
+                reg!(regs[d]) = FUNC_ADDR_TAG | t as u64;
+                pc += 2;
+                continue;
+            }
+            Op::LdMap(d, index) => match env.map_handle(index) {
+                Ok(v) => {
+                    reg!(regs[d]) = v;
+                    pc += 2;
+                    continue;
+                }
+                Err(e) => return Err(helper_error(pc, -1, e)),
+            },
+            Op::LdMapValue(d, index, offset) => match env.map_value_addr(index, offset, memory) {
+                Ok(v) => {
+                    reg!(regs[d]) = v;
+                    pc += 2;
+                    continue;
+                }
+                Err(e) => return Err(helper_error(pc, -1, e)),
+            },
+            // The loader never lets control reach a second slot.
+            Op::LdImm64Tail => return Err(RunError::Internal { pc }),
+        }
+        pc += 1;
+    }
+}
+
+/// `LD_ABS`/`LD_IND`: r0 = big-endian packet bytes at `off`; false when out of bounds.
+fn packet_load(
+    memory: &AddressSpace,
+    env: &dyn Environment,
+    regs: &mut [u64; 16],
+    size: u8,
+    off: u64,
+) -> bool {
+    let Some(base) = env.packet() else {
+        return false;
+    };
+    if off > u32::MAX as u64 {
+        return false;
+    }
+    match memory.read(base.wrapping_add(off), size as usize) {
+        Ok(b) => {
+            regs[0] = b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64);
+            true
+        }
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,303 @@
+//! The VM's address space: a set of byte regions, each at its own tagged base
+//! address, so that any 64-bit value a program computes maps to at most one
+//! region in O(1) and every access is checked against that region's bounds.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::FaultKind;
+
+/// Address bits that select a region; the low 32 bits are the offset in it.
+const REGION_SHIFT: u32 = 32;
+
+/// What a region holds, for error messages and for helpers that care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionKind {
+    /// The program's stack (all call frames).
+    Stack,
+    /// The program context (`xdp_md`, `__sk_buff`, raw buffer).
+    Context,
+    /// Packet data.
+    Packet,
+    /// Memory the embedder passed in (`-- mem` in conformance tests).
+    Input,
+    /// A map value handed out by `map_lookup_elem`.
+    MapValue,
+    /// A ring buffer record reserved by `ringbuf_reserve`.
+    RingBufRecord,
+    /// Memory an embedder registered for `probe_read` and friends.
+    Probe,
+    /// A buffer a helper handed out.
+    HelperBuffer,
+}
+
+/// Bytes shared between a map (which outlives runs) and the regions that
+/// point into it, so a program's stores through a looked-up value land in the
+/// map itself, as they do in the kernel.
+#[derive(Debug, Clone, Default)]
+pub struct SharedBytes(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBytes {
+    /// Shares `bytes`.
+    pub fn new(bytes: Vec<u8>) -> SharedBytes {
+        SharedBytes(Arc::new(Mutex::new(bytes)))
+    }
+
+    /// Locks the bytes. A poisoned lock still holds plain bytes, so it is used as is.
+    pub fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of the bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.lock().clone()
+    }
+
+    /// Overwrites the bytes (lengths must match; extra input is ignored).
+    pub fn copy_from(&self, src: &[u8]) {
+        let mut b = self.lock();
+        let n = b.len().min(src.len());
+        b[..n].copy_from_slice(&src[..n]);
+    }
+
+    /// Whether two handles share the same bytes.
+    pub fn same(&self, other: &SharedBytes) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Where a region's bytes live.
+#[derive(Debug)]
+pub enum Backing {
+    /// Owned by the run (stack, copies of inputs).
+    Owned(Vec<u8>),
+    /// Shared with a map.
+    Shared(SharedBytes),
+}
+
+/// One contiguous, bounds-checked range of bytes.
+#[derive(Debug)]
+pub struct Region {
+    /// What the region is.
+    pub kind: RegionKind,
+    /// Whether stores are allowed.
+    pub writable: bool,
+    /// The bytes.
+    pub backing: Backing,
+    len: usize,
+}
+
+impl Region {
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the region is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A copy of the region's bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        match &self.backing {
+            Backing::Owned(v) => v.clone(),
+            Backing::Shared(s) => s.to_vec(),
+        }
+    }
+}
+
+/// The regions of one program run.
+#[derive(Debug, Default)]
+pub struct AddressSpace {
+    regions: Vec<Region>,
+}
+
+/// The base address of region `index`: region 0 starts at 4 GiB so that no
+/// valid pointer is null or a small integer.
+pub const fn region_base(index: usize) -> u64 {
+    ((index as u64) + 1) << REGION_SHIFT
+}
+
+impl AddressSpace {
+    /// An empty address space.
+    pub fn new() -> AddressSpace {
+        AddressSpace::default()
+    }
+
+    /// Adds a region and returns its base address. Regions are limited to
+    /// 4 GiB each by the address layout.
+    pub fn add(&mut self, kind: RegionKind, writable: bool, data: Vec<u8>) -> u64 {
+        let len = data.len();
+        self.push(Region {
+            kind,
+            writable,
+            backing: Backing::Owned(data),
+            len,
+        })
+    }
+
+    /// Adds a region over bytes shared with a map and returns its base address.
+    pub fn add_shared(&mut self, kind: RegionKind, writable: bool, data: SharedBytes) -> u64 {
+        let len = data.lock().len();
+        self.push(Region {
+            kind,
+            writable,
+            backing: Backing::Shared(data),
+            len,
+        })
+    }
+
+    fn push(&mut self, region: Region) -> u64 {
+        self.regions.push(region);
+        region_base(self.regions.len() - 1)
+    }
+
+    /// The base address of the region sharing `data`, if one exists.
+    pub fn find_shared(&self, data: &SharedBytes) -> Option<u64> {
+        self.regions
+            .iter()
+            .position(|r| matches!(&r.backing, Backing::Shared(s) if s.same(data)))
+            .map(region_base)
+    }
+
+    /// Removes all regions after the first `keep`.
+    pub fn truncate(&mut self, keep: usize) {
+        self.regions.truncate(keep);
+    }
+
+    /// Number of regions.
+    pub fn len(&self) -> usize {
+        self.regions.len()
+    }
+
+    /// Whether there are no regions.
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty()
+    }
+
+    /// The region at `index`.
+    pub fn region(&self, index: usize) -> Option<&Region> {
+        self.regions.get(index)
+    }
+
+    /// The region at `index`, mutably.
+    pub fn region_mut(&mut self, index: usize) -> Option<&mut Region> {
+        self.regions.get_mut(index)
+    }
+
+    /// The region index and offset of `addr`, if `len` bytes from it lie in one region.
+    #[inline(always)]
+    fn locate(&self, addr: u64, len: usize) -> Result<(usize, usize), FaultKind> {
+        let index = (addr >> REGION_SHIFT).wrapping_sub(1) as usize;
+        let offset = (addr & 0xffff_ffff) as usize;
+        let Some(region) = self.regions.get(index) else {
+            return Err(FaultKind::Unmapped);
+        };
+        if offset + len > region.len {
+            return Err(FaultKind::OutOfBounds {
+                region: region.kind,
+                size: region.len,
+            });
+        }
+        Ok((index, offset))
+    }
+
+    /// Copies `len` bytes at `addr`.
+    pub fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, FaultKind> {
+        let (i, off) = self.locate(addr, len)?;
+        Ok(match &self.regions[i].backing {
+            Backing::Owned(v) => v[off..off + len].to_vec(),
+            Backing::Shared(s) => s.lock()[off..off + len].to_vec(),
+        })
+    }
+
+    /// Copies `bytes` to `addr`.
+    pub fn write(&mut self, addr: u64, bytes: &[u8]) -> Result<(), FaultKind> {
+        let (i, off) = self.locate(addr, bytes.len())?;
+        let region = &mut self.regions[i];
+        if !region.writable {
+            return Err(FaultKind::ReadOnly {
+                region: region.kind,
+            });
+        }
+        match &mut region.backing {
+            Backing::Owned(v) => v[off..off + bytes.len()].copy_from_slice(bytes),
+            Backing::Shared(s) => s.lock()[off..off + bytes.len()].copy_from_slice(bytes),
+        }
+        Ok(())
+    }
+
+    /// The region kind and a copy of the bytes from `addr` to the end of its
+    /// region, at most `max` of them (for NUL-terminated strings).
+    pub fn read_tail(&self, addr: u64, max: usize) -> Result<(RegionKind, Vec<u8>), FaultKind> {
+        let (i, off) = self.locate(addr, 0)?;
+        let region = &self.regions[i];
+        let end = region.len.min(off.saturating_add(max));
+        Ok((
+            region.kind,
+            match &region.backing {
+                Backing::Owned(v) => v[off..end].to_vec(),
+                Backing::Shared(s) => s.lock()[off..end].to_vec(),
+            },
+        ))
+    }
+
+    /// Loads a little-endian value of `N` bytes.
+    #[inline(always)]
+    pub fn load<const N: usize>(&self, addr: u64) -> Result<[u8; N], FaultKind> {
+        let (i, off) = self.locate(addr, N)?;
+        let mut out = [0u8; N];
+        match &self.regions[i].backing {
+            Backing::Owned(v) => out.copy_from_slice(&v[off..off + N]),
+            Backing::Shared(s) => out.copy_from_slice(&s.lock()[off..off + N]),
+        }
+        Ok(out)
+    }
+
+    /// Stores `N` bytes.
+    #[inline(always)]
+    pub fn store<const N: usize>(&mut self, addr: u64, bytes: [u8; N]) -> Result<(), FaultKind> {
+        let (i, off) = self.locate(addr, N)?;
+        let region = &mut self.regions[i];
+        if !region.writable {
+            return Err(FaultKind::ReadOnly {
+                region: region.kind,
+            });
+        }
+        match &mut region.backing {
+            Backing::Owned(v) => v[off..off + N].copy_from_slice(&bytes),
+            Backing::Shared(s) => s.lock()[off..off + N].copy_from_slice(&bytes),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accesses_are_bounded_by_their_region() {
+        let mut space = AddressSpace::new();
+        let a = space.add(RegionKind::Input, true, vec![1, 2, 3, 4]);
+        let b = space.add(RegionKind::Context, false, vec![9; 8]);
+        assert_eq!(space.load::<2>(a + 2).unwrap(), [3, 4]);
+        assert!(matches!(
+            space.load::<4>(a + 2),
+            Err(FaultKind::OutOfBounds { .. })
+        ));
+        assert!(matches!(
+            space.store::<1>(b, [0]),
+            Err(FaultKind::ReadOnly { .. })
+        ));
+        assert!(matches!(space.load::<1>(0), Err(FaultKind::Unmapped)));
+        assert!(matches!(space.load::<1>(a - 1), Err(FaultKind::Unmapped)));
+        space.store::<2>(a, [7, 7]).unwrap();
+        assert_eq!(space.read(a, 4).unwrap(), vec![7, 7, 3, 4]);
+        let shared = SharedBytes::new(vec![0; 4]);
+        let c = space.add_shared(RegionKind::MapValue, true, shared.clone());
+        space.store::<4>(c, 5u32.to_le_bytes()).unwrap();
+        assert_eq!(shared.to_vec(), 5u32.to_le_bytes(), "stores reach the map");
+        assert_eq!(space.find_shared(&shared), Some(c));
+    }
+}
