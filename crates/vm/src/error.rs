@@ -114,6 +114,12 @@ pub enum RunError {
         /// The limit.
         max: usize,
     },
+    /// A tail call chain grew past the kernel's limit.
+    #[error("more than {max} tail calls in one chain")]
+    TailCallLimit {
+        /// The limit.
+        max: usize,
+    },
     /// Control reached a place the loader rules out (a bug in bpfkit).
     #[error("instruction {pc}: internal error: control left the program")]
     Internal {

@@ -1,5 +1,7 @@
 //! The interpreter loop.
 
+use std::sync::Arc;
+
 use crate::error::{FaultKind, RunError};
 use crate::memory::{AddressSpace, RegionKind};
 use crate::program::{AtomicKind, Op, Program};
@@ -13,13 +15,18 @@ pub const MAX_FRAMES: usize = 8;
 pub(crate) const FUNC_ADDR_TAG: u64 = 1 << 63;
 
 /// What a helper call asks the interpreter to do next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum HelperOutcome {
     /// Continue with `r0` set to this value.
     Return(u64),
     /// End the program now with `r0` set to this value.
     Exit(u64),
+    /// Replace the running program (`bpf_tail_call`), keeping `r1`.
+    TailCall(Arc<Program>),
 }
+
+/// Tail calls allowed in one chain, as the kernel's `MAX_TAIL_CALL_CNT`.
+pub const MAX_TAIL_CALLS: usize = 33;
 
 /// The interpreter's view of the runtime around a program: helpers and the
 /// addresses of maps named by `lddw`.
@@ -43,8 +50,14 @@ pub trait Environment {
         memory: &mut AddressSpace,
     ) -> Result<u64, HelperCallError>;
 
-    /// The packet region for `LD_ABS`/`LD_IND`, if the program has one.
+    /// The packet data address for `LD_ABS`/`LD_IND`, if the program has one.
     fn packet(&self) -> Option<u64> {
+        None
+    }
+
+    /// The 64-bit pointer a 32-bit context load at `addr` yields, if `addr`
+    /// is a pointer field (`data`, `data_end`, `data_meta`) of the context.
+    fn context_pointer(&self, _addr: u64) -> Option<u64> {
         None
     }
 }
@@ -96,9 +109,42 @@ pub fn execute(
         true,
         vec![0u8; STACK_PER_FRAME * MAX_FRAMES],
     );
-    let result = run(program, memory, env, args, limits, stack_base);
+    let mut tail: Option<Arc<Program>> = None;
+    let mut tail_calls = 0;
+    let mut budget = limits.budget;
+    let result = loop {
+        let current = tail.as_deref().unwrap_or(program);
+        match run(
+            current,
+            memory,
+            env,
+            args,
+            &mut budget,
+            limits.budget,
+            stack_base,
+        ) {
+            Ok(Flow::Exit(v)) => break Ok(v),
+            Ok(Flow::TailCall(next)) => {
+                // The kernel falls through once the chain is too long; the
+                // helper already returned an error in that case.
+                tail_calls += 1;
+                if tail_calls > MAX_TAIL_CALLS {
+                    break Err(RunError::TailCallLimit {
+                        max: MAX_TAIL_CALLS,
+                    });
+                }
+                tail = Some(next);
+            }
+            Err(e) => break Err(e),
+        }
+    };
     memory.truncate(keep);
     result
+}
+
+enum Flow {
+    Exit(u64),
+    TailCall(Arc<Program>),
 }
 
 #[inline(always)]
@@ -226,9 +272,10 @@ fn run(
     memory: &mut AddressSpace,
     env: &mut dyn Environment,
     args: [u64; 5],
-    limits: RunLimits,
+    remaining: &mut u64,
+    budget: u64,
     stack_base: u64,
-) -> Result<u64, RunError> {
+) -> Result<Flow, RunError> {
     let ops = &program.ops[..];
     let mut regs = [0u64; 16];
     regs[1..6].copy_from_slice(&args);
@@ -236,7 +283,6 @@ fn run(
     regs[10] = stack_top;
     let mut frames: Vec<Frame> = Vec::new();
     let mut pc: usize = 0;
-    let mut remaining = limits.budget;
 
     macro_rules! load {
         ($n:literal, $t:ty, $base:expr, $off:expr) => {{
@@ -265,13 +311,10 @@ fn run(
     }
 
     loop {
-        if remaining == 0 {
-            return Err(RunError::BudgetExhausted {
-                pc,
-                budget: limits.budget,
-            });
+        if *remaining == 0 {
+            return Err(RunError::BudgetExhausted { pc, budget });
         }
-        remaining -= 1;
+        *remaining -= 1;
         // The loader ends every program with exit or a jump, and checks every
         // jump target, so pc stays in bounds; `get` keeps that a checked fact.
         let Some(&op) = ops.get(pc) else {
@@ -437,7 +480,8 @@ fn run(
                 let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
                 match env.call_helper(id as i64, args, memory) {
                     Ok(HelperOutcome::Return(v)) => regs[0] = v,
-                    Ok(HelperOutcome::Exit(v)) => return Ok(v),
+                    Ok(HelperOutcome::Exit(v)) => return Ok(Flow::Exit(v)),
+                    Ok(HelperOutcome::TailCall(p)) => return Ok(Flow::TailCall(p)),
                     Err(e) => return Err(helper_error(pc, id as i64, e)),
                 }
             }
@@ -483,7 +527,8 @@ fn run(
                 let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
                 match env.call_helper(id, args, memory) {
                     Ok(HelperOutcome::Return(v)) => regs[0] = v,
-                    Ok(HelperOutcome::Exit(v)) => return Ok(v),
+                    Ok(HelperOutcome::Exit(v)) => return Ok(Flow::Exit(v)),
+                    Ok(HelperOutcome::TailCall(p)) => return Ok(Flow::TailCall(p)),
                     Err(HelperCallError::Unknown) => {
                         return Err(RunError::BadCallTarget { pc, target })
                     }
@@ -491,7 +536,7 @@ fn run(
                 }
             }
             Op::Exit => match frames.pop() {
-                None => return Ok(regs[0]),
+                None => return Ok(Flow::Exit(regs[0])),
                 Some(f) => {
                     regs[6..10].copy_from_slice(&f.saved);
                     regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
@@ -502,6 +547,13 @@ fn run(
             Op::Ldx8(d, s, off) => reg!(regs[d]) = load!(1, u8, s, off) as u64,
             Op::Ldx16(d, s, off) => reg!(regs[d]) = load!(2, u16, s, off) as u64,
             Op::Ldx32(d, s, off) => reg!(regs[d]) = load!(4, u32, s, off) as u64,
+            Op::Ldx32Ctx(d, s, off) => {
+                let addr = ea(reg!(regs[s]), off);
+                reg!(regs[d]) = match env.context_pointer(addr) {
+                    Some(ptr) => ptr,
+                    None => load!(4, u32, s, off) as u64,
+                }
+            }
             Op::Ldx64(d, s, off) => reg!(regs[d]) = load!(8, u64, s, off),
             Op::Ldxs8(d, s, off) => reg!(regs[d]) = load!(1, i8, s, off) as i64 as u64,
             Op::Ldxs16(d, s, off) => reg!(regs[d]) = load!(2, i16, s, off) as i64 as u64,
@@ -531,13 +583,13 @@ fn run(
             Op::LdAbs(size, imm) => {
                 if !packet_load(memory, env, &mut regs, size, imm as i64 as u64) {
                     // The kernel ends the program with 0 on an out-of-bounds packet load.
-                    return Ok(0);
+                    return Ok(Flow::Exit(0));
                 }
             }
             Op::LdInd(size, s, imm) => {
                 let off = (reg!(regs[s]) as u32 as u64).wrapping_add(imm as i64 as u64);
                 if !packet_load(memory, env, &mut regs, size, off) {
-                    return Ok(0);
+                    return Ok(Flow::Exit(0));
                 }
             }
             // The two-slot loads skip their second slot.

@@ -1,11 +1,13 @@
 //! A memory-safe userspace eBPF runtime: run eBPF programs with no kernel and
 //! no root, for embedding and for testing BPF programs.
 //!
-//! A [`Program`] is decoded and checked once, then executed by an
-//! interpreter over a pre-decoded form. Every load, store and atomic is
-//! checked against the regions the program may touch ([`AddressSpace`]); a
-//! bad access ends the run with a [`RunError`] naming the instruction, the
-//! address, the size and the reason. An instruction budget stops runaway loops.
+//! A [`Program`] is decoded and checked once, then executed by an interpreter
+//! over a pre-decoded form. Every load, store and atomic is checked against
+//! the regions the program may touch ([`AddressSpace`]); a bad access ends the
+//! run with a [`RunError`] naming the instruction, the address, the size and
+//! the reason. An instruction budget stops runaway loops. [`maps`] gives the
+//! kernel's map types with the kernel's semantics, and the built-in helpers
+//! use the kernel's ids and error codes.
 //!
 //! ```
 //! use bpfkit_isa::{Insn, Reg, Width, AluOp, Operand};
@@ -19,44 +21,157 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod builtins;
 pub mod conformance;
+mod context;
 mod error;
 mod helpers;
 mod interp;
+pub mod maps;
 mod memory;
 mod program;
 
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+pub use context::{sk_buff, xdp_md, ContextKind, SK_BUFF_SIZE, XDP_HEADROOM, XDP_MD_SIZE};
 pub use error::{FaultKind, LoadError, RunError};
 pub use helpers::{conformance_helper, Helper, HelperContext, HelperFn, HelperRegistry};
-pub use interp::{HelperOutcome, RunLimits, MAX_FRAMES, STACK_PER_FRAME};
+pub use interp::{HelperOutcome, RunLimits, MAX_FRAMES, MAX_TAIL_CALLS, STACK_PER_FRAME};
+pub use maps::{Map, MapDef, MapError};
 pub use memory::{region_base, AddressSpace, Backing, Region, RegionKind, SharedBytes};
 pub use program::Program;
 
-use interp::{Environment, HelperCallError};
+use builtins::RunEnv;
+use context::PacketPointers;
 
-/// The runtime: registered helpers and run limits.
-#[derive(Default)]
+/// The task a program sees as "current" (`bpf_get_current_pid_tgid` and friends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// Thread id (the kernel's `pid`).
+    pub pid: u32,
+    /// Process id (the kernel's `tgid`).
+    pub tgid: u32,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Command name, up to 15 bytes.
+    pub comm: Vec<u8>,
+}
+
+impl Default for Task {
+    fn default() -> Self {
+        Task {
+            pid: 1,
+            tgid: 1,
+            uid: 0,
+            gid: 0,
+            comm: b"bpfkit-vm".to_vec(),
+        }
+    }
+}
+
+/// State the built-in helpers use.
+pub(crate) struct VmState {
+    pub(crate) task: Task,
+    pub(crate) cpu: u32,
+    pub(crate) trace: Vec<String>,
+    pub(crate) probe_memory: Vec<(u64, Vec<u8>)>,
+    pub(crate) builtins: bool,
+    started: Instant,
+    random: u64,
+}
+
+impl VmState {
+    pub(crate) fn clock_ns(&self) -> u64 {
+        // Monotonic, starting at one second so that 0 never looks like a time.
+        1_000_000_000 + self.started.elapsed().as_nanos() as u64
+    }
+
+    pub(crate) fn next_random(&mut self) -> u32 {
+        // xorshift64*: fast, and deterministic per VM for reproducible tests.
+        let mut x = self.random;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.random = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    }
+}
+
+/// The runtime: maps, helpers, the current task and CPU, run limits.
 pub struct Vm {
     helpers: HelperRegistry,
     limits: RunLimits,
+    maps: Vec<Map>,
+    state: VmState,
+    ncpus: usize,
+}
+
+impl Default for Vm {
+    fn default() -> Self {
+        Vm::new()
+    }
+}
+
+/// Input of [`Vm::test_run`], mirroring `BPF_PROG_TEST_RUN`.
+#[derive(Debug, Clone, Default)]
+pub struct TestRun {
+    /// Packet data (XDP, skb programs), or the context bytes for raw programs
+    /// when `ctx_in` is empty.
+    pub data_in: Vec<u8>,
+    /// Context bytes: `xdp_md`/`__sk_buff` fields to start from, or the raw context.
+    pub ctx_in: Vec<u8>,
+    /// How many times to run (at least once).
+    pub repeat: u32,
+}
+
+/// Output of [`Vm::test_run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRunResult {
+    /// `r0` of the last run.
+    pub retval: u64,
+    /// The packet after the last run (between `data` and `data_end`).
+    pub data_out: Vec<u8>,
+    /// The context after the last run.
+    pub ctx_out: Vec<u8>,
+    /// Mean duration of one run.
+    pub duration: Duration,
 }
 
 impl Vm {
-    /// A runtime with no helpers and the default instruction budget.
+    /// A runtime with the built-in helpers, one virtual CPU and the default budget.
     pub fn new() -> Vm {
-        Vm::default()
+        Vm {
+            helpers: HelperRegistry::default(),
+            limits: RunLimits::default(),
+            maps: Vec::new(),
+            state: VmState {
+                task: Task::default(),
+                cpu: 0,
+                trace: Vec::new(),
+                probe_memory: Vec::new(),
+                builtins: true,
+                started: Instant::now(),
+                random: 0x9e37_79b9_7f4a_7c15,
+            },
+            ncpus: 1,
+        }
     }
 
-    /// A runtime set up as the bpf_conformance suite expects: helper 5
-    /// returns its first argument and stops the program when it is 0.
+    /// A runtime set up as the bpf_conformance suite expects: only helper 5,
+    /// which returns its first argument and stops the program when it is 0.
     pub fn for_conformance() -> Vm {
         let mut vm = Vm::new();
+        vm.state.builtins = false;
         vm.helpers
             .register(5, "conformance_helper", conformance_helper);
         vm
     }
 
-    /// The helper registry, to add embedder helpers.
+    /// The helper registry, to add embedder helpers (they take precedence
+    /// over built-ins with the same id).
     pub fn helpers_mut(&mut self) -> &mut HelperRegistry {
         &mut self.helpers
     }
@@ -64,6 +179,44 @@ impl Vm {
     /// Sets the instruction budget of each run.
     pub fn set_budget(&mut self, budget: u64) {
         self.limits.budget = budget;
+    }
+
+    /// Sets the number of virtual CPUs per-CPU maps created later keep values for.
+    pub fn set_cpus(&mut self, ncpus: usize) {
+        self.ncpus = ncpus.max(1);
+    }
+
+    /// Sets the CPU the next runs execute on (`bpf_get_smp_processor_id`).
+    pub fn set_current_cpu(&mut self, cpu: u32) {
+        self.state.cpu = cpu.min(self.ncpus as u32 - 1);
+    }
+
+    /// Sets the task programs see as current.
+    pub fn set_current_task(&mut self, task: Task) {
+        self.state.task = task;
+    }
+
+    /// Makes `bytes` readable by `bpf_probe_read*` at address `addr`.
+    pub fn add_probe_memory(&mut self, addr: u64, bytes: Vec<u8>) {
+        self.state.probe_memory.push((addr, bytes));
+    }
+
+    /// Takes the lines programs printed with `bpf_trace_printk`.
+    pub fn take_trace(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.state.trace)
+    }
+
+    /// Creates a map; programs refer to it as `lddw rX, map[index]`
+    /// (`Imm64::MapFd(index)` or `MapIdx(index)`). Returns its index.
+    pub fn create_map(&mut self, def: MapDef) -> Result<u32, MapError> {
+        let map = Map::new(def, self.ncpus)?;
+        self.maps.push(map);
+        Ok(self.maps.len() as u32 - 1)
+    }
+
+    /// The map at `index`.
+    pub fn map(&self, index: u32) -> Option<&Map> {
+        self.maps.get(index as usize)
     }
 
     /// Runs `program` with `r1` pointing to a copy of `mem` and `r2` holding
@@ -91,45 +244,125 @@ impl Vm {
         space: &mut AddressSpace,
         args: [u64; 5],
     ) -> Result<u64, RunError> {
-        let mut env = VmEnvironment {
+        let limits = self.limits;
+        let mut env = self.env(program.context(), 0, None);
+        interp::execute(program, space, &mut env, args, limits)
+    }
+
+    fn env(
+        &mut self,
+        context: ContextKind,
+        ctx_base: u64,
+        packet: Option<PacketPointers>,
+    ) -> RunEnv<'_> {
+        RunEnv {
+            state: &mut self.state,
             helpers: &mut self.helpers,
-        };
-        interp::execute(program, space, &mut env, args, self.limits)
+            maps: &self.maps,
+            context,
+            ctx_base,
+            packet,
+            reservations: BTreeMap::new(),
+            tail_calls: 0,
+        }
     }
-}
 
-struct VmEnvironment<'a> {
-    helpers: &'a mut HelperRegistry,
-}
-
-impl Environment for VmEnvironment<'_> {
-    fn call_helper(
+    /// Runs `program` as `BPF_PROG_TEST_RUN` does: builds its context from
+    /// `input` (an `xdp_md` or `__sk_buff` over the packet, or raw bytes),
+    /// runs it `repeat` times, and returns the last result with the mean time.
+    pub fn test_run(
         &mut self,
-        id: i64,
-        args: [u64; 5],
-        memory: &mut AddressSpace,
-    ) -> Result<HelperOutcome, HelperCallError> {
-        let helper = self.helpers.get_mut(id).ok_or(HelperCallError::Unknown)?;
-        let mut ctx = HelperContext { memory };
-        (helper.func)(&mut ctx, args).map_err(|message| HelperCallError::Fault {
-            name: helper.name.clone(),
-            message,
+        program: &Program,
+        input: &TestRun,
+    ) -> Result<TestRunResult, RunError> {
+        let repeat = input.repeat.max(1);
+        let started = Instant::now();
+        let mut last = None;
+        for _ in 0..repeat {
+            last = Some(self.test_run_once(program, input)?);
+        }
+        let elapsed = started.elapsed() / repeat;
+        let (retval, data_out, ctx_out) = last.unwrap_or_default();
+        Ok(TestRunResult {
+            retval,
+            data_out,
+            ctx_out,
+            duration: elapsed,
         })
     }
 
-    fn map_handle(&mut self, index: u32) -> Result<u64, HelperCallError> {
-        Err(HelperCallError::Fault {
-            name: "lddw".into(),
-            message: format!("program refers to map {index}, but no maps are loaded"),
-        })
-    }
-
-    fn map_value_addr(
+    fn test_run_once(
         &mut self,
-        index: u32,
-        _offset: u32,
-        _memory: &mut AddressSpace,
-    ) -> Result<u64, HelperCallError> {
-        self.map_handle(index)
+        program: &Program,
+        input: &TestRun,
+    ) -> Result<(u64, Vec<u8>, Vec<u8>), RunError> {
+        let mut space = AddressSpace::new();
+        let context = program.context();
+        match context {
+            ContextKind::Raw => {
+                let ctx = if input.ctx_in.is_empty() {
+                    &input.data_in
+                } else {
+                    &input.ctx_in
+                };
+                let base = space.add(RegionKind::Context, true, ctx.clone());
+                let limits = self.limits;
+                let mut env = self.env(context, base, None);
+                let r0 = interp::execute(
+                    program,
+                    &mut space,
+                    &mut env,
+                    [base, ctx.len() as u64, 0, 0, 0],
+                    limits,
+                )?;
+                let out = space.region(0).map(Region::to_vec).unwrap_or_default();
+                Ok((r0, Vec::new(), out))
+            }
+            ContextKind::Xdp | ContextKind::SkBuff => {
+                let (ctx_size, headroom, tailroom) = match context {
+                    ContextKind::Xdp => (XDP_MD_SIZE, XDP_HEADROOM, 256),
+                    _ => (SK_BUFF_SIZE, 0, 0),
+                };
+                let mut ctx = vec![0u8; ctx_size];
+                let n = input.ctx_in.len().min(ctx_size);
+                ctx[..n].copy_from_slice(&input.ctx_in[..n]);
+                if context == ContextKind::SkBuff {
+                    let len = input.data_in.len() as u32;
+                    ctx[sk_buff::LEN..sk_buff::LEN + 4].copy_from_slice(&len.to_ne_bytes());
+                    if let Some(proto) = input.data_in.get(12..14) {
+                        // skb->protocol holds the EtherType in network order.
+                        ctx[sk_buff::PROTOCOL..sk_buff::PROTOCOL + 2].copy_from_slice(proto);
+                    }
+                }
+                let ctx_base = space.add(RegionKind::Context, context == ContextKind::SkBuff, ctx);
+                let mut buffer = vec![0u8; headroom + input.data_in.len() + tailroom];
+                buffer[headroom..headroom + input.data_in.len()].copy_from_slice(&input.data_in);
+                let buffer_len = buffer.len() as u64;
+                let buf = space.add(RegionKind::Packet, true, buffer);
+                let data = buf + headroom as u64;
+                let packet = PacketPointers {
+                    buffer: buf,
+                    buffer_len,
+                    data_meta: data,
+                    data,
+                    data_end: data + input.data_in.len() as u64,
+                };
+                let limits = self.limits;
+                let mut env = self.env(context, ctx_base, Some(packet));
+                let r0 = interp::execute(
+                    program,
+                    &mut space,
+                    &mut env,
+                    [ctx_base, 0, 0, 0, 0],
+                    limits,
+                )?;
+                let p = env.packet.unwrap_or(packet);
+                let data_out = space
+                    .read(p.data, (p.data_end - p.data) as usize)
+                    .unwrap_or_default();
+                let ctx_out = space.region(0).map(Region::to_vec).unwrap_or_default();
+                Ok((r0, data_out, ctx_out))
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ use bpfkit_isa::{
     SxBits, Width,
 };
 
+use crate::context::ContextKind;
 use crate::error::LoadError;
 
 /// Absolute slot index of a jump target.
@@ -149,6 +150,8 @@ pub(crate) enum Op {
     Ldx8(u8, u8, i16),
     Ldx16(u8, u8, i16),
     Ldx32(u8, u8, i16),
+    /// A 32-bit load that may read a context pointer field (XDP, skb programs).
+    Ldx32Ctx(u8, u8, i16),
     Ldx64(u8, u8, i16),
     Ldxs8(u8, u8, i16),
     Ldxs16(u8, u8, i16),
@@ -186,6 +189,7 @@ pub(crate) enum Op {
 pub struct Program {
     pub(crate) ops: Vec<Op>,
     pub(crate) insns: Vec<Insn>,
+    pub(crate) context: ContextKind,
 }
 
 fn r(reg: Reg) -> u8 {
@@ -204,6 +208,11 @@ impl Program {
     /// `LdImm64` with `MapFd`/`MapIdx` refers to map index `fd`/`idx` of the
     /// runtime's map table; `MapValue`/`MapIdxValue` to byte `offset` of it.
     pub fn new(insns: Vec<Insn>) -> Result<Program, LoadError> {
+        Program::with_context(insns, ContextKind::Raw)
+    }
+
+    /// Prepares a program whose `r1` is a context of `context`'s layout.
+    pub fn with_context(insns: Vec<Insn>, context: ContextKind) -> Result<Program, LoadError> {
         if insns.is_empty() {
             return Err(LoadError::Empty);
         }
@@ -228,7 +237,11 @@ impl Program {
             if writes_r10(insn) {
                 return Err(LoadError::WritesFramePointer { pc });
             }
-            ops.push(lower(insn, pc, &target)?);
+            let op = match lower(insn, pc, &target)? {
+                Op::Ldx32(d, s, off) if context != ContextKind::Raw => Op::Ldx32Ctx(d, s, off),
+                op => op,
+            };
+            ops.push(op);
             if insn.slots() == 2 {
                 ops.push(Op::LdImm64Tail);
             }
@@ -241,12 +254,21 @@ impl Program {
         ) {
             return Err(LoadError::FallsOffEnd { pc: slots - 1 });
         }
-        Ok(Program { ops, insns })
+        Ok(Program {
+            ops,
+            insns,
+            context,
+        })
     }
 
     /// The decoded instructions.
     pub fn insns(&self) -> &[Insn] {
         &self.insns
+    }
+
+    /// The context layout the program expects.
+    pub fn context(&self) -> ContextKind {
+        self.context
     }
 
     /// Number of 8-byte slots.

@@ -1,0 +1,294 @@
+//! Programs using helpers, maps and contexts, written in the LLVM syntax.
+
+use bpfkit_abi::{xdp_action, MapType};
+use bpfkit_isa::{assemble, Syntax};
+use bpfkit_vm::{
+    ContextKind, FaultKind, MapDef, Program, RunError, Task, TestRun, Vm, XDP_MD_SIZE,
+};
+
+fn prog(src: &str) -> Program {
+    Program::new(assemble(src, Syntax::Llvm).unwrap()).unwrap()
+}
+
+fn prog_ctx(src: &str, ctx: ContextKind) -> Program {
+    Program::with_context(assemble(src, Syntax::Llvm).unwrap(), ctx).unwrap()
+}
+
+#[test]
+fn counter_in_a_hash_map() {
+    let mut vm = Vm::new();
+    let map = vm.create_map(MapDef::new(MapType::Hash, 4, 8, 16)).unwrap();
+    // key = 7; v = lookup(key); if !v { update(key, 1) } else { *v += 1 }
+    let p = prog(
+        "*(u32 *)(r10 - 4) = 7
+         r2 = r10
+         r2 += -4
+         r1 = map[fd:0]
+         call 1
+         if r0 != 0 goto found
+         *(u64 *)(r10 - 16) = 1
+         r2 = r10
+         r2 += -4
+         r3 = r10
+         r3 += -16
+         r1 = map[fd:0]
+         r4 = 0
+         call 2
+         r0 = 0
+         exit
+         found:
+         r1 = 1
+         lock *(u64 *)(r0 + 0) += r1
+         r0 = 0
+         exit",
+    );
+    for _ in 0..5 {
+        assert_eq!(vm.run(&p, &mut []).unwrap(), 0);
+    }
+    let m = vm.map(map).unwrap();
+    assert_eq!(
+        m.lookup(&7u32.to_ne_bytes()).unwrap(),
+        Some(5u64.to_ne_bytes().to_vec())
+    );
+}
+
+#[test]
+fn current_task_and_trace_printk() {
+    let mut vm = Vm::new();
+    vm.set_current_task(Task {
+        pid: 42,
+        tgid: 40,
+        uid: 1000,
+        gid: 100,
+        comm: b"bash".to_vec(),
+    });
+    let p = prog(
+        "call 14
+         r6 = r0
+         r1 = 0x0a6425 ll
+         *(u64 *)(r10 - 8) = r1
+         r1 = r10
+         r1 += -8
+         r2 = 4
+         r3 = r6
+         r3 >>= 32
+         call 6
+         r0 = r6
+         exit",
+    );
+    let r0 = vm.run(&p, &mut []).unwrap();
+    assert_eq!(r0, (40 << 32) | 42);
+    assert_eq!(vm.take_trace(), vec!["40\n".to_string()]);
+}
+
+#[test]
+fn ring_buffer_reserve_submit_and_output() {
+    let mut vm = Vm::new();
+    let rb = vm
+        .create_map(MapDef::new(MapType::Ringbuf, 0, 0, 4096))
+        .unwrap();
+    let p = prog(
+        "r1 = map[fd:0]
+         r2 = 8
+         r3 = 0
+         call 131
+         if r0 == 0 goto out
+         r1 = 0x1122334455667788 ll
+         *(u64 *)(r0 + 0) = r1
+         r1 = r0
+         r2 = 0
+         call 132
+         *(u32 *)(r10 - 4) = 99
+         r1 = map[fd:0]
+         r2 = r10
+         r2 += -4
+         r3 = 4
+         r4 = 0
+         call 130
+         out:
+         r0 = 0
+         exit",
+    );
+    vm.run(&p, &mut []).unwrap();
+    let records = vm.map(rb).unwrap().drain_ringbuf().unwrap();
+    assert_eq!(
+        records,
+        vec![
+            0x1122334455667788u64.to_le_bytes().to_vec(),
+            99u32.to_le_bytes().to_vec()
+        ]
+    );
+}
+
+#[test]
+fn tail_call_through_a_prog_array() {
+    let mut vm = Vm::new();
+    let progs = vm
+        .create_map(MapDef::new(MapType::ProgArray, 4, 4, 4))
+        .unwrap();
+    let target = prog("r0 = 77\nexit");
+    vm.map(progs)
+        .unwrap()
+        .set_program(2, std::sync::Arc::new(target))
+        .unwrap();
+    let caller = |index: u32| {
+        prog(&format!(
+            "r2 = map[fd:0]
+             r3 = {index}
+             call 12
+             r0 = 1
+             exit"
+        ))
+    };
+    assert_eq!(vm.run(&caller(2), &mut []).unwrap(), 77);
+    assert_eq!(
+        vm.run(&caller(3), &mut []).unwrap(),
+        1,
+        "empty slot falls through"
+    );
+}
+
+#[test]
+fn xdp_packet_pointers_and_bounds() {
+    // Drop UDP to port 53, pass everything else; the bounds checks are the
+    // program's, and reads beyond data_end would fault in the VM anyway.
+    let src = "r2 = *(u32 *)(r1 + 0)
+               r3 = *(u32 *)(r1 + 4)
+               r4 = r2
+               r4 += 38
+               if r4 > r3 goto pass
+               r5 = *(u8 *)(r2 + 23)
+               if r5 != 17 goto pass
+               r5 = *(u16 *)(r2 + 36)
+               if r5 != 0x3500 goto pass
+               r0 = 1
+               exit
+               pass:
+               r0 = 2
+               exit";
+    let p = prog_ctx(src, ContextKind::Xdp);
+    let mut pkt = vec![0u8; 42];
+    pkt[12] = 0x08; // IPv4
+    pkt[23] = 17; // UDP
+    pkt[36] = 0;
+    pkt[37] = 53; // dport 53
+    let mut vm = Vm::new();
+    let run = |vm: &mut Vm, data: Vec<u8>| {
+        vm.test_run(
+            &p,
+            &TestRun {
+                data_in: data,
+                ctx_in: vec![],
+                repeat: 1,
+            },
+        )
+        .unwrap()
+    };
+    let r = run(&mut vm, pkt.clone());
+    assert_eq!(r.retval, xdp_action::DROP as u64);
+    assert_eq!(r.data_out, pkt);
+    assert_eq!(r.ctx_out.len(), XDP_MD_SIZE);
+    pkt[37] = 54;
+    assert_eq!(run(&mut vm, pkt).retval, xdp_action::PASS as u64);
+    assert_eq!(
+        run(&mut vm, vec![0u8; 20]).retval,
+        xdp_action::PASS as u64,
+        "short packet"
+    );
+}
+
+#[test]
+fn xdp_adjust_head_moves_data() {
+    let p = prog_ctx(
+        "r6 = r1
+         r2 = -4
+         call 44
+         if r0 != 0 goto fail
+         r2 = *(u32 *)(r6 + 0)
+         *(u32 *)(r2 + 0) = 0x04030201
+         r0 = 2
+         exit
+         fail:
+         r0 = 0
+         exit",
+        ContextKind::Xdp,
+    );
+    let r = Vm::new()
+        .test_run(
+            &p,
+            &TestRun {
+                data_in: vec![9u8; 20],
+                ctx_in: vec![],
+                repeat: 1,
+            },
+        )
+        .unwrap();
+    assert_eq!(r.retval, 2);
+    assert_eq!(&r.data_out[..4], &[1, 2, 3, 4]);
+    assert_eq!(r.data_out.len(), 24);
+}
+
+#[test]
+fn faults_name_pc_address_size_and_reason() {
+    let p = prog("r1 = 0x1000 ll\nr0 = *(u64 *)(r1 + 8)\nexit");
+    match Vm::new().run(&p, &mut []) {
+        Err(RunError::MemoryFault {
+            pc,
+            addr,
+            size,
+            access,
+            kind,
+        }) => {
+            assert_eq!((pc, addr, size, access), (2, 0x1008, 8, "load"));
+            assert_eq!(kind, FaultKind::Unmapped);
+        }
+        other => panic!("expected a fault, got {other:?}"),
+    }
+    let stack_overflow = prog("*(u64 *)(r10 + 0) = 1\nr0 = 0\nexit");
+    assert!(matches!(
+        Vm::new().run(&stack_overflow, &mut []),
+        Err(RunError::MemoryFault {
+            kind: FaultKind::OutOfBounds { .. },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn budget_stops_runaway_loops() {
+    let p = prog("l:\ngoto l\nexit");
+    let mut vm = Vm::new();
+    vm.set_budget(1000);
+    assert_eq!(
+        vm.run(&p, &mut []),
+        Err(RunError::BudgetExhausted {
+            pc: 0,
+            budget: 1000
+        })
+    );
+}
+
+#[test]
+fn global_data_through_map_values() {
+    let mut vm = Vm::new();
+    let data = vm
+        .create_map(MapDef::new(MapType::Array, 4, 16, 1))
+        .unwrap();
+    let p = prog(
+        "r1 = map[fd:0][0]+8
+         r2 = *(u64 *)(r1 + 0)
+         r2 += 1
+         *(u64 *)(r1 + 0) = r2
+         r0 = r2
+         exit",
+    );
+    assert_eq!(vm.run(&p, &mut []).unwrap(), 1);
+    assert_eq!(vm.run(&p, &mut []).unwrap(), 2);
+    let value = vm
+        .map(data)
+        .unwrap()
+        .lookup(&0u32.to_ne_bytes())
+        .unwrap()
+        .unwrap();
+    assert_eq!(&value[8..], &2u64.to_ne_bytes());
+}
