@@ -10,6 +10,7 @@ use crate::program::{AtomicKind, Op, Program};
 pub const STACK_PER_FRAME: usize = 512;
 /// Maximum call depth including the entry frame (the kernel's `MAX_CALL_FRAMES`).
 pub const MAX_FRAMES: usize = 8;
+const STACK_SIZE: usize = STACK_PER_FRAME * MAX_FRAMES;
 /// Tag of function addresses produced by `lddw rX, func` (bit 63 keeps them
 /// clear of both region addresses and helper ids).
 pub(crate) const FUNC_ADDR_TAG: u64 = 1 << 63;
@@ -102,13 +103,16 @@ pub fn execute(
     env: &mut dyn Environment,
     args: [u64; 5],
     limits: RunLimits,
+    executed: &mut u64,
+    stack: &mut Vec<u8>,
 ) -> Result<u64, RunError> {
     let keep = memory.len();
-    let stack_base = memory.add(
-        RegionKind::Stack,
-        true,
-        vec![0u8; STACK_PER_FRAME * MAX_FRAMES],
-    );
+    // The stack buffer is reused across runs; the entry frame starts zeroed
+    // and each callee frame is zeroed when it is entered.
+    let mut buf = std::mem::take(stack);
+    buf.resize(STACK_SIZE, 0);
+    buf[STACK_SIZE - STACK_PER_FRAME..].fill(0);
+    let stack_base = memory.add(RegionKind::Stack, true, buf);
     let mut tail: Option<Arc<Program>> = None;
     let mut tail_calls = 0;
     let mut budget = limits.budget;
@@ -138,7 +142,9 @@ pub fn execute(
             Err(e) => break Err(e),
         }
     };
+    *stack = memory.take_owned(keep).unwrap_or_default();
     memory.truncate(keep);
+    *executed = limits.budget - budget;
     result
 }
 
@@ -279,7 +285,7 @@ fn run(
     let ops = &program.ops[..];
     let mut regs = [0u64; 16];
     regs[1..6].copy_from_slice(&args);
-    let stack_top = stack_base + (STACK_PER_FRAME * MAX_FRAMES) as u64;
+    let stack_top = stack_base + STACK_SIZE as u64;
     regs[10] = stack_top;
     let mut frames: Vec<Frame> = Vec::new();
     let mut pc: usize = 0;
@@ -497,6 +503,7 @@ fn run(
                     saved: [regs[6], regs[7], regs[8], regs[9]],
                 });
                 regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
+                let _ = memory.write(regs[10] - STACK_PER_FRAME as u64, &[0; STACK_PER_FRAME]);
                 pc = t as usize;
                 continue;
             }
@@ -518,6 +525,7 @@ fn run(
                         saved: [regs[6], regs[7], regs[8], regs[9]],
                     });
                     regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
+                    let _ = memory.write(regs[10] - STACK_PER_FRAME as u64, &[0; STACK_PER_FRAME]);
                     pc = t;
                     continue;
                 }

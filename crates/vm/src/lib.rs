@@ -107,6 +107,11 @@ pub struct Vm {
     maps: Vec<Map>,
     state: VmState,
     ncpus: usize,
+    last_executed: u64,
+    /// Buffers reused across runs so that a run allocates nothing.
+    stack: Vec<u8>,
+    scratch: AddressSpace,
+    input: Vec<u8>,
 }
 
 impl Default for Vm {
@@ -157,6 +162,10 @@ impl Vm {
                 random: 0x9e37_79b9_7f4a_7c15,
             },
             ncpus: 1,
+            last_executed: 0,
+            stack: Vec::new(),
+            scratch: AddressSpace::new(),
+            input: Vec::new(),
         }
     }
 
@@ -174,6 +183,11 @@ impl Vm {
     /// over built-ins with the same id).
     pub fn helpers_mut(&mut self) -> &mut HelperRegistry {
         &mut self.helpers
+    }
+
+    /// Instructions the last run executed (for measurements).
+    pub fn last_executed(&self) -> u64 {
+        self.last_executed
     }
 
     /// Sets the instruction budget of each run.
@@ -223,16 +237,22 @@ impl Vm {
     /// its length (the conformance convention); changes the program makes to
     /// the memory are copied back. Returns `r0`.
     pub fn run(&mut self, program: &Program, mem: &mut [u8]) -> Result<u64, RunError> {
-        let mut space = AddressSpace::new();
+        let mut space = std::mem::take(&mut self.scratch);
+        space.truncate(0);
         let base = if mem.is_empty() {
             0
         } else {
-            space.add(RegionKind::Input, true, mem.to_vec())
+            let mut input = std::mem::take(&mut self.input);
+            input.clear();
+            input.extend_from_slice(mem);
+            space.add(RegionKind::Input, true, input)
         };
         let result = self.run_in(program, &mut space, [base, mem.len() as u64, 0, 0, 0]);
-        if let Some(region) = space.region(0) {
-            mem.copy_from_slice(&region.to_vec());
+        if !mem.is_empty() {
+            space.copy_region_to(0, mem);
+            self.input = space.take_owned(0).unwrap_or_default();
         }
+        self.scratch = space;
         result
     }
 
@@ -245,8 +265,21 @@ impl Vm {
         args: [u64; 5],
     ) -> Result<u64, RunError> {
         let limits = self.limits;
+        let mut executed = 0;
+        let mut stack = std::mem::take(&mut self.stack);
         let mut env = self.env(program.context(), 0, None);
-        interp::execute(program, space, &mut env, args, limits)
+        let result = interp::execute(
+            program,
+            space,
+            &mut env,
+            args,
+            limits,
+            &mut executed,
+            &mut stack,
+        );
+        self.stack = stack;
+        self.last_executed = executed;
+        result
     }
 
     fn env(
@@ -307,6 +340,8 @@ impl Vm {
                 };
                 let base = space.add(RegionKind::Context, true, ctx.clone());
                 let limits = self.limits;
+                let mut executed = 0;
+                let mut stack = std::mem::take(&mut self.stack);
                 let mut env = self.env(context, base, None);
                 let r0 = interp::execute(
                     program,
@@ -314,7 +349,12 @@ impl Vm {
                     &mut env,
                     [base, ctx.len() as u64, 0, 0, 0],
                     limits,
-                )?;
+                    &mut executed,
+                    &mut stack,
+                );
+                self.stack = stack;
+                self.last_executed = executed;
+                let r0 = r0?;
                 let out = space.region(0).map(Region::to_vec).unwrap_or_default();
                 Ok((r0, Vec::new(), out))
             }
@@ -348,6 +388,8 @@ impl Vm {
                     data_end: data + input.data_in.len() as u64,
                 };
                 let limits = self.limits;
+                let mut executed = 0;
+                let mut stack = std::mem::take(&mut self.stack);
                 let mut env = self.env(context, ctx_base, Some(packet));
                 let r0 = interp::execute(
                     program,
@@ -355,12 +397,17 @@ impl Vm {
                     &mut env,
                     [ctx_base, 0, 0, 0, 0],
                     limits,
-                )?;
+                    &mut executed,
+                    &mut stack,
+                );
                 let p = env.packet.unwrap_or(packet);
+                self.stack = stack;
+                let r0 = r0?;
                 let data_out = space
                     .read(p.data, (p.data_end - p.data) as usize)
                     .unwrap_or_default();
                 let ctx_out = space.region(0).map(Region::to_vec).unwrap_or_default();
+                self.last_executed = executed;
                 Ok((r0, data_out, ctx_out))
             }
         }

@@ -165,6 +165,32 @@ impl AddressSpace {
         self.regions.truncate(keep);
     }
 
+    /// Takes the bytes of region `index` if the run owns them, leaving it empty
+    /// (so buffers can be reused across runs).
+    pub fn take_owned(&mut self, index: usize) -> Option<Vec<u8>> {
+        let region = self.regions.get_mut(index)?;
+        match &mut region.backing {
+            Backing::Owned(v) => {
+                region.len = 0;
+                Some(std::mem::take(v))
+            }
+            Backing::Shared(_) => None,
+        }
+    }
+
+    /// Copies region `index`'s bytes into `out` (lengths must match).
+    pub fn copy_region_to(&self, index: usize, out: &mut [u8]) -> bool {
+        let Some(region) = self.regions.get(index) else {
+            return false;
+        };
+        match &region.backing {
+            Backing::Owned(v) if v.len() == out.len() => out.copy_from_slice(v),
+            Backing::Shared(s) if s.lock().len() == out.len() => out.copy_from_slice(&s.lock()),
+            _ => return false,
+        }
+        true
+    }
+
     /// Number of regions.
     pub fn len(&self) -> usize {
         self.regions.len()
@@ -245,6 +271,25 @@ impl AddressSpace {
     /// Loads a little-endian value of `N` bytes.
     #[inline(always)]
     pub fn load<const N: usize>(&self, addr: u64) -> Result<[u8; N], FaultKind> {
+        let index = (addr >> REGION_SHIFT).wrapping_sub(1) as usize;
+        let off = (addr & 0xffff_ffff) as usize;
+        // The hot path: one lookup and one bounds check; errors are built cold.
+        if let Some(Region {
+            backing: Backing::Owned(v),
+            ..
+        }) = self.regions.get(index)
+        {
+            if let Some(b) = v.get(off..off + N) {
+                let mut out = [0u8; N];
+                out.copy_from_slice(b);
+                return Ok(out);
+            }
+        }
+        self.load_slow(addr)
+    }
+
+    #[cold]
+    fn load_slow<const N: usize>(&self, addr: u64) -> Result<[u8; N], FaultKind> {
         let (i, off) = self.locate(addr, N)?;
         let mut out = [0u8; N];
         match &self.regions[i].backing {
@@ -257,6 +302,24 @@ impl AddressSpace {
     /// Stores `N` bytes.
     #[inline(always)]
     pub fn store<const N: usize>(&mut self, addr: u64, bytes: [u8; N]) -> Result<(), FaultKind> {
+        let index = (addr >> REGION_SHIFT).wrapping_sub(1) as usize;
+        let off = (addr & 0xffff_ffff) as usize;
+        if let Some(Region {
+            backing: Backing::Owned(v),
+            writable: true,
+            ..
+        }) = self.regions.get_mut(index)
+        {
+            if let Some(b) = v.get_mut(off..off + N) {
+                b.copy_from_slice(&bytes);
+                return Ok(());
+            }
+        }
+        self.store_slow(addr, bytes)
+    }
+
+    #[cold]
+    fn store_slow<const N: usize>(&mut self, addr: u64, bytes: [u8; N]) -> Result<(), FaultKind> {
         let (i, off) = self.locate(addr, N)?;
         let region = &mut self.regions[i];
         if !region.writable {
