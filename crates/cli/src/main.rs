@@ -23,26 +23,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the version and exit (placeholder until the first tools land).
-    Version,
     /// Inspect BTF type information (dump as C or raw).
     Btf(cmd::btf::Args),
     /// Disassemble raw eBPF bytecode or the programs of a BPF object.
     Disasm(cmd::disasm::Args),
     /// Assemble eBPF assembly into raw bytecode.
     Asm(cmd::asm::Args),
+    /// Run a bpf_conformance test directory in the userspace VM.
+    Conformance(cmd::conformance::Args),
+    /// Act as a bpf_conformance plugin (program hex on stdin, memory hex argument).
+    ConformancePlugin(cmd::conformance::PluginArgs),
+    /// Run raw eBPF bytecode in the userspace VM.
+    Run(cmd::run::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
-        Command::Version => {
-            println!("bpfkit {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
         Command::Btf(args) => cmd::btf::run(args),
         Command::Disasm(args) => cmd::disasm::run(args),
         Command::Asm(args) => cmd::asm::run(args),
+        Command::Conformance(args) => cmd::conformance::run(args),
+        Command::ConformancePlugin(args) => cmd::conformance::plugin(args),
+        Command::Run(args) => cmd::run::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,4 +2,6 @@
 
 pub mod asm;
 pub mod btf;
+pub mod conformance;
 pub mod disasm;
+pub mod run;

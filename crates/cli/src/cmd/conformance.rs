@@ -1,0 +1,96 @@
+//! `bpfkit conformance` and `bpfkit conformance-plugin`: the bpf_conformance
+//! suite, run directly or driven by the suite's own runner.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use bpfkit_vm::{conformance, Program, Vm};
+
+/// Run every `.data` file of a bpf_conformance test directory.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory of `.data` files (bpf_conformance's `tests/`).
+    dir: PathBuf,
+    /// Execution engine.
+    #[arg(long, value_enum, default_value_t = Engine::Interpreter)]
+    engine: Engine,
+}
+
+/// Execution engines.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Engine {
+    /// The pre-decoded, memory-checked interpreter.
+    Interpreter,
+}
+
+/// Runs the suite; prints each failure and the `N passed, M failed` line.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Engine::Interpreter = args.engine;
+    let outcomes = conformance::run_dir(&args.dir)
+        .with_context(|| format!("reading {}", args.dir.display()))?;
+    if outcomes.is_empty() {
+        bail!("no .data files in {}", args.dir.display());
+    }
+    let mut failed = 0;
+    for o in &outcomes {
+        if let Err(why) = &o.result {
+            failed += 1;
+            println!("FAIL {}: {why}", o.path.display());
+        }
+    }
+    println!("{} passed, {} failed", outcomes.len() - failed, failed);
+    if failed > 0 {
+        bail!("{failed} conformance tests failed");
+    }
+    Ok(())
+}
+
+/// The bpf_conformance plugin protocol: the program as hex on standard input,
+/// the memory as a hex argument; prints r0 in hex.
+#[derive(clap::Args)]
+pub struct PluginArgs {
+    /// Input memory as hex bytes (may be empty).
+    memory: Option<String>,
+    /// The program as hex, instead of standard input.
+    #[arg(long)]
+    program: Option<String>,
+}
+
+fn parse_hex(text: &str, what: &str) -> anyhow::Result<Vec<u8>> {
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let digits = digits.strip_prefix("0x").unwrap_or(&digits);
+    if digits.len() % 2 != 0 {
+        bail!("{what}: odd number of hex digits");
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&digits[i..i + 2], 16).with_context(|| {
+                format!("{what}: `{}` at offset {i} is not hex", &digits[i..i + 2])
+            })
+        })
+        .collect()
+}
+
+/// Runs one program for the suite's runner.
+pub fn plugin(args: PluginArgs) -> anyhow::Result<()> {
+    let program_hex = match args.program {
+        Some(p) => p,
+        None => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the program from standard input")?;
+            s
+        }
+    };
+    let code = parse_hex(&program_hex, "program")?;
+    let mut memory = parse_hex(args.memory.as_deref().unwrap_or(""), "memory")?;
+    let program = Program::from_bytes(&code)?;
+    let mut vm = Vm::for_conformance();
+    vm.set_budget(1 << 28);
+    let r0 = vm.run(&program, &mut memory)?;
+    println!("{r0:x}");
+    Ok(())
+}

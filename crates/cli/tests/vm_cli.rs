@@ -1,0 +1,105 @@
+//! `bpfkit conformance`, `conformance-plugin` and `run` as a user runs them.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bpfkit");
+
+fn suite() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/conformance/bpf_conformance/tests"
+    ));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIP: conformance suite not found at {}", dir.display());
+        None
+    }
+}
+
+#[test]
+fn conformance_command_reports_all_passed() {
+    let Some(dir) = suite() else { return };
+    let out = Command::new(BIN)
+        .arg("conformance")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(stdout.lines().last(), Some("313 passed, 0 failed"));
+}
+
+#[test]
+fn conformance_command_reports_failures_with_expected_and_got() {
+    let dir = tempfile_dir();
+    std::fs::write(
+        dir.join("bad.data"),
+        "-- asm\nmov %r0, 1\nexit\n-- result\n0x2\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("conformance")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("bad.data: expected r0 = 0x2, got r0 = 0x1"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().last(), Some("0 passed, 1 failed"));
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("bpfkit-vm-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn plugin_protocol() {
+    // ldxb r0, [r1+1]; exit  — as the suite's runner sends it.
+    let mut child = Command::new(BIN)
+        .args(["conformance-plugin", "aabbcc"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"7110010000000000\n9500000000000000\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "bb");
+}
+
+#[test]
+fn run_raw_bytecode_with_memory() {
+    let dir = tempfile_dir();
+    let prog = dir.join("add.bin");
+    // r0 = *(u8 *)(r1 + 0); r0 += r2; exit
+    std::fs::write(
+        &prog,
+        [
+            0x71, 0x10, 0, 0, 0, 0, 0, 0, 0x0f, 0x20, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0,
+        ],
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["run", prog.to_str().unwrap(), "--mem", "05 00 00"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0x8");
+    let bad = Command::new(BIN)
+        .args(["run", prog.to_str().unwrap(), "--mem", "zz"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`zz` is not hex"));
+}
