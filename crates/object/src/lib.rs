@@ -1,1 +1,328 @@
-//! bpfkit-object
+//! Clang-compiled BPF ELF objects, read completely into one deterministic,
+//! kernel-agnostic [`ObjectSpec`] that the userspace VM and the kernel
+//! backend both load.
+//!
+//! Like cilium/ebpf's `CollectionSpec`, the spec is plain data: programs with
+//! their subprograms linked in and every pending relocation named, maps with
+//! their definitions and initial contents, externs, BTF. The same bytes always
+//! give the same spec; nothing here touches the running system.
+//!
+//! ```no_run
+//! let spec = bpfkit_object::ObjectSpec::from_file("prog.bpf.o".as_ref())?;
+//! for (name, prog) in &spec.programs {
+//!     println!("{name}: {} in {} ({} insns)", prog.kind.prog_type, prog.section, prog.insns.len());
+//! }
+//! # Ok::<(), bpfkit_object::ObjectError>(())
+//! ```
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod elf;
+mod error;
+mod kconfig;
+mod link;
+mod maps;
+mod section;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bpfkit_btf::{Btf, BtfExt, CoreRelo, CoreRelocator, FuncInfo, Kind, LineInfo, TargetBtfs};
+use bpfkit_isa::Insn;
+
+pub use error::ObjectError;
+pub use kconfig::{KconfigExtern, KconfigType, KernelConfig};
+pub use link::{
+    RelocTarget, Relocation, R_BPF_64_32, R_BPF_64_64, R_BPF_64_ABS32, R_BPF_64_ABS64,
+    R_BPF_64_NODYLD32,
+};
+pub use maps::{InitRef, MapOrigin, MapSpec, Pinning};
+pub use section::{parse_section, AttachTarget, SectionKind};
+
+/// One program: an entry function of a program section, linked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramSpec {
+    /// Function name.
+    pub name: String,
+    /// ELF section (the `SEC()` name).
+    pub section: String,
+    /// What the section name says: program type, attach type and target.
+    pub kind: SectionKind,
+    /// Instructions, with the subprograms it calls appended.
+    pub insns: Vec<Insn>,
+    /// References to maps, global data and externs, to resolve at load.
+    pub relocations: Vec<Relocation>,
+    /// `bpf_func_info` records; `insn_off` is an instruction index here.
+    pub func_info: Vec<FuncInfo>,
+    /// `bpf_line_info` records; `insn_off` is an instruction index here.
+    pub line_info: Vec<LineInfo>,
+    /// CO-RE relocations; `insn_off` is an instruction index here.
+    pub core_relos: Vec<CoreRelo>,
+}
+
+/// An extern the object declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExternSpec {
+    /// A `__kconfig` value, stored in the `.kconfig` map.
+    Kconfig(KconfigExtern),
+    /// A `__ksym` kernel variable or function.
+    Ksym {
+        /// Symbol name.
+        name: String,
+        /// A function (kfunc) rather than a variable.
+        is_func: bool,
+        /// Declared `__weak`.
+        weak: bool,
+    },
+}
+
+/// Everything a BPF object defines.
+#[derive(Debug, Clone)]
+pub struct ObjectSpec {
+    /// Programs by function name.
+    pub programs: BTreeMap<String, ProgramSpec>,
+    /// Maps by name, including global data sections and `.kconfig`.
+    pub maps: BTreeMap<String, MapSpec>,
+    /// Externs by name.
+    pub externs: BTreeMap<String, ExternSpec>,
+    /// The `license` section.
+    pub license: String,
+    /// The `version` section, if any.
+    pub kern_version: Option<u32>,
+    /// The object's BTF.
+    pub btf: Option<Btf>,
+}
+
+fn cstr(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+impl ObjectSpec {
+    /// Reads an object file.
+    pub fn from_file(path: &Path) -> Result<ObjectSpec, ObjectError> {
+        let bytes = std::fs::read(path).map_err(|e| ObjectError::Section {
+            section: "-".into(),
+            reason: format!("reading {}: {e}", path.display()),
+        })?;
+        ObjectSpec::parse(&bytes)
+    }
+
+    /// Parses an object from its bytes.
+    pub fn parse(bytes: &[u8]) -> Result<ObjectSpec, ObjectError> {
+        let elf = elf::Elf::parse(bytes)?;
+        let license = elf
+            .section_by_name("license")
+            .and_then(|s| s.data)
+            .map(cstr)
+            .unwrap_or_default();
+        let kern_version = match elf.section_by_name("version").and_then(|s| s.data) {
+            Some(d) => Some(elf.u32_at(d, 0).ok_or_else(|| {
+                error::section_err("version", "must hold a 4-byte kernel version")
+            })?),
+            None => None,
+        };
+        let btf = match elf.section_by_name(".BTF").and_then(|s| s.data) {
+            Some(d) => Some(Btf::parse(d)?),
+            None => None,
+        };
+        let ext = match elf.section_by_name(".BTF.ext").and_then(|s| s.data) {
+            Some(d) => Some(BtfExt::parse(d)?),
+            None => None,
+        };
+
+        let mut maps = maps::legacy_maps(&elf)?;
+        if let Some(btf) = &btf {
+            for (name, spec) in maps::btf_maps(&elf, btf)? {
+                maps.insert(name, spec);
+            }
+        } else if elf.section_by_name(".maps").is_some() {
+            return Err(error::section_err(
+                ".maps",
+                "BTF-defined maps need the object's .BTF section",
+            ));
+        }
+        for s in &elf.sections {
+            if maps::is_data_section(&s.name) && s.size > 0 {
+                maps.insert(
+                    s.name.clone(),
+                    maps::data_map(&s.name, s.size, s.data, btf.as_ref()),
+                );
+            }
+        }
+
+        // Externs: undefined symbols, .kconfig ones laid out in their map.
+        let weak: BTreeMap<String, bool> = elf
+            .symbols
+            .iter()
+            .flatten()
+            .filter(|s| s.undefined && !s.name.is_empty())
+            .map(|s| (s.name.clone(), s.weak))
+            .collect();
+        let mut externs = BTreeMap::new();
+        let mut kconfig_offsets = BTreeMap::new();
+        if let Some(btf) = &btf {
+            let (kcfg, size) = kconfig::layout(btf, &weak)?;
+            if !kcfg.is_empty() {
+                let mut spec = maps::data_map(".kconfig", size as u64, None, Some(btf));
+                spec.origin = MapOrigin::Kconfig;
+                maps.insert(".kconfig".into(), spec);
+            }
+            for k in kcfg {
+                kconfig_offsets.insert(k.name.clone(), k.offset);
+                externs.insert(k.name.clone(), ExternSpec::Kconfig(k));
+            }
+            if let Some(ksyms) = btf.find_by_name_kind(".ksyms", Kind::Datasec) {
+                for v in btf.type_by_id(ksyms)?.datasec_vars() {
+                    let t = btf.type_by_id(v.type_id)?;
+                    let name = t.name().to_string();
+                    externs.insert(
+                        name.clone(),
+                        ExternSpec::Ksym {
+                            is_func: t.kind() == Kind::Func,
+                            weak: weak.get(&name).copied().unwrap_or(false),
+                            name,
+                        },
+                    );
+                }
+            }
+        }
+
+        let linker = link::Linker::new(&elf, kconfig_offsets)?;
+        let mut programs = BTreeMap::new();
+        for (name, section) in linker.entry_points() {
+            let sec_name = elf
+                .section(section)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            let kind = parse_section(&sec_name).ok_or_else(|| {
+                error::at(
+                    &sec_name,
+                    &name,
+                    0,
+                    "unknown program section name (see libbpf's SEC() names)",
+                )
+            })?;
+            let linked = linker.link(&name, section, btf.as_ref(), ext.as_ref())?;
+            for r in &linked.relocations {
+                if let RelocTarget::Map(m) | RelocTarget::MapValue { map: m, .. } = &r.target {
+                    if !maps.contains_key(m) {
+                        return Err(error::at(
+                            &sec_name,
+                            &name,
+                            r.insn as u64 * 8,
+                            format!("refers to unknown map `{m}`"),
+                        ));
+                    }
+                }
+            }
+            programs.insert(
+                name.clone(),
+                ProgramSpec {
+                    name,
+                    section: sec_name,
+                    kind,
+                    insns: linked.insns,
+                    relocations: linked.relocations,
+                    func_info: linked.func_info,
+                    line_info: linked.line_info,
+                    core_relos: linked.core_relos,
+                },
+            );
+        }
+        // Static inits must name things that exist.
+        for m in maps.values() {
+            for target in m.init.values() {
+                let ok = match target {
+                    InitRef::Program(p) => programs.contains_key(p),
+                    InitRef::Map(n) => maps.contains_key(n),
+                };
+                if !ok {
+                    return Err(ObjectError::Map {
+                        map: m.name.clone(),
+                        reason: format!("static initialiser names unknown {target:?}"),
+                    });
+                }
+            }
+        }
+        Ok(ObjectSpec {
+            programs,
+            maps,
+            externs,
+            license,
+            kern_version,
+            btf,
+        })
+    }
+
+    /// Fills the `.kconfig` map from the kernel's configuration.
+    pub fn apply_kconfig(&mut self, config: &KernelConfig) -> Result<(), ObjectError> {
+        let externs: Vec<KconfigExtern> = self
+            .externs
+            .values()
+            .filter_map(|e| match e {
+                ExternSpec::Kconfig(k) => Some(k.clone()),
+                ExternSpec::Ksym { .. } => None,
+            })
+            .collect();
+        if let Some(data) = self.maps.get_mut(".kconfig").and_then(|m| m.data.as_mut()) {
+            kconfig::fill(&externs, config, data)?;
+        }
+        Ok(())
+    }
+
+    /// Applies every program's CO-RE relocations against `targets` (the
+    /// kernel's BTF, plus modules). Unresolvable relocations poison their
+    /// instruction, as libbpf does, so only a reached one fails.
+    pub fn apply_core(&mut self, targets: TargetBtfs<'_>) -> Result<(), ObjectError> {
+        let Some(local) = self.btf.as_ref() else {
+            return Ok(());
+        };
+        let relocator = CoreRelocator::new(local, targets);
+        for prog in self.programs.values_mut() {
+            if prog.core_relos.is_empty() {
+                continue;
+            }
+            let mut slots = bpfkit_isa::encode_slots(&prog.insns);
+            for relo in &prog.core_relos {
+                let outcome =
+                    relocator
+                        .relocate_record(relo)
+                        .map_err(|source| ObjectError::Core {
+                            program: prog.name.clone(),
+                            source,
+                        })?;
+                bpfkit_btf::core::patch_insn(&mut slots, relo.insn_off as usize, &outcome)
+                    .map_err(|source| ObjectError::Core {
+                        program: prog.name.clone(),
+                        source,
+                    })?;
+            }
+            prog.insns = bpfkit_isa::decode_slots(&slots).map_err(|e| ObjectError::At {
+                section: prog.section.clone(),
+                symbol: prog.name.clone(),
+                offset: e.index as u64 * 8,
+                reason: format!("after CO-RE relocation: {}", e.kind),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The source line of instruction `insn` of `program`, from BTF line info:
+    /// `(file, line, column, text)`.
+    pub fn source_line(&self, program: &str, insn: usize) -> Option<(String, u32, u32, String)> {
+        let btf = self.btf.as_ref()?;
+        let prog = self.programs.get(program)?;
+        let rec = prog
+            .line_info
+            .iter()
+            .rev()
+            .find(|l| l.insn_off as usize <= insn)?;
+        Some((
+            rec.file_name(btf).ok()?.to_string(),
+            rec.line,
+            rec.col,
+            rec.line_text(btf).ok()?.trim().to_string(),
+        ))
+    }
+}

@@ -127,6 +127,7 @@ impl RunEnv<'_> {
             }
             helper::GET_PRANDOM_U32 => return ret(self.state.next_random() as u64),
             helper::GET_SMP_PROCESSOR_ID => return ret(self.state.cpu as u64),
+            helper::GET_CURRENT_TASK => return ret(self.state.task_addr),
             helper::GET_CURRENT_PID_TGID => {
                 let t = &self.state.task;
                 return ret(((t.tgid as u64) << 32) | t.pid as u64);

@@ -29,6 +29,7 @@ mod helpers;
 mod interp;
 pub mod maps;
 mod memory;
+pub mod object;
 mod program;
 
 use std::collections::BTreeMap;
@@ -75,6 +76,8 @@ impl Default for Task {
 /// State the built-in helpers use.
 pub(crate) struct VmState {
     pub(crate) task: Task,
+    /// What `bpf_get_current_task` returns: an address in probe memory, or 0.
+    pub(crate) task_addr: u64,
     pub(crate) cpu: u32,
     pub(crate) trace: Vec<String>,
     pub(crate) probe_memory: Vec<(u64, Vec<u8>)>,
@@ -154,6 +157,7 @@ impl Vm {
             maps: Vec::new(),
             state: VmState {
                 task: Task::default(),
+                task_addr: 0,
                 cpu: 0,
                 trace: Vec::new(),
                 probe_memory: Vec::new(),
@@ -208,6 +212,12 @@ impl Vm {
     /// Sets the task programs see as current.
     pub fn set_current_task(&mut self, task: Task) {
         self.state.task = task;
+    }
+
+    /// Sets what `bpf_get_current_task` returns: typically an address given
+    /// to [`Vm::add_probe_memory`] holding a `task_struct` image.
+    pub fn set_current_task_addr(&mut self, addr: u64) {
+        self.state.task_addr = addr;
     }
 
     /// Makes `bytes` readable by `bpf_probe_read*` at address `addr`.
