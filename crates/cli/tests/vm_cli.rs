@@ -103,3 +103,50 @@ fn run_raw_bytecode_with_memory() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`zz` is not hex"));
 }
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/../object/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn run_an_object_program_prints_retval_data_and_changed_maps() {
+    let dir = tempfile_dir();
+    let pkt = dir.join("udp53.bin");
+    let mut p = vec![0u8; 42];
+    p[12] = 0x08;
+    p[14] = 0x45;
+    p[23] = 17;
+    p[37] = 53;
+    std::fs::write(&pkt, &p).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            &fixture("xdp_parser.bpf.o"),
+            "--data",
+            pkt.to_str().unwrap(),
+            "--repeat",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("retval: 1 (0x1)"),
+        "XDP_DROP for port 53: {stdout}"
+    );
+    assert!(
+        stdout.contains("map proto_count: [11 00 00 00] = 03 00 00 00 00 00 00 00"),
+        "{stdout}"
+    );
+    let many = Command::new(BIN)
+        .args(["run", &fixture("maps.bpf.o")])
+        .output()
+        .unwrap();
+    assert!(!many.status.success());
+    assert!(String::from_utf8_lossy(&many.stderr)
+        .contains("choose one with --prog (tail_target, use_maps)"));
+}

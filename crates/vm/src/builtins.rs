@@ -13,6 +13,10 @@ use crate::maps::{Map, ProgramValue};
 use crate::memory::{AddressSpace, RegionKind};
 use crate::VmState;
 
+/// The helper id libbpf (and bpfkit) write into instructions whose CO-RE
+/// relocation failed, so that only a reached one fails.
+const POISONED_CALL: i64 = 0xbad2310;
+
 /// Program registers hold maps as this tag plus the map id.
 pub(crate) const MAP_HANDLE_TAG: u64 = 1 << 62;
 
@@ -639,6 +643,13 @@ impl Environment for RunEnv<'_> {
             if let Some(r) = self.builtin(id, args, memory) {
                 return r;
             }
+        }
+        if id == POISONED_CALL {
+            return Err(fault(
+                "CO-RE",
+                "reached an instruction whose CO-RE relocation could not be resolved \
+                 against the target BTF (libbpf's poisoned call 0xbad2310)",
+            ));
         }
         Err(HelperCallError::Unknown)
     }

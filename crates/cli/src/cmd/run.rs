@@ -1,24 +1,51 @@
-//! `bpfkit run`: run raw eBPF bytecode in the userspace VM.
+//! `bpfkit run`: run raw eBPF bytecode, or a program of a BPF object, in the
+//! userspace VM.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use bpfkit_vm::{Program, Vm};
+use bpfkit_abi::MapType;
+use bpfkit_object::{KernelConfig, ObjectSpec};
+use bpfkit_vm::{Map, Program, TestRun, Vm};
 
-/// Run raw eBPF bytecode in the userspace VM and print r0.
+/// Run raw eBPF bytecode or a program of a BPF object in the userspace VM.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Raw little-endian bytecode (8 bytes per instruction).
+    /// Raw little-endian bytecode, or a clang-compiled BPF ELF object.
     file: PathBuf,
-    /// Memory passed in r1 (its length in r2): hex bytes, or @FILE for a file's bytes.
+    /// Raw bytecode: memory passed in r1 (its length in r2): hex bytes, or @FILE.
     #[arg(long)]
     mem: Option<String>,
+    /// Object: the program to run (may be omitted when there is only one).
+    #[arg(long)]
+    prog: Option<String>,
+    /// Object: packet data for XDP and skb programs (a file).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Object: context bytes (`xdp_md`/`__sk_buff` fields, or a raw context; a file).
+    #[arg(long)]
+    ctx: Option<PathBuf>,
+    /// Object: how many times to run (the mean time is printed).
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// Object: BTF to apply CO-RE relocations against (default: the running kernel's).
+    #[arg(long)]
+    btf: Option<PathBuf>,
     /// Stop after this many instructions.
     #[arg(long, default_value_t = 1 << 32)]
     budget: u64,
-    /// Print the memory after the run, as hex.
+    /// Raw bytecode: print the memory after the run, as hex.
     #[arg(long)]
     show_mem: bool,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn memory(spec: Option<&str>) -> anyhow::Result<Vec<u8>> {
@@ -48,11 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let code =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     if code.starts_with(b"\x7fELF") {
-        bail!(
-            "{} is an ELF object; `bpfkit run` takes raw bytecode \
-             (extract a program with `bpfkit asm`, or run objects through the library)",
-            args.file.display()
-        );
+        return run_object(&args, &code);
     }
     let program =
         Program::from_bytes(&code).with_context(|| format!("loading {}", args.file.display()))?;
@@ -64,8 +87,122 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("running {}", args.file.display()))?;
     println!("{r0:#x}");
     if args.show_mem {
-        let hex: Vec<String> = mem.iter().map(|b| format!("{b:02x}")).collect();
-        println!("{}", hex.join(" "));
+        println!("{}", hex(&mem));
+    }
+    Ok(())
+}
+
+/// Every entry of a map (ring buffers and queues are not iterable).
+fn entries(map: &Map) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut key: Option<Vec<u8>> = None;
+    while let Ok(Some(next)) = map.next_key(key.as_deref()) {
+        if let Ok(Some(v)) = map.lookup(&next) {
+            out.insert(next.clone(), v);
+        }
+        key = Some(next);
+    }
+    out
+}
+
+fn kernel_config() -> KernelConfig {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let text =
+        std::fs::read_to_string(format!("/boot/config-{}", release.trim())).unwrap_or_default();
+    KernelConfig::parse(&text).with_kernel_release(release.trim())
+}
+
+fn run_object(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
+    let file = args.file.display();
+    let mut spec = ObjectSpec::parse(bytes).with_context(|| format!("parsing {file}"))?;
+    let name = match &args.prog {
+        Some(p) => p.clone(),
+        None if spec.programs.len() == 1 => {
+            spec.programs.keys().next().cloned().unwrap_or_default()
+        }
+        None => bail!(
+            "{file} has {} programs; choose one with --prog ({})",
+            spec.programs.len(),
+            spec.programs.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    };
+    if !spec.programs.contains_key(&name) {
+        bail!("{file} has no program `{name}`");
+    }
+    spec.apply_kconfig(&kernel_config())
+        .context("kconfig externs")?;
+    if spec.programs.values().any(|p| !p.core_relos.is_empty()) {
+        let btf_path = args
+            .btf
+            .clone()
+            .unwrap_or_else(|| "/sys/kernel/btf/vmlinux".into());
+        match std::fs::read(&btf_path) {
+            Ok(b) => {
+                let target = bpfkit_btf::Btf::from_vec(b)
+                    .with_context(|| format!("parsing {}", btf_path.display()))?;
+                spec.apply_core(bpfkit_btf::TargetBtfs::new(&target))?;
+            }
+            Err(e) if args.btf.is_some() => bail!("reading {}: {e}", btf_path.display()),
+            Err(_) => eprintln!(
+                "note: no BTF at {}; CO-RE relocations keep their compiled values",
+                btf_path.display()
+            ),
+        }
+    }
+    let mut vm = Vm::new();
+    vm.set_budget(args.budget);
+    let obj = vm
+        .load_object(&spec)
+        .with_context(|| format!("loading {file}"))?;
+    let read = |p: &Option<PathBuf>| -> anyhow::Result<Vec<u8>> {
+        match p {
+            Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display())),
+            None => Ok(Vec::new()),
+        }
+    };
+    let input = TestRun {
+        data_in: read(&args.data)?,
+        ctx_in: read(&args.ctx)?,
+        repeat: args.repeat,
+    };
+    let before: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> = obj
+        .maps
+        .iter()
+        .filter_map(|(n, &i)| vm.map(i).map(|m| (n.clone(), entries(m))))
+        .collect();
+    let result = vm
+        .test_run(&obj.programs[&name], &input)
+        .with_context(|| format!("running `{name}`"))?;
+    println!("retval: {} ({:#x})", result.retval as i64, result.retval);
+    println!(
+        "duration: {} ns (mean of {})",
+        result.duration.as_nanos(),
+        args.repeat.max(1)
+    );
+    if !input.data_in.is_empty() {
+        println!("data out: {}", hex(&result.data_out));
+    }
+    for line in vm.take_trace() {
+        println!("trace: {}", line.trim_end());
+    }
+    for (map_name, &index) in &obj.maps {
+        let Some(map) = vm.map(index) else { continue };
+        match map.def().map_type {
+            MapType::Ringbuf => {
+                for rec in map.drain_ringbuf().unwrap_or_default() {
+                    println!("map {map_name}: record {}", hex(&rec));
+                }
+            }
+            _ => {
+                let after = entries(map);
+                let old = before.get(map_name);
+                for (k, v) in &after {
+                    if old.and_then(|o| o.get(k)) != Some(v) {
+                        println!("map {map_name}: [{}] = {}", hex(k), hex(v));
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }
