@@ -288,14 +288,19 @@ impl<'e, 'a> Linker<'e, 'a> {
                         // Function pointer: lddw with BPF_PSEUDO_FUNC.
                         out[pos].src = opcode::pseudo::FUNC;
                         out[pos].imm = (target - (pos as i64 + 1)) as i32;
-                        out[pos + 1].imm = 0;
+                        // A truncated lddw is reported by the decoder below.
+                        if let Some(tail) = out.get_mut(pos + 1) {
+                            tail.imm = 0;
+                        }
                     }
                 } else if let Some((rel, sym)) = self.reloc_at(f.section, i) {
                     if let Some(t) = self.data_target(&sec_name, &f.name, i, r, rel.r_type, sym)? {
                         if r.code == opcode::LD_IMM64 {
                             // The offset now lives in the relocation; clear the addend.
                             out[pos].imm = 0;
-                            out[pos + 1].imm = 0;
+                            if let Some(tail) = out.get_mut(pos + 1) {
+                                tail.imm = 0;
+                            }
                         }
                         relocations.push(Relocation {
                             insn: pos,

@@ -324,13 +324,24 @@ pub(crate) fn is_data_section(name: &str) -> bool {
         || name.starts_with(".bss.")
 }
 
+/// The largest global data section accepted: above any kernel's array value
+/// limit, and a guard against sizes a malformed header claims (`.bss` has no
+/// bytes in the file to bound it).
+pub const MAX_DATA_SECTION: u64 = 64 << 20;
+
 /// The array map holding a global data section.
 pub(crate) fn data_map(
     name: &str,
     size: u64,
     contents: Option<&[u8]>,
     btf: Option<&Btf>,
-) -> MapSpec {
+) -> Result<MapSpec, ObjectError> {
+    if size > MAX_DATA_SECTION {
+        return Err(crate::error::section_err(
+            name,
+            format!("{size} bytes of global data is more than the {MAX_DATA_SECTION}-byte limit"),
+        ));
+    }
     let mut spec = MapSpec::new(
         name,
         MapOrigin::Data {
@@ -351,5 +362,5 @@ pub(crate) fn data_map(
     }
     spec.map_flags |= map_flags::MMAPABLE;
     spec.value_type_id = btf.and_then(|b| b.find_by_name_kind(name, Kind::Datasec));
-    spec
+    Ok(spec)
 }
