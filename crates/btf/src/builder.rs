@@ -346,7 +346,22 @@ impl BtfBuilder {
     /// Encodes the types as a BTF blob in byte order `endian`. Identical
     /// strings are stored once.
     pub fn encode(&self, endian: Endian) -> Result<Vec<u8>, BtfError> {
-        let mut strings = StringTable::new();
+        self.encode_with(endian, StringTable::new())
+    }
+
+    /// Encodes like [`BtfBuilder::encode`], but starts from `original`'s
+    /// string table, so every string offset into it stays valid: the
+    /// `.BTF.ext` line and function records of a program still point at
+    /// their file names and source lines. New strings are appended.
+    pub fn encode_preserving_strings(
+        &self,
+        endian: Endian,
+        original: &Btf,
+    ) -> Result<Vec<u8>, BtfError> {
+        self.encode_with(endian, StringTable::from_section(original.string_section()))
+    }
+
+    fn encode_with(&self, endian: Endian, mut strings: StringTable) -> Result<Vec<u8>, BtfError> {
         let mut types = Vec::with_capacity(self.types.len() * 32);
         for (id, def) in self.iter() {
             encode_type(&mut types, &mut strings, endian, id, def)?;
@@ -381,6 +396,30 @@ impl StringTable {
             bytes: vec![0],
             offsets: HashMap::new(),
         }
+    }
+
+    /// A table holding an existing string section, every string at its offset.
+    fn from_section(section: &[u8]) -> StringTable {
+        if section.first() != Some(&0) {
+            return StringTable::new();
+        }
+        let mut offsets = HashMap::new();
+        let mut start = 0;
+        for (i, &b) in section.iter().enumerate() {
+            if b == 0 {
+                if i > start {
+                    if let Ok(s) = std::str::from_utf8(&section[start..i]) {
+                        offsets.entry(s.to_string()).or_insert(start as u32);
+                    }
+                }
+                start = i + 1;
+            }
+        }
+        let mut bytes = section.to_vec();
+        if bytes.last() != Some(&0) {
+            bytes.push(0);
+        }
+        StringTable { bytes, offsets }
     }
 
     fn add(&mut self, s: &str) -> Result<u32, BtfError> {

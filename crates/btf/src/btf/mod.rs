@@ -163,7 +163,12 @@ impl Btf {
         self.endian
     }
 
-    /// The raw blob this was parsed from.
+    /// This BTF's own string section (without a base's).
+    pub fn string_section(&self) -> &[u8] {
+        &self.data[self.str_start..self.str_start + self.str_len]
+    }
+
+    /// The blob this BTF was parsed from.
     pub fn raw_bytes(&self) -> &[u8] {
         &self.data
     }
