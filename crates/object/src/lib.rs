@@ -89,8 +89,13 @@ pub struct ObjectSpec {
     pub license: String,
     /// The `version` section, if any.
     pub kern_version: Option<u32>,
-    /// The object's BTF.
+    /// The object's BTF, as the compiler left it.
     pub btf: Option<Btf>,
+    /// Sizes of the object's sections, by name (for BTF DATASEC fix-ups).
+    pub section_sizes: BTreeMap<String, u32>,
+    /// Offsets of data symbols (variables, map definitions, kconfig externs)
+    /// in their sections, by name (for BTF DATASEC fix-ups).
+    pub symbol_offsets: BTreeMap<String, u32>,
 }
 
 fn cstr(bytes: &[u8]) -> String {
@@ -146,7 +151,7 @@ impl ObjectSpec {
             if maps::is_data_section(&s.name) && s.size > 0 {
                 maps.insert(
                     s.name.clone(),
-                    maps::data_map(&s.name, s.size, s.data, btf.as_ref()),
+                    maps::data_map(&s.name, s.size, s.data, btf.as_ref())?,
                 );
             }
         }
@@ -164,7 +169,7 @@ impl ObjectSpec {
         if let Some(btf) = &btf {
             let (kcfg, size) = kconfig::layout(btf, &weak)?;
             if !kcfg.is_empty() {
-                let mut spec = maps::data_map(".kconfig", size as u64, None, Some(btf));
+                let mut spec = maps::data_map(".kconfig", size as u64, None, Some(btf))?;
                 spec.origin = MapOrigin::Kconfig;
                 maps.insert(".kconfig".into(), spec);
             }
@@ -245,6 +250,27 @@ impl ObjectSpec {
                 }
             }
         }
+        let mut section_sizes: BTreeMap<String, u32> = elf
+            .sections
+            .iter()
+            .filter(|s| !s.name.is_empty())
+            .map(|s| (s.name.clone(), s.size as u32))
+            .collect();
+        let mut symbol_offsets: BTreeMap<String, u32> = elf
+            .symbols
+            .iter()
+            .flatten()
+            .filter(|s| s.kind == elf::SymKind::Object && !s.undefined && !s.name.is_empty())
+            .map(|s| (s.name.clone(), s.value as u32))
+            .collect();
+        if let Some(k) = maps.get(".kconfig") {
+            section_sizes.insert(".kconfig".into(), k.value_size);
+        }
+        for e in externs.values() {
+            if let ExternSpec::Kconfig(k) = e {
+                symbol_offsets.insert(k.name.clone(), k.offset);
+            }
+        }
         Ok(ObjectSpec {
             programs,
             maps,
@@ -252,7 +278,35 @@ impl ObjectSpec {
             license,
             kern_version,
             btf,
+            section_sizes,
+            symbol_offsets,
         })
+    }
+
+    /// The object's BTF as a kernel will accept it: DATASEC sizes and variable
+    /// offsets filled in from the ELF (compilers leave them 0), then kinds the
+    /// kernel lacks rewritten as libbpf does. `None` without BTF.
+    pub fn kernel_btf(
+        &self,
+        features: &bpfkit_btf::BtfFeatures,
+    ) -> Result<Option<Vec<u8>>, ObjectError> {
+        let Some(btf) = &self.btf else {
+            return Ok(None);
+        };
+        let mut builder = bpfkit_btf::BtfBuilder::from_btf(btf)?;
+        let sizes: std::collections::HashMap<String, u32> = self
+            .section_sizes
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let offsets: std::collections::HashMap<String, u32> = self
+            .symbol_offsets
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        bpfkit_btf::fixup_datasecs(&mut builder, &sizes, &offsets)?;
+        bpfkit_btf::sanitize(&mut builder, features);
+        Ok(Some(builder.encode_preserving_strings(btf.endian(), btf)?))
     }
 
     /// Fills the `.kconfig` map from the kernel's configuration.

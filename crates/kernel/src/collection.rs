@@ -1,0 +1,238 @@
+//! Loading an [`ObjectSpec`] into the kernel: BTF, maps (initialised and
+//! frozen), programs with their relocations resolved, static initialisers,
+//! and auto-attachment by section name.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use bpfkit_abi::{update_flags, MapType};
+use bpfkit_btf::{Btf, BtfFeatures, TargetBtfs};
+use bpfkit_isa::{Imm64, Insn};
+use bpfkit_object::{AttachTarget, InitRef, MapSpec, ObjectSpec, RelocTarget};
+
+use crate::error::{Error, Result};
+use crate::link::{attach_raw_tracepoint, attach_tracepoint, Link};
+use crate::map::{KernelMap, MapDefinition};
+use crate::prog::{LoadedProgram, ProgramLoad};
+
+/// What [`Collection::auto_attach`] did: links by program name, and the
+/// programs it did not attach with the reason.
+pub type AutoAttached = (Vec<(String, Link)>, Vec<(String, String)>);
+
+/// Options for [`Collection::load`].
+#[derive(Default)]
+pub struct LoadOptions<'a> {
+    /// BTF to apply CO-RE relocations against; the running kernel's when `None`.
+    pub target_btf: Option<&'a Btf>,
+}
+
+/// An object's maps and programs, live in the kernel.
+pub struct Collection {
+    /// Maps by name.
+    pub maps: BTreeMap<String, KernelMap>,
+    /// Programs by name.
+    pub programs: BTreeMap<String, LoadedProgram>,
+    /// Section-derived targets, by program name.
+    pub targets: BTreeMap<String, AttachTarget>,
+    _btf: Option<OwnedFd>,
+}
+
+fn definition(spec: &MapSpec, btf: Option<&OwnedFd>) -> MapDefinition {
+    let max_entries = match (spec.map_type, spec.max_entries) {
+        // libbpf sizes an unsized perf event array to the CPUs.
+        (MapType::PerfEventArray, 0) => crate::fs::possible_cpus() as u32,
+        (_, n) => n,
+    };
+    MapDefinition {
+        name: spec.name.clone(),
+        map_type: spec.map_type,
+        key_size: spec.key_size,
+        value_size: spec.value_size,
+        max_entries,
+        map_flags: spec.map_flags,
+        map_extra: spec.map_extra,
+        numa_node: spec.numa_node,
+        btf: match (btf, spec.key_type_id, spec.value_type_id) {
+            (Some(fd), Some(k), Some(v)) => Some((fd.as_raw_fd(), k, v)),
+            _ => None,
+        },
+    }
+}
+
+fn create_map(spec: &MapSpec, btf: Option<&OwnedFd>) -> Result<KernelMap> {
+    let inner = match &spec.inner {
+        Some(i) => Some(create_map(i, None)?),
+        None => None,
+    };
+    match KernelMap::create(&definition(spec, btf), inner.as_ref()) {
+        // Retry without BTF types: some maps' BTF is not accepted as key/value types.
+        Err(_) if btf.is_some() => KernelMap::create(&definition(spec, None), inner.as_ref()),
+        r => r,
+    }
+}
+
+impl Collection {
+    /// Loads everything the object defines. kconfig must have been applied to
+    /// `spec` already (see [`ObjectSpec::apply_kconfig`]).
+    pub fn load(spec: &ObjectSpec, opts: &LoadOptions<'_>) -> Result<Collection> {
+        let mut spec = spec.clone();
+        if spec.programs.values().any(|p| !p.core_relos.is_empty()) {
+            let owned;
+            let target = match opts.target_btf {
+                Some(t) => t,
+                None => {
+                    let bytes = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| {
+                        Error::Unsupported(format!(
+                            "CO-RE needs the kernel's BTF (/sys/kernel/btf/vmlinux): {e}"
+                        ))
+                    })?;
+                    owned = Btf::from_vec(bytes)
+                        .map_err(|e| Error::Object(format!("kernel BTF: {e}")))?;
+                    &owned
+                }
+            };
+            spec.apply_core(TargetBtfs::new(target))
+                .map_err(|e| Error::Object(e.to_string()))?;
+        }
+        let btf = match spec
+            .kernel_btf(&BtfFeatures::ALL)
+            .map_err(|e| Error::Object(e.to_string()))?
+        {
+            Some(blob) => crate::btf::load_btf(&blob).ok(),
+            None => None,
+        };
+
+        let mut maps = BTreeMap::new();
+        for (name, m) in &spec.maps {
+            let map = create_map(m, btf.as_ref())?;
+            if let Some(data) = &m.data {
+                map.update(&0u32.to_ne_bytes(), data, update_flags::ANY)
+                    .map_err(|e| Error::Object(format!("initialise `{name}`: {e}")))?;
+                if m.is_read_only() {
+                    map.freeze()?;
+                }
+            }
+            maps.insert(name.clone(), map);
+        }
+
+        let mut programs = BTreeMap::new();
+        let mut targets = BTreeMap::new();
+        for (name, p) in &spec.programs {
+            let mut insns = p.insns.clone();
+            let mut slot_to_insn = BTreeMap::new();
+            let mut slot = 0;
+            for (i, insn) in insns.iter().enumerate() {
+                slot_to_insn.insert(slot, i);
+                slot += insn.slots();
+            }
+            for r in &p.relocations {
+                let i = slot_to_insn[&r.insn];
+                let Insn::LdImm64 { dst, .. } = insns[i] else {
+                    return Err(Error::Object(format!(
+                        "program `{name}`: instruction {} is not lddw",
+                        r.insn
+                    )));
+                };
+                let imm = match &r.target {
+                    RelocTarget::Map(m) => Imm64::MapFd(maps[m].fd().as_raw_fd()),
+                    RelocTarget::MapValue { map, offset } => Imm64::MapValue {
+                        fd: maps[map].fd().as_raw_fd(),
+                        offset: *offset,
+                    },
+                    RelocTarget::Ksym { name: sym, .. } => {
+                        return Err(Error::Unsupported(format!(
+                            "program `{name}` uses kernel symbol `{sym}` (__ksym), which bpfkit does not resolve yet"
+                        )))
+                    }
+                };
+                insns[i] = Insn::LdImm64 { dst, imm };
+            }
+            let btf_info = btf.as_ref().map(|fd| {
+                let func: Vec<[u32; 2]> = p
+                    .func_info
+                    .iter()
+                    .map(|f| [f.insn_off, f.type_id])
+                    .collect();
+                let line: Vec<[u32; 4]> = p
+                    .line_info
+                    .iter()
+                    .map(|l| {
+                        [
+                            l.insn_off,
+                            l.file_name_off,
+                            l.line_off,
+                            (l.line << 10) | (l.col & 0x3ff),
+                        ]
+                    })
+                    .collect();
+                (fd, func, line)
+            });
+            let prog = LoadedProgram::load(&ProgramLoad {
+                name,
+                prog_type: p.kind.prog_type,
+                expected_attach_type: p.kind.attach_type,
+                insns: &insns,
+                license: &spec.license,
+                kern_version: spec.kern_version.unwrap_or(0),
+                btf: btf_info,
+                attach_btf_id: 0,
+            })?;
+            programs.insert(name.clone(), prog);
+            targets.insert(name.clone(), p.kind.target.clone());
+        }
+
+        // Static prog array and map-in-map initialisation.
+        for (name, m) in &spec.maps {
+            for (&slot, target) in &m.init {
+                let fd = match target {
+                    InitRef::Program(p) => programs[p].fd().as_raw_fd(),
+                    InitRef::Map(inner) => maps[inner].fd().as_raw_fd(),
+                };
+                maps[name]
+                    .update(
+                        &slot.to_ne_bytes(),
+                        &(fd as u32).to_ne_bytes(),
+                        update_flags::ANY,
+                    )
+                    .map_err(|e| {
+                        Error::Object(format!("initialise slot {slot} of `{name}`: {e}"))
+                    })?;
+            }
+        }
+        Ok(Collection {
+            maps,
+            programs,
+            targets,
+            _btf: btf,
+        })
+    }
+
+    /// Attaches every program whose section name says where it goes.
+    /// Returns the links and, for the others, why they were not attached.
+    pub fn auto_attach(&self) -> AutoAttached {
+        let mut links = Vec::new();
+        let mut skipped = Vec::new();
+        for (name, prog) in &self.programs {
+            let r = match &self.targets[name] {
+                AttachTarget::Tracepoint { category, name: tp } => {
+                    attach_tracepoint(prog, category, tp)
+                }
+                AttachTarget::RawTracepoint { name: tp } => attach_raw_tracepoint(prog, tp),
+                AttachTarget::Kprobe { .. } | AttachTarget::Ksyscall { .. } => Err(
+                    Error::Unsupported(crate::link::kprobe_unavailable_reason().unwrap_or_else(
+                        || "kprobe attachment is not implemented in bpfkit yet".into(),
+                    )),
+                ),
+                other => Err(Error::Unsupported(format!(
+                    "{} program with target {other:?} needs an explicit attach point",
+                    prog.prog_type()
+                ))),
+            };
+            match r {
+                Ok(l) => links.push((name.clone(), l)),
+                Err(e) => skipped.push((name.clone(), e.to_string())),
+            }
+        }
+        (links, skipped)
+    }
+}

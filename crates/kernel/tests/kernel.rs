@@ -1,0 +1,268 @@
+//! The kernel backend against the running kernel. Each test first checks that
+//! bpf() is usable and otherwise prints why it skipped.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bpfkit_abi::{errno, update_flags::*, MapType};
+use bpfkit_kernel::{
+    check_bpf_access, inspect, Collection, Error, KernelMap, LoadOptions, MapDefinition,
+    RingBufReader,
+};
+use bpfkit_object::ObjectSpec;
+
+macro_rules! require_bpf {
+    () => {
+        if let Err(why) = check_bpf_access() {
+            eprintln!("SKIP: cannot use bpf(): {why}");
+            return;
+        }
+    };
+}
+
+fn fixture(name: &str) -> ObjectSpec {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    ObjectSpec::from_file(&p).unwrap()
+}
+
+fn def(t: MapType, k: u32, v: u32, max: u32, flags: u32) -> MapDefinition {
+    MapDefinition {
+        name: format!("t_{t}"),
+        map_type: t,
+        key_size: k,
+        value_size: v,
+        max_entries: max,
+        map_flags: flags,
+        map_extra: 0,
+        numa_node: None,
+        btf: None,
+    }
+}
+
+fn k(i: u32) -> Vec<u8> {
+    i.to_ne_bytes().to_vec()
+}
+fn v(i: u64) -> Vec<u8> {
+    i.to_ne_bytes().to_vec()
+}
+
+#[test]
+fn hash_and_array_semantics_match_the_vm() {
+    require_bpf!();
+    let h = KernelMap::create(&def(MapType::Hash, 4, 8, 2, 0), None).unwrap();
+    assert_eq!(
+        h.update(&k(1), &v(1), EXIST).unwrap_err().errno(),
+        errno::ENOENT
+    );
+    h.update(&k(1), &v(1), NOEXIST).unwrap();
+    assert_eq!(
+        h.update(&k(1), &v(2), NOEXIST).unwrap_err().errno(),
+        errno::EEXIST
+    );
+    h.update(&k(2), &v(2), ANY).unwrap();
+    assert_eq!(
+        h.update(&k(3), &v(3), ANY).unwrap_err().errno(),
+        errno::E2BIG
+    );
+    assert_eq!(h.lookup(&k(2)).unwrap(), Some(v(2)));
+    h.delete(&k(1)).unwrap();
+    assert_eq!(h.delete(&k(1)).unwrap_err().errno(), errno::ENOENT);
+    assert_eq!(h.next_key(None).unwrap(), Some(k(2)));
+
+    let a = KernelMap::create(&def(MapType::Array, 4, 8, 4, 0), None).unwrap();
+    assert_eq!(a.lookup(&k(0)).unwrap(), Some(v(0)));
+    assert_eq!(
+        a.update(&k(4), &v(1), ANY).unwrap_err().errno(),
+        errno::E2BIG
+    );
+    assert_eq!(
+        a.update(&k(1), &v(1), NOEXIST).unwrap_err().errno(),
+        errno::EEXIST
+    );
+    assert_eq!(a.delete(&k(1)).unwrap_err().errno(), errno::EINVAL);
+    assert_eq!(a.next_key(Some(&k(3))).unwrap(), None);
+}
+
+#[test]
+fn queue_lru_lpm_and_percpu() {
+    require_bpf!();
+    let q = KernelMap::create(&def(MapType::Queue, 0, 8, 2, 0), None).unwrap();
+    q.push(&v(1), ANY).unwrap();
+    q.push(&v(2), ANY).unwrap();
+    assert_eq!(q.push(&v(3), ANY).unwrap_err().errno(), errno::E2BIG);
+    q.push(&v(3), EXIST).unwrap();
+    assert_eq!(q.pop().unwrap(), Some(v(2)));
+    assert_eq!(q.pop().unwrap(), Some(v(3)));
+    assert_eq!(q.pop().unwrap(), None);
+
+    let lpm = KernelMap::create(
+        &def(
+            MapType::LpmTrie,
+            8,
+            8,
+            8,
+            bpfkit_abi::map_flags::NO_PREALLOC,
+        ),
+        None,
+    )
+    .unwrap();
+    let key = |plen: u32, ip: [u8; 4]| [plen.to_ne_bytes().to_vec(), ip.to_vec()].concat();
+    lpm.update(&key(8, [10, 0, 0, 0]), &v(8), ANY).unwrap();
+    lpm.update(&key(16, [10, 1, 0, 0]), &v(16), ANY).unwrap();
+    assert_eq!(lpm.lookup(&key(32, [10, 1, 9, 9])).unwrap(), Some(v(16)));
+    assert_eq!(lpm.lookup(&key(32, [10, 9, 9, 9])).unwrap(), Some(v(8)));
+    assert_eq!(lpm.lookup(&key(32, [11, 0, 0, 0])).unwrap(), None);
+
+    let pc = KernelMap::create(&def(MapType::PercpuArray, 4, 4, 1, 0), None).unwrap();
+    let n = pc.value_copies();
+    assert_eq!(n, bpfkit_kernel::fs::possible_cpus());
+    let all: Vec<u8> = (0..n as u32)
+        .flat_map(|c| [c.to_ne_bytes(), [0; 4]].concat())
+        .collect();
+    pc.update(&k(0), &all, ANY).unwrap();
+    assert_eq!(pc.lookup(&k(0)).unwrap(), Some(all));
+}
+
+#[test]
+fn tracepoint_counts_and_ring_buffer_delivers_exactly() {
+    require_bpf!();
+    let mut spec = fixture("counter.bpf.o");
+    let me = std::process::id();
+    spec.maps.get_mut(".rodata").unwrap().data = Some(me.to_ne_bytes().to_vec());
+    let coll = Collection::load(&spec, &LoadOptions::default()).unwrap();
+    let (links, skipped) = coll.auto_attach();
+    assert!(skipped.is_empty(), "{skipped:?}");
+    assert_eq!(
+        links[0].1.description(),
+        "tracepoint syscalls/sys_enter_getpid"
+    );
+    let mut reader = RingBufReader::new().unwrap();
+    reader.add(&coll.maps["pids"]).unwrap();
+    for _ in 0..25 {
+        // SAFETY: getpid has no preconditions. (libc's getpid may be cached;
+        // the raw syscall always enters the kernel.)
+        unsafe { libc::syscall(libc::SYS_getpid) };
+    }
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < 25 && Instant::now() < deadline {
+        reader
+            .poll(Duration::from_millis(100), &mut |_, rec| {
+                got.push(u32::from_ne_bytes(rec.try_into().unwrap()))
+            })
+            .unwrap();
+    }
+    assert_eq!(got, vec![me; 25]);
+    let calls = coll.maps["calls"]
+        .lookup(&0u32.to_ne_bytes())
+        .unwrap()
+        .unwrap();
+    assert_eq!(u64::from_ne_bytes(calls.try_into().unwrap()), 25);
+}
+
+#[test]
+fn exec_events_from_libbpf_bootstrap_style_object() {
+    require_bpf!();
+    let spec = ObjectSpec::from_file(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../object/tests/fixtures/bootstrap.bpf.o"),
+    )
+    .unwrap();
+    let coll = Collection::load(&spec, &LoadOptions::default()).unwrap();
+    let (links, skipped) = coll.auto_attach();
+    assert_eq!(links.len(), 2, "{skipped:?}");
+    let mut reader = RingBufReader::new().unwrap();
+    reader.add(&coll.maps["rb"]).unwrap();
+    let child = std::process::Command::new("/bin/true").spawn().unwrap();
+    let pid = child.id() as i32;
+    let mut child = child;
+    child.wait().unwrap();
+    let mut seen_exec = false;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !seen_exec && Instant::now() < deadline {
+        reader
+            .poll(Duration::from_millis(100), &mut |_, rec| {
+                let epid = i32::from_ne_bytes(rec[0..4].try_into().unwrap());
+                // struct event: pid@0 ppid@4 exit_code@8 duration_ns@16 comm@24 filename@40 exit_event@167
+                let exit_event = rec[167] != 0;
+                if epid == pid && !exit_event {
+                    let fname = &rec[40..40 + 9];
+                    assert_eq!(fname, b"/bin/true");
+                    seen_exec = true;
+                }
+            })
+            .unwrap();
+    }
+    assert!(seen_exec, "no exec event for pid {pid}");
+}
+
+#[test]
+fn verifier_rejection_names_the_complaint_and_the_source_line() {
+    require_bpf!();
+    let spec = fixture("rejected.bpf.o");
+    let err = Collection::load(&spec, &LoadOptions::default())
+        .err()
+        .expect("the verifier rejects it");
+    let Error::Verifier {
+        program,
+        message,
+        source_line,
+        log,
+    } = &err
+    else {
+        panic!("expected a verifier error, got {err}");
+    };
+    assert_eq!(program, "missing_null_check");
+    assert!(message.contains("map_value_or_null"), "{message}\n{log}");
+    let line = source_line.as_deref().unwrap_or("");
+    assert!(
+        line.contains("rejected.bpf.c:18") && line.contains("*value += 1"),
+        "{line}"
+    );
+    assert!(err.to_string().contains("rejected.bpf.c:18"));
+}
+
+#[test]
+fn nothing_leaks_after_a_collection_is_dropped() {
+    require_bpf!();
+    let before = inspect::count_objects();
+    {
+        let spec = ObjectSpec::from_file(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../object/tests/fixtures/bootstrap.bpf.o"),
+        )
+        .unwrap();
+        let coll = Collection::load(&spec, &LoadOptions::default()).unwrap();
+        let (links, _) = coll.auto_attach();
+        assert_eq!(links.len(), 2);
+        let during = inspect::count_objects();
+        assert!(
+            during.0 >= before.0 + 2 && during.1 >= before.1 + 3 && during.2 >= before.2 + 2,
+            "{before:?} {during:?}"
+        );
+    }
+    // Other tests run in parallel; wait for the kernel's deferred frees and
+    // compare this test's own objects, which are gone once the counts drop back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut after = inspect::count_objects();
+    while after.0 > before.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        after = inspect::count_objects();
+    }
+    assert!(
+        after.0 <= before.0 && after.2 <= before.2,
+        "before {before:?}, after {after:?}"
+    );
+}
+
+#[test]
+fn kprobe_absence_is_explained() {
+    require_bpf!();
+    if let Some(reason) = bpfkit_kernel::link::kprobe_unavailable_reason() {
+        assert!(reason.contains("kprobes are not available"));
+        assert!(reason.contains("CONFIG_KPROBES"));
+    } else {
+        eprintln!("SKIP: this kernel has kprobes, nothing to explain");
+    }
+}
