@@ -35,6 +35,8 @@ enum Command {
     ConformancePlugin(cmd::conformance::PluginArgs),
     /// Run raw eBPF bytecode in the userspace VM.
     Run(cmd::run::Args),
+    /// Load a BPF object into the kernel, attach it, and print its events.
+    Load(cmd::load::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Conformance(args) => cmd::conformance::run(args),
         Command::ConformancePlugin(args) => cmd::conformance::plugin(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Load(args) => cmd::load::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

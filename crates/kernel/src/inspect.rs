@@ -44,3 +44,16 @@ pub fn count_objects() -> (usize, usize, usize) {
         ids(ObjectKind::Link).len(),
     )
 }
+
+/// The kernel id of a program, map or link fd (`BPF_OBJ_GET_INFO_BY_FD`;
+/// the id is the second `u32` of every info struct).
+pub fn id_of(fd: &std::os::fd::OwnedFd) -> crate::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut info = [0u8; 256];
+    let mut attr = Attr::default()
+        .u32(0, fd.as_raw_fd() as u32)
+        .u32(4, info.len() as u32)
+        .ptr(8, info.as_mut_ptr());
+    bpf(cmd::OBJ_GET_INFO_BY_FD, &mut attr).map_err(|e| crate::Error::sys("get object info", e))?;
+    Ok(u32::from_ne_bytes([info[4], info[5], info[6], info[7]]))
+}

@@ -4,4 +4,5 @@ pub mod asm;
 pub mod btf;
 pub mod conformance;
 pub mod disasm;
+pub mod load;
 pub mod run;

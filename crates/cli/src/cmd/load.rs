@@ -1,0 +1,217 @@
+//! `bpfkit load OBJ.o`: load an object into the kernel, attach what its
+//! section names say, and print its ring buffer records until stopped.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bpfkit::record::{format_text, RecordDecoder};
+use bpfkit_btf::Kind;
+use bpfkit_kernel::{inspect, Collection, LoadOptions, RingBufReader};
+use bpfkit_object::{KernelConfig, ObjectSpec};
+
+use crate::tools::{Output, StopSignal};
+
+/// Load a BPF object into the kernel, attach it, and print its events.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A clang-compiled BPF ELF object.
+    object: PathBuf,
+    /// Set a `.rodata` constant before loading (`const volatile` knobs), as NAME=VALUE.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    sets: Vec<String>,
+    /// Decode ring buffer records as this struct from the object's BTF.
+    #[arg(long)]
+    event_type: Option<String>,
+    /// Print records as JSON lines.
+    #[arg(long)]
+    json: bool,
+    /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Pin maps and links under this bpffs directory.
+    #[arg(long)]
+    pin: Option<PathBuf>,
+}
+
+fn parse_int(s: &str) -> anyhow::Result<i128> {
+    let t = s.trim();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t),
+    };
+    let v = match t.strip_prefix("0x") {
+        Some(h) => i128::from_str_radix(h, 16),
+        None => t.parse::<i128>(),
+    }
+    .with_context(|| format!("`{s}` is not a number"))?;
+    Ok(if neg { -v } else { v })
+}
+
+/// Writes `NAME=VALUE` into the object's `.rodata` image.
+fn apply_set(spec: &mut ObjectSpec, set: &str) -> anyhow::Result<()> {
+    let (name, value) = set
+        .split_once('=')
+        .with_context(|| format!("--set {set}: expected NAME=VALUE"))?;
+    let btf = spec
+        .btf
+        .as_ref()
+        .context("the object has no BTF to find constants in")?;
+    let mut found = None;
+    for sec in [".rodata", ".data", ".bss"] {
+        let Some(id) = btf.find_by_name_kind(sec, Kind::Datasec) else {
+            continue;
+        };
+        for v in btf.type_by_id(id)?.datasec_vars() {
+            let var = btf.type_by_id(v.type_id)?;
+            if var.name() == name {
+                let size = btf.type_size(var.type_ref().unwrap_or(0))? as usize;
+                found = Some((sec, size));
+            }
+        }
+    }
+    let (sec, size) =
+        found.with_context(|| format!("--set: no global variable `{name}` in the object"))?;
+    let offset = *spec
+        .symbol_offsets
+        .get(name)
+        .with_context(|| format!("--set: no symbol offset for `{name}`"))?
+        as usize;
+    let bytes = match value {
+        "true" => 1i128,
+        "false" => 0,
+        v => parse_int(v)?,
+    }
+    .to_le_bytes();
+    let data = spec
+        .maps
+        .get_mut(sec)
+        .and_then(|m| m.data.as_mut())
+        .with_context(|| format!("--set: section {sec} has no data"))?;
+    if size > 16 || offset + size > data.len() {
+        bail!("--set {name}: a {size}-byte variable cannot be set from the command line");
+    }
+    data[offset..offset + size].copy_from_slice(&bytes[..size]);
+    Ok(())
+}
+
+fn kernel_config() -> KernelConfig {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let text =
+        std::fs::read_to_string(format!("/boot/config-{}", release.trim())).unwrap_or_default();
+    KernelConfig::parse(&text).with_kernel_release(release.trim())
+}
+
+/// Runs `bpfkit load`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let path = args.object.display().to_string();
+    let mut spec =
+        ObjectSpec::from_file(&args.object).with_context(|| format!("parsing {path}"))?;
+    for set in &args.sets {
+        apply_set(&mut spec, set)?;
+    }
+    spec.apply_kconfig(&kernel_config())
+        .context("kconfig externs")?;
+    let decoder = match &args.event_type {
+        Some(t) => {
+            let btf = spec
+                .btf
+                .as_ref()
+                .context("--event-type needs the object's BTF")?;
+            Some(RecordDecoder::new(btf, t)?)
+        }
+        None => None,
+    };
+    let coll = Collection::load(&spec, &LoadOptions::default())
+        .with_context(|| format!("loading {path}"))?;
+    let (links, skipped) = coll.auto_attach();
+    let mut out = Output::new(args.json);
+    for (name, prog) in &coll.programs {
+        let attach = links
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, l)| l.description().to_string())
+            .unwrap_or_else(|| "not attached".into());
+        out.text(&format!(
+            "prog {name}: id {} type {} -> {attach}\n",
+            inspect::id_of(prog.fd())?,
+            prog.prog_type()
+        ))?;
+    }
+    for (name, why) in &skipped {
+        eprintln!("bpfkit load: `{name}` not attached: {why}");
+    }
+    for (name, map) in &coll.maps {
+        out.text(&format!(
+            "map {name}: id {} type {}\n",
+            inspect::id_of(map.fd())?,
+            map.map_type()
+        ))?;
+    }
+    if let Some(dir) = &args.pin {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (name, map) in &coll.maps {
+            map.pin(&dir.join(name.trim_start_matches('.')))?;
+        }
+        for (name, link) in &links {
+            link.pin(&dir.join(format!("link_{name}")))?;
+        }
+    }
+    let ringbufs: Vec<&String> = coll
+        .maps
+        .iter()
+        .filter(|(_, m)| m.map_type() == bpfkit_abi::MapType::Ringbuf)
+        .map(|(n, _)| n)
+        .collect();
+    let mut reader = RingBufReader::new()?;
+    for name in &ringbufs {
+        reader.add(&coll.maps[name.as_str()])?;
+    }
+    out.header("")?;
+    while !stop.should_stop() {
+        let mut failure = None;
+        reader.poll(
+            stop.remaining(Duration::from_millis(200)),
+            &mut |ring, rec| {
+                let map = ringbufs[ring];
+                let (text, json) = match &decoder {
+                    Some(d) => match d.decode(rec) {
+                        Ok(v) => (
+                            format!("{map}: {}", format_text(&v)),
+                            serde_json::json!({"map": map, "event": v}),
+                        ),
+                        Err(e) => (
+                            format!("{map}: undecodable record: {e}"),
+                            serde_json::json!({"map": map, "error": e.to_string()}),
+                        ),
+                    },
+                    None => {
+                        let hex: String = rec
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        (
+                            format!("{map}: {hex}"),
+                            serde_json::json!({"map": map, "data": hex}),
+                        )
+                    }
+                };
+                if let Err(e) = out.record(&text, &json) {
+                    failure = Some(e);
+                }
+            },
+        )?;
+        if let Some(e) = failure {
+            // A closed stdout (a pipe to `head`) ends the run quietly.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                break;
+            }
+            return Err(e.into());
+        }
+    }
+    // Dropping the links and the collection detaches and unloads everything.
+    drop(links);
+    Ok(())
+}
