@@ -2,10 +2,15 @@
 //! userspace VM, through one API.
 #![warn(missing_docs)]
 
+mod backend;
 pub mod maps;
 pub mod record;
 
+pub use backend::{dump, Backend, Error, Object, RunResult};
 pub use bpfkit_abi as abi;
 pub use bpfkit_btf as btf;
 pub use bpfkit_isa as isa;
+pub use bpfkit_kernel as kernel;
+pub use bpfkit_object as object;
+pub use bpfkit_vm as vm;
 pub use bytemuck::{Pod, Zeroable};

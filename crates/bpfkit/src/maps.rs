@@ -51,6 +51,26 @@ pub trait RawMap {
     fn peek(&self, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, MapError>;
 }
 
+/// Boxed and borrowed maps are maps too, so the typed layer works over
+/// `Box<dyn RawMap>` and `&dyn RawMap` as well as concrete backends.
+macro_rules! forward_raw_map {
+    ($($t:ty),*) => {$(
+        impl<M: RawMap + ?Sized> RawMap for $t {
+            fn key_size(&self) -> usize { (**self).key_size() }
+            fn value_size(&self) -> usize { (**self).value_size() }
+            fn value_copies(&self) -> usize { (**self).value_copies() }
+            fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MapError> { (**self).lookup(key) }
+            fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<(), MapError> { (**self).update(key, value, flags) }
+            fn delete(&self, key: &[u8]) -> Result<(), MapError> { (**self).delete(key) }
+            fn next_key(&self, key: Option<&[u8]>) -> Result<Option<Vec<u8>>, MapError> { (**self).next_key(key) }
+            fn push(&self, value: &[u8], flags: u64) -> Result<(), MapError> { (**self).push(value, flags) }
+            fn pop(&self) -> Result<Option<Vec<u8>>, MapError> { (**self).pop() }
+            fn peek(&self, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, MapError> { (**self).peek(value) }
+        }
+    )*};
+}
+forward_raw_map!(Box<M>, &M);
+
 fn check_size(what: &'static str, want: usize, got: usize) -> Result<(), MapError> {
     if want == got {
         Ok(())

@@ -14,8 +14,11 @@ pub enum ContextKind {
     Raw,
     /// `struct xdp_md`.
     Xdp,
-    /// `struct __sk_buff` (socket filters, TC, cgroup skb).
+    /// `struct __sk_buff` with data at the link-layer header (TC).
     SkBuff,
+    /// `struct __sk_buff` with data at the network header: socket filters and
+    /// cgroup skb programs, which run after the Ethernet header is pulled.
+    SkBuffL3,
 }
 
 /// Size of `struct xdp_md`.
@@ -39,9 +42,9 @@ impl ContextKind {
             (ContextKind::Xdp, 0) => Some(PointerField::Data),
             (ContextKind::Xdp, 4) => Some(PointerField::DataEnd),
             (ContextKind::Xdp, 8) => Some(PointerField::DataMeta),
-            (ContextKind::SkBuff, 76) => Some(PointerField::Data),
-            (ContextKind::SkBuff, 80) => Some(PointerField::DataEnd),
-            (ContextKind::SkBuff, 140) => Some(PointerField::DataMeta),
+            (ContextKind::SkBuff | ContextKind::SkBuffL3, 76) => Some(PointerField::Data),
+            (ContextKind::SkBuff | ContextKind::SkBuffL3, 80) => Some(PointerField::DataEnd),
+            (ContextKind::SkBuff | ContextKind::SkBuffL3, 140) => Some(PointerField::DataMeta),
             _ => None,
         }
     }

@@ -368,25 +368,33 @@ impl Vm {
                 let out = space.region(0).map(Region::to_vec).unwrap_or_default();
                 Ok((r0, Vec::new(), out))
             }
-            ContextKind::Xdp | ContextKind::SkBuff => {
+            ContextKind::Xdp | ContextKind::SkBuff | ContextKind::SkBuffL3 => {
                 let (ctx_size, headroom, tailroom) = match context {
                     ContextKind::Xdp => (XDP_MD_SIZE, XDP_HEADROOM, 256),
                     _ => (SK_BUFF_SIZE, 0, 0),
                 };
+                // Socket filters and cgroup skb programs see the packet from the
+                // network header, as after the kernel's eth_type_trans pull.
+                let l2_len = if context == ContextKind::SkBuffL3 {
+                    input.data_in.len().min(14)
+                } else {
+                    0
+                };
+                let (l2, payload) = input.data_in.split_at(l2_len);
                 let mut ctx = vec![0u8; ctx_size];
                 let n = input.ctx_in.len().min(ctx_size);
                 ctx[..n].copy_from_slice(&input.ctx_in[..n]);
-                if context == ContextKind::SkBuff {
-                    let len = input.data_in.len() as u32;
+                if context != ContextKind::Xdp {
+                    let len = payload.len() as u32;
                     ctx[sk_buff::LEN..sk_buff::LEN + 4].copy_from_slice(&len.to_ne_bytes());
                     if let Some(proto) = input.data_in.get(12..14) {
                         // skb->protocol holds the EtherType in network order.
                         ctx[sk_buff::PROTOCOL..sk_buff::PROTOCOL + 2].copy_from_slice(proto);
                     }
                 }
-                let ctx_base = space.add(RegionKind::Context, context == ContextKind::SkBuff, ctx);
-                let mut buffer = vec![0u8; headroom + input.data_in.len() + tailroom];
-                buffer[headroom..headroom + input.data_in.len()].copy_from_slice(&input.data_in);
+                let ctx_base = space.add(RegionKind::Context, context != ContextKind::Xdp, ctx);
+                let mut buffer = vec![0u8; headroom + payload.len() + tailroom];
+                buffer[headroom..headroom + payload.len()].copy_from_slice(payload);
                 let buffer_len = buffer.len() as u64;
                 let buf = space.add(RegionKind::Packet, true, buffer);
                 let data = buf + headroom as u64;
@@ -395,7 +403,7 @@ impl Vm {
                     buffer_len,
                     data_meta: data,
                     data,
-                    data_end: data + input.data_in.len() as u64,
+                    data_end: data + payload.len() as u64,
                 };
                 let limits = self.limits;
                 let mut executed = 0;
@@ -413,9 +421,12 @@ impl Vm {
                 let p = env.packet.unwrap_or(packet);
                 self.stack = stack;
                 let r0 = r0?;
-                let data_out = space
-                    .read(p.data, (p.data_end - p.data) as usize)
-                    .unwrap_or_default();
+                let mut data_out = l2.to_vec();
+                data_out.extend(
+                    space
+                        .read(p.data, (p.data_end - p.data) as usize)
+                        .unwrap_or_default(),
+                );
                 let ctx_out = space.region(0).map(Region::to_vec).unwrap_or_default();
                 self.last_executed = executed;
                 Ok((r0, data_out, ctx_out))

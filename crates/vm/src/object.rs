@@ -46,14 +46,12 @@ pub enum ObjectLoadError {
 pub fn context_for(prog_type: ProgramType) -> ContextKind {
     match prog_type {
         ProgramType::Xdp => ContextKind::Xdp,
+        ProgramType::SchedCls | ProgramType::SchedAct | ProgramType::SkSkb => ContextKind::SkBuff,
         ProgramType::SocketFilter
-        | ProgramType::SchedCls
-        | ProgramType::SchedAct
         | ProgramType::CgroupSkb
         | ProgramType::LwtIn
         | ProgramType::LwtOut
-        | ProgramType::LwtXmit
-        | ProgramType::SkSkb => ContextKind::SkBuff,
+        | ProgramType::LwtXmit => ContextKind::SkBuffL3,
         _ => ContextKind::Raw,
     }
 }

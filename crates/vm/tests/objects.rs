@@ -83,7 +83,11 @@ fn socket_filter_keeps_only_its_port() {
         .unwrap()
         .retval
     };
-    assert_eq!(run(ipv4_packet(17, 7777)), 42, "whole packet kept");
+    assert_eq!(
+        run(ipv4_packet(17, 7777)),
+        28,
+        "whole packet from the IP header on"
+    );
     assert_eq!(run(ipv4_packet(17, 7778)), 0);
     assert_eq!(run(ipv4_packet(6, 7777)), 0);
 }
