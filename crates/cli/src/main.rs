@@ -37,6 +37,8 @@ enum Command {
     Run(cmd::run::Args),
     /// Load a BPF object into the kernel, attach it, and print its events.
     Load(cmd::load::Args),
+    /// Trace new processes: TIME PCOMM PID PPID UID RET ARGS.
+    Execsnoop(tools::execsnoop::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::ConformancePlugin(args) => cmd::conformance::plugin(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Load(args) => cmd::load::run(args),
+        Command::Execsnoop(args) => tools::execsnoop::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -113,8 +113,19 @@ impl ObjectSpec {
         ObjectSpec::parse(&bytes)
     }
 
-    /// Parses an object from its bytes.
+    /// Parses an object from its bytes (any alignment).
     pub fn parse(bytes: &[u8]) -> Result<ObjectSpec, ObjectError> {
+        // The ELF reader views headers in place and needs them 8-byte
+        // aligned; bytes from include_bytes! or a sub-slice may not be.
+        let mut buf = Vec::new();
+        let bytes = if bytes.as_ptr() as usize % 8 == 0 {
+            bytes
+        } else {
+            buf.resize(bytes.len() + 8, 0u8);
+            let skew = (8 - buf.as_ptr() as usize % 8) % 8;
+            buf[skew..skew + bytes.len()].copy_from_slice(bytes);
+            &buf[skew..skew + bytes.len()]
+        };
         let elf = elf::Elf::parse(bytes)?;
         let license = elf
             .section_by_name("license")
@@ -307,6 +318,56 @@ impl ObjectSpec {
         bpfkit_btf::fixup_datasecs(&mut builder, &sizes, &offsets)?;
         bpfkit_btf::sanitize(&mut builder, features);
         Ok(Some(builder.encode_preserving_strings(btf.endian(), btf)?))
+    }
+
+    /// Sets global variable `name` (a `const volatile` knob in `.rodata`, or a
+    /// `.data`/`.bss` variable) to `value` before the object is loaded, as a
+    /// libbpf skeleton's `rodata->name = value` does. `value` must have the
+    /// variable's size.
+    pub fn set_global(&mut self, name: &str, value: &[u8]) -> Result<(), ObjectError> {
+        let err = |reason: String| ObjectError::Map {
+            map: name.to_string(),
+            reason,
+        };
+        let btf = self
+            .btf
+            .as_ref()
+            .ok_or_else(|| err("the object has no BTF to find globals in".into()))?;
+        let mut found = None;
+        for (map_name, spec) in &self.maps {
+            if !matches!(spec.origin, MapOrigin::Data { .. }) {
+                continue;
+            }
+            let Some(sec) = btf.find_by_name_kind(map_name, Kind::Datasec) else {
+                continue;
+            };
+            for v in btf.type_by_id(sec)?.datasec_vars() {
+                let var = btf.type_by_id(v.type_id)?;
+                if var.name() == name {
+                    found = Some((
+                        map_name.clone(),
+                        btf.type_size(var.type_ref().unwrap_or(0))? as usize,
+                    ));
+                }
+            }
+        }
+        let (map, size) = found.ok_or_else(|| err("no global variable of this name".into()))?;
+        if value.len() != size {
+            return Err(err(format!("is {size} bytes, the value {}", value.len())));
+        }
+        let offset = *self
+            .symbol_offsets
+            .get(name)
+            .ok_or_else(|| err("no symbol offset".into()))? as usize;
+        let data = self
+            .maps
+            .get_mut(&map)
+            .and_then(|m| m.data.as_mut())
+            .ok_or_else(|| err(format!("{map} has no contents")))?;
+        data.get_mut(offset..offset + size)
+            .ok_or_else(|| err(format!("offset {offset} lies outside {map}")))?
+            .copy_from_slice(value);
+        Ok(())
     }
 
     /// Fills the `.kconfig` map from the kernel's configuration.

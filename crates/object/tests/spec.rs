@@ -312,3 +312,33 @@ fn malformed_objects_are_errors() {
         );
     }
 }
+
+#[test]
+fn globals_can_be_set_before_load() {
+    let mut spec = fixture("globals.bpf.o");
+    spec.set_global("limit", &7u32.to_le_bytes()).unwrap();
+    spec.set_global("counter", &1u64.to_le_bytes()).unwrap();
+    assert_eq!(
+        spec.maps[".rodata"].data.as_deref(),
+        Some(&7u32.to_le_bytes()[..])
+    );
+    assert_eq!(
+        spec.maps[".data"].data.as_deref(),
+        Some(&1u64.to_le_bytes()[..])
+    );
+    assert!(spec
+        .set_global("limit", &[0u8; 8])
+        .unwrap_err()
+        .to_string()
+        .contains("is 4 bytes"));
+    assert!(spec.set_global("nope", &[0u8; 4]).is_err());
+}
+
+#[test]
+fn misaligned_bytes_parse_too() {
+    let bytes = std::fs::read(path("xdp_parser.bpf.o")).unwrap();
+    let mut shifted = vec![0u8; bytes.len() + 1];
+    shifted[1..].copy_from_slice(&bytes);
+    let spec = ObjectSpec::parse(&shifted[1..]).unwrap();
+    assert!(spec.programs.contains_key("xdp_parser"));
+}

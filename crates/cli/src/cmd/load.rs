@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use bpfkit::record::{format_text, RecordDecoder};
-use bpfkit_btf::Kind;
 use bpfkit_kernel::{inspect, Collection, LoadOptions, RingBufReader};
 use bpfkit_object::{KernelConfig, ObjectSpec};
 
@@ -48,51 +47,29 @@ fn parse_int(s: &str) -> anyhow::Result<i128> {
     Ok(if neg { -v } else { v })
 }
 
-/// Writes `NAME=VALUE` into the object's `.rodata` image.
+/// Sets a global from `NAME=VALUE` (an integer or `true`/`false`, sized by its BTF type).
 fn apply_set(spec: &mut ObjectSpec, set: &str) -> anyhow::Result<()> {
     let (name, value) = set
         .split_once('=')
         .with_context(|| format!("--set {set}: expected NAME=VALUE"))?;
-    let btf = spec
-        .btf
-        .as_ref()
-        .context("the object has no BTF to find constants in")?;
-    let mut found = None;
-    for sec in [".rodata", ".data", ".bss"] {
-        let Some(id) = btf.find_by_name_kind(sec, Kind::Datasec) else {
-            continue;
-        };
-        for v in btf.type_by_id(id)?.datasec_vars() {
-            let var = btf.type_by_id(v.type_id)?;
-            if var.name() == name {
-                let size = btf.type_size(var.type_ref().unwrap_or(0))? as usize;
-                found = Some((sec, size));
-            }
-        }
-    }
-    let (sec, size) =
-        found.with_context(|| format!("--set: no global variable `{name}` in the object"))?;
-    let offset = *spec
-        .symbol_offsets
-        .get(name)
-        .with_context(|| format!("--set: no symbol offset for `{name}`"))?
-        as usize;
-    let bytes = match value {
+    let v = match value {
         "true" => 1i128,
         "false" => 0,
         v => parse_int(v)?,
+    };
+    // Try the sizes a C scalar can have; set_global checks the real one.
+    let mut last = None;
+    for size in [1usize, 2, 4, 8, 16] {
+        match spec.set_global(name, &v.to_le_bytes()[..size]) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.to_string().contains(" bytes, the value ") => last = Some(e),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("--set {set}"))),
+        }
     }
-    .to_le_bytes();
-    let data = spec
-        .maps
-        .get_mut(sec)
-        .and_then(|m| m.data.as_mut())
-        .with_context(|| format!("--set: section {sec} has no data"))?;
-    if size > 16 || offset + size > data.len() {
-        bail!("--set {name}: a {size}-byte variable cannot be set from the command line");
-    }
-    data[offset..offset + size].copy_from_slice(&bytes[..size]);
-    Ok(())
+    Err(anyhow::anyhow!(
+        "--set {set}: {}",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    ))
 }
 
 fn kernel_config() -> KernelConfig {

@@ -1,6 +1,7 @@
 //! The tracing tools (`bpfkit execsnoop`, ...) and what they share: stopping
 //! on Ctrl-C, SIGTERM or a duration, and printing text or JSON lines.
 
+pub mod execsnoop;
 pub mod hist;
 pub mod ksyms;
 pub mod syscall_table;

@@ -1,0 +1,205 @@
+//! `bpfkit execsnoop`: trace new processes (execve), with their arguments.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use bpfkit_kernel::{Collection, LoadOptions, RingBufReader};
+use bpfkit_object::ObjectSpec;
+use serde::Serialize;
+
+use super::{clock_time, report_lost, Output, StopSignal};
+
+/// The compiled BPF side (bpf/execsnoop.bpf.c, rebuilt by bpf/build.sh).
+const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/execsnoop.bpf.o");
+/// Most arguments the BPF side captures (EXECSNOOP_MAX_ARGS).
+const MAX_ARGS: u32 = 20;
+/// Offset of `args` in `struct execsnoop_event` (bpf/include/execsnoop.h).
+const ARGS_OFFSET: usize = 48;
+
+/// Trace exec() calls: TIME PCOMM PID PPID UID RET ARGS.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Include failed exec()s.
+    #[arg(short = 'x', long)]
+    failed: bool,
+    /// Only this user id.
+    #[arg(short = 'u', long)]
+    uid: Option<u32>,
+    /// Only commands whose name matches this regular expression.
+    #[arg(short = 'n', long)]
+    name: Option<String>,
+    /// Only commands whose arguments match this regular expression.
+    #[arg(short = 'l', long)]
+    line: Option<String>,
+    /// Arguments to capture (1..=20); longer command lines end with "...".
+    #[arg(long, default_value_t = MAX_ARGS, value_parser = clap::value_parser!(u32).range(1..=20))]
+    max_args: u32,
+    /// Stop after this many seconds.
+    #[arg(short = 'd', long)]
+    duration: Option<f64>,
+    /// One JSON object per event.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One exec, as printed.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ExecEvent {
+    /// Wall-clock time.
+    pub time: String,
+    /// Command name after the exec.
+    pub comm: String,
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// User id.
+    pub uid: u32,
+    /// Return value of execve (0, or -errno).
+    pub ret: i32,
+    /// Arguments, the first being the file executed.
+    pub args: Vec<String>,
+    /// More arguments were passed than captured.
+    pub truncated: bool,
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4)
+        .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// Decodes a `struct execsnoop_event` record.
+pub fn decode(rec: &[u8], time: String) -> Option<ExecEvent> {
+    if rec.len() < ARGS_OFFSET {
+        return None;
+    }
+    let args_size = (u32_at(rec, 20) as usize).min(rec.len() - ARGS_OFFSET);
+    let args_count = u32_at(rec, 16) as usize;
+    let comm = &rec[32..48];
+    let comm_end = comm.iter().position(|&c| c == 0).unwrap_or(16);
+    let args: Vec<String> = rec[ARGS_OFFSET..ARGS_OFFSET + args_size]
+        .split(|&b| b == 0)
+        .take(args_count)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Some(ExecEvent {
+        time,
+        comm: String::from_utf8_lossy(&comm[..comm_end]).into_owned(),
+        pid: u32_at(rec, 0),
+        ppid: u32_at(rec, 4),
+        uid: u32_at(rec, 8),
+        ret: u32_at(rec, 12) as i32,
+        args,
+        truncated: u32_at(rec, 24) != 0,
+    })
+}
+
+/// The text line for an event, in the header's columns.
+pub fn format_line(e: &ExecEvent) -> String {
+    let mut args = e.args.join(" ");
+    if e.truncated {
+        args.push_str(" ...");
+    }
+    format!(
+        "{:<8} {:<16} {:<7} {:<7} {:<6} {:>3} {}",
+        e.time, e.comm, e.pid, e.ppid, e.uid, e.ret, args
+    )
+}
+
+/// Runs the tool.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let name_re = args
+        .name
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .context("-n")?;
+    let line_re = args
+        .line
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .context("-l")?;
+    let mut spec = ObjectSpec::parse(OBJECT).context("the embedded execsnoop object")?;
+    spec.set_global("targ_uid", &args.uid.unwrap_or(u32::MAX).to_ne_bytes())?;
+    spec.set_global("include_failed", &(args.failed as u32).to_ne_bytes())?;
+    spec.set_global("max_args", &args.max_args.to_ne_bytes())?;
+    let coll = Collection::load(&spec, &LoadOptions::default()).context("loading execsnoop")?;
+    let (links, skipped) = coll.auto_attach();
+    if let Some((prog, why)) = skipped.first() {
+        anyhow::bail!("cannot attach {prog}: {why}");
+    }
+    let mut reader = RingBufReader::new()?;
+    reader.add(&coll.maps["events"])?;
+    let mut out = Output::new(args.json);
+    out.header(&format!(
+        "{:<8} {:<16} {:<7} {:<7} {:<6} {:>3} {}",
+        "TIME", "PCOMM", "PID", "PPID", "UID", "RET", "ARGS"
+    ))?;
+    let mut write_error = None;
+    while !stop.should_stop() && write_error.is_none() {
+        reader.poll(stop.remaining(Duration::from_millis(100)), &mut |_, rec| {
+            let Some(e) = decode(rec, clock_time()) else {
+                return;
+            };
+            if name_re.as_ref().is_some_and(|re| !re.is_match(&e.comm)) {
+                return;
+            }
+            if line_re
+                .as_ref()
+                .is_some_and(|re| !re.is_match(&e.args.join(" ")))
+            {
+                return;
+            }
+            if let Err(err) = out.record(&format_line(&e), &e) {
+                write_error = Some(err);
+            }
+        })?;
+    }
+    // Read what is left, then report losses.
+    let lost: u64 = coll.maps["drops"]
+        .lookup(&0u32.to_ne_bytes())
+        .ok()
+        .flatten()
+        .map(|v| {
+            v.chunks_exact(8)
+                .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+                .sum()
+        })
+        .unwrap_or(0);
+    report_lost("execsnoop", lost);
+    drop(links);
+    match write_error {
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_and_formats_a_record() {
+        let mut rec = vec![0u8; ARGS_OFFSET];
+        rec[0..4].copy_from_slice(&42u32.to_ne_bytes());
+        rec[4..8].copy_from_slice(&1u32.to_ne_bytes());
+        rec[16..20].copy_from_slice(&3u32.to_ne_bytes());
+        let args = b"/bin/echo\0hi\0there\0";
+        rec[20..24].copy_from_slice(&(args.len() as u32).to_ne_bytes());
+        rec[24..28].copy_from_slice(&1u32.to_ne_bytes());
+        rec[32..36].copy_from_slice(b"echo");
+        rec.extend_from_slice(args);
+        let e = decode(&rec, "12:00:00".into()).unwrap();
+        assert_eq!(e.args, vec!["/bin/echo", "hi", "there"]);
+        assert_eq!(
+            format_line(&e),
+            "12:00:00 echo             42      1       0        0 /bin/echo hi there ..."
+        );
+        assert!(
+            decode(&rec[..10], String::new()).is_none(),
+            "short records are skipped"
+        );
+    }
+}
