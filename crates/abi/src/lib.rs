@@ -3,6 +3,7 @@
 //! userspace VM and the kernel backend so that all three agree on it.
 #![no_std]
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 /// Declares a `#[repr(u32)]` enum with its kernel number and name, plus lookups both ways.
 macro_rules! numbered {

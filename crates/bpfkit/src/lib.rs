@@ -1,6 +1,7 @@
 //! bpfkit: load clang-compiled eBPF objects into Linux, or run them in a
 //! userspace VM, through one API.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod backend;
 pub mod maps;

@@ -3,6 +3,8 @@
 //! Each subcommand lives in its own module under `cmd/`, exposing an `Args`
 //! struct (clap) and a `run` function.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +41,8 @@ enum Command {
     Load(cmd::load::Args),
     /// Trace new processes: TIME PCOMM PID PPID UID RET ARGS.
     Execsnoop(tools::execsnoop::Args),
+    /// Show what this kernel supports and whether this process may use it.
+    Feature(cmd::feature::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Load(args) => cmd::load::run(args),
         Command::Execsnoop(args) => tools::execsnoop::run(args),
+        Command::Feature(args) => cmd::feature::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,7 @@
 //! ```
 #![no_std]
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 #[cfg(feature = "std")]

@@ -4,5 +4,6 @@ pub mod asm;
 pub mod btf;
 pub mod conformance;
 pub mod disasm;
+pub mod feature;
 pub mod load;
 pub mod run;
