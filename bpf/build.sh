@@ -12,7 +12,7 @@ if [ "${1:-}" = "--check" ]; then
 fi
 for src in *.bpf.c; do
 	obj="$out/${src%.c}.o"
-	clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -I include -I/usr/include/x86_64-linux-gnu \
+	clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -fdebug-prefix-map="$PWD"=. -I include -I/usr/include/x86_64-linux-gnu \
 		-c "$src" -o "$obj"
 	llvm-strip -g "$obj"
 done
