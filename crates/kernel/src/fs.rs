@@ -66,6 +66,15 @@ pub fn bpffs() -> Result<PathBuf> {
     Ok(p.to_path_buf())
 }
 
+/// The running kernel's configuration, from /boot/config-$(uname -r), with
+/// `LINUX_KERNEL_VERSION` from its release (empty when the file is absent).
+pub fn kernel_config() -> bpfkit_object::KernelConfig {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let text =
+        std::fs::read_to_string(format!("/boot/config-{}", release.trim())).unwrap_or_default();
+    bpfkit_object::KernelConfig::parse(&text).with_kernel_release(release.trim())
+}
+
 /// The number of possible CPUs (per-CPU map values and perf buffers).
 pub fn possible_cpus() -> usize {
     std::fs::read_to_string("/sys/devices/system/cpu/possible")

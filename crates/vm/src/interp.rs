@@ -492,18 +492,7 @@ fn run(
                 }
             }
             Op::CallLocal(t) => {
-                if frames.len() + 1 >= MAX_FRAMES {
-                    return Err(RunError::CallDepth {
-                        pc,
-                        max: MAX_FRAMES,
-                    });
-                }
-                frames.push(Frame {
-                    return_pc: pc + 1,
-                    saved: [regs[6], regs[7], regs[8], regs[9]],
-                });
-                regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
-                let _ = memory.write(regs[10] - STACK_PER_FRAME as u64, &[0; STACK_PER_FRAME]);
+                enter_frame(&mut frames, &mut regs, memory, pc, stack_top)?;
                 pc = t as usize;
                 continue;
             }
@@ -514,18 +503,7 @@ fn run(
                     if !matches!(ops.get(t), Some(op) if *op != Op::LdImm64Tail) {
                         return Err(RunError::BadCallTarget { pc, target });
                     }
-                    if frames.len() + 1 >= MAX_FRAMES {
-                        return Err(RunError::CallDepth {
-                            pc,
-                            max: MAX_FRAMES,
-                        });
-                    }
-                    frames.push(Frame {
-                        return_pc: pc + 1,
-                        saved: [regs[6], regs[7], regs[8], regs[9]],
-                    });
-                    regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
-                    let _ = memory.write(regs[10] - STACK_PER_FRAME as u64, &[0; STACK_PER_FRAME]);
+                    enter_frame(&mut frames, &mut regs, memory, pc, stack_top)?;
                     pc = t;
                     continue;
                 }
@@ -632,6 +610,31 @@ fn run(
         }
         pc += 1;
     }
+}
+
+/// A bpf-to-bpf call: saves the callee-saved registers and the return
+/// address, and gives the callee a fresh, zeroed 512-byte frame.
+fn enter_frame(
+    frames: &mut Vec<Frame>,
+    regs: &mut [u64; 16],
+    memory: &mut AddressSpace,
+    pc: usize,
+    stack_top: u64,
+) -> Result<(), RunError> {
+    if frames.len() + 1 >= MAX_FRAMES {
+        return Err(RunError::CallDepth {
+            pc,
+            max: MAX_FRAMES,
+        });
+    }
+    frames.push(Frame {
+        return_pc: pc + 1,
+        saved: [regs[6], regs[7], regs[8], regs[9]],
+    });
+    regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
+    // The frame lies inside the stack region by construction.
+    let _ = memory.write(regs[10] - STACK_PER_FRAME as u64, &[0; STACK_PER_FRAME]);
+    Ok(())
 }
 
 /// `LD_ABS`/`LD_IND`: r0 = big-endian packet bytes at `off`; false when out of bounds.

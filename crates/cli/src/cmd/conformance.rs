@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use bpfkit_vm::{conformance, Program, Vm};
 
+use super::parse_hex;
+
 /// Run every `.data` file of a bpf_conformance test directory.
 #[derive(clap::Args)]
 pub struct Args {
@@ -55,22 +57,6 @@ pub struct PluginArgs {
     /// The program as hex, instead of standard input.
     #[arg(long)]
     program: Option<String>,
-}
-
-fn parse_hex(text: &str, what: &str) -> anyhow::Result<Vec<u8>> {
-    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let digits = digits.strip_prefix("0x").unwrap_or(&digits);
-    if digits.len() % 2 != 0 {
-        bail!("{what}: odd number of hex digits");
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&digits[i..i + 2], 16).with_context(|| {
-                format!("{what}: `{}` at offset {i} is not hex", &digits[i..i + 2])
-            })
-        })
-        .collect()
 }
 
 /// Runs one program for the suite's runner.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bpfkit::record::{format_text, RecordDecoder};
 use bpfkit_kernel::{inspect, Collection, LoadOptions, RingBufReader};
-use bpfkit_object::{KernelConfig, ObjectSpec};
+use bpfkit_object::ObjectSpec;
 
 use crate::tools::{Output, StopSignal};
 
@@ -72,13 +72,6 @@ fn apply_set(spec: &mut ObjectSpec, set: &str) -> anyhow::Result<()> {
     ))
 }
 
-fn kernel_config() -> KernelConfig {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let text =
-        std::fs::read_to_string(format!("/boot/config-{}", release.trim())).unwrap_or_default();
-    KernelConfig::parse(&text).with_kernel_release(release.trim())
-}
-
 /// Runs `bpfkit load`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
@@ -88,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for set in &args.sets {
         apply_set(&mut spec, set)?;
     }
-    spec.apply_kconfig(&kernel_config())
+    spec.apply_kconfig(&bpfkit_kernel::fs::kernel_config())
         .context("kconfig externs")?;
     let decoder = match &args.event_type {
         Some(t) => {

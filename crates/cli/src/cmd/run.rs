@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use bpfkit_abi::MapType;
-use bpfkit_object::{KernelConfig, ObjectSpec};
+use bpfkit_object::ObjectSpec;
 use bpfkit_vm::{Map, Program, TestRun, Vm};
 
 /// Run raw eBPF bytecode or a program of a BPF object in the userspace VM.
@@ -54,19 +54,7 @@ fn memory(spec: Option<&str>) -> anyhow::Result<Vec<u8>> {
         Some(s) if s.starts_with('@') => {
             std::fs::read(&s[1..]).with_context(|| format!("reading memory from {}", &s[1..]))
         }
-        Some(s) => {
-            let digits: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-            if digits.len() % 2 != 0 {
-                bail!("--mem: odd number of hex digits");
-            }
-            (0..digits.len())
-                .step_by(2)
-                .map(|i| {
-                    u8::from_str_radix(&digits[i..i + 2], 16)
-                        .with_context(|| format!("--mem: `{}` is not hex", &digits[i..i + 2]))
-                })
-                .collect()
-        }
+        Some(s) => super::parse_hex(s, "--mem"),
     }
 }
 
@@ -105,13 +93,6 @@ fn entries(map: &Map) -> BTreeMap<Vec<u8>, Vec<u8>> {
     out
 }
 
-fn kernel_config() -> KernelConfig {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let text =
-        std::fs::read_to_string(format!("/boot/config-{}", release.trim())).unwrap_or_default();
-    KernelConfig::parse(&text).with_kernel_release(release.trim())
-}
-
 fn run_object(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
     let file = args.file.display();
     let mut spec = ObjectSpec::parse(bytes).with_context(|| format!("parsing {file}"))?;
@@ -129,7 +110,7 @@ fn run_object(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
     if !spec.programs.contains_key(&name) {
         bail!("{file} has no program `{name}`");
     }
-    spec.apply_kconfig(&kernel_config())
+    spec.apply_kconfig(&bpfkit_kernel::fs::kernel_config())
         .context("kconfig externs")?;
     if spec.programs.values().any(|p| !p.core_relos.is_empty()) {
         let btf_path = args
