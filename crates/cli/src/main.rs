@@ -41,6 +41,10 @@ enum Command {
     Load(cmd::load::Args),
     /// Trace new processes: TIME PCOMM PID PPID UID RET ARGS.
     Execsnoop(tools::execsnoop::Args),
+    /// Trace file opens: TIME PID COMM FD ERR [FLAGS] PATH.
+    Opensnoop(tools::opensnoop::Args),
+    /// Count system calls by call or by process, with time spent.
+    Syscount(tools::syscount::Args),
     /// Show what this kernel supports and whether this process may use it.
     Feature(cmd::feature::Args),
 }
@@ -56,6 +60,8 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Load(args) => cmd::load::run(args),
         Command::Execsnoop(args) => tools::execsnoop::run(args),
+        Command::Opensnoop(args) => tools::opensnoop::run(args),
+        Command::Syscount(args) => tools::syscount::run(args),
         Command::Feature(args) => cmd::feature::run(args),
     };
     match result {

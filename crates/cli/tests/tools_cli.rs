@@ -105,3 +105,87 @@ fn execsnoop_text_header_and_max_args_truncation() {
         "-n filters by command name: {stdout}"
     );
 }
+
+#[test]
+fn opensnoop_sees_a_temp_file_opened() {
+    if !require_bpf() {
+        return;
+    }
+    let me = std::process::id();
+    let tool = Command::new(BIN)
+        .args(["opensnoop", "-p", &me.to_string(), "--json", "-d", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let path = std::env::temp_dir().join(format!("bpfkit-opensnoop-{me}"));
+    std::fs::write(&path, b"x").unwrap();
+    let _ = std::fs::File::open(path.with_extension("missing"));
+    let out = tool.wait_with_output().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let created = events
+        .iter()
+        .find(|e| e["path"] == path.to_str().unwrap())
+        .unwrap_or_else(|| panic!("no open of {}: {stdout}", path.display()));
+    assert_eq!(created["pid"], me);
+    assert!(created["fd"].as_i64().unwrap() >= 0);
+    assert_eq!(created["err"], 0);
+    let flags = created["flags"].as_u64().unwrap();
+    assert_ne!(flags & 0o100, 0, "O_CREAT");
+    let missing = events
+        .iter()
+        .find(|e| e["path"] == path.with_extension("missing").to_str().unwrap())
+        .expect("the failed open");
+    assert_eq!(
+        (missing["fd"].as_i64(), missing["err"].as_i64()),
+        (Some(-1), Some(2))
+    );
+    assert!(
+        events.iter().all(|e| e["pid"] == me),
+        "-p filters by process"
+    );
+}
+
+#[test]
+fn syscount_counts_a_known_number_of_calls() {
+    if !require_bpf() {
+        return;
+    }
+    // getppid is a call nothing else in this process makes.
+    let me = std::process::id();
+    let tool = Command::new(BIN)
+        .args([
+            "syscount",
+            "-p",
+            &me.to_string(),
+            "--json",
+            "-d",
+            "3",
+            "-T",
+            "50",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..500 {
+        // SAFETY: getppid has no preconditions.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    let out = tool.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row = rows
+        .iter()
+        .find(|r| r["syscall"] == "getppid")
+        .unwrap_or_else(|| panic!("no getppid row: {stdout}"));
+    assert_eq!(row["count"], 500);
+}

@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use bpfkit_kernel::{Collection, LoadOptions, RingBufReader};
-use bpfkit_object::ObjectSpec;
+use bpfkit_kernel::RingBufReader;
 use serde::Serialize;
 
-use super::{clock_time, report_lost, Output, StopSignal};
+use super::{c_str, clock_time, load_tool, percpu_sum, report_lost, u32_at, Output, StopSignal};
 
 /// The compiled BPF side (bpf/execsnoop.bpf.c, rebuilt by bpf/build.sh).
 const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/execsnoop.bpf.o");
@@ -63,11 +62,6 @@ pub struct ExecEvent {
     pub truncated: bool,
 }
 
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4)
-        .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
-}
-
 /// Decodes a `struct execsnoop_event` record.
 pub fn decode(rec: &[u8], time: String) -> Option<ExecEvent> {
     if rec.len() < ARGS_OFFSET {
@@ -75,8 +69,6 @@ pub fn decode(rec: &[u8], time: String) -> Option<ExecEvent> {
     }
     let args_size = (u32_at(rec, 20) as usize).min(rec.len() - ARGS_OFFSET);
     let args_count = u32_at(rec, 16) as usize;
-    let comm = &rec[32..48];
-    let comm_end = comm.iter().position(|&c| c == 0).unwrap_or(16);
     let args: Vec<String> = rec[ARGS_OFFSET..ARGS_OFFSET + args_size]
         .split(|&b| b == 0)
         .take(args_count)
@@ -84,7 +76,7 @@ pub fn decode(rec: &[u8], time: String) -> Option<ExecEvent> {
         .collect();
     Some(ExecEvent {
         time,
-        comm: String::from_utf8_lossy(&comm[..comm_end]).into_owned(),
+        comm: c_str(&rec[32..48]),
         pid: u32_at(rec, 0),
         ppid: u32_at(rec, 4),
         uid: u32_at(rec, 8),
@@ -121,15 +113,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(regex::Regex::new)
         .transpose()
         .context("-l")?;
-    let mut spec = ObjectSpec::parse(OBJECT).context("the embedded execsnoop object")?;
-    spec.set_global("targ_uid", &args.uid.unwrap_or(u32::MAX).to_ne_bytes())?;
-    spec.set_global("include_failed", &(args.failed as u32).to_ne_bytes())?;
-    spec.set_global("max_args", &args.max_args.to_ne_bytes())?;
-    let coll = Collection::load(&spec, &LoadOptions::default()).context("loading execsnoop")?;
-    let (links, skipped) = coll.auto_attach();
-    if let Some((prog, why)) = skipped.first() {
-        anyhow::bail!("cannot attach {prog}: {why}");
-    }
+    let tool = load_tool(
+        "execsnoop",
+        OBJECT,
+        &[
+            (
+                "targ_uid",
+                args.uid.unwrap_or(u32::MAX).to_ne_bytes().to_vec(),
+            ),
+            (
+                "include_failed",
+                (args.failed as u32).to_ne_bytes().to_vec(),
+            ),
+            ("max_args", args.max_args.to_ne_bytes().to_vec()),
+        ],
+    )?;
+    let coll = &tool.collection;
     let mut reader = RingBufReader::new()?;
     reader.add(&coll.maps["events"])?;
     let mut out = Output::new(args.json);
@@ -157,19 +156,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         })?;
     }
-    // Read what is left, then report losses.
-    let lost: u64 = coll.maps["drops"]
-        .lookup(&0u32.to_ne_bytes())
-        .ok()
-        .flatten()
-        .map(|v| {
-            v.chunks_exact(8)
-                .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
-                .sum()
-        })
-        .unwrap_or(0);
-    report_lost("execsnoop", lost);
-    drop(links);
+    report_lost("execsnoop", percpu_sum(&coll.maps["drops"]));
+    drop(tool);
     match write_error {
         Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),

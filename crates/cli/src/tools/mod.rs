@@ -4,7 +4,9 @@
 pub mod execsnoop;
 pub mod hist;
 pub mod ksyms;
+pub mod opensnoop;
 pub mod syscall_table;
+pub mod syscount;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,4 +110,57 @@ pub fn report_lost(tool: &str, lost: u64) {
     if lost > 0 {
         eprintln!("{tool}: {lost} events lost (ring buffer full or reserve failed)");
     }
+}
+
+/// A tool's BPF side, loaded and attached. Dropping it detaches everything.
+pub struct Loaded {
+    /// The maps and programs.
+    pub collection: bpfkit_kernel::Collection,
+    _links: Vec<bpfkit_kernel::Link>,
+}
+
+/// Loads a tool's embedded object with its `const volatile` knobs set, and
+/// attaches every program; any program that cannot attach is an error.
+pub fn load_tool(name: &str, object: &[u8], knobs: &[(&str, Vec<u8>)]) -> anyhow::Result<Loaded> {
+    use anyhow::Context;
+    let mut spec = bpfkit_object::ObjectSpec::parse(object)
+        .with_context(|| format!("the embedded {name} object"))?;
+    for (knob, value) in knobs {
+        spec.set_global(knob, value)?;
+    }
+    let collection = bpfkit_kernel::Collection::load(&spec, &bpfkit_kernel::LoadOptions::default())
+        .with_context(|| format!("loading {name}"))?;
+    let (links, skipped) = collection.auto_attach();
+    if let Some((prog, why)) = skipped.first() {
+        anyhow::bail!("{name}: cannot attach {prog}: {why}");
+    }
+    Ok(Loaded {
+        collection,
+        _links: links.into_iter().map(|(_, l)| l).collect(),
+    })
+}
+
+/// The sum over CPUs of a per-CPU `u64` counter at index 0 (the tools' `drops`).
+pub fn percpu_sum(map: &bpfkit_kernel::KernelMap) -> u64 {
+    map.lookup(&0u32.to_ne_bytes())
+        .ok()
+        .flatten()
+        .map(|v| {
+            v.chunks_exact(8)
+                .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// A C string from a fixed-size field.
+pub fn c_str(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// A native-endian `u32` at `off`, 0 when out of range.
+pub fn u32_at(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4)
+        .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
 }

@@ -1,0 +1,184 @@
+//! `bpfkit opensnoop`: trace open() and openat() calls.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use bpfkit_kernel::RingBufReader;
+use serde::Serialize;
+
+use super::{c_str, clock_time, load_tool, percpu_sum, report_lost, u32_at, Output, StopSignal};
+
+/// The compiled BPF side (bpf/opensnoop.bpf.c).
+const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/opensnoop.bpf.o");
+/// Size of `struct opensnoop_event` (bpf/include/opensnoop.h).
+const EVENT_SIZE: usize = 40 + 256;
+
+/// Trace file opens: TIME PID COMM FD ERR [FLAGS] PATH.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only failed opens.
+    #[arg(short = 'x', long)]
+    failed: bool,
+    /// Only this process id.
+    #[arg(short = 'p', long)]
+    pid: Option<u32>,
+    /// Only this user id.
+    #[arg(short = 'u', long)]
+    uid: Option<u32>,
+    /// Only commands whose name matches this regular expression.
+    #[arg(short = 'n', long)]
+    name: Option<String>,
+    /// Show the open flags (octal) too.
+    #[arg(short = 'e', long)]
+    extended: bool,
+    /// Stop after this many seconds.
+    #[arg(short = 'd', long)]
+    duration: Option<f64>,
+    /// One JSON object per event.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One open, as printed.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct OpenEvent {
+    /// Wall-clock time.
+    pub time: String,
+    /// Process id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// User id.
+    pub uid: u32,
+    /// Command name.
+    pub comm: String,
+    /// File descriptor, or -1 on failure.
+    pub fd: i32,
+    /// errno on failure, else 0.
+    pub err: i32,
+    /// Open flags.
+    pub flags: u32,
+    /// The path as passed.
+    pub path: String,
+}
+
+/// Decodes a `struct opensnoop_event`.
+pub fn decode(rec: &[u8], time: String) -> Option<OpenEvent> {
+    if rec.len() < EVENT_SIZE {
+        return None;
+    }
+    let ret = u32_at(rec, 12) as i32;
+    Some(OpenEvent {
+        time,
+        pid: u32_at(rec, 0),
+        tid: u32_at(rec, 4),
+        uid: u32_at(rec, 8),
+        comm: c_str(&rec[24..40]),
+        fd: if ret >= 0 { ret } else { -1 },
+        err: if ret < 0 { -ret } else { 0 },
+        flags: u32_at(rec, 16),
+        path: c_str(&rec[40..EVENT_SIZE]),
+    })
+}
+
+fn header(extended: bool) -> String {
+    if extended {
+        format!(
+            "{:<8} {:<7} {:<16} {:>4} {:>3} {:>8} {}",
+            "TIME", "PID", "COMM", "FD", "ERR", "FLAGS", "PATH"
+        )
+    } else {
+        format!(
+            "{:<8} {:<7} {:<16} {:>4} {:>3} {}",
+            "TIME", "PID", "COMM", "FD", "ERR", "PATH"
+        )
+    }
+}
+
+/// The text line for an event.
+pub fn format_line(e: &OpenEvent, extended: bool) -> String {
+    if extended {
+        format!(
+            "{:<8} {:<7} {:<16} {:>4} {:>3} {:>08o} {}",
+            e.time, e.pid, e.comm, e.fd, e.err, e.flags, e.path
+        )
+    } else {
+        format!(
+            "{:<8} {:<7} {:<16} {:>4} {:>3} {}",
+            e.time, e.pid, e.comm, e.fd, e.err, e.path
+        )
+    }
+}
+
+/// Runs the tool.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let name_re = args
+        .name
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .context("-n")?;
+    let tool = load_tool(
+        "opensnoop",
+        OBJECT,
+        &[
+            ("targ_pid", args.pid.unwrap_or(0).to_ne_bytes().to_vec()),
+            (
+                "targ_uid",
+                args.uid.unwrap_or(u32::MAX).to_ne_bytes().to_vec(),
+            ),
+            ("failed_only", (args.failed as u32).to_ne_bytes().to_vec()),
+        ],
+    )?;
+    let coll = &tool.collection;
+    let mut reader = RingBufReader::new()?;
+    reader.add(&coll.maps["events"])?;
+    let mut out = Output::new(args.json);
+    out.header(&header(args.extended))?;
+    let mut write_error = None;
+    while !stop.should_stop() && write_error.is_none() {
+        reader.poll(stop.remaining(Duration::from_millis(100)), &mut |_, rec| {
+            let Some(e) = decode(rec, clock_time()) else {
+                return;
+            };
+            if name_re.as_ref().is_some_and(|re| !re.is_match(&e.comm)) {
+                return;
+            }
+            if let Err(err) = out.record(&format_line(&e, args.extended), &e) {
+                write_error = Some(err);
+            }
+        })?;
+    }
+    report_lost("opensnoop", percpu_sum(&coll.maps["drops"]));
+    drop(tool);
+    match write_error {
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_opens_show_errno_and_no_fd() {
+        let mut rec = vec![0u8; EVENT_SIZE];
+        rec[0..4].copy_from_slice(&7u32.to_ne_bytes());
+        rec[12..16].copy_from_slice(&(-2i32).to_ne_bytes());
+        rec[16..20].copy_from_slice(&0o100u32.to_ne_bytes());
+        rec[24..27].copy_from_slice(b"cat");
+        rec[40..45].copy_from_slice(b"/nope");
+        let e = decode(&rec, "10:00:00".into()).unwrap();
+        assert_eq!((e.fd, e.err), (-1, 2));
+        assert_eq!(
+            format_line(&e, false),
+            "10:00:00 7       cat                -1   2 /nope"
+        );
+        assert_eq!(
+            format_line(&e, true),
+            "10:00:00 7       cat                -1   2 00000100 /nope"
+        );
+    }
+}

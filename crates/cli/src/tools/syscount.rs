@@ -1,0 +1,160 @@
+//! `bpfkit syscount`: count system calls, by call or by process, with the time spent.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{c_str, clock_time, load_tool, syscall_table, Output, StopSignal};
+
+/// The compiled BPF side (bpf/syscount.bpf.c).
+const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/syscount.bpf.o");
+
+/// Count system calls: the top N by count, per interval or at the end.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only this process id.
+    #[arg(short = 'p', long)]
+    pid: Option<u32>,
+    /// Count by process instead of by system call.
+    #[arg(short = 'P', long)]
+    process: bool,
+    /// Show the time spent in the calls (microseconds).
+    #[arg(short = 'L', long)]
+    latency: bool,
+    /// How many rows to print.
+    #[arg(short = 'T', long, default_value_t = 10)]
+    top: usize,
+    /// Print and reset every this many seconds.
+    #[arg(short = 'i', long)]
+    interval: Option<f64>,
+    /// Stop after this many seconds.
+    #[arg(short = 'd', long)]
+    duration: Option<f64>,
+    /// One JSON object per row.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One row of the summary.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Row {
+    /// When the interval ended.
+    pub time: String,
+    /// System call name (by-syscall mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<String>,
+    /// Process id and command (by-process mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Command of the process (by-process mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// Calls.
+    pub count: u64,
+    /// Microseconds spent in them.
+    pub total_us: u64,
+}
+
+fn drain(map: &bpfkit_kernel::KernelMap, by_process: bool, time: &str) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut key: Option<Vec<u8>> = None;
+    let mut keys = Vec::new();
+    while let Ok(Some(next)) = map.next_key(key.as_deref()) {
+        keys.push(next.clone());
+        key = Some(next);
+    }
+    for k in keys {
+        let Ok(Some(v)) = map.lookup(&k) else {
+            continue;
+        };
+        let _ = map.delete(&k);
+        let id = u32::from_ne_bytes([k[0], k[1], k[2], k[3]]);
+        let count = u64::from_ne_bytes(v[0..8].try_into().unwrap_or([0; 8]));
+        let total_ns = u64::from_ne_bytes(v[8..16].try_into().unwrap_or([0; 8]));
+        rows.push(Row {
+            time: time.to_string(),
+            syscall: (!by_process).then(|| {
+                syscall_table::name(id)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("[{id}]"))
+            }),
+            pid: by_process.then_some(id),
+            comm: by_process.then(|| c_str(&v[16..32])),
+            count,
+            total_us: total_ns / 1000,
+        });
+    }
+    rows.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(a.syscall.cmp(&b.syscall))
+            .then(a.pid.cmp(&b.pid))
+    });
+    rows
+}
+
+fn print(out: &mut Output, rows: &[Row], args: &Args) -> std::io::Result<()> {
+    out.text(&format!("[{}]\n", clock_time()))?;
+    let first = if args.process {
+        format!("{:<7} {:<16}", "PID", "COMM")
+    } else {
+        format!("{:<22}", "SYSCALL")
+    };
+    out.text(&format!(
+        "{first} {:>8}{}\n",
+        "COUNT",
+        if args.latency {
+            format!(" {:>12}", "TIME (us)")
+        } else {
+            String::new()
+        }
+    ))?;
+    for r in rows.iter().take(args.top) {
+        let first = match (&r.syscall, r.pid) {
+            (Some(s), _) => format!("{s:<22}"),
+            (None, Some(p)) => format!("{p:<7} {:<16}", r.comm.as_deref().unwrap_or("")),
+            _ => String::new(),
+        };
+        let lat = if args.latency {
+            format!(" {:>12}", r.total_us)
+        } else {
+            String::new()
+        };
+        out.record(&format!("{first} {:>8}{lat}", r.count), r)?;
+    }
+    out.text("\n")
+}
+
+/// Runs the tool.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let tool = load_tool(
+        "syscount",
+        OBJECT,
+        &[
+            ("targ_pid", args.pid.unwrap_or(0).to_ne_bytes().to_vec()),
+            ("by_process", (args.process as u32).to_ne_bytes().to_vec()),
+        ],
+    )?;
+    let counts = &tool.collection.maps["counts"];
+    let mut out = Output::new(args.json);
+    out.header("Tracing syscalls... Ctrl-C to end.")?;
+    let interval = args.interval.map(Duration::from_secs_f64);
+    let mut next = interval.map(|i| std::time::Instant::now() + i);
+    loop {
+        std::thread::sleep(stop.remaining(Duration::from_millis(100)));
+        let due = next.is_some_and(|n| std::time::Instant::now() >= n);
+        if due || stop.should_stop() {
+            let rows = drain(counts, args.process, &clock_time());
+            print(&mut out, &rows, &args)?;
+            if let (Some(n), Some(i)) = (next.as_mut(), interval) {
+                *n += i;
+            }
+        }
+        if stop.should_stop() {
+            break;
+        }
+    }
+    drop(tool);
+    Ok(())
+}
