@@ -19,6 +19,9 @@ struct {
 	__uint(max_entries, 10240);
 	__type(key, __u32);
 	__type(value, struct execsnoop_event);
+	/* Large values: allocate on demand rather than max_entries up front, which
+	 * would cost milliseconds of startup. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 } execs SEC(".maps");
 
 struct {
