@@ -6,6 +6,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "bpfkit_core.h"
+#include "bpfkit_tool.h"
 #include "execsnoop.h"
 
 const volatile __u32 targ_uid = 0xffffffff; /* all users */
@@ -23,19 +24,6 @@ struct {
 	 * would cost milliseconds of startup. */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } execs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
-} events SEC(".maps");
-
-/* Records that could not be sent (ring buffer full), per CPU. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} drops SEC(".maps");
 
 SEC("tracepoint/syscalls/sys_enter_execve")
 int execsnoop_enter(struct syscall_enter_ctx *ctx)
@@ -101,12 +89,7 @@ int execsnoop_exit(struct syscall_exit_ctx *ctx)
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	/* A constant size: clang 14 loses the bound of a computed one, and the
 	 * verifier needs it. User space reads only args_size bytes of args. */
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0)) {
-		__u32 zero = 0;
-		__u64 *d = bpf_map_lookup_elem(&drops, &zero);
-		if (d)
-			*d += 1;
-	}
+	submit_event(e, sizeof(*e));
 cleanup:
 	bpf_map_delete_elem(&execs, &pid);
 	return 0;

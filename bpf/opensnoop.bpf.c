@@ -4,6 +4,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "bpfkit_core.h"
+#include "bpfkit_tool.h"
 #include "opensnoop.h"
 
 const volatile __u32 targ_pid = 0;       /* 0: all processes */
@@ -21,18 +22,6 @@ struct {
 	 * would cost milliseconds of startup. */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } starts SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} drops SEC(".maps");
 
 static __always_inline int enter(const char *path, int flags, int mode)
 {
@@ -67,12 +56,7 @@ static __always_inline int leave(long ret)
 		goto cleanup;
 	e->ret = ret;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0)) {
-		__u32 zero = 0;
-		__u64 *d = bpf_map_lookup_elem(&drops, &zero);
-		if (d)
-			*d += 1;
-	}
+	submit_event(e, sizeof(*e));
 cleanup:
 	bpf_map_delete_elem(&starts, &tid);
 	return 0;

@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use bpfkit_kernel::RingBufReader;
 use serde::Serialize;
 
-use super::{c_str, clock_time, load_tool, percpu_sum, report_lost, u32_at, Output, StopSignal};
+use super::{c_str, clock_time, load_tool, stream_events, u32_at, Output, StopSignal};
 
 /// The compiled BPF side (bpf/execsnoop.bpf.c, rebuilt by bpf/build.sh).
 const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/execsnoop.bpf.o");
@@ -128,40 +127,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ("max_args", args.max_args.to_ne_bytes().to_vec()),
         ],
     )?;
-    let coll = &tool.collection;
-    let mut reader = RingBufReader::new()?;
-    reader.add(&coll.maps["events"])?;
     let mut out = Output::new(args.json);
     out.header(&format!(
         "{:<8} {:<16} {:<7} {:<7} {:<6} {:>3} {}",
         "TIME", "PCOMM", "PID", "PPID", "UID", "RET", "ARGS"
     ))?;
-    let mut write_error = None;
-    while !stop.should_stop() && write_error.is_none() {
-        reader.poll(stop.remaining(Duration::from_millis(100)), &mut |_, rec| {
-            let Some(e) = decode(rec, clock_time()) else {
-                return;
-            };
-            if name_re.as_ref().is_some_and(|re| !re.is_match(&e.comm)) {
-                return;
-            }
-            if line_re
-                .as_ref()
-                .is_some_and(|re| !re.is_match(&e.args.join(" ")))
-            {
-                return;
-            }
-            if let Err(err) = out.record(&format_line(&e), &e) {
-                write_error = Some(err);
-            }
-        })?;
-    }
-    report_lost("execsnoop", percpu_sum(&coll.maps["drops"]));
-    drop(tool);
-    match write_error {
-        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
+    stream_events("execsnoop", tool, &stop, &mut out, |rec| {
+        let e = decode(rec, clock_time())?;
+        if name_re.as_ref().is_some_and(|re| !re.is_match(&e.comm)) {
+            return None;
+        }
+        if line_re
+            .as_ref()
+            .is_some_and(|re| !re.is_match(&e.args.join(" ")))
+        {
+            return None;
+        }
+        Some((format_line(&e), e))
+    })
 }
 
 #[cfg(test)]

@@ -164,3 +164,35 @@ pub fn u32_at(b: &[u8], off: usize) -> u32 {
     b.get(off..off + 4)
         .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
 }
+
+/// Streams a tool's `events` ring buffer until it is told to stop: `format`
+/// turns a record into its text line and JSON value, or `None` to skip it.
+/// Reports the events the BPF side could not send (its `drops` counter) at the
+/// end; a closed stdout (a pipe to `head`) ends the run quietly.
+pub fn stream_events<E: Serialize>(
+    name: &str,
+    tool: Loaded,
+    stop: &StopSignal,
+    out: &mut Output,
+    mut format: impl FnMut(&[u8]) -> Option<(String, E)>,
+) -> anyhow::Result<()> {
+    let coll = &tool.collection;
+    let mut reader = bpfkit_kernel::RingBufReader::new()?;
+    reader.add(&coll.maps["events"])?;
+    let mut write_error = None;
+    while !stop.should_stop() && write_error.is_none() {
+        reader.poll(stop.remaining(Duration::from_millis(100)), &mut |_, rec| {
+            if let Some((text, event)) = format(rec) {
+                if let Err(e) = out.record(&text, &event) {
+                    write_error = Some(e);
+                }
+            }
+        })?;
+    }
+    report_lost(name, percpu_sum(&coll.maps["drops"]));
+    drop(tool);
+    match write_error {
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}

@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use bpfkit_kernel::RingBufReader;
 use serde::Serialize;
 
-use super::{c_str, clock_time, load_tool, percpu_sum, report_lost, u32_at, Output, StopSignal};
+use super::{c_str, clock_time, load_tool, stream_events, u32_at, Output, StopSignal};
 
 /// The compiled BPF side (bpf/opensnoop.bpf.c).
 const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/opensnoop.bpf.o");
@@ -131,31 +130,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ("failed_only", (args.failed as u32).to_ne_bytes().to_vec()),
         ],
     )?;
-    let coll = &tool.collection;
-    let mut reader = RingBufReader::new()?;
-    reader.add(&coll.maps["events"])?;
     let mut out = Output::new(args.json);
     out.header(&header(args.extended))?;
-    let mut write_error = None;
-    while !stop.should_stop() && write_error.is_none() {
-        reader.poll(stop.remaining(Duration::from_millis(100)), &mut |_, rec| {
-            let Some(e) = decode(rec, clock_time()) else {
-                return;
-            };
-            if name_re.as_ref().is_some_and(|re| !re.is_match(&e.comm)) {
-                return;
-            }
-            if let Err(err) = out.record(&format_line(&e, args.extended), &e) {
-                write_error = Some(err);
-            }
-        })?;
-    }
-    report_lost("opensnoop", percpu_sum(&coll.maps["drops"]));
-    drop(tool);
-    match write_error {
-        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
+    stream_events("opensnoop", tool, &stop, &mut out, |rec| {
+        let e = decode(rec, clock_time())?;
+        if name_re.as_ref().is_some_and(|re| !re.is_match(&e.comm)) {
+            return None;
+        }
+        Some((format_line(&e, args.extended), e))
+    })
 }
 
 #[cfg(test)]
