@@ -47,6 +47,15 @@ enum Command {
     Syscount(tools::syscount::Args),
     /// Show what this kernel supports and whether this process may use it.
     Feature(cmd::feature::Args),
+    /// Programs loaded in the kernel.
+    #[command(subcommand)]
+    Prog(cmd::inspect::ListCommand),
+    /// Maps in the kernel.
+    #[command(subcommand)]
+    Map(cmd::inspect::ListCommand),
+    /// Links in the kernel.
+    #[command(subcommand)]
+    Link(cmd::inspect::ListCommand),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +72,9 @@ fn main() -> ExitCode {
         Command::Opensnoop(args) => tools::opensnoop::run(args),
         Command::Syscount(args) => tools::syscount::run(args),
         Command::Feature(args) => cmd::feature::run(args),
+        Command::Prog(c) => cmd::inspect::progs(c),
+        Command::Map(c) => cmd::inspect::maps(c),
+        Command::Link(c) => cmd::inspect::links(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
