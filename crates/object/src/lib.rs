@@ -387,38 +387,14 @@ impl ObjectSpec {
     }
 
     /// Applies every program's CO-RE relocations against `targets` (the
-    /// kernel's BTF, plus modules). Unresolvable relocations poison their
-    /// instruction, as libbpf does, so only a reached one fails.
+    /// kernel's BTF, plus modules); see [`apply_core_relocations`].
     pub fn apply_core(&mut self, targets: TargetBtfs<'_>) -> Result<(), ObjectError> {
         let Some(local) = self.btf.as_ref() else {
             return Ok(());
         };
         let relocator = CoreRelocator::new(local, targets);
         for prog in self.programs.values_mut() {
-            if prog.core_relos.is_empty() {
-                continue;
-            }
-            let mut slots = bpfkit_isa::encode_slots(&prog.insns);
-            for relo in &prog.core_relos {
-                let outcome =
-                    relocator
-                        .relocate_record(relo)
-                        .map_err(|source| ObjectError::Core {
-                            program: prog.name.clone(),
-                            source,
-                        })?;
-                bpfkit_btf::core::patch_insn(&mut slots, relo.insn_off as usize, &outcome)
-                    .map_err(|source| ObjectError::Core {
-                        program: prog.name.clone(),
-                        source,
-                    })?;
-            }
-            prog.insns = bpfkit_isa::decode_slots(&slots).map_err(|e| ObjectError::At {
-                section: prog.section.clone(),
-                symbol: prog.name.clone(),
-                offset: e.index as u64 * 8,
-                reason: format!("after CO-RE relocation: {}", e.kind),
-            })?;
+            relocate_program(prog, &relocator)?;
         }
         Ok(())
     }
@@ -440,4 +416,40 @@ impl ObjectSpec {
             rec.line_text(btf).ok()?.trim().to_string(),
         ))
     }
+}
+
+/// Applies `prog`'s CO-RE relocations, computed from the object's BTF
+/// (`local`) against `targets` (the kernel's BTF, plus modules), patching its
+/// instructions in place. As in libbpf, a relocation that cannot be resolved
+/// poisons its instruction rather than failing, so only a reached one fails
+/// (at verification, or in the VM).
+pub fn apply_core_relocations(
+    prog: &mut ProgramSpec,
+    local: &Btf,
+    targets: TargetBtfs<'_>,
+) -> Result<(), ObjectError> {
+    relocate_program(prog, &CoreRelocator::new(local, targets))
+}
+
+fn relocate_program(prog: &mut ProgramSpec, relocator: &CoreRelocator) -> Result<(), ObjectError> {
+    if prog.core_relos.is_empty() {
+        return Ok(());
+    }
+    let core_err = |source| ObjectError::Core {
+        program: prog.name.clone(),
+        source,
+    };
+    let mut slots = bpfkit_isa::encode_slots(&prog.insns);
+    for relo in &prog.core_relos {
+        let outcome = relocator.relocate_record(relo).map_err(core_err)?;
+        bpfkit_btf::core::patch_insn(&mut slots, relo.insn_off as usize, &outcome)
+            .map_err(core_err)?;
+    }
+    prog.insns = bpfkit_isa::decode_slots(&slots).map_err(|e| ObjectError::At {
+        section: prog.section.clone(),
+        symbol: prog.name.clone(),
+        offset: e.index as u64 * 8,
+        reason: format!("after CO-RE relocation: {}", e.kind),
+    })?;
+    Ok(())
 }

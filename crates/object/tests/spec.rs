@@ -258,6 +258,96 @@ fn core_against_the_running_kernel() {
 }
 
 #[test]
+fn one_program_is_relocated_on_its_own() {
+    let Ok(vmlinux) = std::fs::read("/sys/kernel/btf/vmlinux") else {
+        eprintln!("SKIP: /sys/kernel/btf/vmlinux is not readable");
+        return;
+    };
+    let target = bpfkit_btf::Btf::from_vec(vmlinux).unwrap();
+    let spec = fixture("bootstrap.bpf.o");
+    let mut prog = spec.programs["handle_exit"].clone();
+    bpfkit_object::apply_core_relocations(
+        &mut prog,
+        spec.btf.as_ref().unwrap(),
+        bpfkit_btf::TargetBtfs::new(&target),
+    )
+    .unwrap();
+    // The same patch as relocating the whole object.
+    let mut whole = fixture("bootstrap.bpf.o");
+    whole
+        .apply_core(bpfkit_btf::TargetBtfs::new(&target))
+        .unwrap();
+    assert_eq!(prog.insns, whole.programs["handle_exit"].insns);
+    assert_ne!(prog.insns, spec.programs["handle_exit"].insns);
+}
+
+#[test]
+fn xdp_parser_and_socket_filter_exactly() {
+    let xdp = fixture("xdp_parser.bpf.o");
+    assert_eq!(xdp.programs.keys().collect::<Vec<_>>(), ["xdp_parser"]);
+    let p = &xdp.programs["xdp_parser"];
+    assert_eq!(p.section, "xdp");
+    assert_eq!(
+        (&p.kind.prog_type, &p.kind.attach_type, &p.kind.target),
+        (
+            &ProgramType::Xdp,
+            &Some(AttachType::Xdp),
+            &AttachTarget::Unspecified
+        )
+    );
+    // 42 instructions in 44 slots (two lddw); relocations index slots, as
+    // the kernel counts them.
+    assert_eq!(p.insns.len(), 42);
+    assert_eq!(
+        p.relocations
+            .iter()
+            .map(|r| (r.insn, r.target.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (18, RelocTarget::Map("proto_count".into())),
+            (
+                37,
+                RelocTarget::MapValue {
+                    map: ".rodata".into(),
+                    offset: 0
+                }
+            ),
+        ]
+    );
+    assert_eq!((p.func_info.len(), p.core_relos.len()), (1, 0));
+    assert_eq!(
+        xdp.maps.keys().collect::<Vec<_>>(),
+        [".rodata", "proto_count"]
+    );
+    let counts = &xdp.maps["proto_count"];
+    assert_eq!(
+        (
+            counts.map_type,
+            counts.key_size,
+            counts.value_size,
+            counts.max_entries,
+            counts.map_flags
+        ),
+        (MapType::Array, 4, 8, 256, 0)
+    );
+    // `drop_port` = 53, frozen.
+    assert_eq!(
+        xdp.maps[".rodata"].data.as_deref(),
+        Some(&53u16.to_le_bytes()[..])
+    );
+    assert!(xdp.maps[".rodata"].is_read_only());
+    assert_eq!(xdp.license, "GPL");
+
+    let sock = fixture("socket.bpf.o");
+    let f = &sock.programs["udp_port_filter"];
+    assert_eq!(
+        (f.kind.prog_type, f.kind.attach_type, f.insns.len()),
+        (ProgramType::SocketFilter, None, 24)
+    );
+    assert!(f.relocations.is_empty() && sock.maps.is_empty());
+}
+
+#[test]
 fn libbpf_bootstrap_style_objects() {
     let minimal = fixture("minimal.bpf.o");
     assert_eq!(minimal.license, "Dual BSD/GPL");
