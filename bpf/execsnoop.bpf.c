@@ -1,7 +1,7 @@
-// execsnoop: every execve(), with its arguments, from the syscall tracepoints
-// (no kprobes needed). The enter tracepoint gathers pid, ppid, uid and argv
-// into a per-process hash entry; the exit tracepoint adds the return value
-// and sends the record through a ring buffer.
+// execsnoop: every execve() and execveat(), with its arguments, from the
+// syscall tracepoints (no kprobes needed). The enter tracepoint gathers pid,
+// ppid, uid and argv into a per-process hash entry; the exit tracepoint adds
+// the return value and sends the record through a ring buffer.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -25,14 +25,15 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } execs SEC(".maps");
 
-SEC("tracepoint/syscalls/sys_enter_execve")
-int execsnoop_enter(struct syscall_enter_ctx *ctx)
+static __always_inline int enter(const char *filename, const char *const *argv)
 {
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	if (targ_uid != 0xffffffff && uid != targ_uid)
 		return 0;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	if (bpf_map_update_elem(&execs, &pid, &empty_event, BPF_NOEXIST))
+	/* BPF_ANY: an entry left by an exec whose exit we missed (we attached
+	 * between its two tracepoints) must not hide this one. */
+	if (bpf_map_update_elem(&execs, &pid, &empty_event, BPF_ANY))
 		return 0;
 	struct execsnoop_event *e = bpf_map_lookup_elem(&execs, &pid);
 	if (!e)
@@ -42,8 +43,6 @@ int execsnoop_enter(struct syscall_enter_ctx *ctx)
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->uid = uid;
 
-	const char *filename = (const char *)ctx->args[0];
-	const char *const *argv = (const char *const *)ctx->args[1];
 	long n = bpf_probe_read_user_str(e->args, EXECSNOOP_ARGSIZE, filename);
 	if (n < 0)
 		return 0;
@@ -51,7 +50,7 @@ int execsnoop_enter(struct syscall_enter_ctx *ctx)
 	e->args_size = n;
 	for (int i = 1; i < EXECSNOOP_MAX_ARGS; i++) {
 		const char *arg = 0;
-		if (i >= max_args) {
+		if ((__u32)i >= max_args) {
 			bpf_probe_read_user(&arg, sizeof(arg), &argv[i]);
 			e->truncated = arg != 0;
 			return 0;
@@ -75,14 +74,12 @@ int execsnoop_enter(struct syscall_enter_ctx *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_execve")
-int execsnoop_exit(struct syscall_exit_ctx *ctx)
+static __always_inline int leave(long ret)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	struct execsnoop_event *e = bpf_map_lookup_elem(&execs, &pid);
 	if (!e)
 		return 0;
-	long ret = ctx->ret;
 	if (ret < 0 && !include_failed)
 		goto cleanup;
 	e->retval = ret;
@@ -93,6 +90,33 @@ int execsnoop_exit(struct syscall_exit_ctx *ctx)
 cleanup:
 	bpf_map_delete_elem(&execs, &pid);
 	return 0;
+}
+
+/* execve(filename, argv, envp) */
+SEC("tracepoint/syscalls/sys_enter_execve")
+int execsnoop_enter(struct syscall_enter_ctx *ctx)
+{
+	return enter((const char *)ctx->args[0], (const char *const *)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_execve")
+int execsnoop_exit(struct syscall_exit_ctx *ctx)
+{
+	return leave(ctx->ret);
+}
+
+/* execveat(dirfd, filename, argv, envp, flags): filename as given, which is
+ * relative to dirfd, or empty with AT_EMPTY_PATH (fexecve). */
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int execsnoop_enter_at(struct syscall_enter_ctx *ctx)
+{
+	return enter((const char *)ctx->args[1], (const char *const *)ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_execveat")
+int execsnoop_exit_at(struct syscall_exit_ctx *ctx)
+{
+	return leave(ctx->ret);
 }
 
 char LICENSE[] SEC("license") = "GPL";

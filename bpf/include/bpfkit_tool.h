@@ -27,4 +27,9 @@ static __always_inline void submit_event(void *event, __u64 size)
 	}
 }
 
+/* Puts `struct T` in the object's BTF (as an unused .rodata constant) when no
+ * global or map names it, so that tools like `bpfkit load --event-type T` and
+ * `bpftool btf dump` can decode records by their type. */
+#define BPFKIT_RECORD_TYPE(T) static const struct T __btf_##T __attribute__((used))
+
 #endif
