@@ -129,6 +129,7 @@ fn one_poll_waits_on_several_rings() {
 #[test]
 fn perf_buffer_delivers_samples_and_counts_losses() {
     require_bpf!();
+    common::pin_to_first_cpu();
     let cpus = bpfkit_kernel::fs::possible_cpus() as u32;
     let perf = KernelMap::create(
         &MapDefinition::new("perf", MapType::PerfEventArray, 4, 4, cpus),
@@ -155,7 +156,7 @@ fn perf_buffer_delivers_samples_and_counts_losses() {
 
     // Overflow: the kernel drops what does not fit and says how much with a
     // PERF_RECORD_LOST, which it writes before the next sample that fits in
-    // the same CPU's ring; runs land on any CPU, so run until it shows.
+    // the same CPU's ring (the thread is pinned, so that is CPU 0's).
     prog.test_run(&packet(), &[], 1000).unwrap();
     let first = reader.consume(&mut |_, _| ());
     assert!(first.samples < 1000, "{first:?}");

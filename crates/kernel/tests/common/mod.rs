@@ -222,3 +222,17 @@ pub fn load(name: &str, prog_type: ProgramType, insns: &[Insn]) -> bpfkit_kernel
 pub fn packet() -> Vec<u8> {
     (0..64u8).collect()
 }
+
+/// Pins the calling thread to one CPU, so that every `test_run` (which runs
+/// on the caller's CPU) writes to the same per-CPU ring; a test that waits
+/// for a lost-record notice on "the" ring needs that.
+pub fn pin_to_first_cpu() {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it,
+    // and sched_setaffinity(0, ...) reads exactly size_of::<cpu_set_t>() bytes.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
+    }
+}
