@@ -26,6 +26,14 @@ pub enum Error {
         /// The complete verifier log.
         log: String,
     },
+    /// The kernel rejected a BTF blob.
+    #[error("BTF rejected by the kernel: {message}")]
+    Btf {
+        /// The kernel's last complaint.
+        message: String,
+        /// The complete BTF log.
+        log: String,
+    },
     /// The object cannot be loaded as it is.
     #[error("{0}")]
     Object(String),
@@ -36,9 +44,13 @@ pub enum Error {
 
 fn hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => {
-            " (needs root or CAP_BPF/CAP_PERFMON; networking hooks also need CAP_NET_ADMIN)"
+        Some(libc::EPERM) => {
+            " (needs root or CAP_BPF/CAP_PERFMON; networking hooks also need CAP_NET_ADMIN; \
+             kernels before 5.11 also need a high enough RLIMIT_MEMLOCK)"
         }
+        Some(libc::EACCES) => " (needs root or CAP_BPF/CAP_PERFMON, or was refused by an LSM)",
+        Some(libc::ENOSYS) => " (this kernel was built without bpf(): CONFIG_BPF_SYSCALL)",
+        Some(524) | Some(libc::EOPNOTSUPP) => " (not supported by this kernel)",
         _ => "",
     }
 }

@@ -1,6 +1,7 @@
 //! tracefs and bpffs: found, or mounted when absent and we may.
 
 use std::ffi::CString;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -20,9 +21,9 @@ fn is_mounted(path: &Path, fstype: &str) -> bool {
 fn mount(fstype: &str, path: &Path) -> Result<()> {
     std::fs::create_dir_all(path)
         .map_err(|e| Error::sys(format!("create {}", path.display()), e))?;
-    let src = CString::new(fstype).expect("no NUL in fs type");
-    let target = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::Object("path has a NUL byte".into()))?;
+    let src = CString::new(fstype)
+        .map_err(|_| Error::Object(format!("file system type {fstype:?} has a NUL byte")))?;
+    let target = c_path(path)?;
     // SAFETY: all pointers are valid NUL-terminated strings for the call's duration.
     let r = unsafe {
         libc::mount(
@@ -66,6 +67,24 @@ pub fn bpffs() -> Result<PathBuf> {
     Ok(p.to_path_buf())
 }
 
+fn c_path(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Object(format!("path {} has a NUL byte", path.display())))
+}
+
+/// Pins a map, program, link or BTF object at `path`, which must be inside a
+/// bpffs (see [`bpffs`]); the object then outlives this process.
+pub fn pin(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    crate::sys::obj_pin(fd, &c_path(path)?)
+        .map_err(|e| Error::sys(format!("pin at {}", path.display()), e))
+}
+
+/// Opens the object pinned at `path` (`flags`: 0, `sys::flags::RDONLY` or `WRONLY`).
+pub fn open_pinned(path: &Path, flags: u32) -> Result<OwnedFd> {
+    crate::sys::obj_get(&c_path(path)?, flags)
+        .map_err(|e| Error::sys(format!("open pinned {}", path.display()), e))
+}
+
 /// The running kernel's configuration, from /boot/config-$(uname -r), with
 /// `LINUX_KERNEL_VERSION` from its release (empty when the file is absent).
 pub fn kernel_config() -> bpfkit_object::KernelConfig {
@@ -75,12 +94,21 @@ pub fn kernel_config() -> bpfkit_object::KernelConfig {
     bpfkit_object::KernelConfig::parse(&text).with_kernel_release(release.trim())
 }
 
-/// The number of possible CPUs (per-CPU map values and perf buffers).
+/// The number of possible CPUs (per-CPU map values and perf buffers); 1 if
+/// sysfs cannot say. Code that sizes kernel-written buffers by it uses
+/// [`try_possible_cpus`], which fails instead of guessing.
 pub fn possible_cpus() -> usize {
-    std::fs::read_to_string("/sys/devices/system/cpu/possible")
-        .ok()
-        .and_then(|s| parse_cpu_list(s.trim()).last().map(|&c| c + 1))
-        .unwrap_or(1)
+    try_possible_cpus().unwrap_or(1)
+}
+
+/// The number of possible CPUs, from `/sys/devices/system/cpu/possible`.
+pub fn try_possible_cpus() -> Result<usize> {
+    const PATH: &str = "/sys/devices/system/cpu/possible";
+    let text = std::fs::read_to_string(PATH).map_err(|e| Error::sys(format!("read {PATH}"), e))?;
+    parse_cpu_list(text.trim())
+        .last()
+        .map(|&c| c + 1)
+        .ok_or_else(|| Error::Object(format!("{PATH} holds no CPU list: {text:?}")))
 }
 
 /// The online CPUs.

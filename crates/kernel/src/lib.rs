@@ -1,17 +1,28 @@
 //! The Linux backend: the `bpf()` system call and its neighbours, and the
 //! live objects they create: maps, programs, links, ring buffers.
 //!
-//! `unsafe` lives only here, in the few modules that talk to the kernel
-//! (`sys`, `ringbuf`, `fs`), each block with a `// SAFETY:` comment.
+//! Layers, bottom up: [`sys`] issues system calls with typed attributes;
+//! [`map`], [`prog`], [`btf`], [`ringbuf`], [`perfbuf`] and [`info`] wrap the
+//! objects they make in owning types (every fd is an `OwnedFd`); [`inspect`]
+//! and [`features`] look at the kernel as a whole.
+//!
+//! `unsafe` lives only where the kernel demands it: `sys` (system calls,
+//! mmap, epoll), `map` (element commands, whose buffer sizes it checks
+//! against the map's, and the bytes of `Pod` values), the ring readers
+//! (records read in place from shared memory) and `fs` (mount), each block
+//! with a `// SAFETY:` comment.
 #![warn(missing_docs)]
 
 pub mod btf;
 pub mod collection;
 pub mod error;
+pub mod features;
 pub mod fs;
+pub mod info;
 pub mod inspect;
 pub mod link;
 pub mod map;
+pub mod perfbuf;
 pub mod prog;
 pub mod ringbuf;
 pub mod sys;
@@ -19,24 +30,18 @@ pub mod sys;
 pub use collection::{Collection, LoadOptions};
 pub use error::{Error, Result};
 pub use link::{attach_raw_tracepoint, attach_tracepoint, Link};
-pub use map::{KernelMap, MapDefinition, MapError};
-pub use prog::{LoadedProgram, ProgramBtf, ProgramLoad, TestRunOutput};
+pub use map::{KernelMap, MapDefinition, MapError, Pod};
+pub use perfbuf::PerfBufReader;
+pub use prog::{
+    LoadExtras, LoadedProgram, Program, ProgramBtf, ProgramLoad, TestRunOptions, TestRunOutput,
+    VerifierStats,
+};
 pub use ringbuf::RingBufReader;
 
 /// Whether this process may use `bpf()`: creates and drops a tiny array map.
 /// `Err` says why not, for tests and tools to print.
 pub fn check_bpf_access() -> std::result::Result<(), String> {
-    let def = MapDefinition {
-        name: "bpfkit_probe".into(),
-        map_type: bpfkit_abi::MapType::Array,
-        key_size: 4,
-        value_size: 4,
-        max_entries: 1,
-        map_flags: 0,
-        map_extra: 0,
-        numa_node: None,
-        btf: None,
-    };
+    let def = MapDefinition::new("bpfkit_probe", bpfkit_abi::MapType::Array, 4, 4, 1);
     KernelMap::create(&def, None)
         .map(|_| ())
         .map_err(|e| e.to_string())

@@ -1,12 +1,16 @@
-//! Loading programs, with the verifier's log when it says no.
+//! Loading programs, with the verifier's log when it says no, and running
+//! them in the kernel (`BPF_PROG_TEST_RUN`).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 use bpfkit_abi::{AttachType, ProgramType};
 use bpfkit_isa::{encode, ByteOrder, Insn};
 
 use crate::error::{Error, Result};
-use crate::sys::{bpf, bpf_fd, cmd, Attr};
+use crate::info::ProgramInfo;
+use crate::sys::{self, IdKind, LogBuffer};
 
 /// A program's BTF object with its `bpf_func_info` records (`insn_off`,
 /// `type_id`) and `bpf_line_info` records (`insn_off`, `file_name_off`,
@@ -16,7 +20,7 @@ pub type ProgramBtf<'a> = (&'a OwnedFd, Vec<[u32; 2]>, Vec<[u32; 4]>);
 /// What `BPF_PROG_LOAD` needs.
 #[derive(Debug, Clone)]
 pub struct ProgramLoad<'a> {
-    /// Name (at most 15 bytes are kept).
+    /// Name (at most 15 bytes of `[A-Za-z0-9_.]` are kept).
     pub name: &'a str,
     /// Type.
     pub prog_type: ProgramType,
@@ -34,16 +38,48 @@ pub struct ProgramLoad<'a> {
     pub attach_btf_id: u32,
 }
 
+/// Less common `BPF_PROG_LOAD` inputs, and how to ask the verifier for its log.
+#[derive(Debug, Clone, Default)]
+pub struct LoadExtras<'a> {
+    /// `BPF_F_*` load flags (`sys::flags::SLEEPABLE`, `XDP_HAS_FRAGS`, ...).
+    pub prog_flags: u32,
+    /// File descriptors that `Imm64::MapIdx` and kfunc module indexes refer to.
+    pub fd_array: Vec<BorrowedFd<'a>>,
+    /// The program (freplace, fentry on BPF) or module BTF the attach target is in.
+    pub attach_prog_or_btf_obj: Option<BorrowedFd<'a>>,
+    /// Device to offload to.
+    pub ifindex: u32,
+    /// Log level of the retry after a rejection (default 1; 2 logs every
+    /// instruction's state).
+    pub log_level: u32,
+    /// Always load with this log level and keep the log, even on success.
+    pub always_log: bool,
+}
+
+/// What the verifier reported about an accepted program.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VerifierStats {
+    /// Instructions the verifier processed (`verified_insns`, 5.16+).
+    pub verified_insns: u32,
+    /// The verifier log, when [`LoadExtras::always_log`] asked for it.
+    pub log: Option<String>,
+}
+
 /// A loaded program. Closing the last fd (and detaching it) unloads it.
 #[derive(Debug)]
-pub struct LoadedProgram {
+pub struct Program {
     fd: OwnedFd,
+    id: u32,
     name: String,
     prog_type: ProgramType,
     expected_attach_type: Option<AttachType>,
+    stats: VerifierStats,
 }
 
-/// Output of [`LoadedProgram::test_run`].
+/// The name the rest of the crate first used for [`Program`].
+pub type LoadedProgram = Program;
+
+/// Output of [`Program::test_run`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestRunOutput {
     /// Return value.
@@ -56,9 +92,24 @@ pub struct TestRunOutput {
     pub ctx_out: Vec<u8>,
 }
 
+/// Options of [`Program::test_run_with`].
+#[derive(Debug, Clone, Default)]
+pub struct TestRunOptions<'a> {
+    /// Input data (packet).
+    pub data: &'a [u8],
+    /// Input context.
+    pub ctx: &'a [u8],
+    /// Runs.
+    pub repeat: u32,
+    /// Room for output data beyond the input's length (XDP may grow packets).
+    pub data_out_extra: usize,
+    /// Run on this CPU (`BPF_F_TEST_RUN_ON_CPU`).
+    pub cpu: Option<u32>,
+}
+
 /// The verifier's last complaint: the last non-empty line that is not a
-/// statistics line or an instruction dump.
-fn last_complaint(log: &str) -> String {
+/// statistics line, a source line or an instruction dump.
+pub(crate) fn last_complaint(log: &str) -> String {
     log.lines()
         .rev()
         .map(str::trim)
@@ -87,100 +138,186 @@ fn last_source_line(log: &str) -> Option<String> {
         })
 }
 
-impl LoadedProgram {
-    /// Loads a program. On rejection, retries with the verifier log (growing
-    /// the buffer as needed) and returns its last complaint and source line.
-    pub fn load(p: &ProgramLoad<'_>) -> Result<LoadedProgram> {
-        let bytes = encode(p.insns, ByteOrder::Little);
-        let license = std::ffi::CString::new(p.license)
-            .map_err(|_| Error::Object("license has a NUL byte".into()))?;
-        let mut name = [0u8; 16];
-        for (i, b) in p
-            .name
-            .bytes()
-            .filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.')
-            .take(15)
-            .enumerate()
-        {
-            name[i] = b;
-        }
-        let attempt = |log: &mut [u8], level: u32| {
-            let mut attr = Attr::default()
-                .u32(0, p.prog_type.as_u32())
-                .u32(4, (bytes.len() / 8) as u32)
-                .ptr(8, bytes.as_ptr())
-                .ptr(16, license.as_ptr())
-                .u32(40, p.kern_version)
-                .bytes(48, &name)
-                .u32(68, p.expected_attach_type.map_or(0, |a| a.as_u32()))
-                .u32(108, p.attach_btf_id);
-            if let Some((btf, func_info, line_info)) = &p.btf {
-                attr = attr.u32(72, btf.as_raw_fd() as u32);
-                if !func_info.is_empty() {
-                    attr = attr
-                        .u32(76, 8)
-                        .ptr(80, func_info.as_ptr())
-                        .u32(88, func_info.len() as u32);
-                }
-                if !line_info.is_empty() {
-                    attr = attr
-                        .u32(92, 16)
-                        .ptr(96, line_info.as_ptr())
-                        .u32(104, line_info.len() as u32);
-                }
-            }
-            if level > 0 {
-                attr = attr
-                    .u32(24, level)
-                    .u32(28, log.len() as u32)
-                    .ptr(32, log.as_ptr());
-            }
-            bpf_fd(cmd::PROG_LOAD, &mut attr)
+/// The text of a NUL-terminated log buffer.
+pub(crate) fn log_text(buf: &[u8]) -> String {
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The byte order the kernel expects instructions in.
+pub(crate) const NATIVE: ByteOrder = if cfg!(target_endian = "big") {
+    ByteOrder::Big
+} else {
+    ByteOrder::Little
+};
+
+/// The first verifier log buffer, and the kernel's limit (`UINT_MAX >> 2`).
+const LOG_START: usize = 1 << 20;
+const LOG_MAX: usize = (u32::MAX >> 2) as usize;
+
+/// Loads with a log, growing the buffer until the log fits. Returns the load
+/// result and the log.
+pub(crate) fn with_growing_log<T>(
+    level: u32,
+    mut attempt: impl FnMut(&mut LogBuffer<'_>) -> std::io::Result<T>,
+) -> (std::io::Result<T>, String) {
+    let mut size = LOG_START;
+    loop {
+        let mut buf = vec![0u8; size];
+        let mut log = LogBuffer {
+            buf: &mut buf,
+            level,
+            true_size: 0,
         };
-        let first = match attempt(&mut [], 0) {
-            Ok(fd) => {
-                return Ok(LoadedProgram {
-                    fd,
-                    name: p.name.to_string(),
-                    prog_type: p.prog_type,
-                    expected_attach_type: p.expected_attach_type,
-                })
-            }
-            Err(e) => e,
-        };
-        if !matches!(
-            first.raw_os_error(),
-            Some(libc::EINVAL) | Some(libc::EACCES) | Some(libc::E2BIG)
-        ) {
-            return Err(Error::sys(
-                format!("load {} program `{}`", p.prog_type, p.name),
-                first,
-            ));
+        let r = attempt(&mut log);
+        let needed = log.true_size as usize;
+        let truncated =
+            matches!(&r, Err(e) if e.raw_os_error() == Some(libc::ENOSPC)) || needed > size;
+        if truncated && size < LOG_MAX {
+            // 6.4+ says how much it needs; older kernels make us guess.
+            size = if needed > size { needed } else { size * 4 }.min(LOG_MAX);
+            continue;
         }
-        // Rejected: load again with the log, growing it until it fits.
-        let mut size = 1 << 20;
-        loop {
-            let mut log = vec![0u8; size];
-            let r = attempt(&mut log, 1);
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            let text = String::from_utf8_lossy(&log[..end]).into_owned();
-            match r {
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && size < 1 << 28 => size *= 4,
-                Err(_) | Ok(_) => {
-                    return Err(Error::Verifier {
-                        program: p.name.to_string(),
-                        message: last_complaint(&text),
-                        source_line: last_source_line(&text),
-                        log: text,
-                    })
+        return (r, log_text(&buf));
+    }
+}
+
+fn encode_records<const N: usize>(records: &[[u32; N]]) -> Vec<u8> {
+    records
+        .iter()
+        .flat_map(|r| r.iter().flat_map(|w| w.to_ne_bytes()))
+        .collect()
+}
+
+impl Program {
+    /// Loads a program. On rejection, loads again with the verifier log
+    /// (growing the buffer as needed) and returns its last complaint, the
+    /// source line and the whole log.
+    pub fn load(p: &ProgramLoad<'_>) -> Result<Program> {
+        Program::load_with(p, &LoadExtras::default())
+    }
+
+    /// [`Program::load`] with the less common inputs.
+    pub fn load_with(p: &ProgramLoad<'_>, extras: &LoadExtras<'_>) -> Result<Program> {
+        let bytes = encode(p.insns, NATIVE);
+        let license = CString::new(p.license)
+            .map_err(|_| Error::Object(format!("program `{}`: license has a NUL byte", p.name)))?;
+        let (func_info, line_info) = match &p.btf {
+            Some((_, f, l)) => (encode_records(f), encode_records(l)),
+            None => (Vec::new(), Vec::new()),
+        };
+        let fd_array: Vec<i32> = extras.fd_array.iter().map(|f| f.as_raw_fd()).collect();
+        let load = sys::ProgLoad {
+            prog_type: p.prog_type.as_u32(),
+            expected_attach_type: p.expected_attach_type.map_or(0, |a| a.as_u32()),
+            insns: &bytes,
+            license: &license,
+            name: p.name,
+            kern_version: p.kern_version,
+            prog_flags: extras.prog_flags,
+            prog_ifindex: extras.ifindex,
+            btf: p.btf.as_ref().map(|(fd, _, _)| fd.as_fd()),
+            func_info: &func_info,
+            func_info_rec_size: 8,
+            line_info: &line_info,
+            line_info_rec_size: 16,
+            attach_btf_id: p.attach_btf_id,
+            attach_prog_or_btf_obj: extras.attach_prog_or_btf_obj,
+            fd_array: &fd_array,
+        };
+        let level = extras.log_level.max(1);
+        let what = || format!("load {} program `{}`", p.prog_type, p.name);
+        let (result, mut log) = if extras.always_log {
+            let (r, log) = with_growing_log(level, |l| sys::prog_load(&load, Some(l)));
+            (r, Some(log))
+        } else {
+            (sys::prog_load(&load, None), None)
+        };
+        let fd = match result {
+            Ok(fd) => fd,
+            Err(e) if !is_verifier_errno(&e) => return Err(Error::sys(what(), e)),
+            Err(first) => {
+                // Rejected: load again with the log, unless we already have it.
+                let (r, text) = match log.take() {
+                    Some(text) => (Err(first), text),
+                    None => with_growing_log(level, |l| sys::prog_load(&load, Some(l))),
+                };
+                match r {
+                    Ok(fd) => {
+                        // Accepted the second time (a transient failure).
+                        if extras.always_log {
+                            log = Some(text);
+                        }
+                        fd
+                    }
+                    Err(e) if text.trim().is_empty() => return Err(Error::sys(what(), e)),
+                    Err(_) => {
+                        return Err(Error::Verifier {
+                            program: p.name.to_string(),
+                            message: last_complaint(&text),
+                            source_line: last_source_line(&text),
+                            log: text,
+                        })
+                    }
                 }
             }
-        }
+        };
+        let info = ProgramInfo::from_fd(fd.as_fd())?;
+        Ok(Program {
+            id: info.id,
+            name: p.name.to_string(),
+            prog_type: p.prog_type,
+            expected_attach_type: p.expected_attach_type,
+            stats: VerifierStats {
+                verified_insns: info.verified_insns,
+                log,
+            },
+            fd,
+        })
+    }
+
+    /// Wraps an fd of a loaded program (from an id, a pin, another process).
+    pub fn from_fd(fd: OwnedFd) -> Result<Program> {
+        let info = ProgramInfo::from_fd(fd.as_fd())?;
+        let prog_type = info.prog_type.ok_or_else(|| {
+            Error::Unsupported(format!(
+                "program {} has a type bpfkit does not know",
+                info.id
+            ))
+        })?;
+        Ok(Program {
+            id: info.id,
+            name: info.name,
+            prog_type,
+            expected_attach_type: None,
+            stats: VerifierStats {
+                verified_insns: info.verified_insns,
+                log: None,
+            },
+            fd,
+        })
+    }
+
+    /// Opens the program with this kernel id.
+    pub fn from_id(id: u32) -> Result<Program> {
+        let fd = sys::fd_by_id(IdKind::Prog, id, 0)
+            .map_err(|e| Error::sys(format!("open program id {id}"), e))?;
+        Program::from_fd(fd)
+    }
+
+    /// Opens the program pinned at `path`.
+    pub fn from_pin(path: &Path) -> Result<Program> {
+        Program::from_fd(crate::fs::open_pinned(path, 0)?)
     }
 
     /// The fd.
     pub fn fd(&self) -> &OwnedFd {
         &self.fd
+    }
+
+    /// The kernel's id for it.
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     /// Name.
@@ -193,71 +330,99 @@ impl LoadedProgram {
         self.prog_type
     }
 
-    /// Expected attach type.
+    /// Expected attach type (unknown, `None`, for programs opened by fd).
     pub fn expected_attach_type(&self) -> Option<AttachType> {
         self.expected_attach_type
     }
 
+    /// What the verifier reported at load.
+    pub fn verifier_stats(&self) -> &VerifierStats {
+        &self.stats
+    }
+
+    /// What the kernel reports about it now (run counts, sizes, maps, ...).
+    pub fn info(&self) -> Result<ProgramInfo> {
+        ProgramInfo::from_fd(self.fd.as_fd())
+    }
+
+    /// The instructions as the verifier rewrote them (map fds become
+    /// addresses unless `kernel.kptr_restrict` hides them; then all is zero).
+    pub fn xlated(&self) -> Result<Vec<Insn>> {
+        crate::info::program_xlated(self.fd.as_fd())
+    }
+
+    /// The JIT-compiled machine code (empty without the JIT).
+    pub fn jited(&self) -> Result<Vec<u8>> {
+        crate::info::program_jited(self.fd.as_fd())
+    }
+
+    /// Pins the program at `path` in bpffs.
+    pub fn pin(&self, path: &Path) -> Result<()> {
+        crate::fs::pin(self.fd.as_fd(), path)
+    }
+
     /// Runs the program once or `repeat` times in the kernel (`BPF_PROG_TEST_RUN`).
     pub fn test_run(&self, data_in: &[u8], ctx_in: &[u8], repeat: u32) -> Result<TestRunOutput> {
-        let mut data_out = vec![0u8; data_in.len() + 256];
-        let mut ctx_out = vec![0u8; ctx_in.len()];
-        let mut attr = Attr::default()
-            .u32(0, self.fd.as_raw_fd() as u32)
-            .u32(8, data_in.len() as u32)
-            .u32(
-                12,
-                if data_in.is_empty() {
-                    0
+        self.test_run_with(&TestRunOptions {
+            data: data_in,
+            ctx: ctx_in,
+            repeat,
+            data_out_extra: 256,
+            cpu: None,
+        })
+    }
+
+    /// Runs the program in the kernel with all the options.
+    pub fn test_run_with(&self, o: &TestRunOptions<'_>) -> Result<TestRunOutput> {
+        let mut data_out = vec![
+            0u8;
+            if o.data.is_empty() {
+                0
+            } else {
+                o.data.len() + o.data_out_extra
+            }
+        ];
+        let mut ctx_out = vec![0u8; o.ctx.len()];
+        let r = sys::prog_test_run(
+            self.fd.as_fd(),
+            sys::TestRun {
+                data_in: o.data,
+                data_out: (!data_out.is_empty()).then_some(&mut data_out[..]),
+                ctx_in: o.ctx,
+                ctx_out: (!ctx_out.is_empty()).then_some(&mut ctx_out[..]),
+                repeat: o.repeat,
+                flags: if o.cpu.is_some() {
+                    sys::flags::TEST_RUN_ON_CPU
                 } else {
-                    data_out.len() as u32
-                },
-            )
-            .u64(
-                16,
-                if data_in.is_empty() {
                     0
-                } else {
-                    data_in.as_ptr() as u64
                 },
-            )
-            .u64(
-                24,
-                if data_in.is_empty() {
-                    0
-                } else {
-                    data_out.as_mut_ptr() as u64
-                },
-            )
-            .u32(32, repeat)
-            .u32(40, ctx_in.len() as u32)
-            .u32(44, ctx_out.len() as u32)
-            .u64(
-                48,
-                if ctx_in.is_empty() {
-                    0
-                } else {
-                    ctx_in.as_ptr() as u64
-                },
-            )
-            .u64(
-                56,
-                if ctx_in.is_empty() {
-                    0
-                } else {
-                    ctx_out.as_mut_ptr() as u64
-                },
-            );
-        bpf(cmd::PROG_TEST_RUN, &mut attr)
-            .map_err(|e| Error::sys(format!("test run `{}`", self.name), e))?;
-        data_out.truncate(attr.get_u32(12) as usize);
-        ctx_out.truncate(attr.get_u32(44) as usize);
+                cpu: o.cpu.unwrap_or(0),
+                batch_size: 0,
+            },
+        )
+        .map_err(|e| Error::sys(format!("test run `{}`", self.name), e))?;
+        data_out.truncate(r.data_size_out as usize);
+        ctx_out.truncate(r.ctx_size_out as usize);
         Ok(TestRunOutput {
-            retval: attr.get_u32(4),
-            duration_ns: attr.get_u32(36),
+            retval: r.retval,
+            duration_ns: r.duration_ns,
             data_out,
             ctx_out,
         })
+    }
+}
+
+/// Errors after which the verifier log explains the rejection.
+fn is_verifier_errno(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL) | Some(libc::EACCES) | Some(libc::E2BIG) | Some(libc::ENOSPC)
+    )
+}
+
+impl AsFd for Program {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
@@ -276,5 +441,33 @@ mod tests {
             last_source_line(log).unwrap(),
             "bad.bpf.c:12: return *(int *)0;"
         );
+    }
+
+    #[test]
+    fn log_grows_until_it_fits() {
+        let mut sizes = Vec::new();
+        let (r, log) = with_growing_log(1, |l| {
+            sizes.push(l.buf.len());
+            if l.buf.len() < 3 * LOG_START {
+                Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            } else {
+                l.buf[..5].copy_from_slice(b"done\0");
+                Ok(())
+            }
+        });
+        assert!(r.is_ok());
+        assert_eq!(log, "done");
+        assert_eq!(sizes, vec![LOG_START, 4 * LOG_START]);
+    }
+
+    #[test]
+    fn log_uses_the_size_the_kernel_asks_for() {
+        let mut sizes = Vec::new();
+        let (_, _) = with_growing_log(1, |l| {
+            sizes.push(l.buf.len());
+            l.true_size = (LOG_START + 10) as u32;
+            Err::<(), _>(std::io::Error::from_raw_os_error(libc::EACCES))
+        });
+        assert_eq!(sizes, vec![LOG_START, LOG_START + 10]);
     }
 }

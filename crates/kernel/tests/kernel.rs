@@ -238,7 +238,9 @@ fn nothing_leaks_after_a_collection_is_dropped() {
         assert_eq!(links.len(), 2);
         let during = inspect::count_objects();
         assert!(
-            during.0 >= before.0 + 2 && during.1 >= before.1 + 3 && during.2 >= before.2 + 2,
+            during.programs >= before.programs + 2
+                && during.maps >= before.maps + 3
+                && during.links >= before.links + 2,
             "{before:?} {during:?}"
         );
     }
@@ -246,12 +248,12 @@ fn nothing_leaks_after_a_collection_is_dropped() {
     // compare this test's own objects, which are gone once the counts drop back.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut after = inspect::count_objects();
-    while after.0 > before.0 && Instant::now() < deadline {
+    while after.programs > before.programs && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
         after = inspect::count_objects();
     }
     assert!(
-        after.0 <= before.0 && after.2 <= before.2,
+        after.programs <= before.programs && after.links <= before.links,
         "before {before:?}, after {after:?}"
     );
 }

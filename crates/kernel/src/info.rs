@@ -1,0 +1,299 @@
+//! What the kernel reports about a live object (`BPF_OBJ_GET_INFO_BY_FD`),
+//! decoded from `struct bpf_{prog,map,link,btf}_info`, and a program's
+//! translated and JIT-compiled code.
+
+use std::os::fd::BorrowedFd;
+
+use bpfkit_abi::{MapType, ProgramType};
+use bpfkit_isa::{decode, Insn};
+
+use crate::error::{Error, Result};
+use crate::sys::{self, ProgInfoArrays};
+
+/// Room for any info struct: the kernel fills what it knows and leaves the
+/// (zeroed) rest, so newer fields simply read as 0 on older kernels.
+const INFO_BUF: usize = 512;
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4)
+        .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    b.get(off..off + 8).map_or(0, |s| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        u64::from_ne_bytes(a)
+    })
+}
+
+fn name_at(b: &[u8], off: usize) -> String {
+    let s = b.get(off..off + 16).unwrap_or(&[]);
+    let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
+    String::from_utf8_lossy(&s[..end]).into_owned()
+}
+
+fn raw_info(fd: BorrowedFd<'_>, what: &str) -> Result<[u8; INFO_BUF]> {
+    let mut buf = [0u8; INFO_BUF];
+    sys::obj_get_info_by_fd(fd, &mut buf).map_err(|e| Error::sys(format!("get {what} info"), e))?;
+    Ok(buf)
+}
+
+/// What the kernel reports about a program (`struct bpf_prog_info`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProgramInfo {
+    /// Program id.
+    pub id: u32,
+    /// Program type (`None` if newer than bpfkit).
+    pub prog_type: Option<ProgramType>,
+    /// Name (first 15 bytes).
+    pub name: String,
+    /// Tag (hash of the instructions), as 16 hex digits.
+    pub tag: String,
+    /// Bytes of translated instructions.
+    pub bytes_xlated: u32,
+    /// Bytes of JIT-compiled code (0 when not JITed).
+    pub bytes_jited: u32,
+    /// Load time, nanoseconds since boot.
+    pub load_time_ns: u64,
+    /// User id that loaded it.
+    pub uid: u32,
+    /// Ids of the maps it uses.
+    pub map_ids: Vec<u32>,
+    /// Whether its license is GPL-compatible.
+    pub gpl_compatible: bool,
+    /// Id of its BTF object (0: none).
+    pub btf_id: u32,
+    /// Total run time in ns (counted while `BPF_ENABLE_STATS` or
+    /// `kernel.bpf_stats_enabled` is on).
+    pub run_time_ns: u64,
+    /// Runs counted likewise.
+    pub run_cnt: u64,
+    /// Runs skipped because the program was already running on the CPU.
+    pub recursion_misses: u64,
+    /// Instructions the verifier processed.
+    pub verified_insns: u32,
+    /// BTF id of its attach target.
+    pub attach_btf_id: u32,
+}
+
+/// Offsets in `struct bpf_prog_info`.
+mod prog_off {
+    pub const TYPE: usize = 0;
+    pub const ID: usize = 4;
+    pub const TAG: usize = 8;
+    pub const JITED_LEN: usize = 16;
+    pub const XLATED_LEN: usize = 20;
+    pub const LOAD_TIME: usize = 40;
+    pub const UID: usize = 48;
+    pub const NR_MAP_IDS: usize = 52;
+    pub const NAME: usize = 64;
+    pub const GPL: usize = 84;
+    pub const BTF_ID: usize = 128;
+    pub const RUN_TIME: usize = 192;
+    pub const RUN_CNT: usize = 200;
+    pub const RECURSION_MISSES: usize = 208;
+    pub const VERIFIED_INSNS: usize = 216;
+    pub const ATTACH_BTF_ID: usize = 224;
+}
+
+impl ProgramInfo {
+    /// The info of the program behind `fd`, with its map ids.
+    pub fn from_fd(fd: BorrowedFd<'_>) -> Result<ProgramInfo> {
+        use prog_off::*;
+        let first = raw_info(fd, "program")?;
+        // A second call fetches the map ids, now that we know how many.
+        let nr_maps = u32_at(&first, NR_MAP_IDS) as usize;
+        let mut map_ids = vec![0u32; nr_maps];
+        let buf = if nr_maps > 0 {
+            let mut buf = [0u8; INFO_BUF];
+            sys::prog_info(
+                fd,
+                &mut buf,
+                ProgInfoArrays {
+                    map_ids: Some(&mut map_ids),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| Error::sys("get program map ids", e))?;
+            // Maps may have been released between the calls.
+            map_ids.truncate(u32_at(&buf, NR_MAP_IDS) as usize);
+            buf
+        } else {
+            first
+        };
+        Ok(ProgramInfo {
+            id: u32_at(&buf, ID),
+            prog_type: ProgramType::from_u32(u32_at(&buf, TYPE)),
+            name: name_at(&buf, NAME),
+            tag: buf[TAG..TAG + 8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            bytes_jited: u32_at(&buf, JITED_LEN),
+            bytes_xlated: u32_at(&buf, XLATED_LEN),
+            load_time_ns: u64_at(&buf, LOAD_TIME),
+            uid: u32_at(&buf, UID),
+            map_ids,
+            gpl_compatible: u32_at(&buf, GPL) & 1 != 0,
+            btf_id: u32_at(&buf, BTF_ID),
+            run_time_ns: u64_at(&buf, RUN_TIME),
+            run_cnt: u64_at(&buf, RUN_CNT),
+            recursion_misses: u64_at(&buf, RECURSION_MISSES),
+            verified_insns: u32_at(&buf, VERIFIED_INSNS),
+            attach_btf_id: u32_at(&buf, ATTACH_BTF_ID),
+        })
+    }
+}
+
+/// The program's translated instructions as raw bytes.
+pub fn program_xlated_bytes(fd: BorrowedFd<'_>) -> Result<Vec<u8>> {
+    program_code(fd, true)
+}
+
+/// The program's translated instructions, decoded.
+pub fn program_xlated(fd: BorrowedFd<'_>) -> Result<Vec<Insn>> {
+    let bytes = program_xlated_bytes(fd)?;
+    decode(&bytes, crate::prog::NATIVE)
+        .map_err(|e| Error::Object(format!("decode translated instructions: {e}")))
+}
+
+/// The program's JIT-compiled machine code (empty when not JITed).
+pub fn program_jited(fd: BorrowedFd<'_>) -> Result<Vec<u8>> {
+    program_code(fd, false)
+}
+
+fn program_code(fd: BorrowedFd<'_>, xlated: bool) -> Result<Vec<u8>> {
+    let first = raw_info(fd, "program")?;
+    let off = if xlated {
+        prog_off::XLATED_LEN
+    } else {
+        prog_off::JITED_LEN
+    };
+    let len = u32_at(&first, off) as usize;
+    let mut code = vec![0u8; len];
+    if len == 0 {
+        return Ok(code);
+    }
+    let mut buf = [0u8; INFO_BUF];
+    let arrays = if xlated {
+        ProgInfoArrays {
+            xlated: Some(&mut code),
+            ..Default::default()
+        }
+    } else {
+        ProgInfoArrays {
+            jited: Some(&mut code),
+            ..Default::default()
+        }
+    };
+    sys::prog_info(fd, &mut buf, arrays).map_err(|e| Error::sys("dump program code", e))?;
+    code.truncate(u32_at(&buf, off) as usize);
+    Ok(code)
+}
+
+/// What the kernel reports about a map (`struct bpf_map_info`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MapInfo {
+    /// Map id.
+    pub id: u32,
+    /// Map type (`None` if newer than bpfkit).
+    pub map_type: Option<MapType>,
+    /// Name (first 15 bytes).
+    pub name: String,
+    /// Key size.
+    pub key_size: u32,
+    /// Value size.
+    pub value_size: u32,
+    /// Capacity.
+    pub max_entries: u32,
+    /// Creation flags.
+    pub flags: u32,
+    /// Id of its BTF object (0: none).
+    pub btf_id: u32,
+    /// BTF type id of the key.
+    pub btf_key_type_id: u32,
+    /// BTF type id of the value.
+    pub btf_value_type_id: u32,
+    /// Per-type extra (bloom filter hash count).
+    pub map_extra: u64,
+}
+
+impl MapInfo {
+    /// The info of the map behind `fd`.
+    pub fn from_fd(fd: BorrowedFd<'_>) -> Result<MapInfo> {
+        let b = raw_info(fd, "map")?;
+        Ok(MapInfo {
+            id: u32_at(&b, 4),
+            map_type: MapType::from_u32(u32_at(&b, 0)),
+            key_size: u32_at(&b, 8),
+            value_size: u32_at(&b, 12),
+            max_entries: u32_at(&b, 16),
+            flags: u32_at(&b, 20),
+            name: name_at(&b, 24),
+            btf_id: u32_at(&b, 64),
+            btf_key_type_id: u32_at(&b, 68),
+            btf_value_type_id: u32_at(&b, 72),
+            map_extra: u64_at(&b, 80),
+        })
+    }
+}
+
+/// What the kernel reports about a link (`struct bpf_link_info`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LinkInfo {
+    /// Link id.
+    pub id: u32,
+    /// Link type (`enum bpf_link_type`).
+    pub link_type: u32,
+    /// The attached program's id.
+    pub prog_id: u32,
+}
+
+impl LinkInfo {
+    /// The info of the link behind `fd`.
+    pub fn from_fd(fd: BorrowedFd<'_>) -> Result<LinkInfo> {
+        let b = raw_info(fd, "link")?;
+        Ok(LinkInfo {
+            link_type: u32_at(&b, 0),
+            id: u32_at(&b, 4),
+            prog_id: u32_at(&b, 8),
+        })
+    }
+}
+
+/// What the kernel reports about a BTF object (`struct bpf_btf_info`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BtfInfo {
+    /// BTF object id.
+    pub id: u32,
+    /// Size of the raw BTF in bytes.
+    pub size: u32,
+    /// Whether it is the kernel's or a module's BTF.
+    pub kernel_btf: bool,
+    /// Name: `vmlinux` or the module's for kernel BTF, else usually empty.
+    pub name: String,
+}
+
+impl BtfInfo {
+    /// The info of the BTF object behind `fd`.
+    pub fn from_fd(fd: BorrowedFd<'_>) -> Result<BtfInfo> {
+        let mut b = [0u8; INFO_BUF];
+        let mut name = [0u8; 64];
+        sys::btf_info(fd, &mut b, &mut name).map_err(|e| Error::sys("get BTF info", e))?;
+        let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+        Ok(BtfInfo {
+            size: u32_at(&b, 8),
+            id: u32_at(&b, 12),
+            kernel_btf: u32_at(&b, 28) != 0,
+            name: String::from_utf8_lossy(&name[..end]).into_owned(),
+        })
+    }
+}
+
+/// The kernel id of a program, map, link or BTF fd (the id is the second
+/// `u32` of every info struct but BTF's).
+pub fn id_of(fd: BorrowedFd<'_>) -> Result<u32> {
+    let b = raw_info(fd, "object")?;
+    Ok(u32_at(&b, 4))
+}
