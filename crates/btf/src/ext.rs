@@ -346,7 +346,7 @@ impl SectionReader<'_> {
             }
             let body = (num as usize).checked_mul(rec_size as usize);
             let body_end = body.and_then(|b| b.checked_add(pos + 8));
-            if body_end.map_or(true, |e| e > end) {
+            if body_end.is_none_or(|e| e > end) {
                 return Err(ext_err(
                     pos,
                     format!("{num} records of {rec_size} bytes run past the section"),

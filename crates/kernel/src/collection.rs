@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use bpfkit_abi::{update_flags, MapType};
+use bpfkit_abi::{update_flags, MapType, ProgramType};
 use bpfkit_btf::{Btf, BtfFeatures, TargetBtfs};
 use bpfkit_isa::{Imm64, Insn};
 use bpfkit_object::{AttachTarget, InitRef, MapSpec, ObjectSpec, RelocTarget};
@@ -71,28 +71,39 @@ fn create_map(spec: &MapSpec, btf: Option<&OwnedFd>) -> Result<KernelMap> {
     }
 }
 
+/// The kernel BTF id a tracing or LSM program loads against (0 for others).
+fn btf_attach_id_of(name: &str, p: &bpfkit_object::ProgramSpec) -> Result<u32> {
+    match (&p.kind.target, p.kind.prog_type, p.kind.attach_type) {
+        (AttachTarget::Kernel { name: target }, ProgramType::Tracing | ProgramType::Lsm, Some(at)) => {
+            crate::link::btf_attach_id(name, at, target)
+        }
+        (AttachTarget::Kernel { name: target }, ProgramType::Ext, _) => Err(Error::Unsupported(
+            format!("program `{name}` replaces BPF function `{target}` (freplace): load it with the target program's fd, which auto-loading does not know"),
+        )),
+        _ => Ok(0),
+    }
+}
+
 impl Collection {
     /// Loads everything the object defines. kconfig must have been applied to
     /// `spec` already (see [`ObjectSpec::apply_kconfig`]).
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions<'_>) -> Result<Collection> {
         let mut spec = spec.clone();
         if spec.programs.values().any(|p| !p.core_relos.is_empty()) {
-            let owned;
-            let target = match opts.target_btf {
-                Some(t) => t,
+            let relocated = match opts.target_btf {
+                Some(t) => spec.apply_core(TargetBtfs::new(t)),
                 None => {
-                    let bytes = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| {
-                        Error::Unsupported(format!(
-                            "CO-RE needs the kernel's BTF (/sys/kernel/btf/vmlinux): {e}"
-                        ))
-                    })?;
-                    owned = Btf::from_vec(bytes)
-                        .map_err(|e| Error::Object(format!("kernel BTF: {e}")))?;
-                    &owned
+                    // Candidates come from vmlinux and every module's BTF,
+                    // as libbpf looks for them (all parsed once per process).
+                    let vmlinux = crate::btf::vmlinux()?;
+                    let modules = crate::btf::modules();
+                    let targets = modules
+                        .iter()
+                        .fold(TargetBtfs::new(&vmlinux), |t, m| t.with_module(m));
+                    spec.apply_core(targets)
                 }
             };
-            spec.apply_core(TargetBtfs::new(target))
-                .map_err(|e| Error::Object(e.to_string()))?;
+            relocated.map_err(|e| Error::Object(e.to_string()))?;
         }
         let btf = match spec
             .kernel_btf(&BtfFeatures::ALL)
@@ -175,7 +186,7 @@ impl Collection {
                 license: &spec.license,
                 kern_version: spec.kern_version.unwrap_or(0),
                 btf: btf_info,
-                attach_btf_id: 0,
+                attach_btf_id: btf_attach_id_of(name, p)?,
             })?;
             programs.insert(name.clone(), prog);
             targets.insert(name.clone(), p.kind.target.clone());
@@ -218,13 +229,34 @@ impl Collection {
                     attach_tracepoint(prog, category, tp)
                 }
                 AttachTarget::RawTracepoint { name: tp } => attach_raw_tracepoint(prog, tp),
+                AttachTarget::Kernel { name: target }
+                    if matches!(prog.prog_type(), ProgramType::Tracing | ProgramType::Lsm) =>
+                {
+                    crate::link::attach_btf_traced(prog, target)
+                }
                 AttachTarget::Kprobe { .. } | AttachTarget::Ksyscall { .. } => Err(
                     Error::Unsupported(crate::link::kprobe_unavailable_reason().unwrap_or_else(
                         || "kprobe attachment is not implemented in bpfkit yet".into(),
                     )),
                 ),
+                AttachTarget::Uprobe {
+                    binary,
+                    function,
+                    offset,
+                    retprobe,
+                } if !binary.is_empty() => crate::link::attach_uprobe(
+                    prog,
+                    &crate::link::UprobeTarget {
+                        binary: binary.clone(),
+                        symbol: function.clone(),
+                        offset: *offset,
+                        retprobe: *retprobe,
+                        pid: None,
+                    },
+                ),
                 other => Err(Error::Unsupported(format!(
-                    "{} program with target {other:?} needs an explicit attach point",
+                    "{} program with target {other:?} needs an explicit attach point \
+                     (an interface, cgroup, socket, map or sampling rate)",
                     prog.prog_type()
                 ))),
             };

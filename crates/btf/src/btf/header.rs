@@ -41,12 +41,12 @@ impl Header {
         }
         let (type_off, type_len, str_off, str_len) = (word(8), word(12), word(16), word(20));
         let body = d.len() - hdr_len;
-        if type_off.checked_add(type_len).map_or(true, |e| e > body) {
+        if type_off.checked_add(type_len).is_none_or(|e| e > body) {
             return Err(hdr(format!(
                 "type section {type_off}+{type_len} exceeds the {body}-byte body"
             )));
         }
-        if str_off.checked_add(str_len).map_or(true, |e| e > body) {
+        if str_off.checked_add(str_len).is_none_or(|e| e > body) {
             return Err(hdr(format!(
                 "string section {str_off}+{str_len} exceeds the {body}-byte body"
             )));

@@ -317,7 +317,7 @@ impl Btf {
     /// Whether the string at `off` is empty (or `off` is invalid).
     pub(crate) fn str_is_empty(&self, off: u32) -> bool {
         self.string_start(off)
-            .map_or(true, |(owner, abs)| owner.data[abs] == 0)
+            .is_none_or(|(owner, abs)| owner.data[abs] == 0)
     }
 
     /// The bytes of the NUL-terminated string at `off`, without the NUL.

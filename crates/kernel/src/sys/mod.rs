@@ -32,6 +32,7 @@ pub mod epoll;
 pub mod link;
 pub mod map;
 pub mod mmap;
+pub mod net;
 pub mod object;
 pub mod perf;
 pub mod prog;

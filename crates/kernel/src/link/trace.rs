@@ -1,52 +1,15 @@
-//! Links: attachments that detach when dropped and can be pinned.
+//! Tracepoints and raw tracepoints, and whether kprobes exist here.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use bpfkit_abi::AttachType;
 
+use super::Link;
 use crate::error::{Error, Result};
 use crate::prog::LoadedProgram;
-use crate::sys::{bpf, bpf_fd, cmd, perf_event_open, Attr, PerfEventAttr};
-
-/// An attachment. Dropping it detaches the program (unless it was pinned).
-#[derive(Debug)]
-pub struct Link {
-    fd: OwnedFd,
-    /// The perf event a tracepoint link is built on, kept open with it.
-    _perf_event: Option<OwnedFd>,
-    description: String,
-}
-
-impl Link {
-    /// What the link attaches to (`tracepoint sched/sched_process_exec`).
-    pub fn description(&self) -> &str {
-        &self.description
-    }
-
-    /// The link's fd.
-    pub fn fd(&self) -> &OwnedFd {
-        &self.fd
-    }
-
-    /// Pins the link in bpffs so it outlives this process.
-    pub fn pin(&self, path: &Path) -> Result<()> {
-        pin_fd(&self.fd, path)
-    }
-}
-
-/// Pins any BPF object fd at `path`.
-pub fn pin_fd(fd: &OwnedFd, path: &Path) -> Result<()> {
-    let c = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::Object("pin path has a NUL byte".into()))?;
-    let mut attr = Attr::default()
-        .ptr(0, c.as_ptr())
-        .u32(8, fd.as_raw_fd() as u32);
-    bpf(cmd::OBJ_PIN, &mut attr)
-        .map(|_| ())
-        .map_err(|e| Error::sys(format!("pin at {}", path.display()), e))
-}
+use crate::sys::{bpf_fd, cmd, perf_event_open, Attr, PerfEventAttr};
 
 fn tracepoint_id(category: &str, name: &str) -> Result<u64> {
     let root = crate::fs::tracefs()?;
@@ -84,21 +47,7 @@ pub fn attach_tracepoint(prog: &LoadedProgram, category: &str, name: &str) -> Re
             e,
         )
     })?;
-    let mut attr = Attr::default()
-        .u32(0, prog.fd().as_raw_fd() as u32)
-        .u32(4, perf.as_raw_fd() as u32)
-        .u32(8, AttachType::PerfEvent.as_u32());
-    let fd = bpf_fd(cmd::LINK_CREATE, &mut attr).map_err(|e| {
-        Error::sys(
-            format!("attach `{}` to tracepoint {category}/{name}", prog.name()),
-            e,
-        )
-    })?;
-    Ok(Link {
-        fd,
-        _perf_event: Some(perf),
-        description: format!("tracepoint {category}/{name}"),
-    })
+    super::perf_event::attach_to_event(prog, perf, format!("tracepoint {category}/{name}"))
 }
 
 /// Attaches a raw tracepoint program (`BPF_RAW_TRACEPOINT_OPEN`).
@@ -114,11 +63,11 @@ pub fn attach_raw_tracepoint(prog: &LoadedProgram, name: &str) -> Result<Link> {
             e,
         )
     })?;
-    Ok(Link {
+    Ok(Link::bpf_link(
         fd,
-        _perf_event: None,
-        description: format!("raw_tracepoint {name}"),
-    })
+        Vec::new(),
+        format!("raw_tracepoint {name}"),
+    ))
 }
 
 /// Whether this kernel can create kprobes (a kprobe PMU or kprobe_events).
@@ -136,5 +85,55 @@ pub fn kprobe_unavailable_reason() -> Option<String> {
          (/sys/bus/event_source/devices/kprobe) and no kprobe_events in tracefs \
          (it was built without CONFIG_KPROBES/CONFIG_KPROBE_EVENTS); use a tracepoint instead"
             .to_string()
+    })
+}
+
+/// Attaches a BTF-typed tracing program (tp_btf, fentry, fexit, fmod_ret,
+/// LSM) to the kernel object it was loaded for (its `attach_btf_id`).
+pub fn attach_btf_traced(prog: &LoadedProgram, target: &str) -> Result<Link> {
+    let kind = prog.expected_attach_type().map_or("tracing", |a| a.name());
+    let fd = crate::sys::raw_tracepoint_open(std::os::fd::AsFd::as_fd(prog), None, 0)
+        .map_err(|e| Error::sys(format!("attach `{}` ({kind}) to {target}", prog.name()), e))?;
+    Ok(Link::bpf_link(fd, Vec::new(), format!("{kind} {target}")))
+}
+
+/// The BTF type id a BTF-typed tracing program of `attach_type` loads
+/// against for kernel object `target`, with a clear error when the kernel
+/// cannot run such programs or lacks the object.
+pub fn btf_attach_id(program: &str, attach_type: AttachType, target: &str) -> Result<u32> {
+    use bpfkit_btf::Kind;
+    let needs_trampoline = matches!(
+        attach_type,
+        AttachType::TraceFentry
+            | AttachType::TraceFexit
+            | AttachType::ModifyReturn
+            | AttachType::LsmMac
+    );
+    if needs_trampoline && !crate::features::fentry().unwrap_or(false) {
+        return Err(Error::Unsupported(format!(
+            "program `{program}` ({} {target}) needs BPF trampolines (fentry/fexit/fmod_ret/LSM), \
+             which this kernel refuses: it lacks CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS/\
+             CONFIG_BPF_LSM or a security policy forbids them; use a tracepoint or raw \
+             tracepoint instead",
+            attach_type.name()
+        )));
+    }
+    let (name, kind) = match attach_type {
+        AttachType::TraceRawTp => (format!("btf_trace_{target}"), Kind::Typedef),
+        AttachType::LsmMac => (format!("bpf_lsm_{target}"), Kind::Func),
+        AttachType::TraceIter => (format!("bpf_iter_{target}"), Kind::Func),
+        _ => (target.to_string(), Kind::Func),
+    };
+    let vmlinux = crate::btf::vmlinux()?;
+    vmlinux.find_by_name_kind(&name, kind).ok_or_else(|| {
+        Error::Unsupported(format!(
+            "program `{program}` ({} {target}): the kernel's BTF has no {} `{name}`",
+            attach_type.name(),
+            if kind == Kind::Typedef {
+                "tracepoint type"
+            } else {
+                "function"
+            },
+        ))
     })
 }
