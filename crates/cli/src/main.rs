@@ -45,6 +45,8 @@ enum Command {
     Opensnoop(tools::opensnoop::Args),
     /// Count system calls by call or by process, with time spent.
     Syscount(tools::syscount::Args),
+    /// Histogram of run-queue length, sampled by a perf event on every CPU.
+    Runqlen(tools::runqlen::Args),
     /// Show what this kernel supports and whether this process may use it.
     Feature(cmd::feature::Args),
     /// Programs loaded in the kernel.
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Execsnoop(args) => tools::execsnoop::run(args),
         Command::Opensnoop(args) => tools::opensnoop::run(args),
         Command::Syscount(args) => tools::syscount::run(args),
+        Command::Runqlen(args) => tools::runqlen::run(args),
         Command::Feature(args) => cmd::feature::run(args),
         Command::Prog(c) => cmd::inspect::progs(c),
         Command::Map(c) => cmd::inspect::maps(c),

@@ -5,6 +5,7 @@ pub mod execsnoop;
 pub mod hist;
 pub mod ksyms;
 pub mod opensnoop;
+pub mod runqlen;
 pub mod syscall_table;
 pub mod syscount;
 
@@ -116,12 +117,30 @@ pub fn report_lost(tool: &str, lost: u64) {
 pub struct Loaded {
     /// The maps and programs.
     pub collection: bpfkit_kernel::Collection,
-    _links: Vec<bpfkit_kernel::Link>,
+    /// Its attachments; dropping them detaches.
+    pub links: Vec<bpfkit_kernel::Link>,
 }
 
 /// Loads a tool's embedded object with its `const volatile` knobs set, and
 /// attaches every program; any program that cannot attach is an error.
 pub fn load_tool(name: &str, object: &[u8], knobs: &[(&str, Vec<u8>)]) -> anyhow::Result<Loaded> {
+    let mut tool = load_unattached(name, object, knobs)?;
+    let (links, skipped) = tool.collection.auto_attach();
+    if let Some((prog, why)) = skipped.first() {
+        anyhow::bail!("{name}: cannot attach {prog}: {why}");
+    }
+    tool.links = links.into_iter().map(|(_, l)| l).collect();
+    Ok(tool)
+}
+
+/// Loads a tool's embedded object with its knobs set, attaching nothing:
+/// for tools whose hooks (perf events, uprobes in a chosen process) come
+/// from their arguments.
+pub fn load_unattached(
+    name: &str,
+    object: &[u8],
+    knobs: &[(&str, Vec<u8>)],
+) -> anyhow::Result<Loaded> {
     use anyhow::Context;
     let mut spec = bpfkit_object::ObjectSpec::parse(object)
         .with_context(|| format!("the embedded {name} object"))?;
@@ -130,13 +149,9 @@ pub fn load_tool(name: &str, object: &[u8], knobs: &[(&str, Vec<u8>)]) -> anyhow
     }
     let collection = bpfkit_kernel::Collection::load(&spec, &bpfkit_kernel::LoadOptions::default())
         .with_context(|| format!("loading {name}"))?;
-    let (links, skipped) = collection.auto_attach();
-    if let Some((prog, why)) = skipped.first() {
-        anyhow::bail!("{name}: cannot attach {prog}: {why}");
-    }
     Ok(Loaded {
         collection,
-        _links: links.into_iter().map(|(_, l)| l).collect(),
+        links: Vec::new(),
     })
 }
 

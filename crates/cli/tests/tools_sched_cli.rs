@@ -1,0 +1,96 @@
+//! runqlen and memleak as users run them, against the running kernel.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bpfkit");
+
+fn require_bpf() -> bool {
+    match bpfkit_kernel::check_bpf_access() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("SKIP: cannot use bpf(): {why}");
+            false
+        }
+    }
+}
+
+fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// Spins `n` threads until the returned flag is set.
+fn busy_threads(n: usize) -> (Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles = (0..n)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    (stop, handles)
+}
+
+#[test]
+fn runqlen_sees_waiting_tasks_when_cpus_are_oversubscribed() {
+    if !require_bpf() {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Three runnable threads per CPU: two of them wait at any sample.
+    let (stop, handles) = busy_threads(3 * cpus);
+    let out = Command::new(BIN)
+        .args(["runqlen", "--json", "-C", "-F", "199", "-d", "1.5"])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    assert!(out.status.success());
+    let hists = json_lines(&out.stdout);
+    assert_eq!(hists.len(), bpfkit_kernel::fs::online_cpus().len(), "{hists:?}");
+    let mut waiting = 0;
+    let mut samples = 0;
+    for h in &hists {
+        assert_eq!(h["unit"], "runqlen");
+        assert!(h["cpu"].is_u64());
+        let slots: Vec<u64> = serde_json::from_value(h["slots"].clone()).unwrap();
+        assert_eq!(slots.len(), 32);
+        assert_eq!(h["samples"], slots.iter().sum::<u64>());
+        samples += slots.iter().sum::<u64>();
+        waiting += slots[1..].iter().sum::<u64>();
+    }
+    // ~199 Hz x 1.5 s x CPUs; most samples find queued tasks.
+    assert!(samples > 100, "only {samples} samples");
+    assert!(
+        waiting * 2 > samples,
+        "{waiting} of {samples} samples saw a waiting task"
+    );
+}
+
+#[test]
+fn runqlen_text_histogram_and_bad_frequency() {
+    if !require_bpf() {
+        return;
+    }
+    let out = Command::new(BIN)
+        .args(["runqlen", "-d", "0.5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Sampling run queue length... Hit Ctrl-C to end.\n"), "{text}");
+    assert!(text.contains("     runqlen       : count     distribution\n"), "{text}");
+    let bad = Command::new(BIN).args(["runqlen", "-F", "0"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("at least 1 Hz"));
+}
