@@ -47,6 +47,8 @@ enum Command {
     Syscount(tools::syscount::Args),
     /// Histogram of run-queue length, sampled by a perf event on every CPU.
     Runqlen(tools::runqlen::Args),
+    /// Outstanding allocations older than a threshold, by call site or stack.
+    Memleak(tools::memleak::Args),
     /// Show what this kernel supports and whether this process may use it.
     Feature(cmd::feature::Args),
     /// Programs loaded in the kernel.
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Opensnoop(args) => tools::opensnoop::run(args),
         Command::Syscount(args) => tools::syscount::run(args),
         Command::Runqlen(args) => tools::runqlen::run(args),
+        Command::Memleak(args) => tools::memleak::run(args),
         Command::Feature(args) => cmd::feature::run(args),
         Command::Prog(c) => cmd::inspect::progs(c),
         Command::Map(c) => cmd::inspect::maps(c),

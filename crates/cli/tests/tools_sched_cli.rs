@@ -57,7 +57,11 @@ fn runqlen_sees_waiting_tasks_when_cpus_are_oversubscribed() {
     handles.into_iter().for_each(|h| h.join().unwrap());
     assert!(out.status.success());
     let hists = json_lines(&out.stdout);
-    assert_eq!(hists.len(), bpfkit_kernel::fs::online_cpus().len(), "{hists:?}");
+    assert_eq!(
+        hists.len(),
+        bpfkit_kernel::fs::online_cpus().len(),
+        "{hists:?}"
+    );
     let mut waiting = 0;
     let mut samples = 0;
     for h in &hists {
@@ -88,9 +92,88 @@ fn runqlen_text_histogram_and_bad_frequency() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("Sampling run queue length... Hit Ctrl-C to end.\n"), "{text}");
-    assert!(text.contains("     runqlen       : count     distribution\n"), "{text}");
-    let bad = Command::new(BIN).args(["runqlen", "-F", "0"]).output().unwrap();
+    assert!(
+        text.starts_with("Sampling run queue length... Hit Ctrl-C to end.\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("     runqlen       : count     distribution\n"),
+        "{text}"
+    );
+    let bad = Command::new(BIN)
+        .args(["runqlen", "-F", "0"])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("at least 1 Hz"));
+}
+
+/// Leaks `n` blocks of `size` bytes from one function: the place memleak
+/// must name.
+#[no_mangle]
+#[inline(never)]
+pub fn bpfkit_test_leak_blocks(n: usize, size: usize) -> Vec<usize> {
+    let mut blocks = Vec::with_capacity(n);
+    for _ in 0..n {
+        // SAFETY: malloc has no preconditions; the blocks are never freed.
+        blocks.push(unsafe { libc::malloc(size) } as usize);
+    }
+    blocks
+}
+
+/// Allocates and frees `n` blocks: outstanding for no time at all.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bpfkit_test_alloc_and_free(n: usize, size: usize) {
+    for _ in 0..n {
+        // SAFETY: the block comes from malloc and is freed once.
+        unsafe { libc::free(std::hint::black_box(libc::malloc(size))) };
+    }
+}
+
+#[test]
+fn memleak_names_the_function_that_leaked_and_counts_its_blocks() {
+    if !require_bpf() {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let mut tool = Command::new(BIN)
+        .args([
+            "memleak", "-p", &me, "--older", "0", "--json", "-z", "20000", "-Z", "30000", "60", "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The tool prints nothing before its first report in JSON mode; give
+    // the uprobes time to attach.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let leaked = bpfkit_test_leak_blocks(7, 24_680);
+    bpfkit_test_alloc_and_free(5, 25_000);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // SIGINT: the tool prints its report and exits.
+    Command::new("kill")
+        .args(["-INT", &tool.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tool.wait().unwrap();
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(tool.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(tool.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    let sites = json_lines(&stdout);
+    let site = sites
+        .iter()
+        .find(|s| {
+            s["stack"][0]
+                .as_str()
+                .is_some_and(|f| f.starts_with("bpfkit_test_leak_blocks+"))
+        })
+        .unwrap_or_else(|| panic!("no site in bpfkit_test_leak_blocks: {sites:?}"));
+    assert_eq!(site["allocations"], 7);
+    assert_eq!(site["bytes"], 7 * 24_680);
+    // Freed blocks are not outstanding; nothing else is in the size window.
+    assert_eq!(sites.len(), 1, "{sites:?}");
+    drop(leaked);
 }

@@ -26,6 +26,7 @@ pub mod perfbuf;
 pub mod prog;
 pub mod ringbuf;
 pub mod sys;
+pub mod time;
 
 pub use collection::{Collection, LoadOptions};
 pub use error::{Error, Result};

@@ -4,10 +4,12 @@
 pub mod execsnoop;
 pub mod hist;
 pub mod ksyms;
+pub mod memleak;
 pub mod opensnoop;
 pub mod runqlen;
 pub mod syscall_table;
 pub mod syscount;
+pub mod usyms;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,286 @@
+//! `bpfkit memleak`: outstanding allocations older than a threshold,
+//! grouped by where they were made. Kernel mode follows the kmem
+//! tracepoints; with `-p PID`, uprobes on that process's libc allocator.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::ksyms::KernelSymbols;
+use super::usyms::ProcessSymbols;
+use super::{clock_time, load_unattached, percpu_sum, report_lost, Loaded, Output, StopSignal};
+use bpfkit_kernel::link::{attach_uprobe, UprobeTarget};
+use bpfkit_kernel::KernelMap;
+use bpfkit_object::AttachTarget;
+
+/// The compiled BPF side (bpf/memleak.bpf.c).
+const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/memleak.bpf.o");
+/// `struct memleak_alloc` (bpf/include/memleak.h).
+const ALLOC_SIZE: usize = 32;
+
+/// Show outstanding memory allocations and where they were made.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Trace this process's libc allocator (malloc, calloc, realloc, free)
+    /// instead of the kernel's.
+    #[arg(short = 'p', long)]
+    pid: Option<u32>,
+    /// Only allocations older than this many seconds.
+    #[arg(short = 'o', long, default_value_t = 0.5)]
+    older: f64,
+    /// Print every this many seconds.
+    #[arg(default_value_t = 5.0)]
+    interval: f64,
+    /// Stop after this many reports.
+    count: Option<u64>,
+    /// How many call sites or stacks to show, most bytes first.
+    #[arg(short = 'T', long, default_value_t = 10)]
+    top: usize,
+    /// Ignore allocations smaller than this many bytes.
+    #[arg(short = 'z', long, default_value_t = 0)]
+    min_size: u64,
+    /// Ignore allocations larger than this many bytes.
+    #[arg(short = 'Z', long, default_value_t = u64::MAX)]
+    max_size: u64,
+    /// Stop after this many seconds (and print a last report).
+    #[arg(short = 'd', long)]
+    duration: Option<f64>,
+    /// One JSON object per call site or stack.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Outstanding allocations from one place.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Site {
+    /// When the report was made.
+    pub time: String,
+    /// Bytes outstanding.
+    pub bytes: u64,
+    /// Allocations outstanding.
+    pub allocations: u64,
+    /// Where: the call site (kernel mode) or the user stack, innermost first.
+    pub stack: Vec<String>,
+}
+
+/// One outstanding allocation, as the BPF side records it.
+struct Alloc {
+    size: u64,
+    ts_ns: u64,
+    call_site: u64,
+    stack_id: i32,
+}
+
+fn parse_alloc(v: &[u8]) -> Option<Alloc> {
+    let u64_at = |o: usize| Some(u64::from_ne_bytes(v.get(o..o + 8)?.try_into().ok()?));
+    Some(Alloc {
+        size: u64_at(0)?,
+        ts_ns: u64_at(8)?,
+        call_site: u64_at(16)?,
+        stack_id: i32::from_ne_bytes(v.get(24..28)?.try_into().ok()?),
+    })
+}
+
+fn stack(traces: &KernelMap, id: i32) -> Vec<u64> {
+    if id < 0 {
+        return Vec::new();
+    }
+    traces
+        .lookup(&(id as u32).to_ne_bytes())
+        .ok()
+        .flatten()
+        .map(|v| {
+            v.chunks_exact(8)
+                .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+                .take_while(|&ip| ip != 0)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Groups the outstanding allocations older than `older_ns` by place.
+fn report(tool: &Loaded, args: &Args, older_ns: u64) -> Vec<Site> {
+    let allocs = &tool.collection.maps["allocs"];
+    let traces = &tool.collection.maps["stack_traces"];
+    let now = bpfkit_kernel::time::ktime_ns();
+    // Key: kernel call site, or user stack id.
+    let mut groups: HashMap<(u64, i32), (u64, u64)> = HashMap::new();
+    let mut key: Option<Vec<u8>> = None;
+    while let Ok(Some(next)) = allocs.next_key(key.as_deref()) {
+        if let Some(a) = allocs
+            .lookup(&next)
+            .ok()
+            .flatten()
+            .and_then(|v| parse_alloc(&v))
+        {
+            if now.saturating_sub(a.ts_ns) >= older_ns {
+                let g = groups.entry((a.call_site, a.stack_id)).or_default();
+                g.0 += a.size;
+                g.1 += 1;
+            }
+        }
+        key = Some(next);
+    }
+    let mut sorted: Vec<_> = groups.into_iter().collect();
+    sorted.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
+    sorted.truncate(args.top);
+    let time = clock_time();
+    let mut user = args.pid.map(ProcessSymbols::new);
+    let kernel = if args.pid.is_none() {
+        KernelSymbols::load().unwrap_or_default()
+    } else {
+        KernelSymbols::default()
+    };
+    sorted
+        .into_iter()
+        .map(|((call_site, stack_id), (bytes, allocations))| {
+            let frames = match user.as_mut() {
+                Some(syms) => stack(traces, stack_id)
+                    .into_iter()
+                    .map(|ip| syms.describe(ip))
+                    .collect(),
+                None => {
+                    let mut f = vec![kernel.describe(call_site)];
+                    f.extend(
+                        stack(traces, stack_id)
+                            .into_iter()
+                            .map(|ip| kernel.describe(ip)),
+                    );
+                    f
+                }
+            };
+            Site {
+                time: time.clone(),
+                bytes,
+                allocations,
+                stack: frames,
+            }
+        })
+        .collect()
+}
+
+fn print(out: &mut Output, sites: &[Site], args: &Args) -> std::io::Result<()> {
+    let what = if args.pid.is_some() {
+        "stacks"
+    } else {
+        "call sites"
+    };
+    out.text(&format!(
+        "[{}] Top {} {what} with outstanding allocations:\n",
+        clock_time(),
+        args.top
+    ))?;
+    for s in sites {
+        let mut text = format!(
+            "\t{} bytes in {} allocations from {}",
+            s.bytes,
+            s.allocations,
+            if args.pid.is_some() {
+                "stack"
+            } else {
+                "call site"
+            }
+        );
+        for f in &s.stack {
+            text.push_str(&format!("\n\t\t{f}"));
+        }
+        out.record(&text, s)?;
+    }
+    Ok(())
+}
+
+fn attach(tool: &mut Loaded, pid: Option<u32>) -> anyhow::Result<()> {
+    let progs = &tool.collection.programs;
+    match pid {
+        None => {
+            for (name, target) in &tool.collection.targets {
+                if let AttachTarget::Tracepoint { category, name: tp } = target {
+                    tool.links.push(bpfkit_kernel::attach_tracepoint(
+                        &progs[name],
+                        category,
+                        tp,
+                    )?);
+                }
+            }
+        }
+        Some(pid) => {
+            let libc = bpfkit_kernel::link::resolve_binary("libc.so.6", Some(pid))
+                .with_context(|| format!("memleak: finding the libc of process {pid}"))?;
+            for (prog, symbol, retprobe) in [
+                ("malloc_enter", "malloc", false),
+                ("malloc_exit", "malloc", true),
+                ("calloc_enter", "calloc", false),
+                ("calloc_exit", "calloc", true),
+                ("realloc_enter", "realloc", false),
+                ("realloc_exit", "realloc", true),
+                ("free_enter", "free", false),
+            ] {
+                let target = UprobeTarget {
+                    binary: libc.to_string_lossy().into_owned(),
+                    symbol: symbol.into(),
+                    offset: 0,
+                    retprobe,
+                    pid: Some(pid),
+                };
+                tool.links.push(attach_uprobe(&progs[prog], &target)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the tool.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.interval.is_nan() || args.interval <= 0.0 || args.older.is_nan() || args.older < 0.0 {
+        anyhow::bail!("memleak: the interval must be positive and --older not negative");
+    }
+    if let Some(pid) = args.pid {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            anyhow::bail!("memleak: no process with pid {pid}");
+        }
+    }
+    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let mut tool = load_unattached(
+        "memleak",
+        OBJECT,
+        &[
+            ("min_size", args.min_size.to_ne_bytes().to_vec()),
+            ("max_size", args.max_size.to_ne_bytes().to_vec()),
+        ],
+    )?;
+    attach(&mut tool, args.pid)?;
+    let mut out = Output::new(args.json);
+    out.header(&match args.pid {
+        Some(pid) => format!("Attaching to pid {pid}, Ctrl-C to quit."),
+        None => "Attaching to kernel allocators, Ctrl-C to quit.".to_string(),
+    })?;
+    let older_ns = (args.older * 1e9) as u64;
+    let interval = Duration::from_secs_f64(args.interval);
+    let mut next = Instant::now() + interval;
+    let mut reports = 0u64;
+    loop {
+        std::thread::sleep(stop.remaining(Duration::from_millis(50)));
+        let stopping = stop.should_stop();
+        if stopping || Instant::now() >= next {
+            let sites = report(&tool, &args, older_ns);
+            if let Err(e) = print(&mut out, &sites, &args) {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    break;
+                }
+                return Err(e.into());
+            }
+            reports += 1;
+            next += interval;
+            if args.count.is_some_and(|c| reports >= c) {
+                break;
+            }
+        }
+        if stopping {
+            break;
+        }
+    }
+    report_lost("memleak", percpu_sum(&tool.collection.maps["drops"]));
+    Ok(())
+}
