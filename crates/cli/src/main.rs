@@ -49,6 +49,8 @@ enum Command {
     Runqlen(tools::runqlen::Args),
     /// Outstanding allocations older than a threshold, by call site or stack.
     Memleak(tools::memleak::Args),
+    /// HTTP/1.x requests and responses of a server's accepted connections.
+    Httpsnoop(tools::httpsnoop::Args),
     /// Show what this kernel supports and whether this process may use it.
     Feature(cmd::feature::Args),
     /// Programs loaded in the kernel.
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Syscount(args) => tools::syscount::run(args),
         Command::Runqlen(args) => tools::runqlen::run(args),
         Command::Memleak(args) => tools::memleak::run(args),
+        Command::Httpsnoop(args) => tools::httpsnoop::run(args),
         Command::Feature(args) => cmd::feature::run(args),
         Command::Prog(c) => cmd::inspect::progs(c),
         Command::Map(c) => cmd::inspect::maps(c),

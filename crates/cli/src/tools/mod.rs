@@ -3,6 +3,7 @@
 
 pub mod execsnoop;
 pub mod hist;
+pub mod httpsnoop;
 pub mod ksyms;
 pub mod memleak;
 pub mod opensnoop;
