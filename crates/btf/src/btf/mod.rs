@@ -1,7 +1,8 @@
 //! The [`Btf`] container: header and string table parsing, the type offset
 //! index, validation, and lookups by id and by name.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 mod header;
 mod layout;
@@ -43,7 +44,30 @@ pub struct Btf {
     str_base: u32,
     base: Option<Arc<Btf>>,
     names: OnceLock<NameIndex>,
+    /// Name lookups answered by scanning, before the index is built.
+    scans: ScanCache,
 }
+
+/// Results of name scans by (name, exact), so that the many CO-RE records
+/// naming one type cost one scan.
+#[derive(Default)]
+struct ScanCache(Mutex<HashMap<ScanKey, Vec<TypeId>>>);
+
+/// A scanned name and whether it had to match exactly (else as a prefix).
+type ScanKey = (Vec<u8>, bool);
+
+impl Clone for ScanCache {
+    fn clone(&self) -> ScanCache {
+        let map = self.0.lock().map(|m| m.clone()).unwrap_or_default();
+        ScanCache(Mutex::new(map))
+    }
+}
+
+/// Distinct names answered by a linear scan before the sorted index is built:
+/// a scan of vmlinux costs well under a millisecond, the index about 15, so
+/// a process that asks a few names (one object's CO-RE relocations) never
+/// pays for the index, and one that asks many soon gets it.
+const SCANS_BEFORE_INDEX: usize = 16;
 
 impl Btf {
     /// Parses and validates a BTF blob of either byte order, copying it.
@@ -85,6 +109,7 @@ impl Btf {
             str_base,
             base,
             names: OnceLock::new(),
+            scans: ScanCache::default(),
             data,
         };
         btf.check_strings()?;
@@ -333,13 +358,86 @@ impl Btf {
         self.names.get_or_init(|| NameIndex::build(self))
     }
 
+    /// Own type ids whose name is `name` (`exact`) or starts with it, in id
+    /// order: from the index when built (or worth building), else by a scan.
+    pub(crate) fn own_ids_named(&self, name: &[u8], exact: bool) -> Vec<TypeId> {
+        if self.names.get().is_none() {
+            if let Ok(mut cache) = self.scans.0.lock() {
+                let key = (name.to_vec(), exact);
+                if let Some(ids) = cache.get(&key) {
+                    return ids.clone();
+                }
+                if cache.len() < SCANS_BEFORE_INDEX {
+                    let ids = self.scan_names(name, exact);
+                    cache.insert(key, ids.clone());
+                    return ids;
+                }
+            }
+        }
+        let index = self.name_index();
+        let mut ids: Vec<TypeId> = if exact {
+            index.exact(self, name).collect()
+        } else {
+            index.with_prefix(self, name).collect()
+        };
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Own type ids whose name matches, by looking at every type (in id order).
+    /// With no base, the string table is searched first (a fast substring
+    /// search), so the type scan compares offsets, not strings.
+    fn scan_names(&self, name: &[u8], exact: bool) -> Vec<TypeId> {
+        let e = self.endian;
+        let name_off_of = |i: usize| crate::endian::u32_in(e, &self.data, self.offsets[i] as usize);
+        let strs = &self.data[self.str_start..self.str_start + self.str_len];
+        let (Ok(table), Ok(wanted), None) = (
+            std::str::from_utf8(strs),
+            std::str::from_utf8(name),
+            self.base.as_ref(),
+        ) else {
+            return (0..self.offsets.len())
+                .filter(|&i| {
+                    let off = name_off_of(i);
+                    off != 0 && self.name_matches(off, name, exact)
+                })
+                .map(|i| self.first_id + i as TypeId)
+                .collect();
+        };
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        let mut offs: Vec<u32> = memchr::memmem::find_iter(table.as_bytes(), wanted.as_bytes())
+            .filter(|&p| {
+                (p == 0 || strs[p - 1] == 0) && (!exact || strs.get(p + name.len()) == Some(&0))
+            })
+            .map(|p| p as u32)
+            .collect();
+        offs.sort_unstable();
+        (0..self.offsets.len())
+            .filter(|&i| offs.binary_search(&name_off_of(i)).is_ok())
+            .map(|i| self.first_id + i as TypeId)
+            .collect()
+    }
+
+    /// Whether the string at `off` is `name` (`exact`) or starts with it,
+    /// without measuring the whole string.
+    fn name_matches(&self, off: u32, name: &[u8], exact: bool) -> bool {
+        let Some((owner, abs)) = self.string_start(off) else {
+            return false;
+        };
+        let table_end = owner.str_start + owner.str_len;
+        let bytes = &owner.data[abs..table_end];
+        bytes.starts_with(name) && (!exact || bytes.get(name.len()) == Some(&0))
+    }
+
     /// Ids of all types named `name` (of any kind), base types first.
     pub fn ids_by_name(&self, name: &str) -> Vec<TypeId> {
         let mut out = match &self.base {
             Some(b) => b.ids_by_name(name),
             None => Vec::new(),
         };
-        out.extend(self.name_index().exact(self, name.as_bytes()));
+        out.extend(self.own_ids_named(name.as_bytes(), true));
         out
     }
 
@@ -352,8 +450,8 @@ impl Btf {
         {
             return Some(id);
         }
-        self.name_index()
-            .exact(self, name.as_bytes())
+        self.own_ids_named(name.as_bytes(), true)
+            .into_iter()
             .find(|&id| self.kind_of(id) == Some(kind))
     }
 }
@@ -387,5 +485,38 @@ fn type_err(id: TypeId, offset: usize, reason: impl Into<String>) -> BtfError {
         id,
         offset,
         reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    #[test]
+    fn name_scans_and_the_index_agree() {
+        let Ok(bytes) = std::fs::read("/sys/kernel/btf/vmlinux") else {
+            eprintln!("SKIP: no /sys/kernel/btf/vmlinux to compare on");
+            return;
+        };
+        let btf = Btf::from_vec(bytes).unwrap();
+        for (name, exact) in [
+            ("task_struct", true),
+            ("task_struct", false),
+            ("sk_buff", false),
+            ("int", true),
+            ("bpf_", false),
+            ("no_such_type_zz", true),
+        ] {
+            let scanned = btf.scan_names(name.as_bytes(), exact);
+            let index = btf.name_index();
+            let mut indexed: Vec<TypeId> = if exact {
+                index.exact(&btf, name.as_bytes()).collect()
+            } else {
+                index.with_prefix(&btf, name.as_bytes()).collect()
+            };
+            indexed.sort_unstable();
+            assert_eq!(scanned, indexed, "{name} exact={exact}");
+            assert_eq!(btf.own_ids_named(name.as_bytes(), exact), indexed);
+        }
     }
 }

@@ -8,7 +8,26 @@ use crate::{BtfError, TypeId};
 
 impl Btf {
     pub(super) fn validate_types(&self) -> Result<(), BtfError> {
-        for index in 0..self.offsets.len() {
+        // vmlinux has over 100 000 types: check halves on two threads. The
+        // first half's error, if any, wins, so the error is the same as a
+        // sequential check would give.
+        const SPLIT_ABOVE: usize = 20_000;
+        let n = self.offsets.len();
+        let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+        if n > SPLIT_ABOVE && threads > 1 {
+            let mid = n / 2;
+            let (first, second) = std::thread::scope(|scope| {
+                let second = scope.spawn(|| self.validate_range(mid..n));
+                (self.validate_range(0..mid), second.join())
+            });
+            first?;
+            return second.unwrap_or_else(|_| self.validate_range(mid..n));
+        }
+        self.validate_range(0..n)
+    }
+
+    fn validate_range(&self, range: std::ops::Range<usize>) -> Result<(), BtfError> {
+        for index in range {
             let id = self.first_id + index as u32;
             let t = self.own_type(index);
             self.validate_type(&t)

@@ -199,8 +199,8 @@ impl<'l, 't> CoreRelocator<'l, 't> {
                 continue;
             };
             let mut ids: Vec<TypeId> = btf
-                .name_index()
-                .with_prefix(btf, essential.as_bytes())
+                .own_ids_named(essential.as_bytes(), false)
+                .into_iter()
                 .filter(|&id| {
                     btf.type_by_id(id).is_ok_and(|t| {
                         kinds_compatible(t.kind(), local_kind)

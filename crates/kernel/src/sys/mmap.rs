@@ -59,6 +59,30 @@ impl Mmap {
         Ok(Mmap { ptr, len })
     }
 
+    fn private_read_only(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mmap> {
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty mapping"));
+        }
+        // SAFETY: a fresh private read-only mapping at an address the kernel
+        // chooses, so no existing Rust memory is affected.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr as *mut u8)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        Ok(Mmap { ptr, len })
+    }
+
     /// An anonymous shared mapping of `len` zeroed bytes (for tests of the
     /// readers without a kernel object behind them).
     pub fn anonymous(len: usize) -> io::Result<Mmap> {
@@ -132,6 +156,27 @@ impl Mmap {
         }
         // SAFETY: in bounds (checked); immutability is the caller's promise.
         Some(unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(off), len) })
+    }
+}
+
+/// A read-only private mapping of a whole file whose contents never change
+/// while it is mapped (the kernel's BTF in sysfs), readable as a slice.
+#[derive(Debug)]
+pub struct ReadOnlyFile(Mmap);
+
+impl ReadOnlyFile {
+    /// Maps the first `len` bytes of `fd`. The caller names a file nothing
+    /// rewrites: `/sys/kernel/btf/*` is generated once by the kernel.
+    pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<ReadOnlyFile> {
+        Mmap::private_read_only(fd, len).map(ReadOnlyFile)
+    }
+}
+
+impl AsRef<[u8]> for ReadOnlyFile {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` readable bytes owned by `self`; it is
+        // private and read-only, and its file is immutable (see `map`).
+        unsafe { std::slice::from_raw_parts(self.0.ptr.as_ptr(), self.0.len) }
     }
 }
 
