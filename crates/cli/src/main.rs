@@ -51,6 +51,12 @@ enum Command {
     Memleak(tools::memleak::Args),
     /// HTTP/1.x requests and responses of a server's accepted connections.
     Httpsnoop(tools::httpsnoop::Args),
+    /// Trace listen() on IPv4/IPv6 sockets: TIME PID COMM NETNS PROTO BACKLOG ADDR PORT.
+    Solisten(tools::solisten::Args),
+    /// Closed TCP connections: PID COMM LADDR LPORT RADDR RPORT TX_KB RX_KB MS.
+    Tcplife(tools::tcplife::Args),
+    /// Block I/O latency as a power-of-two histogram, overall or per disk.
+    Biolatency(tools::biolatency::Args),
     /// Show what this kernel supports and whether this process may use it.
     Feature(cmd::feature::Args),
     /// Programs loaded in the kernel.
@@ -80,6 +86,9 @@ fn main() -> ExitCode {
         Command::Runqlen(args) => tools::runqlen::run(args),
         Command::Memleak(args) => tools::memleak::run(args),
         Command::Httpsnoop(args) => tools::httpsnoop::run(args),
+        Command::Solisten(args) => tools::solisten::run(args),
+        Command::Tcplife(args) => tools::tcplife::run(args),
+        Command::Biolatency(args) => tools::biolatency::run(args),
         Command::Feature(args) => cmd::feature::run(args),
         Command::Prog(c) => cmd::inspect::progs(c),
         Command::Map(c) => cmd::inspect::maps(c),

@@ -1,15 +1,19 @@
 //! The tracing tools (`bpfkit execsnoop`, ...) and what they share: stopping
 //! on Ctrl-C, SIGTERM or a duration, and printing text or JSON lines.
 
+pub mod biolatency;
 pub mod execsnoop;
 pub mod hist;
 pub mod httpsnoop;
 pub mod ksyms;
 pub mod memleak;
+pub mod net;
 pub mod opensnoop;
 pub mod runqlen;
+pub mod solisten;
 pub mod syscall_table;
 pub mod syscount;
+pub mod tcplife;
 pub mod usyms;
 
 use std::io::Write;

@@ -1,0 +1,193 @@
+//! `bpfkit biolatency`: block I/O latency as a power-of-two histogram,
+//! overall or per disk, from the block_rq raw tracepoints.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::hist::{format_log2, log2_buckets, Bucket};
+use super::{clock_time, load_tool, Output, StopSignal};
+
+/// The compiled BPF side (bpf/biolatency.bpf.c).
+const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/biolatency.bpf.o");
+/// `BIOLATENCY_SLOTS`.
+const SLOTS: usize = 32;
+
+/// Summarize block device I/O latency as a histogram.
+#[derive(clap::Args)]
+pub struct Args {
+    /// One histogram per disk.
+    #[arg(short = 'D', long = "disks")]
+    per_disk: bool,
+    /// Milliseconds instead of microseconds.
+    #[arg(short = 'm', long)]
+    milliseconds: bool,
+    /// Include the time queued in the I/O scheduler.
+    #[arg(short = 'Q', long)]
+    queued: bool,
+    /// Only this disk (a name under /sys/block, e.g. `vda`).
+    #[arg(long)]
+    disk: Option<String>,
+    /// Print a timestamp with each histogram.
+    #[arg(short = 'T', long)]
+    timestamp: bool,
+    /// Print every this many seconds (default: once, at the end).
+    interval: Option<f64>,
+    /// Stop after this many intervals.
+    count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(short = 'd', long)]
+    duration: Option<f64>,
+    /// One JSON object per histogram.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One histogram as JSON.
+#[derive(Debug, Serialize)]
+pub struct Histogram {
+    /// When it was printed.
+    pub time: String,
+    /// The disk with `-D`, else none.
+    pub disk: Option<String>,
+    /// `usecs` or `msecs`.
+    pub unit: &'static str,
+    /// I/Os measured.
+    pub total: u64,
+    /// The non-empty range of power-of-two buckets.
+    pub buckets: Vec<Bucket>,
+}
+
+/// Block devices by kernel `dev_t` (`major << 20 | minor`), from sysfs.
+fn disks() -> HashMap<u32, String> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/sys/class/block") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(dev) = std::fs::read_to_string(entry.path().join("dev")) else {
+            continue;
+        };
+        if let Some((major, minor)) = dev.trim().split_once(':') {
+            if let (Ok(major), Ok(minor)) = (major.parse::<u32>(), minor.parse::<u32>()) {
+                out.insert(major << 20 | minor, name);
+            }
+        }
+    }
+    out
+}
+
+fn take(map: &bpfkit_kernel::KernelMap) -> Vec<(u32, Vec<u64>)> {
+    let mut keys = Vec::new();
+    let mut key: Option<Vec<u8>> = None;
+    while let Ok(Some(next)) = map.next_key(key.as_deref()) {
+        keys.push(next.clone());
+        key = Some(next);
+    }
+    let mut out: Vec<(u32, Vec<u64>)> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let v = map.lookup(&k).ok().flatten()?;
+            let _ = map.delete(&k);
+            let dev = u32::from_ne_bytes(k.get(..4)?.try_into().ok()?);
+            let slots = v
+                .chunks_exact(8)
+                .take(SLOTS)
+                .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect();
+            Some((dev, slots))
+        })
+        .collect();
+    out.sort_by_key(|(dev, _)| *dev);
+    out
+}
+
+fn print(
+    out: &mut Output,
+    map: &bpfkit_kernel::KernelMap,
+    args: &Args,
+    names: &HashMap<u32, String>,
+) -> std::io::Result<()> {
+    let time = clock_time();
+    if args.timestamp {
+        out.text(&format!("{time}\n"))?;
+    }
+    let unit = if args.milliseconds { "msecs" } else { "usecs" };
+    for (dev, slots) in take(map) {
+        let disk = args.per_disk.then(|| {
+            names
+                .get(&dev)
+                .cloned()
+                .unwrap_or_else(|| format!("{}:{}", dev >> 20, dev & 0xfffff))
+        });
+        if let Some(d) = &disk {
+            out.text(&format!("\ndisk = {d}\n"))?;
+        }
+        out.text(&format_log2(&slots, unit))?;
+        if out.is_json() {
+            let h = Histogram {
+                time: time.clone(),
+                disk,
+                unit,
+                total: slots.iter().sum(),
+                buckets: log2_buckets(&slots),
+            };
+            out.record("", &h)?;
+        }
+    }
+    out.text("\n")
+}
+
+/// Runs the tool.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let names = disks();
+    let dev = match &args.disk {
+        None => 0,
+        Some(d) => *names
+            .iter()
+            .find(|(_, n)| *n == d)
+            .map(|(dev, _)| dev)
+            .ok_or_else(|| {
+                anyhow::anyhow!("biolatency: no block device named `{d}` in /sys/class/block")
+            })?,
+    };
+    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let flag = |b: bool| (b as u32).to_ne_bytes().to_vec();
+    let tool = load_tool(
+        "biolatency",
+        OBJECT,
+        &[
+            ("targ_per_disk", flag(args.per_disk)),
+            ("targ_ms", flag(args.milliseconds)),
+            ("targ_queued", flag(args.queued)),
+            ("targ_dev", dev.to_ne_bytes().to_vec()),
+        ],
+    )?;
+    let map = &tool.collection.maps["hists"];
+    let mut out = Output::new(args.json);
+    out.header("Tracing block device I/O... Hit Ctrl-C to end.")?;
+    let interval = args.interval.map(Duration::from_secs_f64);
+    let mut next = interval.map(|i| Instant::now() + i);
+    let mut printed = 0u64;
+    loop {
+        std::thread::sleep(stop.remaining(Duration::from_millis(50)));
+        let due = next.is_some_and(|n| Instant::now() >= n);
+        if due || stop.should_stop() {
+            print(&mut out, map, &args, &names)?;
+            printed += 1;
+            if let (Some(n), Some(i)) = (next.as_mut(), interval) {
+                *n += i;
+            }
+            if args.count.is_some_and(|c| printed >= c) {
+                break;
+            }
+        }
+        if stop.should_stop() {
+            break;
+        }
+    }
+    drop(tool);
+    Ok(())
+}

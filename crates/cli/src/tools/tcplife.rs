@@ -1,0 +1,159 @@
+//! `bpfkit tcplife`: one line per closed TCP connection with its ends,
+//! bytes each way and lifetime, from `sock:inet_sock_set_state`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::net::{addr_text, u16_at, u64_at, AF_INET, AF_INET6};
+use super::{c_str, clock_time, load_tool, stream_events, u32_at, Output, StopSignal};
+
+/// The compiled BPF side (bpf/tcplife.bpf.c).
+const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/tcplife.bpf.o");
+/// `struct tcplife_event` (bpf/include/tcplife.h).
+const EVENT_SIZE: usize = 88;
+
+/// Trace TCP connections as they close: ends, bytes and duration.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only this process id.
+    #[arg(short = 'p', long)]
+    pid: Option<u32>,
+    /// Only IPv4.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    ipv4: bool,
+    /// Only IPv6.
+    #[arg(short = '6', long = "ipv6")]
+    ipv6: bool,
+    /// Only connections with this local port (repeatable).
+    #[arg(short = 'L', long = "localport")]
+    local_ports: Vec<u16>,
+    /// Only connections with this remote port (repeatable).
+    #[arg(short = 'D', long = "remoteport")]
+    remote_ports: Vec<u16>,
+    /// Stop after this many seconds.
+    #[arg(short = 'd', long)]
+    duration: Option<f64>,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One finished connection.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Session {
+    /// Wall-clock time it closed.
+    pub time: String,
+    /// Process that opened or closed it (0 if unknown).
+    pub pid: u32,
+    /// Its command.
+    pub comm: String,
+    /// 4 or 6.
+    pub ip: u8,
+    /// Local address.
+    pub laddr: String,
+    /// Local port.
+    pub lport: u16,
+    /// Remote address.
+    pub raddr: String,
+    /// Remote port.
+    pub rport: u16,
+    /// Bytes sent and acknowledged.
+    pub tx_bytes: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Kilobytes sent (as bcc prints them).
+    pub tx_kb: u64,
+    /// Kilobytes received.
+    pub rx_kb: u64,
+    /// Lifetime in milliseconds.
+    pub ms: f64,
+}
+
+/// Decodes one record.
+pub fn decode(rec: &[u8], time: String) -> Option<Session> {
+    if rec.len() < EVENT_SIZE {
+        return None;
+    }
+    let family = u16_at(rec, 28);
+    let (tx, rx) = (u64_at(rec, 16), u64_at(rec, 8));
+    Some(Session {
+        time,
+        pid: u32_at(rec, 24),
+        comm: c_str(&rec[72..88]),
+        ip: if family == AF_INET6 { 6 } else { 4 },
+        laddr: addr_text(family, &rec[40..56]),
+        lport: u16_at(rec, 30),
+        raddr: addr_text(family, &rec[56..72]),
+        rport: u16_at(rec, 32),
+        tx_bytes: tx,
+        rx_bytes: rx,
+        tx_kb: tx / 1024,
+        rx_kb: rx / 1024,
+        ms: u64_at(rec, 0) as f64 / 1e6,
+    })
+}
+
+const HEADER: &str = "PID     COMM             LADDR                   LPORT RADDR                   RPORT TX_KB RX_KB MS";
+
+/// The text line of a session.
+pub fn format_line(s: &Session) -> String {
+    format!(
+        "{:<7} {:<16} {:<23} {:<5} {:<23} {:<5} {:<5} {:<5} {:.2}",
+        s.pid, s.comm, s.laddr, s.lport, s.raddr, s.rport, s.tx_kb, s.rx_kb, s.ms
+    )
+}
+
+/// Runs the tool.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let family: u16 = match (args.ipv4, args.ipv6) {
+        (true, _) => AF_INET,
+        (_, true) => AF_INET6,
+        _ => 0,
+    };
+    let tool = load_tool(
+        "tcplife",
+        OBJECT,
+        &[
+            ("targ_pid", args.pid.unwrap_or(0).to_ne_bytes().to_vec()),
+            ("targ_family", family.to_ne_bytes().to_vec()),
+        ],
+    )?;
+    let mut out = Output::new(args.json);
+    out.header(HEADER)?;
+    stream_events("tcplife", tool, &stop, &mut out, |rec| {
+        let s = decode(rec, clock_time())?;
+        let port_ok = |ports: &[u16], p: u16| ports.is_empty() || ports.contains(&p);
+        if !port_ok(&args.local_ports, s.lport) || !port_ok(&args.remote_ports, s.rport) {
+            return None;
+        }
+        Some((format_line(&s), s))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_decodes_with_both_ends_and_sizes() {
+        let mut rec = vec![0u8; EVENT_SIZE];
+        rec[0..8].copy_from_slice(&12_500_000u64.to_ne_bytes());
+        rec[8..16].copy_from_slice(&3072u64.to_ne_bytes());
+        rec[16..24].copy_from_slice(&102_400u64.to_ne_bytes());
+        rec[24..28].copy_from_slice(&99u32.to_ne_bytes());
+        rec[28..30].copy_from_slice(&2u16.to_ne_bytes());
+        rec[30..32].copy_from_slice(&8080u16.to_ne_bytes());
+        rec[32..34].copy_from_slice(&51000u16.to_ne_bytes());
+        rec[40..44].copy_from_slice(&[127, 0, 0, 1]);
+        rec[56..60].copy_from_slice(&[10, 0, 0, 2]);
+        rec[72..76].copy_from_slice(b"curl");
+        let s = decode(&rec, String::new()).unwrap();
+        assert_eq!((s.tx_kb, s.rx_kb, s.ip), (100, 3, 4));
+        assert_eq!(
+            format_line(&s),
+            "99      curl             127.0.0.1               8080  10.0.0.2                51000 100   3     12.50"
+        );
+    }
+}

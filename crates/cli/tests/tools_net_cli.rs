@@ -1,0 +1,281 @@
+//! solisten, tcplife and biolatency as users run them, against activity the
+//! tests make: listens with a known backlog, a loopback connection with
+//! known byte counts, direct I/O to a file on a block device.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bpfkit");
+
+fn require_bpf() -> bool {
+    match bpfkit_kernel::check_bpf_access() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("SKIP: cannot use bpf(): {why}");
+            false
+        }
+    }
+}
+
+/// Starts a tool with `--json` and gives it time to attach.
+fn start(args: &[&str]) -> Child {
+    let child = Command::new(BIN)
+        .args(args)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child
+}
+
+/// Stops a tool with SIGINT and returns its JSON lines.
+fn finish(mut child: Child) -> Vec<serde_json::Value> {
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+fn listen(addr: &str, backlog: i32) -> (Socket, u16) {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+    s.bind(&addr.into()).unwrap();
+    s.listen(backlog).unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (s, port)
+}
+
+#[test]
+fn solisten_reports_ipv4_and_ipv6_listens_with_their_backlog() {
+    if !require_bpf() {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let tool = start(&["solisten", "-p", &me, "-d", "10"]);
+    let (_v4, port4) = listen("127.0.0.1:0", 7);
+    let (_v6, port6) = listen("[::1]:0", 7);
+    let events = finish(tool);
+    let netns = std::fs::read_link("/proc/self/ns/net")
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("net:[")
+        .trim_end_matches(']')
+        .parse::<u64>()
+        .unwrap();
+    let find = |proto: &str| {
+        events
+            .iter()
+            .find(|e| e["proto"] == proto)
+            .unwrap_or_else(|| panic!("no {proto} listen in {events:?}"))
+    };
+    for (e, addr, port) in [
+        (find("TCPv4"), "127.0.0.1", port4),
+        (find("TCPv6"), "::1", port6),
+    ] {
+        assert_eq!(e["pid"], std::process::id());
+        assert_eq!(e["backlog"], 7);
+        assert_eq!(e["addr"], addr);
+        assert_eq!(e["port"], port);
+        assert_eq!(e["netns"], netns);
+        assert_eq!(e["ret"], 0);
+    }
+    assert_eq!(events.len(), 2, "{events:?}");
+}
+
+#[test]
+fn solisten_text_line_has_the_columns() {
+    if !require_bpf() {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let mut tool = Command::new(BIN)
+        .args(["solisten", "-p", &me, "-d", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_s, port) = listen("127.0.0.1:0", 5);
+    let mut out = String::new();
+    tool.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    tool.wait().unwrap();
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "TIME     PID     COMM             NETNS      PROTO  BACKLOG ADDR                                    PORT"
+    );
+    let line = lines
+        .next()
+        .unwrap_or_else(|| panic!("no event line: {out}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f[1], me);
+    assert_eq!(&f[4..], ["TCPv4", "5", "127.0.0.1", &port.to_string()]);
+}
+
+#[test]
+fn tcplife_reports_a_loopback_session_with_its_bytes() {
+    if !require_bpf() {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let tool = start(&["tcplife", "-p", &me, "-4", "-d", "10"]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = vec![0u8; 100 * 1024];
+        s.read_exact(&mut got).unwrap();
+        s.write_all(&[7u8; 3 * 1024]).unwrap();
+        // Wait for the client's close, then close.
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+    });
+    let mut client = TcpStream::connect(("127.0.0.1", server_port)).unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    client.write_all(&[1u8; 100 * 1024]).unwrap();
+    let mut back = vec![0u8; 3 * 1024];
+    client.read_exact(&mut back).unwrap();
+    drop(client);
+    server.join().unwrap();
+    let events = finish(tool);
+    let session = |lport: u16| {
+        events
+            .iter()
+            .find(|e| e["lport"] == lport)
+            .unwrap_or_else(|| panic!("no session with local port {lport}: {events:?}"))
+    };
+    let c = session(client_port);
+    assert_eq!(
+        (c["raddr"].as_str(), c["rport"].as_u64()),
+        (Some("127.0.0.1"), Some(server_port as u64))
+    );
+    assert_eq!(
+        (c["tx_kb"].as_u64(), c["rx_kb"].as_u64()),
+        (Some(100), Some(3))
+    );
+    // The kernel's counters (bytes_acked, bytes_received) count sequence
+    // space, which may include the SYN and the FIN; bcc's tcplife reports
+    // the same counters.
+    let near = |v: &serde_json::Value, n: u64| {
+        let v = v.as_u64().unwrap();
+        assert!((n..=n + 2).contains(&v), "{v} vs {n}");
+    };
+    near(&c["tx_bytes"], 100 * 1024);
+    near(&c["rx_bytes"], 3 * 1024);
+    let s = session(server_port);
+    assert_eq!(s["rport"], client_port);
+    assert_eq!(
+        (s["tx_kb"].as_u64(), s["rx_kb"].as_u64()),
+        (Some(3), Some(100))
+    );
+    near(&s["rx_bytes"], 100 * 1024);
+    near(&s["tx_bytes"], 3 * 1024);
+    for e in [c, s] {
+        assert_eq!(e["pid"], std::process::id());
+        assert_eq!(e["laddr"], "127.0.0.1");
+        assert!(e["ms"].as_f64().unwrap() > 0.0);
+    }
+}
+
+/// A writable directory on a block device (not tmpfs), if there is one.
+fn block_backed_dir() -> Option<std::path::PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    let on_block = |dir: &std::path::Path| {
+        let dir = dir.canonicalize().ok()?;
+        // The longest mount point containing dir decides.
+        mounts
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() > 2 && dir.starts_with(f[1]))
+                    .then(|| (f[1].len(), f[0].starts_with("/dev/")))
+            })
+            .max()
+            .map(|(_, block)| block)
+    };
+    [
+        std::env::temp_dir(),
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+    ]
+    .into_iter()
+    .find(|d| on_block(d) == Some(true))
+}
+
+#[test]
+fn biolatency_counts_direct_io_to_a_file() {
+    if !require_bpf() {
+        return;
+    }
+    let Some(dir) = block_backed_dir() else {
+        eprintln!("SKIP: no writable directory on a block device for direct I/O");
+        return;
+    };
+    let tool = start(&["biolatency", "-D", "-d", "10"]);
+    let path = dir.join(format!("bpfkit-biolatency-{}", std::process::id()));
+    // O_DIRECT writes of 4 KiB blocks, then reads back: each is real I/O.
+    let st = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}", path.display()),
+            "bs=4k",
+            "count=64",
+            "oflag=direct,sync",
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = Command::new("dd")
+        .args([
+            &format!("if={}", path.display()),
+            "of=/dev/null",
+            "bs=4k",
+            "iflag=direct",
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_file(&path).unwrap();
+    let hists = finish(tool);
+    let total: u64 = hists.iter().map(|h| h["total"].as_u64().unwrap()).sum();
+    // 64 writes and 64 reads, at least (the file system adds its own).
+    assert!(total >= 128, "{total} I/Os: {hists:?}");
+    for h in &hists {
+        assert_eq!(h["unit"], "usecs");
+        assert!(h["disk"].as_str().is_some_and(|d| !d.is_empty()));
+        let buckets = h["buckets"].as_array().unwrap();
+        let sum: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+        assert_eq!(sum, h["total"].as_u64().unwrap());
+    }
+}
