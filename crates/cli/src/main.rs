@@ -59,12 +59,12 @@ enum Command {
     Biolatency(tools::biolatency::Args),
     /// Show what this kernel supports and whether this process may use it.
     Feature(cmd::feature::Args),
-    /// Programs loaded in the kernel.
+    /// Programs loaded in the kernel: list, show, dump xlated|jited.
     #[command(subcommand)]
-    Prog(cmd::inspect::ListCommand),
-    /// Maps in the kernel.
+    Prog(cmd::prog::Command),
+    /// Maps in the kernel: list, show, dump, lookup, update, delete.
     #[command(subcommand)]
-    Map(cmd::inspect::ListCommand),
+    Map(cmd::map::Command),
     /// Links in the kernel.
     #[command(subcommand)]
     Link(cmd::inspect::ListCommand),
@@ -90,8 +90,8 @@ fn main() -> ExitCode {
         Command::Tcplife(args) => tools::tcplife::run(args),
         Command::Biolatency(args) => tools::biolatency::run(args),
         Command::Feature(args) => cmd::feature::run(args),
-        Command::Prog(c) => cmd::inspect::progs(c),
-        Command::Map(c) => cmd::inspect::maps(c),
+        Command::Prog(c) => cmd::prog::run(c),
+        Command::Map(c) => cmd::map::run(c),
         Command::Link(c) => cmd::inspect::links(c),
     };
     match result {

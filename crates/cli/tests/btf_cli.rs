@@ -105,3 +105,29 @@ fn vmlinux_raw_dump_matches_bpftool() {
         "raw dump differs from bpftool"
     );
 }
+
+#[test]
+fn kernel_btf_objects_list_and_dump_by_id() {
+    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+        eprintln!("SKIP: cannot use bpf(): {why}");
+        return;
+    }
+    let list: serde_json::Value = serde_json::from_str(&stdout_of(&["btf", "list", "-j"])).unwrap();
+    let vmlinux = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "vmlinux")
+        .expect("vmlinux among the kernel's BTF objects");
+    assert_eq!(vmlinux["kernel"], true);
+    let size = std::fs::metadata("/sys/kernel/btf/vmlinux").unwrap().len();
+    assert_eq!(vmlinux["size"], size);
+    let id = vmlinux["id"].to_string();
+    // The object read through bpf() is the file in sysfs, type for type.
+    let by_id = stdout_of(&["btf", "dump", "id", &id]);
+    let by_file = stdout_of(&["btf", "dump", "/sys/kernel/btf/vmlinux"]);
+    assert!(by_id == by_file, "dump by id differs from the sysfs file");
+    let bad = bpfkit(&["btf", "dump", "id", "nope"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`nope` is not a BTF object id"));
+}

@@ -94,3 +94,133 @@ fn lists_report_a_loaded_object() {
     }
     drop(links);
 }
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn bpftool_json(args: &[&str]) -> Option<serde_json::Value> {
+    let out = Command::new("bpftool").arg("-j").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn map_update_lookup_dump_delete_agree_with_bpftool() {
+    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+        eprintln!("SKIP: cannot use bpf(): {why}");
+        return;
+    }
+    use bpfkit_kernel::{KernelMap, MapDefinition};
+    let map = KernelMap::create(
+        &MapDefinition::new("cli_hash", bpfkit_abi::MapType::Hash, 4, 8, 8),
+        None,
+    )
+    .unwrap();
+    let id = map.id().to_string();
+    let (ok, _, err) = run(&[
+        "map", "update", &id, "key", "1", "0", "0", "0", "value", "hex", "2a", "00", "00", "00",
+        "00", "00", "00", "00",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&[
+        "map", "update", &id, "key", "0x02", "0", "0", "0", "value", "7", "0", "0", "0", "0", "0",
+        "0", "0", "noexist",
+    ]);
+    assert!(ok, "{err}");
+    // The map itself sees the writes.
+    assert_eq!(
+        map.lookup(&1u32.to_ne_bytes()).unwrap().unwrap(),
+        42u64.to_ne_bytes()
+    );
+    // noexist on a present key fails with the kernel's reason.
+    let (ok, _, err) = run(&[
+        "map", "update", &id, "key", "2", "0", "0", "0", "value", "7", "0", "0", "0", "0", "0",
+        "0", "0", "noexist",
+    ]);
+    assert!(!ok && err.contains("File exists"), "{err}");
+
+    let (ok, out, _) = run(&["map", "lookup", &id, "key", "1", "0", "0", "0"]);
+    assert!(ok);
+    assert_eq!(out, "key: 01 00 00 00  value: 2a 00 00 00 00 00 00 00\n");
+    let lookup = json(&["map", "lookup", &id, "-j", "key", "1", "0", "0", "0"]);
+    assert_eq!(lookup["value"][0], "0x2a");
+
+    let dump = json(&["map", "dump", &id, "-j"]);
+    assert_eq!(dump.as_array().unwrap().len(), 2);
+    if let Some(reference) = bpftool_json(&["map", "dump", "id", &id]) {
+        let key = |v: &serde_json::Value| v["key"].to_string();
+        let mut ours = dump.as_array().unwrap().clone();
+        let mut theirs = reference.as_array().unwrap().clone();
+        ours.sort_by_key(key);
+        theirs.sort_by_key(key);
+        assert_eq!(ours, theirs, "bpfkit and bpftool dump differently");
+    } else {
+        eprintln!("bpftool not installed: dump not compared with it");
+    }
+    let (ok, out, _) = run(&["map", "dump", &id]);
+    assert!(ok && out.ends_with("Found 2 elements\n"), "{out}");
+
+    let (ok, _, err) = run(&["map", "delete", &id, "key", "1", "0", "0", "0"]);
+    assert!(ok, "{err}");
+    assert!(map.lookup(&1u32.to_ne_bytes()).unwrap().is_none());
+    let (ok, _, err) = run(&["map", "lookup", &id, "key", "1", "0", "0", "0"]);
+    assert!(
+        !ok && err.contains("no entry with key 01 00 00 00"),
+        "{err}"
+    );
+    // Sizes are checked before the kernel is asked.
+    let (ok, _, err) = run(&["map", "lookup", &id, "key", "1", "0"]);
+    assert!(
+        !ok && err.contains("key has 2 bytes; this map's keys have 4"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&["map", "show", "4294967295"]);
+    assert!(!ok && err.contains("map id 4294967295"), "{err}");
+}
+
+#[test]
+fn prog_show_and_dump_xlated_describe_a_loaded_program() {
+    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+        eprintln!("SKIP: cannot use bpf(): {why}");
+        return;
+    }
+    let path = format!(
+        "{}/../kernel/tests/fixtures/counter.bpf.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let spec = bpfkit_object::ObjectSpec::from_file(path.as_ref()).unwrap();
+    let coll = bpfkit_kernel::Collection::load(&spec, &Default::default()).unwrap();
+    let prog = &coll.programs["count_getpid"];
+    let id = prog.id().to_string();
+    let show = json(&["prog", "show", &id, "-j"]);
+    assert_eq!(show["name"], "count_getpid");
+    assert_eq!(show["id"], prog.id());
+    let (ok, text, _) = run(&["prog", "dump", "xlated", &id]);
+    assert!(ok);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("   0: ("), "{text}");
+    assert_eq!(
+        lines.last().unwrap().split(") ").nth(1),
+        Some("exit"),
+        "{text}"
+    );
+    let calls_id = coll.maps["calls"].id();
+    assert!(
+        text.contains(&format!("map[id:{calls_id}]")),
+        "map reference by id: {text}"
+    );
+    // The same instruction count as bpftool's dump, where it is installed.
+    if let Some(reference) = bpftool_json(&["prog", "dump", "xlated", "id", &id]) {
+        assert_eq!(reference.as_array().unwrap().len(), lines.len());
+    }
+    let (ok, jited, err) = run(&["prog", "dump", "jited", &id]);
+    assert!(ok, "{err}");
+    assert!(jited.starts_with("     0: "), "{jited}");
+}

@@ -291,6 +291,16 @@ impl BtfInfo {
     }
 }
 
+/// The raw bytes of the BTF object behind `fd` (split BTF for modules: its
+/// base is vmlinux).
+pub fn btf_bytes(fd: BorrowedFd<'_>) -> Result<Vec<u8>> {
+    let size = BtfInfo::from_fd(fd)?.size as usize;
+    let mut data = vec![0u8; size];
+    let got = sys::btf_info_data(fd, &mut data).map_err(|e| Error::sys("read BTF object", e))?;
+    data.truncate((got as usize).min(size));
+    Ok(data)
+}
+
 /// The kernel id of a program, map, link or BTF fd (the id is the second
 /// `u32` of every info struct but BTF's).
 pub fn id_of(fd: BorrowedFd<'_>) -> Result<u32> {

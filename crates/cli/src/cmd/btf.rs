@@ -19,10 +19,18 @@ pub struct Args {
 
 #[derive(Subcommand)]
 enum BtfCommand {
+    /// List the BTF objects the kernel holds (vmlinux, modules, programs').
+    List {
+        /// JSON output (bpftool's field names).
+        #[arg(short = 'j', long)]
+        json: bool,
+    },
     /// Print every type, as a compilable C header or bpftool's raw listing.
     Dump {
-        /// A raw BTF file or an ELF object with a `.BTF` section.
-        file: PathBuf,
+        /// A raw BTF file or an ELF object with a `.BTF` section, or
+        /// `id N` for a BTF object in the kernel (as `bpftool btf dump id N`).
+        #[arg(num_args = 1..=2, required = true)]
+        source: Vec<String>,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Format::Raw)]
         format: Format,
@@ -45,8 +53,25 @@ enum Format {
 /// Runs `bpfkit btf`.
 pub fn run(args: Args) -> Result<()> {
     match args.command {
-        BtfCommand::Dump { file, format, base } => {
-            let btf = load(&file, base.as_deref())?;
+        BtfCommand::List { json } => list(json),
+        BtfCommand::Dump {
+            source,
+            format,
+            base,
+        } => {
+            let (btf, file) = match &source[..] {
+                [kw, id] if kw == "id" => {
+                    let id: u32 = id
+                        .parse()
+                        .with_context(|| format!("`{id}` is not a BTF object id"))?;
+                    (load_by_id(id)?, PathBuf::from(format!("BTF id {id}")))
+                }
+                [kw, file] if kw == "file" => {
+                    (load(Path::new(file), base.as_deref())?, PathBuf::from(file))
+                }
+                [file] => (load(Path::new(file), base.as_deref())?, PathBuf::from(file)),
+                _ => bail!("expected FILE, `file FILE` or `id N`"),
+            };
             let text = match format {
                 Format::C => {
                     dump_c_header(&btf).with_context(|| format!("dumping {}", file.display()))?
@@ -67,6 +92,43 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 const SYS_BTF: &str = "/sys/kernel/btf";
+
+/// `bpfkit btf list`.
+fn list(json: bool) -> Result<()> {
+    let btfs = bpfkit_kernel::inspect::btfs();
+    if json {
+        let v: Vec<_> = btfs
+            .iter()
+            .map(|b| serde_json::json!({"id": b.id, "size": b.size, "kernel": b.kernel_btf, "name": b.name}))
+            .collect();
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(());
+    }
+    for b in &btfs {
+        let name = if b.name.is_empty() {
+            String::new()
+        } else {
+            format!("name [{}]  ", b.name)
+        };
+        println!("{}: {name}size {}B", b.id, b.size);
+    }
+    Ok(())
+}
+
+/// A BTF object of the kernel by id; module BTF is split on vmlinux.
+fn load_by_id(id: u32) -> Result<Btf> {
+    use bpfkit_kernel::sys::{fd_by_id, IdKind};
+    use std::os::fd::AsFd;
+    let fd = fd_by_id(IdKind::Btf, id, 0).with_context(|| format!("BTF object id {id}"))?;
+    let info = bpfkit_kernel::info::BtfInfo::from_fd(fd.as_fd())?;
+    let bytes = bpfkit_kernel::info::btf_bytes(fd.as_fd())?;
+    let btf = if info.kernel_btf && info.name != "vmlinux" {
+        Btf::parse_split(&bytes, bpfkit_kernel::btf::vmlinux()?)
+    } else {
+        Btf::from_vec(bytes)
+    };
+    btf.with_context(|| format!("parsing BTF object id {id}"))
+}
 
 fn load(file: &Path, base: Option<&Path>) -> Result<Btf> {
     let bytes = btf_bytes(file)?;

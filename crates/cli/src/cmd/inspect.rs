@@ -43,77 +43,82 @@ fn type_name<T: std::fmt::Display>(t: Option<T>) -> String {
     t.map_or_else(|| "unknown".to_string(), |t| t.to_string())
 }
 
+/// A program's fields under bpftool's JSON names.
+pub fn program_json(p: &inspect::ProgramInfo) -> serde_json::Value {
+    json!({
+        "id": p.id, "type": type_name(p.prog_type), "name": p.name, "tag": p.tag,
+        "loaded_at": p.load_time_ns, "uid": p.uid, "bytes_xlated": p.bytes_xlated,
+        "jited": p.bytes_jited > 0, "bytes_jited": p.bytes_jited, "map_ids": p.map_ids,
+        "verified_insns": p.verified_insns,
+    })
+}
+
+/// A program as `bpftool prog show` prints it.
+pub fn program_text(p: &inspect::ProgramInfo) -> String {
+    let maps: Vec<String> = p.map_ids.iter().map(u32::to_string).collect();
+    format!(
+        "{}: {}  name {}  tag {}\n\tuid {}  xlated {}B  jited {}B  map_ids {}\n",
+        p.id,
+        type_name(p.prog_type),
+        p.name,
+        p.tag,
+        p.uid,
+        p.bytes_xlated,
+        p.bytes_jited,
+        if maps.is_empty() {
+            "-".into()
+        } else {
+            maps.join(",")
+        }
+    )
+}
+
 /// `bpfkit prog list`.
-pub fn progs(cmd: ListCommand) -> anyhow::Result<()> {
-    let ListCommand::List { json } = cmd;
+pub fn progs(json: bool) -> anyhow::Result<()> {
     let progs = inspect::programs();
     if json {
-        let v: Vec<_> = progs
-            .iter()
-            .map(|p| {
-                json!({
-                    "id": p.id, "type": type_name(p.prog_type), "name": p.name, "tag": p.tag,
-                    "loaded_at": p.load_time_ns, "uid": p.uid, "bytes_xlated": p.bytes_xlated,
-                    "jited": p.bytes_jited > 0, "bytes_jited": p.bytes_jited, "map_ids": p.map_ids,
-                })
-            })
-            .collect();
+        let v: Vec<_> = progs.iter().map(program_json).collect();
         println!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
     for p in &progs {
-        println!(
-            "{}: {}  name {}  tag {}",
-            p.id,
-            type_name(p.prog_type),
-            p.name,
-            p.tag
-        );
-        let maps: Vec<String> = p.map_ids.iter().map(u32::to_string).collect();
-        println!(
-            "\tuid {}  xlated {}B  jited {}B  map_ids {}",
-            p.uid,
-            p.bytes_xlated,
-            p.bytes_jited,
-            if maps.is_empty() {
-                "-".into()
-            } else {
-                maps.join(",")
-            }
-        );
+        print!("{}", program_text(p));
     }
     Ok(())
 }
 
+/// A map's fields under bpftool's JSON names.
+pub fn map_json(m: &inspect::MapInfo) -> serde_json::Value {
+    json!({
+        "id": m.id, "type": type_name(m.map_type), "name": m.name, "flags": m.flags,
+        "bytes_key": m.key_size, "bytes_value": m.value_size, "max_entries": m.max_entries,
+    })
+}
+
+/// A map as `bpftool map show` prints it.
+pub fn map_text(m: &inspect::MapInfo) -> String {
+    format!(
+        "{}: {}  name {}  flags {:#x}\n\tkey {}B  value {}B  max_entries {}\n",
+        m.id,
+        type_name(m.map_type),
+        m.name,
+        m.flags,
+        m.key_size,
+        m.value_size,
+        m.max_entries
+    )
+}
+
 /// `bpfkit map list`.
-pub fn maps(cmd: ListCommand) -> anyhow::Result<()> {
-    let ListCommand::List { json } = cmd;
+pub fn maps(json: bool) -> anyhow::Result<()> {
     let maps = inspect::maps();
     if json {
-        let v: Vec<_> = maps
-            .iter()
-            .map(|m| {
-                json!({
-                    "id": m.id, "type": type_name(m.map_type), "name": m.name, "flags": m.flags,
-                    "bytes_key": m.key_size, "bytes_value": m.value_size, "max_entries": m.max_entries,
-                })
-            })
-            .collect();
+        let v: Vec<_> = maps.iter().map(map_json).collect();
         println!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
     for m in &maps {
-        println!(
-            "{}: {}  name {}  flags {:#x}",
-            m.id,
-            type_name(m.map_type),
-            m.name,
-            m.flags
-        );
-        println!(
-            "\tkey {}B  value {}B  max_entries {}",
-            m.key_size, m.value_size, m.max_entries
-        );
+        print!("{}", map_text(m));
     }
     Ok(())
 }

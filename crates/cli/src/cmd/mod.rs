@@ -7,6 +7,8 @@ pub mod disasm;
 pub mod feature;
 pub mod inspect;
 pub mod load;
+pub mod map;
+pub mod prog;
 pub mod run;
 
 /// Parses hex bytes (`0a0b`, `0a 0b`, `0x0a0b`), naming `what` in errors.

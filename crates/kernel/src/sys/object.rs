@@ -192,6 +192,19 @@ pub fn btf_info(btf: BorrowedFd<'_>, buf: &mut [u8], name: &mut [u8]) -> io::Res
     info_call(btf, buf)
 }
 
+/// `BPF_OBJ_GET_INFO_BY_FD` on a BTF object with its raw bytes copied into
+/// `data` (which should be the `btf_size` a first call reported); returns
+/// the size the kernel reports.
+pub fn btf_info_data(btf: BorrowedFd<'_>, data: &mut [u8]) -> io::Result<u32> {
+    let mut buf = [0u8; 32];
+    let len = u32::try_from(data.len()).map_err(|_| invalid("BTF buffer too large"))?;
+    // The address stays valid for the call: `data` is borrowed until we return.
+    buf[0..8].copy_from_slice(&addr_mut(data).to_ne_bytes());
+    buf[8..12].copy_from_slice(&len.to_ne_bytes());
+    info_call(btf, &mut buf)?;
+    Ok(u32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]))
+}
+
 fn addr_mut<T>(s: &mut [T]) -> u64 {
     if s.is_empty() {
         0
