@@ -12,6 +12,15 @@
 const volatile __u32 targ_uid = 0xffffffff; /* all users */
 const volatile __u32 include_failed = 0;
 const volatile __u32 max_args = EXECSNOOP_MAX_ARGS;
+const volatile __u32 filter_cgroup = 0; /* only tasks under cgroup_filter[0] */
+
+/* The cgroup of --cgroup: user space stores the directory's fd at index 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cgroup_filter SEC(".maps");
 
 static const struct execsnoop_event empty_event;
 
@@ -29,6 +38,8 @@ static __always_inline int enter(const char *filename, const char *const *argv)
 {
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	if (targ_uid != 0xffffffff && uid != targ_uid)
+		return 0;
+	if (filter_cgroup && !bpf_current_task_under_cgroup(&cgroup_filter, 0))
 		return 0;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	/* BPF_ANY: an entry left by an exec whose exit we missed (we attached

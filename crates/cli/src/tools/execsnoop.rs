@@ -5,7 +5,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{c_str, clock_time, load_tool, stream_events, u32_at, Output, StopSignal};
+use super::{
+    attach_all, c_str, clock_time, load_unattached, stream_events, u32_at, Output, StopSignal,
+};
 
 /// The compiled BPF side (bpf/execsnoop.bpf.c, rebuilt by bpf/build.sh).
 const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/execsnoop.bpf.o");
@@ -29,6 +31,12 @@ pub struct Args {
     /// Only commands whose arguments match this regular expression.
     #[arg(short = 'l', long)]
     line: Option<String>,
+    /// Only execs by this process or its children.
+    #[arg(short = 'p', long)]
+    pid: Option<u32>,
+    /// Only processes in this cgroup v2 directory (or below it).
+    #[arg(long)]
+    cgroup: Option<std::path::PathBuf>,
     /// Arguments to capture (1..=20); longer command lines end with "...".
     #[arg(long, default_value_t = MAX_ARGS, value_parser = clap::value_parser!(u32).range(1..=20))]
     max_args: u32,
@@ -112,10 +120,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(regex::Regex::new)
         .transpose()
         .context("-l")?;
-    let tool = load_tool(
+    // The cgroup directory is opened before loading, so a bad path fails fast.
+    let cgroup_dir = args
+        .cgroup
+        .as_ref()
+        .map(|p| std::fs::File::open(p).with_context(|| format!("--cgroup {}", p.display())))
+        .transpose()?;
+    let mut tool = load_unattached(
         "execsnoop",
         OBJECT,
         &[
+            (
+                "filter_cgroup",
+                (cgroup_dir.is_some() as u32).to_ne_bytes().to_vec(),
+            ),
             (
                 "targ_uid",
                 args.uid.unwrap_or(u32::MAX).to_ne_bytes().to_vec(),
@@ -127,6 +145,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ("max_args", args.max_args.to_ne_bytes().to_vec()),
         ],
     )?;
+    // The filter's cgroup is in place before anything is attached.
+    if let Some(dir) = &cgroup_dir {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(dir) as u32;
+        tool.collection.maps["cgroup_filter"]
+            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), 0)
+            .context(
+                "--cgroup: storing the cgroup in the filter map (is it a cgroup v2 directory?)",
+            )?;
+    }
+    attach_all("execsnoop", &mut tool)?;
     let mut out = Output::new(args.json);
     out.header(&format!(
         "{:<8} {:<16} {:<7} {:<7} {:<6} {:>3} {}",
@@ -134,6 +162,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ))?;
     stream_events("execsnoop", tool, &stop, &mut out, |rec| {
         let e = decode(rec, clock_time())?;
+        if args.pid.is_some_and(|p| e.pid != p && e.ppid != p) {
+            return None;
+        }
         if name_re.as_ref().is_some_and(|re| !re.is_match(&e.comm)) {
             return None;
         }

@@ -132,12 +132,19 @@ pub struct Loaded {
 /// attaches every program; any program that cannot attach is an error.
 pub fn load_tool(name: &str, object: &[u8], knobs: &[(&str, Vec<u8>)]) -> anyhow::Result<Loaded> {
     let mut tool = load_unattached(name, object, knobs)?;
+    attach_all(name, &mut tool)?;
+    Ok(tool)
+}
+
+/// Attaches every program of a tool loaded with [`load_unattached`] by its
+/// section name; any program that cannot attach is an error.
+pub fn attach_all(name: &str, tool: &mut Loaded) -> anyhow::Result<()> {
     let (links, skipped) = tool.collection.auto_attach();
     if let Some((prog, why)) = skipped.first() {
         anyhow::bail!("{name}: cannot attach {prog}: {why}");
     }
-    tool.links = links.into_iter().map(|(_, l)| l).collect();
-    Ok(tool)
+    tool.links.extend(links.into_iter().map(|(_, l)| l));
+    Ok(())
 }
 
 /// Loads a tool's embedded object with its knobs set, attaching nothing:
@@ -154,12 +161,35 @@ pub fn load_unattached(
     for (knob, value) in knobs {
         spec.set_global(knob, value)?;
     }
+    if let Some(bytes) = ring_bytes_override()? {
+        for map in spec.maps.values_mut() {
+            if map.map_type == bpfkit_abi::MapType::Ringbuf {
+                map.max_entries = bytes;
+            }
+        }
+    }
     let collection = bpfkit_kernel::Collection::load(&spec, &bpfkit_kernel::LoadOptions::default())
         .with_context(|| format!("loading {name}"))?;
     Ok(Loaded {
         collection,
         links: Vec::new(),
     })
+}
+
+/// `BPFKIT_RINGBUF_BYTES`: the size of the tools' event ring buffers, for
+/// bursty workloads (larger) or for seeing loss accounting at work (one
+/// page). A power of two, at least one page.
+fn ring_bytes_override() -> anyhow::Result<Option<u32>> {
+    let Ok(text) = std::env::var("BPFKIT_RINGBUF_BYTES") else {
+        return Ok(None);
+    };
+    let page = 4096;
+    match text.trim().parse::<u32>() {
+        Ok(n) if n >= page && n.is_power_of_two() => Ok(Some(n)),
+        _ => anyhow::bail!(
+            "BPFKIT_RINGBUF_BYTES={text}: the ring size must be a power of two of at least {page} bytes"
+        ),
+    }
 }
 
 /// The sum over CPUs of a per-CPU `u64` counter at index 0 (the tools' `drops`).
