@@ -1,6 +1,7 @@
 //! Side by side with bpftrace, in one run (`cargo bench -p bpfkit-cli --bench tools`):
 //! - startup: time from spawning the tool to its being attached (bpfkit's
-//!   header; bpftrace's BEGIN output, which runs once its probes are attached);
+//!   header; bpftrace's BEGIN output, which runs once its probes are attached),
+//!   for bpfkit with its CO-RE cache warm and without it;
 //! - overhead: cost per fork+exec of /bin/true with no tracer, with
 //!   `bpfkit execsnoop`, and with the equivalent bpftrace program.
 //!
@@ -15,8 +16,17 @@ const BPFTRACE_PROGRAM: &str = r#"BEGIN { printf("ready\n"); }
 tracepoint:syscalls:sys_enter_execve { printf("%d %s\n", pid, comm); }"#;
 
 fn spawn_bpfkit() -> Child {
-    Command::new(BPFKIT)
-        .arg("execsnoop")
+    spawn_bpfkit_with(false)
+}
+
+/// `cold`: without the CO-RE cache, as on the first run after a boot (the
+/// kernel's BTF is read and parsed).
+fn spawn_bpfkit_with(cold: bool) -> Child {
+    let mut cmd = Command::new(BPFKIT);
+    if cold {
+        cmd.env("BPFKIT_NO_CORE_CACHE", "1");
+    }
+    cmd.arg("execsnoop")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -78,12 +88,15 @@ fn main() {
     let have_bpftrace = Command::new("bpftrace").arg("--version").output().is_ok();
     const RUNS: usize = 7;
     let mut ours = Vec::new();
+    let mut ours_cold = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..RUNS {
-        let started = Instant::now();
-        let mut c = spawn_bpfkit();
-        ours.push(until_ready(&mut c, started, "PCOMM").expect("bpfkit printed its header"));
-        stop(c);
+        for (cold, into) in [(false, &mut ours), (true, &mut ours_cold)] {
+            let started = Instant::now();
+            let mut c = spawn_bpfkit_with(cold);
+            into.push(until_ready(&mut c, started, "PCOMM").expect("bpfkit printed its header"));
+            stop(c);
+        }
         if have_bpftrace {
             let started = Instant::now();
             if let Some(mut c) = spawn_bpftrace() {
@@ -95,9 +108,14 @@ fn main() {
         }
     }
     let ours = median(ours);
+    let ours_cold = median(ours_cold);
     println!(
-        "startup/bpfkit execsnoop  median of {RUNS}: {:>8.1} ms",
+        "startup/bpfkit execsnoop  median of {RUNS}: {:>8.1} ms (CO-RE cache warm)",
         ours.as_secs_f64() * 1e3
+    );
+    println!(
+        "startup/bpfkit execsnoop  median of {RUNS}: {:>8.1} ms (no CO-RE cache: kernel BTF parsed)",
+        ours_cold.as_secs_f64() * 1e3
     );
     if !theirs.is_empty() {
         let theirs = median(theirs);
@@ -106,8 +124,9 @@ fn main() {
             theirs.as_secs_f64() * 1e3
         );
         println!(
-            "startup ratio (bpftrace / bpfkit): {:.1}x",
-            theirs.as_secs_f64() / ours.as_secs_f64()
+            "startup ratio (bpftrace / bpfkit): {:.1}x warm, {:.1}x cold",
+            theirs.as_secs_f64() / ours.as_secs_f64(),
+            theirs.as_secs_f64() / ours_cold.as_secs_f64()
         );
     } else {
         println!("startup/bpftrace: not installed, no comparison");

@@ -24,6 +24,11 @@ pub type AutoAttached = (Vec<(String, Link)>, Vec<(String, String)>);
 pub struct LoadOptions<'a> {
     /// BTF to apply CO-RE relocations against; the running kernel's when `None`.
     pub target_btf: Option<&'a Btf>,
+    /// Relocate against the kernel's BTF even when the CO-RE cache has this
+    /// object's result (see `core_cache`).
+    pub no_core_cache: bool,
+    /// Where the CO-RE cache lives, instead of its default place.
+    pub core_cache_dir: Option<&'a std::path::Path>,
 }
 
 /// An object's maps and programs, live in the kernel.
@@ -34,6 +39,7 @@ pub struct Collection {
     pub programs: BTreeMap<String, LoadedProgram>,
     /// Section-derived targets, by program name.
     pub targets: BTreeMap<String, AttachTarget>,
+    core_cache_hit: bool,
     _btf: Option<OwnedFd>,
 }
 
@@ -89,21 +95,32 @@ impl Collection {
     /// `spec` already (see [`ObjectSpec::apply_kconfig`]).
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions<'_>) -> Result<Collection> {
         let mut spec = spec.clone();
+        let mut core_cache_hit = false;
         if spec.programs.values().any(|p| !p.core_relos.is_empty()) {
-            let relocated = match opts.target_btf {
-                Some(t) => spec.apply_core(TargetBtfs::new(t)),
-                None => {
-                    // Candidates come from vmlinux and every module's BTF,
-                    // as libbpf looks for them (all parsed once per process).
-                    let vmlinux = crate::btf::vmlinux()?;
-                    let modules = crate::btf::modules();
-                    let targets = modules
-                        .iter()
-                        .fold(TargetBtfs::new(&vmlinux), |t, m| t.with_module(m));
-                    spec.apply_core(targets)
-                }
+            let cache = match (opts.target_btf, opts.no_core_cache) {
+                (None, false) => crate::core_cache::CoreCache::for_spec(&spec, opts.core_cache_dir),
+                _ => None,
             };
-            relocated.map_err(|e| Error::Object(e.to_string()))?;
+            core_cache_hit = cache.as_ref().is_some_and(|c| c.apply(&mut spec));
+            if !core_cache_hit {
+                let relocated = match opts.target_btf {
+                    Some(t) => spec.apply_core(TargetBtfs::new(t)),
+                    None => {
+                        // Candidates come from vmlinux and every module's
+                        // BTF, as libbpf looks for them (parsed once).
+                        let vmlinux = crate::btf::vmlinux()?;
+                        let modules = crate::btf::modules();
+                        let targets = modules
+                            .iter()
+                            .fold(TargetBtfs::new(&vmlinux), |t, m| t.with_module(m));
+                        spec.apply_core(targets)
+                    }
+                };
+                relocated.map_err(|e| Error::Object(e.to_string()))?;
+                if let Some(c) = &cache {
+                    c.store(&spec);
+                }
+            }
         }
         let btf = match spec
             .kernel_btf(&BtfFeatures::ALL)
@@ -214,8 +231,14 @@ impl Collection {
             maps,
             programs,
             targets,
+            core_cache_hit,
             _btf: btf,
         })
+    }
+
+    /// Whether CO-RE results came from the disk cache (no kernel BTF was read).
+    pub fn core_cache_hit(&self) -> bool {
+        self.core_cache_hit
     }
 
     /// Attaches every program whose section name says where it goes.

@@ -15,6 +15,7 @@
 
 pub mod btf;
 pub mod collection;
+mod core_cache;
 pub mod error;
 pub mod features;
 pub mod fs;

@@ -1,6 +1,7 @@
 //! The kernel backend against the running kernel. Each test first checks that
 //! bpf() is usable and otherwise prints why it skipped.
 
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -267,4 +268,68 @@ fn kprobe_absence_is_explained() {
     } else {
         eprintln!("SKIP: this kernel has kprobes, nothing to explain");
     }
+}
+
+#[test]
+fn core_results_are_cached_per_kernel_and_reused() {
+    require_bpf!();
+    let dir = std::env::temp_dir().join(format!("bpfkit-core-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spec = ObjectSpec::from_file(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/loadbench.bpf.o"),
+    )
+    .unwrap();
+    let opts = LoadOptions {
+        core_cache_dir: Some(&dir),
+        ..LoadOptions::default()
+    };
+    let first = Collection::load(&spec, &opts).unwrap();
+    assert!(!first.core_cache_hit());
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "one entry written"
+    );
+    let second = Collection::load(&spec, &opts).unwrap();
+    assert!(second.core_cache_hit());
+    let uncached = Collection::load(
+        &spec,
+        &LoadOptions {
+            no_core_cache: true,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(!uncached.core_cache_hit());
+    // The kernel sees the same relocated programs either way (map
+    // references aside: each collection has its own maps).
+    // Raw slots: the kernel's rewrites may use internal encodings.
+    let code = |p: &bpfkit_kernel::Program| -> Vec<u8> {
+        let mut b = bpfkit_kernel::info::program_xlated_bytes(p.fd().as_fd()).unwrap();
+        let mut i = 0;
+        while i + 16 <= b.len() {
+            if b[i] == 0x18 {
+                b[i + 4..i + 8].fill(0);
+                b[i + 12..i + 16].fill(0);
+                i += 16;
+            } else {
+                i += 8;
+            }
+        }
+        b
+    };
+    for (name, prog) in &second.programs {
+        assert_eq!(code(prog), code(&uncached.programs[name]), "{name}");
+    }
+    // A damaged entry is ignored, not an error.
+    let entry = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&entry, b"bpfkit-core-cache-1\n\xff").unwrap();
+    let again = Collection::load(&spec, &opts).unwrap();
+    assert!(!again.core_cache_hit());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,8 +4,8 @@
 use std::os::fd::AsFd;
 
 use anyhow::Context;
-use bpfkit_isa::{encode, ByteOrder, Insn, Syntax};
-use bpfkit_kernel::info::{program_jited, program_xlated, ProgramInfo};
+use bpfkit_isa::{decode, ByteOrder, Syntax};
+use bpfkit_kernel::info::{program_jited, program_xlated_bytes, ProgramInfo};
 use bpfkit_kernel::sys::{fd_by_id, IdKind};
 
 use super::inspect::{program_json, program_text};
@@ -54,25 +54,31 @@ fn open(id: u32) -> anyhow::Result<std::os::fd::OwnedFd> {
 }
 
 /// Lines like bpftool's: `   0: (b7) r0 = 0`, numbered by instruction slot,
-/// with map references shown by id.
-pub fn xlated_lines(insns: &[Insn]) -> Vec<String> {
+/// with map references shown by id. The kernel's rewrites may use encodings
+/// of its own (per-CPU address moves, for one) that are not in the
+/// instruction set: those print as their raw fields.
+pub fn xlated_lines(code: &[u8]) -> Vec<String> {
+    let mut lines = Vec::new();
     let mut slot = 0;
-    insns
-        .iter()
-        .map(|insn| {
-            let opcode = encode(std::slice::from_ref(insn), ByteOrder::Little)
-                .first()
-                .copied()
-                .unwrap_or(0);
-            let text = insn
+    while slot * 8 < code.len() {
+        let at = slot * 8;
+        let opcode = code[at];
+        let width = if opcode == 0x18 { 16 } else { 8 };
+        let bytes = &code[at..(at + width).min(code.len())];
+        let text = match decode(bytes, ByteOrder::Little).as_deref() {
+            Ok([insn]) => insn
                 .display(Syntax::Llvm)
                 .to_string()
-                .replace("map[fd:", "map[id:");
-            let line = format!("{slot:>4}: ({opcode:02x}) {text}");
-            slot += insn.slots();
-            line
-        })
-        .collect()
+                .replace("map[fd:", "map[id:"),
+            _ => {
+                let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                format!("<kernel-internal: {}>", hex.join(" "))
+            }
+        };
+        lines.push(format!("{slot:>4}: ({opcode:02x}) {text}"));
+        slot += width / 8;
+    }
+    lines
 }
 
 /// Runs `bpfkit prog`.
@@ -92,7 +98,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             let fd = open(id)?;
             match what {
                 Dump::Xlated => {
-                    let lines = xlated_lines(&program_xlated(fd.as_fd())?);
+                    let lines = xlated_lines(&program_xlated_bytes(fd.as_fd())?);
                     if json {
                         println!("{}", serde_json::to_string(&lines)?);
                     } else {
@@ -124,5 +130,27 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xlated_lines_number_slots_and_keep_unknown_encodings() {
+        let mut code = Vec::new();
+        // r1 = map[id:5] ll; r0 = &percpu(r0) (kernel-internal); exit
+        code.extend_from_slice(&[0x18, 0x11, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        code.extend_from_slice(&[0xbf, 0x00, 0xff, 0xff, 0, 0, 0, 0]);
+        code.extend_from_slice(&[0x95, 0, 0, 0, 0, 0, 0, 0]);
+        let lines = xlated_lines(&code);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], "   0: (18) r1 = map[id:5]");
+        assert_eq!(
+            lines[1],
+            "   2: (bf) <kernel-internal: bf 00 ff ff 00 00 00 00>"
+        );
+        assert_eq!(lines[2], "   3: (95) exit");
     }
 }
