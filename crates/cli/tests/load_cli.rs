@@ -125,3 +125,48 @@ fn a_killed_loader_leaves_nothing_in_the_kernel() {
         }
     }
 }
+
+#[test]
+fn load_reads_perf_buffers_too() {
+    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+        eprintln!("SKIP: cannot use bpf(): {why}");
+        return;
+    }
+    let obj = format!(
+        "{}/../kernel/tests/fixtures/perfexec.bpf.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let child = Command::new(BIN)
+        .args([
+            "load",
+            &obj,
+            "--event-type",
+            "exec_event",
+            "--json",
+            "--duration",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut traced = Command::new("/bin/true").spawn().unwrap();
+    let pid = traced.id() as i64;
+    traced.wait().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exec = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"]["pid"] == pid)
+        .unwrap_or_else(|| panic!("no perf record for pid {pid}: {stdout}"));
+    assert_eq!(exec["map"], "execs");
+    assert_eq!(exec["event"]["comm"], "true");
+    assert_eq!(exec["event"]["uid"], 0);
+}

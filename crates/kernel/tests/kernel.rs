@@ -333,3 +333,52 @@ fn core_results_are_cached_per_kernel_and_reused() {
     assert!(!again.core_cache_hit());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pinned_objects_outlive_the_process_handles_until_unpinned() {
+    require_bpf!();
+    use bpfkit_kernel::inspect::ObjectKind;
+    let dir = bpfkit_kernel::fs::bpffs()
+        .unwrap()
+        .join(format!("bpfkit-pin-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (map_id, link_id, prog_id);
+    {
+        let spec = fixture("counter.bpf.o");
+        let coll = Collection::load(&spec, &LoadOptions::default()).unwrap();
+        let (links, _) = coll.auto_attach();
+        let map = &coll.maps["calls"];
+        map.pin(&dir.join("calls")).unwrap();
+        links[0].1.pin(&dir.join("link")).unwrap();
+        map_id = map.id();
+        prog_id = coll.programs["count_getpid"].id();
+        link_id = inspect::id_of(links[0].1.fd().unwrap()).unwrap();
+    }
+    // Every handle of this process is closed: the pins keep them.
+    let has = |kind, id| inspect::ids(kind).contains(&id);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(has(ObjectKind::Map, map_id), "pinned map freed");
+    assert!(has(ObjectKind::Link, link_id), "pinned link freed");
+    assert!(
+        has(ObjectKind::Program, prog_id),
+        "the pinned link's program freed"
+    );
+    // A pinned map opens again by path and still works.
+    let reopened = bpfkit_kernel::KernelMap::from_pin(&dir.join("calls")).unwrap();
+    assert_eq!(reopened.id(), map_id);
+    drop(reopened);
+    std::fs::remove_file(dir.join("calls")).unwrap();
+    std::fs::remove_file(dir.join("link")).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (has(ObjectKind::Map, map_id)
+        || has(ObjectKind::Link, link_id)
+        || has(ObjectKind::Program, prog_id))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!has(ObjectKind::Map, map_id), "unpinned map still there");
+    assert!(!has(ObjectKind::Link, link_id), "unpinned link still there");
+    assert!(!has(ObjectKind::Program, prog_id), "program still there");
+}

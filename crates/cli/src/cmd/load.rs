@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bpfkit::record::{format_text, RecordDecoder};
-use bpfkit_kernel::{inspect, Collection, LoadOptions, RingBufReader};
+use bpfkit_kernel::{inspect, Collection, LoadOptions, PerfBufReader, RingBufReader};
+
+/// Data pages per CPU of each perf buffer (256 KiB with 4 KiB pages).
+const PERF_PAGES: usize = 64;
 use bpfkit_object::ObjectSpec;
 
 use crate::tools::{Output, StopSignal};
@@ -128,57 +131,86 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             link.pin(&dir.join(format!("link_{name}")))?;
         }
     }
-    let ringbufs: Vec<&String> = coll
-        .maps
-        .iter()
-        .filter(|(_, m)| m.map_type() == bpfkit_abi::MapType::Ringbuf)
-        .map(|(n, _)| n)
-        .collect();
+    let of_type = |t: bpfkit_abi::MapType| -> Vec<&String> {
+        coll.maps
+            .iter()
+            .filter(|(_, m)| m.map_type() == t)
+            .map(|(n, _)| n)
+            .collect()
+    };
+    let ringbufs = of_type(bpfkit_abi::MapType::Ringbuf);
+    let perfbufs = of_type(bpfkit_abi::MapType::PerfEventArray);
     let mut reader = RingBufReader::new()?;
     for name in &ringbufs {
         reader.add(&coll.maps[name.as_str()])?;
     }
+    let mut perf_readers = Vec::new();
+    for name in &perfbufs {
+        let r = PerfBufReader::new(&coll.maps[name.as_str()], PERF_PAGES)
+            .with_context(|| format!("opening perf buffer `{name}`"))?;
+        perf_readers.push((name.as_str(), r));
+    }
     out.header("")?;
+    let render = |map: &str, rec: &[u8]| -> (String, serde_json::Value) {
+        match &decoder {
+            Some(d) => match d.decode(rec) {
+                Ok(v) => (
+                    format!("{map}: {}", format_text(&v)),
+                    serde_json::json!({"map": map, "event": v}),
+                ),
+                Err(e) => (
+                    format!("{map}: undecodable record: {e}"),
+                    serde_json::json!({"map": map, "error": e.to_string()}),
+                ),
+            },
+            None => {
+                let hex: String = rec
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (
+                    format!("{map}: {hex}"),
+                    serde_json::json!({"map": map, "data": hex}),
+                )
+            }
+        }
+    };
+    // With perf buffers too, the ring poll is short so both are served.
+    let wait = if perf_readers.is_empty() { 200 } else { 20 };
     while !stop.should_stop() {
         let mut failure = None;
-        reader.poll(
-            stop.remaining(Duration::from_millis(200)),
-            &mut |ring, rec| {
-                let map = ringbufs[ring];
-                let (text, json) = match &decoder {
-                    Some(d) => match d.decode(rec) {
-                        Ok(v) => (
-                            format!("{map}: {}", format_text(&v)),
-                            serde_json::json!({"map": map, "event": v}),
-                        ),
-                        Err(e) => (
-                            format!("{map}: undecodable record: {e}"),
-                            serde_json::json!({"map": map, "error": e.to_string()}),
-                        ),
-                    },
-                    None => {
-                        let hex: String = rec
-                            .iter()
-                            .map(|b| format!("{b:02x}"))
-                            .collect::<Vec<_>>()
-                            .join(" ");
-                        (
-                            format!("{map}: {hex}"),
-                            serde_json::json!({"map": map, "data": hex}),
-                        )
-                    }
-                };
-                if let Err(e) = out.record(&text, &json) {
-                    failure = Some(e);
-                }
-            },
-        )?;
+        let mut emit = |map: &str, rec: &[u8]| {
+            let (text, json) = render(map, rec);
+            if let Err(e) = out.record(&text, &json) {
+                failure = Some(e);
+            }
+        };
+        if ringbufs.is_empty() && !perf_readers.is_empty() {
+            std::thread::sleep(stop.remaining(Duration::from_millis(wait)));
+        } else {
+            reader.poll(
+                stop.remaining(Duration::from_millis(wait)),
+                &mut |ring, rec| emit(ringbufs[ring], rec),
+            )?;
+        }
+        for (name, r) in &mut perf_readers {
+            r.consume(&mut |_, rec| emit(name, rec));
+        }
         if let Some(e) = failure {
             // A closed stdout (a pipe to `head`) ends the run quietly.
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 break;
             }
             return Err(e.into());
+        }
+    }
+    for (name, r) in &perf_readers {
+        if r.lost() > 0 {
+            eprintln!(
+                "bpfkit load: perf buffer `{name}`: {} records lost",
+                r.lost()
+            );
         }
     }
     // Dropping the links and the collection detaches and unloads everything.
