@@ -155,23 +155,33 @@ impl Collection {
             }
             for r in &p.relocations {
                 let i = slot_to_insn[&r.insn];
-                let Insn::LdImm64 { dst, .. } = insns[i] else {
-                    return Err(Error::Object(format!(
-                        "program `{name}`: instruction {} is not lddw",
-                        r.insn
-                    )));
-                };
                 let imm = match &r.target {
+                    RelocTarget::Ksym { name: sym, is_func } => {
+                        let weak = matches!(
+                            spec.externs.get(sym),
+                            Some(bpfkit_object::ExternSpec::Ksym { weak: true, .. })
+                        );
+                        insns[i] = crate::ksym::resolve(
+                            name,
+                            &insns[i],
+                            sym,
+                            *is_func,
+                            weak,
+                            spec.btf.as_ref(),
+                        )?;
+                        continue;
+                    }
                     RelocTarget::Map(m) => Imm64::MapFd(maps[m].fd().as_raw_fd()),
                     RelocTarget::MapValue { map, offset } => Imm64::MapValue {
                         fd: maps[map].fd().as_raw_fd(),
                         offset: *offset,
                     },
-                    RelocTarget::Ksym { name: sym, .. } => {
-                        return Err(Error::Unsupported(format!(
-                            "program `{name}` uses kernel symbol `{sym}` (__ksym), which bpfkit does not resolve yet"
-                        )))
-                    }
+                };
+                let Insn::LdImm64 { dst, .. } = insns[i] else {
+                    return Err(Error::Object(format!(
+                        "program `{name}`: instruction {} is not lddw",
+                        r.insn
+                    )));
                 };
                 insns[i] = Insn::LdImm64 { dst, imm };
             }

@@ -21,6 +21,7 @@ pub mod features;
 pub mod fs;
 pub mod info;
 pub mod inspect;
+mod ksym;
 pub mod link;
 pub mod map;
 pub mod perfbuf;

@@ -382,3 +382,53 @@ fn pinned_objects_outlive_the_process_handles_until_unpinned() {
     assert!(!has(ObjectKind::Link, link_id), "unpinned link still there");
     assert!(!has(ObjectKind::Program, prog_id), "program still there");
 }
+
+#[test]
+fn ksym_externs_resolve_by_kallsyms_address_and_weak_ones_to_zero() {
+    require_bpf!();
+    let mut spec = fixture("ksym.bpf.o");
+    spec.set_global("target_tgid", &std::process::id().to_ne_bytes())
+        .unwrap();
+    let coll = Collection::load(&spec, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let (_links, skipped) = coll.auto_attach();
+    assert!(skipped.is_empty(), "{skipped:?}");
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() };
+    let bss = coll.maps[".bss"]
+        .lookup(&0u32.to_ne_bytes())
+        .unwrap()
+        .unwrap();
+    let word = |i: usize| u64::from_ne_bytes(bss[i * 8..i * 8 + 8].try_into().unwrap());
+    assert_eq!(word(2), 1, "the program ran once");
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let schedule = kallsyms
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && f[2] == "schedule").then(|| u64::from_str_radix(f[0], 16).unwrap())
+        })
+        .unwrap();
+    assert_eq!(word(0), schedule, "typeless ksym: the kallsyms address");
+    assert_eq!(word(1), 0, "weak missing ksym");
+}
+
+#[test]
+fn typed_ksym_loads_or_says_what_the_kernel_lacks() {
+    require_bpf!();
+    let spec = fixture("ksym_typed.bpf.o");
+    let in_kallsyms = std::fs::read_to_string("/proc/kallsyms")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("bpf_prog_active"));
+    match Collection::load(&spec, &LoadOptions::default()) {
+        Ok(_) => assert!(in_kallsyms, "loaded without the symbol in kallsyms?"),
+        Err(e) => {
+            assert!(!in_kallsyms, "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("`bpf_prog_active`") && msg.contains("CONFIG_KALLSYMS_ALL"),
+                "{msg}"
+            );
+        }
+    }
+}
