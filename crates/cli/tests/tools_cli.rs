@@ -1,19 +1,11 @@
 //! The tracing tools as users run them, against the running kernel.
 
+mod common;
+
+use common::*;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bpfkit");
-
-fn require_bpf() -> bool {
-    match bpfkit_kernel::check_bpf_access() {
-        Ok(()) => true,
-        Err(why) => {
-            eprintln!("SKIP: cannot use bpf(): {why}");
-            false
-        }
-    }
-}
 
 #[test]
 fn execsnoop_reports_exact_args_and_failed_execs() {
@@ -190,22 +182,6 @@ fn syscount_counts_a_known_number_of_calls() {
     assert_eq!(row["count"], 500);
 }
 
-fn cgroup2_root() -> Option<std::path::PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
-    mounts
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == "cgroup2")
-        .map(|f| std::path::PathBuf::from(f[1]))
-}
-
-fn json_events(out: &[u8]) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
-}
-
 #[test]
 fn execsnoop_cgroup_and_pid_filters() {
     if !require_bpf() {
@@ -242,8 +218,8 @@ fn execsnoop_cgroup_and_pid_filters() {
         .arg("outside-cgroup")
         .status()
         .unwrap();
-    let cg_events = json_events(&cg.wait_with_output().unwrap().stdout);
-    let pid_events = json_events(&by_pid.wait_with_output().unwrap().stdout);
+    let cg_events = json_lines(&cg.wait_with_output().unwrap().stdout);
+    let pid_events = json_lines(&by_pid.wait_with_output().unwrap().stdout);
     std::fs::remove_dir(&dir).unwrap();
 
     let args = |events: &[serde_json::Value]| -> Vec<String> {
@@ -322,7 +298,7 @@ fn lost_events_are_counted_when_the_ring_is_tiny() {
         .success());
     let out = tool.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let received = json_events(&out.stdout)
+    let received = json_lines(&out.stdout)
         .iter()
         .filter(|e| e["args"][1] == "burst")
         .count();

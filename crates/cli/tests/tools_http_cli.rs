@@ -1,22 +1,14 @@
 //! httpsnoop against a small HTTP/1.1 server in the test process, with a
 //! keep-alive client sending a GET and a POST split over several writes.
 
+mod common;
+
+use common::*;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bpfkit");
-
-fn require_bpf() -> bool {
-    match bpfkit_kernel::check_bpf_access() {
-        Ok(()) => true,
-        Err(why) => {
-            eprintln!("SKIP: cannot use bpf(): {why}");
-            false
-        }
-    }
-}
 
 /// Serves one keep-alive connection: reads each request's head line by
 /// line and its body by Content-Length, answers, until the client closes.

@@ -2,24 +2,16 @@
 //! tests make: listens with a known backlog, a loopback connection with
 //! known byte counts, direct I/O to a file on a block device.
 
+mod common;
+
+use common::*;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bpfkit");
-
-fn require_bpf() -> bool {
-    match bpfkit_kernel::check_bpf_access() {
-        Ok(()) => true,
-        Err(why) => {
-            eprintln!("SKIP: cannot use bpf(): {why}");
-            false
-        }
-    }
-}
 
 /// Starts a tool with `--json` and gives it time to attach.
 fn start(args: &[&str]) -> Child {

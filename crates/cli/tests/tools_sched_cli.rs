@@ -1,27 +1,12 @@
 //! runqlen and memleak as users run them, against the running kernel.
 
+mod common;
+
+use common::*;
+
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bpfkit");
-
-fn require_bpf() -> bool {
-    match bpfkit_kernel::check_bpf_access() {
-        Ok(()) => true,
-        Err(why) => {
-            eprintln!("SKIP: cannot use bpf(): {why}");
-            false
-        }
-    }
-}
-
-fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
-}
 
 /// Spins `n` threads until the returned flag is set.
 fn busy_threads(n: usize) -> (Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>) {

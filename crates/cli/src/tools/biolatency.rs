@@ -2,12 +2,12 @@
 //! overall or per disk, from the block_rq raw tracepoints.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::hist::{format_log2, log2_buckets, Bucket};
-use super::{clock_time, load_tool, Output, StopSignal};
+use super::{clock_time, load_tool, report_periodically, Output, StopSignal};
 
 /// The compiled BPF side (bpf/biolatency.bpf.c).
 const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/biolatency.bpf.o");
@@ -168,26 +168,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let map = &tool.collection.maps["hists"];
     let mut out = Output::new(args.json);
     out.header("Tracing block device I/O... Hit Ctrl-C to end.")?;
-    let interval = args.interval.map(Duration::from_secs_f64);
-    let mut next = interval.map(|i| Instant::now() + i);
-    let mut printed = 0u64;
-    loop {
-        std::thread::sleep(stop.remaining(Duration::from_millis(50)));
-        let due = next.is_some_and(|n| Instant::now() >= n);
-        if due || stop.should_stop() {
-            print(&mut out, map, &args, &names)?;
-            printed += 1;
-            if let (Some(n), Some(i)) = (next.as_mut(), interval) {
-                *n += i;
-            }
-            if args.count.is_some_and(|c| printed >= c) {
-                break;
-            }
-        }
-        if stop.should_stop() {
-            break;
-        }
-    }
+    report_periodically(&stop, args.interval, args.count, || {
+        print(&mut out, map, &args, &names)
+    })?;
     drop(tool);
     Ok(())
 }

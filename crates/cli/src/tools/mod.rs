@@ -108,6 +108,40 @@ impl Output {
     }
 }
 
+/// Runs `report` every `interval` (or once, at the end, without one) until
+/// stopped or `count` reports are made; the last report comes at the stop.
+/// A closed stdout ends the run quietly.
+pub fn report_periodically(
+    stop: &StopSignal,
+    interval: Option<f64>,
+    count: Option<u64>,
+    mut report: impl FnMut() -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let interval = interval.map(Duration::from_secs_f64);
+    let mut next = interval.map(|i| Instant::now() + i);
+    let mut made = 0u64;
+    loop {
+        std::thread::sleep(stop.remaining(Duration::from_millis(50)));
+        let stopping = stop.should_stop();
+        if stopping || next.is_some_and(|n| Instant::now() >= n) {
+            match report() {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                other => other?,
+            }
+            made += 1;
+            if let (Some(n), Some(i)) = (next.as_mut(), interval) {
+                *n += i;
+            }
+            if count.is_some_and(|c| made >= c) {
+                return Ok(());
+            }
+        }
+        if stopping {
+            return Ok(());
+        }
+    }
+}
+
 /// The local wall-clock time as `HH:MM:SS`, the way bcc's tools print it.
 pub fn clock_time() -> String {
     chrono::Local::now().format("%H:%M:%S").to_string()

@@ -1,11 +1,11 @@
 //! `bpfkit runqlen`: how many tasks wait for a CPU, sampled by a perf event
 //! on every CPU, as a histogram.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{clock_time, hist, load_unattached, Output, StopSignal};
+use super::{clock_time, hist, load_unattached, report_periodically, Output, StopSignal};
 
 /// The compiled BPF side (bpf/runqlen.bpf.c).
 const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/runqlen.bpf.o");
@@ -121,26 +121,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let map = &tool.collection.maps["hists"];
     let mut out = Output::new(args.json);
     out.header("Sampling run queue length... Hit Ctrl-C to end.")?;
-    let interval = args.interval.map(Duration::from_secs_f64);
-    let mut next = interval.map(|i| Instant::now() + i);
-    let mut printed = 0u64;
-    loop {
-        std::thread::sleep(stop.remaining(Duration::from_millis(50)));
-        let due = next.is_some_and(|n| Instant::now() >= n);
-        if due || stop.should_stop() {
-            print(&mut out, map, &args, &cpus)?;
-            printed += 1;
-            if let (Some(n), Some(i)) = (next.as_mut(), interval) {
-                *n += i;
-            }
-            if args.count.is_some_and(|c| printed >= c) {
-                break;
-            }
-        }
-        if stop.should_stop() {
-            break;
-        }
-    }
+    report_periodically(&stop, args.interval, args.count, || {
+        print(&mut out, map, &args, &cpus)
+    })?;
     drop(tool);
     Ok(())
 }

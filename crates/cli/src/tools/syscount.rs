@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{c_str, clock_time, load_tool, syscall_table, Output, StopSignal};
+use super::{c_str, clock_time, load_tool, report_periodically, syscall_table, Output, StopSignal};
 
 /// The compiled BPF side (bpf/syscount.bpf.c).
 const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/syscount.bpf.o");
@@ -139,22 +139,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let counts = &tool.collection.maps["counts"];
     let mut out = Output::new(args.json);
     out.header("Tracing syscalls... Ctrl-C to end.")?;
-    let interval = args.interval.map(Duration::from_secs_f64);
-    let mut next = interval.map(|i| std::time::Instant::now() + i);
-    loop {
-        std::thread::sleep(stop.remaining(Duration::from_millis(100)));
-        let due = next.is_some_and(|n| std::time::Instant::now() >= n);
-        if due || stop.should_stop() {
-            let rows = drain(counts, args.process, &clock_time());
-            print(&mut out, &rows, &args)?;
-            if let (Some(n), Some(i)) = (next.as_mut(), interval) {
-                *n += i;
-            }
-        }
-        if stop.should_stop() {
-            break;
-        }
-    }
+    report_periodically(&stop, args.interval, None, || {
+        let rows = drain(counts, args.process, &clock_time());
+        print(&mut out, &rows, &args)
+    })?;
     drop(tool);
     Ok(())
 }

@@ -1,0 +1,35 @@
+//! What the CLI test binaries share: the binary's path, the access check,
+//! and JSON-lines parsing.
+#![allow(dead_code)]
+
+/// The `bpfkit` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_bpfkit");
+
+/// Whether `bpf()` is usable; prints why not (the test then skips).
+pub fn require_bpf() -> bool {
+    match bpfkit_kernel::check_bpf_access() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("SKIP: cannot use bpf(): {why}");
+            false
+        }
+    }
+}
+
+/// One JSON value per line of a tool's stdout; a line that is not JSON fails.
+pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// The mount point of the cgroup v2 hierarchy, if one is mounted.
+pub fn cgroup2_root() -> Option<std::path::PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "cgroup2")
+        .map(|f| std::path::PathBuf::from(f[1]))
+}
