@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
-    #[arg(long)]
+    #[arg(short = 'd', long)]
     duration: Option<f64>,
     /// Pin maps and links under this bpffs directory.
     #[arg(long)]
@@ -107,9 +107,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|(_, l)| l.description().to_string())
             .unwrap_or_else(|| "not attached".into());
         out.text(&format!(
-            "prog {name}: id {} type {} -> {attach}\n",
+            "prog {name}: id {} type {} -> {attach} (verifier: {} insns processed)\n",
             inspect::id_of(prog.fd())?,
-            prog.prog_type()
+            prog.prog_type(),
+            prog.verifier_stats().verified_insns
         ))?;
     }
     for (name, why) in &skipped {
