@@ -9,6 +9,23 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that hands back the write error (stdout closed by `| head`)
+/// with `?` instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?;
+    }};
+}
+
+/// `print!` that hands back the write error with `?`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*)?;
+    }};
+}
+
 mod cmd;
 // The tracing tools build on these; until every tool is wired, some helpers are unused.
 #[allow(dead_code)]
@@ -94,8 +111,16 @@ fn main() -> ExitCode {
         Command::Map(c) => cmd::map::run(c),
         Command::Link(c) => cmd::inspect::links(c),
     };
+    let closed_stdout = |e: &anyhow::Error| {
+        e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that stopped early (`| head`, `| grep -q`) is not a failure.
+        Err(e) if closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bpfkit: {e:#}");
             ExitCode::FAILURE

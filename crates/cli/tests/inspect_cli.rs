@@ -224,3 +224,36 @@ fn prog_show_and_dump_xlated_describe_a_loaded_program() {
     assert!(ok, "{err}");
     assert!(jited.starts_with("     0: "), "{jited}");
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+        eprintln!("SKIP: cannot use bpf(): {why}");
+        return;
+    }
+    use bpfkit_kernel::{KernelMap, MapDefinition};
+    // 4096 entries print far more than a pipe holds.
+    let map = KernelMap::create(
+        &MapDefinition::new("cli_big", bpfkit_abi::MapType::Array, 4, 8, 4096),
+        None,
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["map", "dump", &map.id().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    // The read end is closed now, as after `| head -1`.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(first, "key: 00 00 00 00  value: 00 00 00 00 00 00 00 00\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -101,7 +101,7 @@ fn list(json: bool) -> Result<()> {
             .iter()
             .map(|b| serde_json::json!({"id": b.id, "size": b.size, "kernel": b.kernel_btf, "name": b.name}))
             .collect();
-        println!("{}", serde_json::to_string(&v)?);
+        outln!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
     for b in &btfs {
@@ -110,7 +110,7 @@ fn list(json: bool) -> Result<()> {
         } else {
             format!("name [{}]  ", b.name)
         };
-        println!("{}: {name}size {}B", b.id, b.size);
+        outln!("{}: {name}size {}B", b.id, b.size);
     }
     Ok(())
 }

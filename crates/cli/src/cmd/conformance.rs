@@ -38,10 +38,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for o in &outcomes {
         if let Err(why) = &o.result {
             failed += 1;
-            println!("FAIL {}: {why}", o.path.display());
+            outln!("FAIL {}: {why}", o.path.display());
         }
     }
-    println!("{} passed, {} failed", outcomes.len() - failed, failed);
+    outln!("{} passed, {} failed", outcomes.len() - failed, failed);
     if failed > 0 {
         bail!("{failed} conformance tests failed");
     }
@@ -77,6 +77,6 @@ pub fn plugin(args: PluginArgs) -> anyhow::Result<()> {
     let mut vm = Vm::for_conformance();
     vm.set_budget(1 << 28);
     let r0 = vm.run(&program, &mut memory)?;
-    println!("{r0:x}");
+    outln!("{r0:x}");
     Ok(())
 }

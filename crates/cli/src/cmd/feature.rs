@@ -64,10 +64,10 @@ fn probe() -> Vec<Feature> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let features = probe();
     if args.json {
-        println!("{}", serde_json::to_string(&features)?);
+        outln!("{}", serde_json::to_string(&features)?);
     } else {
         for f in &features {
-            println!(
+            outln!(
                 "{:<14} {:<4} {}",
                 f.name,
                 if f.available { "yes" } else { "no" },

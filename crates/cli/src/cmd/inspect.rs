@@ -78,11 +78,11 @@ pub fn progs(json: bool) -> anyhow::Result<()> {
     let progs = inspect::programs();
     if json {
         let v: Vec<_> = progs.iter().map(program_json).collect();
-        println!("{}", serde_json::to_string(&v)?);
+        outln!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
     for p in &progs {
-        print!("{}", program_text(p));
+        out!("{}", program_text(p));
     }
     Ok(())
 }
@@ -114,11 +114,11 @@ pub fn maps(json: bool) -> anyhow::Result<()> {
     let maps = inspect::maps();
     if json {
         let v: Vec<_> = maps.iter().map(map_json).collect();
-        println!("{}", serde_json::to_string(&v)?);
+        outln!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
     for m in &maps {
-        print!("{}", map_text(m));
+        out!("{}", map_text(m));
     }
     Ok(())
 }
@@ -132,11 +132,11 @@ pub fn links(cmd: ListCommand) -> anyhow::Result<()> {
             .iter()
             .map(|l| json!({"id": l.id, "type": link_type_name(l.link_type), "prog_id": l.prog_id}))
             .collect();
-        println!("{}", serde_json::to_string(&v)?);
+        outln!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
     for l in &links {
-        println!(
+        outln!(
             "{}: {}  prog {}",
             l.id,
             link_type_name(l.link_type),

@@ -194,9 +194,9 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             let map = open(id)?;
             let info = MapInfo::from_fd(std::os::fd::AsFd::as_fd(&map))?;
             if json {
-                println!("{}", map_json(&info));
+                outln!("{}", map_json(&info));
             } else {
-                print!("{}", map_text(&info));
+                out!("{}", map_text(&info));
             }
             Ok(())
         }
@@ -219,12 +219,12 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                     .iter()
                     .map(|(k, v)| entry_json(&map, k, v))
                     .collect();
-                println!("{}", serde_json::to_string(&v)?);
+                outln!("{}", serde_json::to_string(&v)?);
             } else {
                 for (k, v) in &entries {
-                    print!("{}", entry_text(&map, k, v));
+                    out!("{}", entry_text(&map, k, v));
                 }
-                println!(
+                outln!(
                     "Found {} element{}",
                     entries.len(),
                     if entries.len() == 1 { "" } else { "s" }
@@ -237,8 +237,8 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             let e = parse_entry(&words, false)?;
             check_size("key", e.key.len(), map.key_size())?;
             match map.lookup(&e.key).with_context(|| format!("map id {id}"))? {
-                Some(value) if json => println!("{}", entry_json(&map, &e.key, &value)),
-                Some(value) => print!("{}", entry_text(&map, &e.key, &value)),
+                Some(value) if json => outln!("{}", entry_json(&map, &e.key, &value)),
+                Some(value) => out!("{}", entry_text(&map, &e.key, &value)),
                 None => bail!("map id {id}: no entry with key {}", hex_words(&e.key)),
             }
             Ok(())

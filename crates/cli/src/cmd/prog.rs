@@ -88,9 +88,9 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Show { id, json } => {
             let info = ProgramInfo::from_fd(open(id)?.as_fd())?;
             if json {
-                println!("{}", program_json(&info));
+                outln!("{}", program_json(&info));
             } else {
-                print!("{}", program_text(&info));
+                out!("{}", program_text(&info));
             }
             Ok(())
         }
@@ -100,10 +100,10 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 Dump::Xlated => {
                     let lines = xlated_lines(&program_xlated_bytes(fd.as_fd())?);
                     if json {
-                        println!("{}", serde_json::to_string(&lines)?);
+                        outln!("{}", serde_json::to_string(&lines)?);
                     } else {
                         for l in lines {
-                            println!("{l}");
+                            outln!("{l}");
                         }
                     }
                 }
@@ -115,7 +115,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                     if json {
                         let bytes: Vec<String> =
                             code.iter().map(|b| format!("0x{b:02x}")).collect();
-                        println!(
+                        outln!(
                             "{}",
                             serde_json::json!({ "bytes": code.len(), "code": bytes })
                         );
@@ -123,7 +123,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                         for (i, chunk) in code.chunks(16).enumerate() {
                             let hex: Vec<String> =
                                 chunk.iter().map(|b| format!("{b:02x}")).collect();
-                            println!("{:>6x}: {}", i * 16, hex.join(" "));
+                            outln!("{:>6x}: {}", i * 16, hex.join(" "));
                         }
                     }
                 }

@@ -73,9 +73,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let r0 = vm
         .run(&program, &mut mem)
         .with_context(|| format!("running {}", args.file.display()))?;
-    println!("{r0:#x}");
+    outln!("{r0:#x}");
     if args.show_mem {
-        println!("{}", hex(&mem));
+        outln!("{}", hex(&mem));
     }
     Ok(())
 }
@@ -154,24 +154,24 @@ fn run_object(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
     let result = vm
         .test_run(&obj.programs[&name], &input)
         .with_context(|| format!("running `{name}`"))?;
-    println!("retval: {} ({:#x})", result.retval as i64, result.retval);
-    println!(
+    outln!("retval: {} ({:#x})", result.retval as i64, result.retval);
+    outln!(
         "duration: {} ns (mean of {})",
         result.duration.as_nanos(),
         args.repeat.max(1)
     );
     if !input.data_in.is_empty() {
-        println!("data out: {}", hex(&result.data_out));
+        outln!("data out: {}", hex(&result.data_out));
     }
     for line in vm.take_trace() {
-        println!("trace: {}", line.trim_end());
+        outln!("trace: {}", line.trim_end());
     }
     for (map_name, &index) in &obj.maps {
         let Some(map) = vm.map(index) else { continue };
         match map.def().map_type {
             MapType::Ringbuf => {
                 for rec in map.drain_ringbuf().unwrap_or_default() {
-                    println!("map {map_name}: record {}", hex(&rec));
+                    outln!("map {map_name}: record {}", hex(&rec));
                 }
             }
             _ => {
@@ -179,7 +179,7 @@ fn run_object(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
                 let old = before.get(map_name);
                 for (k, v) in &after {
                     if old.and_then(|o| o.get(k)) != Some(v) {
-                        println!("map {map_name}: [{}] = {}", hex(k), hex(v));
+                        outln!("map {map_name}: [{}] = {}", hex(k), hex(v));
                     }
                 }
             }
