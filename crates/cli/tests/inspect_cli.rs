@@ -257,3 +257,35 @@ fn a_reader_that_stops_early_is_not_an_error() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn feature_lists_program_and_map_types_and_helpers() {
+    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+        eprintln!("SKIP: cannot use bpf(): {why}");
+        return;
+    }
+    let v = json(&["feature", "-j", "--helpers", "xdp"]);
+    let kinds = &v["kinds"];
+    let has = |list: &str, name: &str| kinds[list].as_array().unwrap().iter().any(|x| x == name);
+    assert!(has("program_types", "xdp") && has("program_types", "tracepoint"));
+    assert!(has("map_types", "ringbuf") && has("map_types", "hash"));
+    let features = v["features"].as_array().unwrap();
+    let helpers = features
+        .iter()
+        .find(|f| f["name"] == "helpers")
+        .expect("helper line");
+    let ids: Vec<&str> = helpers["detail"]
+        .as_str()
+        .unwrap()
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .collect();
+    // map_lookup_elem (1) and xdp_adjust_head (44) are XDP helpers;
+    // skb_load_bytes (26), for socket buffers, is not.
+    assert!(ids.contains(&"1") && ids.contains(&"44"), "{ids:?}");
+    assert!(!ids.contains(&"26"), "{ids:?}");
+    let (ok, _, err) = run(&["feature", "--helpers", "nope"]);
+    assert!(!ok && err.contains("`nope` is not a program type"), "{err}");
+}
