@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use bpfkit_abi::{update_flags, MapType, ProgramType};
-use bpfkit_btf::{Btf, BtfFeatures, TargetBtfs};
+use bpfkit_btf::{Btf, TargetBtfs};
 use bpfkit_isa::{Imm64, Insn};
 use bpfkit_object::{AttachTarget, InitRef, MapSpec, ObjectSpec, RelocTarget};
 
@@ -123,7 +123,7 @@ impl Collection {
             }
         }
         let btf = match spec
-            .kernel_btf(&BtfFeatures::ALL)
+            .kernel_btf(&crate::features::btf_features())
             .map_err(|e| Error::Object(e.to_string()))?
         {
             Some(blob) => crate::btf::load_btf(&blob).ok(),
