@@ -311,6 +311,83 @@ impl<M: RawMap, V: Pod> Queue<M, V> {
     }
 }
 
+/// A longest-prefix-match trie: keys are a prefix length in bits followed
+/// by `K`'s bytes (an address in network order, say), as the kernel lays
+/// out `struct bpf_lpm_trie_key`.
+pub struct LpmTrie<M, K, V> {
+    map: M,
+    _types: PhantomData<(K, V)>,
+}
+
+impl<M: RawMap, K: Pod, V: Pod> LpmTrie<M, K, V> {
+    /// Wraps `map`, checking that its key is 4 + `size_of::<K>()` bytes.
+    pub fn new(map: M) -> Result<Self, MapError> {
+        check_size("key", map.key_size(), 4 + std::mem::size_of::<K>())?;
+        check_size("value", map.value_size(), std::mem::size_of::<V>())?;
+        Ok(LpmTrie {
+            map,
+            _types: PhantomData,
+        })
+    }
+
+    fn key(prefix_len: u32, data: &K) -> Vec<u8> {
+        let mut k = prefix_len.to_ne_bytes().to_vec();
+        k.extend_from_slice(bytemuck::bytes_of(data));
+        k
+    }
+
+    /// Stores `value` for the first `prefix_len` bits of `data`.
+    pub fn insert(&self, prefix_len: u32, data: &K, value: &V) -> Result<(), MapError> {
+        self.map
+            .update(&Self::key(prefix_len, data), bytemuck::bytes_of(value), 0)
+    }
+
+    /// The value of the longest stored prefix that `data` starts with.
+    pub fn longest_match(&self, data: &K) -> Result<Option<V>, MapError> {
+        let full = (std::mem::size_of::<K>() * 8) as u32;
+        self.map
+            .lookup(&Self::key(full, data))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Removes the exact prefix `prefix_len`/`data`.
+    pub fn remove(&self, prefix_len: u32, data: &K) -> Result<(), MapError> {
+        self.map.delete(&Self::key(prefix_len, data))
+    }
+}
+
+/// A bloom filter of typed values: no false negatives, maybe false positives.
+pub struct BloomFilter<M, V> {
+    map: M,
+    _types: PhantomData<V>,
+}
+
+impl<M: RawMap, V: Pod> BloomFilter<M, V> {
+    /// Wraps `map`, checking the value size.
+    pub fn new(map: M) -> Result<Self, MapError> {
+        check_size("value", map.value_size(), std::mem::size_of::<V>())?;
+        Ok(BloomFilter {
+            map,
+            _types: PhantomData,
+        })
+    }
+
+    /// Adds `value`.
+    pub fn insert(&self, value: &V) -> Result<(), MapError> {
+        self.map.push(bytemuck::bytes_of(value), 0)
+    }
+
+    /// Whether `value` may have been added (`false`: certainly not).
+    pub fn contains(&self, value: &V) -> Result<bool, MapError> {
+        match self.map.peek(Some(bytemuck::bytes_of(value))) {
+            Ok(found) => Ok(found.is_some()),
+            Err(e) if e.errno == bpfkit_abi::errno::ENOENT => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

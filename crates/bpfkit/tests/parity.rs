@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use bpfkit::abi::{errno, map_flags, update_flags::*, MapType};
 use bpfkit::kernel::{KernelMap, MapDefinition};
-use bpfkit::maps::{HashMap, RawMap};
+use bpfkit::maps::{BloomFilter, HashMap, LpmTrie, RawMap};
 use bpfkit::object::ObjectSpec;
 use bpfkit::vm::{Map, MapDef};
 use bpfkit::{dump, Backend, Object};
@@ -132,6 +132,57 @@ fn map_semantics_agree() {
         let bloom = make(b, MapType::BloomFilter, 0, 8, 16, 0);
         bloom.push(&v(5), ANY).unwrap();
         assert!(bloom.peek(Some(&v(5))).unwrap().is_some(), "{b:?}");
+    }
+}
+
+#[test]
+fn typed_lpm_trie_and_bloom_filter_agree() {
+    for b in backends() {
+        // IPv4 prefixes: 10.0.0.0/8 -> 1, 10.1.0.0/16 -> 2.
+        let trie: LpmTrie<_, [u8; 4], u32> =
+            LpmTrie::new(make(b, MapType::LpmTrie, 8, 4, 16, map_flags::NO_PREALLOC)).unwrap();
+        trie.insert(8, &[10, 0, 0, 0], &1).unwrap();
+        trie.insert(16, &[10, 1, 0, 0], &2).unwrap();
+        assert_eq!(
+            trie.longest_match(&[10, 1, 2, 3]).unwrap(),
+            Some(2),
+            "{b:?}"
+        );
+        assert_eq!(
+            trie.longest_match(&[10, 9, 9, 9]).unwrap(),
+            Some(1),
+            "{b:?}"
+        );
+        assert_eq!(trie.longest_match(&[11, 0, 0, 1]).unwrap(), None, "{b:?}");
+        trie.remove(16, &[10, 1, 0, 0]).unwrap();
+        assert_eq!(
+            trie.longest_match(&[10, 1, 2, 3]).unwrap(),
+            Some(1),
+            "{b:?}"
+        );
+        assert!(LpmTrie::<_, [u8; 2], u32>::new(make(
+            b,
+            MapType::LpmTrie,
+            8,
+            4,
+            16,
+            map_flags::NO_PREALLOC
+        ))
+        .is_err());
+
+        let bloom: BloomFilter<_, u64> =
+            BloomFilter::new(make(b, MapType::BloomFilter, 0, 8, 64, 0)).unwrap();
+        for x in [3u64, 5, 7] {
+            bloom.insert(&x).unwrap();
+        }
+        for x in [3u64, 5, 7] {
+            assert!(bloom.contains(&x).unwrap(), "{b:?}: no false negatives");
+        }
+        // 64 entries, a few bits each: 1000 absent values hit few false positives.
+        let false_hits = (1000..2000u64)
+            .filter(|x| bloom.contains(x).unwrap())
+            .count();
+        assert!(false_hits < 100, "{b:?}: {false_hits} false positives");
     }
 }
 
