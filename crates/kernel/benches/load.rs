@@ -151,7 +151,7 @@ fn main() {
         .max(2);
     let path = fixture();
     println!(
-        "open + load + attach + detach of {} (3 programs, 4 maps, CO-RE), {rounds} rounds",
+        "open + load + attach of {} (3 programs, 4 maps, CO-RE; detach untimed), {rounds} rounds",
         path.file_name().unwrap().to_string_lossy()
     );
     // Without the disk cache: the first round reads and parses the kernel's
