@@ -26,6 +26,7 @@ const RING_BYTES: u32 = 16 << 20;
 /// Program runs per `BPF_PROG_TEST_RUN`.
 const BATCH: u32 = 50_000;
 
+#[derive(Clone, Copy)]
 struct Outcome {
     received: u64,
     produced: u64,
@@ -316,9 +317,39 @@ fn main() {
     println!("producer and consumer concurrent (XDP test runs of {BATCH} on another thread):");
     bpfkit_run(events, false).print("bpfkit");
     report_libbpf(libbpf_run(events, false));
-    println!("consumer only (ring filled with {FILL} records, then drained; drain time only):");
-    bpfkit_run(events, true).print("bpfkit");
-    report_libbpf(libbpf_run(events, true));
+    // Draining is fast and noisy on a shared machine: alternate the two
+    // readers and keep each one's best of three.
+    println!("consumer only (ring filled with {FILL} records, then drained; drain time only; best of 3):");
+    let rate = |o: &Outcome| o.received as f64 / o.elapsed.as_secs_f64();
+    let mut ours: Option<Outcome> = None;
+    let mut theirs: Option<Result<Outcome, String>> = None;
+    for _ in 0..3 {
+        let o = bpfkit_run(events, true);
+        if ours.as_ref().is_none_or(|b| rate(&o) > rate(b)) {
+            ours = Some(o);
+        }
+        let t = libbpf_run(events, true);
+        let better = match (&theirs, &t) {
+            (None, _) | (Some(Err(_)), Ok(_)) => true,
+            (Some(Ok(b)), Ok(o)) => rate(o) > rate(b),
+            _ => false,
+        };
+        if better {
+            theirs = Some(t);
+        }
+    }
+    if let Some(o) = &ours {
+        o.print("bpfkit");
+    }
+    if let (Some(o), Some(Ok(t))) = (&ours, &theirs) {
+        report_libbpf(Ok(*t));
+        println!(
+            "  ratio (bpfkit / libbpf events/s): {:.3}x",
+            rate(o) / rate(t)
+        );
+    } else if let Some(t) = theirs {
+        report_libbpf(t);
+    }
 }
 
 fn report_libbpf(r: Result<Outcome, String>) {
