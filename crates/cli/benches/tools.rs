@@ -19,7 +19,7 @@ fn spawn_bpfkit() -> Child {
     spawn_bpfkit_with(false)
 }
 
-/// `cold`: without the CO-RE cache, as on the first run after a boot (the
+/// `cold`: without the CO-RE cache, as on the first run on a new kernel (the
 /// kernel's BTF is read and parsed).
 fn spawn_bpfkit_with(cold: bool) -> Child {
     let mut cmd = Command::new(BPFKIT);

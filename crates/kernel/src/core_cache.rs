@@ -2,8 +2,8 @@
 //! kernel skips reading and parsing the kernel's BTF (most of its startup).
 //!
 //! The key hashes what the relocation depends on: the object's programs
-//! (instructions and CO-RE records) and BTF, and the kernel's identity (boot
-//! id, the size of vmlinux BTF, the modules with BTF). The value is each
+//! (instructions and CO-RE records) and BTF, and the kernel's identity (its
+//! build id, the size of vmlinux BTF, the modules' BTF). The value is each
 //! program's relocated instructions. Every failure to read or write the cache
 //! falls back to relocating as usual: the cache can make a load faster, never
 //! make it fail. `BPFKIT_NO_CORE_CACHE=1` turns it off;
@@ -38,19 +38,26 @@ fn cache_dir() -> Option<PathBuf> {
     Some(base.join("bpfkit").join("core"))
 }
 
-/// What identifies the running kernel's BTF without reading it.
+/// What identifies the running kernel's BTF without reading vmlinux's: the
+/// kernel's build id (in `/sys/kernel/notes`), so an entry outlives reboots
+/// into the same kernel, else this boot's id; the size of vmlinux BTF; and
+/// every module's BTF, which is small, by content.
 fn kernel_identity(h: &mut impl Hasher) -> Option<()> {
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    boot.trim().hash(h);
+    match std::fs::read("/sys/kernel/notes") {
+        Ok(notes) if !notes.is_empty() => notes.hash(h),
+        _ => std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()?
+            .trim()
+            .hash(h),
+    }
     std::fs::metadata("/sys/kernel/btf/vmlinux")
         .ok()?
         .len()
         .hash(h);
     for module in crate::btf::module_names() {
         module.hash(h);
-        std::fs::metadata(format!("/sys/kernel/btf/{module}"))
-            .map(|m| m.len())
-            .unwrap_or(0)
+        std::fs::read(format!("/sys/kernel/btf/{module}"))
+            .unwrap_or_default()
             .hash(h);
     }
     Some(())
