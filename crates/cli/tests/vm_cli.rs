@@ -150,3 +150,23 @@ fn run_an_object_program_prints_retval_data_and_changed_maps() {
     assert!(String::from_utf8_lossy(&many.stderr)
         .contains("choose one with --prog (tail_target, use_maps)"));
 }
+
+#[test]
+fn kernel_only_externs_are_refused_by_the_vm_by_name() {
+    let obj = format!(
+        "{}/../kernel/tests/fixtures/kfunc.bpf.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = Command::new(BIN)
+        .args(["run", &obj, "--prog", "find_task"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("program `find_task`")
+            && err.contains("kernel function `bpf_task_from_pid` (__ksym)")
+            && err.contains("userspace VM does not have"),
+        "{err}"
+    );
+}

@@ -432,3 +432,30 @@ fn typed_ksym_loads_or_says_what_the_kernel_lacks() {
         }
     }
 }
+
+#[test]
+fn kfunc_calls_resolve_to_their_btf_ids() {
+    require_bpf!();
+    let mut spec = fixture("kfunc.bpf.o");
+    spec.set_global("target_tgid", &std::process::id().to_ne_bytes())
+        .unwrap();
+    let coll = match Collection::load(&spec, &LoadOptions::default()) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let (_links, skipped) = coll.auto_attach();
+    assert!(skipped.is_empty(), "{skipped:?}");
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() };
+    let bss = coll.maps[".bss"]
+        .lookup(&0u32.to_ne_bytes())
+        .unwrap()
+        .unwrap();
+    let word = |i: usize| u64::from_ne_bytes(bss[i * 8..i * 8 + 8].try_into().unwrap());
+    assert_eq!(word(1), 1, "the program ran once");
+    assert_eq!(
+        word(0),
+        u64::from(std::process::id()),
+        "bpf_task_from_pid found us"
+    );
+}

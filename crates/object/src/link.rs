@@ -212,20 +212,23 @@ impl<'e, 'a> Linker<'e, 'a> {
                 let r = raw[i];
                 let reloc = self.reloc_at(f.section, i);
                 let code_target = if is_call(r) && r.src == opcode::call_src::LOCAL {
-                    Some(match reloc {
+                    match reloc {
+                        // A call to an undefined (extern) symbol is a kfunc
+                        // call: a __ksym relocation, resolved at load time.
+                        Some((_, sym)) if sym.undefined => None,
                         Some((_, sym)) => {
                             let sec = sym.section.ok_or_else(|| {
                                 at(
                                     &sec_name,
                                     &f.name,
                                     i as u64 * 8,
-                                    format!("call to undefined `{}`", sym.name),
+                                    format!("call to `{}`, which is in no section", sym.name),
                                 )
                             })?;
-                            (sec, (sym.value / 8) as i64 + r.imm as i64 + 1)
+                            Some((sec, (sym.value / 8) as i64 + r.imm as i64 + 1))
                         }
-                        None => (f.section, i as i64 + r.imm as i64 + 1),
-                    })
+                        None => Some((f.section, i as i64 + r.imm as i64 + 1)),
+                    }
                 } else if r.code == opcode::LD_IMM64 {
                     match reloc {
                         Some((_, sym))

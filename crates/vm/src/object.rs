@@ -104,6 +104,13 @@ impl Vm {
                 let i = *slot_to_insn.get(&r.insn).ok_or_else(|| {
                     prog_err(format!("relocation at {} is not an instruction", r.insn))
                 })?;
+                if let RelocTarget::Ksym { name, is_func } = &r.target {
+                    return Err(prog_err(format!(
+                        "instruction {} uses kernel {} `{name}` (__ksym), which the userspace VM does not have",
+                        r.insn,
+                        if *is_func { "function" } else { "symbol" }
+                    )));
+                }
                 let Insn::LdImm64 { dst, .. } = insns[i] else {
                     return Err(prog_err(format!(
                         "instruction {} refers to {:?} but is not lddw",
@@ -116,12 +123,7 @@ impl Vm {
                         idx: maps[map] as i32,
                         offset: *offset,
                     },
-                    RelocTarget::Ksym { name, .. } => {
-                        return Err(prog_err(format!(
-                            "instruction {} uses kernel symbol `{name}`, which the userspace VM does not have",
-                            r.insn
-                        )))
-                    }
+                    RelocTarget::Ksym { .. } => continue,
                 };
                 insns[i] = Insn::LdImm64 { dst, imm };
             }
