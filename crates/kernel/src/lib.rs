@@ -1,16 +1,20 @@
 //! The Linux backend: the `bpf()` system call and its neighbours, and the
-//! live objects they create: maps, programs, links, ring buffers.
+//! live objects they create: maps, programs, links, ring and perf buffers.
 //!
-//! Layers, bottom up: [`sys`] issues system calls with typed attributes;
-//! [`map`], [`prog`], [`btf`], [`ringbuf`], [`perfbuf`] and [`info`] wrap the
-//! objects they make in owning types (every fd is an `OwnedFd`); [`inspect`]
+//! Layers, bottom up: [`sys`] issues system calls with typed attributes
+//! (bpf, perf_event_open, mmap, epoll, rtnetlink, setsockopt); [`map`],
+//! [`prog`], [`btf`], [`ringbuf`], [`perfbuf`] and [`info`] wrap the objects
+//! they make in owning types (every fd is an `OwnedFd`); [`link`] attaches
+//! programs to every kind of hook, with a fallback where the kernel lacks a
+//! link kind; [`collection`] loads a whole `ObjectSpec` (CO-RE, with a
+//! per-kernel disk cache of its results, and `__ksym` externs); [`inspect`]
 //! and [`features`] look at the kernel as a whole.
 //!
 //! `unsafe` lives only where the kernel demands it: `sys` (system calls,
-//! mmap, epoll), `map` (element commands, whose buffer sizes it checks
-//! against the map's, and the bytes of `Pod` values), the ring readers
-//! (records read in place from shared memory) and `fs` (mount), each block
-//! with a `// SAFETY:` comment.
+//! mmap, epoll, sockets), `map` (element commands, whose buffer sizes it
+//! checks against the map's, and the bytes of `Pod` values), the ring
+//! readers (records read in place from shared memory), `time` (the
+//! monotonic clock) and `fs` (mount), each block with a `// SAFETY:` comment.
 #![warn(missing_docs)]
 
 pub mod btf;
