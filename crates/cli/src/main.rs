@@ -28,6 +28,7 @@ macro_rules! out {
 
 mod cmd;
 // The tracing tools build on these; until every tool is wired, some helpers are unused.
+mod seconds;
 #[allow(dead_code)]
 mod tools;
 
@@ -85,6 +86,24 @@ enum Command {
     /// Links in the kernel.
     #[command(subcommand)]
     Link(cmd::inspect::ListCommand),
+    /// BPF iterators: pin one in bpffs, or run it once.
+    #[command(subcommand)]
+    Iter(cmd::iter::Command),
+}
+
+/// An error and its causes, as `{:#}` prints them, less any cause whose text
+/// the message already holds (an error that prints its source as well as
+/// returning it from `source()` would otherwise read "X: e: e").
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 fn main() -> ExitCode {
@@ -110,6 +129,7 @@ fn main() -> ExitCode {
         Command::Prog(c) => cmd::prog::run(c),
         Command::Map(c) => cmd::map::run(c),
         Command::Link(c) => cmd::inspect::links(c),
+        Command::Iter(c) => cmd::iter::run(c),
     };
     let closed_stdout = |e: &anyhow::Error| {
         e.chain().any(|c| {
@@ -122,7 +142,7 @@ fn main() -> ExitCode {
         // A reader that stopped early (`| head`, `| grep -q`) is not a failure.
         Err(e) if closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("bpfkit: {e:#}");
+            eprintln!("bpfkit: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }

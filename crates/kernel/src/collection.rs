@@ -29,6 +29,72 @@ pub struct LoadOptions<'a> {
     pub no_core_cache: bool,
     /// Where the CO-RE cache lives, instead of its default place.
     pub core_cache_dir: Option<&'a std::path::Path>,
+    /// The bpffs directory of pinned maps (libbpf's `pin_root_path`;
+    /// `/sys/fs/bpf` when `None`). A map declared `LIBBPF_PIN_BY_NAME`
+    /// reuses the map pinned at `DIR/NAME` when that one is compatible (same
+    /// type, key and value size, entries and flags), is refused with the
+    /// difference when it is not, and is pinned there when there is none.
+    pub pin_root: Option<&'a std::path::Path>,
+    /// Treat every map as pinned by name under `pin_root`, as bpftool's
+    /// `prog loadall OBJ PATH pinmaps DIR` pins them all (global data maps
+    /// keep their section name without the dot: `DIR/bss`).
+    pub pin_all_maps: bool,
+}
+
+/// Where map `name` is pinned under `root`: its name, less the leading dot
+/// of a global data section (`.bss` → `bss`), as bpftool names them.
+pub fn map_pin_path(root: &std::path::Path, name: &str) -> std::path::PathBuf {
+    root.join(name.trim_start_matches('.'))
+}
+
+/// Why the map pinned at `path` cannot stand in for `spec`, libbpf's
+/// map_is_reuse_compat; `None` when it can.
+fn pin_incompatibility(spec: &MapDefinition, pinned: &KernelMap) -> Option<String> {
+    let diff = |what: &str, want: u64, have: u64| {
+        (want != have).then(|| format!("{what} {have}, the object wants {want}"))
+    };
+    if spec.map_type != pinned.map_type() {
+        return Some(format!(
+            "type {}, the object wants {}",
+            pinned.map_type(),
+            spec.map_type
+        ));
+    }
+    diff("key size", spec.key_size.into(), pinned.key_size() as u64)
+        .or_else(|| {
+            diff(
+                "value size",
+                spec.value_size.into(),
+                pinned.value_size() as u64,
+            )
+        })
+        .or_else(|| {
+            diff(
+                "max_entries",
+                spec.max_entries.into(),
+                pinned.max_entries().into(),
+            )
+        })
+        .or_else(|| {
+            diff(
+                "map_flags",
+                spec.map_flags.into(),
+                pinned.map_flags().into(),
+            )
+        })
+}
+
+/// Map types whose `max_entries` must be 0 (the kernel sizes them by their owner).
+fn unsized_by_design(t: MapType) -> bool {
+    matches!(
+        t,
+        MapType::CgroupStorage
+            | MapType::PercpuCgroupStorage
+            | MapType::SkStorage
+            | MapType::InodeStorage
+            | MapType::TaskStorage
+            | MapType::CgrpStorage
+    )
 }
 
 /// An object's maps and programs, live in the kernel.
@@ -39,17 +105,29 @@ pub struct Collection {
     pub programs: BTreeMap<String, LoadedProgram>,
     /// Section-derived targets, by program name.
     pub targets: BTreeMap<String, AttachTarget>,
+    /// Maps taken over from an existing pin rather than created.
+    pub reused_maps: std::collections::BTreeSet<String>,
+    /// Maps this load pinned, with where (see [`LoadOptions::pin_root`]).
+    pub pinned_maps: BTreeMap<String, std::path::PathBuf>,
     core_cache_hit: bool,
     _btf: Option<OwnedFd>,
 }
 
-fn definition(spec: &MapSpec, btf: Option<&OwnedFd>) -> MapDefinition {
+fn definition(spec: &MapSpec, btf: Option<&OwnedFd>) -> Result<MapDefinition> {
     let max_entries = match (spec.map_type, spec.max_entries) {
         // libbpf sizes an unsized perf event array to the CPUs.
         (MapType::PerfEventArray, 0) => crate::fs::possible_cpus() as u32,
+        (t, 0) if !unsized_by_design(t) => {
+            return Err(Error::Object(format!(
+                "map `{}` ({t}) has max_entries 0: the object leaves its size to the user-space \
+                 program (libbpf's bpf_map__set_max_entries); set it, e.g. `bpfkit load \
+                 --map-size {}=N`",
+                spec.name, spec.name
+            )))
+        }
         (_, n) => n,
     };
-    MapDefinition {
+    Ok(MapDefinition {
         name: spec.name.clone(),
         map_type: spec.map_type,
         key_size: spec.key_size,
@@ -62,7 +140,7 @@ fn definition(spec: &MapSpec, btf: Option<&OwnedFd>) -> MapDefinition {
             (Some(fd), Some(k), Some(v)) => Some((fd.as_raw_fd(), k, v)),
             _ => None,
         },
-    }
+    })
 }
 
 fn create_map(spec: &MapSpec, btf: Option<&OwnedFd>) -> Result<KernelMap> {
@@ -70,9 +148,9 @@ fn create_map(spec: &MapSpec, btf: Option<&OwnedFd>) -> Result<KernelMap> {
         Some(i) => Some(create_map(i, None)?),
         None => None,
     };
-    match KernelMap::create(&definition(spec, btf), inner.as_ref()) {
+    match KernelMap::create(&definition(spec, btf)?, inner.as_ref()) {
         // Retry without BTF types: some maps' BTF is not accepted as key/value types.
-        Err(_) if btf.is_some() => KernelMap::create(&definition(spec, None), inner.as_ref()),
+        Err(_) if btf.is_some() => KernelMap::create(&definition(spec, None)?, inner.as_ref()),
         r => r,
     }
 }
@@ -130,8 +208,28 @@ impl Collection {
             None => None,
         };
 
+        let pin_root = opts.pin_root.unwrap_or(std::path::Path::new("/sys/fs/bpf"));
         let mut maps = BTreeMap::new();
+        let mut reused_maps = std::collections::BTreeSet::new();
+        let mut to_pin = Vec::new();
         for (name, m) in &spec.maps {
+            if opts.pin_all_maps || m.pinning == bpfkit_object::Pinning::ByName {
+                let path = map_pin_path(pin_root, name);
+                if path.exists() {
+                    let pinned = KernelMap::from_pin(&path)?;
+                    if let Some(why) = pin_incompatibility(&definition(m, None)?, &pinned) {
+                        return Err(Error::Object(format!(
+                            "map `{name}`: the map pinned at {} cannot be reused: {why}; \
+                             remove the pin or load into another pin directory",
+                            path.display()
+                        )));
+                    }
+                    reused_maps.insert(name.clone());
+                    maps.insert(name.clone(), pinned);
+                    continue;
+                }
+                to_pin.push((name.clone(), path));
+            }
             let map = create_map(m, btf.as_ref())?;
             if let Some(data) = &m.data {
                 map.update(&0u32.to_ne_bytes(), data, update_flags::ANY)
@@ -221,9 +319,16 @@ impl Collection {
 
         // Static prog array and map-in-map initialisation.
         for (name, m) in &spec.maps {
+            if reused_maps.contains(name) {
+                continue;
+            }
             for (&slot, target) in &m.init {
                 let fd = match target {
-                    InitRef::Program(p) => programs[p].fd().as_raw_fd(),
+                    // A program left out of the load leaves its slot empty.
+                    InitRef::Program(p) => match programs.get(p) {
+                        Some(p) => p.fd().as_raw_fd(),
+                        None => continue,
+                    },
                     InitRef::Map(inner) => maps[inner].fd().as_raw_fd(),
                 };
                 maps[name]
@@ -237,13 +342,38 @@ impl Collection {
                     })?;
             }
         }
+        // Pins last, so a failed load leaves no pin behind.
+        for (i, (name, path)) in to_pin.iter().enumerate() {
+            let pinned = match path.parent() {
+                Some(dir) => std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::sys(format!("create {}", dir.display()), e)),
+                None => Ok(()),
+            }
+            .and_then(|()| maps[name].pin(path));
+            if let Err(e) = pinned {
+                for (_, done) in &to_pin[..i] {
+                    let _ = std::fs::remove_file(done);
+                }
+                return Err(e);
+            }
+        }
         Ok(Collection {
             maps,
             programs,
             targets,
+            reused_maps,
+            pinned_maps: to_pin.into_iter().collect(),
             core_cache_hit,
             _btf: btf,
         })
+    }
+
+    /// Removes the pins this load made ([`Collection::pinned_maps`]), for a
+    /// caller that gives up on the collection.
+    pub fn unpin_maps(&self) {
+        for path in self.pinned_maps.values() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// Whether CO-RE results came from the disk cache (no kernel BTF was read).
@@ -262,6 +392,11 @@ impl Collection {
                     attach_tracepoint(prog, category, tp)
                 }
                 AttachTarget::RawTracepoint { name: tp } => attach_raw_tracepoint(prog, tp),
+                AttachTarget::Kernel { .. }
+                    if prog.expected_attach_type() == Some(bpfkit_abi::AttachType::TraceIter) =>
+                {
+                    crate::link::attach_iter(prog, None)
+                }
                 AttachTarget::Kernel { name: target }
                     if matches!(prog.prog_type(), ProgramType::Tracing | ProgramType::Lsm) =>
                 {

@@ -85,15 +85,6 @@ pub fn open_pinned(path: &Path, flags: u32) -> Result<OwnedFd> {
         .map_err(|e| Error::sys(format!("open pinned {}", path.display()), e))
 }
 
-/// The running kernel's configuration, from /boot/config-$(uname -r), with
-/// `LINUX_KERNEL_VERSION` from its release (empty when the file is absent).
-pub fn kernel_config() -> bpfkit_object::KernelConfig {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let text =
-        std::fs::read_to_string(format!("/boot/config-{}", release.trim())).unwrap_or_default();
-    bpfkit_object::KernelConfig::parse(&text).with_kernel_release(release.trim())
-}
-
 /// The number of possible CPUs (per-CPU map values and perf buffers); 1 if
 /// sysfs cannot say. Code that sizes kernel-written buffers by it uses
 /// [`try_possible_cpus`], which fails instead of guessing.

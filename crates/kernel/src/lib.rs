@@ -25,12 +25,14 @@ pub mod features;
 pub mod fs;
 pub mod info;
 pub mod inspect;
+pub mod kconfig;
 mod ksym;
 pub mod link;
 pub mod map;
 pub mod perfbuf;
 pub mod prog;
 pub mod ringbuf;
+pub mod select;
 pub mod sys;
 pub mod time;
 

@@ -7,8 +7,17 @@ use bpfkit_btf::{Btf, Kind, TypeId};
 
 use crate::error::ObjectError;
 
-/// The kernel's configuration: `CONFIG_*` names to their values, plus
-/// `LINUX_KERNEL_VERSION`.
+/// The externs libbpf computes itself rather than reading from the kernel's
+/// `.config` (libbpf's `bpf_object__resolve_externs`). Every other `__kconfig`
+/// extern must be named `CONFIG_*`.
+pub const COMPUTED_EXTERNS: [&str; 3] = [
+    "LINUX_KERNEL_VERSION",
+    "LINUX_HAS_BPF_COOKIE",
+    "LINUX_HAS_SYSCALL_WRAPPER",
+];
+
+/// The kernel's configuration: `CONFIG_*` names to their values, plus the
+/// [`COMPUTED_EXTERNS`] a loader sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KernelConfig {
     values: BTreeMap<String, String>,
@@ -181,12 +190,23 @@ pub(crate) fn fill(
             section: ".kconfig".into(),
             reason: format!("extern `{}`: {reason}", e.name),
         };
+        if !e.name.starts_with("CONFIG_") && !COMPUTED_EXTERNS.contains(&e.name.as_str()) {
+            return Err(err(format!(
+                "not a kernel config value: __kconfig externs are CONFIG_* or one of {}",
+                COMPUTED_EXTERNS.join(", ")
+            )));
+        }
         let value = match config.get(&e.name) {
             Some(v) => v,
             None if e.weak => continue,
-            None => {
+            None if e.name.starts_with("CONFIG_") => {
                 return Err(err(
                     "not set in the kernel config (declare it __weak to default to 0)".into(),
+                ))
+            }
+            None => {
+                return Err(err(
+                    "computed by the loader, which did not set it (KernelConfig::set)".into(),
                 ))
             }
         };

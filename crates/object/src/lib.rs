@@ -31,7 +31,7 @@ use bpfkit_btf::{Btf, BtfExt, CoreRelo, CoreRelocator, FuncInfo, Kind, LineInfo,
 use bpfkit_isa::Insn;
 
 pub use error::ObjectError;
-pub use kconfig::{KconfigExtern, KconfigType, KernelConfig};
+pub use kconfig::{KconfigExtern, KconfigType, KernelConfig, COMPUTED_EXTERNS};
 pub use link::{
     RelocTarget, Relocation, R_BPF_64_32, R_BPF_64_64, R_BPF_64_ABS32, R_BPF_64_ABS64,
     R_BPF_64_NODYLD32,
@@ -182,6 +182,10 @@ impl ObjectSpec {
             if !kcfg.is_empty() {
                 let mut spec = maps::data_map(".kconfig", size as u64, None, Some(btf))?;
                 spec.origin = MapOrigin::Kconfig;
+                // As libbpf's bpf_object__init_kconfig_map: read-only to
+                // programs and frozen once filled, so the kernel's verifier
+                // treats the values as constants and prunes dead branches.
+                spec.map_flags |= bpfkit_abi::map_flags::RDONLY_PROG;
                 maps.insert(".kconfig".into(), spec);
             }
             for k in kcfg {
@@ -368,6 +372,16 @@ impl ObjectSpec {
             .ok_or_else(|| err(format!("offset {offset} lies outside {map}")))?
             .copy_from_slice(value);
         Ok(())
+    }
+
+    /// The names of the object's `.kconfig` externs (`CONFIG_*` and the
+    /// values libbpf computes, such as `LINUX_KERNEL_VERSION`), so that a
+    /// loader reads or probes only what the object uses.
+    pub fn kconfig_names(&self) -> impl Iterator<Item = &str> {
+        self.externs.values().filter_map(|e| match e {
+            ExternSpec::Kconfig(k) => Some(k.name.as_str()),
+            ExternSpec::Ksym { .. } => None,
+        })
     }
 
     /// Fills the `.kconfig` map from the kernel's configuration.

@@ -29,11 +29,87 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
-    #[arg(short = 'd', long)]
-    duration: Option<f64>,
-    /// Pin maps and links under this bpffs directory.
+    #[arg(short = 'd', long, value_parser = crate::seconds::duration)]
+    duration: Option<Duration>,
+    /// Pin maps and links under this bpffs directory, as bpftool's `prog
+    /// loadall OBJ DIR pinmaps DIR`: map NAME at DIR/NAME (`.bss` at
+    /// DIR/bss), reusing a compatible map already pinned there; each link at
+    /// DIR/link_PROG. Pinned maps, and programs whose links are pinned, stay
+    /// in the kernel after bpfkit exits, until the pins are removed.
     #[arg(long)]
     pin: Option<PathBuf>,
+    /// Load and attach only this program (repeatable); the others are not loaded.
+    #[arg(long = "prog", value_name = "NAME")]
+    progs: Vec<String>,
+    /// Do not load this program (repeatable).
+    #[arg(long = "skip", value_name = "NAME")]
+    skips: Vec<String>,
+    /// Set a map's max_entries before loading, as NAME=N (for maps the
+    /// object leaves unsized, such as stack trace maps).
+    #[arg(long = "map-size", value_name = "NAME=N")]
+    map_sizes: Vec<String>,
+    /// Load only: attach nothing, and exit once loaded.
+    #[arg(long)]
+    load_only: bool,
+}
+
+/// Turns programs off before load: all but `--prog` ones, `--skip` ones,
+/// and (with no `--prog`) the twins and programs this kernel cannot run.
+/// Returns the programs left out with the reason.
+fn choose_programs(spec: &mut ObjectSpec, args: &Args) -> anyhow::Result<Vec<(String, String)>> {
+    for name in args.progs.iter().chain(&args.skips) {
+        if !spec.programs.contains_key(name) {
+            anyhow::bail!(
+                "the object has no program `{name}` (it has: {})",
+                spec.programs.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    let mut off: Vec<(String, String)> = Vec::new();
+    for name in spec.programs.keys() {
+        if !args.progs.is_empty() && !args.progs.contains(name) {
+            off.push((name.clone(), "not chosen with --prog".into()));
+        } else if args.skips.contains(name) {
+            off.push((name.clone(), "--skip".into()));
+        }
+    }
+    if args.progs.is_empty() {
+        for (name, why) in bpfkit_kernel::select::plan(spec) {
+            if !off.iter().any(|(n, _)| *n == name) {
+                off.push((name, why));
+            }
+        }
+    }
+    spec.programs
+        .retain(|name, _| !off.iter().any(|(n, _)| n == name));
+    if spec.programs.is_empty() {
+        anyhow::bail!("no program left to load: {}", describe(&off));
+    }
+    Ok(off)
+}
+
+fn describe(off: &[(String, String)]) -> String {
+    off.iter()
+        .map(|(n, why)| format!("`{n}` ({why})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Applies `--map-size NAME=N`.
+fn apply_map_size(spec: &mut ObjectSpec, set: &str) -> anyhow::Result<()> {
+    let (name, n) = set
+        .split_once('=')
+        .with_context(|| format!("--map-size {set}: expected NAME=N"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .with_context(|| format!("--map-size {set}: `{n}` is not a whole number of entries"))?;
+    let names = spec.maps.keys().cloned().collect::<Vec<_>>().join(", ");
+    let map = spec.maps.get_mut(name).with_context(|| {
+        format!("--map-size {set}: the object has no map `{name}` (it has: {names})")
+    })?;
+    map.max_entries = n;
+    Ok(())
 }
 
 fn parse_int(s: &str) -> anyhow::Result<i128> {
@@ -77,15 +153,32 @@ fn apply_set(spec: &mut ObjectSpec, set: &str) -> anyhow::Result<()> {
 
 /// Runs `bpfkit load`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let stop = StopSignal::install(args.duration)?;
     let path = args.object.display().to_string();
     let mut spec =
         ObjectSpec::from_file(&args.object).with_context(|| format!("parsing {path}"))?;
     for set in &args.sets {
         apply_set(&mut spec, set)?;
     }
-    spec.apply_kconfig(&bpfkit_kernel::fs::kernel_config())
-        .context("kconfig externs")?;
+    for set in &args.map_sizes {
+        apply_map_size(&mut spec, set)?;
+    }
+    let left_out = choose_programs(&mut spec, &args)?;
+    if let Some(dir) = &args.pin {
+        // Refuse before loading anything rather than leave half a pin set.
+        for name in spec.programs.keys() {
+            let path = dir.join(format!("link_{name}"));
+            if path.exists() && !args.load_only {
+                anyhow::bail!(
+                    "{} exists: an earlier `bpfkit load --pin` left `{name}` attached; remove \
+                     that pin (which detaches it) before attaching it again",
+                    path.display()
+                );
+            }
+        }
+    }
+    let kconfig = bpfkit_kernel::kconfig::kernel_config_for(&spec).context("kconfig externs")?;
+    spec.apply_kconfig(&kconfig).context("kconfig externs")?;
     let decoder = match &args.event_type {
         Some(t) => {
             let btf = spec
@@ -96,9 +189,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let coll = Collection::load(&spec, &LoadOptions::default())
-        .with_context(|| format!("loading {path}"))?;
-    let (links, skipped) = coll.auto_attach();
+    let opts = LoadOptions {
+        pin_root: args.pin.as_deref(),
+        pin_all_maps: args.pin.is_some(),
+        ..LoadOptions::default()
+    };
+    let coll = Collection::load(&spec, &opts).with_context(|| format!("loading {path}"))?;
+    let (links, skipped) = if args.load_only {
+        (Vec::new(), Vec::new())
+    } else {
+        coll.auto_attach()
+    };
     let mut out = Output::new(args.json);
     for (name, prog) in &coll.programs {
         let attach = links
@@ -113,8 +214,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             prog.verifier_stats().verified_insns
         ))?;
     }
+    for (name, why) in &left_out {
+        eprintln!("bpfkit load: `{name}` not loaded: {why}");
+    }
     for (name, why) in &skipped {
         eprintln!("bpfkit load: `{name}` not attached: {why}");
+    }
+    if links.is_empty() && !args.load_only {
+        coll.unpin_maps();
+        anyhow::bail!(
+            "{path}: nothing was attached ({} loaded; see above); use --load-only to load without attaching",
+            coll.programs.len()
+        );
     }
     for (name, map) in &coll.maps {
         out.text(&format!(
@@ -124,13 +235,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ))?;
     }
     if let Some(dir) = &args.pin {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (name, map) in &coll.maps {
-            map.pin(&dir.join(name.trim_start_matches('.')))?;
+        for name in &coll.reused_maps {
+            eprintln!(
+                "bpfkit load: map `{name}` reused from {}",
+                bpfkit_kernel::collection::map_pin_path(dir, name).display()
+            );
         }
         for (name, link) in &links {
-            link.pin(&dir.join(format!("link_{name}")))?;
+            let at = dir.join(format!("link_{name}"));
+            link.pin(&at)?;
+            eprintln!(
+                "bpfkit load: `{name}` stays attached after exit ({} pinned at {}; remove it to detach)",
+                link.description(),
+                at.display()
+            );
         }
+        eprintln!(
+            "bpfkit load: maps stay pinned under {} after exit",
+            dir.display()
+        );
+    }
+    for (name, link) in &links {
+        if coll.programs[name.as_str()].expected_attach_type()
+            == Some(bpfkit_abi::AttachType::TraceIter)
+        {
+            let text = bpfkit_kernel::link::read_iter(link)?;
+            out.text(&format!("iter {name}:\n{}", String::from_utf8_lossy(&text)))?;
+        }
+    }
+    if args.load_only {
+        return Ok(());
     }
     let of_type = |t: bpfkit_abi::MapType| -> Vec<&String> {
         coll.maps

@@ -6,6 +6,7 @@ pub mod conformance;
 pub mod disasm;
 pub mod feature;
 pub mod inspect;
+pub mod iter;
 pub mod load;
 pub mod map;
 pub mod prog;

@@ -110,8 +110,8 @@ fn run_object(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
     if !spec.programs.contains_key(&name) {
         bail!("{file} has no program `{name}`");
     }
-    spec.apply_kconfig(&bpfkit_kernel::fs::kernel_config())
-        .context("kconfig externs")?;
+    let kconfig = bpfkit_kernel::kconfig::kernel_config_for(&spec).context("kconfig externs")?;
+    spec.apply_kconfig(&kconfig).context("kconfig externs")?;
     if spec.programs.values().any(|p| !p.core_relos.is_empty()) {
         let btf_path = args
             .btf

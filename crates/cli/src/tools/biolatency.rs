@@ -33,12 +33,13 @@ pub struct Args {
     #[arg(short = 'T', long)]
     timestamp: bool,
     /// Print every this many seconds (default: once, at the end).
-    interval: Option<f64>,
+    #[arg(value_parser = crate::seconds::interval)]
+    interval: Option<Duration>,
     /// Stop after this many intervals.
     count: Option<u64>,
     /// Stop after this many seconds.
-    #[arg(short = 'd', long)]
-    duration: Option<f64>,
+    #[arg(short = 'd', long, value_parser = crate::seconds::duration)]
+    duration: Option<Duration>,
     /// One JSON object per histogram.
     #[arg(long)]
     json: bool,
@@ -153,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 anyhow::anyhow!("biolatency: no block device named `{d}` in /sys/class/block")
             })?,
     };
-    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let stop = StopSignal::install(args.duration)?;
     let flag = |b: bool| (b as u32).to_ne_bytes().to_vec();
     let tool = load_tool(
         "biolatency",

@@ -41,8 +41,8 @@ pub struct Args {
     #[arg(long, default_value_t = MAX_ARGS, value_parser = clap::value_parser!(u32).range(1..=20))]
     max_args: u32,
     /// Stop after this many seconds.
-    #[arg(short = 'd', long)]
-    duration: Option<f64>,
+    #[arg(short = 'd', long, value_parser = crate::seconds::duration)]
+    duration: Option<Duration>,
     /// One JSON object per event.
     #[arg(long)]
     json: bool,
@@ -107,7 +107,7 @@ pub fn format_line(e: &ExecEvent) -> String {
 
 /// Runs the tool.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let stop = StopSignal::install(args.duration)?;
     let name_re = args
         .name
         .as_deref()

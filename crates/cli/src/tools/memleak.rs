@@ -28,11 +28,11 @@ pub struct Args {
     #[arg(short = 'p', long)]
     pid: Option<u32>,
     /// Only allocations older than this many seconds.
-    #[arg(short = 'o', long, default_value_t = 0.5)]
-    older: f64,
+    #[arg(short = 'o', long, default_value = "0.5", value_parser = crate::seconds::duration)]
+    older: Duration,
     /// Print every this many seconds.
-    #[arg(default_value_t = 5.0)]
-    interval: f64,
+    #[arg(default_value = "5", value_parser = crate::seconds::interval)]
+    interval: Duration,
     /// Stop after this many reports.
     count: Option<u64>,
     /// How many call sites or stacks to show, most bytes first.
@@ -45,8 +45,8 @@ pub struct Args {
     #[arg(short = 'Z', long, default_value_t = u64::MAX)]
     max_size: u64,
     /// Stop after this many seconds (and print a last report).
-    #[arg(short = 'd', long)]
-    duration: Option<f64>,
+    #[arg(short = 'd', long, value_parser = crate::seconds::duration)]
+    duration: Option<Duration>,
     /// One JSON object per call site or stack.
     #[arg(long)]
     json: bool,
@@ -233,15 +233,12 @@ fn attach(tool: &mut Loaded, pid: Option<u32>) -> anyhow::Result<()> {
 
 /// Runs the tool.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.interval.is_nan() || args.interval <= 0.0 || args.older.is_nan() || args.older < 0.0 {
-        anyhow::bail!("memleak: the interval must be positive and --older not negative");
-    }
     if let Some(pid) = args.pid {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             anyhow::bail!("memleak: no process with pid {pid}");
         }
     }
-    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let stop = StopSignal::install(args.duration)?;
     let mut tool = load_unattached(
         "memleak",
         OBJECT,
@@ -256,8 +253,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(pid) => format!("Attaching to pid {pid}, Ctrl-C to quit."),
         None => "Attaching to kernel allocators, Ctrl-C to quit.".to_string(),
     })?;
-    let older_ns = (args.older * 1e9) as u64;
-    let interval = Duration::from_secs_f64(args.interval);
+    let older_ns = u64::try_from(args.older.as_nanos()).unwrap_or(u64::MAX);
+    let interval = args.interval;
     let mut next = Instant::now() + interval;
     let mut reports = 0u64;
     loop {

@@ -113,11 +113,10 @@ impl Output {
 /// A closed stdout ends the run quietly.
 pub fn report_periodically(
     stop: &StopSignal,
-    interval: Option<f64>,
+    interval: Option<Duration>,
     count: Option<u64>,
     mut report: impl FnMut() -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
-    let interval = interval.map(Duration::from_secs_f64);
     let mut next = interval.map(|i| Instant::now() + i);
     let mut made = 0u64;
     loop {
@@ -217,11 +216,19 @@ fn ring_bytes_override() -> anyhow::Result<Option<u32>> {
     let Ok(text) = std::env::var("BPFKIT_RINGBUF_BYTES") else {
         return Ok(None);
     };
-    let page = 4096;
-    match text.trim().parse::<u32>() {
-        Ok(n) if n >= page && n.is_power_of_two() => Ok(Some(n)),
+    let page = 4096u64;
+    // The kernel takes the size as the map's u32 max_entries, so 2 GiB is
+    // the largest power of two it can be.
+    let max = 1u64 << 31;
+    match text.trim().parse::<u64>() {
+        Ok(n) if n > max => anyhow::bail!(
+            "BPFKIT_RINGBUF_BYTES={text}: more than the largest ring buffer the kernel can \
+             make, {max} bytes (2 GiB)"
+        ),
+        Ok(n) if n >= page && n.is_power_of_two() => Ok(Some(n as u32)),
         _ => anyhow::bail!(
-            "BPFKIT_RINGBUF_BYTES={text}: the ring size must be a power of two of at least {page} bytes"
+            "BPFKIT_RINGBUF_BYTES={text}: the ring size must be a power of two from {page} \
+             bytes (a page) to {max} bytes (2 GiB)"
         ),
     }
 }

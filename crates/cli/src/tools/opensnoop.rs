@@ -31,8 +31,8 @@ pub struct Args {
     #[arg(short = 'e', long)]
     extended: bool,
     /// Stop after this many seconds.
-    #[arg(short = 'd', long)]
-    duration: Option<f64>,
+    #[arg(short = 'd', long, value_parser = crate::seconds::duration)]
+    duration: Option<Duration>,
     /// One JSON object per event.
     #[arg(long)]
     json: bool,
@@ -111,7 +111,7 @@ pub fn format_line(e: &OpenEvent, extended: bool) -> String {
 
 /// Runs the tool.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let stop = StopSignal::install(args.duration)?;
     let name_re = args
         .name
         .as_deref()

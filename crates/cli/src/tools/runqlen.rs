@@ -25,12 +25,13 @@ pub struct Args {
     #[arg(short = 'T', long)]
     timestamp: bool,
     /// Print and reset every this many seconds (default: once, at the end).
-    interval: Option<f64>,
+    #[arg(value_parser = crate::seconds::interval)]
+    interval: Option<Duration>,
     /// Stop after this many intervals.
     count: Option<u64>,
     /// Stop after this many seconds.
-    #[arg(short = 'd', long)]
-    duration: Option<f64>,
+    #[arg(short = 'd', long, value_parser = crate::seconds::duration)]
+    duration: Option<Duration>,
     /// One JSON object per histogram.
     #[arg(long)]
     json: bool,
@@ -103,12 +104,33 @@ fn print(
     out.text("\n")
 }
 
+/// The kernel refuses sampling faster than `kernel.perf_event_max_sample_rate`
+/// with a bare EINVAL; say so before trying.
+fn check_sample_rate(hz: u64) -> anyhow::Result<()> {
+    const KNOB: &str = "/proc/sys/kernel/perf_event_max_sample_rate";
+    let Some(max) = std::fs::read_to_string(KNOB)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    if hz > max {
+        anyhow::bail!(
+            "runqlen: -F {hz} is above this kernel's perf_event_max_sample_rate ({max} Hz, \
+             {KNOB}); choose at most {max}, or raise the limit with \
+             `sysctl kernel.perf_event_max_sample_rate={hz}`"
+        );
+    }
+    Ok(())
+}
+
 /// Runs the tool.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.frequency == 0 {
         anyhow::bail!("runqlen: the sampling frequency (-F) must be at least 1 Hz");
     }
-    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    check_sample_rate(args.frequency)?;
+    let stop = StopSignal::install(args.duration)?;
     let mut tool = load_unattached(
         "runqlen",
         OBJECT,

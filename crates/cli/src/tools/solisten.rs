@@ -26,8 +26,8 @@ pub struct Args {
     #[arg(short = 'x', long)]
     failed: bool,
     /// Stop after this many seconds.
-    #[arg(short = 'd', long)]
-    duration: Option<f64>,
+    #[arg(short = 'd', long, value_parser = crate::seconds::duration)]
+    duration: Option<Duration>,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -106,7 +106,7 @@ pub fn format_line(e: &ListenEvent) -> String {
 
 /// Runs the tool.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let stop = StopSignal::install(args.duration)?;
     let tool = load_tool(
         "solisten",
         OBJECT,

@@ -25,11 +25,11 @@ pub struct Args {
     #[arg(short = 'T', long, default_value_t = 10)]
     top: usize,
     /// Print and reset every this many seconds.
-    #[arg(short = 'i', long)]
-    interval: Option<f64>,
+    #[arg(short = 'i', long, value_parser = crate::seconds::interval)]
+    interval: Option<Duration>,
     /// Stop after this many seconds.
-    #[arg(short = 'd', long)]
-    duration: Option<f64>,
+    #[arg(short = 'd', long, value_parser = crate::seconds::duration)]
+    duration: Option<Duration>,
     /// One JSON object per row.
     #[arg(long)]
     json: bool,
@@ -127,7 +127,7 @@ fn print(out: &mut Output, rows: &[Row], args: &Args) -> std::io::Result<()> {
 
 /// Runs the tool.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let stop = StopSignal::install(args.duration)?;
     let tool = load_tool(
         "syscount",
         OBJECT,

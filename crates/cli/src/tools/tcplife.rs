@@ -32,8 +32,8 @@ pub struct Args {
     #[arg(short = 'D', long = "remoteport")]
     remote_ports: Vec<u16>,
     /// Stop after this many seconds.
-    #[arg(short = 'd', long)]
-    duration: Option<f64>,
+    #[arg(short = 'd', long, value_parser = crate::seconds::duration)]
+    duration: Option<Duration>,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -106,7 +106,7 @@ pub fn format_line(s: &Session) -> String {
 
 /// Runs the tool.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let stop = StopSignal::install(args.duration)?;
     let family: u16 = match (args.ipv4, args.ipv6) {
         (true, _) => AF_INET,
         (_, true) => AF_INET6,

@@ -27,8 +27,8 @@ pub use net::{
 };
 pub use perf_event::{attach_perf_event, attach_perf_event_all_cpus, PerfEventConfig};
 pub use trace::{
-    attach_btf_traced, attach_raw_tracepoint, attach_tracepoint, btf_attach_id,
-    kprobe_unavailable_reason, kprobes_available,
+    attach_btf_traced, attach_iter, attach_raw_tracepoint, attach_tracepoint, btf_attach_id,
+    kprobe_unavailable_reason, kprobes_available, read_iter,
 };
 pub use uprobe::{attach_uprobe, resolve_binary, symbol_file_offset, UprobeTarget};
 

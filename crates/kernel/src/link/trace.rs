@@ -137,3 +137,48 @@ pub fn btf_attach_id(program: &str, attach_type: AttachType, target: &str) -> Re
         ))
     })
 }
+
+/// Attaches a BPF iterator program (`SEC("iter/task")`, ...) with
+/// `BPF_LINK_CREATE` and `BPF_TRACE_ITER`, as libbpf's
+/// bpf_program__attach_iter does; the kernel refuses iterators through
+/// `BPF_RAW_TRACEPOINT_OPEN`. `map` is the map a map-element iterator
+/// (`iter/bpf_map_elem`, `iter/bpf_sk_storage_map`...) walks.
+pub fn attach_iter(prog: &LoadedProgram, map: Option<&crate::KernelMap>) -> Result<Link> {
+    use std::os::fd::AsFd;
+    // union bpf_iter_link_info: { struct { __u32 map_fd; } map; ... }
+    let info: Vec<u8> = match map {
+        Some(m) => (m.fd().as_raw_fd() as u32).to_ne_bytes().to_vec(),
+        None => Vec::new(),
+    };
+    let fd = crate::sys::link_create(
+        prog.fd().as_fd(),
+        crate::sys::LinkTarget::None,
+        AttachType::TraceIter.as_u32(),
+        0,
+        &crate::sys::LinkExtra::Iter { info: &info },
+    )
+    .map_err(|e| Error::sys(format!("attach iterator `{}`", prog.name()), e))?;
+    let what = match map {
+        Some(m) => format!("iter {} (map {})", prog.name(), m.name()),
+        None => format!("iter {}", prog.name()),
+    };
+    Ok(Link::bpf_link(fd, Vec::new(), what))
+}
+
+/// Runs an iterator once (`BPF_ITER_CREATE`, then reads to the end) and
+/// returns what its program wrote with `bpf_seq_printf`/`bpf_seq_write`.
+/// A pinned iterator link gives the same text each time its file is read.
+pub fn read_iter(link: &Link) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let fd = link.fd().ok_or_else(|| {
+        Error::Unsupported(format!("{} is not an iterator link", link.description()))
+    })?;
+    let iter = crate::sys::iter_create(fd.as_fd())
+        .map_err(|e| Error::sys(format!("create an iterator from {}", link.description()), e))?;
+    let mut out = Vec::new();
+    std::fs::File::from(iter)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::sys(format!("read iterator {}", link.description()), e))?;
+    Ok(out)
+}

@@ -35,8 +35,8 @@ pub struct Args {
     #[arg(short = 'v', long)]
     verbose: bool,
     /// Stop after this many seconds.
-    #[arg(short = 'd', long)]
-    duration: Option<f64>,
+    #[arg(short = 'd', long, value_parser = crate::seconds::duration)]
+    duration: Option<Duration>,
     /// One JSON object per exchange.
     #[arg(long)]
     json: bool,
@@ -173,7 +173,7 @@ fn event(peers: &Peers, key: (u32, i32), exchange: Exchange) -> Event {
 
 /// Runs the tool.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let stop = StopSignal::install(args.duration.map(Duration::from_secs_f64))?;
+    let stop = StopSignal::install(args.duration)?;
     let max_bytes: u32 = if args.verbose { MAX_DATA } else { 512 };
     let tool = load_tool(
         "httpsnoop",
