@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+mod common;
+
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../btf/tests/fixtures");
 
 fn bpfkit(args: &[&str]) -> std::process::Output {
@@ -81,7 +83,7 @@ fn malformed_input_fails_with_a_reason() {
 #[test]
 fn vmlinux_raw_dump_matches_bpftool() {
     if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        eprintln!("SKIP: /sys/kernel/btf/vmlinux missing");
+        common::skip("/sys/kernel/btf/vmlinux missing");
         return;
     }
     let Ok(reference) = Command::new("bpftool")
@@ -95,7 +97,7 @@ fn vmlinux_raw_dump_matches_bpftool() {
         ])
         .output()
     else {
-        eprintln!("SKIP: bpftool not installed");
+        common::skip("bpftool not installed");
         return;
     };
     assert!(reference.status.success());
@@ -109,7 +111,7 @@ fn vmlinux_raw_dump_matches_bpftool() {
 #[test]
 fn kernel_btf_objects_list_and_dump_by_id() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     let list: serde_json::Value = serde_json::from_str(&stdout_of(&["btf", "list", "-j"])).unwrap();

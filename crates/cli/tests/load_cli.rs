@@ -3,12 +3,14 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_bpfkit");
 
 #[test]
 fn load_prints_decoded_exec_events_as_json() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     let obj = format!(
@@ -84,7 +86,7 @@ fn read_prog_ids(stdout: &mut impl std::io::BufRead) -> Vec<u32> {
 #[test]
 fn a_killed_loader_leaves_nothing_in_the_kernel() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     let obj = format!(
@@ -129,7 +131,7 @@ fn a_killed_loader_leaves_nothing_in_the_kernel() {
 #[test]
 fn load_reads_perf_buffers_too() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     let obj = format!(
@@ -169,4 +171,160 @@ fn load_reads_perf_buffers_too() {
     assert_eq!(exec["map"], "execs");
     assert_eq!(exec["event"]["comm"], "true");
     assert_eq!(exec["event"]["uid"], 0);
+}
+
+fn kernel_fixture(name: &str) -> String {
+    format!(
+        "{}/../kernel/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn run_load(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).arg("load").args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn load_keeps_the_supported_twin_and_honours_prog_and_skip() {
+    if !common::require_bpf() {
+        return;
+    }
+    let obj = kernel_fixture("twins.bpf.o");
+    // Default: exec_btf (tp_btf) over its raw_tp twin; fentry left out here.
+    let (ok, stdout, stderr) = run_load(&[&obj, "-d", "0"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("prog exec_btf:") && stdout.contains("-> trace_raw_tp sched_process_exec"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("`exec_raw` not loaded: twin of `exec_btf`"),
+        "{stderr}"
+    );
+    // --skip the preferred twin: the other one takes over.
+    let (ok, stdout, stderr) = run_load(&[&obj, "-d", "0", "--skip", "exec_btf"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("prog exec_raw:")
+            && stdout.contains("-> raw_tracepoint sched_process_exec"),
+        "{stdout}"
+    );
+    // Only a program that cannot attach here: a failure, unless load-only.
+    if !bpfkit_kernel::link::kprobes_available() {
+        let (ok, _, stderr) = run_load(&[&obj, "-d", "0", "--prog", "exit_kprobe"]);
+        assert!(!ok, "attached nothing yet succeeded: {stderr}");
+        assert!(
+            stderr.contains("nothing was attached") && stderr.contains("kprobes are not available"),
+            "{stderr}"
+        );
+        let (ok, stdout, stderr) = run_load(&[&obj, "--load-only", "--prog", "exit_kprobe"]);
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("prog exit_kprobe:"), "{stdout}");
+    }
+    let (ok, _, stderr) = run_load(&[&obj, "--prog", "nosuch"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("no program `nosuch`") && stderr.contains("exec_btf"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn load_sizes_maps_on_request_and_reuses_its_pins() {
+    if !common::require_bpf() {
+        return;
+    }
+    let obj = kernel_fixture("unsized.bpf.o");
+    let (ok, _, stderr) = run_load(&[&obj, "-d", "0"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("`stacks` (stack_trace) has max_entries 0")
+            && stderr.contains("--map-size stacks=N"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("os error").count(), 0, "{stderr}");
+    let dir = bpfkit_kernel::fs::bpffs()
+        .unwrap()
+        .join(format!("bpfkit-cli-pin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pin = dir.to_str().unwrap();
+    let first = run_load(&[&obj, "-d", "0", "--map-size", "stacks=32", "--pin", pin]);
+    assert!(first.0, "{}{}", first.1, first.2);
+    assert!(first.2.contains("stays attached after exit"), "{}", first.2);
+    for name in ["shared_counts", "stacks", "link_sample"] {
+        assert!(dir.join(name).exists(), "{name} not pinned");
+    }
+    // The pinned link keeps the program attached: attaching again is refused
+    // before anything is loaded...
+    let again = run_load(&[&obj, "-d", "0", "--map-size", "stacks=32", "--pin", pin]);
+    assert!(!again.0);
+    assert!(again.2.contains("link_sample exists"), "{}", again.2);
+    // ...and once it is removed, the maps are reused.
+    std::fs::remove_file(dir.join("link_sample")).unwrap();
+    let second = run_load(&[&obj, "-d", "0", "--map-size", "stacks=32", "--pin", pin]);
+    assert!(second.0, "{}", second.2);
+    assert!(
+        second.2.contains("map `shared_counts` reused from")
+            && second.2.contains("map `stacks` reused"),
+        "{}",
+        second.2
+    );
+    // A pin of another size is refused, naming the difference.
+    std::fs::remove_file(dir.join("link_sample")).unwrap();
+    let other = run_load(&[&obj, "-d", "0", "--map-size", "stacks=64", "--pin", pin]);
+    assert!(!other.0);
+    assert!(
+        other.2.contains("max_entries 32, the object wants 64"),
+        "{}",
+        other.2
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn iterators_run_once_or_pin_like_bpftool_iter() {
+    if !common::require_bpf() {
+        return;
+    }
+    let obj = kernel_fixture("iter.bpf.o");
+    let out = Command::new(BIN)
+        .args(["iter", "run", &obj])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let me = std::process::id();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with(&format!("{me} {me} "))),
+        "this process is not in the task iterator's output"
+    );
+    let path = bpfkit_kernel::fs::bpffs()
+        .unwrap()
+        .join(format!("bpfkit-iter-{me}"));
+    let out = Command::new(BIN)
+        .args(["iter", "pin", &obj, path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each read of the pinned file runs the iterator again.
+    let read = std::fs::read_to_string(&path).unwrap();
+    assert!(read.lines().any(|l| l.starts_with(&format!("{me} {me} "))));
+    std::fs::remove_file(&path).unwrap();
+    // And `load` runs an iterator once, printing its output.
+    let (ok, stdout, stderr) = run_load(&[&obj, "-d", "0"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("iter dump_task:"), "{stdout}");
 }

@@ -188,7 +188,7 @@ fn execsnoop_cgroup_and_pid_filters() {
         return;
     }
     let Some(root) = cgroup2_root() else {
-        eprintln!("SKIP: no cgroup v2 hierarchy is mounted");
+        common::skip("no cgroup v2 hierarchy is mounted");
         return;
     };
     let dir = root.join(format!("bpfkit-execsnoop-{}", std::process::id()));

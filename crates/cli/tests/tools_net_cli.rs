@@ -229,7 +229,7 @@ fn biolatency_counts_direct_io_to_a_file() {
         return;
     }
     let Some(dir) = block_backed_dir() else {
-        eprintln!("SKIP: no writable directory on a block device for direct I/O");
+        common::skip("no writable directory on a block device for direct I/O");
         return;
     };
     let tool = start(&["biolatency", "-D", "-d", "10"]);

@@ -157,17 +157,18 @@ pub fn plan(spec: &ObjectSpec) -> BTreeMap<String, String> {
             match chosen {
                 Some(c) if c == *name => {}
                 Some(c) => {
-                    skip.insert(
-                        name.to_string(),
+                    let why = if support.supports(*m, &hook.target) {
                         format!(
-                            "twin of `{c}` on the same hook, which this kernel supports{}",
-                            if support.supports(*m, &hook.target) {
-                                " and bpfkit prefers"
-                            } else {
-                                ""
-                            }
-                        ),
-                    );
+                            "twin of `{c}` on the same hook; both work here, and bpfkit \
+                             prefers `{c}`'s mechanism"
+                        )
+                    } else {
+                        format!(
+                            "twin of `{c}` on the same hook, which works here where {} does not",
+                            m.name()
+                        )
+                    };
+                    skip.insert(name.to_string(), why);
                 }
                 // None works here: keep them, so that attaching says why.
                 None => {}

@@ -396,7 +396,9 @@ impl VethPair {
         match setup() {
             Ok(()) => Some(pair),
             Err(why) => {
-                eprintln!("SKIP: cannot create a veth pair into a network namespace: {why}");
+                common::skip(&format!(
+                    "cannot create a veth pair into a network namespace: {why}"
+                ));
                 None
             }
         }
@@ -587,7 +589,7 @@ fn cgroup2_root() -> Option<PathBuf> {
 fn cgroup_skb_counts_egress_of_a_fresh_cgroup() {
     require_bpf!();
     let Some(root) = cgroup2_root() else {
-        eprintln!("SKIP: no cgroup v2 hierarchy is mounted");
+        common::skip("no cgroup v2 hierarchy is mounted");
         return;
     };
     let dir = root.join(format!("bpfkit-test-{}", std::process::id()));

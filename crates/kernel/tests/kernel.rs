@@ -7,19 +7,11 @@ use std::time::{Duration, Instant};
 
 use bpfkit_abi::{errno, update_flags::*, MapType};
 use bpfkit_kernel::{
-    check_bpf_access, inspect, Collection, Error, KernelMap, LoadOptions, MapDefinition,
-    RingBufReader,
+    inspect, Collection, Error, KernelMap, LoadOptions, MapDefinition, RingBufReader,
 };
 use bpfkit_object::ObjectSpec;
 
-macro_rules! require_bpf {
-    () => {
-        if let Err(why) = check_bpf_access() {
-            eprintln!("SKIP: cannot use bpf(): {why}");
-            return;
-        }
-    };
-}
+mod common;
 
 fn fixture(name: &str) -> ObjectSpec {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -266,7 +258,7 @@ fn kprobe_absence_is_explained() {
         assert!(reason.contains("kprobes are not available"));
         assert!(reason.contains("CONFIG_KPROBES"));
     } else {
-        eprintln!("SKIP: this kernel has kprobes, nothing to explain");
+        common::skip("this kernel has kprobes, nothing to explain");
     }
 }
 

@@ -233,7 +233,7 @@ fn test_run_and_program_info() {
 fn pinned_objects_reopen() {
     require_bpf!();
     let Ok(root) = bpfkit_kernel::fs::bpffs() else {
-        eprintln!("SKIP: no bpffs");
+        common::skip("no bpffs");
         return;
     };
     let map = counter();

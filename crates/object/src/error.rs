@@ -6,6 +6,14 @@ pub enum ObjectError {
     /// The bytes are not an ELF file the `object` crate can read.
     #[error("not a readable ELF object: {0}")]
     Elf(#[from] object::Error),
+    /// The object file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
     /// The object is not for the BPF machine.
     #[error("ELF machine is {0}, not BPF (247)")]
     NotBpf(u16),

@@ -106,9 +106,9 @@ fn cstr(bytes: &[u8]) -> String {
 impl ObjectSpec {
     /// Reads an object file.
     pub fn from_file(path: &Path) -> Result<ObjectSpec, ObjectError> {
-        let bytes = std::fs::read(path).map_err(|e| ObjectError::Section {
-            section: "-".into(),
-            reason: format!("reading {}: {e}", path.display()),
+        let bytes = std::fs::read(path).map_err(|source| ObjectError::Read {
+            path: path.to_path_buf(),
+            source,
         })?;
         ObjectSpec::parse(&bytes)
     }

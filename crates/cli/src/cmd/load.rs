@@ -73,15 +73,14 @@ fn choose_programs(spec: &mut ObjectSpec, args: &Args) -> anyhow::Result<Vec<(St
             off.push((name.clone(), "--skip".into()));
         }
     }
-    if args.progs.is_empty() {
-        for (name, why) in bpfkit_kernel::select::plan(spec) {
-            if !off.iter().any(|(n, _)| *n == name) {
-                off.push((name, why));
-            }
-        }
-    }
     spec.programs
         .retain(|name, _| !off.iter().any(|(n, _)| n == name));
+    // Among what the user left on, keep the twin this kernel supports.
+    if args.progs.is_empty() {
+        let planned = bpfkit_kernel::select::plan(spec);
+        spec.programs.retain(|name, _| !planned.contains_key(name));
+        off.extend(planned);
+    }
     if spec.programs.is_empty() {
         anyhow::bail!("no program left to load: {}", describe(&off));
     }

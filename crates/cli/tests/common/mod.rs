@@ -10,10 +10,19 @@ pub fn require_bpf() -> bool {
     match bpfkit_kernel::check_bpf_access() {
         Ok(()) => true,
         Err(why) => {
-            eprintln!("SKIP: cannot use bpf(): {why}");
+            skip(&format!("cannot use bpf(): {why}"));
             false
         }
     }
+}
+
+/// Says why a test skips. Under `CI=true` a skip fails instead: CI runs as
+/// root with every tool installed, so a skip there hides a fault.
+pub fn skip(why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("test skipped under CI=true: {why}");
+    }
+    eprintln!("SKIP: {why}");
 }
 
 /// One JSON value per line of a tool's stdout; a line that is not JSON fails.

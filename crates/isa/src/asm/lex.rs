@@ -32,7 +32,7 @@ impl Num {
                 line,
                 self.column,
                 AsmErrorKind::OutOfRange {
-                    what: "32-bit immediate",
+                    what: "a 32-bit immediate",
                     value: self.value,
                 },
             ));
@@ -52,7 +52,7 @@ impl Num {
                 line,
                 self.column,
                 AsmErrorKind::OutOfRange {
-                    what: "16-bit offset",
+                    what: "a 16-bit offset",
                     value: self.value,
                 },
             ));
@@ -67,7 +67,7 @@ impl Num {
                 line,
                 self.column,
                 AsmErrorKind::OutOfRange {
-                    what: "64-bit immediate",
+                    what: "a 64-bit immediate",
                     value: self.value,
                 },
             ));
@@ -271,7 +271,7 @@ impl<'a> Cursor<'a> {
                     self.line,
                     column,
                     AsmErrorKind::OutOfRange {
-                        what: "integer",
+                        what: "an integer",
                         value: if negative { -value } else { value },
                     },
                 ));

@@ -107,7 +107,7 @@ impl fmt::Display for AsmErrorKind {
                 )
             }
             AsmErrorKind::OutOfRange { what, value } => {
-                write!(f, "{value} does not fit in a {what}")
+                write!(f, "{value} does not fit in {what}")
             }
             AsmErrorKind::UnknownLabel(l) => write!(f, "undefined label `{l}`"),
             AsmErrorKind::DuplicateLabel(l) => write!(f, "label `{l}` is defined twice"),
@@ -263,7 +263,7 @@ fn resolve(
             column,
             if label.is_empty() {
                 AsmErrorKind::OutOfRange {
-                    what: "jump offset",
+                    what: "a jump offset",
                     value: rel as i128,
                 }
             } else {
