@@ -127,11 +127,30 @@ fn definition(spec: &MapSpec, btf: Option<&OwnedFd>) -> Result<MapDefinition> {
         }
         (_, n) => n,
     };
+    let (mut key_size, mut value_size) = (spec.key_size, spec.value_size);
+    if spec.map_type == MapType::PerfEventArray {
+        // As libbpf: a perf event array's key and value are CPU index and fd.
+        key_size = if key_size == 0 { 4 } else { key_size };
+        value_size = if value_size == 0 { 4 } else { value_size };
+    }
+    if value_size == 0
+        && !matches!(
+            spec.map_type,
+            MapType::Ringbuf | MapType::UserRingbuf | MapType::Arena
+        )
+    {
+        return Err(Error::Object(format!(
+            "map `{}` ({}) has value size 0: the object leaves it to the user-space program \
+             (libbpf's bpf_map__set_value_size; a stack trace map holds depth × 8 bytes); set \
+             it, e.g. `bpfkit load --map-value-size {}=N`",
+            spec.name, spec.map_type, spec.name
+        )));
+    }
     Ok(MapDefinition {
         name: spec.name.clone(),
         map_type: spec.map_type,
-        key_size: spec.key_size,
-        value_size: spec.value_size,
+        key_size,
+        value_size,
         max_entries,
         map_flags: spec.map_flags,
         map_extra: spec.map_extra,

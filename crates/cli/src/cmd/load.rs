@@ -48,6 +48,10 @@ pub struct Args {
     /// object leaves unsized, such as stack trace maps).
     #[arg(long = "map-size", value_name = "NAME=N")]
     map_sizes: Vec<String>,
+    /// Set a map's value size in bytes before loading, as NAME=N (a stack
+    /// trace map the object leaves unsized holds depth × 8 bytes).
+    #[arg(long = "map-value-size", value_name = "NAME=N")]
+    map_value_sizes: Vec<String>,
     /// Load only: attach nothing, and exit once loaded.
     #[arg(long)]
     load_only: bool,
@@ -94,20 +98,25 @@ fn describe(off: &[(String, String)]) -> String {
         .join(", ")
 }
 
-/// Applies `--map-size NAME=N`.
-fn apply_map_size(spec: &mut ObjectSpec, set: &str) -> anyhow::Result<()> {
+/// Applies `--map-size NAME=N` (max_entries) or `--map-value-size NAME=N`.
+fn apply_map_size(
+    spec: &mut ObjectSpec,
+    option: &str,
+    set: &str,
+    field: fn(&mut bpfkit_object::MapSpec) -> &mut u32,
+) -> anyhow::Result<()> {
     let (name, n) = set
         .split_once('=')
-        .with_context(|| format!("--map-size {set}: expected NAME=N"))?;
+        .with_context(|| format!("{option} {set}: expected NAME=N"))?;
     let n: u32 = n
         .trim()
         .parse()
-        .with_context(|| format!("--map-size {set}: `{n}` is not a whole number of entries"))?;
+        .with_context(|| format!("{option} {set}: `{n}` is not a whole number"))?;
     let names = spec.maps.keys().cloned().collect::<Vec<_>>().join(", ");
     let map = spec.maps.get_mut(name).with_context(|| {
-        format!("--map-size {set}: the object has no map `{name}` (it has: {names})")
+        format!("{option} {set}: the object has no map `{name}` (it has: {names})")
     })?;
-    map.max_entries = n;
+    *field(map) = n;
     Ok(())
 }
 
@@ -160,7 +169,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         apply_set(&mut spec, set)?;
     }
     for set in &args.map_sizes {
-        apply_map_size(&mut spec, set)?;
+        apply_map_size(&mut spec, "--map-size", set, |m| &mut m.max_entries)?;
+    }
+    for set in &args.map_value_sizes {
+        apply_map_size(&mut spec, "--map-value-size", set, |m| &mut m.value_size)?;
     }
     let left_out = choose_programs(&mut spec, &args)?;
     if let Some(dir) = &args.pin {
