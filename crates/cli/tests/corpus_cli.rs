@@ -114,8 +114,7 @@ fn bpftool_loadall(obj: &Path, pin_dir: &Path) -> Result<(), String> {
     let err = String::from_utf8_lossy(&out.stderr);
     Err(err
         .lines()
-        .filter(|l| l.starts_with("libbpf:") && !l.contains("failed to load object"))
-        .last()
+        .rfind(|l| l.starts_with("libbpf:") && !l.contains("failed to load object"))
         .unwrap_or("failed")
         .to_string())
 }
