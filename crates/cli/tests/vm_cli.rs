@@ -170,3 +170,55 @@ fn kernel_only_externs_are_refused_by_the_vm_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn non_ascii_hex_is_an_error_naming_the_character_not_a_panic() {
+    // Issue 10: `é` is two bytes, so slicing the text in byte pairs panicked.
+    let mut child = Command::new(BIN)
+        .args(["conformance-plugin", "aé"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"9500000000000000\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("memory: `aé` is not hex: character `é` (U+00E9) at offset 1"),
+        "{err}"
+    );
+
+    let out = Command::new(BIN)
+        .args(["conformance-plugin", "--program", "95000000000000ü0", ""])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("program: `ü0` is not hex: character `ü` (U+00FC) at offset 14"),
+        "{err}"
+    );
+
+    let dir = tempfile_dir();
+    let prog = dir.join("exit.bin");
+    std::fs::write(&prog, [0x95, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let out = Command::new(BIN)
+        .args(["run", prog.to_str().unwrap(), "--mem", "00 €1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("--mem: `€1` is not hex: character `€` (U+20AC) at offset 3"),
+        "{err}"
+    );
+}
