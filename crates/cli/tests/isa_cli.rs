@@ -147,3 +147,62 @@ fn disasm_cbpf_prints_like_tcpdump() {
         "(000) ldh      [12]\n(001) jeq      #0x800           jt 2\tjf 3\n(002) ret      #262144\n(003) ret      #0\n"
     );
 }
+
+/// `bpfkit disasm FILE` fails, and its stderr.
+fn disasm_error(file: &std::path::Path) -> String {
+    let out = bpfkit(&["disasm".as_ref(), file.as_os_str()]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "disasm {} succeeded: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn disasm_refuses_an_elf_for_another_machine() {
+    // Issue 10: an x86-64 executable failed with a misleading "not a whole
+    // number of 8-byte instructions", an x86-64 object disassembled as eBPF.
+    let exe = std::path::Path::new("/bin/true");
+    if exe.is_file() {
+        let err = disasm_error(exe);
+        assert!(err.contains("ELF machine is "), "{err}");
+        assert!(err.contains(", not BPF (247)"), "{err}");
+    } else {
+        eprintln!("SKIP /bin/true half: /bin/true does not exist");
+    }
+
+    let source = scratch("native.c");
+    std::fs::write(&source, "int add(int a, int b) { return a + b; }\n").unwrap();
+    let obj = scratch("native.o");
+    match Command::new("cc")
+        .arg("-c")
+        .arg(&source)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            let err = disasm_error(&obj);
+            // x86-64 is 62; other hosts have their own number, never 247.
+            let machine = if cfg!(target_arch = "x86_64") {
+                "62"
+            } else {
+                ""
+            };
+            assert!(
+                err.contains(&format!("native.o: ELF machine is {machine}")),
+                "{err}"
+            );
+            assert!(err.contains(", not BPF (247)"), "{err}");
+        }
+        Ok(out) => eprintln!(
+            "SKIP native object half: cc -c failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("SKIP native object half: cannot run cc: {e}"),
+    }
+}

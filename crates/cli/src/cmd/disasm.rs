@@ -78,6 +78,17 @@ fn render(path: &Path, data: &[u8], syntax: Syntax) -> Result<String> {
 /// Every executable section, with its function symbols as labels and its
 /// relocations as trailing comments.
 fn render_object(path: &Path, data: &[u8], syntax: Syntax) -> Result<String> {
+    // An x86 object's code would otherwise "decode" as eBPF; say what it is,
+    // in the words `run` and `load` use.
+    if let Some(machine) = elf_machine(data) {
+        if machine != object::elf::EM_BPF {
+            bail!(
+                "{}: ELF machine is {machine}, not BPF ({})",
+                path.display(),
+                object::elf::EM_BPF
+            );
+        }
+    }
     let file = object::File::parse(data)
         .with_context(|| format!("{}: not a readable ELF object", path.display()))?;
     let order = if file.is_little_endian() {
@@ -143,6 +154,17 @@ fn render_object(path: &Path, data: &[u8], syntax: Syntax) -> Result<String> {
         bail!("{}: no executable sections", path.display());
     }
     Ok(out)
+}
+
+/// `e_machine` of an ELF header, read in the byte order `EI_DATA` names;
+/// `None` when the header is too short or names no known byte order.
+fn elf_machine(data: &[u8]) -> Option<u16> {
+    let bytes = [*data.get(18)?, *data.get(19)?];
+    match data.get(5)? {
+        1 => Some(u16::from_le_bytes(bytes)),
+        2 => Some(u16::from_be_bytes(bytes)),
+        _ => None,
+    }
 }
 
 fn write_insns(
