@@ -206,3 +206,43 @@ fn disasm_refuses_an_elf_for_another_machine() {
         Err(e) => eprintln!("SKIP native object half: cannot run cc: {e}"),
     }
 }
+
+#[test]
+fn empty_input_is_an_error_for_disasm_cbpf_and_asm() {
+    // Issue 10: each of these exited 0 with no output.
+    let empty = scratch("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let want = format!("{}: empty input, no instructions", empty.display());
+    for args in [
+        vec!["disasm".as_ref(), empty.as_os_str()],
+        vec!["disasm".as_ref(), "--cbpf".as_ref(), empty.as_os_str()],
+        vec![
+            "asm".as_ref(),
+            empty.as_os_str(),
+            "-o".as_ref(),
+            scratch("empty.bin").as_os_str(),
+        ],
+    ] {
+        let out = bpfkit(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(err.contains(&want), "{args:?}: {err}");
+    }
+    // Only comments is no program either, and no output file is written.
+    let comments = scratch("comments.s");
+    std::fs::write(&comments, "; nothing here\n\n").unwrap();
+    let bin = scratch("comments.bin");
+    let _ = std::fs::remove_file(&bin);
+    let out = bpfkit(&[
+        "asm".as_ref(),
+        comments.as_os_str(),
+        "-o".as_ref(),
+        bin.as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("comments.s: empty input, no instructions")
+    );
+    assert!(!bin.exists());
+}

@@ -46,6 +46,10 @@ impl From<SyntaxArg> for Syntax {
 pub fn run(args: Args) -> Result<()> {
     let data =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    if data.is_empty() {
+        // Printing nothing and exiting 0 would hide a truncated or wrong file.
+        bail!("{}: empty input, no instructions", args.file.display());
+    }
     let text = if args.cbpf {
         let insns = cbpf::decode(&data, ByteOrder::Little)
             .with_context(|| format!("{}: not valid classic BPF", args.file.display()))?;
