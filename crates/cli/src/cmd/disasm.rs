@@ -118,6 +118,8 @@ struct Reloc {
     /// A section symbol of the code section with this position in the
     /// listing: the target is the addend, kept in the instruction itself.
     section_symbol: Option<usize>,
+    /// Against a named symbol (a function, an extern), which a call can name.
+    named: bool,
 }
 
 /// How a label is bound, which decides whether llvm-mc keeps a relocation
@@ -275,6 +277,7 @@ fn render_object(path: &Path, data: &[u8], syntax: Syntax, labels: bool) -> Resu
                                 .and_then(|s| s.name().ok().map(str::to_string))
                                 .unwrap_or_else(|| format!("symbol #{}", idx.0)),
                             section_symbol: sec.and_then(|i| position.get(&i.0).copied()),
+                            named: false,
                         }
                     }
                     Ok(sym) => Reloc {
@@ -284,15 +287,18 @@ fn render_object(path: &Path, data: &[u8], syntax: Syntax, labels: bool) -> Resu
                             .filter(|n| !n.is_empty())
                             .map_or_else(|| format!("symbol #{}", idx.0), str::to_string),
                         section_symbol: None,
+                        named: sym.name().is_ok_and(|n| !n.is_empty()),
                     },
                     Err(_) => Reloc {
                         name: format!("symbol #{}", idx.0),
                         section_symbol: None,
+                        named: false,
                     },
                 },
                 _ => Reloc {
                     name: "?".to_string(),
                     section_symbol: None,
+                    named: false,
                 },
             };
             relocs.insert(offset as usize / 8, reloc);
@@ -345,7 +351,7 @@ fn branch_target(insn: &Insn, slot: usize) -> Option<i64> {
 /// are numeric labels to llvm-mc and skipped by our assembler.
 fn write_labeled(out: &mut String, code: &[CodeSection<'_>], mut symbols: Symbols, syntax: Syntax) {
     // Resolve every target first, so labels exist before printing.
-    let mut targets: BTreeMap<(usize, usize), (String, bool)> = BTreeMap::new();
+    let mut targets: BTreeMap<(usize, usize), String> = BTreeMap::new();
     for (pos, section) in code.iter().enumerate() {
         let starts: BTreeSet<usize> = slot_starts(&section.insns).collect();
         let slots: Vec<usize> = slot_starts(&section.insns).collect();
@@ -368,16 +374,16 @@ fn write_labeled(out: &mut String, code: &[CodeSection<'_>], mut symbols: Symbol
                         .filter(|d| slot_starts(&code[target_pos].insns).any(|s| s == *d));
                     if let Some(d) = in_range {
                         let label = symbols.local_at(target_pos, d);
-                        targets.insert((pos, slot), (label, false));
+                        targets.insert((pos, slot), label);
                     }
-                } else if usable_label(&reloc.name) {
-                    targets.insert((pos, slot), (reloc.name.clone(), false));
+                } else if reloc.named && usable_label(&reloc.name) {
+                    targets.insert((pos, slot), reloc.name.clone());
                 }
                 continue;
             }
             if let Some(d) = usize::try_from(dest).ok().filter(|d| starts.contains(d)) {
                 let label = symbols.local_at(pos, d);
-                targets.insert((pos, slot), (label, true));
+                targets.insert((pos, slot), label);
             }
         }
     }
@@ -405,7 +411,7 @@ fn write_labeled(out: &mut String, code: &[CodeSection<'_>], mut symbols: Symbol
             let display = insn.display(syntax);
             let target = targets.get(&(pos, slot));
             match target {
-                Some((label, _)) => {
+                Some(label) => {
                     let _ = write!(out, "{slot:>6}: {}", display.with_target(label));
                 }
                 None => {
