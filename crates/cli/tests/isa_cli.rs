@@ -261,6 +261,11 @@ fn disasm_refuses_an_elf_for_another_machine() {
                 "{err}"
             );
             assert!(err.contains(", not BPF (247)"), "{err}");
+            // Nor is it classic BPF.
+            let out = bpfkit(&["disasm".as_ref(), "--cbpf".as_ref(), obj.as_os_str()]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success());
+            assert!(err.contains(", not BPF (247)"), "{err}");
         }
         Ok(out) => eprintln!(
             "SKIP native object half: cc -c failed: {}",

@@ -55,6 +55,25 @@ pub fn run(args: Args) -> Result<()> {
         // Printing nothing and exiting 0 would hide a truncated or wrong file.
         bail!("{}: empty input, no instructions", args.file.display());
     }
+    if data.starts_with(b"\x7fELF") {
+        // An x86 object's code would otherwise "decode" as eBPF (or classic
+        // BPF); say what it is, in the words `run` and `load` use.
+        if let Some(machine) = elf_machine(&data) {
+            if machine != object::elf::EM_BPF {
+                bail!(
+                    "{}: ELF machine is {machine}, not BPF ({})",
+                    args.file.display(),
+                    object::elf::EM_BPF
+                );
+            }
+        }
+        if args.cbpf {
+            bail!(
+                "{}: an eBPF ELF object; --cbpf reads raw classic BPF (struct sock_filter)",
+                args.file.display()
+            );
+        }
+    }
     let text = if args.cbpf {
         let insns = cbpf::decode(&data, ByteOrder::Little)
             .with_context(|| format!("{}: not valid classic BPF", args.file.display()))?;
@@ -195,17 +214,6 @@ fn usable_label(name: &str) -> bool {
 /// Every executable section, with its function symbols as labels and its
 /// relocations as trailing comments.
 fn render_object(path: &Path, data: &[u8], syntax: Syntax, labels: bool) -> Result<String> {
-    // An x86 object's code would otherwise "decode" as eBPF; say what it is,
-    // in the words `run` and `load` use.
-    if let Some(machine) = elf_machine(data) {
-        if machine != object::elf::EM_BPF {
-            bail!(
-                "{}: ELF machine is {machine}, not BPF ({})",
-                path.display(),
-                object::elf::EM_BPF
-            );
-        }
-    }
     let file = object::File::parse(data)
         .with_context(|| format!("{}: not a readable ELF object", path.display()))?;
     let order = if file.is_little_endian() {
