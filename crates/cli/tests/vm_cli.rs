@@ -28,7 +28,10 @@ fn conformance_command_reports_all_passed() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert_eq!(stdout.lines().last(), Some("313 passed, 0 failed"));
+    assert_eq!(
+        stdout.lines().last(),
+        Some("313 passed, 0 failed, 0 skipped")
+    );
 }
 
 #[test]
@@ -50,7 +53,60 @@ fn conformance_command_reports_failures_with_expected_and_got() {
         stdout.contains("bad.data: expected r0 = 0x2, got r0 = 0x1"),
         "{stdout}"
     );
-    assert_eq!(stdout.lines().last(), Some("0 passed, 1 failed"));
+    assert_eq!(stdout.lines().last(), Some("0 passed, 1 failed, 0 skipped"));
+}
+
+#[test]
+fn conformance_reads_subdirs_links_hexdumps_error_patterns_and_skips() {
+    // Issue 10: each file exercises one thing the runner ignored or misread;
+    // see the comments in the files.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/conformance");
+    let out = Command::new(BIN)
+        .arg("conformance")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // plain, subdir/linked-asm, hexdump-mem, error-pattern and load-error
+    // pass; no-result is skipped, saying why.
+    assert_eq!(
+        stdout.lines().last(),
+        Some("5 passed, 0 failed, 1 skipped"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "no-result.data: no expected result (no `result`, `error` or `error pattern`)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("SKIP ")).count(), 1);
+}
+
+#[test]
+fn conformance_names_a_missing_linked_file() {
+    // Not under tempfile_dir(): the runner reads subdirectories, and the
+    // other tests' directory must keep only their own files.
+    let dir = std::env::temp_dir().join(format!("bpfkit-vm-cli-link-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("t.data"), "-- asm @ nowhere.asm\n-- result\n0x1\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("conformance")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("t.data: section `asm`: reading `nowhere.asm`: "),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().last(), Some("0 passed, 1 failed, 0 skipped"));
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
@@ -167,6 +223,58 @@ fn kernel_only_externs_are_refused_by_the_vm_by_name() {
         err.contains("program `find_task`")
             && err.contains("kernel function `bpf_task_from_pid` (__ksym)")
             && err.contains("userspace VM does not have"),
+        "{err}"
+    );
+}
+
+#[test]
+fn non_ascii_hex_is_an_error_naming_the_character_not_a_panic() {
+    // Issue 10: `é` is two bytes, so slicing the text in byte pairs panicked.
+    let mut child = Command::new(BIN)
+        .args(["conformance-plugin", "aé"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"9500000000000000\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("memory: `aé` is not hex: character `é` (U+00E9) at offset 1"),
+        "{err}"
+    );
+
+    let out = Command::new(BIN)
+        .args(["conformance-plugin", "--program", "95000000000000ü0", ""])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("program: `ü0` is not hex: character `ü` (U+00FC) at offset 14"),
+        "{err}"
+    );
+
+    let dir = tempfile_dir();
+    let prog = dir.join("exit.bin");
+    std::fs::write(&prog, [0x95, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let out = Command::new(BIN)
+        .args(["run", prog.to_str().unwrap(), "--mem", "00 €1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("--mem: `€1` is not hex: character `€` (U+20AC) at offset 3"),
         "{err}"
     );
 }

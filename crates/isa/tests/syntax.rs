@@ -426,3 +426,74 @@ fn bpftool_xlated_listing_assembles() {
         }
     );
 }
+
+#[test]
+fn labelled_targets_print_and_assemble_back_in_both_syntaxes() {
+    use bpfkit_isa::{CallTarget, JmpCond, Operand, Reg, Width};
+    let prog = [
+        Insn::Jmp {
+            width: Width::W64,
+            cond: JmpCond::Eq,
+            dst: Reg::R1,
+            src: Operand::Imm(0),
+            off: 2,
+        },
+        Insn::Call(CallTarget::Local(2)),
+        Insn::Ja { off: 0 },
+        Insn::Ja32 { imm: -4 },
+        Insn::Exit,
+    ];
+    let labels = ["func", "done", "func", "start", ""];
+    for syntax in [Syntax::Llvm, Syntax::Ubpf] {
+        let mut text = String::from("\t.section xdp,\"ax\",@progbits\n\t.globl start\nstart:\n");
+        for (i, (insn, label)) in prog.iter().zip(labels).enumerate() {
+            if i == 3 {
+                text.push_str("func:\n");
+            }
+            if i == 4 {
+                text.push_str("done:\n");
+            }
+            let shown = if label.is_empty() {
+                insn.display(syntax).to_string()
+            } else {
+                insn.display(syntax).with_target(label).to_string()
+            };
+            assert!(label.is_empty() || shown.ends_with(label), "{shown}");
+            text.push_str(&format!("{i:>6}: {shown}\n"));
+        }
+        assert_eq!(
+            assemble(&text, syntax).unwrap(),
+            prog,
+            "{syntax:?}:\n{text}"
+        );
+    }
+    assert_eq!(
+        prog[1]
+            .display(Syntax::Llvm)
+            .with_target("func")
+            .to_string(),
+        "call func"
+    );
+    assert_eq!(
+        prog[0]
+            .display(Syntax::Llvm)
+            .with_target("done")
+            .to_string(),
+        "if r1 == 0 goto done"
+    );
+    assert_eq!(
+        prog[0]
+            .display(Syntax::Ubpf)
+            .with_target("done")
+            .to_string(),
+        "jeq %r1, 0, done"
+    );
+    // Instructions without a target ignore the label.
+    assert_eq!(
+        Insn::Exit
+            .display(Syntax::Llvm)
+            .with_target("x")
+            .to_string(),
+        "exit"
+    );
+}

@@ -27,6 +27,11 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("reading {}", args.file.display()))?;
     let insns = assemble(&source, args.syntax.into())
         .map_err(|e| anyhow::anyhow!("{}:{e}", args.file.display()))?;
+    if insns.is_empty() {
+        // An empty program is never loadable; writing an empty file would
+        // only move the error to whatever reads it.
+        anyhow::bail!("{}: empty input, no instructions", args.file.display());
+    }
     std::fs::write(&args.output, encode(&insns, ByteOrder::Little))
         .with_context(|| format!("writing {}", args.output.display()))
 }

@@ -5,14 +5,16 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use bpfkit_vm::{conformance, Program, Vm};
+use bpfkit_vm::conformance::{self, Verdict};
+use bpfkit_vm::{Program, Vm};
 
 use super::parse_hex;
 
-/// Run every `.data` file of a bpf_conformance test directory.
+/// Run every `.data` file of a bpf_conformance (or uBPF) test directory,
+/// subdirectories included.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Directory of `.data` files (bpf_conformance's `tests/`).
+    /// Directory of `.data` files (bpf_conformance's or uBPF's `tests/`).
     dir: PathBuf,
     /// Execution engine.
     #[arg(long, value_enum, default_value_t = Engine::Interpreter)]
@@ -26,7 +28,8 @@ pub enum Engine {
     Interpreter,
 }
 
-/// Runs the suite; prints each failure and the `N passed, M failed` line.
+/// Runs the suite; prints each failure and skip, then the
+/// `N passed, M failed, K skipped` line (CI parses its `N passed, M failed`).
 pub fn run(args: Args) -> anyhow::Result<()> {
     let Engine::Interpreter = args.engine;
     let outcomes = conformance::run_dir(&args.dir)
@@ -34,14 +37,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if outcomes.is_empty() {
         bail!("no .data files in {}", args.dir.display());
     }
-    let mut failed = 0;
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for o in &outcomes {
-        if let Err(why) = &o.result {
-            failed += 1;
-            outln!("FAIL {}: {why}", o.path.display());
+        match &o.result {
+            Ok(Verdict::Passed) => passed += 1,
+            Ok(Verdict::Skipped(why)) => {
+                skipped += 1;
+                outln!("SKIP {}: {why}", o.path.display());
+            }
+            Err(why) => {
+                failed += 1;
+                outln!("FAIL {}: {why}", o.path.display());
+            }
         }
     }
-    outln!("{} passed, {} failed", outcomes.len() - failed, failed);
+    outln!("{passed} passed, {failed} failed, {skipped} skipped");
     if failed > 0 {
         bail!("{failed} conformance tests failed");
     }

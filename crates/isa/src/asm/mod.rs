@@ -7,7 +7,8 @@
 //! LLVM syntax also `pc+3` as bpftool prints it). Labels count slots, so an
 //! `lddw` occupies two. As in bpf_conformance, `exit` names the first `exit`
 //! instruction unless a label of that name is defined. A leading instruction index (`12:`, or bpftool's
-//! `12: (bf)`) is ignored, so disassembly listings assemble back.
+//! `12: (bf)`) is ignored, so disassembly listings assemble back, and so are
+//! assembler directives (`.section`, `.globl`): the result is one flat program.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -206,7 +207,10 @@ pub fn assemble(source: &str, syntax: Syntax) -> Result<Vec<Insn>, AsmError> {
             }
         }
         skip_index_prefix(&mut cur);
-        if cur.at_end() {
+        // A directive (`.section`, `.globl`, as `bpfkit disasm` writes them for
+        // llvm-mc) places code in an object; the program here is one flat
+        // sequence, so it has nothing to do.
+        if cur.at_end() || cur.peek(".") {
             continue;
         }
         let p = match syntax {

@@ -56,7 +56,19 @@ fn src(op: Operand, width: Width) -> impl fmt::Display {
     S(op, width)
 }
 
-pub(super) fn fmt_insn(insn: &Insn, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+pub(super) fn fmt_insn(
+    insn: &Insn,
+    target: Option<&str>,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    if let Some(label) = target {
+        match insn {
+            Insn::Ja { .. } => return write!(f, "goto {label}"),
+            Insn::Ja32 { .. } => return write!(f, "gotol {label}"),
+            Insn::Call(CallTarget::Local(_)) => return write!(f, "call {label}"),
+            _ => {}
+        }
+    }
     match *insn {
         Insn::Alu {
             width,
@@ -116,7 +128,11 @@ pub(super) fn fmt_insn(insn: &Insn, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 JmpCond::Slt => "s<",
                 JmpCond::Sle => "s<=",
             };
-            write!(f, "if {} {c} {} goto {off:+}", R(dst, width), src(s, width))
+            write!(f, "if {} {c} {} goto ", R(dst, width), src(s, width))?;
+            match target {
+                Some(label) => f.write_str(label),
+                None => write!(f, "{off:+}"),
+            }
         }
         Insn::Call(CallTarget::Helper(id)) => write!(f, "call {id}"),
         Insn::Call(CallTarget::Local(rel)) => write!(f, "call pc{rel:+}"),

@@ -58,7 +58,19 @@ fn size(s: MemSize) -> &'static str {
     }
 }
 
-pub(super) fn fmt_insn(insn: &Insn, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+pub(super) fn fmt_insn(
+    insn: &Insn,
+    target: Option<&str>,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    if let Some(label) = target {
+        match insn {
+            Insn::Ja { .. } => return write!(f, "ja {label}"),
+            Insn::Ja32 { .. } => return write!(f, "ja32 {label}"),
+            Insn::Call(CallTarget::Local(_)) => return write!(f, "call local {label}"),
+            _ => {}
+        }
+    }
     match *insn {
         Insn::Alu {
             width,
@@ -127,7 +139,11 @@ pub(super) fn fmt_insn(insn: &Insn, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 JmpCond::Slt => "jslt",
                 JmpCond::Sle => "jsle",
             };
-            write!(f, "{name}{} %{dst}, {}, {off:+}", suffix(width), Src(src))
+            write!(f, "{name}{} %{dst}, {}, ", suffix(width), Src(src))?;
+            match target {
+                Some(label) => f.write_str(label),
+                None => write!(f, "{off:+}"),
+            }
         }
         Insn::Call(CallTarget::Helper(id)) => write!(f, "call {}", Imm(id)),
         Insn::Call(CallTarget::Local(rel)) => write!(f, "call local {rel:+}"),
