@@ -1,6 +1,10 @@
 // opensnoop: open() and openat() with their path, flags and result, from the
 // syscall tracepoints. The path is read at entry (user memory may change by
 // exit); the result is added at exit and the record sent through a ring buffer.
+// A read at entry fails when the path's page is not yet resident (a helper
+// cannot fault it in); by exit the kernel's own copy has faulted it in, so the
+// path is read again then from the same pointer, as libbpf-tools' opensnoop
+// reads it at exit.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "bpfkit_core.h"
@@ -23,6 +27,14 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } starts SEC(".maps");
 
+/* The user pointer of a path the entry could not read, by thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, __u32);
+	__type(value, __u64);
+} unread_paths SEC(".maps");
+
 static __always_inline int enter(const char *path, int flags, int mode)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -42,7 +54,10 @@ static __always_inline int enter(const char *path, int flags, int mode)
 	e->uid = uid;
 	e->flags = flags;
 	e->mode = mode;
-	bpf_probe_read_user_str(e->path, sizeof(e->path), path);
+	if (bpf_probe_read_user_str(e->path, sizeof(e->path), path) < 0) {
+		__u64 ptr = (__u64)path;
+		bpf_map_update_elem(&unread_paths, &tid, &ptr, BPF_ANY);
+	}
 	return 0;
 }
 
@@ -55,9 +70,15 @@ static __always_inline int leave(long ret)
 	if (failed_only && ret >= 0)
 		goto cleanup;
 	e->ret = ret;
+	__u64 *unread = bpf_map_lookup_elem(&unread_paths, &tid);
+	if (unread) {
+		bpf_probe_read_user_str(e->path, sizeof(e->path), (const char *)*unread);
+		bpf_map_delete_elem(&unread_paths, &tid);
+	}
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	submit_event(e, sizeof(*e));
 cleanup:
+	bpf_map_delete_elem(&unread_paths, &tid);
 	bpf_map_delete_elem(&starts, &tid);
 	return 0;
 }

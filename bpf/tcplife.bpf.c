@@ -3,6 +3,9 @@
 // CLOSE starts a connection; the changes a process causes by a syscall
 // (connect: SYN_SENT; close: FIN_WAIT1 or LAST_ACK) name its owner, since the
 // others happen in softirq context on behalf of no one; CLOSE sends the record.
+// A socket closed with unread data goes from ESTABLISHED straight to CLOSE in
+// its owner's close(): still unowned then, it takes the current task, as
+// bcc's tcplife does.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -71,6 +74,10 @@ int tcplife_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	struct conn *c = bpf_map_lookup_elem(&conns, &sk);
 	if (!c)
 		return 0;
+	if (!c->pid) {
+		c->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(&c->comm, sizeof(c->comm));
+	}
 	if (targ_pid && c->pid != targ_pid)
 		goto cleanup;
 	struct tcplife_event e = {

@@ -144,6 +144,60 @@ fn opensnoop_sees_a_temp_file_opened() {
 }
 
 #[test]
+fn opensnoop_reads_a_path_whose_page_is_not_resident_at_entry() {
+    if !require_bpf() {
+        return;
+    }
+    let me = std::process::id();
+    let tool = Command::new(BIN)
+        .args(["opensnoop", "-p", &me.to_string(), "--json", "-d", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // The path lives in a file mapped but never touched: at sys_enter its
+    // page is not in this process's page tables, which a BPF helper cannot
+    // fault in; the kernel's own copy of the path faults it in.
+    let target = std::env::temp_dir().join(format!("bpfkit-opensnoop-cold-{me}"));
+    let holder = std::env::temp_dir().join(format!("bpfkit-opensnoop-path-{me}"));
+    let mut text = target.to_str().unwrap().as_bytes().to_vec();
+    text.push(0);
+    std::fs::write(&holder, &text).unwrap();
+    let file = std::fs::File::open(&holder).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: a fresh private read-only mapping of an open file, unmapped below.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    // SAFETY: the mapping holds a NUL-terminated path.
+    let fd = unsafe { libc::open(map as *const libc::c_char, libc::O_RDONLY) };
+    assert_eq!(fd, -1, "the target does not exist");
+    // SAFETY: unmapping the mapping made above.
+    unsafe { libc::munmap(map, 4096) };
+    let out = tool.wait_with_output().unwrap();
+    std::fs::remove_file(&holder).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["path"] == target.to_str().unwrap() && e["err"] == 2),
+        "the open of an untouched page's path was not reported with its path: {stdout}"
+    );
+}
+
+#[test]
 fn syscount_counts_a_known_number_of_calls() {
     if !require_bpf() {
         return;

@@ -199,6 +199,42 @@ fn tcplife_reports_a_loopback_session_with_its_bytes() {
     }
 }
 
+#[test]
+fn tcplife_names_the_server_of_a_socket_closed_with_unread_data() {
+    if !require_bpf() {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let tool = start(&["tcplife", "-p", &me, "-4", "-d", "10"]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_port = listener.local_addr().unwrap().port();
+    let mut client = TcpStream::connect(("127.0.0.1", server_port)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    client.write_all(b"never read").unwrap();
+    // The data has arrived once the server side sees it readable.
+    let mut peek = [0u8; 1];
+    accepted.peek(&mut peek).unwrap();
+    // Closing with unread data resets: ESTABLISHED -> CLOSE in this close().
+    drop(accepted);
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest);
+    drop(client);
+    let events = finish(tool);
+    let server = events
+        .iter()
+        .find(|e| e["lport"] == server_port)
+        .unwrap_or_else(|| panic!("the reset server socket was not reported: {events:?}"));
+    assert_eq!(server["pid"], std::process::id());
+    let comm = std::fs::read_to_string(format!("/proc/self/task/{}/comm", current_tid())).unwrap();
+    assert_eq!(server["comm"], comm.trim());
+}
+
+/// This thread's id (the comm a task's own close() reports).
+fn current_tid() -> i64 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) }
+}
+
 /// A writable directory on a block device (not tmpfs), if there is one.
 fn block_backed_dir() -> Option<std::path::PathBuf> {
     let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
