@@ -16,6 +16,31 @@ pub enum FaultKind {
         /// Its size.
         size: usize,
     },
+    /// An access near a stack frame but outside it: each call frame has 512
+    /// bytes, `r10-512` up to `r10`, as in the kernel.
+    #[error(
+        "stack access at r10{offset:+} of frame {frame} is outside the frame's 512 bytes \
+         (r10-512 up to r10)"
+    )]
+    OutsideStackFrame {
+        /// The nearest frame (0 is the entry frame).
+        frame: usize,
+        /// Offset of the access from that frame's `r10`.
+        offset: i64,
+    },
+    /// An access to the stack frame of a call that has returned.
+    #[error(
+        "stack access at r10{offset:+} of frame {frame}, whose call has returned \
+         (the current frame is {current})"
+    )]
+    ReturnedStackFrame {
+        /// The frame the address lies in.
+        frame: usize,
+        /// Offset of the access from that frame's `r10`.
+        offset: i64,
+        /// The frame running.
+        current: usize,
+    },
     /// A store to a read-only region.
     #[error("store to read-only {region:?} region")]
     ReadOnly {

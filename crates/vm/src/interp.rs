@@ -3,14 +3,13 @@
 use std::sync::Arc;
 
 use crate::error::{FaultKind, RunError};
-use crate::memory::{AddressSpace, RegionKind};
+use crate::memory::{region_base, AddressSpace, RegionKind};
 use crate::program::{AtomicKind, Op, Program};
 
 /// Bytes of stack per call frame, as in the kernel.
 pub const STACK_PER_FRAME: usize = 512;
 /// Maximum call depth including the entry frame (the kernel's `MAX_CALL_FRAMES`).
 pub const MAX_FRAMES: usize = 8;
-const STACK_SIZE: usize = STACK_PER_FRAME * MAX_FRAMES;
 /// Tag of function addresses produced by `lddw rX, func` (bit 63 keeps them
 /// clear of both region addresses and helper ids).
 pub(crate) const FUNC_ADDR_TAG: u64 = 1 << 63;
@@ -95,8 +94,66 @@ struct Frame {
     saved: [u64; 4],
 }
 
+/// The stack of a run: one region per call frame. A live frame's region
+/// holds its 512 bytes and a returned frame's is empty, so an access beyond a
+/// frame's 512 bytes, below `r10-512` or at or above `r10`, faults, as the
+/// kernel's verifier rejects it (check_stack_access_within_bounds), while a
+/// pointer into a caller's frame passed to a callee stays valid. A frame's
+/// region is made the first time a call reaches its depth, so a run without
+/// calls pays for one region only.
+pub(crate) struct Stack {
+    /// Region index of each frame made so far in this run.
+    regions: [usize; MAX_FRAMES],
+    /// Frames `0..made` have a region.
+    made: usize,
+    /// Buffers of frames, kept between runs.
+    pool: Vec<Vec<u8>>,
+}
+
+impl Stack {
+    /// `r10` of frame `depth` (0 is the entry frame); the frame must exist.
+    #[inline(always)]
+    fn frame_pointer(&self, depth: usize) -> u64 {
+        region_base(self.regions[depth % MAX_FRAMES]) + STACK_PER_FRAME as u64
+    }
+
+    /// Makes frame `depth` (at most one deeper than any made so far) live
+    /// and zeroed.
+    fn enter(&mut self, memory: &mut AddressSpace, depth: usize) {
+        if depth < self.made {
+            memory.reset_owned(self.regions[depth], STACK_PER_FRAME);
+        } else {
+            let mut buf = self.pool.pop().unwrap_or_default();
+            buf.clear();
+            buf.resize(STACK_PER_FRAME, 0);
+            self.regions[self.made % MAX_FRAMES] = memory.len();
+            memory.add(RegionKind::Stack, true, buf);
+            self.made += 1;
+        }
+    }
+
+    /// Makes frame `depth` dead: every access to it faults.
+    fn leave(&self, memory: &mut AddressSpace, depth: usize) {
+        if depth < self.made {
+            memory.reset_owned(self.regions[depth], 0);
+        }
+    }
+
+    /// The frame and the offset from its `r10` of a faulting access at
+    /// `addr`, if `addr` lies within 2 GiB of a frame's `r10` (an underflow
+    /// lands at the top of the region before the frame's).
+    #[cold]
+    fn locate(&self, addr: u64) -> Option<(usize, i64)> {
+        (0..self.made)
+            .map(|frame| (frame, addr.wrapping_sub(self.frame_pointer(frame)) as i64))
+            .filter(|&(_, offset)| offset.abs() < 1 << 31)
+            .min_by_key(|&(_, offset)| offset.abs())
+    }
+}
+
 /// Runs `program` from its first instruction with `r1..r5` set to `args`.
-/// The stack is added to `memory` for the run and removed afterwards.
+/// The stack frames are added to `memory` for the run and removed afterwards;
+/// `stack` keeps their buffers between runs.
 pub fn execute(
     program: &Program,
     memory: &mut AddressSpace,
@@ -104,20 +161,22 @@ pub fn execute(
     args: [u64; 5],
     limits: RunLimits,
     executed: &mut u64,
-    stack: &mut Vec<u8>,
+    stack: &mut Vec<Vec<u8>>,
 ) -> Result<u64, RunError> {
     let keep = memory.len();
-    // The stack buffer is reused across runs; the entry frame starts zeroed
-    // and each callee frame is zeroed when it is entered.
-    let mut buf = std::mem::take(stack);
-    buf.resize(STACK_SIZE, 0);
-    buf[STACK_SIZE - STACK_PER_FRAME..].fill(0);
-    let stack_base = memory.add(RegionKind::Stack, true, buf);
+    let mut frames = Stack {
+        regions: [0; MAX_FRAMES],
+        made: 0,
+        pool: std::mem::take(stack),
+    };
     let mut tail: Option<Arc<Program>> = None;
     let mut tail_calls = 0;
     let mut budget = limits.budget;
     let result = loop {
         let current = tail.as_deref().unwrap_or(program);
+        // Each program of a tail call chain starts in the entry frame (the
+        // kernel reuses the caller's frame; its contents are not promised).
+        frames.enter(memory, 0);
         match run(
             current,
             memory,
@@ -125,7 +184,7 @@ pub fn execute(
             args,
             &mut budget,
             limits.budget,
-            stack_base,
+            &mut frames,
         ) {
             Ok(Flow::Exit(v)) => break Ok(v),
             Ok(Flow::TailCall(next)) => {
@@ -137,12 +196,20 @@ pub fn execute(
                         max: MAX_TAIL_CALLS,
                     });
                 }
+                for depth in 1..MAX_FRAMES {
+                    frames.leave(memory, depth);
+                }
                 tail = Some(next);
             }
             Err(e) => break Err(e),
         }
     };
-    *stack = memory.take_owned(keep).unwrap_or_default();
+    for &index in &frames.regions[..frames.made] {
+        if let Some(buf) = memory.take_owned(index) {
+            frames.pool.push(buf);
+        }
+    }
+    *stack = frames.pool;
     memory.truncate(keep);
     *executed = limits.budget - budget;
     result
@@ -158,7 +225,28 @@ fn ea(base: u64, off: i16) -> u64 {
     base.wrapping_add(off as i64 as u64)
 }
 
-fn fault(pc: usize, addr: u64, size: usize, access: &'static str, kind: FaultKind) -> RunError {
+/// A faulting access. One near a stack frame names the frame and the offset
+/// from its `r10`; `depth` is the current frame, so one into a frame that has
+/// returned says so.
+#[cold]
+fn fault(
+    pc: usize,
+    stack: &Stack,
+    depth: usize,
+    addr: u64,
+    size: usize,
+    access: &'static str,
+    kind: FaultKind,
+) -> RunError {
+    let kind = match stack.locate(addr) {
+        Some((frame, offset)) if frame > depth => FaultKind::ReturnedStackFrame {
+            frame,
+            offset,
+            current: depth,
+        },
+        Some((frame, offset)) => FaultKind::OutsideStackFrame { frame, offset },
+        None => kind,
+    };
     RunError::MemoryFault {
         pc,
         addr,
@@ -280,13 +368,12 @@ fn run(
     args: [u64; 5],
     remaining: &mut u64,
     budget: u64,
-    stack_base: u64,
+    stack: &mut Stack,
 ) -> Result<Flow, RunError> {
     let ops = &program.ops[..];
     let mut regs = [0u64; 16];
     regs[1..6].copy_from_slice(&args);
-    let stack_top = stack_base + STACK_SIZE as u64;
-    regs[10] = stack_top;
+    regs[10] = stack.frame_pointer(0);
     let mut frames: Vec<Frame> = Vec::new();
     let mut pc: usize = 0;
 
@@ -295,7 +382,7 @@ fn run(
             let addr = ea(reg!(regs[$base]), $off);
             match memory.load::<$n>(addr) {
                 Ok(b) => <$t>::from_le_bytes(b),
-                Err(k) => return Err(fault(pc, addr, $n, "load", k)),
+                Err(k) => return Err(fault(pc, stack, frames.len(), addr, $n, "load", k)),
             }
         }};
     }
@@ -303,7 +390,7 @@ fn run(
         ($n:literal, $t:ty, $base:expr, $off:expr, $v:expr) => {{
             let addr = ea(reg!(regs[$base]), $off);
             if let Err(k) = memory.store::<$n>(addr, ($v as $t).to_le_bytes()) {
-                return Err(fault(pc, addr, $n, "store", k));
+                return Err(fault(pc, stack, frames.len(), addr, $n, "store", k));
             }
         }};
     }
@@ -492,7 +579,7 @@ fn run(
                 }
             }
             Op::CallLocal(t) => {
-                enter_frame(&mut frames, &mut regs, memory, pc, stack_top)?;
+                enter_frame(&mut frames, &mut regs, memory, pc, stack)?;
                 pc = t as usize;
                 continue;
             }
@@ -503,7 +590,7 @@ fn run(
                     if !matches!(ops.get(t), Some(op) if *op != Op::LdImm64Tail) {
                         return Err(RunError::BadCallTarget { pc, target });
                     }
-                    enter_frame(&mut frames, &mut regs, memory, pc, stack_top)?;
+                    enter_frame(&mut frames, &mut regs, memory, pc, stack)?;
                     pc = t;
                     continue;
                 }
@@ -524,8 +611,9 @@ fn run(
             Op::Exit => match frames.pop() {
                 None => return Ok(Flow::Exit(regs[0])),
                 Some(f) => {
+                    stack.leave(memory, frames.len() + 1);
                     regs[6..10].copy_from_slice(&f.saved);
-                    regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
+                    regs[10] = stack.frame_pointer(frames.len());
                     pc = f.return_pc;
                     continue;
                 }
@@ -563,7 +651,7 @@ fn run(
                             reg!(regs[s]) = old;
                         }
                     }
-                    Err(k) => return Err(fault(pc, addr, size, "atomic", k)),
+                    Err(k) => return Err(fault(pc, stack, frames.len(), addr, size, "atomic", k)),
                 }
             }
             Op::LdAbs(size, imm) => {
@@ -619,7 +707,7 @@ fn enter_frame(
     regs: &mut [u64; 16],
     memory: &mut AddressSpace,
     pc: usize,
-    stack_top: u64,
+    stack: &mut Stack,
 ) -> Result<(), RunError> {
     if frames.len() + 1 >= MAX_FRAMES {
         return Err(RunError::CallDepth {
@@ -631,9 +719,8 @@ fn enter_frame(
         return_pc: pc + 1,
         saved: [regs[6], regs[7], regs[8], regs[9]],
     });
-    regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
-    // The frame lies inside the stack region by construction.
-    let _ = memory.write(regs[10] - STACK_PER_FRAME as u64, &[0; STACK_PER_FRAME]);
+    stack.enter(memory, frames.len());
+    regs[10] = stack.frame_pointer(frames.len());
     Ok(())
 }
 

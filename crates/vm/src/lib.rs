@@ -112,7 +112,7 @@ pub struct Vm {
     ncpus: usize,
     last_executed: u64,
     /// Buffers reused across runs so that a run allocates nothing.
-    stack: Vec<u8>,
+    stack: Vec<Vec<u8>>,
     scratch: AddressSpace,
     input: Vec<u8>,
 }

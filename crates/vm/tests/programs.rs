@@ -248,10 +248,131 @@ fn faults_name_pc_address_size_and_reason() {
     assert!(matches!(
         Vm::new().run(&stack_overflow, &mut []),
         Err(RunError::MemoryFault {
-            kind: FaultKind::OutOfBounds { .. },
+            kind: FaultKind::OutsideStackFrame {
+                frame: 0,
+                offset: 0
+            },
             ..
         })
     ));
+}
+
+/// The fault of `src`, run with 16 bytes of input memory (so the stack is not
+/// the first region and an underflow would land in another region's range).
+fn stack_fault(src: &str) -> (usize, &'static str, FaultKind) {
+    match Vm::new().run(&prog(src), &mut [0; 16]) {
+        Err(RunError::MemoryFault {
+            pc, access, kind, ..
+        }) => (pc, access, kind),
+        other => panic!("expected a memory fault from {src:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn each_frame_has_exactly_512_bytes_of_stack() {
+    // r10-512 .. r10 is the frame, as in the kernel.
+    let edges = prog(
+        "*(u64 *)(r10 - 512) = 5
+         *(u8 *)(r10 - 1) = 2
+         r0 = *(u64 *)(r10 - 512)
+         r1 = *(u8 *)(r10 - 1)
+         r0 += r1
+         exit",
+    );
+    assert_eq!(Vm::new().run(&edges, &mut [0; 16]).unwrap(), 7);
+    let outside = |frame, offset| FaultKind::OutsideStackFrame { frame, offset };
+    assert_eq!(
+        stack_fault("r0 = *(u8 *)(r10 - 513)\nexit"),
+        (0, "load", outside(0, -513))
+    );
+    // The whole old 4 KiB stack was readable from the entry frame.
+    assert_eq!(
+        stack_fault("r0 = *(u64 *)(r10 - 4096)\nexit"),
+        (0, "load", outside(0, -4096))
+    );
+    // An 8-byte access straddling the frame's lower edge.
+    assert_eq!(
+        stack_fault("*(u64 *)(r10 - 516) = 1\nr0 = 0\nexit"),
+        (0, "store", outside(0, -516))
+    );
+    // Through a derived pointer, and with an atomic.
+    assert_eq!(
+        stack_fault("r1 = r10\nr1 += -1024\nr2 = 1\nlock *(u64 *)(r1 + 0) += r2\nr0 = 0\nexit"),
+        (3, "atomic", outside(0, -1024))
+    );
+    let message = RunError::MemoryFault {
+        pc: 0,
+        addr: 0,
+        size: 1,
+        access: "load",
+        kind: outside(0, -513),
+    }
+    .to_string();
+    assert!(
+        message.contains("r10-513") && message.contains("512 bytes"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_callee_has_its_own_512_bytes_and_may_use_its_callers_through_a_pointer() {
+    // The callee writes through a pointer into the caller's frame (allowed,
+    // as in the kernel) and uses its own full frame.
+    let ok = prog(
+        "*(u64 *)(r10 - 8) = 40
+         r1 = r10
+         r1 += -8
+         call f
+         r0 = *(u64 *)(r10 - 8)
+         exit
+f:
+         *(u64 *)(r10 - 512) = 2
+         r2 = *(u64 *)(r1 + 0)
+         r3 = *(u64 *)(r10 - 512)
+         r2 += r3
+         *(u64 *)(r1 + 0) = r2
+         r0 = 0
+         exit",
+    );
+    assert_eq!(Vm::new().run(&ok, &mut [0; 16]).unwrap(), 42);
+    // Below the callee's frame is not its caller's frame to reach through r10.
+    let below = "call f
+         r0 = 0
+         exit
+f:
+         r0 = *(u64 *)(r10 - 520)
+         exit";
+    assert_eq!(
+        stack_fault(below),
+        (
+            3,
+            "load",
+            FaultKind::OutsideStackFrame {
+                frame: 1,
+                offset: -520
+            }
+        )
+    );
+    // After the callee returns, a pointer into its frame is dead.
+    let dangling = "call f
+         r0 = *(u64 *)(r0 + 0)
+         exit
+f:
+         r0 = r10
+         r0 += -8
+         exit";
+    assert_eq!(
+        stack_fault(dangling),
+        (
+            1,
+            "load",
+            FaultKind::ReturnedStackFrame {
+                frame: 1,
+                offset: -8,
+                current: 0
+            }
+        )
+    );
 }
 
 #[test]
