@@ -58,13 +58,50 @@ pub enum LoadError {
     /// The program has no instructions.
     #[error("program is empty")]
     Empty,
-    /// A jump or call leaves the program or lands inside an `lddw`.
+    /// A jump leaves the program or lands inside an `lddw`.
     #[error("instruction {pc}: jump target {target} is outside the program or inside lddw")]
     BadJumpTarget {
         /// The jump's slot index.
         pc: usize,
         /// The target slot index.
         target: i64,
+    },
+    /// A bpf-to-bpf call or `lddw rX, func` names a target outside the
+    /// program or inside `lddw`.
+    #[error("instruction {pc}: call target {target} is outside the program or inside lddw")]
+    BadCallTarget {
+        /// The call's slot index.
+        pc: usize,
+        /// The target slot index.
+        target: i64,
+    },
+    /// A jump leaves the subprogram it is in, which the kernel rejects
+    /// (check_subprogs: "jump out of range").
+    #[error(
+        "instruction {pc}: jump to {target} leaves its subprogram (instructions \
+         {start}..{end}); the kernel rejects jumps between subprograms"
+    )]
+    JumpLeavesSubprogram {
+        /// The jump's slot index.
+        pc: usize,
+        /// The target slot index.
+        target: i64,
+        /// First slot of the jump's subprogram.
+        start: usize,
+        /// Slot after its last.
+        end: usize,
+    },
+    /// A subprogram's last instruction is not `exit` or `ja`, so execution
+    /// would run on into the next subprogram.
+    #[error(
+        "instruction {pc}: execution can fall through into the subprogram at {next} \
+         (a subprogram must end with exit or ja)"
+    )]
+    FallsIntoSubprogram {
+        /// Slot index of the subprogram's last instruction.
+        pc: usize,
+        /// First slot of the next subprogram.
+        next: usize,
     },
     /// Writes to `r10`, the read-only frame pointer.
     #[error("instruction {pc}: r10 is read-only")]
