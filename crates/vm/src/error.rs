@@ -143,7 +143,10 @@ pub enum RunError {
         kind: FaultKind,
     },
     /// The instruction budget ran out.
-    #[error("instruction budget of {budget} exhausted at instruction {pc} (runaway loop?)")]
+    #[error(
+        "instruction budget of {budget} exhausted at instruction {pc} (runaway loop?); \
+         raise it with Vm::set_budget or `bpfkit run --budget N`"
+    )]
     BudgetExhausted {
         /// Slot index where it ran out.
         pc: usize,

@@ -76,16 +76,27 @@ pub enum HelperCallError {
     },
 }
 
+/// The instruction budget of a run unless [`Vm::set_budget`](crate::Vm::set_budget)
+/// says otherwise: 2^24 (16,777,216) instructions, 16 times the 1,000,000
+/// instructions the kernel's verifier processes at most (BPF_COMPLEXITY_LIMIT_INSNS),
+/// so any program the kernel accepts without bpf_loop-style iteration fits,
+/// and a runaway loop ends in tens of milliseconds (the interpreter runs a
+/// few nanoseconds an instruction) rather than the 12 seconds 2^32 took.
+pub const DEFAULT_BUDGET: u64 = 1 << 24;
+
 /// Limits of one run.
 #[derive(Debug, Clone, Copy)]
 pub struct RunLimits {
-    /// Instructions the run may execute before it is stopped.
+    /// Instructions the run may execute before it stops with
+    /// [`RunError::BudgetExhausted`]; [`DEFAULT_BUDGET`] by default.
     pub budget: u64,
 }
 
 impl Default for RunLimits {
     fn default() -> Self {
-        RunLimits { budget: 1 << 32 }
+        RunLimits {
+            budget: DEFAULT_BUDGET,
+        }
     }
 }
 

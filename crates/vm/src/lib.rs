@@ -38,7 +38,9 @@ use std::time::{Duration, Instant};
 pub use context::{sk_buff, xdp_md, ContextKind, SK_BUFF_SIZE, XDP_HEADROOM, XDP_MD_SIZE};
 pub use error::{FaultKind, LoadError, RunError};
 pub use helpers::{conformance_helper, Helper, HelperContext, HelperFn, HelperRegistry};
-pub use interp::{HelperOutcome, RunLimits, MAX_FRAMES, MAX_TAIL_CALLS, STACK_PER_FRAME};
+pub use interp::{
+    HelperOutcome, RunLimits, DEFAULT_BUDGET, MAX_FRAMES, MAX_TAIL_CALLS, STACK_PER_FRAME,
+};
 pub use maps::{Map, MapDef, MapError};
 pub use memory::{region_base, AddressSpace, Backing, Region, RegionKind, SharedBytes};
 pub use program::Program;
@@ -194,7 +196,9 @@ impl Vm {
         self.last_executed
     }
 
-    /// Sets the instruction budget of each run.
+    /// Sets the instruction budget of each run: a run that executes more
+    /// instructions stops with [`RunError::BudgetExhausted`]. The default is
+    /// [`DEFAULT_BUDGET`] (2^24); raise it for programs that iterate longer.
     pub fn set_budget(&mut self, budget: u64) {
         self.limits.budget = budget;
     }

@@ -3,7 +3,8 @@
 use bpfkit_abi::{xdp_action, MapType};
 use bpfkit_isa::{assemble, Syntax};
 use bpfkit_vm::{
-    ContextKind, FaultKind, MapDef, Program, RunError, Task, TestRun, Vm, XDP_MD_SIZE,
+    ContextKind, FaultKind, MapDef, Program, RunError, Task, TestRun, Vm, DEFAULT_BUDGET,
+    XDP_MD_SIZE,
 };
 
 fn prog(src: &str) -> Program {
@@ -386,6 +387,27 @@ fn budget_stops_runaway_loops() {
             pc: 0,
             budget: 1000
         })
+    );
+}
+
+#[test]
+fn a_runaway_loop_ends_with_the_default_budget() {
+    let p = prog("l:\ngoto l\nexit");
+    let mut vm = Vm::new();
+    let err = vm.run(&p, &mut []).unwrap_err();
+    assert_eq!(
+        err,
+        RunError::BudgetExhausted {
+            pc: 0,
+            budget: DEFAULT_BUDGET
+        }
+    );
+    assert_eq!(DEFAULT_BUDGET, 1 << 24);
+    assert_eq!(vm.last_executed(), DEFAULT_BUDGET);
+    let message = err.to_string();
+    assert!(
+        message.contains("16777216") && message.contains("Vm::set_budget"),
+        "{message}"
     );
 }
 
