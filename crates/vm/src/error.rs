@@ -179,6 +179,15 @@ pub enum RunError {
         /// The limit.
         max: usize,
     },
+    /// [`Vm::test_run`](crate::Vm::test_run) input that the kernel's
+    /// `BPF_PROG_TEST_RUN` refuses.
+    #[error("test run input refused, as the kernel refuses it with errno {errno}: {reason}")]
+    InvalidInput {
+        /// The errno the kernel returns (`EINVAL`).
+        errno: i32,
+        /// What is wrong with the input.
+        reason: String,
+    },
     /// A tail call chain grew past the kernel's limit.
     #[error("more than {max} tail calls in one chain")]
     TailCallLimit {

@@ -317,6 +317,15 @@ impl Vm {
     /// Runs `program` as `BPF_PROG_TEST_RUN` does: builds its context from
     /// `input` (an `xdp_md` or `__sk_buff` over the packet, or raw bytes),
     /// runs it `repeat` times, and returns the last result with the mean time.
+    ///
+    /// Packet input is checked and the `__sk_buff` filled as the kernel's
+    /// bpf_prog_test_run_skb does on the loopback device: a frame shorter
+    /// than an Ethernet header, an IPv4 or IPv6 frame too short for its
+    /// network header, or context fields the kernel does not let the caller
+    /// set give [`RunError::InvalidInput`] with `EINVAL`; `pkt_type` is what
+    /// eth_type_trans makes of the destination address, `ifindex` is 1
+    /// unless the context names another device (which the VM does not
+    /// check), and an L3 program's output frame has a zeroed Ethernet header.
     pub fn test_run(
         &mut self,
         program: &Program,
@@ -384,17 +393,13 @@ impl Vm {
                 } else {
                     0
                 };
+                context::check_test_run_input(context, &input.data_in, &input.ctx_in)?;
                 let (l2, payload) = input.data_in.split_at(l2_len);
                 let mut ctx = vec![0u8; ctx_size];
                 let n = input.ctx_in.len().min(ctx_size);
                 ctx[..n].copy_from_slice(&input.ctx_in[..n]);
                 if context != ContextKind::Xdp {
-                    let len = payload.len() as u32;
-                    ctx[sk_buff::LEN..sk_buff::LEN + 4].copy_from_slice(&len.to_ne_bytes());
-                    if let Some(proto) = input.data_in.get(12..14) {
-                        // skb->protocol holds the EtherType in network order.
-                        ctx[sk_buff::PROTOCOL..sk_buff::PROTOCOL + 2].copy_from_slice(proto);
-                    }
+                    context::fill_sk_buff(&mut ctx, &input.data_in, payload.len());
                 }
                 let ctx_base = space.add(RegionKind::Context, context != ContextKind::Xdp, ctx);
                 let mut buffer = vec![0u8; headroom + payload.len() + tailroom];
@@ -425,7 +430,9 @@ impl Vm {
                 let p = env.packet.unwrap_or(packet);
                 self.stack = stack;
                 let r0 = r0?;
-                let mut data_out = l2.to_vec();
+                // bpf_prog_test_run_skb pushes a zeroed link-layer header back
+                // in front of what an L3 program saw.
+                let mut data_out = vec![0; l2.len()];
                 data_out.extend(
                     space
                         .read(p.data, (p.data_end - p.data) as usize)

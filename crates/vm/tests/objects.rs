@@ -55,10 +55,25 @@ fn xdp_parser_counts_and_drops_the_chosen_port() {
     assert_eq!(run(&mut vm, ipv4_packet(17, 5353)), xdp_action::DROP as u64);
     assert_eq!(run(&mut vm, ipv4_packet(17, 53)), xdp_action::PASS as u64);
     assert_eq!(run(&mut vm, ipv4_packet(6, 5353)), xdp_action::PASS as u64);
+    let mut ethernet_only = vec![0u8; 14];
+    ethernet_only[12] = 0x08;
     assert_eq!(
-        run(&mut vm, vec![0u8; 10]),
+        run(&mut vm, ethernet_only),
         xdp_action::PASS as u64,
-        "runt frame"
+        "runt frame: an Ethernet header only"
+    );
+    // Shorter than an Ethernet header: BPF_PROG_TEST_RUN refuses it.
+    let runt = vm.test_run(
+        prog,
+        &TestRun {
+            data_in: vec![0u8; 10],
+            ctx_in: vec![],
+            repeat: 1,
+        },
+    );
+    assert!(
+        matches!(runt, Err(bpfkit_vm::RunError::InvalidInput { errno, .. }) if errno == bpfkit_abi::errno::EINVAL),
+        "{runt:?}"
     );
     assert_eq!(count(&vm, &obj, "proto_count", 17), 2);
     assert_eq!(count(&vm, &obj, "proto_count", 6), 1);

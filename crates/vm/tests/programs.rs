@@ -435,3 +435,55 @@ fn global_data_through_map_values() {
         .unwrap();
     assert_eq!(&value[8..], &2u64.to_ne_bytes());
 }
+
+#[test]
+fn skb_test_run_fills_the_fields_the_kernel_does_on_loopback() {
+    // r0 = pkt_type << 16 | ifindex << 8 | len (small values).
+    let p = prog_ctx(
+        "r0 = *(u32 *)(r1 + 4)
+         r0 <<= 16
+         r2 = *(u32 *)(r1 + 40)
+         r2 <<= 8
+         r0 |= r2
+         r2 = *(u32 *)(r1 + 0)
+         r0 |= r2
+         exit",
+        ContextKind::SkBuffL3,
+    );
+    let mut frame = vec![0u8; 64];
+    frame[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    frame[6] = 0xaa;
+    frame[12] = 0x08;
+    let run = |data: Vec<u8>, ctx: Vec<u8>| {
+        Vm::new().test_run(
+            &p,
+            &TestRun {
+                data_in: data,
+                ctx_in: ctx,
+                repeat: 1,
+            },
+        )
+    };
+    let r = run(frame.clone(), vec![]).unwrap();
+    // PACKET_OTHERHOST, the loopback device, 50 bytes from the IP header.
+    assert_eq!(r.retval, (3 << 16) | (1 << 8) | 50);
+    assert_eq!(
+        &r.data_out[..14],
+        &[0; 14],
+        "the Ethernet header comes back zeroed"
+    );
+    assert_eq!(&r.data_out[14..], &frame[14..]);
+    let too_short = run(frame[..18].to_vec(), vec![]).unwrap_err();
+    assert!(
+        too_short
+            .to_string()
+            .contains("IPv4 frame needs a 20-byte IP header"),
+        "{too_short}"
+    );
+    let mut ctx = vec![0u8; 192];
+    ctx[4] = 1;
+    assert!(matches!(
+        run(frame, ctx),
+        Err(RunError::InvalidInput { errno: 22, .. })
+    ));
+}
