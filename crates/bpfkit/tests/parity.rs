@@ -394,3 +394,52 @@ fn skb_test_runs_agree_on_fields_and_refused_input() {
         }
     }
 }
+
+fn vm_fixture(name: &str) -> ObjectSpec {
+    ObjectSpec::from_file(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../vm/tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn callback_helpers_agree() {
+    let pkt = frame(64, OTHER_HOST, 0x0800);
+    for b in backends() {
+        let mut obj = Object::load(&vm_fixture("callbacks.bpf.o"), b).unwrap();
+        // bpf_loop(10) stopping at 7: 0 + ... + 7 = 28 over 8 calls.
+        let r = obj.test_run("loop_sum", &pkt, &[]).unwrap();
+        assert_eq!(r.retval, 28 * 100 + 8, "{b:?}: bpf_loop");
+        let values = obj.map("values").unwrap();
+        for k in 0..4u32 {
+            values
+                .update(&k.to_ne_bytes(), &(k as u64 + 1).to_ne_bytes(), ANY)
+                .unwrap();
+        }
+        let table = obj.map("table").unwrap();
+        for (k, v) in [(5u32, 2u64), (6, 3)] {
+            table
+                .update(&k.to_ne_bytes(), &v.to_ne_bytes(), ANY)
+                .unwrap();
+        }
+        // sum of key * value: array 0 + 2 + 6 + 12, hash 10 + 18; 4 + 2 elements.
+        let r = obj.test_run("each_elem", &pkt, &[]).unwrap();
+        assert_eq!(r.retval, 48 * 100 + 6, "{b:?}: bpf_for_each_map_elem");
+        let values = obj.map("values").unwrap();
+        for k in 0..4u32 {
+            assert_eq!(
+                values.lookup(&k.to_ne_bytes()).unwrap(),
+                Some((k as u64 + 11).to_ne_bytes().to_vec()),
+                "{b:?}: values[{k}] written through the callback"
+            );
+        }
+        let table = obj.map("table").unwrap();
+        assert_eq!(
+            table.lookup(&6u32.to_ne_bytes()).unwrap(),
+            Some(13u64.to_ne_bytes().to_vec()),
+            "{b:?}: table[6] written through the callback"
+        );
+    }
+}

@@ -50,6 +50,30 @@ pub trait Environment {
         memory: &mut AddressSpace,
     ) -> Result<u64, HelperCallError>;
 
+    /// Starts helper `id` if it is one that calls a program function back
+    /// and the environment provides it; `None` makes it an ordinary call.
+    fn start_callback(
+        &mut self,
+        _id: i64,
+        _args: [u64; 5],
+        _memory: &mut AddressSpace,
+    ) -> Option<Result<CallbackStart, HelperCallError>> {
+        None
+    }
+
+    /// The arguments of `callback`'s next call, counting it, or `None`
+    /// when it has visited everything.
+    fn next_callback(
+        &mut self,
+        _callback: &mut Callback,
+        _memory: &mut AddressSpace,
+    ) -> Result<Option<[u64; 5]>, HelperCallError> {
+        Ok(None)
+    }
+
+    /// `callback` has made its last call (the helper returns).
+    fn end_callback(&mut self, _callback: &Callback) {}
+
     /// The packet data address for `LD_ABS`/`LD_IND`, if the program has one.
     fn packet(&self) -> Option<u64> {
         None
@@ -103,6 +127,51 @@ impl Default for RunLimits {
 struct Frame {
     return_pc: usize,
     saved: [u64; 4],
+    /// Set when the frame is a callback's: the helper that called it.
+    callback: Option<Box<Callback>>,
+}
+
+/// A helper that calls a program function back (bpf_loop,
+/// bpf_for_each_map_elem), between two calls.
+pub(crate) struct Callback {
+    /// The function: the value of the helper's `callback_fn` argument.
+    pub(crate) func: u64,
+    /// Calls made so far; what the helper returns when it is done.
+    pub(crate) calls: u64,
+    /// What it iterates over.
+    pub(crate) kind: CallbackKind,
+}
+
+/// What a [`Callback`] iterates over.
+pub(crate) enum CallbackKind {
+    /// bpf_loop: calls `func(i, ctx)` for `i` in `0..nr`.
+    Loop {
+        /// Iterations asked for.
+        nr: u64,
+        /// `callback_ctx`.
+        ctx: u64,
+    },
+    /// bpf_for_each_map_elem: calls `func(map, &key, &value, ctx)` per element.
+    MapElements {
+        /// The map handle the program passed.
+        map_handle: u64,
+        /// The map.
+        map: crate::maps::Map,
+        /// Keys still to visit, snapshot when the helper started.
+        keys: std::vec::IntoIter<Vec<u8>>,
+        /// Where the callback's key lives (a read-only region).
+        key_addr: u64,
+        /// `callback_ctx`.
+        ctx: u64,
+    },
+}
+
+/// How a helper that may call back starts.
+pub(crate) enum CallbackStart {
+    /// It returns at once with this value (bad flags, nothing to visit).
+    Return(u64),
+    /// It calls back.
+    Calls(Box<Callback>),
 }
 
 /// The stack of a run: one region per call frame. A live frame's region
@@ -589,8 +658,41 @@ fn run(
                     Err(e) => return Err(helper_error(pc, id as i64, e)),
                 }
             }
+            Op::CallWithCallback(id) => {
+                let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
+                match env.start_callback(id as i64, args, memory) {
+                    None => match env.call_helper(id as i64, args, memory) {
+                        Ok(HelperOutcome::Return(v)) => regs[0] = v,
+                        Ok(HelperOutcome::Exit(v)) => return Ok(Flow::Exit(v)),
+                        Ok(HelperOutcome::TailCall(p)) => return Ok(Flow::TailCall(p)),
+                        Err(e) => return Err(helper_error(pc, id as i64, e)),
+                    },
+                    Some(Ok(CallbackStart::Return(v))) => regs[0] = v,
+                    Some(Ok(CallbackStart::Calls(callback))) => {
+                        let call = CallSite {
+                            pc,
+                            id,
+                            return_pc: pc + 1,
+                        };
+                        if let Some(t) = call_back(
+                            ops,
+                            env,
+                            &mut frames,
+                            &mut regs,
+                            memory,
+                            stack,
+                            call,
+                            callback,
+                        )? {
+                            pc = t;
+                            continue;
+                        }
+                    }
+                    Some(Err(e)) => return Err(helper_error(pc, id as i64, e)),
+                }
+            }
             Op::CallLocal(t) => {
-                enter_frame(&mut frames, &mut regs, memory, pc, stack)?;
+                enter_frame(&mut frames, &mut regs, memory, pc, pc + 1, stack, None)?;
                 pc = t as usize;
                 continue;
             }
@@ -601,7 +703,7 @@ fn run(
                     if !matches!(ops.get(t), Some(op) if *op != Op::LdImm64Tail) {
                         return Err(RunError::BadCallTarget { pc, target });
                     }
-                    enter_frame(&mut frames, &mut regs, memory, pc, stack)?;
+                    enter_frame(&mut frames, &mut regs, memory, pc, pc + 1, stack, None)?;
                     pc = t;
                     continue;
                 }
@@ -625,6 +727,32 @@ fn run(
                     stack.leave(memory, frames.len() + 1);
                     regs[6..10].copy_from_slice(&f.saved);
                     regs[10] = stack.frame_pointer(frames.len());
+                    if let Some(callback) = f.callback {
+                        // A callback returned: 0 asks for the next call, 1 stops.
+                        let call = CallSite {
+                            pc: f.return_pc - 1,
+                            id: callback_helper_id(&callback),
+                            return_pc: f.return_pc,
+                        };
+                        if regs[0] == 0 {
+                            if let Some(t) = call_back(
+                                ops,
+                                env,
+                                &mut frames,
+                                &mut regs,
+                                memory,
+                                stack,
+                                call,
+                                callback,
+                            )? {
+                                pc = t;
+                                continue;
+                            }
+                        } else {
+                            regs[0] = callback.calls;
+                            env.end_callback(&callback);
+                        }
+                    }
                     pc = f.return_pc;
                     continue;
                 }
@@ -711,14 +839,18 @@ fn run(
     }
 }
 
-/// A bpf-to-bpf call: saves the callee-saved registers and the return
-/// address, and gives the callee a fresh, zeroed 512-byte frame.
+/// A bpf-to-bpf call (or a helper's call of a callback): saves the
+/// callee-saved registers and where to return, and gives the callee a fresh,
+/// zeroed 512-byte frame.
+#[allow(clippy::too_many_arguments)]
 fn enter_frame(
     frames: &mut Vec<Frame>,
     regs: &mut [u64; 16],
     memory: &mut AddressSpace,
     pc: usize,
+    return_pc: usize,
     stack: &mut Stack,
+    callback: Option<Box<Callback>>,
 ) -> Result<(), RunError> {
     if frames.len() + 1 >= MAX_FRAMES {
         return Err(RunError::CallDepth {
@@ -727,12 +859,73 @@ fn enter_frame(
         });
     }
     frames.push(Frame {
-        return_pc: pc + 1,
+        return_pc,
         saved: [regs[6], regs[7], regs[8], regs[9]],
+        callback,
     });
     stack.enter(memory, frames.len());
     regs[10] = stack.frame_pointer(frames.len());
     Ok(())
+}
+
+/// The helper call a callback belongs to.
+#[derive(Clone, Copy)]
+struct CallSite {
+    pc: usize,
+    id: i32,
+    return_pc: usize,
+}
+
+fn callback_helper_id(callback: &Callback) -> i32 {
+    match callback.kind {
+        CallbackKind::Loop { .. } => crate::builtins::LOOP,
+        CallbackKind::MapElements { .. } => crate::builtins::FOR_EACH_MAP_ELEM,
+    }
+}
+
+/// Makes `callback`'s next call: enters a frame for it with its arguments
+/// and returns where to jump, or, when it is done, sets `r0` to what the
+/// helper returns (the calls made) and returns `None`.
+#[allow(clippy::too_many_arguments)]
+fn call_back(
+    ops: &[Op],
+    env: &mut dyn Environment,
+    frames: &mut Vec<Frame>,
+    regs: &mut [u64; 16],
+    memory: &mut AddressSpace,
+    stack: &mut Stack,
+    call: CallSite,
+    mut callback: Box<Callback>,
+) -> Result<Option<usize>, RunError> {
+    let args = match env.next_callback(&mut callback, memory) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            regs[0] = callback.calls;
+            env.end_callback(&callback);
+            return Ok(None);
+        }
+        Err(e) => return Err(helper_error(call.pc, call.id as i64, e)),
+    };
+    let func = callback.func;
+    let target = (func & !FUNC_ADDR_TAG) as usize;
+    if func & FUNC_ADDR_TAG == 0 || !matches!(ops.get(target), Some(op) if *op != Op::LdImm64Tail) {
+        return Err(RunError::HelperFault {
+            pc: call.pc,
+            name: crate::builtins::helper_name(call.id).to_string(),
+            message: format!("callback_fn {func:#x} is not a function of the program"),
+        });
+    }
+    enter_frame(
+        frames,
+        regs,
+        memory,
+        call.pc,
+        call.return_pc,
+        stack,
+        Some(callback),
+    )?;
+    regs[1..6].copy_from_slice(&args);
+    Ok(Some(target))
 }
 
 /// `LD_ABS`/`LD_IND`: r0 = big-endian packet bytes at `off`; false when out of bounds.

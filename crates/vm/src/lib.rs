@@ -311,6 +311,7 @@ impl Vm {
             packet,
             reservations: BTreeMap::new(),
             tail_calls: 0,
+            free_keys: Vec::new(),
         }
     }
 

@@ -203,6 +203,17 @@ impl AddressSpace {
         }
     }
 
+    /// Copies `bytes` to `addr` even in a read-only region: the runtime
+    /// writing what the program may only read (a callback's key).
+    pub(crate) fn write_as_runtime(&mut self, addr: u64, bytes: &[u8]) -> Result<(), FaultKind> {
+        let (i, off) = self.locate(addr, bytes.len())?;
+        match &mut self.regions[i].backing {
+            Backing::Owned(v) => v[off..off + bytes.len()].copy_from_slice(bytes),
+            Backing::Shared(s) => s.lock()[off..off + bytes.len()].copy_from_slice(bytes),
+        }
+        Ok(())
+    }
+
     /// Number of regions.
     pub fn len(&self) -> usize {
         self.regions.len()

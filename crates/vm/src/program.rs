@@ -141,6 +141,9 @@ pub(crate) enum Op {
     Jsle32R(u8, u8, Target),
     /// Helper call by id.
     Call(i32),
+    /// Call of a helper that may call a program function back
+    /// (bpf_loop, bpf_for_each_map_elem), by id.
+    CallWithCallback(i32),
     /// bpf-to-bpf call.
     CallLocal(Target),
     /// Indirect call through a register.
@@ -406,6 +409,9 @@ fn lower(
             src,
             off,
         } => lower_jmp(width, cond, r(dst), src, target(off as i64)?),
+        Insn::Call(CallTarget::Helper(id)) if crate::builtins::calls_back(id) => {
+            Op::CallWithCallback(id)
+        }
         Insn::Call(CallTarget::Helper(id)) => Op::Call(id),
         Insn::Call(CallTarget::Local(off)) => Op::CallLocal(target(off as i64)?),
         Insn::Call(CallTarget::Kfunc { .. }) => {
