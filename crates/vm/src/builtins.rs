@@ -899,7 +899,8 @@ impl Environment for RunEnv<'_> {
 
     fn end_callback(&mut self, callback: &Callback) {
         if let CallbackKind::MapElements { key_addr, map, .. } = &callback.kind {
-            self.free_keys.push((*key_addr, map.def().key_size as usize));
+            self.free_keys
+                .push((*key_addr, map.def().key_size as usize));
         }
     }
 
