@@ -5,9 +5,13 @@
 //! over a pre-decoded form. Every load, store and atomic is checked against
 //! the regions the program may touch ([`AddressSpace`]); a bad access ends the
 //! run with a [`RunError`] naming the instruction, the address, the size and
-//! the reason. An instruction budget stops runaway loops. [`maps`] gives the
-//! kernel's map types with the kernel's semantics, and the built-in helpers
-//! use the kernel's ids and error codes.
+//! the reason; each call frame has the kernel's 512 bytes of stack. The
+//! loader refuses what the kernel refuses before verification (bad jump and
+//! call targets, jumps between subprograms), and an instruction budget
+//! ([`DEFAULT_BUDGET`]) stops runaway loops. [`maps`] gives the kernel's map
+//! types with the kernel's semantics, and the built-in helpers use the
+//! kernel's ids and error codes, including the ones that call back into the
+//! program (`bpf_loop`, `bpf_for_each_map_elem`).
 //!
 //! ```
 //! use bpfkit_isa::{Insn, Reg, Width, AluOp, Operand};
