@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use bpfkit::abi::{errno, map_flags, update_flags::*, MapType};
-use bpfkit::kernel::{KernelMap, MapDefinition};
+use bpfkit::abi::{errno, map_flags, update_flags::*, MapType, ProgramType};
+use bpfkit::isa::{assemble, Syntax};
+use bpfkit::kernel::{KernelMap, MapDefinition, ProgramLoad};
 use bpfkit::maps::{BloomFilter, HashMap, LpmTrie, RawMap};
 use bpfkit::object::ObjectSpec;
 use bpfkit::vm::{Map, MapDef};
@@ -241,5 +242,204 @@ fn the_same_objects_give_the_same_results() {
         );
         assert_eq!(counts, vm_counts, "{b:?} vs VM: proto_count contents");
         assert_eq!(filtered, vm_filtered, "{b:?} vs VM: socket filter");
+    }
+}
+
+/// A program from assembly, loaded into either backend and run as
+/// `BPF_PROG_TEST_RUN` runs it.
+enum RawProgram {
+    Vm(Box<bpfkit::vm::Vm>, bpfkit::vm::Program),
+    Kernel(bpfkit::kernel::Program),
+}
+
+impl RawProgram {
+    fn load(backend: Backend, prog_type: ProgramType, src: &str) -> RawProgram {
+        let insns = assemble(src, Syntax::Llvm).unwrap();
+        match backend {
+            Backend::Vm => RawProgram::Vm(
+                Box::new(bpfkit::vm::Vm::new()),
+                bpfkit::vm::Program::with_context(
+                    insns,
+                    bpfkit::vm::object::context_for(prog_type),
+                )
+                .unwrap(),
+            ),
+            Backend::Kernel => RawProgram::Kernel(
+                bpfkit::kernel::Program::load(&ProgramLoad {
+                    name: "parity",
+                    prog_type,
+                    expected_attach_type: None,
+                    insns: &insns,
+                    license: "GPL",
+                    kern_version: 0,
+                    btf: None,
+                    attach_btf_id: 0,
+                })
+                .unwrap(),
+            ),
+        }
+    }
+
+    /// The return value and output packet, or the error as text.
+    fn run(&mut self, data: &[u8], ctx: &[u8]) -> Result<(u32, Vec<u8>), String> {
+        match self {
+            RawProgram::Vm(vm, p) => vm
+                .test_run(
+                    p,
+                    &bpfkit::vm::TestRun {
+                        data_in: data.to_vec(),
+                        ctx_in: ctx.to_vec(),
+                        repeat: 1,
+                    },
+                )
+                .map(|r| (r.retval as u32, r.data_out))
+                .map_err(|e| e.to_string()),
+            RawProgram::Kernel(p) => p
+                .test_run(data, ctx, 1)
+                .map(|r| (r.retval, r.data_out))
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// An Ethernet frame of `len` bytes to `dst` with `ethertype` and, after
+/// the Ethernet header, 0x45 (an IPv4 header's first byte).
+/// Shorter frames are cut from a 15-byte one.
+fn frame(len: usize, dst: [u8; 6], ethertype: u16) -> Vec<u8> {
+    let mut f = vec![0u8; len.max(15)];
+    f[..6].copy_from_slice(&dst);
+    f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    f[14] = 0x45;
+    f.truncate(len);
+    f
+}
+
+const OTHER_HOST: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+
+#[test]
+fn skb_test_runs_agree_on_fields_and_refused_input() {
+    use bpfkit::vm::sk_buff;
+    for b in backends() {
+        for t in [ProgramType::SocketFilter, ProgramType::SchedCls] {
+            let field =
+                |off: usize| RawProgram::load(b, t, &format!("r0 = *(u32 *)(r1 + {off})\nexit"));
+            let what = format!("{b:?} {t:?}");
+            // pkt_type: eth_type_trans on the loopback device (all-zero address).
+            let mut pkt_type = field(sk_buff::PKT_TYPE);
+            for (dst, expected) in [
+                (OTHER_HOST, 3),
+                ([0; 6], 0),
+                ([0xff; 6], 2),
+                ([1, 0, 0x5e, 0, 0, 1], 2),
+            ] {
+                assert_eq!(
+                    pkt_type.run(&frame(64, dst, 0x0800), &[]).unwrap().0,
+                    expected,
+                    "{what}: pkt_type for {dst:x?}"
+                );
+            }
+            // ifindex: the loopback device, whether or not a context is given.
+            let mut ifindex = field(sk_buff::IFINDEX);
+            let ipv4 = frame(64, OTHER_HOST, 0x0800);
+            assert_eq!(ifindex.run(&ipv4, &[]).unwrap().0, 1, "{what}: ifindex");
+            assert_eq!(
+                ifindex.run(&ipv4, &[0; 192]).unwrap().0,
+                1,
+                "{what}: ifindex with ctx"
+            );
+            // protocol: the EtherType in network order, ETH_P_802_2 for a length.
+            let mut protocol = field(sk_buff::PROTOCOL);
+            assert_eq!(
+                protocol.run(&ipv4, &[]).unwrap().0,
+                0x0008,
+                "{what}: protocol"
+            );
+            assert_eq!(
+                protocol.run(&frame(64, OTHER_HOST, 0x0040), &[]).unwrap().0,
+                0x0400,
+                "{what}: protocol of an 802.3 frame"
+            );
+            // len: L3 programs see the packet from the network header.
+            let mut len = field(sk_buff::LEN);
+            let l3 = t == ProgramType::SocketFilter;
+            let (retval, data_out) = len.run(&ipv4, &[]).unwrap();
+            assert_eq!(retval, if l3 { 50 } else { 64 }, "{what}: len");
+            // What comes back: the frame, with a zeroed Ethernet header for L3.
+            let mut expected_out = ipv4.clone();
+            if l3 {
+                expected_out[..14].fill(0);
+            }
+            assert_eq!(data_out, expected_out, "{what}: data_out");
+            // Sizes: an Ethernet header at least, and the whole IP header of IPv4/IPv6.
+            for (input, accepted) in [
+                (frame(13, OTHER_HOST, 0), false),
+                (frame(14, OTHER_HOST, 0x1234), true),
+                (frame(18, OTHER_HOST, 0x0800), false),
+                (frame(18, OTHER_HOST, 0x1234), true),
+                (frame(33, OTHER_HOST, 0x0800), false),
+                (frame(34, OTHER_HOST, 0x0800), true),
+                (frame(53, OTHER_HOST, 0x86dd), false),
+                (frame(54, OTHER_HOST, 0x86dd), true),
+            ] {
+                let r = len.run(&input, &[]);
+                assert_eq!(r.is_ok(), accepted, "{what}: {} bytes: {r:?}", input.len());
+            }
+            // A context field the caller may not set.
+            let mut ctx = vec![0u8; 192];
+            ctx[sk_buff::PKT_TYPE] = 1;
+            assert!(len.run(&ipv4, &ctx).is_err(), "{what}: pkt_type in ctx_in");
+            ctx[sk_buff::PKT_TYPE] = 0;
+            ctx[sk_buff::MARK] = 7;
+            assert!(len.run(&ipv4, &ctx).is_ok(), "{what}: mark in ctx_in");
+        }
+    }
+}
+
+fn vm_fixture(name: &str) -> ObjectSpec {
+    ObjectSpec::from_file(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../vm/tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn callback_helpers_agree() {
+    let pkt = frame(64, OTHER_HOST, 0x0800);
+    for b in backends() {
+        let mut obj = Object::load(&vm_fixture("callbacks.bpf.o"), b).unwrap();
+        // bpf_loop(10) stopping at 7: 0 + ... + 7 = 28 over 8 calls.
+        let r = obj.test_run("loop_sum", &pkt, &[]).unwrap();
+        assert_eq!(r.retval, 28 * 100 + 8, "{b:?}: bpf_loop");
+        let values = obj.map("values").unwrap();
+        for k in 0..4u32 {
+            values
+                .update(&k.to_ne_bytes(), &(k as u64 + 1).to_ne_bytes(), ANY)
+                .unwrap();
+        }
+        let table = obj.map("table").unwrap();
+        for (k, v) in [(5u32, 2u64), (6, 3)] {
+            table
+                .update(&k.to_ne_bytes(), &v.to_ne_bytes(), ANY)
+                .unwrap();
+        }
+        // sum of key * value: array 0 + 2 + 6 + 12, hash 10 + 18; 4 + 2 elements.
+        let r = obj.test_run("each_elem", &pkt, &[]).unwrap();
+        assert_eq!(r.retval, 48 * 100 + 6, "{b:?}: bpf_for_each_map_elem");
+        let values = obj.map("values").unwrap();
+        for k in 0..4u32 {
+            assert_eq!(
+                values.lookup(&k.to_ne_bytes()).unwrap(),
+                Some((k as u64 + 11).to_ne_bytes().to_vec()),
+                "{b:?}: values[{k}] written through the callback"
+            );
+        }
+        let table = obj.map("table").unwrap();
+        assert_eq!(
+            table.lookup(&6u32.to_ne_bytes()).unwrap(),
+            Some(13u64.to_ne_bytes().to_vec()),
+            "{b:?}: table[6] written through the callback"
+        );
     }
 }

@@ -8,7 +8,10 @@ use bpfkit_abi::{errno, helper, ringbuf_flags};
 
 use crate::context::{ContextKind, PacketPointers, PointerField};
 use crate::helpers::{HelperContext, HelperRegistry};
-use crate::interp::{Environment, HelperCallError, HelperOutcome, MAX_TAIL_CALLS};
+use crate::interp::{
+    Callback, CallbackKind, CallbackStart, Environment, HelperCallError, HelperOutcome,
+    FUNC_ADDR_TAG, MAX_TAIL_CALLS,
+};
 use crate::maps::{Map, ProgramValue};
 use crate::memory::{AddressSpace, RegionKind};
 use crate::VmState;
@@ -19,6 +22,32 @@ const POISONED_CALL: i64 = 0xbad2310;
 
 /// Program registers hold maps as this tag plus the map id.
 pub(crate) const MAP_HANDLE_TAG: u64 = 1 << 62;
+
+// Helper ids (include/uapi/linux/bpf.h) of the helpers that take a callback.
+pub(crate) const TIMER_INIT: i32 = 169;
+pub(crate) const TIMER_SET_CALLBACK: i32 = 170;
+pub(crate) const TIMER_START: i32 = 171;
+pub(crate) const TIMER_CANCEL: i32 = 172;
+pub(crate) const FOR_EACH_MAP_ELEM: i32 = 164;
+pub(crate) const FIND_VMA: i32 = 180;
+pub(crate) const LOOP: i32 = 181;
+/// `BPF_MAX_LOOPS`: the most iterations bpf_loop makes.
+const MAX_LOOPS: u64 = 1 << 23;
+
+/// Whether helper `id` calls a program function back, so that the
+/// interpreter runs it (the loader lowers its calls to `CallWithCallback`).
+pub(crate) fn calls_back(id: i32) -> bool {
+    matches!(id, LOOP | FOR_EACH_MAP_ELEM)
+}
+
+/// The name of a helper that calls back, for error messages.
+pub(crate) fn helper_name(id: i32) -> &'static str {
+    match id {
+        LOOP => "bpf_loop",
+        FOR_EACH_MAP_ELEM => "bpf_for_each_map_elem",
+        _ => "helper",
+    }
+}
 
 fn neg(e: i32) -> u64 {
     (-(e as i64)) as u64
@@ -35,6 +64,9 @@ pub(crate) struct RunEnv<'a> {
     /// Ring buffer reservations: record address → (map, token).
     pub(crate) reservations: BTreeMap<u64, (Map, u64)>,
     pub(crate) tail_calls: usize,
+    /// Key regions of finished bpf_for_each_map_elem calls, (address,
+    /// size), for the next ones to reuse: a loop of such calls adds no regions.
+    pub(crate) free_keys: Vec<(u64, usize)>,
 }
 
 fn fault(name: &str, message: impl Into<String>) -> HelperCallError {
@@ -234,6 +266,29 @@ impl RunEnv<'_> {
                 }
             }
             helper::CSUM_DIFF => self.csum_diff(a, memory),
+            FIND_VMA => {
+                // bpf_find_vma(task, addr, callback_fn, ctx, flags): the VM's
+                // tasks have no memory map, so no address is in a VMA and the
+                // callback is never called, as for an unmapped address.
+                return ret(neg(if a[4] != 0 {
+                    errno::EINVAL
+                } else {
+                    errno::ENOENT
+                }));
+            }
+            TIMER_INIT | TIMER_SET_CALLBACK | TIMER_START | TIMER_CANCEL => {
+                let name = match id {
+                    TIMER_INIT => "bpf_timer_init",
+                    TIMER_SET_CALLBACK => "bpf_timer_set_callback",
+                    TIMER_START => "bpf_timer_start",
+                    _ => "bpf_timer_cancel",
+                };
+                Err(fault(
+                    name,
+                    "BPF timers are not supported in the userspace VM: a run ends \
+                     before a timer could fire; test timer callbacks in the kernel",
+                ))
+            }
             _ => return None,
         })
     }
@@ -709,6 +764,144 @@ impl Environment for RunEnv<'_> {
             }
         };
         Ok(base + offset as u64)
+    }
+
+    fn start_callback(
+        &mut self,
+        id: i64,
+        a: [u64; 5],
+        memory: &mut AddressSpace,
+    ) -> Option<Result<CallbackStart, HelperCallError>> {
+        // An embedder's helper under the same id replaces the built-in.
+        if !self.state.builtins || self.helpers.contains(id) {
+            return None;
+        }
+        let id = i32::try_from(id).ok()?;
+        let name = helper_name(id);
+        let start = |kind| {
+            Ok(CallbackStart::Calls(Box::new(Callback {
+                func: a[1],
+                calls: 0,
+                kind,
+            })))
+        };
+        Some(match id {
+            // bpf_loop(nr_loops, callback_fn, callback_ctx, flags)
+            LOOP => {
+                let nr = a[0] & 0xffff_ffff;
+                if a[3] != 0 {
+                    Ok(CallbackStart::Return(neg(errno::EINVAL)))
+                } else if nr > MAX_LOOPS {
+                    Ok(CallbackStart::Return(neg(errno::E2BIG)))
+                } else {
+                    start(CallbackKind::Loop { nr, ctx: a[2] })
+                }
+            }
+            // bpf_for_each_map_elem(map, callback_fn, callback_ctx, flags)
+            FOR_EACH_MAP_ELEM => {
+                let map = match self.map_arg(a[0], name) {
+                    Ok(m) => m,
+                    Err(e) => return Some(Err(e)),
+                };
+                if a[3] != 0 {
+                    return Some(Ok(CallbackStart::Return(neg(errno::EINVAL))));
+                }
+                if a[1] & FUNC_ADDR_TAG == 0 {
+                    return Some(Err(fault(
+                        name,
+                        format!("callback_fn {:#x} is not a function of the program", a[1]),
+                    )));
+                }
+                use bpfkit_abi::MapType::*;
+                let t = map.def().map_type;
+                if !matches!(
+                    t,
+                    Hash | PercpuHash | LruHash | LruPercpuHash | Array | PercpuArray
+                ) {
+                    return Some(Err(fault(
+                        name,
+                        format!(
+                            "{t:?} maps cannot be iterated (the kernel's verifier refuses them)"
+                        ),
+                    )));
+                }
+                // The kernel visits the elements present as it goes; a
+                // snapshot of the keys, skipping those deleted meanwhile, is
+                // what a program can observe of that.
+                let mut keys = Vec::new();
+                let mut key = None;
+                while let Ok(Some(k)) = map.next_key(key.as_deref()) {
+                    keys.push(k.clone());
+                    key = Some(k);
+                }
+                let key_size = map.def().key_size as usize;
+                // The callback's key is read-only (PTR_TO_MAP_KEY).
+                let key_addr = match self.free_keys.iter().position(|&(_, n)| n == key_size) {
+                    Some(i) => self.free_keys.swap_remove(i).0,
+                    None => memory.add(RegionKind::HelperBuffer, false, vec![0; key_size]),
+                };
+                start(CallbackKind::MapElements {
+                    map_handle: a[0],
+                    map,
+                    keys: keys.into_iter(),
+                    key_addr,
+                    ctx: a[2],
+                })
+            }
+            _ => return None,
+        })
+    }
+
+    fn next_callback(
+        &mut self,
+        callback: &mut Callback,
+        memory: &mut AddressSpace,
+    ) -> Result<Option<[u64; 5]>, HelperCallError> {
+        let args = match &mut callback.kind {
+            CallbackKind::Loop { nr, ctx } => {
+                if callback.calls >= *nr {
+                    return Ok(None);
+                }
+                [callback.calls, *ctx, 0, 0, 0]
+            }
+            CallbackKind::MapElements {
+                map_handle,
+                map,
+                keys,
+                key_addr,
+                ctx,
+            } => loop {
+                let Some(key) = keys.next() else {
+                    return Ok(None);
+                };
+                let Some(ProgramValue::Bytes(value)) =
+                    map.program_lookup(&key, self.state.cpu as usize)
+                else {
+                    continue;
+                };
+                let value_addr = match memory.find_shared(&value) {
+                    Some(addr) => addr,
+                    None => {
+                        let writable =
+                            map.def().map_flags & bpfkit_abi::map_flags::RDONLY_PROG == 0;
+                        memory.add_shared(RegionKind::MapValue, writable, value)
+                    }
+                };
+                memory
+                    .write_as_runtime(*key_addr, &key)
+                    .map_err(|e| fault("bpf_for_each_map_elem", format!("writing the key: {e}")))?;
+                break [*map_handle, *key_addr, value_addr, *ctx, 0];
+            },
+        };
+        callback.calls += 1;
+        Ok(Some(args))
+    }
+
+    fn end_callback(&mut self, callback: &Callback) {
+        if let CallbackKind::MapElements { key_addr, map, .. } = &callback.kind {
+            self.free_keys
+                .push((*key_addr, map.def().key_size as usize));
+        }
     }
 
     fn packet(&self) -> Option<u64> {

@@ -16,6 +16,31 @@ pub enum FaultKind {
         /// Its size.
         size: usize,
     },
+    /// An access near a stack frame but outside it: each call frame has 512
+    /// bytes, `r10-512` up to `r10`, as in the kernel.
+    #[error(
+        "stack access at r10{offset:+} of frame {frame} is outside the frame's 512 bytes \
+         (r10-512 up to r10)"
+    )]
+    OutsideStackFrame {
+        /// The nearest frame (0 is the entry frame).
+        frame: usize,
+        /// Offset of the access from that frame's `r10`.
+        offset: i64,
+    },
+    /// An access to the stack frame of a call that has returned.
+    #[error(
+        "stack access at r10{offset:+} of frame {frame}, whose call has returned \
+         (the current frame is {current})"
+    )]
+    ReturnedStackFrame {
+        /// The frame the address lies in.
+        frame: usize,
+        /// Offset of the access from that frame's `r10`.
+        offset: i64,
+        /// The frame running.
+        current: usize,
+    },
     /// A store to a read-only region.
     #[error("store to read-only {region:?} region")]
     ReadOnly {
@@ -33,13 +58,50 @@ pub enum LoadError {
     /// The program has no instructions.
     #[error("program is empty")]
     Empty,
-    /// A jump or call leaves the program or lands inside an `lddw`.
+    /// A jump leaves the program or lands inside an `lddw`.
     #[error("instruction {pc}: jump target {target} is outside the program or inside lddw")]
     BadJumpTarget {
         /// The jump's slot index.
         pc: usize,
         /// The target slot index.
         target: i64,
+    },
+    /// A bpf-to-bpf call or `lddw rX, func` names a target outside the
+    /// program or inside `lddw`.
+    #[error("instruction {pc}: call target {target} is outside the program or inside lddw")]
+    BadCallTarget {
+        /// The call's slot index.
+        pc: usize,
+        /// The target slot index.
+        target: i64,
+    },
+    /// A jump leaves the subprogram it is in, which the kernel rejects
+    /// (check_subprogs: "jump out of range").
+    #[error(
+        "instruction {pc}: jump to {target} leaves its subprogram (instructions \
+         {start}..{end}); the kernel rejects jumps between subprograms"
+    )]
+    JumpLeavesSubprogram {
+        /// The jump's slot index.
+        pc: usize,
+        /// The target slot index.
+        target: i64,
+        /// First slot of the jump's subprogram.
+        start: usize,
+        /// Slot after its last.
+        end: usize,
+    },
+    /// A subprogram's last instruction is not `exit` or `ja`, so execution
+    /// would run on into the next subprogram.
+    #[error(
+        "instruction {pc}: execution can fall through into the subprogram at {next} \
+         (a subprogram must end with exit or ja)"
+    )]
+    FallsIntoSubprogram {
+        /// Slot index of the subprogram's last instruction.
+        pc: usize,
+        /// First slot of the next subprogram.
+        next: usize,
     },
     /// Writes to `r10`, the read-only frame pointer.
     #[error("instruction {pc}: r10 is read-only")]
@@ -81,7 +143,10 @@ pub enum RunError {
         kind: FaultKind,
     },
     /// The instruction budget ran out.
-    #[error("instruction budget of {budget} exhausted at instruction {pc} (runaway loop?)")]
+    #[error(
+        "instruction budget of {budget} exhausted at instruction {pc} (runaway loop?); \
+         raise it with Vm::set_budget or `bpfkit run --budget N`"
+    )]
     BudgetExhausted {
         /// Slot index where it ran out.
         pc: usize,
@@ -113,6 +178,15 @@ pub enum RunError {
         pc: usize,
         /// The limit.
         max: usize,
+    },
+    /// [`Vm::test_run`](crate::Vm::test_run) input that the kernel's
+    /// `BPF_PROG_TEST_RUN` refuses.
+    #[error("test run input refused, as the kernel refuses it with errno {errno}: {reason}")]
+    InvalidInput {
+        /// The errno the kernel returns (`EINVAL`).
+        errno: i32,
+        /// What is wrong with the input.
+        reason: String,
     },
     /// A tail call chain grew past the kernel's limit.
     #[error("more than {max} tail calls in one chain")]

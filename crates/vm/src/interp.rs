@@ -3,14 +3,13 @@
 use std::sync::Arc;
 
 use crate::error::{FaultKind, RunError};
-use crate::memory::{AddressSpace, RegionKind};
+use crate::memory::{region_base, AddressSpace, RegionKind};
 use crate::program::{AtomicKind, Op, Program};
 
 /// Bytes of stack per call frame, as in the kernel.
 pub const STACK_PER_FRAME: usize = 512;
 /// Maximum call depth including the entry frame (the kernel's `MAX_CALL_FRAMES`).
 pub const MAX_FRAMES: usize = 8;
-const STACK_SIZE: usize = STACK_PER_FRAME * MAX_FRAMES;
 /// Tag of function addresses produced by `lddw rX, func` (bit 63 keeps them
 /// clear of both region addresses and helper ids).
 pub(crate) const FUNC_ADDR_TAG: u64 = 1 << 63;
@@ -51,6 +50,30 @@ pub trait Environment {
         memory: &mut AddressSpace,
     ) -> Result<u64, HelperCallError>;
 
+    /// Starts helper `id` if it is one that calls a program function back
+    /// and the environment provides it; `None` makes it an ordinary call.
+    fn start_callback(
+        &mut self,
+        _id: i64,
+        _args: [u64; 5],
+        _memory: &mut AddressSpace,
+    ) -> Option<Result<CallbackStart, HelperCallError>> {
+        None
+    }
+
+    /// The arguments of `callback`'s next call, counting it, or `None`
+    /// when it has visited everything.
+    fn next_callback(
+        &mut self,
+        _callback: &mut Callback,
+        _memory: &mut AddressSpace,
+    ) -> Result<Option<[u64; 5]>, HelperCallError> {
+        Ok(None)
+    }
+
+    /// `callback` has made its last call (the helper returns).
+    fn end_callback(&mut self, _callback: &Callback) {}
+
     /// The packet data address for `LD_ABS`/`LD_IND`, if the program has one.
     fn packet(&self) -> Option<u64> {
         None
@@ -77,26 +100,140 @@ pub enum HelperCallError {
     },
 }
 
+/// The instruction budget of a run unless [`Vm::set_budget`](crate::Vm::set_budget)
+/// says otherwise: 2^24 (16,777,216) instructions, 16 times the 1,000,000
+/// instructions the kernel's verifier processes at most (BPF_COMPLEXITY_LIMIT_INSNS),
+/// so any program the kernel accepts without bpf_loop-style iteration fits,
+/// and a runaway loop ends in tens of milliseconds (the interpreter runs a
+/// few nanoseconds an instruction) rather than the 12 seconds 2^32 took.
+pub const DEFAULT_BUDGET: u64 = 1 << 24;
+
 /// Limits of one run.
 #[derive(Debug, Clone, Copy)]
 pub struct RunLimits {
-    /// Instructions the run may execute before it is stopped.
+    /// Instructions the run may execute before it stops with
+    /// [`RunError::BudgetExhausted`]; [`DEFAULT_BUDGET`] by default.
     pub budget: u64,
 }
 
 impl Default for RunLimits {
     fn default() -> Self {
-        RunLimits { budget: 1 << 32 }
+        RunLimits {
+            budget: DEFAULT_BUDGET,
+        }
     }
 }
 
 struct Frame {
     return_pc: usize,
     saved: [u64; 4],
+    /// Set when the frame is a callback's: the helper that called it.
+    callback: Option<Box<Callback>>,
+}
+
+/// A helper that calls a program function back (bpf_loop,
+/// bpf_for_each_map_elem), between two calls.
+pub(crate) struct Callback {
+    /// The function: the value of the helper's `callback_fn` argument.
+    pub(crate) func: u64,
+    /// Calls made so far; what the helper returns when it is done.
+    pub(crate) calls: u64,
+    /// What it iterates over.
+    pub(crate) kind: CallbackKind,
+}
+
+/// What a [`Callback`] iterates over.
+pub(crate) enum CallbackKind {
+    /// bpf_loop: calls `func(i, ctx)` for `i` in `0..nr`.
+    Loop {
+        /// Iterations asked for.
+        nr: u64,
+        /// `callback_ctx`.
+        ctx: u64,
+    },
+    /// bpf_for_each_map_elem: calls `func(map, &key, &value, ctx)` per element.
+    MapElements {
+        /// The map handle the program passed.
+        map_handle: u64,
+        /// The map.
+        map: crate::maps::Map,
+        /// Keys still to visit, snapshot when the helper started.
+        keys: std::vec::IntoIter<Vec<u8>>,
+        /// Where the callback's key lives (a read-only region).
+        key_addr: u64,
+        /// `callback_ctx`.
+        ctx: u64,
+    },
+}
+
+/// How a helper that may call back starts.
+pub(crate) enum CallbackStart {
+    /// It returns at once with this value (bad flags, nothing to visit).
+    Return(u64),
+    /// It calls back.
+    Calls(Box<Callback>),
+}
+
+/// The stack of a run: one region per call frame. A live frame's region
+/// holds its 512 bytes and a returned frame's is empty, so an access beyond a
+/// frame's 512 bytes, below `r10-512` or at or above `r10`, faults, as the
+/// kernel's verifier rejects it (check_stack_access_within_bounds), while a
+/// pointer into a caller's frame passed to a callee stays valid. A frame's
+/// region is made the first time a call reaches its depth, so a run without
+/// calls pays for one region only.
+pub(crate) struct Stack {
+    /// Region index of each frame made so far in this run.
+    regions: [usize; MAX_FRAMES],
+    /// Frames `0..made` have a region.
+    made: usize,
+    /// Buffers of frames, kept between runs.
+    pool: Vec<Vec<u8>>,
+}
+
+impl Stack {
+    /// `r10` of frame `depth` (0 is the entry frame); the frame must exist.
+    #[inline(always)]
+    fn frame_pointer(&self, depth: usize) -> u64 {
+        region_base(self.regions[depth % MAX_FRAMES]) + STACK_PER_FRAME as u64
+    }
+
+    /// Makes frame `depth` (at most one deeper than any made so far) live
+    /// and zeroed.
+    fn enter(&mut self, memory: &mut AddressSpace, depth: usize) {
+        if depth < self.made {
+            memory.reset_owned(self.regions[depth], STACK_PER_FRAME);
+        } else {
+            let mut buf = self.pool.pop().unwrap_or_default();
+            buf.clear();
+            buf.resize(STACK_PER_FRAME, 0);
+            self.regions[self.made % MAX_FRAMES] = memory.len();
+            memory.add(RegionKind::Stack, true, buf);
+            self.made += 1;
+        }
+    }
+
+    /// Makes frame `depth` dead: every access to it faults.
+    fn leave(&self, memory: &mut AddressSpace, depth: usize) {
+        if depth < self.made {
+            memory.reset_owned(self.regions[depth], 0);
+        }
+    }
+
+    /// The frame and the offset from its `r10` of a faulting access at
+    /// `addr`, if `addr` lies within 2 GiB of a frame's `r10` (an underflow
+    /// lands at the top of the region before the frame's).
+    #[cold]
+    fn locate(&self, addr: u64) -> Option<(usize, i64)> {
+        (0..self.made)
+            .map(|frame| (frame, addr.wrapping_sub(self.frame_pointer(frame)) as i64))
+            .filter(|&(_, offset)| offset.abs() < 1 << 31)
+            .min_by_key(|&(_, offset)| offset.abs())
+    }
 }
 
 /// Runs `program` from its first instruction with `r1..r5` set to `args`.
-/// The stack is added to `memory` for the run and removed afterwards.
+/// The stack frames are added to `memory` for the run and removed afterwards;
+/// `stack` keeps their buffers between runs.
 pub fn execute(
     program: &Program,
     memory: &mut AddressSpace,
@@ -104,20 +241,22 @@ pub fn execute(
     args: [u64; 5],
     limits: RunLimits,
     executed: &mut u64,
-    stack: &mut Vec<u8>,
+    stack: &mut Vec<Vec<u8>>,
 ) -> Result<u64, RunError> {
     let keep = memory.len();
-    // The stack buffer is reused across runs; the entry frame starts zeroed
-    // and each callee frame is zeroed when it is entered.
-    let mut buf = std::mem::take(stack);
-    buf.resize(STACK_SIZE, 0);
-    buf[STACK_SIZE - STACK_PER_FRAME..].fill(0);
-    let stack_base = memory.add(RegionKind::Stack, true, buf);
+    let mut frames = Stack {
+        regions: [0; MAX_FRAMES],
+        made: 0,
+        pool: std::mem::take(stack),
+    };
     let mut tail: Option<Arc<Program>> = None;
     let mut tail_calls = 0;
     let mut budget = limits.budget;
     let result = loop {
         let current = tail.as_deref().unwrap_or(program);
+        // Each program of a tail call chain starts in the entry frame (the
+        // kernel reuses the caller's frame; its contents are not promised).
+        frames.enter(memory, 0);
         match run(
             current,
             memory,
@@ -125,7 +264,7 @@ pub fn execute(
             args,
             &mut budget,
             limits.budget,
-            stack_base,
+            &mut frames,
         ) {
             Ok(Flow::Exit(v)) => break Ok(v),
             Ok(Flow::TailCall(next)) => {
@@ -137,12 +276,20 @@ pub fn execute(
                         max: MAX_TAIL_CALLS,
                     });
                 }
+                for depth in 1..MAX_FRAMES {
+                    frames.leave(memory, depth);
+                }
                 tail = Some(next);
             }
             Err(e) => break Err(e),
         }
     };
-    *stack = memory.take_owned(keep).unwrap_or_default();
+    for &index in &frames.regions[..frames.made] {
+        if let Some(buf) = memory.take_owned(index) {
+            frames.pool.push(buf);
+        }
+    }
+    *stack = frames.pool;
     memory.truncate(keep);
     *executed = limits.budget - budget;
     result
@@ -158,7 +305,28 @@ fn ea(base: u64, off: i16) -> u64 {
     base.wrapping_add(off as i64 as u64)
 }
 
-fn fault(pc: usize, addr: u64, size: usize, access: &'static str, kind: FaultKind) -> RunError {
+/// A faulting access. One near a stack frame names the frame and the offset
+/// from its `r10`; `depth` is the current frame, so one into a frame that has
+/// returned says so.
+#[cold]
+fn fault(
+    pc: usize,
+    stack: &Stack,
+    depth: usize,
+    addr: u64,
+    size: usize,
+    access: &'static str,
+    kind: FaultKind,
+) -> RunError {
+    let kind = match stack.locate(addr) {
+        Some((frame, offset)) if frame > depth => FaultKind::ReturnedStackFrame {
+            frame,
+            offset,
+            current: depth,
+        },
+        Some((frame, offset)) => FaultKind::OutsideStackFrame { frame, offset },
+        None => kind,
+    };
     RunError::MemoryFault {
         pc,
         addr,
@@ -280,13 +448,12 @@ fn run(
     args: [u64; 5],
     remaining: &mut u64,
     budget: u64,
-    stack_base: u64,
+    stack: &mut Stack,
 ) -> Result<Flow, RunError> {
     let ops = &program.ops[..];
     let mut regs = [0u64; 16];
     regs[1..6].copy_from_slice(&args);
-    let stack_top = stack_base + STACK_SIZE as u64;
-    regs[10] = stack_top;
+    regs[10] = stack.frame_pointer(0);
     let mut frames: Vec<Frame> = Vec::new();
     let mut pc: usize = 0;
 
@@ -295,7 +462,7 @@ fn run(
             let addr = ea(reg!(regs[$base]), $off);
             match memory.load::<$n>(addr) {
                 Ok(b) => <$t>::from_le_bytes(b),
-                Err(k) => return Err(fault(pc, addr, $n, "load", k)),
+                Err(k) => return Err(fault(pc, stack, frames.len(), addr, $n, "load", k)),
             }
         }};
     }
@@ -303,7 +470,7 @@ fn run(
         ($n:literal, $t:ty, $base:expr, $off:expr, $v:expr) => {{
             let addr = ea(reg!(regs[$base]), $off);
             if let Err(k) = memory.store::<$n>(addr, ($v as $t).to_le_bytes()) {
-                return Err(fault(pc, addr, $n, "store", k));
+                return Err(fault(pc, stack, frames.len(), addr, $n, "store", k));
             }
         }};
     }
@@ -491,8 +658,41 @@ fn run(
                     Err(e) => return Err(helper_error(pc, id as i64, e)),
                 }
             }
+            Op::CallWithCallback(id) => {
+                let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
+                match env.start_callback(id as i64, args, memory) {
+                    None => match env.call_helper(id as i64, args, memory) {
+                        Ok(HelperOutcome::Return(v)) => regs[0] = v,
+                        Ok(HelperOutcome::Exit(v)) => return Ok(Flow::Exit(v)),
+                        Ok(HelperOutcome::TailCall(p)) => return Ok(Flow::TailCall(p)),
+                        Err(e) => return Err(helper_error(pc, id as i64, e)),
+                    },
+                    Some(Ok(CallbackStart::Return(v))) => regs[0] = v,
+                    Some(Ok(CallbackStart::Calls(callback))) => {
+                        let call = CallSite {
+                            pc,
+                            id,
+                            return_pc: pc + 1,
+                        };
+                        if let Some(t) = call_back(
+                            ops,
+                            env,
+                            &mut frames,
+                            &mut regs,
+                            memory,
+                            stack,
+                            call,
+                            callback,
+                        )? {
+                            pc = t;
+                            continue;
+                        }
+                    }
+                    Some(Err(e)) => return Err(helper_error(pc, id as i64, e)),
+                }
+            }
             Op::CallLocal(t) => {
-                enter_frame(&mut frames, &mut regs, memory, pc, stack_top)?;
+                enter_frame(&mut frames, &mut regs, memory, pc, pc + 1, stack, None)?;
                 pc = t as usize;
                 continue;
             }
@@ -503,7 +703,7 @@ fn run(
                     if !matches!(ops.get(t), Some(op) if *op != Op::LdImm64Tail) {
                         return Err(RunError::BadCallTarget { pc, target });
                     }
-                    enter_frame(&mut frames, &mut regs, memory, pc, stack_top)?;
+                    enter_frame(&mut frames, &mut regs, memory, pc, pc + 1, stack, None)?;
                     pc = t;
                     continue;
                 }
@@ -524,8 +724,35 @@ fn run(
             Op::Exit => match frames.pop() {
                 None => return Ok(Flow::Exit(regs[0])),
                 Some(f) => {
+                    stack.leave(memory, frames.len() + 1);
                     regs[6..10].copy_from_slice(&f.saved);
-                    regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
+                    regs[10] = stack.frame_pointer(frames.len());
+                    if let Some(callback) = f.callback {
+                        // A callback returned: 0 asks for the next call, 1 stops.
+                        let call = CallSite {
+                            pc: f.return_pc - 1,
+                            id: callback_helper_id(&callback),
+                            return_pc: f.return_pc,
+                        };
+                        if regs[0] == 0 {
+                            if let Some(t) = call_back(
+                                ops,
+                                env,
+                                &mut frames,
+                                &mut regs,
+                                memory,
+                                stack,
+                                call,
+                                callback,
+                            )? {
+                                pc = t;
+                                continue;
+                            }
+                        } else {
+                            regs[0] = callback.calls;
+                            env.end_callback(&callback);
+                        }
+                    }
                     pc = f.return_pc;
                     continue;
                 }
@@ -563,7 +790,7 @@ fn run(
                             reg!(regs[s]) = old;
                         }
                     }
-                    Err(k) => return Err(fault(pc, addr, size, "atomic", k)),
+                    Err(k) => return Err(fault(pc, stack, frames.len(), addr, size, "atomic", k)),
                 }
             }
             Op::LdAbs(size, imm) => {
@@ -612,14 +839,18 @@ fn run(
     }
 }
 
-/// A bpf-to-bpf call: saves the callee-saved registers and the return
-/// address, and gives the callee a fresh, zeroed 512-byte frame.
+/// A bpf-to-bpf call (or a helper's call of a callback): saves the
+/// callee-saved registers and where to return, and gives the callee a fresh,
+/// zeroed 512-byte frame.
+#[allow(clippy::too_many_arguments)]
 fn enter_frame(
     frames: &mut Vec<Frame>,
     regs: &mut [u64; 16],
     memory: &mut AddressSpace,
     pc: usize,
-    stack_top: u64,
+    return_pc: usize,
+    stack: &mut Stack,
+    callback: Option<Box<Callback>>,
 ) -> Result<(), RunError> {
     if frames.len() + 1 >= MAX_FRAMES {
         return Err(RunError::CallDepth {
@@ -628,13 +859,73 @@ fn enter_frame(
         });
     }
     frames.push(Frame {
-        return_pc: pc + 1,
+        return_pc,
         saved: [regs[6], regs[7], regs[8], regs[9]],
+        callback,
     });
-    regs[10] = stack_top - (frames.len() * STACK_PER_FRAME) as u64;
-    // The frame lies inside the stack region by construction.
-    let _ = memory.write(regs[10] - STACK_PER_FRAME as u64, &[0; STACK_PER_FRAME]);
+    stack.enter(memory, frames.len());
+    regs[10] = stack.frame_pointer(frames.len());
     Ok(())
+}
+
+/// The helper call a callback belongs to.
+#[derive(Clone, Copy)]
+struct CallSite {
+    pc: usize,
+    id: i32,
+    return_pc: usize,
+}
+
+fn callback_helper_id(callback: &Callback) -> i32 {
+    match callback.kind {
+        CallbackKind::Loop { .. } => crate::builtins::LOOP,
+        CallbackKind::MapElements { .. } => crate::builtins::FOR_EACH_MAP_ELEM,
+    }
+}
+
+/// Makes `callback`'s next call: enters a frame for it with its arguments
+/// and returns where to jump, or, when it is done, sets `r0` to what the
+/// helper returns (the calls made) and returns `None`.
+#[allow(clippy::too_many_arguments)]
+fn call_back(
+    ops: &[Op],
+    env: &mut dyn Environment,
+    frames: &mut Vec<Frame>,
+    regs: &mut [u64; 16],
+    memory: &mut AddressSpace,
+    stack: &mut Stack,
+    call: CallSite,
+    mut callback: Box<Callback>,
+) -> Result<Option<usize>, RunError> {
+    let args = match env.next_callback(&mut callback, memory) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            regs[0] = callback.calls;
+            env.end_callback(&callback);
+            return Ok(None);
+        }
+        Err(e) => return Err(helper_error(call.pc, call.id as i64, e)),
+    };
+    let func = callback.func;
+    let target = (func & !FUNC_ADDR_TAG) as usize;
+    if func & FUNC_ADDR_TAG == 0 || !matches!(ops.get(target), Some(op) if *op != Op::LdImm64Tail) {
+        return Err(RunError::HelperFault {
+            pc: call.pc,
+            name: crate::builtins::helper_name(call.id).to_string(),
+            message: format!("callback_fn {func:#x} is not a function of the program"),
+        });
+    }
+    enter_frame(
+        frames,
+        regs,
+        memory,
+        call.pc,
+        call.return_pc,
+        stack,
+        Some(callback),
+    )?;
+    regs[1..6].copy_from_slice(&args);
+    Ok(Some(target))
 }
 
 /// `LD_ABS`/`LD_IND`: r0 = big-endian packet bytes at `off`; false when out of bounds.

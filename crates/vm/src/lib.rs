@@ -5,9 +5,13 @@
 //! over a pre-decoded form. Every load, store and atomic is checked against
 //! the regions the program may touch ([`AddressSpace`]); a bad access ends the
 //! run with a [`RunError`] naming the instruction, the address, the size and
-//! the reason. An instruction budget stops runaway loops. [`maps`] gives the
-//! kernel's map types with the kernel's semantics, and the built-in helpers
-//! use the kernel's ids and error codes.
+//! the reason; each call frame has the kernel's 512 bytes of stack. The
+//! loader refuses what the kernel refuses before verification (bad jump and
+//! call targets, jumps between subprograms), and an instruction budget
+//! ([`DEFAULT_BUDGET`]) stops runaway loops. [`maps`] gives the kernel's map
+//! types with the kernel's semantics, and the built-in helpers use the
+//! kernel's ids and error codes, including the ones that call back into the
+//! program (`bpf_loop`, `bpf_for_each_map_elem`).
 //!
 //! ```
 //! use bpfkit_isa::{Insn, Reg, Width, AluOp, Operand};
@@ -38,7 +42,9 @@ use std::time::{Duration, Instant};
 pub use context::{sk_buff, xdp_md, ContextKind, SK_BUFF_SIZE, XDP_HEADROOM, XDP_MD_SIZE};
 pub use error::{FaultKind, LoadError, RunError};
 pub use helpers::{conformance_helper, Helper, HelperContext, HelperFn, HelperRegistry};
-pub use interp::{HelperOutcome, RunLimits, MAX_FRAMES, MAX_TAIL_CALLS, STACK_PER_FRAME};
+pub use interp::{
+    HelperOutcome, RunLimits, DEFAULT_BUDGET, MAX_FRAMES, MAX_TAIL_CALLS, STACK_PER_FRAME,
+};
 pub use maps::{Map, MapDef, MapError};
 pub use memory::{region_base, AddressSpace, Backing, Region, RegionKind, SharedBytes};
 pub use program::Program;
@@ -112,7 +118,7 @@ pub struct Vm {
     ncpus: usize,
     last_executed: u64,
     /// Buffers reused across runs so that a run allocates nothing.
-    stack: Vec<u8>,
+    stack: Vec<Vec<u8>>,
     scratch: AddressSpace,
     input: Vec<u8>,
 }
@@ -194,7 +200,9 @@ impl Vm {
         self.last_executed
     }
 
-    /// Sets the instruction budget of each run.
+    /// Sets the instruction budget of each run: a run that executes more
+    /// instructions stops with [`RunError::BudgetExhausted`]. The default is
+    /// [`DEFAULT_BUDGET`] (2^24); raise it for programs that iterate longer.
     pub fn set_budget(&mut self, budget: u64) {
         self.limits.budget = budget;
     }
@@ -307,12 +315,22 @@ impl Vm {
             packet,
             reservations: BTreeMap::new(),
             tail_calls: 0,
+            free_keys: Vec::new(),
         }
     }
 
     /// Runs `program` as `BPF_PROG_TEST_RUN` does: builds its context from
     /// `input` (an `xdp_md` or `__sk_buff` over the packet, or raw bytes),
     /// runs it `repeat` times, and returns the last result with the mean time.
+    ///
+    /// Packet input is checked and the `__sk_buff` filled as the kernel's
+    /// bpf_prog_test_run_skb does on the loopback device: a frame shorter
+    /// than an Ethernet header, an IPv4 or IPv6 frame too short for its
+    /// network header, or context fields the kernel does not let the caller
+    /// set give [`RunError::InvalidInput`] with `EINVAL`; `pkt_type` is what
+    /// eth_type_trans makes of the destination address, `ifindex` is 1
+    /// unless the context names another device (which the VM does not
+    /// check), and an L3 program's output frame has a zeroed Ethernet header.
     pub fn test_run(
         &mut self,
         program: &Program,
@@ -380,17 +398,13 @@ impl Vm {
                 } else {
                     0
                 };
+                context::check_test_run_input(context, &input.data_in, &input.ctx_in)?;
                 let (l2, payload) = input.data_in.split_at(l2_len);
                 let mut ctx = vec![0u8; ctx_size];
                 let n = input.ctx_in.len().min(ctx_size);
                 ctx[..n].copy_from_slice(&input.ctx_in[..n]);
                 if context != ContextKind::Xdp {
-                    let len = payload.len() as u32;
-                    ctx[sk_buff::LEN..sk_buff::LEN + 4].copy_from_slice(&len.to_ne_bytes());
-                    if let Some(proto) = input.data_in.get(12..14) {
-                        // skb->protocol holds the EtherType in network order.
-                        ctx[sk_buff::PROTOCOL..sk_buff::PROTOCOL + 2].copy_from_slice(proto);
-                    }
+                    context::fill_sk_buff(&mut ctx, &input.data_in, payload.len());
                 }
                 let ctx_base = space.add(RegionKind::Context, context != ContextKind::Xdp, ctx);
                 let mut buffer = vec![0u8; headroom + payload.len() + tailroom];
@@ -421,7 +435,9 @@ impl Vm {
                 let p = env.packet.unwrap_or(packet);
                 self.stack = stack;
                 let r0 = r0?;
-                let mut data_out = l2.to_vec();
+                // bpf_prog_test_run_skb pushes a zeroed link-layer header back
+                // in front of what an L3 program saw.
+                let mut data_out = vec![0; l2.len()];
                 data_out.extend(
                     space
                         .read(p.data, (p.data_end - p.data) as usize)

@@ -12,7 +12,7 @@ const REGION_SHIFT: u32 = 32;
 /// What a region holds, for error messages and for helpers that care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegionKind {
-    /// The program's stack (all call frames).
+    /// One call frame of the program's stack (512 bytes while the frame is live).
     Stack,
     /// The program context (`xdp_md`, `__sk_buff`, raw buffer).
     Context,
@@ -189,6 +189,29 @@ impl AddressSpace {
             _ => return false,
         }
         true
+    }
+
+    /// Resizes owned region `index` to `len` bytes, all zero: stack frames
+    /// come and go this way, keeping their buffers' allocations.
+    pub(crate) fn reset_owned(&mut self, index: usize, len: usize) {
+        if let Some(region) = self.regions.get_mut(index) {
+            if let Backing::Owned(v) = &mut region.backing {
+                v.clear();
+                v.resize(len, 0);
+                region.len = len;
+            }
+        }
+    }
+
+    /// Copies `bytes` to `addr` even in a read-only region: the runtime
+    /// writing what the program may only read (a callback's key).
+    pub(crate) fn write_as_runtime(&mut self, addr: u64, bytes: &[u8]) -> Result<(), FaultKind> {
+        let (i, off) = self.locate(addr, bytes.len())?;
+        match &mut self.regions[i].backing {
+            Backing::Owned(v) => v[off..off + bytes.len()].copy_from_slice(bytes),
+            Backing::Shared(s) => s.lock()[off..off + bytes.len()].copy_from_slice(bytes),
+        }
+        Ok(())
     }
 
     /// Number of regions.

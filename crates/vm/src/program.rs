@@ -141,6 +141,9 @@ pub(crate) enum Op {
     Jsle32R(u8, u8, Target),
     /// Helper call by id.
     Call(i32),
+    /// Call of a helper that may call a program function back
+    /// (bpf_loop, bpf_for_each_map_elem), by id.
+    CallWithCallback(i32),
     /// bpf-to-bpf call.
     CallLocal(Target),
     /// Indirect call through a register.
@@ -203,8 +206,11 @@ impl Program {
         Program::new(insns)
     }
 
-    /// Prepares decoded instructions. Checks every jump target and that no
-    /// instruction writes `r10`; memory safety is checked at run time.
+    /// Prepares decoded instructions. Checks, as the kernel does at load
+    /// whether or not a verifier runs, every jump and call target, that
+    /// jumps stay inside their subprogram and each subprogram ends with
+    /// `exit` or `ja`, and that no instruction writes `r10`; memory safety is
+    /// checked at run time.
     /// `LdImm64` with `MapFd`/`MapIdx` refers to map index `fd`/`idx` of the
     /// runtime's map table; `MapValue`/`MapIdxValue` to byte `offset` of it.
     pub fn new(insns: Vec<Insn>) -> Result<Program, LoadError> {
@@ -224,6 +230,7 @@ impl Program {
             starts[pc] = true;
             pc += insn.slots();
         }
+        let subprograms = subprograms(&insns, &starts)?;
         let mut ops = Vec::with_capacity(slots);
         let mut pc = 0;
         for insn in &insns {
@@ -247,13 +254,7 @@ impl Program {
             }
             pc += insn.slots();
         }
-        let last = insns.len() - 1;
-        if !matches!(
-            insns[last],
-            Insn::Exit | Insn::Ja { .. } | Insn::Ja32 { .. }
-        ) {
-            return Err(LoadError::FallsOffEnd { pc: slots - 1 });
-        }
+        check_subprogram_bounds(&insns, &subprograms)?;
         Ok(Program {
             ops,
             insns,
@@ -275,6 +276,77 @@ impl Program {
     pub fn slots(&self) -> usize {
         self.ops.len()
     }
+}
+
+/// The slot index where each subprogram starts, in order: the entry point
+/// and every target of a bpf-to-bpf call or of `lddw rX, func` (the kernel's
+/// add_subprog_and_kfunc). Each target must start an instruction.
+fn subprograms(insns: &[Insn], starts: &[bool]) -> Result<Vec<usize>, LoadError> {
+    let mut subprograms = vec![0];
+    let mut pc = 0;
+    for insn in insns {
+        let off = match *insn {
+            Insn::Call(CallTarget::Local(off)) => Some(off as i64),
+            Insn::LdImm64 {
+                imm: Imm64::Func(off),
+                ..
+            } => Some(off as i64),
+            _ => None,
+        };
+        if let Some(off) = off {
+            let target = pc as i64 + 1 + off;
+            if target < 0 || target as usize >= starts.len() || !starts[target as usize] {
+                return Err(LoadError::BadCallTarget { pc, target });
+            }
+            subprograms.push(target as usize);
+        }
+        pc += insn.slots();
+    }
+    subprograms.sort_unstable();
+    subprograms.dedup();
+    Ok(subprograms)
+}
+
+/// The kernel's check_subprogs: every jump stays inside its subprogram
+/// ("jump out of range from insn X to Y"), and each subprogram ends with
+/// `exit` or `ja`, so control never falls into the next one.
+fn check_subprogram_bounds(insns: &[Insn], subprograms: &[usize]) -> Result<(), LoadError> {
+    let slots: usize = insns.iter().map(Insn::slots).sum();
+    let mut current = 0;
+    let mut pc = 0;
+    for insn in insns {
+        while current + 1 < subprograms.len() && subprograms[current + 1] <= pc {
+            current += 1;
+        }
+        let start = subprograms[current];
+        let end = subprograms.get(current + 1).copied().unwrap_or(slots);
+        let off = match *insn {
+            Insn::Ja { off } | Insn::Jmp { off, .. } => Some(off as i64),
+            Insn::Ja32 { imm } => Some(imm as i64),
+            _ => None,
+        };
+        if let Some(off) = off {
+            let target = pc as i64 + 1 + off;
+            if target < start as i64 || target >= end as i64 {
+                return Err(LoadError::JumpLeavesSubprogram {
+                    pc,
+                    target,
+                    start,
+                    end,
+                });
+            }
+        }
+        let next = pc + insn.slots();
+        if next == end && !matches!(insn, Insn::Exit | Insn::Ja { .. } | Insn::Ja32 { .. }) {
+            return Err(if end == slots {
+                LoadError::FallsOffEnd { pc }
+            } else {
+                LoadError::FallsIntoSubprogram { pc, next: end }
+            });
+        }
+        pc = next;
+    }
+    Ok(())
 }
 
 fn writes_r10(insn: &Insn) -> bool {
@@ -337,6 +409,9 @@ fn lower(
             src,
             off,
         } => lower_jmp(width, cond, r(dst), src, target(off as i64)?),
+        Insn::Call(CallTarget::Helper(id)) if crate::builtins::calls_back(id) => {
+            Op::CallWithCallback(id)
+        }
         Insn::Call(CallTarget::Helper(id)) => Op::Call(id),
         Insn::Call(CallTarget::Local(off)) => Op::CallLocal(target(off as i64)?),
         Insn::Call(CallTarget::Kfunc { .. }) => {

@@ -55,10 +55,25 @@ fn xdp_parser_counts_and_drops_the_chosen_port() {
     assert_eq!(run(&mut vm, ipv4_packet(17, 5353)), xdp_action::DROP as u64);
     assert_eq!(run(&mut vm, ipv4_packet(17, 53)), xdp_action::PASS as u64);
     assert_eq!(run(&mut vm, ipv4_packet(6, 5353)), xdp_action::PASS as u64);
+    let mut ethernet_only = vec![0u8; 14];
+    ethernet_only[12] = 0x08;
     assert_eq!(
-        run(&mut vm, vec![0u8; 10]),
+        run(&mut vm, ethernet_only),
         xdp_action::PASS as u64,
-        "runt frame"
+        "runt frame: an Ethernet header only"
+    );
+    // Shorter than an Ethernet header: BPF_PROG_TEST_RUN refuses it.
+    let runt = vm.test_run(
+        prog,
+        &TestRun {
+            data_in: vec![0u8; 10],
+            ctx_in: vec![],
+            repeat: 1,
+        },
+    );
+    assert!(
+        matches!(runt, Err(bpfkit_vm::RunError::InvalidInput { errno, .. }) if errno == bpfkit_abi::errno::EINVAL),
+        "{runt:?}"
     );
     assert_eq!(count(&vm, &obj, "proto_count", 17), 2);
     assert_eq!(count(&vm, &obj, "proto_count", 6), 1);
@@ -137,11 +152,37 @@ fn globals_subprograms_and_kconfig() {
         .test_run(&obj.programs["second"], &TestRun::default())
         .unwrap();
     assert_eq!(r.retval, 9 + 250);
-    // first calls bpf_for_each_map_elem, which the VM does not provide: a clear error.
-    let e = vm
-        .test_run(&obj.programs["first"], &TestRun::default())
-        .unwrap_err();
-    assert!(e.to_string().contains("unknown helper 164"), "{e}");
+    // first: counter = scale(counter) = 5 * limit + custom = 219, zeroed++,
+    // bpf_for_each_map_elem(&values, add_one) adds 1 to each of the 8
+    // values, and returns LINUX_KERNEL_VERSION > 0 && CONFIG_BPF_SYSCALL.
+    let global = |vm: &Vm, map: &str| {
+        let v = vm
+            .map(obj.maps[map])
+            .unwrap()
+            .lookup(&0u32.to_ne_bytes())
+            .unwrap()
+            .unwrap();
+        u64::from_ne_bytes(v[..8].try_into().unwrap())
+    };
+    for run in 1..=2u64 {
+        let r = vm
+            .test_run(&obj.programs["first"], &TestRun::default())
+            .unwrap();
+        assert_eq!(r.retval, 1);
+        assert_eq!(global(&vm, ".bss"), run, "zeroed");
+        for i in 0..8u32 {
+            assert_eq!(
+                count(&vm, &obj, "values", i),
+                run,
+                "values[{i}] after run {run}"
+            );
+        }
+    }
+    assert_eq!(
+        global(&vm, ".data"),
+        (5 * 42 + 9) * 42 + 9,
+        "counter after two runs"
+    );
     // A strong kconfig extern that the config lacks is an error naming it.
     let mut spec = fixture("globals.bpf.o");
     let e = spec.apply_kconfig(&KernelConfig::default()).unwrap_err();

@@ -3,7 +3,8 @@
 use bpfkit_abi::{xdp_action, MapType};
 use bpfkit_isa::{assemble, Syntax};
 use bpfkit_vm::{
-    ContextKind, FaultKind, MapDef, Program, RunError, Task, TestRun, Vm, XDP_MD_SIZE,
+    ContextKind, FaultKind, MapDef, Program, RunError, Task, TestRun, Vm, DEFAULT_BUDGET,
+    XDP_MD_SIZE,
 };
 
 fn prog(src: &str) -> Program {
@@ -248,10 +249,131 @@ fn faults_name_pc_address_size_and_reason() {
     assert!(matches!(
         Vm::new().run(&stack_overflow, &mut []),
         Err(RunError::MemoryFault {
-            kind: FaultKind::OutOfBounds { .. },
+            kind: FaultKind::OutsideStackFrame {
+                frame: 0,
+                offset: 0
+            },
             ..
         })
     ));
+}
+
+/// The fault of `src`, run with 16 bytes of input memory (so the stack is not
+/// the first region and an underflow would land in another region's range).
+fn stack_fault(src: &str) -> (usize, &'static str, FaultKind) {
+    match Vm::new().run(&prog(src), &mut [0; 16]) {
+        Err(RunError::MemoryFault {
+            pc, access, kind, ..
+        }) => (pc, access, kind),
+        other => panic!("expected a memory fault from {src:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn each_frame_has_exactly_512_bytes_of_stack() {
+    // r10-512 .. r10 is the frame, as in the kernel.
+    let edges = prog(
+        "*(u64 *)(r10 - 512) = 5
+         *(u8 *)(r10 - 1) = 2
+         r0 = *(u64 *)(r10 - 512)
+         r1 = *(u8 *)(r10 - 1)
+         r0 += r1
+         exit",
+    );
+    assert_eq!(Vm::new().run(&edges, &mut [0; 16]).unwrap(), 7);
+    let outside = |frame, offset| FaultKind::OutsideStackFrame { frame, offset };
+    assert_eq!(
+        stack_fault("r0 = *(u8 *)(r10 - 513)\nexit"),
+        (0, "load", outside(0, -513))
+    );
+    // The whole old 4 KiB stack was readable from the entry frame.
+    assert_eq!(
+        stack_fault("r0 = *(u64 *)(r10 - 4096)\nexit"),
+        (0, "load", outside(0, -4096))
+    );
+    // An 8-byte access straddling the frame's lower edge.
+    assert_eq!(
+        stack_fault("*(u64 *)(r10 - 516) = 1\nr0 = 0\nexit"),
+        (0, "store", outside(0, -516))
+    );
+    // Through a derived pointer, and with an atomic.
+    assert_eq!(
+        stack_fault("r1 = r10\nr1 += -1024\nr2 = 1\nlock *(u64 *)(r1 + 0) += r2\nr0 = 0\nexit"),
+        (3, "atomic", outside(0, -1024))
+    );
+    let message = RunError::MemoryFault {
+        pc: 0,
+        addr: 0,
+        size: 1,
+        access: "load",
+        kind: outside(0, -513),
+    }
+    .to_string();
+    assert!(
+        message.contains("r10-513") && message.contains("512 bytes"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_callee_has_its_own_512_bytes_and_may_use_its_callers_through_a_pointer() {
+    // The callee writes through a pointer into the caller's frame (allowed,
+    // as in the kernel) and uses its own full frame.
+    let ok = prog(
+        "*(u64 *)(r10 - 8) = 40
+         r1 = r10
+         r1 += -8
+         call f
+         r0 = *(u64 *)(r10 - 8)
+         exit
+f:
+         *(u64 *)(r10 - 512) = 2
+         r2 = *(u64 *)(r1 + 0)
+         r3 = *(u64 *)(r10 - 512)
+         r2 += r3
+         *(u64 *)(r1 + 0) = r2
+         r0 = 0
+         exit",
+    );
+    assert_eq!(Vm::new().run(&ok, &mut [0; 16]).unwrap(), 42);
+    // Below the callee's frame is not its caller's frame to reach through r10.
+    let below = "call f
+         r0 = 0
+         exit
+f:
+         r0 = *(u64 *)(r10 - 520)
+         exit";
+    assert_eq!(
+        stack_fault(below),
+        (
+            3,
+            "load",
+            FaultKind::OutsideStackFrame {
+                frame: 1,
+                offset: -520
+            }
+        )
+    );
+    // After the callee returns, a pointer into its frame is dead.
+    let dangling = "call f
+         r0 = *(u64 *)(r0 + 0)
+         exit
+f:
+         r0 = r10
+         r0 += -8
+         exit";
+    assert_eq!(
+        stack_fault(dangling),
+        (
+            1,
+            "load",
+            FaultKind::ReturnedStackFrame {
+                frame: 1,
+                offset: -8,
+                current: 0
+            }
+        )
+    );
 }
 
 #[test]
@@ -265,6 +387,27 @@ fn budget_stops_runaway_loops() {
             pc: 0,
             budget: 1000
         })
+    );
+}
+
+#[test]
+fn a_runaway_loop_ends_with_the_default_budget() {
+    let p = prog("l:\ngoto l\nexit");
+    let mut vm = Vm::new();
+    let err = vm.run(&p, &mut []).unwrap_err();
+    assert_eq!(
+        err,
+        RunError::BudgetExhausted {
+            pc: 0,
+            budget: DEFAULT_BUDGET
+        }
+    );
+    assert_eq!(DEFAULT_BUDGET, 1 << 24);
+    assert_eq!(vm.last_executed(), DEFAULT_BUDGET);
+    let message = err.to_string();
+    assert!(
+        message.contains("16777216") && message.contains("Vm::set_budget"),
+        "{message}"
     );
 }
 
@@ -291,4 +434,56 @@ fn global_data_through_map_values() {
         .unwrap()
         .unwrap();
     assert_eq!(&value[8..], &2u64.to_ne_bytes());
+}
+
+#[test]
+fn skb_test_run_fills_the_fields_the_kernel_does_on_loopback() {
+    // r0 = pkt_type << 16 | ifindex << 8 | len (small values).
+    let p = prog_ctx(
+        "r0 = *(u32 *)(r1 + 4)
+         r0 <<= 16
+         r2 = *(u32 *)(r1 + 40)
+         r2 <<= 8
+         r0 |= r2
+         r2 = *(u32 *)(r1 + 0)
+         r0 |= r2
+         exit",
+        ContextKind::SkBuffL3,
+    );
+    let mut frame = vec![0u8; 64];
+    frame[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    frame[6] = 0xaa;
+    frame[12] = 0x08;
+    let run = |data: Vec<u8>, ctx: Vec<u8>| {
+        Vm::new().test_run(
+            &p,
+            &TestRun {
+                data_in: data,
+                ctx_in: ctx,
+                repeat: 1,
+            },
+        )
+    };
+    let r = run(frame.clone(), vec![]).unwrap();
+    // PACKET_OTHERHOST, the loopback device, 50 bytes from the IP header.
+    assert_eq!(r.retval, (3 << 16) | (1 << 8) | 50);
+    assert_eq!(
+        &r.data_out[..14],
+        &[0; 14],
+        "the Ethernet header comes back zeroed"
+    );
+    assert_eq!(&r.data_out[14..], &frame[14..]);
+    let too_short = run(frame[..18].to_vec(), vec![]).unwrap_err();
+    assert!(
+        too_short
+            .to_string()
+            .contains("IPv4 frame needs a 20-byte IP header"),
+        "{too_short}"
+    );
+    let mut ctx = vec![0u8; 192];
+    ctx[4] = 1;
+    assert!(matches!(
+        run(frame, ctx),
+        Err(RunError::InvalidInput { errno: 22, .. })
+    ));
 }
