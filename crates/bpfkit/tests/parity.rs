@@ -274,6 +274,7 @@ impl RawProgram {
                     kern_version: 0,
                     btf: None,
                     attach_btf_id: 0,
+                    core_relos: Vec::new(),
                 })
                 .unwrap(),
             ),

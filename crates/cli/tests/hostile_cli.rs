@@ -116,3 +116,22 @@ fn errors_name_the_file_and_never_repeat_a_clause() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_runaway_loop_ends_quickly_and_says_how_to_raise_the_budget() {
+    let dir = std::env::temp_dir().join(format!("bpfkit-loop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("loop.bin");
+    // ja -1: jumps to itself forever.
+    std::fs::write(&prog, [0x05, 0, 0xff, 0xff, 0, 0, 0, 0]).unwrap();
+    let (code, stderr) = run(&["run", prog.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    // The VM's default budget, sized to end a runaway loop in well under a
+    // second, not the 2^32 that took 12 s.
+    assert!(
+        stderr.contains(&format!("budget of {}", bpfkit_vm::DEFAULT_BUDGET)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--budget"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -20,7 +20,7 @@ use crate::prog::{LoadedProgram, ProgramLoad};
 pub type AutoAttached = (Vec<(String, Link)>, Vec<(String, String)>);
 
 /// Options for [`Collection::load`].
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct LoadOptions<'a> {
     /// BTF to apply CO-RE relocations against; the running kernel's when `None`.
     pub target_btf: Option<&'a Btf>,
@@ -29,6 +29,13 @@ pub struct LoadOptions<'a> {
     pub no_core_cache: bool,
     /// Where the CO-RE cache lives, instead of its default place.
     pub core_cache_dir: Option<&'a std::path::Path>,
+    /// Apply CO-RE relocations with bpfkit's own engine against the kernel's
+    /// BTF read in user space, even where the kernel could apply them itself
+    /// at load (`core_relos` of `BPF_PROG_LOAD`, Linux 5.17+), which is the
+    /// default on a CO-RE cache miss: it spares reading and indexing the
+    /// kernel's BTF here. A load the kernel's CO-RE fails is retried this way,
+    /// for bpfkit's clearer reasons.
+    pub user_space_core: bool,
     /// The bpffs directory of pinned maps (libbpf's `pin_root_path`;
     /// `/sys/fs/bpf` when `None`). A map declared `LIBBPF_PIN_BY_NAME`
     /// reuses the map pinned at `DIR/NAME` when that one is compatible (same
@@ -39,6 +46,19 @@ pub struct LoadOptions<'a> {
     /// `prog loadall OBJ PATH pinmaps DIR` pins them all (global data maps
     /// keep their section name without the dot: `DIR/bss`).
     pub pin_all_maps: bool,
+}
+
+/// Who applied a collection's CO-RE relocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoreSource {
+    /// The object has none.
+    None,
+    /// The disk cache had this object's results for this kernel.
+    Cache,
+    /// The kernel, at `BPF_PROG_LOAD` (no kernel BTF was read here).
+    Kernel,
+    /// bpfkit's engine, against the kernel's BTF (or the given target BTF).
+    UserSpace,
 }
 
 /// Where map `name` is pinned under `root`: its name, less the leading dot
@@ -109,7 +129,7 @@ pub struct Collection {
     pub reused_maps: std::collections::BTreeSet<String>,
     /// Maps this load pinned, with where (see [`LoadOptions::pin_root`]).
     pub pinned_maps: BTreeMap<String, std::path::PathBuf>,
-    core_cache_hit: bool,
+    core: CoreSource,
     _btf: Option<OwnedFd>,
 }
 
@@ -193,13 +213,30 @@ impl Collection {
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions<'_>) -> Result<Collection> {
         let mut spec = spec.clone();
         let mut core_cache_hit = false;
+        let mut kernel_core = false;
+        let btf = match spec
+            .kernel_btf(&crate::features::btf_features())
+            .map_err(|e| Error::Object(e.to_string()))?
+        {
+            Some(blob) => crate::btf::load_btf(&blob).ok(),
+            None => None,
+        };
         if spec.programs.values().any(|p| !p.core_relos.is_empty()) {
             let cache = match (opts.target_btf, opts.no_core_cache) {
                 (None, false) => crate::core_cache::CoreCache::for_spec(&spec, opts.core_cache_dir),
                 _ => None,
             };
             core_cache_hit = cache.as_ref().is_some_and(|c| c.apply(&mut spec));
-            if !core_cache_hit {
+            // The kernel applies relocations only of programs loaded with
+            // their BTF and func or line records (check_btf_info).
+            kernel_core = !core_cache_hit
+                && !opts.user_space_core
+                && opts.target_btf.is_none()
+                && btf.is_some()
+                && spec.programs.values().all(|p| {
+                    p.core_relos.is_empty() || !p.func_info.is_empty() || !p.line_info.is_empty()
+                });
+            if !core_cache_hit && !kernel_core {
                 let relocated = match opts.target_btf {
                     Some(t) => spec.apply_core(TargetBtfs::new(t)),
                     None => {
@@ -219,14 +256,40 @@ impl Collection {
                 }
             }
         }
-        let btf = match spec
-            .kernel_btf(&crate::features::btf_features())
-            .map_err(|e| Error::Object(e.to_string()))?
-        {
-            Some(blob) => crate::btf::load_btf(&blob).ok(),
-            None => None,
-        };
+        if kernel_core {
+            return match Collection::load_prepared(&spec, opts, btf, true) {
+                Ok(mut c) => {
+                    c.core = CoreSource::Kernel;
+                    Ok(c)
+                }
+                // The kernel's CO-RE failed (or this kernel lacks it):
+                // relocate here instead, which also says better why not.
+                Err(_) => Collection::load(
+                    &spec,
+                    &LoadOptions {
+                        user_space_core: true,
+                        ..opts.clone()
+                    },
+                ),
+            };
+        }
+        let mut coll = Collection::load_prepared(&spec, opts, btf, false)?;
+        if core_cache_hit {
+            coll.core = CoreSource::Cache;
+        } else if spec.programs.values().any(|p| !p.core_relos.is_empty()) {
+            coll.core = CoreSource::UserSpace;
+        }
+        Ok(coll)
+    }
 
+    /// Loads a spec whose CO-RE relocations are applied already, or are
+    /// left to the kernel (`kernel_core`).
+    fn load_prepared(
+        spec: &ObjectSpec,
+        opts: &LoadOptions<'_>,
+        btf: Option<OwnedFd>,
+        kernel_core: bool,
+    ) -> Result<Collection> {
         let pin_root = opts.pin_root.unwrap_or(std::path::Path::new("/sys/fs/bpf"));
         let mut maps = BTreeMap::new();
         let mut reused_maps = std::collections::BTreeSet::new();
@@ -331,6 +394,14 @@ impl Collection {
                 kern_version: spec.kern_version.unwrap_or(0),
                 btf: btf_info,
                 attach_btf_id: btf_attach_id_of(name, p)?,
+                core_relos: if kernel_core {
+                    p.core_relos
+                        .iter()
+                        .map(|r| [r.insn_off * 8, r.type_id, r.access_str_off, r.kind as u32])
+                        .collect()
+                } else {
+                    Vec::new()
+                },
             })?;
             programs.insert(name.clone(), prog);
             targets.insert(name.clone(), p.kind.target.clone());
@@ -382,7 +453,7 @@ impl Collection {
             targets,
             reused_maps,
             pinned_maps: to_pin.into_iter().collect(),
-            core_cache_hit,
+            core: CoreSource::None,
             _btf: btf,
         })
     }
@@ -395,9 +466,10 @@ impl Collection {
         }
     }
 
-    /// Whether CO-RE results came from the disk cache (no kernel BTF was read).
-    pub fn core_cache_hit(&self) -> bool {
-        self.core_cache_hit
+    /// Who applied the CO-RE relocations: the disk cache or the kernel
+    /// (neither reads the kernel's BTF here), or bpfkit's engine.
+    pub fn core_source(&self) -> CoreSource {
+        self.core
     }
 
     /// Attaches every program whose section name says where it goes.

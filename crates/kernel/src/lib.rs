@@ -36,7 +36,7 @@ pub mod select;
 pub mod sys;
 pub mod time;
 
-pub use collection::{Collection, LoadOptions};
+pub use collection::{Collection, CoreSource, LoadOptions};
 pub use error::{Error, Result};
 pub use link::{attach_raw_tracepoint, attach_tracepoint, Link};
 pub use map::{KernelMap, MapDefinition, MapError, Pod};

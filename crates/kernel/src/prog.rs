@@ -36,6 +36,11 @@ pub struct ProgramLoad<'a> {
     pub btf: Option<ProgramBtf<'a>>,
     /// The BTF type id of the attach target (tp_btf, fentry...).
     pub attach_btf_id: u32,
+    /// CO-RE relocations for the kernel to apply against its own BTF while
+    /// loading (`bpf_core_relo`: instruction byte offset, local type id,
+    /// access string offset, kind), instead of relocating in user space.
+    /// They need [`ProgramLoad::btf`] with func or line records.
+    pub core_relos: Vec<[u32; 4]>,
 }
 
 /// Less common `BPF_PROG_LOAD` inputs, and how to ask the verifier for its log.
@@ -207,6 +212,7 @@ impl Program {
             None => (Vec::new(), Vec::new()),
         };
         let fd_array: Vec<i32> = extras.fd_array.iter().map(|f| f.as_raw_fd()).collect();
+        let core_relos = encode_records(&p.core_relos);
         let load = sys::ProgLoad {
             prog_type: p.prog_type.as_u32(),
             expected_attach_type: p.expected_attach_type.map_or(0, |a| a.as_u32()),
@@ -224,6 +230,7 @@ impl Program {
             attach_btf_id: p.attach_btf_id,
             attach_prog_or_btf_obj: extras.attach_prog_or_btf_obj,
             fd_array: &fd_array,
+            core_relos: &core_relos,
         };
         let level = extras.log_level.max(1);
         let what = || format!("load {} program `{}`", p.prog_type, p.name);

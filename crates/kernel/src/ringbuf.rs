@@ -436,6 +436,7 @@ mod tokio_reader {
                 kern_version: 0,
                 btf: None,
                 attach_btf_id: 0,
+                core_relos: Vec::new(),
             })
             .unwrap();
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -47,6 +47,7 @@ fn load_as(
         kern_version: 0,
         btf: None,
         attach_btf_id: 0,
+        core_relos: Vec::new(),
     })
     .unwrap_or_else(|e| panic!("load {name}: {e}"))
 }

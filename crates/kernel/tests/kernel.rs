@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bpfkit_abi::{errno, update_flags::*, MapType};
 use bpfkit_kernel::{
-    inspect, Collection, Error, KernelMap, LoadOptions, MapDefinition, RingBufReader,
+    inspect, Collection, CoreSource, Error, KernelMap, LoadOptions, MapDefinition, RingBufReader,
 };
 use bpfkit_object::ObjectSpec;
 
@@ -271,20 +271,34 @@ fn core_results_are_cached_per_kernel_and_reused() {
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/loadbench.bpf.o"),
     )
     .unwrap();
+    // The cache holds what bpfkit's own engine computed.
     let opts = LoadOptions {
         core_cache_dir: Some(&dir),
+        user_space_core: true,
         ..LoadOptions::default()
     };
     let first = Collection::load(&spec, &opts).unwrap();
-    assert!(!first.core_cache_hit());
+    assert_eq!(first.core_source(), CoreSource::UserSpace);
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
         1,
         "one entry written"
     );
     let second = Collection::load(&spec, &opts).unwrap();
-    assert!(second.core_cache_hit());
+    assert_eq!(second.core_source(), CoreSource::Cache);
     let uncached = Collection::load(
+        &spec,
+        &LoadOptions {
+            no_core_cache: true,
+            user_space_core: true,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(uncached.core_source(), CoreSource::UserSpace);
+    // On a cache miss the kernel relocates (core_relos at BPF_PROG_LOAD),
+    // reading no BTF here, and must reach the very same code.
+    let by_kernel = Collection::load(
         &spec,
         &LoadOptions {
             no_core_cache: true,
@@ -292,7 +306,7 @@ fn core_results_are_cached_per_kernel_and_reused() {
         },
     )
     .unwrap();
-    assert!(!uncached.core_cache_hit());
+    assert_eq!(by_kernel.core_source(), CoreSource::Kernel);
     // The kernel sees the same relocated programs either way (map
     // references aside: each collection has its own maps).
     // Raw slots: the kernel's rewrites may use internal encodings.
@@ -312,6 +326,11 @@ fn core_results_are_cached_per_kernel_and_reused() {
     };
     for (name, prog) in &second.programs {
         assert_eq!(code(prog), code(&uncached.programs[name]), "{name}");
+        assert_eq!(
+            code(prog),
+            code(&by_kernel.programs[name]),
+            "{name}: kernel CO-RE"
+        );
     }
     // A damaged entry is ignored, not an error.
     let entry = std::fs::read_dir(&dir)
@@ -322,7 +341,7 @@ fn core_results_are_cached_per_kernel_and_reused() {
         .path();
     std::fs::write(&entry, b"bpfkit-core-cache-1\n\xff").unwrap();
     let again = Collection::load(&spec, &opts).unwrap();
-    assert!(!again.core_cache_hit());
+    assert_eq!(again.core_source(), CoreSource::UserSpace);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -380,6 +380,7 @@ fn the_verifier_log_is_kept_on_request() {
             kern_version: 0,
             btf: None,
             attach_btf_id: 0,
+            core_relos: Vec::new(),
         },
         &bpfkit_kernel::LoadExtras {
             log_level: 4,

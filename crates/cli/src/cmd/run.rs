@@ -32,8 +32,9 @@ pub struct Args {
     /// Object: BTF to apply CO-RE relocations against (default: the running kernel's).
     #[arg(long)]
     btf: Option<PathBuf>,
-    /// Stop after this many instructions.
-    #[arg(long, default_value_t = 1 << 32)]
+    /// Stop after this many instructions (the VM's default ends a runaway
+    /// loop in well under a second; raise it for long-running programs).
+    #[arg(long, default_value_t = bpfkit_vm::DEFAULT_BUDGET)]
     budget: u64,
     /// Raw bytecode: print the memory after the run, as hex.
     #[arg(long)]

@@ -42,6 +42,11 @@ pub struct ProgLoad<'a> {
     pub attach_prog_or_btf_obj: Option<BorrowedFd<'a>>,
     /// File descriptors that `BPF_PSEUDO_MAP_IDX` and kfunc module indexes refer to.
     pub fd_array: &'a [i32],
+    /// `bpf_core_relo` records (16 bytes each: byte offset of the
+    /// instruction, local type id, access string offset, kind) for the
+    /// kernel to apply against its own BTF (`bpf_core_apply`, 5.17+). The
+    /// kernel reads them only with func_info or line_info (check_btf_info).
+    pub core_relos: &'a [u8],
 }
 
 impl Default for ProgLoad<'_> {
@@ -50,6 +55,7 @@ impl Default for ProgLoad<'_> {
             prog_type: 0,
             expected_attach_type: 0,
             insns: &[],
+            core_relos: &[],
             license: c"GPL",
             name: "",
             kern_version: 0,
@@ -92,6 +98,9 @@ fn records(bytes: &[u8], rec_size: u32, what: &str) -> io::Result<u32> {
     u32::try_from(bytes.len() / rec_size as usize).map_err(|_| invalid(what))
 }
 
+/// Size of `struct bpf_core_relo`.
+pub const CORE_RELO_SIZE: u32 = 16;
+
 /// Loads a program. With a `log`, the verifier writes its log there (and the
 /// size it needed into `log.true_size`).
 pub fn prog_load(p: &ProgLoad<'_>, log: Option<&mut LogBuffer<'_>>) -> io::Result<OwnedFd> {
@@ -104,6 +113,7 @@ pub fn prog_load(p: &ProgLoad<'_>, log: Option<&mut LogBuffer<'_>>) -> io::Resul
         u32::try_from(p.insns.len() / 8).map_err(|_| invalid("too many instructions"))?;
     let func_info_cnt = records(p.func_info, p.func_info_rec_size, "func_info")?;
     let line_info_cnt = records(p.line_info, p.line_info_rec_size, "line_info")?;
+    let core_relo_cnt = records(p.core_relos, CORE_RELO_SIZE, "core_relos")?;
     let (log_level, log_size, log_buf, true_size_out) = match log {
         Some(l) => {
             let size = u32::try_from(l.buf.len()).map_err(|_| invalid("log buffer too large"))?;
@@ -147,6 +157,9 @@ pub fn prog_load(p: &ProgLoad<'_>, log: Option<&mut LogBuffer<'_>>) -> io::Resul
         attach_btf_id: p.attach_btf_id,
         attach_prog_or_btf_obj_fd: raw(p.attach_prog_or_btf_obj),
         fd_array: Ptr::slice(p.fd_array),
+        core_relo_cnt,
+        core_relos: Ptr::slice(p.core_relos),
+        core_relo_rec_size: if core_relo_cnt > 0 { CORE_RELO_SIZE } else { 0 },
         ..Default::default()
     };
     let r = sys_bpf_fd(&mut attr);

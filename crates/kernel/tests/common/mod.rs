@@ -224,6 +224,7 @@ pub fn load(name: &str, prog_type: ProgramType, insns: &[Insn]) -> bpfkit_kernel
         kern_version: 0,
         btf: None,
         attach_btf_id: 0,
+        core_relos: Vec::new(),
     })
 }
 
