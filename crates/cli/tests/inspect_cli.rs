@@ -289,3 +289,113 @@ fn feature_lists_program_and_map_types_and_helpers() {
     let (ok, _, err) = run(&["feature", "--helpers", "nope"]);
     assert!(!ok && err.contains("`nope` is not a program type"), "{err}");
 }
+
+#[test]
+fn programs_and_maps_are_named_by_id_tag_name_or_pin() {
+    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+        eprintln!("SKIP: cannot use bpf(): {why}");
+        return;
+    }
+    let path = format!(
+        "{}/../kernel/tests/fixtures/counter.bpf.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let spec = bpfkit_object::ObjectSpec::from_file(path.as_ref()).unwrap();
+    // Two copies: the same name and tag twice.
+    let a = bpfkit_kernel::Collection::load(&spec, &Default::default()).unwrap();
+    let b = bpfkit_kernel::Collection::load(&spec, &Default::default()).unwrap();
+    let (pa, pb) = (
+        a.programs["count_getpid"].id(),
+        b.programs["count_getpid"].id(),
+    );
+    let ma = a.maps["calls"].id();
+    let id = pa.to_string();
+
+    for handle in [vec!["id", id.as_str()], vec![id.as_str()]] {
+        let mut args = vec!["prog", "show"];
+        args.extend(&handle);
+        args.push("-j");
+        let v = json(&args);
+        assert_eq!(v["id"], pa, "{handle:?}");
+    }
+    let tag = json(&["prog", "show", "id", &id, "-j"])["tag"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A name or tag several programs share shows them all, as an array.
+    for handle in [["name", "count_getpid"], ["tag", tag.as_str()]] {
+        let v = json(&["prog", "show", handle[0], handle[1], "-j"]);
+        let ids: Vec<u64> = v
+            .as_array()
+            .unwrap_or_else(|| panic!("{handle:?}: {v}"))
+            .iter()
+            .map(|p| p["id"].as_u64().unwrap())
+            .collect();
+        assert!(
+            ids.contains(&pa.into()) && ids.contains(&pb.into()),
+            "{handle:?}: {ids:?}"
+        );
+    }
+    let (ok, text, err) = run(&["prog", "dump", "xlated", "name", "count_getpid"]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains(&format!("{pa}: tracepoint  name count_getpid"))
+            && text.contains(&format!("{pb}: tracepoint  name count_getpid")),
+        "each dump is headed by its program: {text}"
+    );
+    // A single-object command refuses a handle several maps match (other
+    // processes may hold more maps of this name than our two).
+    let (ok, _, err) = run(&["map", "lookup", "name", "calls", "key", "0", "0", "0", "0"]);
+    assert!(
+        !ok && err.contains("several maps (") && err.contains(") match name calls"),
+        "{err}"
+    );
+    let v = json(&[
+        "map",
+        "lookup",
+        "id",
+        &ma.to_string(),
+        "key",
+        "0",
+        "0",
+        "0",
+        "0",
+        "-j",
+    ]);
+    assert_eq!(v["value"].as_array().unwrap().len(), 8);
+    let (ok, _, err) = run(&["prog", "show", "name", "no_such_prog"]);
+    assert!(
+        !ok && err.contains("no program matches name no_such_prog"),
+        "{err}"
+    );
+
+    // A pinned map is found by its path, and is not a program.
+    let dir = bpfkit_kernel::fs::bpffs()
+        .unwrap()
+        .join(format!("bpfkit_inspect_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pin = dir.join("calls");
+    a.maps["calls"].pin(&pin).unwrap();
+    let pin_s = pin.to_str().unwrap();
+    let v = json(&["map", "show", "pinned", pin_s, "-j"]);
+    let (ok, _, err) = run(&[
+        "map", "update", "pinned", pin_s, "key", "0", "0", "0", "0", "value", "9", "0", "0", "0",
+        "0", "0", "0", "0",
+    ]);
+    let (pok, _, perr) = run(&["prog", "show", "pinned", pin_s]);
+    std::fs::remove_file(&pin).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+    assert_eq!(v["id"], ma);
+    assert!(ok, "{err}");
+    assert_eq!(
+        a.maps["calls"]
+            .lookup(&0u32.to_ne_bytes())
+            .unwrap()
+            .unwrap(),
+        9u64.to_ne_bytes()
+    );
+    assert!(
+        !pok && perr.contains("is not a program but a map"),
+        "{perr}"
+    );
+}

@@ -145,3 +145,174 @@ pub fn links(cmd: ListCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Takes `-j`/`--json` out of `words`, wherever it is (bpftool accepts it
+/// anywhere on the line); says whether it was there.
+pub fn take_json(words: &mut Vec<String>) -> bool {
+    let before = words.len();
+    words.retain(|w| w != "-j" && w != "--json");
+    words.len() != before
+}
+
+/// Parses the object handle at the front of `words` as bpftool's
+/// `PROG := { id ID | pinned FILE | tag TAG | name NAME }` (and `MAP`, which
+/// has no tag), or a bare id; returns it and the words after it.
+pub fn parse_selector(
+    words: &[String],
+    kind: inspect::ObjectKind,
+) -> anyhow::Result<(inspect::Selector, &[String])> {
+    use anyhow::{bail, Context};
+    use inspect::Selector;
+    let what = if kind == inspect::ObjectKind::Program {
+        "program"
+    } else {
+        "map"
+    };
+    let handles = if kind == inspect::ObjectKind::Program {
+        "`id ID`, `tag TAG`, `name NAME` or `pinned FILE`"
+    } else {
+        "`id ID`, `name NAME` or `pinned FILE`"
+    };
+    let Some(first) = words.first() else {
+        bail!("no {what} given: expected {handles}");
+    };
+    if let Ok(id) = first.parse::<u32>() {
+        return Ok((Selector::Id(id), &words[1..]));
+    }
+    let arg = || {
+        words
+            .get(1)
+            .with_context(|| format!("`{first}` needs a value: expected {handles}"))
+    };
+    let sel = match first.as_str() {
+        "id" => {
+            let v = arg()?;
+            Selector::Id(
+                v.parse()
+                    .with_context(|| format!("{what} id `{v}` is not a number"))?,
+            )
+        }
+        "tag" if kind == inspect::ObjectKind::Program => {
+            let v = arg()?;
+            let bytes = super::parse_hex(v, "tag").ok().filter(|b| b.len() == 8);
+            let bytes =
+                bytes.with_context(|| format!("tag `{v}` is not 16 hex digits (8 bytes)"))?;
+            let mut tag = [0u8; 8];
+            tag.copy_from_slice(&bytes);
+            Selector::Tag(tag)
+        }
+        "name" => {
+            let v = arg()?;
+            // The kernel keeps BPF_OBJ_NAME_LEN - 1 bytes of a name, and
+            // handles match on those (bpftool's map_parse_fds refuses
+            // longer map names; a longer program name cannot match).
+            if kind == inspect::ObjectKind::Map && v.len() > 15 {
+                bail!("map name `{v}` is longer than the kernel's 15 bytes");
+            }
+            Selector::Name(v.clone())
+        }
+        "pinned" => Selector::Pinned(arg()?.into()),
+        other => bail!("expected {handles}, not `{other}`"),
+    };
+    Ok((sel, &words[2..]))
+}
+
+/// Opens every object `sel` names; none is an error naming the handle.
+pub fn open_all(
+    kind: inspect::ObjectKind,
+    sel: &inspect::Selector,
+) -> anyhow::Result<Vec<std::os::fd::OwnedFd>> {
+    let fds = inspect::open_matching(kind, sel)?;
+    if fds.is_empty() {
+        let what = if kind == inspect::ObjectKind::Program {
+            "program"
+        } else {
+            "map"
+        };
+        anyhow::bail!("no {what} matches {sel}");
+    }
+    Ok(fds)
+}
+
+/// Opens the one object `sel` names: several matches are an error, as in
+/// bpftool's `prog_parse_fd`/`map_parse_fd` ("several ... match this handle").
+pub fn open_one(
+    kind: inspect::ObjectKind,
+    sel: &inspect::Selector,
+) -> anyhow::Result<std::os::fd::OwnedFd> {
+    let mut fds = open_all(kind, sel)?;
+    if fds.len() > 1 {
+        let what = if kind == inspect::ObjectKind::Program {
+            "programs"
+        } else {
+            "maps"
+        };
+        anyhow::bail!("several {what} ({}) match {sel}", fds.len());
+    }
+    Ok(fds.remove(0))
+}
+
+/// Fails on words left after a complete command.
+pub fn no_more(rest: &[String]) -> anyhow::Result<()> {
+    match rest.first() {
+        Some(w) => anyhow::bail!("unexpected `{w}`"),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inspect::{ObjectKind, Selector};
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn handles_parse_as_bpftool_spells_them() {
+        let prog = ObjectKind::Program;
+        let w = words("id 7 key 1");
+        let (sel, rest) = parse_selector(&w, prog).unwrap();
+        assert_eq!((sel, rest), (Selector::Id(7), &w[2..]));
+        let w = words("7");
+        assert_eq!(parse_selector(&w, prog).unwrap().0, Selector::Id(7));
+        let w = words("tag 0fcd0509694908ac");
+        assert_eq!(
+            parse_selector(&w, prog).unwrap().0,
+            Selector::Tag([0x0f, 0xcd, 0x05, 0x09, 0x69, 0x49, 0x08, 0xac])
+        );
+        let w = words("name count_getpid");
+        assert_eq!(
+            parse_selector(&w, prog).unwrap().0,
+            Selector::Name("count_getpid".into())
+        );
+        let w = words("pinned /sys/fs/bpf/x");
+        assert_eq!(
+            parse_selector(&w, ObjectKind::Map).unwrap().0,
+            Selector::Pinned("/sys/fs/bpf/x".into())
+        );
+        for (bad, kind, why) in [
+            ("", prog, "no program given"),
+            ("id", prog, "`id` needs a value"),
+            ("id x", prog, "program id `x` is not a number"),
+            ("tag 12", prog, "not 16 hex digits"),
+            ("tag 0fcd0509694908ac", ObjectKind::Map, "not `tag`"),
+            ("name sixteen_chars_xx", ObjectKind::Map, "longer than"),
+            ("bogus 1", prog, "not `bogus`"),
+        ] {
+            let w = words(bad);
+            let err = parse_selector(&w, kind).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn json_flag_is_taken_from_anywhere() {
+        let mut w = words("id 3 -j");
+        assert!(take_json(&mut w));
+        assert_eq!(w, words("id 3"));
+        let mut w = words("id 3");
+        assert!(!take_json(&mut w));
+    }
+}

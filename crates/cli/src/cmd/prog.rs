@@ -1,14 +1,13 @@
 //! `bpfkit prog list|show|dump`: programs loaded in the kernel, as bpftool
 //! shows them (`-j`: JSON with bpftool's field names).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
-use anyhow::Context;
 use bpfkit_isa::{decode, ByteOrder, Syntax};
 use bpfkit_kernel::info::{program_jited, program_xlated_bytes, ProgramInfo};
-use bpfkit_kernel::sys::{fd_by_id, IdKind};
+use bpfkit_kernel::inspect::ObjectKind;
 
-use super::inspect::{program_json, program_text};
+use super::inspect::{no_more, open_all, parse_selector, program_json, program_text, take_json};
 
 /// What to do with programs.
 #[derive(clap::Subcommand)]
@@ -19,24 +18,28 @@ pub enum Command {
         #[arg(short = 'j', long)]
         json: bool,
     },
-    /// Show one program.
+    /// Show programs: `show [PROG]`, PROG being `id ID`, `tag TAG`,
+    /// `name NAME`, `pinned FILE` or a bare id; every match is shown.
     Show {
-        /// Program id.
-        id: u32,
         /// JSON output.
         #[arg(short = 'j', long)]
         json: bool,
+        /// The program handle (none: every program).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
     },
-    /// Dump a program's translated instructions or JIT-compiled code.
+    /// Dump a program's translated instructions or JIT-compiled code:
+    /// `dump xlated|jited PROG`.
     Dump {
         /// `xlated` (the instructions as the verifier left them) or `jited`.
         #[arg(value_enum)]
         what: Dump,
-        /// Program id.
-        id: u32,
         /// JSON output.
         #[arg(short = 'j', long)]
         json: bool,
+        /// The program handle: `id ID`, `tag TAG`, `name NAME`, `pinned FILE` or an id.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+        words: Vec<String>,
     },
 }
 
@@ -47,10 +50,6 @@ pub enum Dump {
     Xlated,
     /// Machine code from the JIT.
     Jited,
-}
-
-fn open(id: u32) -> anyhow::Result<std::os::fd::OwnedFd> {
-    fd_by_id(IdKind::Prog, id, 0).with_context(|| format!("program id {id}"))
 }
 
 /// Lines like bpftool's: `   0: (b7) r0 = 0`, numbered by instruction slot,
@@ -85,52 +84,111 @@ pub fn xlated_lines(code: &[u8]) -> Vec<String> {
 pub fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::List { json } => super::inspect::progs(json),
-        Command::Show { id, json } => {
-            let info = ProgramInfo::from_fd(open(id)?.as_fd())?;
-            if json {
-                outln!("{}", program_json(&info));
+        Command::Show { json, mut words } => {
+            let json = take_json(&mut words) || json;
+            if words.is_empty() {
+                return super::inspect::progs(json);
+            }
+            let (sel, rest) = parse_selector(&words, ObjectKind::Program)?;
+            no_more(rest)?;
+            let infos = open_all(ObjectKind::Program, &sel)?
+                .iter()
+                .map(|fd| ProgramInfo::from_fd(fd.as_fd()))
+                .collect::<Result<Vec<_>, _>>()?;
+            // One match prints an object, several an array, as bpftool does.
+            if json && infos.len() == 1 {
+                outln!("{}", program_json(&infos[0]));
+            } else if json {
+                let v: Vec<_> = infos.iter().map(program_json).collect();
+                outln!("{}", serde_json::to_string(&v)?);
             } else {
-                out!("{}", program_text(&info));
+                for info in &infos {
+                    out!("{}", program_text(info));
+                }
             }
             Ok(())
         }
-        Command::Dump { what, id, json } => {
-            let fd = open(id)?;
-            match what {
-                Dump::Xlated => {
-                    let lines = xlated_lines(&program_xlated_bytes(fd.as_fd())?);
-                    if json {
-                        outln!("{}", serde_json::to_string(&lines)?);
-                    } else {
-                        for l in lines {
-                            outln!("{l}");
-                        }
-                    }
+        Command::Dump {
+            what,
+            json,
+            mut words,
+        } => {
+            let json = take_json(&mut words) || json;
+            let (sel, rest) = parse_selector(&words, ObjectKind::Program)?;
+            no_more(rest)?;
+            let fds = open_all(ObjectKind::Program, &sel)?;
+            let several = fds.len() > 1;
+            let mut all_json = Vec::new();
+            for fd in &fds {
+                let info = ProgramInfo::from_fd(fd.as_fd())?;
+                if several && !json {
+                    // bpftool heads each of several dumps with the program's first show line.
+                    outln!("{}", program_text(&info).lines().next().unwrap_or_default());
                 }
-                Dump::Jited => {
-                    let code = program_jited(fd.as_fd())?;
-                    if code.is_empty() {
-                        anyhow::bail!("program id {id} has no JIT-compiled code (the JIT is off, or it runs interpreted)");
-                    }
-                    if json {
-                        let bytes: Vec<String> =
-                            code.iter().map(|b| format!("0x{b:02x}")).collect();
-                        outln!(
-                            "{}",
-                            serde_json::json!({ "bytes": code.len(), "code": bytes })
-                        );
+                let body = match what {
+                    Dump::Xlated => dump_xlated(fd.as_fd(), json)?,
+                    Dump::Jited => dump_jited(fd.as_fd(), info.id, json)?,
+                };
+                if several && json {
+                    let key = if matches!(what, Dump::Xlated) {
+                        "insns"
                     } else {
-                        for (i, chunk) in code.chunks(16).enumerate() {
-                            let hex: Vec<String> =
-                                chunk.iter().map(|b| format!("{b:02x}")).collect();
-                            outln!("{:>6x}: {}", i * 16, hex.join(" "));
-                        }
-                    }
+                        "code"
+                    };
+                    let mut head = serde_json::json!({
+                        "id": info.id, "type": program_json(&info)["type"],
+                        "name": program_json(&info)["name"], "tag": info.tag,
+                        "gpl_compatible": info.gpl_compatible,
+                    });
+                    head[key] = body.unwrap_or_default();
+                    all_json.push(head);
+                } else if let Some(v) = body {
+                    outln!("{v}");
                 }
+            }
+            if several && json {
+                outln!("{}", serde_json::to_string(&all_json)?);
             }
             Ok(())
         }
     }
+}
+
+/// Prints (text) or returns (JSON) one program's translated instructions.
+fn dump_xlated(fd: BorrowedFd<'_>, json: bool) -> anyhow::Result<Option<serde_json::Value>> {
+    let lines = xlated_lines(&program_xlated_bytes(fd)?);
+    if json {
+        return Ok(Some(serde_json::to_value(&lines)?));
+    }
+    for l in lines {
+        outln!("{l}");
+    }
+    Ok(None)
+}
+
+/// Prints (text) or returns (JSON) one program's machine code.
+fn dump_jited(
+    fd: BorrowedFd<'_>,
+    id: u32,
+    json: bool,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let code = program_jited(fd)?;
+    if code.is_empty() {
+        anyhow::bail!(
+            "program id {id} has no JIT-compiled code (the JIT is off, or it runs interpreted)"
+        );
+    }
+    if json {
+        let bytes: Vec<String> = code.iter().map(|b| format!("0x{b:02x}")).collect();
+        return Ok(Some(
+            serde_json::json!({ "bytes": code.len(), "code": bytes }),
+        ));
+    }
+    for (i, chunk) in code.chunks(16).enumerate() {
+        let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
+        outln!("{:>6x}: {}", i * 16, hex.join(" "));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
