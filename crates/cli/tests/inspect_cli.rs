@@ -196,12 +196,26 @@ fn prog_show_and_dump_xlated_describe_a_loaded_program() {
         env!("CARGO_MANIFEST_DIR")
     );
     let spec = bpfkit_object::ObjectSpec::from_file(path.as_ref()).unwrap();
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let before = unix_now();
     let coll = bpfkit_kernel::Collection::load(&spec, &Default::default()).unwrap();
+    let after = unix_now();
     let prog = &coll.programs["count_getpid"];
     let id = prog.id().to_string();
     let show = json(&["prog", "show", &id, "-j"]);
     assert_eq!(show["name"], "count_getpid");
     assert_eq!(show["id"], prog.id());
+    // loaded_at is a date (seconds since the epoch), as bpftool prints it.
+    let loaded_at = show["loaded_at"].as_u64().unwrap();
+    assert!(
+        (before.saturating_sub(1)..=after + 1).contains(&loaded_at),
+        "loaded_at {loaded_at} not within the load ({before}..={after})"
+    );
     let (ok, text, _) = run(&["prog", "dump", "xlated", &id]);
     assert!(ok);
     let lines: Vec<&str> = text.lines().collect();

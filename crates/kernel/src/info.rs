@@ -54,7 +54,8 @@ pub struct ProgramInfo {
     pub bytes_xlated: u32,
     /// Bytes of JIT-compiled code (0 when not JITed).
     pub bytes_jited: u32,
-    /// Load time, nanoseconds since boot.
+    /// Load time, nanoseconds since boot (`CLOCK_BOOTTIME`); see
+    /// [`ProgramInfo::loaded_at_unix_secs`] for a date.
     pub load_time_ns: u64,
     /// User id that loaded it.
     pub uid: u32,
@@ -143,6 +144,18 @@ impl ProgramInfo {
             verified_insns: u32_at(&buf, VERIFIED_INSNS),
             attach_btf_id: u32_at(&buf, ATTACH_BTF_ID),
         })
+    }
+}
+
+impl ProgramInfo {
+    /// When it was loaded, in seconds since the Unix epoch, as bpftool
+    /// prints `loaded_at` (see [`crate::time::boot_ns_to_unix_secs`]);
+    /// `None` when the kernel gave no load time or the clocks are unreadable.
+    pub fn loaded_at_unix_secs(&self) -> Option<i64> {
+        if self.load_time_ns == 0 {
+            return None;
+        }
+        crate::time::boot_ns_to_unix_secs(self.load_time_ns)
     }
 }
 

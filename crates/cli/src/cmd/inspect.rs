@@ -47,17 +47,52 @@ fn type_name<T: std::fmt::Display>(t: Option<T>) -> String {
 pub fn program_json(p: &inspect::ProgramInfo) -> serde_json::Value {
     json!({
         "id": p.id, "type": type_name(p.prog_type), "name": p.name, "tag": p.tag,
-        "loaded_at": p.load_time_ns, "uid": p.uid, "bytes_xlated": p.bytes_xlated,
+        "loaded_at": p.loaded_at_unix_secs(), "uid": p.uid, "bytes_xlated": p.bytes_xlated,
         "jited": p.bytes_jited > 0, "bytes_jited": p.bytes_jited, "map_ids": p.map_ids,
         "verified_insns": p.verified_insns,
     })
 }
 
+/// `unix_secs` in the local time zone as strftime's `%FT%T%z` writes it
+/// (bpftool's text `loaded_at`).
+pub fn local_time_text(unix_secs: i64) -> String {
+    let offset = bpfkit_kernel::time::local_utc_offset_secs(unix_secs);
+    let t = unix_secs + offset;
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (sign, off) = if offset < 0 {
+        ('-', -offset)
+    } else {
+        ('+', offset)
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{sign}{:02}{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        off / 3600,
+        off / 60 % 60
+    )
+}
+
 /// A program as `bpftool prog show` prints it.
 pub fn program_text(p: &inspect::ProgramInfo) -> String {
     let maps: Vec<String> = p.map_ids.iter().map(u32::to_string).collect();
+    let loaded = p
+        .loaded_at_unix_secs()
+        .map(|t| format!("loaded_at {}  ", local_time_text(t)))
+        .unwrap_or_default();
     format!(
-        "{}: {}  name {}  tag {}\n\tuid {}  xlated {}B  jited {}B  map_ids {}\n",
+        "{}: {}  name {}  tag {}\n\t{loaded}uid {}  xlated {}B  jited {}B  map_ids {}\n",
         p.id,
         type_name(p.prog_type),
         p.name,
@@ -304,6 +339,19 @@ mod tests {
             let w = words(bad);
             let err = parse_selector(&w, kind).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn load_times_print_as_dates() {
+        // The machine's zone may not be UTC: compare the clock part only
+        // where it is, and the shape everywhere.
+        let text = local_time_text(1_796_117_161);
+        assert_eq!(text.len(), "2026-12-01T09:26:01+0000".len(), "{text}");
+        if bpfkit_kernel::time::local_utc_offset_secs(1_796_117_161) == 0 {
+            assert_eq!(text, "2026-12-01T09:26:01+0000");
+            assert_eq!(local_time_text(951_782_400), "2000-02-29T00:00:00+0000");
+            assert_eq!(local_time_text(0), "1970-01-01T00:00:00+0000");
         }
     }
 
