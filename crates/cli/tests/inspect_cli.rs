@@ -413,3 +413,49 @@ fn programs_and_maps_are_named_by_id_tag_name_or_pin() {
         "{perr}"
     );
 }
+
+/// Loads one of the tools' committed objects (no attaching).
+fn load_tool_object(name: &str) -> bpfkit_kernel::Collection {
+    let path = format!("{}/../../bpf/obj/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut spec = bpfkit_object::ObjectSpec::from_file(path.as_ref()).unwrap();
+    spec.apply_kconfig(&bpfkit_kernel::fs::kernel_config())
+        .unwrap();
+    bpfkit_kernel::Collection::load(&spec, &Default::default()).unwrap()
+}
+
+#[test]
+fn names_the_kernel_truncated_are_shown_whole_from_btf() {
+    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+        eprintln!("SKIP: cannot use bpf(): {why}");
+        return;
+    }
+    // execsnoop_enter_at is 18 bytes; the kernel keeps "execsnoop_enter",
+    // which is also the whole name of its sibling.
+    let coll = load_tool_object("execsnoop.bpf.o");
+    let long = coll.programs["execsnoop_enter_at"].id();
+    let short = coll.programs["execsnoop_enter"].id();
+    let v = json(&["prog", "show", "id", &long.to_string(), "-j"]);
+    assert_eq!(v["name"], "execsnoop_enter_at");
+    let v = json(&["prog", "show", "id", &short.to_string(), "-j"]);
+    assert_eq!(v["name"], "execsnoop_enter");
+    let (ok, text, err) = run(&["prog", "show", &long.to_string()]);
+    assert!(ok, "{err}");
+    assert!(
+        text.starts_with(&format!(
+            "{long}: tracepoint  name execsnoop_enter_at  tag "
+        )),
+        "{text}"
+    );
+    // Handles match the kernel's name, as bpftool's do: both programs.
+    let v = json(&["prog", "show", "name", "execsnoop_enter", "-j"]);
+    let ids: Vec<u64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&long.into()) && ids.contains(&short.into()),
+        "{ids:?}"
+    );
+}

@@ -2,7 +2,7 @@
 //! decoded from `struct bpf_{prog,map,link,btf}_info`, and a program's
 //! translated and JIT-compiled code.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use bpfkit_abi::{MapType, ProgramType};
 use bpfkit_isa::{decode, Insn};
@@ -46,8 +46,12 @@ pub struct ProgramInfo {
     pub id: u32,
     /// Program type (`None` if newer than bpfkit).
     pub prog_type: Option<ProgramType>,
-    /// Name (first 15 bytes).
+    /// Name as the kernel keeps it (first 15 bytes).
     pub name: String,
+    /// Full name: [`name`](Self::name), or where the kernel truncated it,
+    /// the name of the program's function in its BTF (see
+    /// [`ProgramInfo::from_fd`]).
+    pub full_name: String,
     /// Tag (hash of the instructions), as 16 hex digits.
     pub tag: String,
     /// Bytes of translated instructions.
@@ -91,6 +95,7 @@ mod prog_off {
     pub const NAME: usize = 64;
     pub const GPL: usize = 84;
     pub const BTF_ID: usize = 128;
+    pub const NR_FUNC_INFO: usize = 144;
     pub const RUN_TIME: usize = 192;
     pub const RUN_CNT: usize = 200;
     pub const RECURSION_MISSES: usize = 208;
@@ -99,7 +104,8 @@ mod prog_off {
 }
 
 impl ProgramInfo {
-    /// The info of the program behind `fd`, with its map ids.
+    /// The info of the program behind `fd`, with its map ids and its full
+    /// name.
     pub fn from_fd(fd: BorrowedFd<'_>) -> Result<ProgramInfo> {
         use prog_off::*;
         let first = raw_info(fd, "program")?;
@@ -123,10 +129,14 @@ impl ProgramInfo {
         } else {
             first
         };
+        let name = name_at(&buf, NAME);
+        let btf_id = u32_at(&buf, BTF_ID);
+        let full_name = full_name(fd, &name, btf_id, u32_at(&buf, NR_FUNC_INFO));
         Ok(ProgramInfo {
             id: u32_at(&buf, ID),
             prog_type: ProgramType::from_u32(u32_at(&buf, TYPE)),
-            name: name_at(&buf, NAME),
+            name,
+            full_name,
             tag: buf[TAG..TAG + 8]
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -137,7 +147,7 @@ impl ProgramInfo {
             uid: u32_at(&buf, UID),
             map_ids,
             gpl_compatible: u32_at(&buf, GPL) & 1 != 0,
-            btf_id: u32_at(&buf, BTF_ID),
+            btf_id,
             run_time_ns: u64_at(&buf, RUN_TIME),
             run_cnt: u64_at(&buf, RUN_CNT),
             recursion_misses: u64_at(&buf, RECURSION_MISSES),
@@ -145,6 +155,36 @@ impl ProgramInfo {
             attach_btf_id: u32_at(&buf, ATTACH_BTF_ID),
         })
     }
+}
+
+/// A program's full name as bpftool's `get_prog_full_name` finds it: a
+/// kernel name shorter than BPF_OBJ_NAME_LEN - 1 bytes is whole; a longer
+/// one may be truncated, so with BTF and func info the name of the first
+/// func info's `BTF_KIND_FUNC` in the program's BTF is taken instead. Any
+/// failure on the way keeps the kernel's name.
+fn full_name(fd: BorrowedFd<'_>, short: &str, btf_id: u32, nr_func_info: u32) -> String {
+    if short.len() < 15 || btf_id == 0 || nr_func_info == 0 {
+        return short.to_string();
+    }
+    let from_btf = || -> Option<String> {
+        let mut func_info = [[0u32; 2]; 1];
+        let mut buf = [0u8; INFO_BUF];
+        sys::prog_info(
+            fd,
+            &mut buf,
+            ProgInfoArrays {
+                func_info: Some(&mut func_info),
+                ..Default::default()
+            },
+        )
+        .ok()?;
+        let btf_fd = sys::fd_by_id(sys::IdKind::Btf, btf_id, 0).ok()?;
+        let btf = bpfkit_btf::Btf::from_vec(btf_bytes(btf_fd.as_fd()).ok()?).ok()?;
+        let func = btf.type_by_id(func_info[0][1]).ok()?;
+        (func.kind() == bpfkit_btf::Kind::Func && !func.name().is_empty())
+            .then(|| func.name().to_string())
+    };
+    from_btf().unwrap_or_else(|| short.to_string())
 }
 
 impl ProgramInfo {

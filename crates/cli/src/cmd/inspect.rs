@@ -46,7 +46,7 @@ fn type_name<T: std::fmt::Display>(t: Option<T>) -> String {
 /// A program's fields under bpftool's JSON names.
 pub fn program_json(p: &inspect::ProgramInfo) -> serde_json::Value {
     json!({
-        "id": p.id, "type": type_name(p.prog_type), "name": p.name, "tag": p.tag,
+        "id": p.id, "type": type_name(p.prog_type), "name": p.full_name, "tag": p.tag,
         "loaded_at": p.loaded_at_unix_secs(), "uid": p.uid, "bytes_xlated": p.bytes_xlated,
         "jited": p.bytes_jited > 0, "bytes_jited": p.bytes_jited, "map_ids": p.map_ids,
         "verified_insns": p.verified_insns,
@@ -95,7 +95,7 @@ pub fn program_text(p: &inspect::ProgramInfo) -> String {
         "{}: {}  name {}  tag {}\n\t{loaded}uid {}  xlated {}B  jited {}B  map_ids {}\n",
         p.id,
         type_name(p.prog_type),
-        p.name,
+        p.full_name,
         p.tag,
         p.uid,
         p.bytes_xlated,

@@ -130,6 +130,12 @@ pub struct ProgInfoArrays<'a> {
     pub xlated: Option<&'a mut [u8]>,
     /// JIT-compiled machine code.
     pub jited: Option<&'a mut [u8]>,
+    /// `struct bpf_func_info` records (`insn_off`, `type_id`): where each
+    /// function starts and its `BTF_KIND_FUNC` in the program's BTF.
+    pub func_info: Option<&'a mut [[u32; 2]]>,
+    /// Kernel addresses of the JIT-compiled functions (main program first,
+    /// then its subprograms).
+    pub jited_ksyms: Option<&'a mut [u64]>,
 }
 
 /// Offsets in `struct bpf_prog_info` of the array fields [`prog_info`] sets.
@@ -140,6 +146,11 @@ mod prog_info_off {
     pub const XLATED_INSNS: usize = 32;
     pub const NR_MAP_IDS: usize = 52;
     pub const MAP_IDS: usize = 56;
+    pub const NR_JITED_KSYMS: usize = 104;
+    pub const JITED_KSYMS: usize = 112;
+    pub const FUNC_INFO_REC_SIZE: usize = 132;
+    pub const FUNC_INFO: usize = 136;
+    pub const NR_FUNC_INFO: usize = 144;
 }
 
 /// `bpf_prog_info` into `buf` (at least 232 bytes for every field), with the
@@ -151,7 +162,7 @@ pub fn prog_info(
     arrays: ProgInfoArrays<'_>,
 ) -> io::Result<usize> {
     use prog_info_off::*;
-    if buf.len() < MAP_IDS + 8 {
+    if buf.len() < NR_FUNC_INFO + 4 {
         return Err(invalid("bpf_prog_info buffer too small"));
     }
     buf.fill(0);
@@ -172,6 +183,15 @@ pub fn prog_info(
     if let Some(j) = arrays.jited {
         put(buf, JITED_LEN, &len32(j.len())?.to_ne_bytes());
         put(buf, JITED_INSNS, &addr_mut(j).to_ne_bytes());
+    }
+    if let Some(f) = arrays.func_info {
+        put(buf, NR_FUNC_INFO, &len32(f.len())?.to_ne_bytes());
+        put(buf, FUNC_INFO_REC_SIZE, &8u32.to_ne_bytes());
+        put(buf, FUNC_INFO, &addr_mut(f).to_ne_bytes());
+    }
+    if let Some(k) = arrays.jited_ksyms {
+        put(buf, NR_JITED_KSYMS, &len32(k.len())?.to_ne_bytes());
+        put(buf, JITED_KSYMS, &addr_mut(k).to_ne_bytes());
     }
     info_call(prog, buf)
 }
