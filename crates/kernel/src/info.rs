@@ -211,6 +211,31 @@ pub fn program_xlated(fd: BorrowedFd<'_>) -> Result<Vec<Insn>> {
         .map_err(|e| Error::Object(format!("decode translated instructions: {e}")))
 }
 
+/// Kernel addresses of the program's JIT-compiled functions: the main
+/// program, then each subprogram (empty when not JITed, or when the caller
+/// may not see kernel addresses).
+pub fn program_jited_ksyms(fd: BorrowedFd<'_>) -> Result<Vec<u64>> {
+    const NR_JITED_KSYMS: usize = 104;
+    let first = raw_info(fd, "program")?;
+    let n = u32_at(&first, NR_JITED_KSYMS) as usize;
+    let mut ksyms = vec![0u64; n];
+    if n == 0 {
+        return Ok(ksyms);
+    }
+    let mut buf = [0u8; INFO_BUF];
+    sys::prog_info(
+        fd,
+        &mut buf,
+        ProgInfoArrays {
+            jited_ksyms: Some(&mut ksyms),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| Error::sys("get program JIT symbols", e))?;
+    ksyms.truncate(u32_at(&buf, NR_JITED_KSYMS) as usize);
+    Ok(ksyms)
+}
+
 /// The program's JIT-compiled machine code (empty when not JITed).
 pub fn program_jited(fd: BorrowedFd<'_>) -> Result<Vec<u8>> {
     program_code(fd, false)
