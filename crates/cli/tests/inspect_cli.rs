@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use serde_json::Value;
+
 const BIN: &str = env!("CARGO_BIN_EXE_bpfkit");
 
 fn json(args: &[&str]) -> serde_json::Value {
@@ -551,4 +553,188 @@ fn kfunc_calls_are_named_like_bpftool_names_them() {
             assert_xlated_matches_bpftool(prog.id());
         }
     }
+}
+
+/// Fields bpftool prints that bpfkit may lack or print with another value,
+/// each with the reason. Anything else bpftool prints must be there, equal.
+const BPFTOOL_FIELDS_ALLOWED_TO_DIFFER: &[(&str, &str, &str)] = &[
+    (
+        "prog",
+        "run_time_ns",
+        "grows while kernel.bpf_stats_enabled is on, between the two reads",
+    ),
+    ("prog", "run_cnt", "grows like run_time_ns"),
+];
+
+/// What differs between bpfkit's and bpftool's JSON for one object.
+fn json_differences(kind: &str, what: &str, ours: &Value, theirs: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(fields) = theirs.as_object() else {
+        return vec![format!("{what}: bpftool printed {theirs}")];
+    };
+    for (field, want) in fields {
+        if BPFTOOL_FIELDS_ALLOWED_TO_DIFFER
+            .iter()
+            .any(|(k, f, _)| *k == kind && f == field)
+        {
+            continue;
+        }
+        match ours.get(field) {
+            None => problems.push(format!("{what}: bpfkit lacks `{field}` (bpftool: {want})")),
+            Some(got) if got == want => {}
+            // Both compute the boot time from two clock reads of their own:
+            // a load near a second's edge may land one second apart.
+            Some(got)
+                if field == "loaded_at"
+                    && got
+                        .as_i64()
+                        .zip(want.as_i64())
+                        .is_some_and(|(a, b)| (a - b).abs() <= 1) => {}
+            Some(got) => problems.push(format!(
+                "{what}: `{field}` is {got} in bpfkit, {want} in bpftool"
+            )),
+        }
+    }
+    problems
+}
+
+/// `bpfkit load OBJ` in the background, ready once it has printed its
+/// programs and maps (the blank line it prints before any records).
+struct BackgroundLoad {
+    child: std::process::Child,
+    /// `(name, id)` of each program.
+    progs: Vec<(String, u32)>,
+    /// `(name, id)` of each map.
+    maps: Vec<(String, u32)>,
+}
+
+impl BackgroundLoad {
+    fn start(object: &str) -> BackgroundLoad {
+        use std::io::BufRead;
+        let mut child = Command::new(BIN)
+            .args(["load", object, "-d", "120"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (mut progs, mut maps) = (Vec::new(), Vec::new());
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if line.is_empty() {
+                return BackgroundLoad { child, progs, maps };
+            }
+            // "prog NAME: id N type ..." / "map NAME: id N type ..."
+            let mut words = line.split_whitespace();
+            let (Some(kind), Some(name), Some("id"), Some(id)) =
+                (words.next(), words.next(), words.next(), words.next())
+            else {
+                continue;
+            };
+            let entry = (name.trim_end_matches(':').to_string(), id.parse().unwrap());
+            match kind {
+                "prog" => progs.push(entry),
+                "map" => maps.push(entry),
+                _ => {}
+            }
+        }
+        let status = child.wait().unwrap();
+        panic!("bpfkit load {object} ended before it was ready: {status}");
+    }
+}
+
+impl Drop for BackgroundLoad {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn every_json_field_bpftool_prints_bpfkit_prints_alike() {
+    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+        eprintln!("SKIP: cannot use bpf(): {why}");
+        return;
+    }
+    if !have_bpftool("prog/map show and link list -j") {
+        return;
+    }
+    let fixture = |name: &str| {
+        format!(
+            "{}/../kernel/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    // One object through the loader, the rest through the library: maps
+    // of several kinds (array, ringbuf, hash, percpu, .rodata frozen, .bss),
+    // programs with long names, and perf_event and raw_tracepoint links.
+    let loader = BackgroundLoad::start(&fixture("counter.bpf.o"));
+    assert!(!loader.progs.is_empty() && !loader.maps.is_empty());
+    let mut prog_ids: Vec<u32> = loader.progs.iter().map(|p| p.1).collect();
+    let mut map_ids: Vec<u32> = loader.maps.iter().map(|m| m.1).collect();
+    let spec = bpfkit_object::ObjectSpec::from_file(fixture("autoattach.bpf.o").as_ref()).unwrap();
+    let mut colls = vec![bpfkit_kernel::Collection::load(&spec, &Default::default()).unwrap()];
+    colls.push(load_tool_object("execsnoop.bpf.o"));
+    colls.push(load_tool_object("biolatency.bpf.o"));
+    let mut links = Vec::new();
+    for coll in &colls {
+        let (attached, _) = coll.auto_attach();
+        links.extend(attached);
+        prog_ids.extend(coll.programs.values().map(|p| p.id()));
+        map_ids.extend(coll.maps.values().map(|m| m.id()));
+    }
+
+    let mut problems = Vec::new();
+    for id in &prog_ids {
+        let id = id.to_string();
+        let ours = json(&["prog", "show", "id", &id, "-j"]);
+        let theirs = bpftool_json(&["prog", "show", "id", &id]).expect("bpftool prog show");
+        problems.extend(json_differences(
+            "prog",
+            &format!("prog {id}"),
+            &ours,
+            &theirs,
+        ));
+    }
+    for id in &map_ids {
+        let id = id.to_string();
+        let ours = json(&["map", "show", "id", &id, "-j"]);
+        let theirs = bpftool_json(&["map", "show", "id", &id]).expect("bpftool map show");
+        problems.extend(json_differences(
+            "map",
+            &format!("map {id}"),
+            &ours,
+            &theirs,
+        ));
+    }
+    let ours = json(&["link", "list", "-j"]);
+    let theirs = bpftool_json(&["link", "list"]).expect("bpftool link list");
+    let ours_of = |v: &Value| -> Vec<Value> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| prog_ids.iter().any(|&p| l["prog_id"] == p))
+            .cloned()
+            .collect()
+    };
+    let (ours, theirs) = (ours_of(&ours), ours_of(&theirs));
+    let kinds: std::collections::BTreeSet<&str> =
+        theirs.iter().filter_map(|l| l["type"].as_str()).collect();
+    assert!(
+        kinds.contains("perf_event") && kinds.contains("raw_tracepoint"),
+        "links of both kinds: {kinds:?}"
+    );
+    for link in &theirs {
+        let what = format!("link {}", link["id"]);
+        match ours.iter().find(|l| l["id"] == link["id"]) {
+            Some(mine) => problems.extend(json_differences("link", &what, mine, link)),
+            None => problems.push(format!("{what}: not in bpfkit link list")),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "bpfkit's -j differs from bpftool's:\n{}",
+        problems.join("\n")
+    );
+    drop(links);
+    drop(loader);
 }

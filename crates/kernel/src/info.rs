@@ -33,6 +33,21 @@ fn name_at(b: &[u8], off: usize) -> String {
     String::from_utf8_lossy(&s[..end]).into_owned()
 }
 
+/// A field of `/proc/self/fdinfo/FD` (`memlock`, `frozen`, ...), as
+/// bpftool's `get_fdinfo` reads it; `None` when the kernel does not say.
+pub fn fdinfo_field(fd: BorrowedFd<'_>, key: &str) -> Option<String> {
+    use std::os::fd::AsRawFd;
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        (k.trim() == key).then(|| v.trim().to_string())
+    })
+}
+
+fn fdinfo_u64(fd: BorrowedFd<'_>, key: &str) -> Option<u64> {
+    fdinfo_field(fd, key)?.parse().ok()
+}
+
 fn raw_info(fd: BorrowedFd<'_>, what: &str) -> Result<[u8; INFO_BUF]> {
     let mut buf = [0u8; INFO_BUF];
     sys::obj_get_info_by_fd(fd, &mut buf).map_err(|e| Error::sys(format!("get {what} info"), e))?;
@@ -80,6 +95,8 @@ pub struct ProgramInfo {
     pub verified_insns: u32,
     /// BTF id of its attach target.
     pub attach_btf_id: u32,
+    /// Bytes charged to the memlock limit (`memlock` in its fdinfo).
+    pub memlock: Option<u64>,
 }
 
 /// Offsets in `struct bpf_prog_info`.
@@ -153,6 +170,7 @@ impl ProgramInfo {
             recursion_misses: u64_at(&buf, RECURSION_MISSES),
             verified_insns: u32_at(&buf, VERIFIED_INSNS),
             attach_btf_id: u32_at(&buf, ATTACH_BTF_ID),
+            memlock: fdinfo_u64(fd, "memlock"),
         })
     }
 }
@@ -295,6 +313,15 @@ pub struct MapInfo {
     pub btf_value_type_id: u32,
     /// Per-type extra (bloom filter hash count).
     pub map_extra: u64,
+    /// Bytes charged to the memlock limit (`memlock` in its fdinfo).
+    pub memlock: Option<u64>,
+    /// Whether user space may no longer write it (`frozen` in its fdinfo).
+    pub frozen: Option<bool>,
+    /// For a program array: the type of the programs it holds, once one is
+    /// in it (`owner_prog_type`).
+    pub owner_prog_type: Option<u32>,
+    /// For a program array: whether its programs are JIT-compiled (`owner_jited`).
+    pub owner_jited: Option<bool>,
 }
 
 impl MapInfo {
@@ -313,6 +340,10 @@ impl MapInfo {
             btf_key_type_id: u32_at(&b, 68),
             btf_value_type_id: u32_at(&b, 72),
             map_extra: u64_at(&b, 80),
+            memlock: fdinfo_u64(fd, "memlock"),
+            frozen: fdinfo_u64(fd, "frozen").map(|v| v != 0),
+            owner_prog_type: fdinfo_u64(fd, "owner_prog_type").map(|v| v as u32),
+            owner_jited: fdinfo_u64(fd, "owner_jited").map(|v| v != 0),
         })
     }
 }
@@ -326,16 +357,91 @@ pub struct LinkInfo {
     pub link_type: u32,
     /// The attached program's id.
     pub prog_id: u32,
+    /// What it is attached to, for the kinds whose details bpfkit reads.
+    pub target: LinkTarget,
+}
+
+/// The kind-specific part of `struct bpf_link_info`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LinkTarget {
+    /// A raw tracepoint link: the tracepoint's name.
+    RawTracepoint {
+        /// Tracepoint name.
+        tp_name: String,
+    },
+    /// A tracing (fentry/fexit/...) link.
+    Tracing {
+        /// `enum bpf_attach_type`.
+        attach_type: u32,
+        /// Id of the BTF object (or program) holding the target.
+        target_obj_id: u32,
+        /// BTF id of the target function.
+        target_btf_id: u32,
+    },
+    /// A cgroup link.
+    Cgroup {
+        /// The cgroup's id.
+        cgroup_id: u64,
+        /// `enum bpf_attach_type`.
+        attach_type: u32,
+    },
+    /// A network namespace link.
+    Netns {
+        /// The namespace's inode number.
+        netns_ino: u32,
+        /// `enum bpf_attach_type`.
+        attach_type: u32,
+    },
+    /// A kind whose details bpfkit does not read.
+    #[default]
+    Other,
+}
+
+/// `enum bpf_link_type` numbers of the kinds [`LinkTarget`] describes.
+mod link_kind {
+    pub const RAW_TRACEPOINT: u32 = 1;
+    pub const TRACING: u32 = 2;
+    pub const CGROUP: u32 = 3;
+    pub const NETNS: u32 = 5;
 }
 
 impl LinkInfo {
     /// The info of the link behind `fd`.
     pub fn from_fd(fd: BorrowedFd<'_>) -> Result<LinkInfo> {
         let b = raw_info(fd, "link")?;
+        let link_type = u32_at(&b, 0);
+        let target = match link_type {
+            link_kind::RAW_TRACEPOINT => {
+                // Tracepoint names are short; the kernel truncates to fit.
+                let mut name = [0u8; 256];
+                let mut buf = [0u8; INFO_BUF];
+                sys::link_info(fd, &mut buf, &mut name)
+                    .map_err(|e| Error::sys("get link info", e))?;
+                let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+                LinkTarget::RawTracepoint {
+                    tp_name: String::from_utf8_lossy(&name[..end]).into_owned(),
+                }
+            }
+            link_kind::TRACING => LinkTarget::Tracing {
+                attach_type: u32_at(&b, 16),
+                target_obj_id: u32_at(&b, 20),
+                target_btf_id: u32_at(&b, 24),
+            },
+            link_kind::CGROUP => LinkTarget::Cgroup {
+                cgroup_id: u64_at(&b, 16),
+                attach_type: u32_at(&b, 24),
+            },
+            link_kind::NETNS => LinkTarget::Netns {
+                netns_ino: u32_at(&b, 16),
+                attach_type: u32_at(&b, 20),
+            },
+            _ => LinkTarget::Other,
+        };
         Ok(LinkInfo {
-            link_type: u32_at(&b, 0),
+            link_type,
             id: u32_at(&b, 4),
             prog_id: u32_at(&b, 8),
+            target,
         })
     }
 }

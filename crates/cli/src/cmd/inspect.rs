@@ -43,14 +43,45 @@ fn type_name<T: std::fmt::Display>(t: Option<T>) -> String {
     t.map_or_else(|| "unknown".to_string(), |t| t.to_string())
 }
 
-/// A program's fields under bpftool's JSON names.
+/// A program's fields under bpftool's JSON names, each present when
+/// bpftool prints it (print_prog_header_json, print_prog_json); bpfkit
+/// adds `verified_insns`.
 pub fn program_json(p: &inspect::ProgramInfo) -> serde_json::Value {
-    json!({
-        "id": p.id, "type": type_name(p.prog_type), "name": p.full_name, "tag": p.tag,
-        "loaded_at": p.loaded_at_unix_secs(), "uid": p.uid, "bytes_xlated": p.bytes_xlated,
-        "jited": p.bytes_jited > 0, "bytes_jited": p.bytes_jited, "map_ids": p.map_ids,
-        "verified_insns": p.verified_insns,
-    })
+    let mut v = serde_json::Map::new();
+    v.insert("id".into(), p.id.into());
+    v.insert("type".into(), type_name(p.prog_type).into());
+    if !p.name.is_empty() {
+        v.insert("name".into(), p.full_name.clone().into());
+    }
+    v.insert("tag".into(), p.tag.clone().into());
+    v.insert("gpl_compatible".into(), p.gpl_compatible.into());
+    if p.run_time_ns != 0 {
+        v.insert("run_time_ns".into(), p.run_time_ns.into());
+        v.insert("run_cnt".into(), p.run_cnt.into());
+    }
+    if p.recursion_misses != 0 {
+        v.insert("recursion_misses".into(), p.recursion_misses.into());
+    }
+    if let Some(t) = p.loaded_at_unix_secs() {
+        v.insert("loaded_at".into(), t.into());
+        v.insert("uid".into(), p.uid.into());
+    }
+    v.insert("bytes_xlated".into(), p.bytes_xlated.into());
+    v.insert("jited".into(), (p.bytes_jited > 0).into());
+    if p.bytes_jited > 0 {
+        v.insert("bytes_jited".into(), p.bytes_jited.into());
+    }
+    if let Some(m) = p.memlock {
+        v.insert("bytes_memlock".into(), m.into());
+    }
+    if !p.map_ids.is_empty() {
+        v.insert("map_ids".into(), p.map_ids.clone().into());
+    }
+    if p.btf_id != 0 {
+        v.insert("btf_id".into(), p.btf_id.into());
+    }
+    v.insert("verified_insns".into(), p.verified_insns.into());
+    serde_json::Value::Object(v)
 }
 
 /// `unix_secs` in the local time zone as strftime's `%FT%T%z` writes it
@@ -59,7 +90,7 @@ pub fn local_time_text(unix_secs: i64) -> String {
     let offset = bpfkit_kernel::time::local_utc_offset_secs(unix_secs);
     let t = unix_secs + offset;
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
+    // Civil date from days since 1970-01-01 (Howard Hinnant's civil_from_days).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -84,28 +115,51 @@ pub fn local_time_text(unix_secs: i64) -> String {
     )
 }
 
-/// A program as `bpftool prog show` prints it.
+/// A program as `bpftool prog show` prints it (print_prog_plain).
 pub fn program_text(p: &inspect::ProgramInfo) -> String {
-    let maps: Vec<String> = p.map_ids.iter().map(u32::to_string).collect();
-    let loaded = p
-        .loaded_at_unix_secs()
-        .map(|t| format!("loaded_at {}  ", local_time_text(t)))
-        .unwrap_or_default();
-    format!(
-        "{}: {}  name {}  tag {}\n\t{loaded}uid {}  xlated {}B  jited {}B  map_ids {}\n",
-        p.id,
-        type_name(p.prog_type),
-        p.full_name,
-        p.tag,
-        p.uid,
-        p.bytes_xlated,
-        p.bytes_jited,
-        if maps.is_empty() {
-            "-".into()
-        } else {
-            maps.join(",")
-        }
-    )
+    let mut s = format!("{}: {}  ", p.id, type_name(p.prog_type));
+    if !p.name.is_empty() {
+        s.push_str(&format!("name {}  ", p.full_name));
+    }
+    s.push_str(&format!("tag {}", p.tag));
+    if p.gpl_compatible {
+        s.push_str("  gpl");
+    }
+    if p.run_time_ns != 0 {
+        s.push_str(&format!(
+            " run_time_ns {} run_cnt {}",
+            p.run_time_ns, p.run_cnt
+        ));
+    }
+    if p.recursion_misses != 0 {
+        s.push_str(&format!(" recursion_misses {}", p.recursion_misses));
+    }
+    s.push('\n');
+    if let Some(t) = p.loaded_at_unix_secs() {
+        s.push_str(&format!(
+            "\tloaded_at {}  uid {}\n",
+            local_time_text(t),
+            p.uid
+        ));
+    }
+    s.push_str(&format!("\txlated {}B", p.bytes_xlated));
+    if p.bytes_jited > 0 {
+        s.push_str(&format!("  jited {}B", p.bytes_jited));
+    } else {
+        s.push_str("  not jited");
+    }
+    if let Some(m) = p.memlock {
+        s.push_str(&format!("  memlock {m}B"));
+    }
+    if !p.map_ids.is_empty() {
+        let maps: Vec<String> = p.map_ids.iter().map(u32::to_string).collect();
+        s.push_str(&format!("  map_ids {}", maps.join(",")));
+    }
+    if p.btf_id != 0 {
+        s.push_str(&format!("\n\tbtf_id {}", p.btf_id));
+    }
+    s.push('\n');
+    s
 }
 
 /// `bpfkit prog list`.
@@ -122,26 +176,66 @@ pub fn progs(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A map's fields under bpftool's JSON names.
+/// A map's fields under bpftool's JSON names, each present when bpftool
+/// prints it (show_map_close_json).
 pub fn map_json(m: &inspect::MapInfo) -> serde_json::Value {
-    json!({
-        "id": m.id, "type": type_name(m.map_type), "name": m.name, "flags": m.flags,
-        "bytes_key": m.key_size, "bytes_value": m.value_size, "max_entries": m.max_entries,
-    })
+    let mut v = serde_json::Map::new();
+    v.insert("id".into(), m.id.into());
+    v.insert("type".into(), type_name(m.map_type).into());
+    if !m.name.is_empty() {
+        v.insert("name".into(), m.name.clone().into());
+    }
+    v.insert("flags".into(), m.flags.into());
+    v.insert("bytes_key".into(), m.key_size.into());
+    v.insert("bytes_value".into(), m.value_size.into());
+    v.insert("max_entries".into(), m.max_entries.into());
+    if let Some(b) = m.memlock {
+        v.insert("bytes_memlock".into(), b.into());
+    }
+    if m.map_type == Some(bpfkit_abi::MapType::ProgArray) {
+        if let Some(t) = m.owner_prog_type {
+            let name = bpfkit_abi::ProgramType::from_u32(t);
+            v.insert(
+                "owner_prog_type".into(),
+                name.map_or_else(|| t.into(), |n| n.name().into()),
+            );
+        }
+        if let Some(j) = m.owner_jited {
+            v.insert("owner_jited".into(), j.into());
+        }
+    }
+    v.insert("frozen".into(), u32::from(m.frozen.unwrap_or(false)).into());
+    if m.btf_id != 0 {
+        v.insert("btf_id".into(), m.btf_id.into());
+    }
+    serde_json::Value::Object(v)
 }
 
-/// A map as `bpftool map show` prints it.
+/// A map as `bpftool map show` prints it (show_map_close_plain).
 pub fn map_text(m: &inspect::MapInfo) -> String {
-    format!(
-        "{}: {}  name {}  flags {:#x}\n\tkey {}B  value {}B  max_entries {}\n",
-        m.id,
-        type_name(m.map_type),
-        m.name,
-        m.flags,
-        m.key_size,
-        m.value_size,
-        m.max_entries
-    )
+    let mut s = format!("{}: {}  ", m.id, type_name(m.map_type));
+    if !m.name.is_empty() {
+        s.push_str(&format!("name {}  ", m.name));
+    }
+    s.push_str(&format!(
+        "flags {:#x}\n\tkey {}B  value {}B  max_entries {}",
+        m.flags, m.key_size, m.value_size, m.max_entries
+    ));
+    if let Some(b) = m.memlock {
+        s.push_str(&format!("  memlock {b}B"));
+    }
+    let frozen = m.frozen.unwrap_or(false);
+    if m.btf_id != 0 || frozen {
+        s.push_str("\n\t");
+    }
+    if m.btf_id != 0 {
+        s.push_str(&format!("btf_id {}", m.btf_id));
+    }
+    if frozen {
+        s.push_str(if m.btf_id != 0 { "  frozen" } else { "frozen" });
+    }
+    s.push('\n');
+    s
 }
 
 /// `bpfkit map list`.
@@ -158,25 +252,107 @@ pub fn maps(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `enum bpf_attach_type` by name, as bpftool prints it.
+fn attach_type_name(t: u32) -> serde_json::Value {
+    bpfkit_abi::AttachType::from_u32(t).map_or_else(|| t.into(), |a| a.name().into())
+}
+
+/// A link's fields under bpftool's JSON names (show_link_close_json).
+pub fn link_json(l: &inspect::LinkInfo) -> serde_json::Value {
+    use bpfkit_kernel::info::LinkTarget;
+    let mut v = json!({"id": l.id, "type": link_type_name(l.link_type), "prog_id": l.prog_id});
+    match &l.target {
+        LinkTarget::RawTracepoint { tp_name } => v["tp_name"] = tp_name.clone().into(),
+        LinkTarget::Tracing {
+            attach_type,
+            target_obj_id,
+            target_btf_id,
+        } => {
+            // bpftool names the attached program's type too.
+            let prog_type =
+                bpfkit_kernel::sys::fd_by_id(bpfkit_kernel::sys::IdKind::Prog, l.prog_id, 0)
+                    .ok()
+                    .and_then(|fd| {
+                        inspect::ProgramInfo::from_fd(std::os::fd::AsFd::as_fd(&fd)).ok()
+                    })
+                    .map(|p| type_name(p.prog_type));
+            if let Some(t) = prog_type {
+                v["prog_type"] = t.into();
+            }
+            v["attach_type"] = attach_type_name(*attach_type);
+            v["target_obj_id"] = (*target_obj_id).into();
+            v["target_btf_id"] = (*target_btf_id).into();
+        }
+        LinkTarget::Cgroup {
+            cgroup_id,
+            attach_type,
+        } => {
+            v["attach_type"] = attach_type_name(*attach_type);
+            v["cgroup_id"] = (*cgroup_id).into();
+        }
+        LinkTarget::Netns {
+            netns_ino,
+            attach_type,
+        } => {
+            v["netns_ino"] = (*netns_ino).into();
+            v["attach_type"] = attach_type_name(*attach_type);
+        }
+        LinkTarget::Other => {}
+    }
+    v
+}
+
+/// A link as `bpftool link list` prints it (show_link_close_plain).
+pub fn link_text(l: &inspect::LinkInfo) -> String {
+    let v = link_json(l);
+    let mut s = format!(
+        "{}: {}  prog {}  ",
+        l.id,
+        link_type_name(l.link_type),
+        l.prog_id
+    );
+    let field = |k: &str| match &v[k] {
+        serde_json::Value::String(t) => t.clone(),
+        other => other.to_string(),
+    };
+    if let Some(tp) = v.get("tp_name") {
+        s.push_str(&format!("\n\ttp '{}'  ", tp.as_str().unwrap_or_default()));
+    } else if v.get("target_obj_id").is_some() {
+        s.push_str(&format!(
+            "\n\tprog_type {}  attach_type {}  \n\ttarget_obj_id {}  target_btf_id {}  ",
+            field("prog_type"),
+            field("attach_type"),
+            field("target_obj_id"),
+            field("target_btf_id")
+        ));
+    } else if v.get("cgroup_id").is_some() {
+        s.push_str(&format!(
+            "\n\tcgroup_id {}  attach_type {}  ",
+            field("cgroup_id"),
+            field("attach_type")
+        ));
+    } else if v.get("netns_ino").is_some() {
+        s.push_str(&format!(
+            "\n\tnetns_ino {}  attach_type {}  ",
+            field("netns_ino"),
+            field("attach_type")
+        ));
+    }
+    s.push('\n');
+    s
+}
+
 /// `bpfkit link list`.
 pub fn links(cmd: ListCommand) -> anyhow::Result<()> {
     let ListCommand::List { json } = cmd;
     let links = inspect::links();
     if json {
-        let v: Vec<_> = links
-            .iter()
-            .map(|l| json!({"id": l.id, "type": link_type_name(l.link_type), "prog_id": l.prog_id}))
-            .collect();
+        let v: Vec<_> = links.iter().map(link_json).collect();
         outln!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
     for l in &links {
-        outln!(
-            "{}: {}  prog {}",
-            l.id,
-            link_type_name(l.link_type),
-            l.prog_id
-        );
+        out!("{}", link_text(l));
     }
     Ok(())
 }

@@ -212,6 +212,27 @@ pub fn btf_info(btf: BorrowedFd<'_>, buf: &mut [u8], name: &mut [u8]) -> io::Res
     info_call(btf, buf)
 }
 
+/// `bpf_link_info` into `buf` (at least 32 bytes); for a raw tracepoint
+/// link, its tracepoint's name (NUL-terminated, truncated to fit) is
+/// written to `name` (the kernel rejects the name buffer for other kinds,
+/// so pass an empty one for them).
+pub fn link_info(link: BorrowedFd<'_>, buf: &mut [u8], name: &mut [u8]) -> io::Result<usize> {
+    // raw_tracepoint.tp_name and .tp_name_len, in the union after the header.
+    const TP_NAME: usize = 16;
+    const TP_NAME_LEN: usize = 24;
+    if buf.len() < 32 {
+        return Err(invalid("bpf_link_info buffer too small"));
+    }
+    buf.fill(0);
+    if !name.is_empty() {
+        let len = u32::try_from(name.len()).map_err(|_| invalid("name buffer too large"))?;
+        // The address stays valid for the call: `name` is borrowed until we return.
+        buf[TP_NAME..TP_NAME + 8].copy_from_slice(&addr_mut(name).to_ne_bytes());
+        buf[TP_NAME_LEN..TP_NAME_LEN + 4].copy_from_slice(&len.to_ne_bytes());
+    }
+    info_call(link, buf)
+}
+
 /// `BPF_OBJ_GET_INFO_BY_FD` on a BTF object with its raw bytes copied into
 /// `data` (which should be the `btf_size` a first call reported); returns
 /// the size the kernel reports.
