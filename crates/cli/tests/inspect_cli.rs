@@ -1,6 +1,7 @@
 //! `bpfkit prog|map|link list -j` report what a loaded object holds, with
 //! bpftool's field names (and, where bpftool is installed, its values).
 
+use std::os::fd::AsFd;
 use std::process::Command;
 
 use serde_json::Value;
@@ -737,4 +738,49 @@ fn every_json_field_bpftool_prints_bpfkit_prints_alike() {
     );
     drop(links);
     drop(loader);
+}
+
+#[test]
+fn bpf_to_bpf_calls_name_the_called_function_like_bpftool() {
+    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+        eprintln!("SKIP: cannot use bpf(): {why}");
+        return;
+    }
+    // call pc+1 (a subprogram); exit; subprogram: r0 = 0; exit.
+    let code: [u8; 32] = [
+        0x85, 0x10, 0, 0, 1, 0, 0, 0, //
+        0x95, 0, 0, 0, 0, 0, 0, 0, //
+        0xb7, 0, 0, 0, 0, 0, 0, 0, //
+        0x95, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let insns = bpfkit_isa::decode(&code, bpfkit_isa::ByteOrder::Little).unwrap();
+    let prog = bpfkit_kernel::Program::load(&bpfkit_kernel::ProgramLoad {
+        name: "subprog_call",
+        prog_type: bpfkit_abi::ProgramType::SocketFilter,
+        expected_attach_type: None,
+        insns: &insns,
+        license: "GPL",
+        kern_version: 0,
+        btf: None,
+        attach_btf_id: 0,
+    })
+    .unwrap();
+    let (ok, text, err) = run(&["prog", "dump", "xlated", "id", &prog.id().to_string()]);
+    assert!(ok, "{err}");
+    let first = text.lines().next().unwrap();
+    let jited = bpfkit_kernel::info::ProgramInfo::from_fd(prog.fd().as_fd())
+        .unwrap()
+        .bytes_jited
+        > 0;
+    if jited {
+        // The subprogram's JIT symbol, bpf_prog_<tag>_F (the kernel's name
+        // for an unnamed subprogram).
+        assert!(
+            first.starts_with("   0: (85) call pc+1#bpf_prog_"),
+            "{text}"
+        );
+    } else {
+        assert_eq!(first, "   0: (85) call pc+1", "{text}");
+    }
+    assert_xlated_matches_bpftool(prog.id());
 }
