@@ -222,7 +222,10 @@ fn prog_show_and_dump_xlated_describe_a_loaded_program() {
     let (ok, text, _) = run(&["prog", "dump", "xlated", &id]);
     assert!(ok);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("   0: ("), "{text}");
+    // The function's prototype and source lines come from its BTF.
+    assert_eq!(lines[0], "int count_getpid(void * ctx):", "{text}");
+    assert!(lines[1].starts_with("; __u32 tgid = "), "{text}");
+    assert!(lines[2].starts_with("   0: ("), "{text}");
     assert_eq!(
         lines.last().unwrap().split(") ").nth(1),
         Some("exit"),
@@ -499,31 +502,56 @@ fn older_bpftool_percpu_move(ours: &str, theirs: &str) -> bool {
     theirs == format!("(bf) r{dst} = r{}", src.trim_end_matches(')'))
 }
 
-/// `prog dump xlated -j` of program `id` has bpftool's instructions, one for
-/// one, in its syntax.
+/// `prog dump xlated` of program `id` is bpftool's, as JSON (every
+/// instruction's "proto", "src" and "disasm") and as text, line for line.
 fn assert_xlated_matches_bpftool(id: u32) {
     let id = id.to_string();
     let ours = json(&["prog", "dump", "xlated", "id", &id, "-j"]);
-    let ours: Vec<&str> = ours
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["disasm"].as_str().unwrap())
-        .collect();
+    let (ok, ours_text, err) = run(&["prog", "dump", "xlated", "id", &id]);
+    assert!(ok, "{err}");
     if !have_bpftool("the xlated dump") {
         return;
     }
     let theirs = bpftool_json(&["prog", "dump", "xlated", "id", &id]).expect("bpftool dump");
-    let theirs: Vec<&str> = theirs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["disasm"].as_str().unwrap())
-        .collect();
-    assert_eq!(ours.len(), theirs.len(), "{ours:#?}\n{theirs:#?}");
-    for (o, t) in ours.iter().zip(&theirs) {
+    let (ours, theirs) = (ours.as_array().unwrap(), theirs.as_array().unwrap());
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "program {id}: {ours:#?}\n{theirs:#?}"
+    );
+    for (o, t) in ours.iter().zip(theirs) {
+        let (od, td) = (o["disasm"].as_str().unwrap(), t["disasm"].as_str().unwrap());
         assert!(
-            o == t || older_bpftool_percpu_move(o, t),
+            od == td || older_bpftool_percpu_move(od, td),
+            "program {id}: bpfkit `{od}`, bpftool `{td}`"
+        );
+        for field in ["proto", "src"] {
+            assert_eq!(
+                o.get(field),
+                t.get(field),
+                "program {id}: {field} of `{td}`"
+            );
+        }
+    }
+    let out = Command::new("bpftool")
+        .args(["prog", "dump", "xlated", "id", &id])
+        .output()
+        .unwrap();
+    let theirs_text = String::from_utf8_lossy(&out.stdout);
+    let (ours_lines, theirs_lines): (Vec<&str>, Vec<&str>) =
+        (ours_text.lines().collect(), theirs_text.lines().collect());
+    assert_eq!(
+        ours_lines.len(),
+        theirs_lines.len(),
+        "program {id}:\n{ours_text}\n{theirs_text}"
+    );
+    for (o, t) in ours_lines.iter().zip(&theirs_lines) {
+        let same_insn = o
+            .split_once(": ")
+            .zip(t.split_once(": "))
+            .is_some_and(|((on, ot), (tn, tt))| on == tn && older_bpftool_percpu_move(ot, tt));
+        assert!(
+            o == t || same_insn,
             "program {id}: bpfkit `{o}`, bpftool `{t}`"
         );
     }

@@ -196,8 +196,7 @@ fn full_name(fd: BorrowedFd<'_>, short: &str, btf_id: u32, nr_func_info: u32) ->
             },
         )
         .ok()?;
-        let btf_fd = sys::fd_by_id(sys::IdKind::Btf, btf_id, 0).ok()?;
-        let btf = bpfkit_btf::Btf::from_vec(btf_bytes(btf_fd.as_fd()).ok()?).ok()?;
+        let btf = btf_by_id(btf_id).ok()?;
         let func = btf.type_by_id(func_info[0][1]).ok()?;
         (func.kind() == bpfkit_btf::Kind::Func && !func.name().is_empty())
             .then(|| func.name().to_string())
@@ -252,6 +251,50 @@ pub fn program_jited_ksyms(fd: BorrowedFd<'_>) -> Result<Vec<u64>> {
     .map_err(|e| Error::sys("get program JIT symbols", e))?;
     ksyms.truncate(u32_at(&buf, NR_JITED_KSYMS) as usize);
     Ok(ksyms)
+}
+
+/// A program's BTF records, with instruction offsets in its translated
+/// instructions; both empty when it was loaded without BTF.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProgramDebugInfo {
+    /// `struct bpf_func_info`: `[insn_off, type_id]`, one per function.
+    pub funcs: Vec<[u32; 2]>,
+    /// `struct bpf_line_info`: `[insn_off, file_name_off, line_off, line_col]`.
+    pub lines: Vec<[u32; 4]>,
+}
+
+/// The program's BTF function and source line records.
+pub fn program_debug_info(fd: BorrowedFd<'_>) -> Result<ProgramDebugInfo> {
+    const NR_FUNC_INFO: usize = 144;
+    const NR_LINE_INFO: usize = 148;
+    let first = raw_info(fd, "program")?;
+    let mut funcs = vec![[0u32; 2]; u32_at(&first, NR_FUNC_INFO) as usize];
+    let mut lines = vec![[0u32; 4]; u32_at(&first, NR_LINE_INFO) as usize];
+    if funcs.is_empty() && lines.is_empty() {
+        return Ok(ProgramDebugInfo { funcs, lines });
+    }
+    let mut buf = [0u8; INFO_BUF];
+    sys::prog_info(
+        fd,
+        &mut buf,
+        ProgInfoArrays {
+            func_info: (!funcs.is_empty()).then_some(&mut funcs[..]),
+            line_info: (!lines.is_empty()).then_some(&mut lines[..]),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| Error::sys("get program func and line info", e))?;
+    funcs.truncate(u32_at(&buf, NR_FUNC_INFO) as usize);
+    lines.truncate(u32_at(&buf, NR_LINE_INFO) as usize);
+    Ok(ProgramDebugInfo { funcs, lines })
+}
+
+/// The BTF object with this id, parsed (a program's or map's `btf_id`).
+pub fn btf_by_id(id: u32) -> Result<bpfkit_btf::Btf> {
+    let fd = sys::fd_by_id(sys::IdKind::Btf, id, 0)
+        .map_err(|e| Error::sys(format!("open BTF id {id}"), e))?;
+    bpfkit_btf::Btf::from_vec(btf_bytes(fd.as_fd())?)
+        .map_err(|e| Error::Object(format!("BTF id {id}: {e}")))
 }
 
 /// The program's JIT-compiled machine code (empty when not JITed).

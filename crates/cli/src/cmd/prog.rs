@@ -3,7 +3,9 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use bpfkit_kernel::info::{program_jited, program_jited_ksyms, program_xlated_bytes, ProgramInfo};
+use bpfkit_kernel::info::{
+    program_debug_info, program_jited, program_jited_ksyms, program_xlated_bytes, ProgramInfo,
+};
 use bpfkit_kernel::inspect::ObjectKind;
 
 use crate::tools::ksyms::KernelSymbols;
@@ -355,21 +357,191 @@ fn kernel_syntax(insn: RawInsn, next: Option<RawInsn>, names: &CallNames) -> Str
     format!("({code:02x}) {text}")
 }
 
-/// Lines like bpftool's `prog dump xlated`: `   0: (b7) r0 = 0`, numbered
-/// by instruction slot, in the kernel's syntax, with map references by id
-/// and calls by name.
-pub fn xlated_lines(code: &[u8], names: &CallNames) -> Vec<String> {
-    let mut lines = Vec::new();
+/// The instructions of a translated program in bpftool's syntax, each with
+/// the slot it starts at (a 64-bit immediate load takes two).
+pub fn xlated_insns(code: &[u8], names: &CallNames) -> Vec<(usize, String)> {
+    let mut insns = Vec::new();
     let slots: Vec<RawInsn> = code.chunks_exact(8).map(RawInsn::new).collect();
     let mut i = 0;
     while i < slots.len() {
         let insn = slots[i];
         let wide = insn.code == 0x18;
         let text = kernel_syntax(insn, slots.get(i + 1).copied().filter(|_| wide), names);
-        lines.push(format!("{i:>4}: {text}"));
+        insns.push((i, text));
         i += if wide { 2 } else { 1 };
     }
-    lines
+    insns
+}
+
+/// What a program's BTF says about its instructions: where each function
+/// starts and its type, and their source lines.
+pub struct SourceInfo {
+    btf: bpfkit_btf::Btf,
+    /// `[insn_off, type_id]` per function.
+    funcs: Vec<[u32; 2]>,
+    /// `[insn_off, file_name_off, line_off, line_col]` per line record.
+    lines: Vec<[u32; 4]>,
+}
+
+/// The notes bpftool prints before one instruction.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct InsnNotes {
+    /// The function's prototype, at its first instruction.
+    pub proto: Option<String>,
+    /// The source line, where a line record starts here.
+    pub src: Option<String>,
+}
+
+impl SourceInfo {
+    /// The BTF notes of the program behind `fd`; `None` when it has no BTF.
+    pub fn for_program(fd: BorrowedFd<'_>, info: &ProgramInfo) -> Option<SourceInfo> {
+        if info.btf_id == 0 {
+            return None;
+        }
+        let btf = bpfkit_kernel::info::btf_by_id(info.btf_id).ok()?;
+        let debug = program_debug_info(fd).ok()?;
+        Some(SourceInfo {
+            btf,
+            funcs: debug.funcs,
+            lines: debug.lines,
+        })
+    }
+
+    /// The notes of each of `insns` (from [`xlated_insns`]), found as
+    /// bpftool's `dump_xlated_plain` finds them: function records in order,
+    /// line records with libbpf's `bpf_prog_linfo__lfind`.
+    pub fn notes(&self, insns: &[(usize, String)]) -> Vec<InsnNotes> {
+        let mut func = 0;
+        let mut skip = 0;
+        insns
+            .iter()
+            .map(|&(slot, _)| {
+                let mut notes = InsnNotes::default();
+                if let Some(&[off, type_id]) = self.funcs.get(func) {
+                    if off as usize == slot {
+                        notes.proto = btf_type_only(&self.btf, type_id).filter(|p| !p.is_empty());
+                        func += 1;
+                    }
+                }
+                if let Some(rec) = linfo_find(&self.lines, slot, skip) {
+                    notes.src = self
+                        .btf
+                        .str_at(rec[2])
+                        .ok()
+                        .map(|l| l.trim_start().to_string());
+                    skip += 1;
+                }
+                notes
+            })
+            .collect()
+    }
+}
+
+/// libbpf's `bpf_prog_linfo__lfind`: past the first `skip` records, the
+/// last one starting at or before `slot`, if it starts at `slot`.
+fn linfo_find(lines: &[[u32; 4]], slot: usize, skip: usize) -> Option<&[u32; 4]> {
+    let rest = lines.get(skip..).filter(|r| !r.is_empty())?;
+    let at_or_before = rest.partition_point(|r| r[0] as usize <= slot);
+    let rec = rest.get(at_or_before.checked_sub(1)?)?;
+    (rec[0] as usize == slot).then_some(rec)
+}
+
+/// A type as bpftool's `btf_dumper_type_only` writes it (`int f(void * ctx)`
+/// for a function); `None` for kinds it cannot write.
+fn btf_type_only(btf: &bpfkit_btf::Btf, id: u32) -> Option<String> {
+    let mut out = String::new();
+    type_only_into(btf, id, &mut out, 0)?;
+    Some(out)
+}
+
+/// bpftool's `__btf_dumper_type_only`, appending to `out`.
+fn type_only_into(btf: &bpfkit_btf::Btf, id: u32, out: &mut String, depth: u32) -> Option<()> {
+    use bpfkit_btf::Kind;
+    if depth > 64 {
+        return None;
+    }
+    if id == 0 {
+        out.push_str("void ");
+        return Some(());
+    }
+    let t = btf.type_by_id(id).ok()?;
+    let inner = |out: &mut String| type_only_into(btf, t.type_ref().unwrap_or(0), out, depth + 1);
+    match t.kind() {
+        Kind::Int | Kind::Typedef | Kind::Float => out.push_str(&format!("{} ", t.name())),
+        Kind::Struct => out.push_str(&format!("struct {} ", t.name())),
+        Kind::Union => out.push_str(&format!("union {} ", t.name())),
+        Kind::Enum | Kind::Enum64 => out.push_str(&format!("enum {} ", t.name())),
+        Kind::Array => {
+            let a = t.array()?;
+            type_only_into(btf, a.elem_type, out, depth + 1)?;
+            out.push_str(&format!("[{}]", a.nelems));
+        }
+        Kind::Ptr => {
+            inner(out)?;
+            out.push_str("* ");
+        }
+        Kind::Fwd => out.push_str(&format!(
+            "{} {} ",
+            if t.fwd_is_union() { "union" } else { "struct" },
+            t.name()
+        )),
+        Kind::Volatile => {
+            out.push_str("volatile ");
+            inner(out)?;
+        }
+        Kind::Const => {
+            out.push_str("const ");
+            inner(out)?;
+        }
+        Kind::Restrict => {
+            out.push_str("restrict ");
+            inner(out)?;
+        }
+        Kind::FuncProto => func_into(btf, id, None, out, depth)?,
+        Kind::Func => func_into(btf, t.type_ref()?, Some(t.name()), out, depth)?,
+        Kind::Var => {
+            if t.linkage() == Some(bpfkit_btf::Linkage::Static) {
+                out.push_str("static ");
+            }
+            inner(out)?;
+            out.push_str(&format!(" {}", t.name()));
+        }
+        Kind::Datasec => out.push_str(&format!("section (\"{}\") ", t.name())),
+        _ => return None,
+    }
+    Some(())
+}
+
+/// bpftool's `btf_dump_func`: `RET NAME(TYPE NAME, ...)`.
+fn func_into(
+    btf: &bpfkit_btf::Btf,
+    proto: u32,
+    name: Option<&str>,
+    out: &mut String,
+    depth: u32,
+) -> Option<()> {
+    let p = btf.type_by_id(proto).ok()?;
+    type_only_into(btf, p.type_ref().unwrap_or(0), out, depth + 1)?;
+    out.push_str(name.unwrap_or_default());
+    out.push('(');
+    for (i, param) in p.params().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if param.type_id == 0 {
+            out.push_str("...");
+            continue;
+        }
+        type_only_into(btf, param.type_id, out, depth + 1)?;
+        if param.name_off != 0 {
+            out.push_str(param.name);
+        } else if out.ends_with(' ') {
+            // An unnamed parameter drops the space its type left.
+            out.pop();
+        }
+    }
+    out.push(')');
+    Some(())
 }
 
 /// Runs `bpfkit prog`.
@@ -418,7 +590,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                     outln!("{}", program_text(&info).lines().next().unwrap_or_default());
                 }
                 let body = match what {
-                    Dump::Xlated => dump_xlated(fd.as_fd(), json)?,
+                    Dump::Xlated => dump_xlated(fd.as_fd(), &info, json)?,
                     Dump::Jited => dump_jited(fd.as_fd(), info.id, json)?,
                 };
                 if several && json {
@@ -446,19 +618,45 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Prints (text) or returns (JSON) one program's translated instructions.
-fn dump_xlated(fd: BorrowedFd<'_>, json: bool) -> anyhow::Result<Option<serde_json::Value>> {
-    let lines = xlated_lines(&program_xlated_bytes(fd)?, &CallNames::for_program(fd));
+/// Prints (text) or returns (JSON) one program's translated instructions,
+/// with the prototypes and source lines of its BTF, as bpftool does.
+fn dump_xlated(
+    fd: BorrowedFd<'_>,
+    info: &ProgramInfo,
+    json: bool,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let insns = xlated_insns(&program_xlated_bytes(fd)?, &CallNames::for_program(fd));
+    let notes = match SourceInfo::for_program(fd, info) {
+        Some(source) => source.notes(&insns),
+        None => insns.iter().map(|_| InsnNotes::default()).collect(),
+    };
     if json {
-        // bpftool's objects, whose "disasm" is the text after the number.
-        let insns: Vec<serde_json::Value> = lines
+        // bpftool's objects: "proto", "src" where there are, and "disasm".
+        let objects: Vec<serde_json::Value> = insns
             .iter()
-            .map(|l| serde_json::json!({ "disasm": l.split_once(": ").map_or(l.as_str(), |(_, t)| t) }))
+            .zip(&notes)
+            .map(|((_, text), n)| {
+                let mut o = serde_json::Map::new();
+                if let Some(p) = &n.proto {
+                    o.insert("proto".into(), p.clone().into());
+                }
+                if let Some(s) = &n.src {
+                    o.insert("src".into(), s.clone().into());
+                }
+                o.insert("disasm".into(), text.clone().into());
+                serde_json::Value::Object(o)
+            })
             .collect();
-        return Ok(Some(serde_json::Value::Array(insns)));
+        return Ok(Some(serde_json::Value::Array(objects)));
     }
-    for l in lines {
-        outln!("{l}");
+    for ((slot, text), n) in insns.iter().zip(&notes) {
+        if let Some(p) = &n.proto {
+            outln!("{p}:");
+        }
+        if let Some(s) = &n.src {
+            outln!("; {s}");
+        }
+        outln!("{slot:>4}: {text}");
     }
     Ok(None)
 }
@@ -491,6 +689,14 @@ fn dump_jited(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines as `prog dump xlated` prints them without BTF notes.
+    fn xlated_lines(code: &[u8], names: &CallNames) -> Vec<String> {
+        xlated_insns(code, names)
+            .into_iter()
+            .map(|(i, text)| format!("{i:>4}: {text}"))
+            .collect()
+    }
 
     fn slot(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
         let mut b = [0u8; 8];
@@ -553,5 +759,20 @@ mod tests {
             "  15: (95) exit",
         ];
         assert_eq!(lines, want);
+    }
+
+    #[test]
+    fn line_records_are_found_as_libbpf_finds_them() {
+        // Records at slots 0, 0, 3, 5: the second of two at one slot wins,
+        // and each found record is skipped past afterwards.
+        let lines = [[0, 0, 1, 0], [0, 0, 2, 0], [3, 0, 3, 0], [5, 0, 4, 0]];
+        assert_eq!(linfo_find(&lines, 0, 0), Some(&[0, 0, 2, 0]));
+        assert_eq!(linfo_find(&lines, 1, 1), None);
+        assert_eq!(linfo_find(&lines, 3, 1), Some(&[3, 0, 3, 0]));
+        assert_eq!(linfo_find(&lines, 4, 2), None);
+        assert_eq!(linfo_find(&lines, 5, 2), Some(&[5, 0, 4, 0]));
+        assert_eq!(linfo_find(&lines, 6, 4), None);
+        // Past the skipped records, an earlier slot finds nothing.
+        assert_eq!(linfo_find(&lines, 0, 2), None);
     }
 }

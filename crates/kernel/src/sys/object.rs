@@ -136,6 +136,10 @@ pub struct ProgInfoArrays<'a> {
     /// Kernel addresses of the JIT-compiled functions (main program first,
     /// then its subprograms).
     pub jited_ksyms: Option<&'a mut [u64]>,
+    /// `struct bpf_line_info` records (`insn_off`, `file_name_off`,
+    /// `line_off`, `line_col`): the source line of instructions, in the
+    /// program's BTF.
+    pub line_info: Option<&'a mut [[u32; 4]]>,
 }
 
 /// Offsets in `struct bpf_prog_info` of the array fields [`prog_info`] sets.
@@ -151,6 +155,9 @@ mod prog_info_off {
     pub const FUNC_INFO_REC_SIZE: usize = 132;
     pub const FUNC_INFO: usize = 136;
     pub const NR_FUNC_INFO: usize = 144;
+    pub const NR_LINE_INFO: usize = 148;
+    pub const LINE_INFO: usize = 152;
+    pub const LINE_INFO_REC_SIZE: usize = 172;
 }
 
 /// `bpf_prog_info` into `buf` (at least 232 bytes for every field), with the
@@ -162,7 +169,7 @@ pub fn prog_info(
     arrays: ProgInfoArrays<'_>,
 ) -> io::Result<usize> {
     use prog_info_off::*;
-    if buf.len() < NR_FUNC_INFO + 4 {
+    if buf.len() < LINE_INFO_REC_SIZE + 4 {
         return Err(invalid("bpf_prog_info buffer too small"));
     }
     buf.fill(0);
@@ -188,6 +195,11 @@ pub fn prog_info(
         put(buf, NR_FUNC_INFO, &len32(f.len())?.to_ne_bytes());
         put(buf, FUNC_INFO_REC_SIZE, &8u32.to_ne_bytes());
         put(buf, FUNC_INFO, &addr_mut(f).to_ne_bytes());
+    }
+    if let Some(l) = arrays.line_info {
+        put(buf, NR_LINE_INFO, &len32(l.len())?.to_ne_bytes());
+        put(buf, LINE_INFO_REC_SIZE, &16u32.to_ne_bytes());
+        put(buf, LINE_INFO, &addr_mut(l).to_ne_bytes());
     }
     if let Some(k) = arrays.jited_ksyms {
         put(buf, NR_JITED_KSYMS, &len32(k.len())?.to_ne_bytes());
