@@ -204,6 +204,15 @@ fn full_name(fd: BorrowedFd<'_>, short: &str, btf_id: u32, nr_func_info: u32) ->
     from_btf().unwrap_or_else(|| short.to_string())
 }
 
+/// The kernel's name and tag of the program behind `fd`, from one info
+/// call (no map ids, no BTF): what handles match on.
+pub(crate) fn program_name_and_tag(fd: BorrowedFd<'_>) -> Result<(String, [u8; 8])> {
+    let b = raw_info(fd, "program")?;
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&b[prog_off::TAG..prog_off::TAG + 8]);
+    Ok((name_at(&b, prog_off::NAME), tag))
+}
+
 impl ProgramInfo {
     /// When it was loaded, in seconds since the Unix epoch, as bpftool
     /// prints `loaded_at` (see [`crate::time::boot_ns_to_unix_secs`]);

@@ -182,16 +182,15 @@ pub fn open_matching(kind: ObjectKind, sel: &Selector) -> crate::Result<Vec<std:
         Selector::Tag(_) if kind != ObjectKind::Program => Err(Error::Object(format!(
             "only programs have tags; a {what} is named by id, name or pinned path"
         ))),
-        Selector::Tag(tag) => {
-            let want: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-            Ok(matching(kind, |fd| {
-                ProgramInfo::from_fd(fd).is_ok_and(|p| p.tag == want)
-            }))
-        }
+        Selector::Tag(tag) => Ok(matching(kind, |fd| {
+            crate::info::program_name_and_tag(fd).is_ok_and(|(_, t)| t == *tag)
+        })),
         // bpftool compares the kernel's (truncated) name, strncmp over
         // BPF_OBJ_NAME_LEN, in prog_fd_by_nametag and map_fd_by_name.
         Selector::Name(name) => Ok(matching(kind, |fd| match kind {
-            ObjectKind::Program => ProgramInfo::from_fd(fd).is_ok_and(|p| p.name == *name),
+            ObjectKind::Program => {
+                crate::info::program_name_and_tag(fd).is_ok_and(|(n, _)| n == *name)
+            }
             ObjectKind::Map => MapInfo::from_fd(fd).is_ok_and(|m| m.name == *name),
             _ => false,
         })),
