@@ -157,7 +157,6 @@ const PSEUDO_MAP_VALUE: u8 = 2;
 const PSEUDO_MAP_IDX_VALUE: u8 = 6;
 const PSEUDO_FUNC: u8 = 4;
 const PSEUDO_CALL: u8 = 1;
-const PSEUDO_KFUNC_CALL: u8 = 2;
 
 /// A call's target as the kernel's `__func_get_name` with bpftool's
 /// `print_call` callback names it: a helper id the kernel still shows by
@@ -336,7 +335,8 @@ fn kernel_syntax(insn: RawInsn, next: Option<RawInsn>, names: &CallNames) -> Str
                 if s == PSEUDO_CALL {
                     format!("call pc{target}")
                 } else {
-                    let _ = PSEUDO_KFUNC_CALL; // named like helpers, by address
+                    // Helpers and kfuncs (src 2) alike: a kfunc's imm is an
+                    // offset from the call base once fixed up.
                     format!("call {target}#{imm}")
                 }
             } else if code == 0x05 {
