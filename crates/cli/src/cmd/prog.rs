@@ -762,6 +762,48 @@ mod tests {
     }
 
     #[test]
+    fn every_instruction_class_prints_as_the_kernel_prints_it() {
+        let names = CallNames::default();
+        let cases: [([u8; 8], &str); 16] = [
+            (slot(0xd7, 3, 0, 0, 32), "(d7) r3 = bswap32 r3"),
+            (slot(0xdc, 3, 0, 0, 16), "(dc) r3 = be16 r3"),
+            (slot(0x87, 2, 0, 0, 0), "(87) r2 = -r2"),
+            (slot(0x3f, 1, 2, 1, 0), "(3f) r1 s/= r2"),
+            (slot(0x97, 1, 0, 1, 7), "(97) r1 s%= 7"),
+            (
+                slot(0xc3, 1, 2, 8, 0x01),
+                "(c3) r2 = atomic_fetch_add((u32 *)(r1 +8), r2)",
+            ),
+            (
+                slot(0xdb, 1, 2, 0, 0xe1),
+                "(db) r2 = atomic64_xchg((u64 *)(r1 +0), r2)",
+            ),
+            (
+                slot(0xdb, 1, 2, 0, 0xf1),
+                "(db) r0 = atomic64_cmpxchg((u64 *)(r1 +0), r0, r2)",
+            ),
+            (slot(0xdb, 1, 2, 0, 0x50), "(db) lock *(u64 *)(r1 +0) &= r2"),
+            (slot(0x91, 0, 1, -2, 0), "(91) r0 = *(s8 *)(r1 -2)"),
+            (slot(0x72, 10, 0, -8, -1), "(72) *(u8 *)(r10 -8) = -1"),
+            (slot(0x2e, 1, 2, -5, 0), "(2e) if w1 > w2 goto pc-5"),
+            (slot(0x06, 0, 0, 0, 70000), "(06) gotol pc+70000"),
+            (slot(0xe5, 0, 0, 4, 0), "(e5) may_goto pc+4"),
+            (slot(0x30, 0, 0, 0, 12), "(30) r0 = *(u8 *)skb[12]"),
+            (slot(0xc2, 0, 0, 0, 0), "(c2) nospec"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(xlated_insns(&bytes, &names)[0].1, want);
+        }
+        // A plain 64-bit constant, and a subprogram address.
+        let mut wide = slot(0x18, 2, 0, 0, 0x5678).to_vec();
+        wide.extend_from_slice(&slot(0, 0, 0, 0, 0x1234));
+        assert_eq!(xlated_insns(&wide, &names)[0].1, "(18) r2 = 0x123400005678");
+        let mut func = slot(0x18, 2, 4, 0, 3).to_vec();
+        func.extend_from_slice(&slot(0, 0, 0, 0, 0));
+        assert_eq!(xlated_insns(&func, &names)[0].1, "(18) r2 = subprog[+3]");
+    }
+
+    #[test]
     fn line_records_are_found_as_libbpf_finds_them() {
         // Records at slots 0, 0, 3, 5: the second of two at one slot wins,
         // and each found record is skipped past afterwards.
