@@ -409,6 +409,13 @@ fn programs_and_maps_are_named_by_id_tag_name_or_pin() {
         "0", "0", "0", "0",
     ]);
     let (pok, _, perr) = run(&["prog", "show", "pinned", pin_s]);
+    // And a pinned link by its path.
+    let (links, _) = a.auto_attach();
+    let link_pin = dir.join("link");
+    links[0].1.pin(&link_pin).unwrap();
+    let link = json(&["link", "show", "pinned", link_pin.to_str().unwrap(), "-j"]);
+    std::fs::remove_file(&link_pin).unwrap();
+    assert_eq!(link["prog_id"], pa, "{link}");
     std::fs::remove_file(&pin).unwrap();
     std::fs::remove_dir(&dir).unwrap();
     assert_eq!(v["id"], ma);
@@ -758,6 +765,16 @@ fn every_json_field_bpftool_prints_bpfkit_prints_alike() {
             Some(mine) => problems.extend(json_differences("link", &what, mine, link)),
             None => problems.push(format!("{what}: not in bpfkit link list")),
         }
+        // `link show id N` prints the one link.
+        let id = link["id"].to_string();
+        let one = json(&["link", "show", "id", &id, "-j"]);
+        let theirs_one = bpftool_json(&["link", "show", "id", &id]).expect("bpftool link show");
+        problems.extend(json_differences(
+            "link",
+            &format!("link show {id}"),
+            &one,
+            &theirs_one,
+        ));
     }
     assert!(
         problems.is_empty(),

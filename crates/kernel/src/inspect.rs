@@ -135,7 +135,7 @@ impl std::fmt::Display for Selector {
 }
 
 /// The kind of BPF object behind an fd, from its anonymous inode's name
-/// (`anon_inode:bpf-prog`, `bpf-map`, `bpf_link`), as bpftool's
+/// (`anon_inode:bpf-prog`, `bpf-map`, `bpf-link`), as bpftool's
 /// `get_fd_type` reads it.
 fn fd_kind(fd: std::os::fd::BorrowedFd<'_>) -> Option<ObjectKind> {
     use std::os::fd::AsRawFd;
@@ -143,7 +143,8 @@ fn fd_kind(fd: std::os::fd::BorrowedFd<'_>) -> Option<ObjectKind> {
     match target.to_str()? {
         "anon_inode:bpf-prog" => Some(ObjectKind::Program),
         "anon_inode:bpf-map" => Some(ObjectKind::Map),
-        "anon_inode:bpf_link" => Some(ObjectKind::Link),
+        // A link's own fd says bpf_link; one from BPF_OBJ_GET, bpf-link.
+        "anon_inode:bpf_link" | "anon_inode:bpf-link" => Some(ObjectKind::Link),
         _ => None,
     }
 }

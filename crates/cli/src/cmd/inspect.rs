@@ -1,17 +1,29 @@
-//! `bpfkit prog|map|link list`: what the kernel holds, as bpftool shows it
-//! (with `-j`, JSON whose field names follow bpftool's).
+//! `bpfkit prog|map|link list`, `link show`: what the kernel holds, as
+//! bpftool shows it (with `-j`, JSON whose field names follow bpftool's),
+//! and the object handles (`id ID`, `tag TAG`, `name NAME`, `pinned FILE`)
+//! the prog and map commands take.
 
 use bpfkit_kernel::inspect;
 use serde_json::json;
 
-/// What to list.
+/// What to do with links. LINK is `id ID`, `pinned FILE` or a bare id, as
+/// in bpftool.
 #[derive(clap::Subcommand)]
 pub enum ListCommand {
-    /// List every object of this kind.
+    /// List every link.
     List {
         /// JSON output (bpftool's field names).
         #[arg(short = 'j', long)]
         json: bool,
+    },
+    /// Show links: `show [LINK]`.
+    Show {
+        /// JSON output.
+        #[arg(short = 'j', long)]
+        json: bool,
+        /// The link handle (none: every link).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
     },
 }
 
@@ -344,8 +356,27 @@ pub fn link_text(l: &inspect::LinkInfo) -> String {
 
 /// `bpfkit link list`.
 pub fn links(cmd: ListCommand) -> anyhow::Result<()> {
-    let ListCommand::List { json } = cmd;
-    let links = inspect::links();
+    let (json, links) = match cmd {
+        ListCommand::List { json } => (json, inspect::links()),
+        ListCommand::Show { json, mut words } => {
+            let json = take_json(&mut words) || json;
+            if words.is_empty() {
+                (json, inspect::links())
+            } else {
+                let (sel, rest) = parse_selector(&words, inspect::ObjectKind::Link)?;
+                no_more(rest)?;
+                let fd = open_one(inspect::ObjectKind::Link, &sel)?;
+                let link = inspect::LinkInfo::from_fd(std::os::fd::AsFd::as_fd(&fd))?;
+                // One link prints as an object, as bpftool's `link show LINK` does.
+                if json {
+                    outln!("{}", link_json(&link));
+                } else {
+                    out!("{}", link_text(&link));
+                }
+                return Ok(());
+            }
+        }
+    };
     if json {
         let v: Vec<_> = links.iter().map(link_json).collect();
         outln!("{}", serde_json::to_string(&v)?);
@@ -355,6 +386,16 @@ pub fn links(cmd: ListCommand) -> anyhow::Result<()> {
         out!("{}", link_text(l));
     }
     Ok(())
+}
+
+/// What an object of `kind` is called in messages.
+fn kind_name(kind: inspect::ObjectKind) -> &'static str {
+    match kind {
+        inspect::ObjectKind::Program => "program",
+        inspect::ObjectKind::Map => "map",
+        inspect::ObjectKind::Link => "link",
+        inspect::ObjectKind::Btf => "BTF object",
+    }
 }
 
 /// Takes `-j`/`--json` out of `words`, wherever it is (bpftool accepts it
@@ -373,16 +414,12 @@ pub fn parse_selector(
     kind: inspect::ObjectKind,
 ) -> anyhow::Result<(inspect::Selector, &[String])> {
     use anyhow::{bail, Context};
-    use inspect::Selector;
-    let what = if kind == inspect::ObjectKind::Program {
-        "program"
-    } else {
-        "map"
-    };
-    let handles = if kind == inspect::ObjectKind::Program {
-        "`id ID`, `tag TAG`, `name NAME` or `pinned FILE`"
-    } else {
-        "`id ID`, `name NAME` or `pinned FILE`"
+    use inspect::{ObjectKind, Selector};
+    let what = kind_name(kind);
+    let handles = match kind {
+        ObjectKind::Program => "`id ID`, `tag TAG`, `name NAME` or `pinned FILE`",
+        ObjectKind::Map => "`id ID`, `name NAME` or `pinned FILE`",
+        _ => "`id ID` or `pinned FILE`",
     };
     let Some(first) = words.first() else {
         bail!("no {what} given: expected {handles}");
@@ -403,7 +440,7 @@ pub fn parse_selector(
                     .with_context(|| format!("{what} id `{v}` is not a number"))?,
             )
         }
-        "tag" if kind == inspect::ObjectKind::Program => {
+        "tag" if kind == ObjectKind::Program => {
             let v = arg()?;
             let bytes = super::parse_hex(v, "tag").ok().filter(|b| b.len() == 8);
             let bytes =
@@ -412,12 +449,12 @@ pub fn parse_selector(
             tag.copy_from_slice(&bytes);
             Selector::Tag(tag)
         }
-        "name" => {
+        "name" if matches!(kind, ObjectKind::Program | ObjectKind::Map) => {
             let v = arg()?;
             // The kernel keeps BPF_OBJ_NAME_LEN - 1 bytes of a name, and
             // handles match on those (bpftool's map_parse_fds refuses
             // longer map names; a longer program name cannot match).
-            if kind == inspect::ObjectKind::Map && v.len() > 15 {
+            if kind == ObjectKind::Map && v.len() > 15 {
                 bail!("map name `{v}` is longer than the kernel's 15 bytes");
             }
             Selector::Name(v.clone())
@@ -435,12 +472,7 @@ pub fn open_all(
 ) -> anyhow::Result<Vec<std::os::fd::OwnedFd>> {
     let fds = inspect::open_matching(kind, sel)?;
     if fds.is_empty() {
-        let what = if kind == inspect::ObjectKind::Program {
-            "program"
-        } else {
-            "map"
-        };
-        anyhow::bail!("no {what} matches {sel}");
+        anyhow::bail!("no {} matches {sel}", kind_name(kind));
     }
     Ok(fds)
 }
@@ -453,12 +485,7 @@ pub fn open_one(
 ) -> anyhow::Result<std::os::fd::OwnedFd> {
     let mut fds = open_all(kind, sel)?;
     if fds.len() > 1 {
-        let what = if kind == inspect::ObjectKind::Program {
-            "programs"
-        } else {
-            "maps"
-        };
-        anyhow::bail!("several {what} ({}) match {sel}", fds.len());
+        anyhow::bail!("several {}s ({}) match {sel}", kind_name(kind), fds.len());
     }
     Ok(fds.remove(0))
 }
@@ -511,6 +538,11 @@ mod tests {
             ("tag 0fcd0509694908ac", ObjectKind::Map, "not `tag`"),
             ("name sixteen_chars_xx", ObjectKind::Map, "longer than"),
             ("bogus 1", prog, "not `bogus`"),
+            (
+                "name x",
+                ObjectKind::Link,
+                "expected `id ID` or `pinned FILE`, not `name`",
+            ),
         ] {
             let w = words(bad);
             let err = parse_selector(&w, kind).unwrap_err().to_string();
