@@ -14,7 +14,7 @@
 //! mmap, epoll, sockets), `map` (element commands, whose buffer sizes it
 //! checks against the map's, and the bytes of `Pod` values), the ring
 //! readers (records read in place from shared memory), `time` (the
-//! monotonic clock) and `fs` (mount), each block with a `// SAFETY:` comment.
+//! clocks and the local time zone) and `fs` (mount), each block with a `// SAFETY:` comment.
 #![warn(missing_docs)]
 
 pub mod btf;

@@ -4,13 +4,16 @@
 
 use anyhow::{bail, Context};
 use bpfkit_abi::update_flags;
-use bpfkit_kernel::inspect::MapInfo;
+use std::os::fd::AsFd;
+
+use bpfkit_kernel::inspect::{MapInfo, ObjectKind};
 use bpfkit_kernel::KernelMap;
 use serde_json::{json, Value};
 
-use super::inspect::{map_json, map_text};
+use super::inspect::{map_json, map_text, no_more, open_all, open_one, parse_selector, take_json};
 
-/// What to do with maps.
+/// What to do with maps. MAP is `id ID`, `name NAME`, `pinned FILE` or a
+/// bare id, as in bpftool.
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// List every map.
@@ -19,46 +22,42 @@ pub enum Command {
         #[arg(short = 'j', long)]
         json: bool,
     },
-    /// Show one map.
+    /// Show maps: `show [MAP]`; every match is shown.
     Show {
-        /// Map id.
-        id: u32,
         /// JSON output.
         #[arg(short = 'j', long)]
         json: bool,
+        /// The map handle (none: every map).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
     },
-    /// Print every entry.
+    /// Print every entry: `dump MAP`.
     Dump {
-        /// Map id.
-        id: u32,
         /// JSON output.
         #[arg(short = 'j', long)]
         json: bool,
+        /// The map handle.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+        words: Vec<String>,
     },
-    /// Print one entry: `lookup ID key BYTES...`.
+    /// Print one entry: `lookup MAP key BYTES...`.
     Lookup {
-        /// Map id.
-        id: u32,
         /// JSON output.
         #[arg(short = 'j', long)]
         json: bool,
-        /// `key` and its bytes.
+        /// The map handle, `key` and its bytes.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
         words: Vec<String>,
     },
-    /// Write one entry: `update ID key BYTES... value BYTES... [any|exist|noexist]`.
+    /// Write one entry: `update MAP key BYTES... value BYTES... [any|exist|noexist]`.
     Update {
-        /// Map id.
-        id: u32,
-        /// `key`, its bytes, `value`, its bytes, and an optional flag.
+        /// The map handle, `key`, its bytes, `value`, its bytes, and an optional flag.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
         words: Vec<String>,
     },
-    /// Remove one entry: `delete ID key BYTES...`.
+    /// Remove one entry: `delete MAP key BYTES...`.
     Delete {
-        /// Map id.
-        id: u32,
-        /// `key` and its bytes.
+        /// The map handle, `key` and its bytes.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
         words: Vec<String>,
     },
@@ -125,8 +124,12 @@ fn parse_entry(words: &[String], want_value: bool) -> anyhow::Result<EntryWords>
     Ok(EntryWords { key, value, flags })
 }
 
-fn open(id: u32) -> anyhow::Result<KernelMap> {
-    KernelMap::from_id(id).with_context(|| format!("map id {id}"))
+/// The one map the handle at the front of `words` names, and the words after it.
+fn open_one_map(words: &[String]) -> anyhow::Result<(KernelMap, &[String])> {
+    let (sel, rest) = parse_selector(words, ObjectKind::Map)?;
+    let map = KernelMap::from_fd(open_one(ObjectKind::Map, &sel)?)
+        .with_context(|| format!("map {sel}"))?;
+    Ok((map, rest))
 }
 
 fn check_size(what: &str, got: usize, want: usize) -> anyhow::Result<()> {
@@ -186,43 +189,86 @@ fn entry_text(map: &KernelMap, key: &[u8], value: &[u8]) -> String {
     }
 }
 
+/// Every entry of `map`, in key order as the kernel iterates.
+fn entries(map: &KernelMap) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let id = map.id();
+    let mut entries = Vec::new();
+    let mut key: Option<Vec<u8>> = None;
+    while let Some(next) = map
+        .next_key(key.as_deref())
+        .with_context(|| format!("map id {id}"))?
+    {
+        // An entry deleted between next_key and lookup is skipped.
+        if let Some(value) = map.lookup(&next).with_context(|| format!("map id {id}"))? {
+            entries.push((next.clone(), value));
+        }
+        key = Some(next);
+    }
+    Ok(entries)
+}
+
 /// Runs `bpfkit map`.
 pub fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::List { json } => super::inspect::maps(json),
-        Command::Show { id, json } => {
-            let map = open(id)?;
-            let info = MapInfo::from_fd(std::os::fd::AsFd::as_fd(&map))?;
-            if json {
-                outln!("{}", map_json(&info));
+        Command::Show { json, mut words } => {
+            let json = take_json(&mut words) || json;
+            if words.is_empty() {
+                return super::inspect::maps(json);
+            }
+            let (sel, rest) = parse_selector(&words, ObjectKind::Map)?;
+            no_more(rest)?;
+            let infos = open_all(ObjectKind::Map, &sel)?
+                .iter()
+                .map(|fd| MapInfo::from_fd(fd.as_fd()))
+                .collect::<Result<Vec<_>, _>>()?;
+            // One match prints an object, several an array, as bpftool does.
+            if json && infos.len() == 1 {
+                outln!("{}", map_json(&infos[0]));
+            } else if json {
+                let v: Vec<_> = infos.iter().map(map_json).collect();
+                outln!("{}", serde_json::to_string(&v)?);
             } else {
-                out!("{}", map_text(&info));
+                for info in &infos {
+                    out!("{}", map_text(info));
+                }
             }
             Ok(())
         }
-        Command::Dump { id, json } => {
-            let map = open(id)?;
-            let mut entries = Vec::new();
-            let mut key: Option<Vec<u8>> = None;
-            while let Some(next) = map
-                .next_key(key.as_deref())
-                .with_context(|| format!("map id {id}"))?
-            {
-                // An entry deleted between next_key and lookup is skipped.
-                if let Some(value) = map.lookup(&next).with_context(|| format!("map id {id}"))? {
-                    entries.push((next.clone(), value));
+        Command::Dump { json, mut words } => {
+            let json = take_json(&mut words) || json;
+            let (sel, rest) = parse_selector(&words, ObjectKind::Map)?;
+            no_more(rest)?;
+            let maps = open_all(ObjectKind::Map, &sel)?
+                .into_iter()
+                .map(KernelMap::from_fd)
+                .collect::<Result<Vec<_>, _>>()?;
+            let several = maps.len() > 1;
+            let mut all_json = Vec::new();
+            for map in &maps {
+                let entries = entries(map)?;
+                if json {
+                    let v: Vec<Value> =
+                        entries.iter().map(|(k, v)| entry_json(map, k, v)).collect();
+                    if several {
+                        // Several dumps are wrapped with what each map is, as bpftool does.
+                        let info = MapInfo::from_fd(map.fd().as_fd())?;
+                        let head = map_json(&info);
+                        all_json.push(json!({
+                            "id": head["id"], "type": head["type"], "name": head["name"],
+                            "flags": head["flags"], "elements": v,
+                        }));
+                    } else {
+                        outln!("{}", serde_json::to_string(&v)?);
+                    }
+                    continue;
                 }
-                key = Some(next);
-            }
-            if json {
-                let v: Vec<Value> = entries
-                    .iter()
-                    .map(|(k, v)| entry_json(&map, k, v))
-                    .collect();
-                outln!("{}", serde_json::to_string(&v)?);
-            } else {
+                if several {
+                    let info = MapInfo::from_fd(map.fd().as_fd())?;
+                    outln!("{}", map_text(&info).lines().next().unwrap_or_default());
+                }
                 for (k, v) in &entries {
-                    out!("{}", entry_text(&map, k, v));
+                    out!("{}", entry_text(map, k, v));
                 }
                 outln!(
                     "Found {} element{}",
@@ -230,11 +276,16 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                     if entries.len() == 1 { "" } else { "s" }
                 );
             }
+            if several && json {
+                outln!("{}", serde_json::to_string(&all_json)?);
+            }
             Ok(())
         }
-        Command::Lookup { id, json, words } => {
-            let map = open(id)?;
-            let e = parse_entry(&words, false)?;
+        Command::Lookup { json, mut words } => {
+            let json = take_json(&mut words) || json;
+            let (map, rest) = open_one_map(&words)?;
+            let id = map.id();
+            let e = parse_entry(rest, false)?;
             check_size("key", e.key.len(), map.key_size())?;
             match map.lookup(&e.key).with_context(|| format!("map id {id}"))? {
                 Some(value) if json => outln!("{}", entry_json(&map, &e.key, &value)),
@@ -243,9 +294,10 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Update { id, words } => {
-            let map = open(id)?;
-            let e = parse_entry(&words, true)?;
+        Command::Update { words } => {
+            let (map, rest) = open_one_map(&words)?;
+            let id = map.id();
+            let e = parse_entry(rest, true)?;
             let value = e.value.unwrap_or_default();
             check_size("key", e.key.len(), map.key_size())?;
             check_size("value", value.len(), map.value_size())?;
@@ -265,9 +317,10 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("map id {id}: update key {}", hex_words(&e.key)))?;
             Ok(())
         }
-        Command::Delete { id, words } => {
-            let map = open(id)?;
-            let e = parse_entry(&words, false)?;
+        Command::Delete { words } => {
+            let (map, rest) = open_one_map(&words)?;
+            let id = map.id();
+            let e = parse_entry(rest, false)?;
             check_size("key", e.key.len(), map.key_size())?;
             map.delete(&e.key)
                 .with_context(|| format!("map id {id}: delete key {}", hex_words(&e.key)))?;

@@ -66,6 +66,24 @@ impl KernelSymbols {
         s
     }
 
+    /// The symbol that starts exactly at `addr` (bpftool's
+    /// `kernel_syms_search` matches whole addresses only).
+    pub fn at(&self, addr: u64) -> Option<&str> {
+        let i = self.symbols.partition_point(|&(a, _, _)| a < addr);
+        match self.symbols.get(i) {
+            Some((a, name, _)) if *a == addr => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The address of the symbol called `name`, if there is one.
+    pub fn address_of(&self, name: &str) -> Option<u64> {
+        self.symbols
+            .iter()
+            .find(|(_, n, _)| n == name)
+            .map(|&(a, _, _)| a)
+    }
+
     /// Whether the table holds any symbol.
     pub fn is_empty(&self) -> bool {
         self.symbols.is_empty()
@@ -88,5 +106,9 @@ mod tests {
         assert_eq!(table.describe(0xffffffff81000234), "do_thing+0x134");
         assert_eq!(table.describe(0xffffffffc0000010), "mod_fn+0x10 [mymod]");
         assert_eq!(table.describe(0x10), "0x10");
+        assert_eq!(table.at(0xffffffff81000100), Some("do_thing"));
+        assert_eq!(table.at(0xffffffff81000101), None);
+        assert_eq!(table.address_of("mod_fn"), Some(0xffffffffc0000000));
+        assert_eq!(table.address_of("some_data"), None);
     }
 }

@@ -50,9 +50,9 @@ pub use map::{
     map_update_batch, map_update_elem, BatchProgress, MapCreate,
 };
 pub use object::{
-    btf_info, btf_info_data, btf_load, enable_stats, fd_by_id, iter_create, next_id, obj_get,
-    obj_get_info_by_fd, obj_pin, prog_bind_map, prog_info, task_fd_query, IdKind, ProgInfoArrays,
-    TaskFdQuery,
+    btf_info, btf_info_data, btf_load, enable_stats, fd_by_id, iter_create, link_info, next_id,
+    obj_get, obj_get_info_by_fd, obj_pin, prog_bind_map, prog_info, task_fd_query, IdKind,
+    ProgInfoArrays, TaskFdQuery,
 };
 pub use perf::{ioctl, perf_event_open, PerfEventAttr};
 pub use prog::{prog_load, prog_test_run, LogBuffer, ProgLoad, TestRun, TestRunResult};

@@ -130,6 +130,16 @@ pub struct ProgInfoArrays<'a> {
     pub xlated: Option<&'a mut [u8]>,
     /// JIT-compiled machine code.
     pub jited: Option<&'a mut [u8]>,
+    /// `struct bpf_func_info` records (`insn_off`, `type_id`): where each
+    /// function starts and its `BTF_KIND_FUNC` in the program's BTF.
+    pub func_info: Option<&'a mut [[u32; 2]]>,
+    /// Kernel addresses of the JIT-compiled functions (main program first,
+    /// then its subprograms).
+    pub jited_ksyms: Option<&'a mut [u64]>,
+    /// `struct bpf_line_info` records (`insn_off`, `file_name_off`,
+    /// `line_off`, `line_col`): the source line of instructions, in the
+    /// program's BTF.
+    pub line_info: Option<&'a mut [[u32; 4]]>,
 }
 
 /// Offsets in `struct bpf_prog_info` of the array fields [`prog_info`] sets.
@@ -140,6 +150,14 @@ mod prog_info_off {
     pub const XLATED_INSNS: usize = 32;
     pub const NR_MAP_IDS: usize = 52;
     pub const MAP_IDS: usize = 56;
+    pub const NR_JITED_KSYMS: usize = 104;
+    pub const JITED_KSYMS: usize = 112;
+    pub const FUNC_INFO_REC_SIZE: usize = 132;
+    pub const FUNC_INFO: usize = 136;
+    pub const NR_FUNC_INFO: usize = 144;
+    pub const NR_LINE_INFO: usize = 148;
+    pub const LINE_INFO: usize = 152;
+    pub const LINE_INFO_REC_SIZE: usize = 172;
 }
 
 /// `bpf_prog_info` into `buf` (at least 232 bytes for every field), with the
@@ -151,7 +169,7 @@ pub fn prog_info(
     arrays: ProgInfoArrays<'_>,
 ) -> io::Result<usize> {
     use prog_info_off::*;
-    if buf.len() < MAP_IDS + 8 {
+    if buf.len() < LINE_INFO_REC_SIZE + 4 {
         return Err(invalid("bpf_prog_info buffer too small"));
     }
     buf.fill(0);
@@ -173,6 +191,20 @@ pub fn prog_info(
         put(buf, JITED_LEN, &len32(j.len())?.to_ne_bytes());
         put(buf, JITED_INSNS, &addr_mut(j).to_ne_bytes());
     }
+    if let Some(f) = arrays.func_info {
+        put(buf, NR_FUNC_INFO, &len32(f.len())?.to_ne_bytes());
+        put(buf, FUNC_INFO_REC_SIZE, &8u32.to_ne_bytes());
+        put(buf, FUNC_INFO, &addr_mut(f).to_ne_bytes());
+    }
+    if let Some(l) = arrays.line_info {
+        put(buf, NR_LINE_INFO, &len32(l.len())?.to_ne_bytes());
+        put(buf, LINE_INFO_REC_SIZE, &16u32.to_ne_bytes());
+        put(buf, LINE_INFO, &addr_mut(l).to_ne_bytes());
+    }
+    if let Some(k) = arrays.jited_ksyms {
+        put(buf, NR_JITED_KSYMS, &len32(k.len())?.to_ne_bytes());
+        put(buf, JITED_KSYMS, &addr_mut(k).to_ne_bytes());
+    }
     info_call(prog, buf)
 }
 
@@ -190,6 +222,27 @@ pub fn btf_info(btf: BorrowedFd<'_>, buf: &mut [u8], name: &mut [u8]) -> io::Res
     buf[NAME..NAME + 8].copy_from_slice(&addr_mut(name).to_ne_bytes());
     buf[NAME_LEN..NAME_LEN + 4].copy_from_slice(&len.to_ne_bytes());
     info_call(btf, buf)
+}
+
+/// `bpf_link_info` into `buf` (at least 32 bytes); for a raw tracepoint
+/// link, its tracepoint's name (NUL-terminated, truncated to fit) is
+/// written to `name` (the kernel rejects the name buffer for other kinds,
+/// so pass an empty one for them).
+pub fn link_info(link: BorrowedFd<'_>, buf: &mut [u8], name: &mut [u8]) -> io::Result<usize> {
+    // raw_tracepoint.tp_name and .tp_name_len, in the union after the header.
+    const TP_NAME: usize = 16;
+    const TP_NAME_LEN: usize = 24;
+    if buf.len() < 32 {
+        return Err(invalid("bpf_link_info buffer too small"));
+    }
+    buf.fill(0);
+    if !name.is_empty() {
+        let len = u32::try_from(name.len()).map_err(|_| invalid("name buffer too large"))?;
+        // The address stays valid for the call: `name` is borrowed until we return.
+        buf[TP_NAME..TP_NAME + 8].copy_from_slice(&addr_mut(name).to_ne_bytes());
+        buf[TP_NAME_LEN..TP_NAME_LEN + 4].copy_from_slice(&len.to_ne_bytes());
+    }
+    info_call(link, buf)
 }
 
 /// `BPF_OBJ_GET_INFO_BY_FD` on a BTF object with its raw bytes copied into
