@@ -135,3 +135,26 @@ fn a_runaway_loop_ends_quickly_and_says_how_to_raise_the_budget() {
     assert!(stderr.contains("--budget"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn dumping_a_ring_buffer_says_it_has_no_keys() {
+    if !common::require_bpf() {
+        return;
+    }
+    use bpfkit_kernel::{KernelMap, MapDefinition};
+    let def = MapDefinition::new("hostile_rb", bpfkit_abi::MapType::Ringbuf, 0, 0, 4096);
+    let map = KernelMap::create(&def, None).unwrap();
+    // The library's own error: the errno once, with a name for ENOTSUPP.
+    let e = map.next_key(None).unwrap_err().to_string();
+    assert!(
+        e.contains("ENOTSUPP") && e.matches("524").count() == 1,
+        "{e}"
+    );
+    let (code, stderr) = run(&["map", "dump", "id", &map.id().to_string()], &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("ringbuf map, which has no keys to iterate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Unknown error"), "{stderr}");
+}

@@ -192,6 +192,22 @@ fn entry_text(map: &KernelMap, key: &[u8], value: &[u8]) -> String {
 /// Every entry of `map`, in key order as the kernel iterates.
 fn entries(map: &KernelMap) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let id = map.id();
+    use bpfkit_abi::MapType;
+    if matches!(
+        map.map_type(),
+        MapType::Ringbuf | MapType::UserRingbuf | MapType::BloomFilter | MapType::Arena
+    ) {
+        anyhow::bail!(
+            "map id {id} (`{}`) is a {} map, which has no keys to iterate: {}",
+            map.name(),
+            map.map_type(),
+            match map.map_type() {
+                MapType::Ringbuf => "its records are consumed by a reader (bpfkit load reads them)",
+                MapType::BloomFilter => "it can only be asked whether it may hold a value",
+                _ => "its contents are not reached by key",
+            }
+        );
+    }
     let mut entries = Vec::new();
     let mut key: Option<Vec<u8>> = None;
     while let Some(next) = map

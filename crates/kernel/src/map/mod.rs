@@ -249,11 +249,23 @@ impl KernelMap {
     }
 
     fn err(&self, op: &'static str, e: std::io::Error) -> MapError {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        // The errno is printed once, after the text; the kernel-internal
+        // ENOTSUPP (524) has no text of its own in libc.
+        let message = if errno == 524 {
+            "not supported for this map type (ENOTSUPP)".to_string()
+        } else {
+            let text = e.to_string();
+            match text.rsplit_once(" (os error ") {
+                Some((head, _)) => head.to_string(),
+                None => text,
+            }
+        };
         MapError {
             op,
             map: self.name.clone(),
-            errno: e.raw_os_error().unwrap_or(libc::EIO),
-            message: e.to_string(),
+            errno,
+            message,
         }
     }
 
