@@ -437,8 +437,8 @@ fn programs_and_maps_are_named_by_id_tag_name_or_pin() {
 fn load_tool_object(name: &str) -> bpfkit_kernel::Collection {
     let path = format!("{}/../../bpf/obj/{name}", env!("CARGO_MANIFEST_DIR"));
     let mut spec = bpfkit_object::ObjectSpec::from_file(path.as_ref()).unwrap();
-    spec.apply_kconfig(&bpfkit_kernel::fs::kernel_config())
-        .unwrap();
+    let kconfig = bpfkit_kernel::kconfig::kernel_config_for(&spec).unwrap();
+    spec.apply_kconfig(&kconfig).unwrap();
     bpfkit_kernel::Collection::load(&spec, &Default::default()).unwrap()
 }
 
@@ -808,6 +808,7 @@ fn bpf_to_bpf_calls_name_the_called_function_like_bpftool() {
         kern_version: 0,
         btf: None,
         attach_btf_id: 0,
+        core_relos: Vec::new(),
     })
     .unwrap();
     let (ok, text, err) = run(&["prog", "dump", "xlated", "id", &prog.id().to_string()]);

@@ -162,3 +162,82 @@ fn memleak_names_the_function_that_leaked_and_counts_its_blocks() {
     assert_eq!(sites.len(), 1, "{sites:?}");
     drop(leaked);
 }
+
+/// The child of `memleak_ends_with_a_final_report_when_its_target_exits`:
+/// run by that test (in a process of its own, through the test harness),
+/// it leaks when told to on stdin, says so, and exits.
+#[test]
+#[ignore = "a child process of memleak_ends_with_a_final_report_when_its_target_exits"]
+fn memleak_target_child() {
+    println!("ready");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    let leaked = bpfkit_test_leak_blocks(3, 24_680);
+    println!("leaked");
+    std::mem::forget(leaked);
+}
+
+#[test]
+fn memleak_ends_with_a_final_report_when_its_target_exits() {
+    if !require_bpf() {
+        return;
+    }
+    use std::io::{BufRead, Write};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "memleak_target_child",
+            "--nocapture",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    // Past its exec: the test harness runs it and it says so.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("ready") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "child ended early");
+    }
+    let mut tool = Command::new(BIN)
+        .args([
+            "memleak", "-p", &pid, "--older", "0", "--json", "-z", "20000", "-Z", "30000", "600",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The tool prints its header on stderr once attached.
+    let mut tool_err = std::io::BufReader::new(tool.stderr.take().unwrap());
+    let mut header = String::new();
+    tool_err.read_line(&mut header).unwrap();
+    assert!(header.contains("Attaching to pid"), "{header}");
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    while !line.contains("leaked") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "child ended early");
+    }
+    child.wait().unwrap();
+    // With a 600 s interval, only the target's exit ends the tool.
+    let status = tool.wait().unwrap();
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(tool.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut tool_err, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains(&format!("process {pid} exited")), "{rest}");
+    let sites = json_lines(&stdout);
+    let site = sites
+        .iter()
+        .find(|s| {
+            s["stack"][0]
+                .as_str()
+                .is_some_and(|f| f.starts_with("bpfkit_test_leak_blocks+"))
+        })
+        .unwrap_or_else(|| panic!("the final report does not name the leak: {sites:?}"));
+    assert_eq!(site["allocations"], 3);
+}

@@ -101,7 +101,12 @@ fn stack(traces: &KernelMap, id: i32) -> Vec<u64> {
 }
 
 /// Groups the outstanding allocations older than `older_ns` by place.
-fn report(tool: &Loaded, args: &Args, older_ns: u64) -> Vec<Site> {
+fn report(
+    tool: &Loaded,
+    args: &Args,
+    older_ns: u64,
+    user: &mut Option<ProcessSymbols>,
+) -> Vec<Site> {
     let allocs = &tool.collection.maps["allocs"];
     let traces = &tool.collection.maps["stack_traces"];
     let now = bpfkit_kernel::time::ktime_ns();
@@ -127,7 +132,6 @@ fn report(tool: &Loaded, args: &Args, older_ns: u64) -> Vec<Site> {
     sorted.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
     sorted.truncate(args.top);
     let time = clock_time();
-    let mut user = args.pid.map(ProcessSymbols::new);
     let kernel = if args.pid.is_none() {
         KernelSymbols::load().unwrap_or_default()
     } else {
@@ -231,6 +235,17 @@ fn attach(tool: &mut Loaded, pid: Option<u32>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether process `pid` has exited (gone, or a zombie whose memory is gone).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
+    }
+}
+
 /// Runs the tool.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(pid) = args.pid {
@@ -257,11 +272,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let interval = args.interval;
     let mut next = Instant::now() + interval;
     let mut reports = 0u64;
+    // The target's mappings, read while it lives, so that a last report
+    // after it exits still names its functions.
+    let mut user = args.pid.map(ProcessSymbols::new);
+    let mut mappings_read = Instant::now();
     loop {
         std::thread::sleep(stop.remaining(Duration::from_millis(50)));
-        let stopping = stop.should_stop();
+        let target_gone = args.pid.is_some_and(exited);
+        if let (Some(pid), Some(syms), false) = (args.pid, user.as_mut(), target_gone) {
+            // Twice a second, so that mappings are current when the process
+            // exits (an exec or dlopen changes them).
+            if mappings_read.elapsed() >= Duration::from_millis(500) {
+                syms.refresh(pid);
+                mappings_read = Instant::now();
+            }
+        }
+        if target_gone {
+            eprintln!(
+                "memleak: process {} exited; final report",
+                args.pid.unwrap_or_default()
+            );
+        }
+        let stopping = stop.should_stop() || target_gone;
         if stopping || Instant::now() >= next {
-            let sites = report(&tool, &args, older_ns);
+            let sites = report(&tool, &args, older_ns, &mut user);
             if let Err(e) = print(&mut out, &sites, &args) {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
                     break;

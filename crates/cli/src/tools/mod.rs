@@ -78,11 +78,14 @@ impl Output {
         self.json
     }
 
-    /// Prints the header line (text mode only) and flushes, so users and
-    /// tests see at once that the tool is attached.
+    /// Prints the header line and flushes, so users and tests see at once
+    /// that the tool is attached. With JSON output it goes to stderr, which
+    /// keeps stdout one JSON object per line.
     pub fn header(&mut self, line: &str) -> std::io::Result<()> {
         if !self.json {
             writeln!(self.out, "{line}")?;
+        } else if !line.is_empty() {
+            eprintln!("{line}");
         }
         self.out.flush()
     }

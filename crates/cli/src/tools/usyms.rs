@@ -86,6 +86,18 @@ impl ProcessSymbols {
         }
     }
 
+    /// Reads the process's mappings again (libraries loaded since, or the
+    /// image an exec replaced), keeping the files' symbols already parsed.
+    /// A process that is gone, or exiting with no mappings left, keeps the
+    /// last mappings read, so its addresses still resolve.
+    pub fn refresh(&mut self, pid: u32) {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        let mappings = parse_maps(&text);
+        if !mappings.is_empty() {
+            self.mappings = mappings;
+        }
+    }
+
     /// `function+0xoff [file name]`, `[file name]+0xoff` when the file has no
     /// symbol there, or the hex address when nothing is mapped there.
     pub fn describe(&mut self, addr: u64) -> String {
