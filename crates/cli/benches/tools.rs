@@ -1,11 +1,16 @@
-//! Side by side with bpftrace, in one run (`cargo bench -p bpfkit-cli --bench tools`):
-//! - startup: time from spawning the tool to its being attached (bpfkit's
-//!   header; bpftrace's BEGIN output, which runs once its probes are attached),
-//!   for bpfkit with its CO-RE cache warm and without it;
-//! - overhead: cost per fork+exec of /bin/true with no tracer, with
-//!   `bpfkit execsnoop`, and with the equivalent bpftrace program.
+//! Side by side in one run (`cargo bench -p bpfkit-cli --bench tools`):
+//! `bpfkit execsnoop`, libbpf-tools' execsnoop (the C tool of the Debian
+//! package `libbpf-tools`, which does the same work: argv capture through a
+//! buffer), and a one-tracepoint bpftrace program (which does less):
+//! - startup: time from spawning the tool to its being attached (its header,
+//!   or bpftrace's BEGIN output, which runs once its probes are attached);
+//!   bpfkit with its CO-RE cache warm, and cold (no cache: the kernel applies
+//!   CO-RE at load). libbpf-tools' execsnoop runs under `stdbuf -oL`, since
+//!   it prints its header with stdio, which a pipe would buffer until exit;
+//! - overhead: cost per fork+exec of /bin/true with no tracer and with each.
 //!
-//! Needs root (or CAP_BPF + CAP_PERFMON) and, for the comparison, bpftrace.
+//! Needs root (or CAP_BPF + CAP_PERFMON); the peers are compared when
+//! installed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -15,31 +20,64 @@ const BPFKIT: &str = env!("CARGO_BIN_EXE_bpfkit");
 const BPFTRACE_PROGRAM: &str = r#"BEGIN { printf("ready\n"); }
 tracepoint:syscalls:sys_enter_execve { printf("%d %s\n", pid, comm); }"#;
 
-fn spawn_bpfkit() -> Child {
-    spawn_bpfkit_with(false)
+/// A tracer under comparison: how to start it, and the line that says it
+/// is attached.
+struct Tracer {
+    name: &'static str,
+    program: &'static str,
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    ready: &'static str,
 }
 
-/// `cold`: without the CO-RE cache, as on the first run on a new kernel (the
-/// kernel's BTF is read and parsed).
-fn spawn_bpfkit_with(cold: bool) -> Child {
-    let mut cmd = Command::new(BPFKIT);
-    if cold {
-        cmd.env("BPFKIT_NO_CORE_CACHE", "1");
+const LIBBPF_TOOLS_EXECSNOOP: &str = "/usr/sbin/execsnoop";
+
+fn tracers() -> Vec<Tracer> {
+    let mut t = vec![
+        Tracer {
+            name: "bpfkit execsnoop (CO-RE cache warm)",
+            program: BPFKIT,
+            args: &["execsnoop"],
+            env: &[],
+            ready: "PCOMM",
+        },
+        Tracer {
+            name: "bpfkit execsnoop (cold: no CO-RE cache)",
+            program: BPFKIT,
+            args: &["execsnoop"],
+            env: &[("BPFKIT_NO_CORE_CACHE", "1")],
+            ready: "PCOMM",
+        },
+    ];
+    if std::path::Path::new(LIBBPF_TOOLS_EXECSNOOP).exists() {
+        t.push(Tracer {
+            name: "libbpf-tools execsnoop (C)",
+            program: "stdbuf",
+            args: &["-oL", LIBBPF_TOOLS_EXECSNOOP],
+            env: &[],
+            ready: "PCOMM",
+        });
     }
-    cmd.arg("execsnoop")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("bpfkit runs")
+    if Command::new("bpftrace").arg("--version").output().is_ok() {
+        t.push(Tracer {
+            name: "bpftrace one-tracepoint script",
+            program: "bpftrace",
+            args: &["-e", BPFTRACE_PROGRAM],
+            env: &[],
+            ready: "ready",
+        });
+    }
+    t
 }
 
-fn spawn_bpftrace() -> Option<Child> {
-    Command::new("bpftrace")
-        .args(["-e", BPFTRACE_PROGRAM])
+fn spawn(t: &Tracer) -> Child {
+    Command::new(t.program)
+        .args(t.args)
+        .envs(t.env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .ok()
+        .unwrap_or_else(|e| panic!("{}: {e}", t.name))
 }
 
 /// Waits for the line that says the tool is attached; returns the elapsed time.
@@ -85,77 +123,91 @@ fn main() {
         eprintln!("SKIP: cannot use bpf(): {why}");
         return;
     }
-    let have_bpftrace = Command::new("bpftrace").arg("--version").output().is_ok();
+    let tracers = tracers();
     const RUNS: usize = 7;
-    let mut ours = Vec::new();
-    let mut ours_cold = Vec::new();
-    let mut theirs = Vec::new();
+    // Interleaved, so that drift in the machine's load affects all alike.
+    let mut startup: Vec<Vec<Duration>> = vec![Vec::new(); tracers.len()];
     for _ in 0..RUNS {
-        for (cold, into) in [(false, &mut ours), (true, &mut ours_cold)] {
+        for (t, into) in tracers.iter().zip(&mut startup) {
             let started = Instant::now();
-            let mut c = spawn_bpfkit_with(cold);
-            into.push(until_ready(&mut c, started, "PCOMM").expect("bpfkit printed its header"));
+            let mut c = spawn(t);
+            match until_ready(&mut c, started, t.ready) {
+                Some(d) => into.push(d),
+                None => eprintln!("{}: never said it was ready", t.name),
+            }
             stop(c);
         }
-        if have_bpftrace {
-            let started = Instant::now();
-            if let Some(mut c) = spawn_bpftrace() {
-                if let Some(t) = until_ready(&mut c, started, "ready") {
-                    theirs.push(t);
-                }
-                stop(c);
+    }
+    let startup: Vec<Option<Duration>> = startup
+        .into_iter()
+        .map(|v| (!v.is_empty()).then(|| median(v)))
+        .collect();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for (t, d) in tracers.iter().zip(&startup) {
+        if let Some(d) = d {
+            println!(
+                "startup/{:<42} median of {RUNS}: {:>7.1} ms",
+                t.name,
+                ms(*d)
+            );
+        }
+    }
+    if let (Some(warm), Some(cold)) = (startup[0], startup[1]) {
+        for (t, d) in tracers.iter().zip(&startup).skip(2) {
+            if let Some(d) = d {
+                println!(
+                    "startup ratio {} / bpfkit: {:.1}x warm, {:.1}x cold",
+                    t.name,
+                    d.as_secs_f64() / warm.as_secs_f64(),
+                    d.as_secs_f64() / cold.as_secs_f64()
+                );
             }
         }
     }
-    let ours = median(ours);
-    let ours_cold = median(ours_cold);
-    println!(
-        "startup/bpfkit execsnoop  median of {RUNS}: {:>8.1} ms (CO-RE cache warm)",
-        ours.as_secs_f64() * 1e3
-    );
-    println!(
-        "startup/bpfkit execsnoop  median of {RUNS}: {:>8.1} ms (no CO-RE cache: kernel BTF parsed)",
-        ours_cold.as_secs_f64() * 1e3
-    );
-    if !theirs.is_empty() {
-        let theirs = median(theirs);
-        println!(
-            "startup/bpftrace          median of {RUNS}: {:>8.1} ms",
-            theirs.as_secs_f64() * 1e3
-        );
-        println!(
-            "startup ratio (bpftrace / bpfkit): {:.1}x warm, {:.1}x cold",
-            theirs.as_secs_f64() / ours.as_secs_f64(),
-            theirs.as_secs_f64() / ours_cold.as_secs_f64()
-        );
-    } else {
-        println!("startup/bpftrace: not installed, no comparison");
-    }
 
-    const EXECS: u32 = 300;
-    let base = execs_per_call(EXECS);
-    let c = spawn_bpfkit();
-    std::thread::sleep(Duration::from_millis(500));
-    let with_ours = execs_per_call(EXECS);
-    stop(c);
+    // Overhead: rounds of execs with no tracer and under each tracer in
+    // turn, so that the machine's drift falls on all alike; medians.
+    const EXECS: u32 = 100;
+    const ROUNDS: usize = 5;
+    // The warm and cold bpfkit runs attach the same programs: one row.
+    let traced: Vec<&Tracer> = tracers.iter().skip(1).collect();
+    let mut base = Vec::new();
+    let mut with: Vec<Vec<Duration>> = vec![Vec::new(); traced.len()];
+    for _ in 0..ROUNDS {
+        base.push(execs_per_call(EXECS));
+        for (t, into) in traced.iter().zip(&mut with) {
+            let mut c = spawn(t);
+            if until_ready(&mut c, Instant::now(), t.ready).is_some() {
+                into.push(execs_per_call(EXECS));
+            }
+            stop(c);
+        }
+    }
+    let base = median(base);
     println!(
-        "overhead/no tracer       {:>8.1} us per fork+exec",
+        "overhead/no tracer                                 {:>7.1} us per fork+exec (median of {ROUNDS} x {EXECS})",
         base.as_secs_f64() * 1e6
     );
-    println!(
-        "overhead/bpfkit          {:>8.1} us per fork+exec (+{:.1} us)",
-        with_ours.as_secs_f64() * 1e6,
-        (with_ours.as_secs_f64() - base.as_secs_f64()) * 1e6
-    );
-    if have_bpftrace {
-        if let Some(mut c) = spawn_bpftrace() {
-            let _ = until_ready(&mut c, Instant::now(), "ready");
-            let with_theirs = execs_per_call(EXECS);
-            stop(c);
+    let mut added = Vec::new();
+    for (t, w) in traced.iter().zip(with) {
+        if w.is_empty() {
+            continue;
+        }
+        let w = median(w);
+        let plus = w.as_secs_f64() - base.as_secs_f64();
+        println!(
+            "overhead/{:<42} {:>7.1} us per fork+exec (+{:.1} us)",
+            t.name,
+            w.as_secs_f64() * 1e6,
+            plus * 1e6
+        );
+        added.push((t.name, plus));
+    }
+    if let Some((_, ours)) = added.first() {
+        for (name, theirs) in added.iter().skip(1) {
             println!(
-                "overhead/bpftrace        {:>8.1} us per fork+exec (+{:.1} us)",
-                with_theirs.as_secs_f64() * 1e6,
-                (with_theirs.as_secs_f64() - base.as_secs_f64()) * 1e6
+                "overhead ratio {name} / bpfkit (added cost per exec): {:.2}x",
+                theirs / ours
             );
         }
     }

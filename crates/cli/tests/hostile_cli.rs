@@ -158,3 +158,20 @@ fn dumping_a_ring_buffer_says_it_has_no_keys() {
     );
     assert!(!stderr.contains("Unknown error"), "{stderr}");
 }
+
+#[test]
+fn assembler_range_errors_read_as_english() {
+    let dir = std::env::temp_dir().join(format!("bpfkit-asm-range-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("big.s");
+    std::fs::write(&src, "r0 = 99999999999999999999999\nexit\n").unwrap();
+    let out = dir.join("big.bin");
+    let (code, stderr) = run(
+        &["asm", src.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("big.s:1:6: "), "{stderr}");
+    assert!(stderr.contains("does not fit in an integer"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
