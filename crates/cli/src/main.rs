@@ -106,8 +106,38 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
+/// bpftool takes `-j`/`-p` before the object (`bpftool -j prog show`);
+/// bpfkit's inspection commands take them after it. Moves them there.
+fn bpftool_order(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const OBJECTS: [&str; 4] = ["prog", "map", "link", "btf"];
+    let mut leading: Vec<std::ffi::OsString> = Vec::new();
+    while args.len() > 2 && matches!(args[1].to_str(), Some("-j" | "--json" | "-p" | "--pretty")) {
+        leading.push(args.remove(1));
+    }
+    if leading.is_empty() {
+        return args;
+    }
+    if args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| OBJECTS.contains(&a))
+    {
+        // After the object and its verb: `prog show -j`.
+        // `-p` (pretty JSON) is bpfkit's `-j`.
+        let has_json = args.iter().any(|a| a == "-j" || a == "--json");
+        if !has_json {
+            args.insert(3.min(args.len()), "-j".into());
+        }
+    } else {
+        for (i, flag) in leading.into_iter().enumerate() {
+            args.insert(1 + i, flag);
+        }
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(bpftool_order(std::env::args_os().collect()));
     let result: anyhow::Result<()> = match cli.command {
         Command::Btf(args) => cmd::btf::run(args),
         Command::Disasm(args) => cmd::disasm::run(args),

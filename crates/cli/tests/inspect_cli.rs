@@ -6,6 +6,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_bpfkit");
 
 fn json(args: &[&str]) -> serde_json::Value {
@@ -21,7 +23,7 @@ fn json(args: &[&str]) -> serde_json::Value {
 #[test]
 fn lists_report_a_loaded_object() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     let path = format!(
@@ -93,7 +95,7 @@ fn lists_report_a_loaded_object() {
                 assert_eq!(p[field], theirs[field], "{field} differs from bpftool");
             }
         }
-        _ => eprintln!("SKIP (bpftool comparison): bpftool not available"),
+        _ => common::skip("bpftool comparison: bpftool not available"),
     }
     drop(links);
 }
@@ -117,7 +119,7 @@ fn bpftool_json(args: &[&str]) -> Option<serde_json::Value> {
 #[test]
 fn map_update_lookup_dump_delete_agree_with_bpftool() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     use bpfkit_kernel::{KernelMap, MapDefinition};
@@ -191,7 +193,7 @@ fn map_update_lookup_dump_delete_agree_with_bpftool() {
 #[test]
 fn prog_show_and_dump_xlated_describe_a_loaded_program() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     let path = format!(
@@ -254,7 +256,7 @@ fn prog_show_and_dump_xlated_describe_a_loaded_program() {
 #[test]
 fn a_reader_that_stops_early_is_not_an_error() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     use bpfkit_kernel::{KernelMap, MapDefinition};
@@ -287,7 +289,7 @@ fn a_reader_that_stops_early_is_not_an_error() {
 #[test]
 fn feature_lists_program_and_map_types_and_helpers() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     let v = json(&["feature", "-j", "--helpers", "xdp"]);
@@ -319,7 +321,7 @@ fn feature_lists_program_and_map_types_and_helpers() {
 #[test]
 fn programs_and_maps_are_named_by_id_tag_name_or_pin() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     let path = format!(
@@ -400,6 +402,7 @@ fn programs_and_maps_are_named_by_id_tag_name_or_pin() {
         .unwrap()
         .join(format!("bpfkit_inspect_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = common::RemoveOnDrop(dir.clone());
     let pin = dir.join("calls");
     a.maps["calls"].pin(&pin).unwrap();
     let pin_s = pin.to_str().unwrap();
@@ -445,7 +448,7 @@ fn load_tool_object(name: &str) -> bpfkit_kernel::Collection {
 #[test]
 fn names_the_kernel_truncated_are_shown_whole_from_btf() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     // execsnoop_enter_at is 18 bytes; the kernel keeps "execsnoop_enter",
@@ -567,7 +570,7 @@ fn assert_xlated_matches_bpftool(id: u32) {
 #[test]
 fn kfunc_calls_are_named_like_bpftool_names_them() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     let path = format!(
@@ -688,7 +691,7 @@ impl Drop for BackgroundLoad {
 #[test]
 fn every_json_field_bpftool_prints_bpfkit_prints_alike() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     if !have_bpftool("prog/map show and link list -j") {
@@ -788,7 +791,7 @@ fn every_json_field_bpftool_prints_bpfkit_prints_alike() {
 #[test]
 fn bpf_to_bpf_calls_name_the_called_function_like_bpftool() {
     if let Err(why) = bpfkit_kernel::check_bpf_access() {
-        eprintln!("SKIP: cannot use bpf(): {why}");
+        common::skip(&format!("cannot use bpf(): {why}"));
         return;
     }
     // call pc+1 (a subprogram); exit; subprogram: r0 = 0; exit.

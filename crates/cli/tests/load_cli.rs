@@ -252,6 +252,7 @@ fn load_sizes_maps_on_request_and_reuses_its_pins() {
         .unwrap()
         .join(format!("bpfkit-cli-pin-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let _cleanup = common::RemoveOnDrop(dir.clone());
     let pin = dir.to_str().unwrap();
     let first = run_load(&[&obj, "-d", "0", "--map-size", "stacks=32", "--pin", pin]);
     assert!(first.0, "{}{}", first.1, first.2);

@@ -141,7 +141,8 @@ fn twins_keep_the_mechanism_this_kernel_supports() {
 #[test]
 fn unsized_maps_say_which_option_sizes_them() {
     require_bpf!();
-    let root = scratch_pin_dir("unsized");
+    let scratch = scratch_pin_dir("unsized");
+    let root = scratch.0.clone();
     let opts = LoadOptions {
         pin_root: Some(&root),
         ..LoadOptions::default()
@@ -161,21 +162,31 @@ fn unsized_maps_say_which_option_sizes_them() {
     );
     spec.maps.get_mut("stacks").unwrap().max_entries = 64;
     Collection::load(&spec, &opts).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
-fn scratch_pin_dir(what: &str) -> PathBuf {
+/// A bpffs directory for a test's pins, removed (pins and all) when
+/// dropped, also when the test fails: pins outlive the process.
+struct ScratchPins(PathBuf);
+
+impl Drop for ScratchPins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_pin_dir(what: &str) -> ScratchPins {
     let dir = bpfkit_kernel::fs::bpffs()
         .unwrap()
         .join(format!("bpfkit-test-{what}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    dir
+    ScratchPins(dir)
 }
 
 #[test]
 fn pinned_by_name_maps_are_reused_when_compatible_and_refused_when_not() {
     require_bpf!();
-    let root = scratch_pin_dir("reuse");
+    let scratch = scratch_pin_dir("reuse");
+    let root = scratch.0.clone();
     let opts = LoadOptions {
         pin_root: Some(&root),
         ..LoadOptions::default()
@@ -218,5 +229,4 @@ fn pinned_by_name_maps_are_reused_when_compatible_and_refused_when_not() {
         "{msg}"
     );
     drop((first, second));
-    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -42,3 +42,13 @@ pub fn cgroup2_root() -> Option<std::path::PathBuf> {
         .find(|f| f.len() > 2 && f[2] == "cgroup2")
         .map(|f| std::path::PathBuf::from(f[1]))
 }
+
+/// A directory removed with everything in it when dropped, also when the
+/// test fails: for bpffs pins, which outlive the test process.
+pub struct RemoveOnDrop(pub std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
