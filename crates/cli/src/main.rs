@@ -177,3 +177,44 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::bpftool_order;
+
+    fn order(args: &[&str]) -> Vec<String> {
+        bpftool_order(args.iter().map(Into::into).collect())
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn json_flags_before_the_object_move_after_its_verb() {
+        assert_eq!(
+            order(&["bpfkit", "-j", "prog", "show", "id", "3"]),
+            ["bpfkit", "prog", "show", "-j", "id", "3"]
+        );
+        assert_eq!(
+            order(&["bpfkit", "-p", "map", "list"]),
+            ["bpfkit", "map", "list", "-j"]
+        );
+        // Repeated values are arguments, not flags, and stay.
+        let update = [
+            "bpfkit", "-j", "map", "update", "id", "1", "key", "0", "0", "0", "0",
+        ];
+        assert_eq!(
+            order(&update),
+            ["bpfkit", "map", "update", "-j", "id", "1", "key", "0", "0", "0", "0"]
+        );
+        // Anything else is left for clap to judge.
+        assert_eq!(
+            order(&["bpfkit", "-j", "execsnoop"]),
+            ["bpfkit", "-j", "execsnoop"]
+        );
+        assert_eq!(
+            order(&["bpfkit", "prog", "list"]),
+            ["bpfkit", "prog", "list"]
+        );
+    }
+}
