@@ -328,6 +328,75 @@ numbered! {
     }
 }
 
+/// `enum bpf_cmd`: the commands of `bpf(2)`.
+#[allow(missing_docs)]
+pub mod bpf_cmd {
+    pub const MAP_CREATE: u32 = 0;
+    pub const MAP_LOOKUP_ELEM: u32 = 1;
+    pub const MAP_UPDATE_ELEM: u32 = 2;
+    pub const MAP_DELETE_ELEM: u32 = 3;
+    pub const MAP_GET_NEXT_KEY: u32 = 4;
+    pub const PROG_LOAD: u32 = 5;
+    pub const OBJ_PIN: u32 = 6;
+    pub const OBJ_GET: u32 = 7;
+    pub const PROG_ATTACH: u32 = 8;
+    pub const PROG_DETACH: u32 = 9;
+    pub const PROG_TEST_RUN: u32 = 10;
+    pub const PROG_GET_NEXT_ID: u32 = 11;
+    pub const MAP_GET_NEXT_ID: u32 = 12;
+    pub const PROG_GET_FD_BY_ID: u32 = 13;
+    pub const MAP_GET_FD_BY_ID: u32 = 14;
+    pub const OBJ_GET_INFO_BY_FD: u32 = 15;
+    pub const PROG_QUERY: u32 = 16;
+    pub const RAW_TRACEPOINT_OPEN: u32 = 17;
+    pub const BTF_LOAD: u32 = 18;
+    pub const BTF_GET_FD_BY_ID: u32 = 19;
+    pub const TASK_FD_QUERY: u32 = 20;
+    pub const MAP_LOOKUP_AND_DELETE_ELEM: u32 = 21;
+    pub const MAP_FREEZE: u32 = 22;
+    pub const BTF_GET_NEXT_ID: u32 = 23;
+    pub const MAP_LOOKUP_BATCH: u32 = 24;
+    pub const MAP_LOOKUP_AND_DELETE_BATCH: u32 = 25;
+    pub const MAP_UPDATE_BATCH: u32 = 26;
+    pub const MAP_DELETE_BATCH: u32 = 27;
+    pub const LINK_CREATE: u32 = 28;
+    pub const LINK_UPDATE: u32 = 29;
+    pub const LINK_GET_FD_BY_ID: u32 = 30;
+    pub const LINK_GET_NEXT_ID: u32 = 31;
+    pub const ENABLE_STATS: u32 = 32;
+    pub const ITER_CREATE: u32 = 33;
+    pub const LINK_DETACH: u32 = 34;
+    pub const PROG_BIND_MAP: u32 = 35;
+}
+
+/// perf_event numbering the BPF hooks use (`include/uapi/linux/perf_event.h`).
+pub mod perf {
+    /// `PERF_TYPE_HARDWARE`.
+    pub const TYPE_HARDWARE: u32 = 0;
+    /// `PERF_TYPE_SOFTWARE`.
+    pub const TYPE_SOFTWARE: u32 = 1;
+    /// `PERF_TYPE_TRACEPOINT`: `config` is a tracefs event id.
+    pub const TYPE_TRACEPOINT: u32 = 2;
+    /// `PERF_COUNT_HW_CPU_CYCLES`.
+    pub const COUNT_HW_CPU_CYCLES: u64 = 0;
+    /// `PERF_COUNT_SW_CPU_CLOCK`.
+    pub const COUNT_SW_CPU_CLOCK: u64 = 0;
+    /// `PERF_COUNT_SW_BPF_OUTPUT`: the event of a perf event array.
+    pub const COUNT_SW_BPF_OUTPUT: u64 = 10;
+    /// `PERF_SAMPLE_RAW`.
+    pub const SAMPLE_RAW: u64 = 1 << 10;
+    /// `PERF_EVENT_IOC_ENABLE`.
+    pub const EVENT_IOC_ENABLE: u64 = 0x2400;
+    /// `PERF_EVENT_IOC_DISABLE`.
+    pub const EVENT_IOC_DISABLE: u64 = 0x2401;
+    /// `PERF_EVENT_IOC_SET_BPF`.
+    pub const EVENT_IOC_SET_BPF: u64 = 0x4004_2408;
+    /// `PERF_RECORD_LOST`.
+    pub const RECORD_LOST: u32 = 2;
+    /// `PERF_RECORD_SAMPLE`.
+    pub const RECORD_SAMPLE: u32 = 9;
+}
+
 /// Flags of map update calls (`BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`, `BPF_F_LOCK`).
 pub mod update_flags {
     /// Create a new element or update an existing one.

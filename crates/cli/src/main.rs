@@ -27,9 +27,7 @@ macro_rules! out {
 }
 
 mod cmd;
-// The tracing tools build on these; until every tool is wired, some helpers are unused.
 mod seconds;
-#[allow(dead_code)]
 mod tools;
 
 /// bpfkit: an eBPF toolchain. Load BPF objects into Linux, run them in a

@@ -51,7 +51,10 @@ pub fn vmlinux() -> Result<Arc<Btf>> {
             let len = file.metadata().map_err(unreadable)?.len() as usize;
             // Kernels from 6.16 let the file be mapped; copying from the
             // mapping is several times faster than read() through sysfs.
-            let bytes = match crate::sys::mmap::ReadOnlyFile::map(file.as_fd(), len) {
+            // SAFETY: the kernel generates /sys/kernel/btf/* once; nothing
+            // writes to or truncates it while it is mapped here.
+            let mapped = unsafe { crate::sys::mmap::ReadOnlyFile::map(file.as_fd(), len) };
+            let bytes = match mapped {
                 Ok(mapping) => mapping.as_ref().to_vec(),
                 Err(_) => std::fs::read(&path).map_err(unreadable)?,
             };

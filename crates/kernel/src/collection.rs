@@ -13,7 +13,7 @@ use bpfkit_object::{AttachTarget, InitRef, MapSpec, ObjectSpec, RelocTarget};
 use crate::error::{Error, Result};
 use crate::link::{attach_raw_tracepoint, attach_tracepoint, Link};
 use crate::map::{KernelMap, MapDefinition};
-use crate::prog::{LoadedProgram, ProgramLoad};
+use crate::prog::{Program, ProgramLoad};
 
 /// What [`Collection::auto_attach`] did: links by program name, and the
 /// programs it did not attach with the reason.
@@ -122,7 +122,7 @@ pub struct Collection {
     /// Maps by name.
     pub maps: BTreeMap<String, KernelMap>,
     /// Programs by name.
-    pub programs: BTreeMap<String, LoadedProgram>,
+    pub programs: BTreeMap<String, Program>,
     /// Section-derived targets, by program name.
     pub targets: BTreeMap<String, AttachTarget>,
     /// Maps taken over from an existing pin rather than created.
@@ -325,6 +325,8 @@ impl Collection {
 
         let mut programs = BTreeMap::new();
         let mut targets = BTreeMap::new();
+        // Read at most once per load, by the first typeless __ksym.
+        let kallsyms = std::cell::OnceCell::new();
         for (name, p) in &spec.programs {
             let mut insns = p.insns.clone();
             let mut slot_to_insn = BTreeMap::new();
@@ -348,6 +350,7 @@ impl Collection {
                             *is_func,
                             weak,
                             spec.btf.as_ref(),
+                            &kallsyms,
                         )?;
                         continue;
                     }
@@ -385,7 +388,7 @@ impl Collection {
                     .collect();
                 (fd, func, line)
             });
-            let prog = LoadedProgram::load(&ProgramLoad {
+            let prog = Program::load(&ProgramLoad {
                 name,
                 prog_type: p.kind.prog_type,
                 expected_attach_type: p.kind.attach_type,

@@ -74,12 +74,9 @@ fn has_syscall_wrapper() -> Result<bool> {
     let Some(prefix) = syscall_prefix() else {
         return Ok(false);
     };
-    let wanted = format!("__{prefix}_sys_bpf");
-    let text = std::fs::read_to_string("/proc/kallsyms")
+    let table = crate::ksyms::KernelSymbols::load()
         .map_err(|e| Error::sys("read /proc/kallsyms for LINUX_HAS_SYSCALL_WRAPPER", e))?;
-    Ok(text
-        .lines()
-        .any(|l| l.split_whitespace().nth(2) == Some(wanted.as_str())))
+    Ok(table.address_of(&format!("__{prefix}_sys_bpf")).is_some())
 }
 
 /// The arch prefix of syscall wrappers (libbpf's arch_specific_syscall_pfx).

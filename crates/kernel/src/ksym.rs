@@ -9,6 +9,7 @@ use bpfkit_btf::{Btf, Kind};
 use bpfkit_isa::{CallTarget, Imm64, Insn};
 
 use crate::error::{Error, Result};
+use crate::ksyms::KernelSymbols;
 
 /// Whether the object declares `name` without a type (`const void`).
 fn typeless(local: Option<&Btf>, name: &str) -> bool {
@@ -39,27 +40,28 @@ fn typeless(local: Option<&Btf>, name: &str) -> bool {
     false
 }
 
-/// The address of kernel symbol `name`, from /proc/kallsyms.
-fn kallsyms_address(name: &str) -> Result<Option<u64>> {
-    let text = std::fs::read_to_string("/proc/kallsyms")
-        .map_err(|e| Error::sys("read /proc/kallsyms for a __ksym extern", e))?;
-    for line in text.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(addr), Some(_), Some(sym)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        if sym == name && f.next().is_none() {
-            let addr = u64::from_str_radix(addr, 16).unwrap_or(0);
-            if addr == 0 {
-                return Err(Error::Unsupported(format!(
-                    "/proc/kallsyms hides addresses from this process (kptr_restrict), so \
-                     `{name}` cannot be resolved; run as root"
-                )));
-            }
-            return Ok(Some(addr));
-        }
+/// The address of kernel symbol `name`, from the kernel's symbol table
+/// (read once per load, when an extern first needs it).
+fn kallsyms_address(
+    kallsyms: &std::cell::OnceCell<std::io::Result<KernelSymbols>>,
+    name: &str,
+) -> Result<Option<u64>> {
+    let table = kallsyms
+        .get_or_init(KernelSymbols::load)
+        .as_ref()
+        .map_err(|e| {
+            Error::sys(
+                "read /proc/kallsyms for a __ksym extern",
+                std::io::Error::new(e.kind(), e.to_string()),
+            )
+        })?;
+    if table.is_restricted() {
+        return Err(Error::Unsupported(format!(
+            "/proc/kallsyms hides addresses from this process (kptr_restrict), so \
+             `{name}` cannot be resolved; run as root"
+        )));
     }
-    Ok(None)
+    Ok(table.address_of(name))
 }
 
 /// The instruction `insn` (an `lddw` for variables, a `call` for kfuncs)
@@ -71,6 +73,7 @@ pub(crate) fn resolve(
     is_func: bool,
     weak: bool,
     local: Option<&Btf>,
+    kallsyms: &std::cell::OnceCell<std::io::Result<KernelSymbols>>,
 ) -> Result<Insn> {
     let missing = || {
         Error::Unsupported(format!(
@@ -97,7 +100,7 @@ pub(crate) fn resolve(
         }
         (Insn::LdImm64 { dst, .. }, false) => {
             let imm = if typeless(local, name) {
-                match kallsyms_address(name)? {
+                match kallsyms_address(kallsyms, name)? {
                     Some(addr) => Imm64::Value(addr),
                     None if weak => Imm64::Value(0),
                     None => return Err(missing()),
@@ -106,7 +109,7 @@ pub(crate) fn resolve(
                 let vmlinux = crate::btf::vmlinux()?;
                 match vmlinux.find_by_name_kind(name, Kind::Var) {
                     // The kernel looks the address up in kallsyms itself.
-                    Some(_) if kallsyms_address(name)?.is_none() => {
+                    Some(_) if kallsyms_address(kallsyms, name)?.is_none() => {
                         return Err(Error::Unsupported(format!(
                             "program `{program}` uses kernel variable `{name}` (__ksym): it is in the \
                              kernel's BTF but not in /proc/kallsyms (a kernel built without \

@@ -27,6 +27,7 @@ pub mod info;
 pub mod inspect;
 pub mod kconfig;
 mod ksym;
+pub mod ksyms;
 pub mod link;
 pub mod map;
 pub mod perfbuf;
@@ -42,8 +43,7 @@ pub use link::{attach_raw_tracepoint, attach_tracepoint, Link};
 pub use map::{KernelMap, MapDefinition, MapError, Pod};
 pub use perfbuf::PerfBufReader;
 pub use prog::{
-    LoadExtras, LoadedProgram, Program, ProgramBtf, ProgramLoad, TestRunOptions, TestRunOutput,
-    VerifierStats,
+    LoadExtras, Program, ProgramBtf, ProgramLoad, TestRunOptions, TestRunOutput, VerifierStats,
 };
 pub use ringbuf::RingBufReader;
 

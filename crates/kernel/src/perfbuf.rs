@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::map::KernelMap;
 use crate::sys::epoll::Epoll;
 use crate::sys::mmap::{page_size, Mmap};
-use crate::sys::perf::consts::*;
-use crate::sys::perf::{ioctl_int, perf_event_open, PerfEventAttr};
+use crate::sys::perf::{perf_event_open, perf_ioctl, PerfEventAttr, PerfIoctl};
+use bpfkit_abi::perf;
 
 /// Offsets of `data_head` and `data_tail` in `struct perf_event_mmap_page`.
 const DATA_HEAD: usize = 1024;
@@ -92,13 +92,13 @@ impl CpuRing {
                 scratch
             };
             match rtype {
-                PERF_RECORD_SAMPLE if body.len() >= 4 => {
+                perf::RECORD_SAMPLE if body.len() >= 4 => {
                     let raw = u32::from_ne_bytes([body[0], body[1], body[2], body[3]]) as usize;
                     let raw = &body[4..(4 + raw).min(body.len())];
                     f(self.cpu, raw);
                     stats.samples += 1;
                 }
-                PERF_RECORD_LOST if body.len() >= 16 => {
+                perf::RECORD_LOST if body.len() >= 16 => {
                     let mut n = [0u8; 8];
                     n.copy_from_slice(&body[8..16]);
                     stats.lost += u64::from_ne_bytes(n);
@@ -170,9 +170,9 @@ impl PerfBufReader {
                 )));
             }
             let attr = PerfEventAttr {
-                type_: PERF_TYPE_SOFTWARE,
-                config: PERF_COUNT_SW_BPF_OUTPUT,
-                sample_type: PERF_SAMPLE_RAW,
+                type_: perf::TYPE_SOFTWARE,
+                config: perf::COUNT_SW_BPF_OUTPUT,
+                sample_type: perf::SAMPLE_RAW,
                 sample_period_or_freq: 1,
                 wakeup_events_or_watermark: 1,
                 ..Default::default()
@@ -181,7 +181,7 @@ impl PerfBufReader {
                 .map_err(|e| Error::sys(format!("perf_event_open BPF output on CPU {cpu}"), e))?;
             let mmap = Mmap::shared(event.as_fd(), size + page_size(), 0, true)
                 .map_err(|e| Error::sys(format!("mmap perf buffer of CPU {cpu}"), e))?;
-            ioctl_int(event.as_fd(), PERF_EVENT_IOC_ENABLE as libc::c_ulong, 0)
+            perf_ioctl(event.as_fd(), PerfIoctl::Enable)
                 .map_err(|e| Error::sys(format!("enable perf buffer of CPU {cpu}"), e))?;
             map.update(
                 &(cpu as u32).to_ne_bytes(),
@@ -249,7 +249,7 @@ impl Drop for PerfBufReader {
     fn drop(&mut self) {
         for r in &self.rings {
             // Best effort: the events close with their fds anyway.
-            let _ = ioctl_int(r.event.as_fd(), PERF_EVENT_IOC_DISABLE as libc::c_ulong, 0);
+            let _ = perf_ioctl(r.event.as_fd(), PerfIoctl::Disable);
         }
     }
 }

@@ -81,9 +81,6 @@ pub struct Program {
     stats: VerifierStats,
 }
 
-/// The name the rest of the crate first used for [`Program`].
-pub type LoadedProgram = Program;
-
 /// Output of [`Program::test_run`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestRunOutput {

@@ -8,7 +8,7 @@ use bpfkit_kernel::info::{
 };
 use bpfkit_kernel::inspect::ObjectKind;
 
-use crate::tools::ksyms::KernelSymbols;
+use bpfkit_kernel::ksyms::KernelSymbols;
 
 use super::inspect::{no_more, open_all, parse_selector, program_json, program_text, take_json};
 

@@ -101,15 +101,6 @@ pub fn format_linear(slots: &[u64], unit: &str) -> String {
     out
 }
 
-/// The bucket index of `value` in a power-of-two histogram.
-pub fn log2_slot(value: u64) -> usize {
-    if value == 0 {
-        0
-    } else {
-        63 - value.leading_zeros() as usize
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,13 +147,7 @@ mod tests {
     }
 
     #[test]
-    fn slots_of_values() {
-        assert_eq!(log2_slot(0), 0);
-        assert_eq!(log2_slot(1), 0);
-        assert_eq!(log2_slot(2), 1);
-        assert_eq!(log2_slot(3), 1);
-        assert_eq!(log2_slot(1024), 10);
-        assert_eq!(log2_slot(u64::MAX), 63);
+    fn buckets_of_slots() {
         let b = log2_buckets(&[0, 0, 5]);
         assert_eq!(
             b[2],

@@ -8,17 +8,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::ksyms::KernelSymbols;
 use super::usyms::ProcessSymbols;
 use super::{clock_time, load_unattached, percpu_sum, report_lost, Loaded, Output, StopSignal};
+use bpfkit_kernel::ksyms::KernelSymbols;
 use bpfkit_kernel::link::{attach_uprobe, UprobeTarget};
 use bpfkit_kernel::KernelMap;
 use bpfkit_object::AttachTarget;
 
 /// The compiled BPF side (bpf/memleak.bpf.c).
 const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/memleak.bpf.o");
-/// `struct memleak_alloc` (bpf/include/memleak.h).
-const ALLOC_SIZE: usize = 32;
 
 /// Show outstanding memory allocations and where they were made.
 #[derive(clap::Args)]

@@ -5,7 +5,6 @@ pub mod biolatency;
 pub mod execsnoop;
 pub mod hist;
 pub mod httpsnoop;
-pub mod ksyms;
 pub mod memleak;
 pub mod net;
 pub mod opensnoop;

@@ -391,11 +391,6 @@ pub fn name(nr: u32) -> Option<&'static str> {
         .map(|i| X86_64[i].1)
 }
 
-/// The number of the system call called `name`, if known.
-pub fn number(name: &str) -> Option<u32> {
-    X86_64.iter().find(|&&(_, n)| n == name).map(|&(nr, _)| nr)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -404,7 +399,6 @@ mod tests {
         assert_eq!(super::name(59), Some("execve"));
         assert_eq!(super::name(257), Some("openat"));
         assert_eq!(super::name(462), Some("mseal"));
-        assert_eq!(super::number("getpid"), Some(39));
         assert_eq!(super::name(100_000), None);
     }
 }

@@ -8,7 +8,7 @@ use bpfkit_abi::AttachType;
 use super::net::ProgAttachment;
 use super::Link;
 use crate::error::{Error, Result};
-use crate::prog::LoadedProgram;
+use crate::prog::Program;
 use crate::sys::{flags, link_create, prog_attach, Anchor, LinkExtra, LinkTarget};
 
 /// Attaches a cgroup program to the cgroup v2 directory `cgroup`, as
@@ -16,7 +16,7 @@ use crate::sys::{flags, link_create, prog_attach, Anchor, LinkExtra, LinkTarget}
 /// cgroup link when possible; `BPF_PROG_ATTACH` with `BPF_F_ALLOW_MULTI`
 /// otherwise.
 pub fn attach_cgroup(
-    prog: &LoadedProgram,
+    prog: &Program,
     cgroup: &Path,
     attach_type: Option<AttachType>,
 ) -> Result<Link> {

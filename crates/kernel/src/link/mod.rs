@@ -13,12 +13,10 @@ pub mod perf_event;
 pub mod trace;
 pub mod uprobe;
 
-use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::sys::{bpf, cmd, Attr};
 
 pub use cgroup::attach_cgroup;
 pub use net::{
@@ -119,23 +117,11 @@ impl Link {
     /// links can be pinned; fallback attachments say so.
     pub fn pin(&self, path: &Path) -> Result<()> {
         match self.fd() {
-            Some(fd) => pin_fd(fd, path),
+            Some(fd) => crate::fs::pin(fd.as_fd(), path),
             None => Err(Error::Unsupported(format!(
                 "{} is not a bpf_link (attached through an older interface), so it cannot be pinned",
                 self.description
             ))),
         }
     }
-}
-
-/// Pins any BPF object fd at `path`.
-pub fn pin_fd(fd: &OwnedFd, path: &Path) -> Result<()> {
-    let c = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::Object("pin path has a NUL byte".into()))?;
-    let mut attr = Attr::default()
-        .ptr(0, c.as_ptr())
-        .u32(8, fd.as_fd().as_raw_fd() as u32);
-    bpf(cmd::OBJ_PIN, &mut attr)
-        .map(|_| ())
-        .map_err(|e| Error::sys(format!("pin at {}", path.display()), e))
 }

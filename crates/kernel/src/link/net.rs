@@ -7,7 +7,7 @@ use bpfkit_abi::AttachType;
 use super::{LegacyDetach, Link};
 use crate::error::{Error, Result};
 use crate::map::KernelMap;
-use crate::prog::LoadedProgram;
+use crate::prog::Program;
 use crate::sys::net::{
     ifindex, setsockopt_u32, NetlinkMessage, RouteSocket, NLM_F_CREATE, NLM_F_EXCL,
 };
@@ -110,7 +110,7 @@ impl LegacyDetach for NetlinkXdp {
 
 /// Attaches an XDP program to `interface` (a name or index): an XDP link
 /// when the kernel has them, netlink otherwise.
-pub fn attach_xdp(prog: &LoadedProgram, interface: &str, opts: &XdpOptions) -> Result<Link> {
+pub fn attach_xdp(prog: &Program, interface: &str, opts: &XdpOptions) -> Result<Link> {
     let index = interface_index(interface)?;
     let mode = opts.mode;
     if !opts.force_netlink && crate::features::xdp_link().unwrap_or(false) {
@@ -140,7 +140,7 @@ pub fn attach_xdp(prog: &LoadedProgram, interface: &str, opts: &XdpOptions) -> R
     ))
 }
 
-fn xdp_error(prog: &LoadedProgram, interface: &str, mode: XdpMode, e: std::io::Error) -> Error {
+fn xdp_error(prog: &Program, interface: &str, mode: XdpMode, e: std::io::Error) -> Error {
     let op = format!(
         "attach XDP program `{}` to {interface} in {} mode",
         prog.name(),
@@ -232,7 +232,7 @@ impl LegacyDetach for NetlinkTcFilter {
 /// link when the kernel has them, a clsact qdisc plus a direct-action
 /// cls_bpf filter (netlink) otherwise.
 pub fn attach_tc(
-    prog: &LoadedProgram,
+    prog: &Program,
     interface: &str,
     direction: TcDirection,
     opts: &TcOptions,
@@ -308,7 +308,7 @@ pub fn attach_tc(
 
 /// Attaches a socket filter to `socket` (`SO_ATTACH_BPF`). It stays until
 /// [`detach_socket_filter`] or the socket closes, so there is no link.
-pub fn attach_socket_filter(prog: &LoadedProgram, socket: BorrowedFd<'_>) -> Result<()> {
+pub fn attach_socket_filter(prog: &Program, socket: BorrowedFd<'_>) -> Result<()> {
     let fd = std::os::fd::AsRawFd::as_raw_fd(prog.fd()) as u32;
     setsockopt_u32(socket, SO_ATTACH_BPF, fd).map_err(|e| {
         Error::sys(
@@ -347,7 +347,7 @@ impl LegacyDetach for ProgAttachment {
 /// attach type is the program's expected one (`sk_msg_verdict`,
 /// `sk_skb_stream_verdict`, ...). A sockmap link (6.10+) when possible,
 /// `BPF_PROG_ATTACH` otherwise.
-pub fn attach_sk_msg(prog: &LoadedProgram, map: &KernelMap) -> Result<Link> {
+pub fn attach_sk_msg(prog: &Program, map: &KernelMap) -> Result<Link> {
     let attach_type = prog.expected_attach_type().ok_or_else(|| {
         Error::Object(format!(
             "program `{}` has no expected attach type: load it from a SEC(\"sk_msg\") or \

@@ -1,24 +1,18 @@
 //! Programs on perf events: sampling (`SEC("perf_event")`), and the shared
 //! step that puts any program on a perf event (tracepoints, uprobes).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use bpfkit_abi::AttachType;
 
 use super::Link;
 use crate::error::{Error, Result};
-use crate::prog::LoadedProgram;
-use crate::sys::perf::consts::{PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF};
-use crate::sys::{ioctl, link_create, perf_event_open, LinkExtra, LinkTarget, PerfEventAttr};
+use crate::prog::Program;
+use crate::sys::{
+    link_create, perf_event_open, perf_ioctl, LinkExtra, LinkTarget, PerfEventAttr, PerfIoctl,
+};
+use bpfkit_abi::perf;
 
-/// `PERF_TYPE_HARDWARE`.
-const PERF_TYPE_HARDWARE: u32 = 0;
-/// `PERF_TYPE_SOFTWARE`.
-const PERF_TYPE_SOFTWARE: u32 = 1;
-/// `PERF_COUNT_SW_CPU_CLOCK`.
-const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
-/// `PERF_COUNT_HW_CPU_CYCLES`.
-const PERF_COUNT_HW_CPU_CYCLES: u64 = 0;
 /// `perf_event_attr.freq`: `sample_period_or_freq` is a frequency.
 const ATTR_FREQ: u64 = 1 << 10;
 
@@ -47,8 +41,8 @@ impl PerfEventConfig {
     /// profilers and runqlen use, available even in VMs without a PMU.
     pub fn cpu_clock(hz: u64) -> PerfEventConfig {
         PerfEventConfig {
-            type_: PERF_TYPE_SOFTWARE,
-            config: PERF_COUNT_SW_CPU_CLOCK,
+            type_: perf::TYPE_SOFTWARE,
+            config: perf::COUNT_SW_CPU_CLOCK,
             rate: SampleRate::Frequency(hz),
         }
     }
@@ -56,8 +50,8 @@ impl PerfEventConfig {
     /// The hardware `cycles` event at `hz` samples per second (needs a PMU).
     pub fn cpu_cycles(hz: u64) -> PerfEventConfig {
         PerfEventConfig {
-            type_: PERF_TYPE_HARDWARE,
-            config: PERF_COUNT_HW_CPU_CYCLES,
+            type_: perf::TYPE_HARDWARE,
+            config: perf::COUNT_HW_CPU_CYCLES,
             rate: SampleRate::Frequency(hz),
         }
     }
@@ -79,11 +73,7 @@ impl PerfEventConfig {
 
 /// Puts `prog` on an open perf event: a perf-event `bpf_link` (5.15+), or
 /// `PERF_EVENT_IOC_SET_BPF` on kernels without one.
-pub(crate) fn attach_to_event(
-    prog: &LoadedProgram,
-    event: OwnedFd,
-    description: String,
-) -> Result<Link> {
+pub(crate) fn attach_to_event(prog: &Program, event: OwnedFd, description: String) -> Result<Link> {
     match link_create(
         prog.as_fd(),
         LinkTarget::Fd(event.as_fd()),
@@ -93,13 +83,9 @@ pub(crate) fn attach_to_event(
     ) {
         Ok(fd) => Ok(Link::bpf_link(fd, vec![event], description)),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(524)) => {
-            ioctl(
-                &event,
-                PERF_EVENT_IOC_SET_BPF as libc::c_ulong,
-                prog.fd().as_raw_fd() as libc::c_ulong,
-            )
-            .and_then(|()| ioctl(&event, PERF_EVENT_IOC_ENABLE as libc::c_ulong, 0))
-            .map_err(|e| Error::sys(format!("attach `{}` to {description}", prog.name()), e))?;
+            perf_ioctl(event.as_fd(), PerfIoctl::SetBpf(prog.fd().as_fd()))
+                .and_then(|()| perf_ioctl(event.as_fd(), PerfIoctl::Enable))
+                .map_err(|e| Error::sys(format!("attach `{}` to {description}", prog.name()), e))?;
             Ok(Link::perf_event_ioctl(event, description))
         }
         Err(e) => Err(Error::sys(
@@ -111,11 +97,7 @@ pub(crate) fn attach_to_event(
 
 /// Attaches a `perf_event` program to one sampling event on `cpu` (every
 /// process on it).
-pub fn attach_perf_event(
-    prog: &LoadedProgram,
-    config: &PerfEventConfig,
-    cpu: usize,
-) -> Result<Link> {
+pub fn attach_perf_event(prog: &Program, config: &PerfEventConfig, cpu: usize) -> Result<Link> {
     let description = format!(
         "perf_event type {} config {} on cpu {cpu}",
         config.type_, config.config
@@ -133,10 +115,7 @@ pub fn attach_perf_event(
 }
 
 /// Attaches a `perf_event` program on every online CPU, one link each.
-pub fn attach_perf_event_all_cpus(
-    prog: &LoadedProgram,
-    config: &PerfEventConfig,
-) -> Result<Vec<Link>> {
+pub fn attach_perf_event_all_cpus(prog: &Program, config: &PerfEventConfig) -> Result<Vec<Link>> {
     crate::fs::online_cpus()
         .into_iter()
         .map(|cpu| attach_perf_event(prog, config, cpu))

@@ -1,15 +1,15 @@
 //! Tracepoints and raw tracepoints, and whether kprobes exist here.
 
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 use bpfkit_abi::AttachType;
 
 use super::Link;
 use crate::error::{Error, Result};
-use crate::prog::LoadedProgram;
-use crate::sys::{bpf_fd, cmd, perf_event_open, Attr, PerfEventAttr};
+use crate::prog::Program;
+use crate::sys::{perf_event_open, PerfEventAttr};
 
 fn tracepoint_id(category: &str, name: &str) -> Result<u64> {
     let root = crate::fs::tracefs()?;
@@ -31,11 +31,10 @@ fn tracepoint_id(category: &str, name: &str) -> Result<u64> {
 
 /// Attaches a tracepoint program to `category/name` (a perf event plus a
 /// `BPF_LINK_CREATE` link).
-pub fn attach_tracepoint(prog: &LoadedProgram, category: &str, name: &str) -> Result<Link> {
-    const PERF_TYPE_TRACEPOINT: u32 = 2;
+pub fn attach_tracepoint(prog: &Program, category: &str, name: &str) -> Result<Link> {
     let id = tracepoint_id(category, name)?;
     let attr = PerfEventAttr {
-        type_: PERF_TYPE_TRACEPOINT,
+        type_: bpfkit_abi::perf::TYPE_TRACEPOINT,
         config: id,
         sample_period_or_freq: 1,
         wakeup_events_or_watermark: 1,
@@ -51,13 +50,10 @@ pub fn attach_tracepoint(prog: &LoadedProgram, category: &str, name: &str) -> Re
 }
 
 /// Attaches a raw tracepoint program (`BPF_RAW_TRACEPOINT_OPEN`).
-pub fn attach_raw_tracepoint(prog: &LoadedProgram, name: &str) -> Result<Link> {
+pub fn attach_raw_tracepoint(prog: &Program, name: &str) -> Result<Link> {
     let c =
         CString::new(name).map_err(|_| Error::Object("tracepoint name has a NUL byte".into()))?;
-    let mut attr = Attr::default()
-        .ptr(0, c.as_ptr())
-        .u32(8, prog.fd().as_raw_fd() as u32);
-    let fd = bpf_fd(cmd::RAW_TRACEPOINT_OPEN, &mut attr).map_err(|e| {
+    let fd = crate::sys::raw_tracepoint_open(prog.fd().as_fd(), Some(&c), 0).map_err(|e| {
         Error::sys(
             format!("attach `{}` to raw tracepoint {name}", prog.name()),
             e,
@@ -90,7 +86,7 @@ pub fn kprobe_unavailable_reason() -> Option<String> {
 
 /// Attaches a BTF-typed tracing program (tp_btf, fentry, fexit, fmod_ret,
 /// LSM) to the kernel object it was loaded for (its `attach_btf_id`).
-pub fn attach_btf_traced(prog: &LoadedProgram, target: &str) -> Result<Link> {
+pub fn attach_btf_traced(prog: &Program, target: &str) -> Result<Link> {
     let kind = prog.expected_attach_type().map_or("tracing", |a| a.name());
     let fd = crate::sys::raw_tracepoint_open(std::os::fd::AsFd::as_fd(prog), None, 0)
         .map_err(|e| Error::sys(format!("attach `{}` ({kind}) to {target}", prog.name()), e))?;
@@ -143,7 +139,7 @@ pub fn btf_attach_id(program: &str, attach_type: AttachType, target: &str) -> Re
 /// bpf_program__attach_iter does; the kernel refuses iterators through
 /// `BPF_RAW_TRACEPOINT_OPEN`. `map` is the map a map-element iterator
 /// (`iter/bpf_map_elem`, `iter/bpf_sk_storage_map`...) walks.
-pub fn attach_iter(prog: &LoadedProgram, map: Option<&crate::KernelMap>) -> Result<Link> {
+pub fn attach_iter(prog: &Program, map: Option<&crate::KernelMap>) -> Result<Link> {
     use std::os::fd::AsFd;
     // union bpf_iter_link_info: { struct { __u32 map_fd; } map; ... }
     let info: Vec<u8> = match map {

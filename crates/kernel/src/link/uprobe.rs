@@ -8,7 +8,7 @@ use object::{Object, ObjectSection, ObjectSymbol};
 
 use super::Link;
 use crate::error::{Error, Result};
-use crate::prog::LoadedProgram;
+use crate::prog::Program;
 use crate::sys::{perf_event_open, PerfEventAttr};
 
 /// Where a uprobe goes.
@@ -140,7 +140,7 @@ fn uprobe_pmu() -> Result<(u32, u64)> {
 }
 
 /// Attaches a `kprobe`-type program as a uprobe or uretprobe.
-pub fn attach_uprobe(prog: &LoadedProgram, target: &UprobeTarget) -> Result<Link> {
+pub fn attach_uprobe(prog: &Program, target: &UprobeTarget) -> Result<Link> {
     let path = resolve_binary(&target.binary, target.pid)?;
     let offset = if target.symbol.is_empty() {
         target.offset

@@ -165,9 +165,15 @@ impl Mmap {
 pub struct ReadOnlyFile(Mmap);
 
 impl ReadOnlyFile {
-    /// Maps the first `len` bytes of `fd`. The caller names a file nothing
-    /// rewrites: `/sys/kernel/btf/*` is generated once by the kernel.
-    pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<ReadOnlyFile> {
+    /// Maps the first `len` bytes of `fd`.
+    ///
+    /// # Safety
+    ///
+    /// Nothing may write to or truncate the file while the mapping lives:
+    /// the mapping is read as a `&[u8]`, which must not change underneath,
+    /// and a truncated file faults on access. `/sys/kernel/btf/*`, generated
+    /// once by the kernel, qualifies.
+    pub unsafe fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<ReadOnlyFile> {
         Mmap::private_read_only(fd, len).map(ReadOnlyFile)
     }
 }

@@ -11,6 +11,35 @@
 //!
 //! File descriptors returned by the kernel are [`OwnedFd`]s and close on drop.
 //!
+//! The audit rule: no safe function here lets a caller make the kernel write
+//! to memory the caller did not hand over as a `&mut`. Every raw entry point
+//! is `unsafe` or gone; these do not compile:
+//!
+//! ```compile_fail
+//! // Map element commands: the kernel writes the map's value size.
+//! # fn f(map: std::os::fd::BorrowedFd<'_>) {
+//! let mut value = [0u8; 1];
+//! let _ = bpfkit_kernel::sys::map::map_lookup_elem(map, Some(&[0; 4]), &mut value, 0);
+//! # }
+//! ```
+//!
+//! ```compile_fail
+//! // No untyped attr to point anywhere: `bpf()` takes typed commands only.
+//! use bpfkit_kernel::sys::Attr;
+//! ```
+//!
+//! ```compile_fail
+//! // No ioctl with an arbitrary request: only the perf ioctls, by name.
+//! use bpfkit_kernel::sys::ioctl_int;
+//! ```
+//!
+//! ```compile_fail
+//! // Mapping a file as a slice is only sound for files nothing rewrites.
+//! # fn f(fd: std::os::fd::BorrowedFd<'_>) {
+//! let _ = bpfkit_kernel::sys::mmap::ReadOnlyFile::map(fd, 4096);
+//! # }
+//! ```
+//!
 //! ```no_run
 //! use std::os::fd::{AsFd, OwnedFd};
 //! use bpfkit_kernel::sys::{link_create, LinkExtra, LinkTarget};
@@ -54,49 +83,10 @@ pub use object::{
     obj_get, obj_get_info_by_fd, obj_pin, prog_bind_map, prog_info, task_fd_query, IdKind,
     ProgInfoArrays, TaskFdQuery,
 };
-pub use perf::{ioctl, perf_event_open, PerfEventAttr};
+pub use perf::{perf_event_open, perf_ioctl, PerfEventAttr, PerfIoctl};
 pub use prog::{prog_load, prog_test_run, LogBuffer, ProgLoad, TestRun, TestRunResult};
 
-/// `enum bpf_cmd` values.
-#[allow(missing_docs)]
-pub mod cmd {
-    pub const MAP_CREATE: u32 = 0;
-    pub const MAP_LOOKUP_ELEM: u32 = 1;
-    pub const MAP_UPDATE_ELEM: u32 = 2;
-    pub const MAP_DELETE_ELEM: u32 = 3;
-    pub const MAP_GET_NEXT_KEY: u32 = 4;
-    pub const PROG_LOAD: u32 = 5;
-    pub const OBJ_PIN: u32 = 6;
-    pub const OBJ_GET: u32 = 7;
-    pub const PROG_ATTACH: u32 = 8;
-    pub const PROG_DETACH: u32 = 9;
-    pub const PROG_TEST_RUN: u32 = 10;
-    pub const PROG_GET_NEXT_ID: u32 = 11;
-    pub const MAP_GET_NEXT_ID: u32 = 12;
-    pub const PROG_GET_FD_BY_ID: u32 = 13;
-    pub const MAP_GET_FD_BY_ID: u32 = 14;
-    pub const OBJ_GET_INFO_BY_FD: u32 = 15;
-    pub const PROG_QUERY: u32 = 16;
-    pub const RAW_TRACEPOINT_OPEN: u32 = 17;
-    pub const BTF_LOAD: u32 = 18;
-    pub const BTF_GET_FD_BY_ID: u32 = 19;
-    pub const TASK_FD_QUERY: u32 = 20;
-    pub const MAP_LOOKUP_AND_DELETE_ELEM: u32 = 21;
-    pub const MAP_FREEZE: u32 = 22;
-    pub const BTF_GET_NEXT_ID: u32 = 23;
-    pub const MAP_LOOKUP_BATCH: u32 = 24;
-    pub const MAP_LOOKUP_AND_DELETE_BATCH: u32 = 25;
-    pub const MAP_UPDATE_BATCH: u32 = 26;
-    pub const MAP_DELETE_BATCH: u32 = 27;
-    pub const LINK_CREATE: u32 = 28;
-    pub const LINK_UPDATE: u32 = 29;
-    pub const LINK_GET_FD_BY_ID: u32 = 30;
-    pub const LINK_GET_NEXT_ID: u32 = 31;
-    pub const ENABLE_STATS: u32 = 32;
-    pub const ITER_CREATE: u32 = 33;
-    pub const LINK_DETACH: u32 = 34;
-    pub const PROG_BIND_MAP: u32 = 35;
-}
+pub use bpfkit_abi::bpf_cmd as cmd;
 
 /// Flags of `link_create`, `prog_attach` and `prog_query` (`BPF_F_*`).
 #[allow(missing_docs)]
@@ -178,93 +168,4 @@ fn fd_u32(fd: BorrowedFd<'_>) -> u32 {
 /// `io::Error` for an argument rejected before reaching the kernel.
 fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, what.to_string())
-}
-
-pub use legacy::{bpf, bpf_fd, Attr};
-
-/// The byte-offset attr builder the first modules were written against,
-/// kept for `link.rs` until it moves to the typed commands above.
-mod legacy {
-    use std::io;
-    use std::os::fd::{FromRawFd, OwnedFd};
-
-    /// A `union bpf_attr` as 144 zeroed bytes the command's fields are written into.
-    ///
-    /// Prefer the typed command functions of [`crate::sys`]: they cannot be
-    /// handed a dangling address.
-    #[repr(C, align(8))]
-    #[derive(Clone, Copy)]
-    pub struct Attr(pub [u8; 144]);
-
-    impl Default for Attr {
-        fn default() -> Self {
-            Attr([0; 144])
-        }
-    }
-
-    impl Attr {
-        /// Writes a `u32` field at byte `off`.
-        pub fn u32(mut self, off: usize, v: u32) -> Attr {
-            if let Some(s) = self.0.get_mut(off..off + 4) {
-                s.copy_from_slice(&v.to_ne_bytes());
-            }
-            self
-        }
-
-        /// Writes a `u64` field at byte `off`.
-        pub fn u64(mut self, off: usize, v: u64) -> Attr {
-            if let Some(s) = self.0.get_mut(off..off + 8) {
-                s.copy_from_slice(&v.to_ne_bytes());
-            }
-            self
-        }
-
-        /// Writes a pointer field at byte `off`.
-        pub fn ptr<T: ?Sized>(self, off: usize, p: *const T) -> Attr {
-            self.u64(off, p as *const u8 as u64)
-        }
-
-        /// Writes bytes (a name) at byte `off`.
-        pub fn bytes(mut self, off: usize, b: &[u8]) -> Attr {
-            if let Some(s) = self.0.get_mut(off..off + b.len()) {
-                s.copy_from_slice(b);
-            }
-            self
-        }
-
-        /// Reads a `u32` field the kernel wrote.
-        pub fn get_u32(&self, off: usize) -> u32 {
-            self.0
-                .get(off..off + 4)
-                .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
-        }
-    }
-
-    /// Calls `bpf(cmd, attr, sizeof attr)`; returns the non-negative result.
-    /// Every address written into `attr` must stay valid for the call.
-    pub fn bpf(cmd: u32, attr: &mut Attr) -> io::Result<i64> {
-        // SAFETY: `attr` is a valid, writable 144-byte buffer that outlives
-        // the call; the addresses stored in it were taken by the caller from
-        // live objects it keeps alive until this returns.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                cmd as libc::c_long,
-                attr as *mut Attr,
-                std::mem::size_of::<Attr>(),
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r as i64)
-        }
-    }
-
-    /// Calls `bpf()` for a command that returns a new file descriptor.
-    pub fn bpf_fd(cmd: u32, attr: &mut Attr) -> io::Result<OwnedFd> {
-        let fd = bpf(cmd, attr)?;
-        // SAFETY: on success these commands return a new fd nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-    }
 }

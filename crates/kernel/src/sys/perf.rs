@@ -50,20 +50,6 @@ pub struct PerfEventAttr {
     pub reserved: u16,
 }
 
-/// Perf constants used by this crate.
-#[allow(missing_docs)]
-pub mod consts {
-    pub const PERF_TYPE_SOFTWARE: u32 = 1;
-    pub const PERF_TYPE_TRACEPOINT: u32 = 2;
-    pub const PERF_COUNT_SW_BPF_OUTPUT: u64 = 10;
-    pub const PERF_SAMPLE_RAW: u64 = 1 << 10;
-    pub const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
-    pub const PERF_EVENT_IOC_DISABLE: u64 = 0x2401;
-    pub const PERF_EVENT_IOC_SET_BPF: u64 = 0x4004_2408;
-    pub const PERF_RECORD_LOST: u32 = 2;
-    pub const PERF_RECORD_SAMPLE: u32 = 9;
-}
-
 /// Calls `perf_event_open(attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC)`.
 /// `config1`/`config2` must not hold addresses that are dead by the call.
 pub fn perf_event_open(attr: &PerfEventAttr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
@@ -90,16 +76,30 @@ pub fn perf_event_open(attr: &PerfEventAttr, pid: i32, cpu: i32) -> io::Result<O
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// `ioctl(fd, request, arg)` for the perf ioctls that take an integer.
-pub fn ioctl(fd: &OwnedFd, request: libc::c_ulong, arg: libc::c_ulong) -> io::Result<()> {
-    ioctl_int(std::os::fd::AsFd::as_fd(fd), request, arg)
+/// The perf event ioctls bpfkit makes, each with an integer argument: a
+/// closed set, so that no caller can pass a request that makes the kernel
+/// write through an address.
+#[derive(Debug, Clone, Copy)]
+pub enum PerfIoctl<'a> {
+    /// `PERF_EVENT_IOC_ENABLE`.
+    Enable,
+    /// `PERF_EVENT_IOC_DISABLE`.
+    Disable,
+    /// `PERF_EVENT_IOC_SET_BPF`: run this program on each event.
+    SetBpf(BorrowedFd<'a>),
 }
 
-/// `ioctl(fd, request, arg)` with an integer argument (enable, disable, set BPF).
-pub fn ioctl_int(fd: BorrowedFd<'_>, request: libc::c_ulong, arg: libc::c_ulong) -> io::Result<()> {
-    // SAFETY: the perf ioctls used here take an integer argument, not a
+/// Issues a perf event ioctl on `event`.
+pub fn perf_ioctl(event: BorrowedFd<'_>, op: PerfIoctl<'_>) -> io::Result<()> {
+    use bpfkit_abi::perf;
+    let (request, arg) = match op {
+        PerfIoctl::Enable => (perf::EVENT_IOC_ENABLE, 0),
+        PerfIoctl::Disable => (perf::EVENT_IOC_DISABLE, 0),
+        PerfIoctl::SetBpf(prog) => (perf::EVENT_IOC_SET_BPF, prog.as_raw_fd() as libc::c_ulong),
+    };
+    // SAFETY: each of these requests takes an integer argument, not a
     // pointer, so the kernel touches no user memory.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) };
+    let r = unsafe { libc::ioctl(event.as_raw_fd(), request as libc::c_ulong, arg) };
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -1,12 +1,21 @@
-//! Kernel address → symbol, from `/proc/kallsyms`.
+//! The kernel's symbols, from `/proc/kallsyms`, read once and shared by
+//! everything that needs them: `__ksym` externs, the kconfig probe of
+//! syscall wrappers, call-site and xlated-dump symbolization.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-/// A sorted table of kernel symbols.
+/// A table of kernel symbols: code symbols sorted by address (to resolve an
+/// address), and every symbol by name.
 #[derive(Debug, Default)]
 pub struct KernelSymbols {
-    /// `(address, name, module)` sorted by address.
+    /// `(address, name, module)` of code symbols, sorted by address.
     symbols: Vec<(u64, String, Option<String>)>,
+    /// Every symbol's address by name (the first, for a repeated name).
+    by_name: HashMap<String, u64>,
+    /// Every address read as zero: the reader lacks `CAP_SYSLOG`
+    /// (`kptr_restrict`).
+    restricted: bool,
 }
 
 impl KernelSymbols {
@@ -23,25 +32,44 @@ impl KernelSymbols {
 
     /// Parses text in the `/proc/kallsyms` format: `address type name [module]`.
     pub fn parse(text: &str) -> KernelSymbols {
-        let mut symbols: Vec<(u64, String, Option<String>)> = text
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.split_whitespace();
-                let addr = u64::from_str_radix(fields.next()?, 16).ok()?;
-                let kind = fields.next()?;
-                let name = fields.next()?;
-                // Only code symbols are call sites.
-                if addr == 0 || !matches!(kind, "t" | "T" | "w" | "W") {
-                    return None;
-                }
+        let mut symbols = Vec::new();
+        let mut by_name = HashMap::new();
+        let (mut lines, mut zero) = (0usize, 0usize);
+        for line in text.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(addr), Some(kind), Some(name)) = (
+                fields.next().and_then(|a| u64::from_str_radix(a, 16).ok()),
+                fields.next(),
+                fields.next(),
+            ) else {
+                continue;
+            };
+            lines += 1;
+            if addr == 0 {
+                zero += 1;
+                continue;
+            }
+            by_name.entry(name.to_string()).or_insert(addr);
+            // Only code symbols are call sites.
+            if matches!(kind, "t" | "T" | "w" | "W") {
                 let module = fields
                     .next()
                     .map(|m| m.trim_matches(['[', ']']).to_string());
-                Some((addr, name.to_string(), module))
-            })
-            .collect();
+                symbols.push((addr, name.to_string(), module));
+            }
+        }
         symbols.sort_by_key(|&(a, _, _)| a);
-        KernelSymbols { symbols }
+        KernelSymbols {
+            symbols,
+            by_name,
+            restricted: lines > 0 && zero == lines,
+        }
+    }
+
+    /// Whether the table is empty because every address read as zero: the
+    /// reader lacks `CAP_SYSLOG` (`kptr_restrict`).
+    pub fn is_restricted(&self) -> bool {
+        self.restricted
     }
 
     /// The symbol containing `addr`, the offset into it, and its module.
@@ -76,17 +104,9 @@ impl KernelSymbols {
         }
     }
 
-    /// The address of the symbol called `name`, if there is one.
+    /// The address of the symbol called `name`, code or data, if there is one.
     pub fn address_of(&self, name: &str) -> Option<u64> {
-        self.symbols
-            .iter()
-            .find(|(_, n, _)| n == name)
-            .map(|&(a, _, _)| a)
-    }
-
-    /// Whether the table holds any symbol.
-    pub fn is_empty(&self) -> bool {
-        self.symbols.is_empty()
+        self.by_name.get(name).copied()
     }
 }
 
@@ -109,6 +129,11 @@ mod tests {
         assert_eq!(table.at(0xffffffff81000100), Some("do_thing"));
         assert_eq!(table.at(0xffffffff81000101), None);
         assert_eq!(table.address_of("mod_fn"), Some(0xffffffffc0000000));
-        assert_eq!(table.address_of("some_data"), None);
+        // Data symbols have an address but are no call site.
+        assert_eq!(table.address_of("some_data"), Some(0xffffffff81000200));
+        assert_eq!(table.describe(0xffffffff81000200), "do_thing+0x100");
+        assert!(!table.is_restricted());
+        let hidden = KernelSymbols::parse("0000000000000000 T _stext\n0000000000000000 t f\n");
+        assert!(hidden.is_restricted() && hidden.address_of("f").is_none());
     }
 }
