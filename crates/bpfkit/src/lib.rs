@@ -5,7 +5,6 @@
 
 mod backend;
 pub mod maps;
-pub mod record;
 
 pub use backend::{dump, Backend, Error, Object, RunResult};
 pub use bpfkit_abi as abi;

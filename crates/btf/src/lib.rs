@@ -40,6 +40,7 @@ mod endian;
 mod error;
 mod ext;
 mod index;
+pub mod record;
 mod sanitize;
 mod types;
 

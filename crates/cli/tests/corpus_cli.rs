@@ -300,3 +300,56 @@ fn libbpf_tools_objects_load_wherever_bpftool_loads_them() {
     std::fs::remove_dir_all(&pins).unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn libbpf_tools_execsnoop_records_decode_from_btf_though_shorter_than_the_type() {
+    if !common::require_bpf() {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = std::env::temp_dir().join(format!("bpfkit-execsnoop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = common::RemoveOnDrop(dir.clone());
+    let Some(bytes) = std::fs::read("/usr/sbin/execsnoop").ok() else {
+        common::skip("libbpf-tools is not installed (Debian: libbpf-tools)");
+        return;
+    };
+    let obj = dir.join("execsnoop.bpf.o");
+    std::fs::write(&obj, &embedded_objects(&bytes)[0]).unwrap();
+    let mut tool = Command::new(BIN)
+        .args(["load", "--event-type", "event", "-d", "10"])
+        .arg(&obj)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(tool.stdout.take().unwrap()).lines();
+    // The blank line after the program and map list: attached.
+    for line in lines.by_ref() {
+        if line.unwrap().is_empty() {
+            break;
+        }
+    }
+    let echo = Command::new("/bin/echo")
+        .arg("bpfkit-decoded")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = echo.id();
+    let mut echo = echo;
+    echo.wait().unwrap();
+    // Each record is the used part of a 7,720-byte struct event.
+    let line = lines
+        .map(|l| l.unwrap())
+        .find(|l| l.contains(&format!("pid={pid} ")))
+        .expect("the exec was reported");
+    let _ = Command::new("kill")
+        .args(["-INT", &tool.id().to_string()])
+        .status();
+    let _ = tool.wait();
+    assert!(line.starts_with("events: "), "{line}");
+    assert!(line.contains("comm=\"echo\""), "{line}");
+    assert!(line.contains("args_count=2"), "{line}");
+    assert!(line.contains("args=\"/bin/echo\""), "{line}");
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use bpfkit::record::{format_text, RecordDecoder};
+use bpfkit_btf::record::{format_text, RecordDecoder};
 use bpfkit_kernel::{inspect, Collection, LoadOptions, PerfBufReader, RingBufReader};
 
 /// Data pages per CPU of each perf buffer (256 KiB with 4 KiB pages).

@@ -1,8 +1,15 @@
 //! Decoding raw event records (ring buffer or perf buffer samples) field by
 //! field, using the BTF description of the C struct that produced them.
+//!
+//! A record shorter than its type is decoded as far as it goes: BPF tools
+//! send only the used part of a trailing variable-length array (libbpf-tools'
+//! execsnoop sends 436 of its 7,720-byte `struct event` for a short command
+//! line). A field the record does not reach is left out; a `char` array cut
+//! short is read up to the record's end.
 
-use bpfkit_btf::{Btf, BtfError, Kind, TypeId};
 use serde_json::{Map, Value};
+
+use crate::{Btf, BtfError, Kind, TypeId};
 
 /// How deep nested types may go before decoding gives up (guards against loops).
 const MAX_DEPTH: usize = 32;
@@ -16,16 +23,9 @@ pub enum RecordError {
     /// The BTF itself is inconsistent.
     #[error(transparent)]
     Btf(#[from] BtfError),
-    /// The record is shorter than the type.
-    #[error("record has {got} bytes but `{name}` needs {need}")]
-    TooShort {
-        /// Type name.
-        name: String,
-        /// Bytes needed.
-        need: usize,
-        /// Bytes present.
-        got: usize,
-    },
+    /// The record is empty.
+    #[error("an empty record cannot be decoded as `{0}`")]
+    Empty(String),
     /// Types nest deeper than decoding allows.
     #[error("type {0} nests too deeply")]
     TooDeep(TypeId),
@@ -61,16 +61,14 @@ impl<'a> RecordDecoder<'a> {
     }
 
     /// Decodes one record into a JSON object keyed by field name.
-    /// Trailing bytes beyond the type's size are ignored.
+    /// Trailing bytes beyond the type's size are ignored; a shorter record
+    /// is decoded as far as it reaches (see the module docs).
     pub fn decode(&self, record: &[u8]) -> Result<Value, RecordError> {
-        if record.len() < self.size {
-            return Err(RecordError::TooShort {
-                name: self.name.clone(),
-                need: self.size,
-                got: record.len(),
-            });
+        if record.is_empty() {
+            return Err(RecordError::Empty(self.name.clone()));
         }
-        decode_value(self.btf, self.type_id, &record[..self.size], 0)
+        let len = record.len().min(self.size);
+        decode_value(self.btf, self.type_id, &record[..len], 0)
     }
 }
 
@@ -163,20 +161,34 @@ fn decode_value(btf: &Btf, id: TypeId, bytes: &[u8], depth: usize) -> Result<Val
                     m.name.to_string()
                 };
                 let value = if m.bitfield_size > 0 {
-                    let word = read_uint(bytes);
-                    let raw = (word >> m.bit_offset) & ((1u128 << m.bitfield_size) - 1);
+                    // Read from the byte the field starts in, so that a
+                    // bitfield anywhere in a large struct fits the word.
+                    let start = (m.bit_offset / 8) as usize;
+                    let shift = m.bit_offset % 8;
+                    let bits = m.bitfield_size.min(64);
+                    let end = start + (shift + bits).div_ceil(8) as usize;
+                    let Some(field) = bytes.get(start..end) else {
+                        continue; // beyond a short record
+                    };
+                    let raw = (read_uint(field) >> shift) & ((1u128 << bits) - 1);
                     let signed = btf
                         .resolve(m.type_id)?
                         .int()
                         .is_some_and(|i| i.encoding.is_signed());
-                    int_value(raw, m.bitfield_size, signed)
+                    int_value(raw, bits, signed)
                 } else {
                     let start = (m.bit_offset / 8) as usize;
                     let size = btf.type_size(m.type_id)? as usize;
-                    match bytes.get(start..start + size) {
-                        Some(b) => decode_value(btf, m.type_id, b, depth + 1)?,
-                        None => Value::Null,
+                    if start >= bytes.len() {
+                        continue; // beyond a short record
                     }
+                    // A field cut short by the record's end: only arrays
+                    // (strings, trailing variable-length data) decode in part.
+                    let end = (start + size).min(bytes.len());
+                    if end < start + size && btf.resolve(m.type_id)?.kind() != Kind::Array {
+                        continue;
+                    }
+                    decode_value(btf, m.type_id, &bytes[start..end], depth + 1)?
                 };
                 // Anonymous struct/union members are flattened, as C reads them.
                 match (m.name.is_empty(), value) {
@@ -220,6 +232,70 @@ mod tests {
             int_value(0x7fff_ffff, 32, true),
             Value::from(i32::MAX as i64)
         );
+    }
+
+    /// `struct { u64 pad[3]; u32 lo : 3, hi : 5; char name[8]; }`: a
+    /// bitfield past byte 16, and a record that ends inside `name`.
+    fn sample() -> Btf {
+        use crate::types::IntEncoding;
+        use crate::{BtfBuilder, MemberDef, TypeData, TypeDef};
+        let int = |size: u32, encoding: u8| TypeData::Int {
+            size,
+            encoding: IntEncoding(encoding),
+            offset: 0,
+            bits: (size * 8) as u8,
+        };
+        let member = |name: &str, type_id, bit_offset, bitfield_size| MemberDef {
+            name: name.into(),
+            type_id,
+            bit_offset,
+            bitfield_size,
+        };
+        let mut b = BtfBuilder::new();
+        let u64_t = b.add(TypeDef::new("u64", int(8, 0)));
+        let u32_t = b.add(TypeDef::new("u32", int(4, 0)));
+        let char_t = b.add(TypeDef::new("char", int(1, IntEncoding::CHAR)));
+        let array = |elem_type, nelems| TypeData::Array {
+            elem_type,
+            index_type: u32_t,
+            nelems,
+        };
+        let pad = b.add(TypeDef::new("", array(u64_t, 3)));
+        let name = b.add(TypeDef::new("", array(char_t, 8)));
+        b.add(TypeDef::new(
+            "rec",
+            TypeData::Composite {
+                is_union: false,
+                size: 36,
+                members: vec![
+                    member("pad", pad, 0, 0),
+                    member("lo", u32_t, 192, 3),
+                    member("hi", u32_t, 195, 5),
+                    member("name", name, 224, 0),
+                ],
+            },
+        ));
+        Btf::from_vec(b.encode(crate::Endian::Little).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn bitfields_past_byte_16_and_short_records_decode() {
+        let btf = sample();
+        let d = RecordDecoder::new(&btf, "rec").unwrap();
+        let mut rec = vec![0u8; 36];
+        rec[24] = 0b1010_1101; // lo = 0b101, hi = 0b10101
+        rec[28..32].copy_from_slice(b"bash");
+        let v = d.decode(&rec).unwrap();
+        assert_eq!(v["lo"], 5);
+        assert_eq!(v["hi"], 21);
+        assert_eq!(v["name"], "bash");
+        // Cut inside `name`: the string up to the end; cut before it: absent.
+        let v = d.decode(&rec[..30]).unwrap();
+        assert_eq!(v["name"], "ba");
+        let v = d.decode(&rec[..25]).unwrap();
+        assert_eq!(v["hi"], 21);
+        assert!(v.get("name").is_none(), "{v}");
+        assert!(d.decode(&[]).is_err());
     }
 
     #[test]
