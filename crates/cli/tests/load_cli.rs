@@ -329,3 +329,51 @@ fn iterators_run_once_or_pin_like_bpftool_iter() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("iter dump_task:"), "{stdout}");
 }
+
+#[test]
+fn event_type_falls_back_to_dwarf_when_btf_lacks_the_record() {
+    if !common::require_bpf() {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let obj = format!(
+        "{}/../object/tests/fixtures/dwarf_event.bpf.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut tool = Command::new(BIN)
+        .args(["load", &obj, "--event-type", "event", "-d", "10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(tool.stdout.take().unwrap()).lines();
+    // The blank line after the program and map list: attached.
+    for line in lines.by_ref() {
+        if line.unwrap().is_empty() {
+            break;
+        }
+    }
+    // SAFETY: getpgid has no preconditions.
+    unsafe { libc::getpgid(0) };
+    let me = std::process::id();
+    let line = lines
+        .map(|l| l.unwrap())
+        .find(|l| l.contains(&format!("pid={me} ")))
+        .expect("the record was printed");
+    let _ = Command::new("kill")
+        .args(["-INT", &tool.id().to_string()])
+        .status();
+    let _ = tool.wait();
+    assert!(
+        line.contains("stamp=42 pad=[1,2] flags=exited=1 level=5"),
+        "{line}"
+    );
+    // An object with neither BTF nor DWARF for the type says where it looked.
+    let stripped = format!(
+        "{}/../object/tests/fixtures/minimal.bpf.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (ok, _, stderr) = run_load(&[&stripped, "--event-type", "nosuch", "-d", "0"]);
+    assert!(!ok);
+    assert!(stderr.contains("nor in DWARF"), "{stderr}");
+}

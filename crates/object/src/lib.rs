@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod dwarf;
 mod elf;
 mod error;
 mod kconfig;

@@ -190,12 +190,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let kconfig = bpfkit_kernel::kconfig::kernel_config_for(&spec).context("kconfig externs")?;
     spec.apply_kconfig(&kconfig).context("kconfig externs")?;
+    // The record type from the object's BTF, or else from its DWARF (clang
+    // leaves out of BTF a type only written through a reserved pointer).
+    let in_btf = |t: &str| {
+        spec.btf
+            .as_ref()
+            .is_some_and(|b| RecordDecoder::new(b, t).is_ok())
+    };
+    let dwarf_btf = match &args.event_type {
+        Some(t) if !in_btf(t) => {
+            let bytes = std::fs::read(&args.object).with_context(|| format!("reading {path}"))?;
+            Some(
+                bpfkit_object::dwarf::type_btf(&bytes, t)
+                    .with_context(|| format!("{path}: reading `{t}` from DWARF"))?
+                    .with_context(|| {
+                        format!(
+                            "--event-type {t}: {path} has no struct, union or typedef `{t}` in its \
+                             BTF, nor in DWARF (build the object with -g and keep its debug info)"
+                        )
+                    })?,
+            )
+        }
+        _ => None,
+    };
     let decoder = match &args.event_type {
         Some(t) => {
-            let btf = spec
-                .btf
+            let btf = dwarf_btf
                 .as_ref()
-                .context("--event-type needs the object's BTF")?;
+                .or(spec.btf.as_ref())
+                .context("--event-type needs the object's BTF or DWARF")?;
             Some(RecordDecoder::new(btf, t)?)
         }
         None => None,
