@@ -266,14 +266,14 @@ impl Program {
                 }
             }
         };
-        let info = ProgramInfo::from_fd(fd.as_fd())?;
+        let (id, verified_insns) = crate::info::program_id_and_verified_insns(fd.as_fd())?;
         Ok(Program {
-            id: info.id,
+            id,
             name: p.name.to_string(),
             prog_type: p.prog_type,
             expected_attach_type: p.expected_attach_type,
             stats: VerifierStats {
-                verified_insns: info.verified_insns,
+                verified_insns,
                 log,
             },
             fd,
