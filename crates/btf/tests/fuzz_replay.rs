@@ -1,0 +1,126 @@
+//! The cargo-fuzz targets of `fuzz/`, run for a bounded number of
+//! iterations on the stable toolchain (see the shared driver,
+//! `crates/isa/fuzz/stable_driver.rs`), seeded from the BTF fixtures and the
+//! `.BTF` and `.BTF.ext` sections of every committed object.
+
+#[path = "../../isa/fuzz/stable_driver.rs"]
+mod stable_driver;
+
+#[path = "../fuzz/checks/btf_ext_parse.rs"]
+mod btf_ext_parse_check;
+#[path = "../fuzz/checks/btf_parse.rs"]
+mod btf_parse_check;
+#[path = "../fuzz/checks/core_relo.rs"]
+mod core_relo_check;
+
+use bpfkit_btf::{Btf, BtfExt};
+use stable_driver::{Shape, Target};
+
+/// (`.BTF`, `.BTF.ext` if any) of every fixture object, then the committed
+/// `.btf` / `.btf.ext` fixture files.
+fn btf_blobs() -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for (path, bytes) in stable_driver::fixture_objects() {
+        let sections = stable_driver::elf_sections(&bytes)
+            .unwrap_or_else(|| panic!("{}: not ELF64", path.display()));
+        let find = |name: &str| {
+            sections
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .map(|(_, _, d)| d.clone())
+        };
+        if let Some(btf) = find(".BTF") {
+            out.push((btf, find(".BTF.ext")));
+        }
+    }
+    let dir = stable_driver::repo_root().join("crates/btf/tests/fixtures");
+    for path in stable_driver::files_under(&dir, ".btf") {
+        let btf = std::fs::read(&path).unwrap();
+        let ext = std::fs::read(path.with_extension("btf.ext")).ok();
+        out.push((btf, ext));
+    }
+    assert!(out.len() > 10, "BTF fixtures missing");
+    out
+}
+
+/// Tokens of the BTF wire format: the magic both ways, header length,
+/// `info` words of each kind (kind in bits 24..29, kind_flag in bit 31).
+fn btf_dictionary() -> Vec<Vec<u8>> {
+    let mut d = vec![
+        vec![0x9f, 0xeb, 1, 0],
+        vec![0xeb, 0x9f, 1, 0],
+        24u32.to_le_bytes().to_vec(),
+        32u32.to_le_bytes().to_vec(),
+    ];
+    for kind in 0..=20u32 {
+        d.push((kind << 24).to_le_bytes().to_vec());
+        d.push(((kind << 24) | (1 << 31) | 1).to_le_bytes().to_vec());
+        d.push((kind << 24).to_be_bytes().to_vec());
+    }
+    d
+}
+
+#[test]
+fn fuzz_btf_parse() {
+    stable_driver::run(Target {
+        name: "btf_parse",
+        seeds: btf_blobs().into_iter().map(|(btf, _)| btf).collect(),
+        dictionary: btf_dictionary(),
+        default_iters: 20_000,
+        max_len: 1 << 16,
+        shape: Shape::Binary,
+        granule: 1,
+        check: btf_parse_check::check,
+    });
+}
+
+#[test]
+fn fuzz_btf_ext_parse() {
+    let seeds = btf_blobs()
+        .into_iter()
+        .filter_map(|(btf, ext)| Some(btf_ext_parse_check::join(&ext?, &btf)))
+        .collect();
+    stable_driver::run(Target {
+        name: "btf_ext_parse",
+        seeds,
+        dictionary: btf_dictionary(),
+        default_iters: 20_000,
+        max_len: 1 << 16,
+        shape: Shape::Binary,
+        granule: 1,
+        check: btf_ext_parse_check::check,
+    });
+}
+
+#[test]
+fn fuzz_core_relo() {
+    // Every relocation record the local fixture's compiler wrote.
+    let dir = stable_driver::repo_root().join("crates/btf/tests/fixtures/core");
+    let local = Btf::parse(&std::fs::read(dir.join("local.btf")).unwrap()).unwrap();
+    let ext = BtfExt::parse(&std::fs::read(dir.join("local.btf.ext")).unwrap()).unwrap();
+    let mut seeds = Vec::new();
+    let mut dictionary = Vec::new();
+    for section in &ext.core_relos {
+        for relo in &section.records {
+            let access = relo.access_str(&local).unwrap();
+            let mut seed = (relo.type_id as u16).to_le_bytes().to_vec();
+            seed.push(relo.kind as u8);
+            seed.push((relo.insn_off / 8) as u8);
+            seed.extend_from_slice(access.as_bytes());
+            seeds.push(seed);
+            dictionary.push(access.as_bytes().to_vec());
+        }
+    }
+    assert!(seeds.len() > 10, "local.btf.ext has too few CO-RE records");
+    dictionary.extend([":", "0", "1", "4294967295", "-1", "00", ":0:0:0"].map(|t| t.into()));
+    stable_driver::run(Target {
+        name: "core_relo",
+        seeds,
+        dictionary,
+        default_iters: 100_000,
+        max_len: 256,
+        shape: Shape::Binary,
+        granule: 1,
+        check: core_relo_check::check,
+    });
+}
