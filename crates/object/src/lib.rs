@@ -435,9 +435,9 @@ fn relocate_program(prog: &mut ProgramSpec, relocator: &CoreRelocator) -> Result
     if prog.core_relos.is_empty() {
         return Ok(());
     }
-    let core_err = |source| ObjectError::Core {
+    let core_err = |error| ObjectError::Core {
         program: prog.name.clone(),
-        source,
+        error,
     };
     let mut slots = bpfkit_isa::encode_slots(&prog.insns);
     for relo in &prog.core_relos {

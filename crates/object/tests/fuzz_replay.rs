@@ -1,0 +1,109 @@
+//! The cargo-fuzz targets of `fuzz/`, run for a bounded number of
+//! iterations on the stable toolchain (see the shared driver,
+//! `crates/isa/fuzz/stable_driver.rs`), seeded from every committed BPF
+//! object and, for the `.config` parser, from configs naming the globals
+//! fixture's kconfig externs.
+
+#[path = "../../isa/fuzz/stable_driver.rs"]
+mod stable_driver;
+
+#[path = "../fuzz/checks/kconfig.rs"]
+mod kconfig_check;
+#[path = "../fuzz/checks/parse_elf.rs"]
+mod parse_elf_check;
+
+use stable_driver::{Shape, Target};
+
+#[test]
+fn fuzz_parse_elf() {
+    let seeds = stable_driver::fixture_objects()
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .collect();
+    stable_driver::run(Target {
+        name: "parse_elf",
+        seeds,
+        dictionary: vec![
+            b"\x7fELF\x02\x01\x01\x00".to_vec(),
+            247u16.to_le_bytes().to_vec(), // EM_BPF
+            b".BTF\0".to_vec(),
+            b".BTF.ext\0".to_vec(),
+            b".maps\0".to_vec(),
+            b".kconfig\0".to_vec(),
+            b"license\0".to_vec(),
+            b"xdp\0".to_vec(),
+            b"kprobe/\0".to_vec(),
+            b".rodata\0".to_vec(),
+        ],
+        default_iters: 4_000,
+        max_len: 1 << 17,
+        shape: Shape::Binary,
+        granule: 1,
+        check: parse_elf_check::check,
+    });
+}
+
+#[test]
+fn fuzz_kconfig() {
+    let seeds: Vec<Vec<u8>> = [
+        "6.18.44-fc\n# comment\nCONFIG_BPF=y\nCONFIG_HZ=250\n# CONFIG_KPROBES is not set\n\
+         CONFIG_LOCALVERSION=\"-x\"\n",
+        "6.1.0\nCONFIG_BPF_SYSCALL=y\nCONFIG_HZ=1000\n",
+        "5.15.0-generic\n# CONFIG_BPF_SYSCALL is not set\nCONFIG_HZ=0x64\n",
+        "4.19.255\nCONFIG_BPF_SYSCALL=m\nCONFIG_HZ=y\n",
+        "\nCONFIG_BPF_SYSCALL=n\n  CONFIG_HZ = 300  \n",
+    ]
+    .map(|s| s.as_bytes().to_vec())
+    .into();
+    let dictionary = [
+        "CONFIG_HZ",
+        "CONFIG_BPF_SYSCALL",
+        "LINUX_KERNEL_VERSION",
+        "CONFIG_",
+        "=y",
+        "=m",
+        "=n",
+        "=",
+        "# ",
+        " is not set",
+        "\"",
+        "0x",
+        "-",
+        "\n",
+        "\r\n",
+        "4294967295",
+        "18446744073709551616",
+        "99999999999999999999999999999999999999999",
+    ];
+    stable_driver::run(Target {
+        name: "kconfig",
+        seeds,
+        dictionary: dictionary.iter().map(|t| t.as_bytes().to_vec()).collect(),
+        default_iters: 100_000,
+        max_len: 4096,
+        shape: Shape::Text,
+        granule: 1,
+        check: kconfig_check::check,
+    });
+}
+
+// Regressions: inputs the drivers found, kept as plain tests.
+
+/// The empty input's error printed its cause twice through `{:#}` (the
+/// `bpfkit` binary's format): "not a readable ELF object: Could not read
+/// file magic: Could not read file magic". The cause is now part of the
+/// message only, not also its `source()`.
+#[test]
+fn wrapped_errors_are_printed_once() {
+    use std::error::Error as _;
+    let err = bpfkit_object::ObjectSpec::parse(&[]).unwrap_err();
+    assert!(err.source().is_none(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "not a readable ELF object: Could not read file magic"
+    );
+    let btf = bpfkit_object::ObjectError::from(bpfkit_btf::BtfError::NoSuchType { id: 7 });
+    assert!(btf.source().is_none());
+    assert_eq!(btf.to_string(), "BTF: BTF type id 7 does not exist");
+    assert!(!parse_elf_check::check(&[]));
+}
