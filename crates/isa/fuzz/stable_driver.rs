@@ -59,8 +59,9 @@ pub struct Target {
     pub max_len: usize,
     /// Input shape.
     pub shape: Shape,
-    /// Lengths are kept a multiple of this most of the time (8 for
-    /// instruction streams: other lengths only reach the length check).
+    /// Inserted, deleted and truncated chunks are a multiple of this most of
+    /// the time, so what follows keeps its alignment (8 for instruction
+    /// streams: a ragged length only reaches the length check).
     pub granule: usize,
     /// The check: panics on a finding; returns whether the input was
     /// accepted (parsed), which the driver counts.
@@ -323,9 +324,6 @@ impl Mutator {
         for _ in 0..rounds {
             self.mutate(&mut rng, &mut data);
         }
-        if self.granule > 1 && !rng.one_in(4) {
-            data.truncate(data.len() / self.granule * self.granule);
-        }
         data.truncate(self.max_len);
         data
     }
@@ -353,6 +351,17 @@ impl Mutator {
             0 => p & !7,
             1 => p & !3,
             _ => p,
+        }
+    }
+
+    /// A length in `1..=max` for inserted or deleted chunks, most of the
+    /// time rounded up to whole granules, so what follows keeps its alignment.
+    fn chunk(&self, rng: &mut Rng, max: usize) -> usize {
+        let n = 1 + rng.below(max);
+        if self.granule > 1 && !rng.one_in(4) {
+            n.div_ceil(self.granule) * self.granule
+        } else {
+            n
         }
     }
 
@@ -413,17 +422,20 @@ impl Mutator {
                 }
             }
             // Truncate.
-            3 => data.truncate(rng.below(len)),
+            3 => {
+                let cut = self.chunk(rng, len).min(len);
+                data.truncate(len - cut);
+            }
             // Delete a range.
             4 => {
                 let p = rng.below(len);
-                let n = 1 + rng.below((len - p).min(64));
+                let n = self.chunk(rng, 64).min(len - p);
                 data.drain(p..p + n);
             }
             // Insert random bytes, or one byte repeated.
             5 => {
                 let p = rng.below(len + 1);
-                let n = 1 + rng.below(32);
+                let n = self.chunk(rng, 32);
                 let bytes: Vec<u8> = if rng.one_in(2) {
                     vec![self.random_byte(rng); n]
                 } else {
@@ -434,7 +446,7 @@ impl Mutator {
             // Duplicate or move a chunk within the input.
             6 => {
                 let a = Self::pos(rng, len);
-                let n = 1 + rng.below((len - a).min(64));
+                let n = self.chunk(rng, 64).min(len - a);
                 let chunk = data[a..a + n].to_vec();
                 let b = Self::pos(rng, len);
                 if rng.one_in(2) {
@@ -456,8 +468,8 @@ impl Mutator {
             8 => {
                 let other = &self.seeds[rng.below(self.seeds.len())];
                 if !other.is_empty() {
-                    let a = rng.below(other.len());
-                    let n = 1 + rng.below((other.len() - a).min(256));
+                    let a = Self::pos(rng, other.len());
+                    let n = self.chunk(rng, 256).min(other.len() - a);
                     let p = rng.below(len + 1);
                     data.splice(p..p, other[a..a + n].iter().copied());
                 }
