@@ -107,3 +107,42 @@ fn wrapped_errors_are_printed_once() {
     assert_eq!(btf.to_string(), "BTF: BTF type id 7 does not exist");
     assert!(!parse_elf_check::check(&[]));
 }
+
+/// Parses a committed fixture object.
+fn parse_fixture(name: &str) -> Result<bpfkit_object::ObjectSpec, String> {
+    let path = stable_driver::repo_root()
+        .join("crates/object/tests/fixtures")
+        .join(name);
+    bpfkit_object::ObjectSpec::parse(&std::fs::read(path).unwrap()).map_err(|e| e.to_string())
+}
+
+/// `__int128` kconfig externs were laid out as 16-byte integers, and
+/// filling one indexed 16 bytes of an 8-byte i64: a panic. Rejected now,
+/// as libbpf's find_kcfg_type() rejects it.
+#[test]
+fn kconfig_integer_wider_than_8_bytes_is_an_error() {
+    assert_eq!(
+        parse_fixture("kconfig_int128.bpf.o").unwrap_err(),
+        "section `.kconfig`: extern `CONFIG_WIDE` has a type kconfig values cannot have \
+         (a 16-byte integer; kconfig integers have 1, 2, 4 or 8 bytes)"
+    );
+}
+
+/// `char CONFIG_X[0]` underflowed `len - 1` when filled: a panic.
+#[test]
+fn kconfig_empty_char_array_is_an_error() {
+    assert_eq!(
+        parse_fixture("kconfig_empty_string.bpf.o").unwrap_err(),
+        "section `.kconfig`: extern `CONFIG_EMPTY` has a type kconfig values cannot have \
+         (a char array of length 0)"
+    );
+}
+
+/// Two 2 GiB char arrays overflowed the u32 layout offset: a panic.
+#[test]
+fn kconfig_externs_past_4_gib_are_an_error() {
+    assert_eq!(
+        parse_fixture("kconfig_huge.bpf.o").unwrap_err(),
+        "section `.kconfig`: 4294967296 bytes of externs do not fit a map value"
+    );
+}
