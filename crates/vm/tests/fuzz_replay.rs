@@ -61,3 +61,42 @@ fn fuzz_run() {
         check: run_check::check,
     });
 }
+
+// Regressions: inputs the drivers found, kept as plain tests.
+
+/// `bpf_get_current_comm(buf, size)` allocated a `size`-byte buffer before
+/// checking the destination: size 0xffffffff80000010 (`r2 = -2147483632`)
+/// panicked with "capacity overflow", and a few GiB would have aborted on
+/// allocation. The destination is checked first now; the run faults.
+#[test]
+fn get_current_comm_with_a_huge_size_faults() {
+    use bpfkit_vm::{Program, Vm};
+    let text = "r1 = r10\nr1 += -16\nr2 = -2147483632\ncall 16\nexit";
+    let program = Program::new(assemble(text, Syntax::Llvm).unwrap()).unwrap();
+    let err = Vm::new().run(&program, &mut []).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("bpf_get_current_comm")
+            && message.contains("writing 18446744071562067984 bytes"),
+        "{message}"
+    );
+    // A size that fits the stack still writes the NUL-padded name, over
+    // whatever was there: "bpfkit-vm" is 9 bytes, so of the 16, bytes 8..16
+    // read as u64 are "m" (0x6d) and zeros.
+    let text = "r1 = -1\n*(u64 *)(r10 - 8) = r1\nr1 = r10\nr1 += -16\nr2 = 16\ncall 16\n\
+                r0 = *(u64 *)(r10 - 8)\nexit";
+    let program = Program::new(assemble(text, Syntax::Llvm).unwrap()).unwrap();
+    assert_eq!(Vm::new().run(&program, &mut []), Ok(0x6d));
+
+    // The input the driver found (`call 16` with that size, among others).
+    let found = "4000000000000000000000000000000000000000000000000000000000000000\
+                 0000000000000000000000000000000000000000000000000000000000000000\
+                 001501040000000000bf710000000000000701000010000000b7020000100000\
+                 808500000010000000b701000001000000db17000000000000db670800000000\
+                 00b7000000000000009500000000000000";
+    let found: Vec<u8> = (0..found.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&found[i..i + 2], 16).unwrap())
+        .collect();
+    assert!(run_check::check(&found));
+}
