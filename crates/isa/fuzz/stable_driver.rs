@@ -485,6 +485,33 @@ impl Mutator {
                     data.splice(p..end, token.iter().copied());
                 }
             }
+            // Text: a line replaced by, or joined with, a line of another
+            // seed, so most results are still valid programs.
+            _ if self.shape == Shape::Text => {
+                let other = &self.seeds[rng.below(self.seeds.len())];
+                let lines: Vec<&[u8]> = other.split(|&b| b == b'\n').collect();
+                let line = lines[rng.below(lines.len())].to_vec();
+                let starts: Vec<usize> = std::iter::once(0)
+                    .chain(
+                        data.iter()
+                            .enumerate()
+                            .filter(|(_, &b)| b == b'\n')
+                            .map(|(i, _)| i + 1),
+                    )
+                    .collect();
+                let start = starts[rng.below(starts.len())];
+                let end = data[start..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(len, |p| start + p);
+                if rng.one_in(2) {
+                    data.splice(start..end, line);
+                } else {
+                    let mut line = line;
+                    line.push(b'\n');
+                    data.splice(start..start, line);
+                }
+            }
             // Swap two aligned 8-byte slots (instructions, records).
             _ => {
                 if len >= 16 {

@@ -51,7 +51,7 @@ fn fuzz_decode() {
             vec![0x85, 0x10, 0, 0, 0xff, 0xff, 0xff, 0xff],          // call -1 (local)
             vec![0xdb, 0x12, 0, 0, 0xf1, 0, 0, 0],                   // atomic cmpxchg
         ],
-        default_iters: 60_000,
+        default_iters: 1_000_000,
         max_len: 4096,
         shape: Shape::Binary,
         granule: 8,
@@ -95,7 +95,7 @@ fn fuzz_cbpf() {
             vec![0x06, 0, 0, 0, 0xff, 0xff, 0, 0],    // ret #65535
             vec![0x20, 0, 0, 0, 0, 0xf0, 0xff, 0xff], // ld [SKF_AD_OFF]
         ],
-        default_iters: 200_000,
+        default_iters: 600_000,
         max_len: 4096,
         shape: Shape::Binary,
         granule: 8,
@@ -124,12 +124,18 @@ fn fuzz_assemble() {
             seeds.push(window.join("\n").into_bytes());
         }
     }
-    // Both syntaxes' printing of every code seed that decodes.
-    for code in code_seeds().iter().step_by(4) {
-        if let Ok(insns) = decode(code, ByteOrder::Little) {
-            for syntax in [Syntax::Ubpf, Syntax::Llvm] {
-                seeds.push(disassemble(&insns[..insns.len().min(40)], syntax).into_bytes());
-            }
+    // Both syntaxes' printing of every other code seed (in its byte order).
+    let programs: Vec<_> = code_seeds()
+        .iter()
+        .filter_map(|code| {
+            decode(code, ByteOrder::Little)
+                .or_else(|_| decode(code, ByteOrder::Big))
+                .ok()
+        })
+        .collect();
+    for insns in programs.iter().step_by(2) {
+        for syntax in [Syntax::Ubpf, Syntax::Llvm] {
+            seeds.push(disassemble(&insns[..insns.len().min(40)], syntax).into_bytes());
         }
     }
     let dictionary = [
@@ -191,7 +197,7 @@ fn fuzz_assemble() {
         name: "assemble",
         seeds,
         dictionary: dictionary.iter().map(|t| t.as_bytes().to_vec()).collect(),
-        default_iters: 40_000,
+        default_iters: 600_000,
         max_len: 4096,
         shape: Shape::Text,
         granule: 1,

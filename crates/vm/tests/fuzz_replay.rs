@@ -52,7 +52,7 @@ fn fuzz_run() {
             vec![0x7b, 0x1a, 0xf8, 0xff, 0, 0, 0, 0],       // *(u64 *)(r10 - 8) = r1
             vec![0x61, 0x10, 0, 0, 0, 0, 0, 0],             // r0 = *(u32 *)(r1 + 0)
         ],
-        default_iters: 60_000,
+        default_iters: 1_000_000,
         max_len: 4096,
         shape: Shape::Binary,
         // The code starts after the memory, at any alignment, but keeps
