@@ -309,6 +309,19 @@ pub struct Mutator {
 }
 
 impl Mutator {
+    /// A binary mutator over `seeds` with no dictionary, for testing the
+    /// driver itself.
+    pub fn for_test(seeds: Vec<Vec<u8>>, base_seed: u64) -> Mutator {
+        Mutator {
+            seeds,
+            dictionary: Vec::new(),
+            max_len: 4096,
+            shape: Shape::Binary,
+            granule: 8,
+            base_seed,
+        }
+    }
+
     /// Iteration `i`'s input: the seeds themselves first, then stacked mutations.
     pub fn input(&self, iteration: u64) -> Vec<u8> {
         if let Some(seed) = usize::try_from(iteration)
