@@ -1,11 +1,14 @@
-//! The cargo-fuzz target of `fuzz/`, run for a bounded number of
+//! The cargo-fuzz targets of `fuzz/`, run for a bounded number of
 //! iterations on the stable toolchain (see the shared driver,
 //! `crates/isa/fuzz/stable_driver.rs`), seeded from the bpf_conformance
-//! programs with their memory and from the code of every committed object.
+//! programs with their memory and from the code of every committed object,
+//! and, for the `.data` parser, from the suite's files.
 
 #[path = "../../isa/fuzz/stable_driver.rs"]
 mod stable_driver;
 
+#[path = "../fuzz/checks/conformance_case.rs"]
+mod conformance_case_check;
 #[path = "../fuzz/checks/run.rs"]
 mod run_check;
 
@@ -59,6 +62,46 @@ fn fuzz_run() {
         // it through chunks of whole instructions.
         granule: 8,
         check: run_check::check,
+    });
+}
+
+#[test]
+fn fuzz_conformance_case() {
+    let dir = stable_driver::repo_root().join("../shared/conformance/bpf_conformance/tests");
+    let mut seeds: Vec<Vec<u8>> = stable_driver::files_under(&dir, ".data")
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    // Without the suite (it lives outside the repository), one case of
+    // each section kind.
+    seeds.push(b"-- asm\nmov %r0, 1\nexit\n-- mem\n00 ff\n-- result\n0x1\n".to_vec());
+    seeds.push(b"-- raw\n0xb7000000000000ff\n0x95 # exit\n-- error\nboom\n".to_vec());
+    let dictionary = [
+        "-- asm\n",
+        "-- raw\n",
+        "-- mem\n",
+        "-- result\n",
+        "-- error\n",
+        "-- ",
+        "0x",
+        "0X",
+        "-",
+        "#",
+        "\n",
+        " ",
+        "ff",
+        "18446744073709551615",
+        "18446744073709551616",
+    ];
+    stable_driver::run(Target {
+        name: "conformance_case",
+        seeds,
+        dictionary: dictionary.iter().map(|t| t.as_bytes().to_vec()).collect(),
+        default_iters: 200_000,
+        max_len: 8192,
+        shape: Shape::Text,
+        granule: 1,
+        check: conformance_case_check::check,
     });
 }
 
