@@ -1,8 +1,9 @@
 //! The cargo-fuzz targets of `fuzz/`, run for a bounded number of
 //! iterations on the stable toolchain (see the shared driver,
 //! `crates/isa/fuzz/stable_driver.rs`), seeded from every committed BPF
-//! object and, for the `.config` parser, from configs naming the globals
-//! fixture's kconfig externs.
+//! object, for the section name parser from their section names, and for
+//! the `.config` parser from configs naming the globals fixture's kconfig
+//! externs.
 
 #[path = "../../isa/fuzz/stable_driver.rs"]
 mod stable_driver;
@@ -11,6 +12,8 @@ mod stable_driver;
 mod kconfig_check;
 #[path = "../fuzz/checks/parse_elf.rs"]
 mod parse_elf_check;
+#[path = "../fuzz/checks/section_name.rs"]
+mod section_name_check;
 
 use stable_driver::{Shape, Target};
 
@@ -84,6 +87,77 @@ fn fuzz_kconfig() {
         shape: Shape::Text,
         granule: 1,
         check: kconfig_check::check,
+    });
+}
+
+#[test]
+fn fuzz_section_name() {
+    // Every section name of every committed object.
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    for (_, bytes) in stable_driver::fixture_objects() {
+        for (name, _, _) in stable_driver::elf_sections(&bytes).unwrap_or_default() {
+            if !seeds.contains(&name.as_bytes().to_vec()) {
+                seeds.push(name.into_bytes());
+            }
+        }
+    }
+    let dictionary = [
+        "kprobe/",
+        "kretprobe/",
+        "kprobe.multi/",
+        "ksyscall/",
+        "uprobe/",
+        "uretprobe.s/",
+        "uprobe.multi/",
+        "usdt/",
+        "tp/",
+        "tracepoint/",
+        "raw_tp/",
+        "raw_tracepoint.w/",
+        "tp_btf/",
+        "fentry/",
+        "fexit.s/",
+        "fmod_ret/",
+        "freplace/",
+        "lsm/",
+        "lsm.s/",
+        "lsm_cgroup/",
+        "iter/",
+        "iter.s/",
+        "struct_ops/",
+        "struct_ops.s/",
+        "xdp",
+        "xdp.frags/",
+        "tc",
+        "tcx/ingress",
+        "netkit/peer",
+        "cgroup/connect4",
+        "cgroup_skb/egress",
+        "sk_lookup",
+        "socket",
+        "sk_reuseport/migrate",
+        "syscall",
+        "perf_event",
+        "/",
+        "//",
+        ":",
+        "::",
+        "+",
+        "+0x10",
+        "+18446744073709551616",
+        "0x",
+        ".s",
+        "/usr/lib/libc.so.6:malloc",
+    ];
+    stable_driver::run(Target {
+        name: "section_name",
+        seeds,
+        dictionary: dictionary.iter().map(|t| t.as_bytes().to_vec()).collect(),
+        default_iters: 200_000,
+        max_len: 512,
+        shape: Shape::Text,
+        granule: 1,
+        check: section_name_check::check,
     });
 }
 
