@@ -626,11 +626,17 @@ const IDLE: u64 = u64::MAX;
 /// Runs a target: its seeds, then mutations, for its iteration count.
 /// Panics with every finding if there are any.
 pub fn run(target: Target) {
-    install_hook();
-    let name = target.name;
     let slow = Duration::from_millis(
         env_u64("BPFKIT_FUZZ_SLOW_MS").unwrap_or(if cfg!(debug_assertions) { 5000 } else { 1000 }),
     );
+    run_with_slow_limit(target, slow);
+}
+
+/// [`run`] with the time an input may take given rather than read from
+/// `BPFKIT_FUZZ_SLOW_MS`.
+pub fn run_with_slow_limit(target: Target, slow: Duration) {
+    install_hook();
+    let name = target.name;
 
     if let Ok(h) = std::env::var("BPFKIT_FUZZ_INPUT") {
         let input = unhex(&h);

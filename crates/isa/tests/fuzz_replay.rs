@@ -249,6 +249,38 @@ fn driver_reports_a_finding_with_its_input() {
     assert!(report.contains("BPFKIT_FUZZ_INPUT=dead"), "{report}");
 }
 
+/// An input that takes longer than the limit is a finding, reported with
+/// its time and input, though nothing panicked.
+#[test]
+fn driver_reports_a_slow_input() {
+    fn check(data: &[u8]) -> bool {
+        if data == [0x5a, 0x5a] {
+            // Slowness itself is what is under test.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        true
+    }
+    let run = std::panic::catch_unwind(|| {
+        stable_driver::run_with_slow_limit(
+            Target {
+                name: "selftest_slow",
+                seeds: vec![vec![0x5a, 0x5a]],
+                dictionary: Vec::new(),
+                default_iters: 20,
+                max_len: 64,
+                shape: Shape::Binary,
+                granule: 1,
+                check,
+            },
+            std::time::Duration::from_millis(20),
+        )
+    });
+    let report = *run.unwrap_err().downcast::<String>().unwrap();
+    assert!(report.contains("- slow: "), "{report}");
+    assert!(report.contains("(limit 20ms)"), "{report}");
+    assert!(report.contains("BPFKIT_FUZZ_INPUT=5a5a"), "{report}");
+}
+
 /// Iteration `i` of a base seed is the same input however often it is
 /// made, which is what makes `BPFKIT_FUZZ_SEED` + `BPFKIT_FUZZ_ITER` a replay.
 #[test]
