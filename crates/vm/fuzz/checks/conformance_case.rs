@@ -9,6 +9,10 @@ use std::path::Path;
 
 use bpfkit_vm::conformance::TestCase;
 
+#[allow(clippy::duplicate_mod)] // Also included by the run check.
+#[path = "../../../isa/fuzz/error_message.rs"]
+mod error_message;
+
 /// Checks one input; panics on a finding. True if it parsed.
 pub fn check(data: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -17,6 +21,7 @@ pub fn check(data: &[u8]) -> bool {
     match TestCase::parse(text, Path::new("fuzz.data")) {
         Ok(_) => true,
         Err(e) => {
+            error_message::assert_clean(&e);
             let message = e.to_string();
             assert!(message.starts_with("fuzz.data: section `"), "{message}");
             assert!(!message.ends_with(": "), "{message}");

@@ -1,8 +1,9 @@
 //! Arbitrary bytecode over arbitrary memory: the interpreter returns a
-//! value or an error with a message, within its budget, and never panics;
-//! and a run is repeatable: the same program on the same memory, run again
-//! on the same runtime (which reuses its stack and scratch buffers), gives
-//! the same result and leaves the same memory.
+//! value or an error with a clean message (see `error_message.rs`), within
+//! its budget, and never panics; and a run is repeatable: the same program
+//! on the same memory, run again on the same runtime (which reuses its
+//! stack and scratch buffers), gives the same result and leaves the same
+//! memory.
 //!
 //! Input layout: one byte, how many of the following bytes are memory
 //! (at most what there is); the rest is little-endian bytecode, cut to
@@ -13,6 +14,10 @@
 //! `tests/fuzz_replay.rs`.
 
 use bpfkit_vm::{Program, Vm};
+
+#[allow(clippy::duplicate_mod)] // Also included by the conformance_case check.
+#[path = "../../../isa/fuzz/error_message.rs"]
+mod error_message;
 
 /// The instruction budget of each run.
 pub const BUDGET: u64 = 100_000;
@@ -32,7 +37,7 @@ pub fn check(data: &[u8]) -> bool {
     let program = match Program::from_bytes(code) {
         Ok(p) => p,
         Err(e) => {
-            assert!(!e.to_string().is_empty(), "{e:?}");
+            error_message::assert_clean(&e);
             return false;
         }
     };
@@ -44,7 +49,7 @@ pub fn check(data: &[u8]) -> bool {
     let first = vm.run(&program, &mut first_mem);
     assert!(vm.last_executed() <= BUDGET);
     if let Err(e) = &first {
-        assert!(!e.to_string().is_empty(), "{e:?}");
+        error_message::assert_clean(e);
     }
     let mut second_mem = mem.to_vec();
     let second = vm.run(&program, &mut second_mem);
@@ -58,7 +63,9 @@ pub fn check(data: &[u8]) -> bool {
     let mut vm = Vm::new();
     vm.set_budget(BUDGET);
     let mut mem = mem.to_vec();
-    let _ = vm.run(&program, &mut mem);
+    if let Err(e) = vm.run(&program, &mut mem) {
+        error_message::assert_clean(&e);
+    }
     assert!(vm.last_executed() <= BUDGET);
     true
 }
