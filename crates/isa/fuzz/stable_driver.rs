@@ -10,7 +10,8 @@
 //!
 //! Deterministic: iteration `i` of base seed `s` is always the same input, so a
 //! finding is reproduced with `BPFKIT_FUZZ_SEED=s BPFKIT_FUZZ_ITER=i`, or
-//! with the printed hex as `BPFKIT_FUZZ_INPUT=<hex>`.
+//! with the printed hex as `BPFKIT_FUZZ_INPUT=<hex>`, running only its
+//! target: `cargo test -p <crate> --test fuzz_replay -- --exact fuzz_<target>`.
 //!
 //! Environment:
 //! - `BPFKIT_FUZZ_ITERS`: iterations per target (default: the target's own,
@@ -22,7 +23,7 @@
 //!   1000 in release, 5000 in debug builds).
 //!
 //! Findings (panics, failed properties, slow inputs) are collected, one per
-//! panic location, keeping the shortest input; the test fails at the end with
+//! panic location and kind of message, keeping the shortest input; the test fails at the end with
 //! all of them. An input that does not finish at all is reported by a
 //! watchdog thread, which then exits the process.
 
@@ -544,7 +545,7 @@ impl Mutator {
 /// A problem found by the driver.
 struct Finding {
     what: String,
-    iteration: Option<u64>,
+    iteration: u64,
     input: Vec<u8>,
 }
 
@@ -707,13 +708,13 @@ pub fn run_with_slow_limit(target: Target, slow: Duration) {
     let mut record = |key: String, what: String, iteration: u64, input: Vec<u8>| {
         let f = findings.entry(key).or_insert_with(|| Finding {
             what: what.clone(),
-            iteration: Some(iteration),
+            iteration,
             input: input.clone(),
         });
         if input.len() < f.input.len() {
             *f = Finding {
                 what,
-                iteration: Some(iteration),
+                iteration,
                 input,
             };
         }
@@ -772,7 +773,7 @@ pub fn run_with_slow_limit(target: Target, slow: Duration) {
     }
     let mut report = format!("fuzz {name}: {} findings\n", findings.len());
     for f in findings.values() {
-        let i = f.iteration.unwrap_or(0);
+        let i = f.iteration;
         let _ = writeln!(
             report,
             "\n- {}\n  iteration {i}: BPFKIT_FUZZ_SEED={base_seed:#x} BPFKIT_FUZZ_ITER={i}\n  \
