@@ -60,6 +60,51 @@ fn btf_dictionary() -> Vec<Vec<u8>> {
     d
 }
 
+/// Makes a mutated `.BTF` header agree with the blob's length again (24-byte
+/// header, types then strings), keeping the type section's length where it
+/// fits, and NUL-delimits the string table: most mutations otherwise only
+/// reach the header and string table checks.
+fn fix_btf_header(blob: &mut [u8]) {
+    let word = |b: &[u8], at: usize, big: bool| {
+        let w: [u8; 4] = b[at..at + 4].try_into().unwrap();
+        if big {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        }
+    };
+    let big = match blob.get(..2) {
+        Some([0x9f, 0xeb]) => false,
+        Some([0xeb, 0x9f]) => true,
+        _ => return,
+    };
+    if blob.len() < 24 {
+        return;
+    }
+    let body = (blob.len() - 24) as u32;
+    let type_len = (word(blob, 12, big).min(body)) & !3;
+    for (at, value) in [
+        (4, 24),
+        (8, 0),
+        (12, type_len),
+        (16, type_len),
+        (20, body - type_len),
+    ] {
+        let bytes = if big {
+            u32::to_be_bytes(value)
+        } else {
+            u32::to_le_bytes(value)
+        };
+        blob[at..at + 4].copy_from_slice(&bytes);
+    }
+    // The string table starts and ends with NUL.
+    if body > type_len {
+        blob[24 + type_len as usize] = 0;
+        let last = blob.len() - 1;
+        blob[last] = 0;
+    }
+}
+
 #[test]
 fn fuzz_btf_parse() {
     stable_driver::run(Target {
@@ -70,6 +115,7 @@ fn fuzz_btf_parse() {
         max_len: 1 << 16,
         shape: Shape::Binary,
         granule: 1,
+        fixup: Some(|blob| fix_btf_header(blob)),
         check: btf_parse_check::check,
     });
 }
@@ -88,6 +134,12 @@ fn fuzz_btf_ext_parse() {
         max_len: 1 << 16,
         shape: Shape::Binary,
         granule: 1,
+        fixup: Some(|input| {
+            if let Some((ext, _)) = btf_ext_parse_check::split(input) {
+                let at = 4 + ext.len();
+                fix_btf_header(&mut input[at..]);
+            }
+        }),
         check: btf_ext_parse_check::check,
     });
 }
@@ -121,6 +173,7 @@ fn fuzz_core_relo() {
         max_len: 256,
         shape: Shape::Binary,
         granule: 1,
+        fixup: None,
         check: core_relo_check::check,
     });
 }

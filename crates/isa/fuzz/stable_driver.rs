@@ -64,6 +64,9 @@ pub struct Target {
     /// the time, so what follows keeps its alignment (8 for instruction
     /// streams: a ragged length only reaches the length check).
     pub granule: usize,
+    /// Applied to half of the mutated inputs: repairs what the format
+    /// checks first (lengths in a header, say), so mutations reach deeper.
+    pub fixup: Option<fn(&mut Vec<u8>)>,
     /// The check: panics on a finding; returns whether the input was
     /// accepted (parsed), which the driver counts.
     pub check: fn(&[u8]) -> bool,
@@ -306,6 +309,7 @@ pub struct Mutator {
     max_len: usize,
     shape: Shape,
     granule: usize,
+    fixup: Option<fn(&mut Vec<u8>)>,
     base_seed: u64,
 }
 
@@ -319,6 +323,7 @@ impl Mutator {
             max_len: 4096,
             shape: Shape::Binary,
             granule: 8,
+            fixup: None,
             base_seed,
         }
     }
@@ -339,6 +344,11 @@ impl Mutator {
             self.mutate(&mut rng, &mut data);
         }
         data.truncate(self.max_len);
+        if let Some(fixup) = self.fixup {
+            if rng.one_in(2) {
+                fixup(&mut data);
+            }
+        }
         data
     }
 
@@ -662,6 +672,7 @@ pub fn run_with_slow_limit(target: Target, slow: Duration) {
         max_len: target.max_len,
         shape: target.shape,
         granule: target.granule.max(1),
+        fixup: target.fixup,
         base_seed,
     });
     let iterations = env_u64("BPFKIT_FUZZ_ITERS").unwrap_or(if cfg!(debug_assertions) {

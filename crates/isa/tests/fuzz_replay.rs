@@ -55,6 +55,7 @@ fn fuzz_decode() {
         max_len: 4096,
         shape: Shape::Binary,
         granule: 8,
+        fixup: None,
         check: decode_check::check,
     });
 }
@@ -99,6 +100,7 @@ fn fuzz_cbpf() {
         max_len: 4096,
         shape: Shape::Binary,
         granule: 8,
+        fixup: None,
         check: cbpf_check::check,
     });
 }
@@ -201,6 +203,7 @@ fn fuzz_assemble() {
         max_len: 4096,
         shape: Shape::Text,
         granule: 1,
+        fixup: None,
         check: assemble_check::check,
     });
 }
@@ -238,6 +241,7 @@ fn driver_reports_a_finding_with_its_input() {
             max_len: 64,
             shape: Shape::Binary,
             granule: 1,
+            fixup: None,
             check,
         })
     });
@@ -270,6 +274,7 @@ fn driver_reports_a_slow_input() {
                 max_len: 64,
                 shape: Shape::Binary,
                 granule: 1,
+                fixup: None,
                 check,
             },
             std::time::Duration::from_millis(20),

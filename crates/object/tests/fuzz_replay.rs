@@ -42,6 +42,7 @@ fn fuzz_parse_elf() {
         max_len: 1 << 17,
         shape: Shape::Binary,
         granule: 1,
+        fixup: None,
         check: parse_elf_check::check,
     });
 }
@@ -86,6 +87,7 @@ fn fuzz_kconfig() {
         max_len: 4096,
         shape: Shape::Text,
         granule: 1,
+        fixup: None,
         check: kconfig_check::check,
     });
 }
@@ -157,6 +159,7 @@ fn fuzz_section_name() {
         max_len: 512,
         shape: Shape::Text,
         granule: 1,
+        fixup: None,
         check: section_name_check::check,
     });
 }

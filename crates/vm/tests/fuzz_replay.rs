@@ -61,6 +61,7 @@ fn fuzz_run() {
         // The code starts after the memory, at any alignment, but keeps
         // it through chunks of whole instructions.
         granule: 8,
+        fixup: None,
         check: run_check::check,
     });
 }
@@ -101,6 +102,7 @@ fn fuzz_conformance_case() {
         max_len: 8192,
         shape: Shape::Text,
         granule: 1,
+        fixup: None,
         check: conformance_case_check::check,
     });
 }
