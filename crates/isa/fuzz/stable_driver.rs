@@ -21,6 +21,8 @@
 //! - `BPFKIT_FUZZ_INPUT`: run only this input, given as hex.
 //! - `BPFKIT_FUZZ_SLOW_MS`: an input running longer is a finding (default
 //!   1000 in release, 5000 in debug builds).
+//! - `BPFKIT_FUZZ_EXPORT_SEEDS=<dir>`: write each target's seeds to
+//!   `<dir>/<target>/` instead of fuzzing (a corpus for cargo-fuzz).
 //!
 //! Findings (panics, failed properties, slow inputs) are collected, one per
 //! panic location and kind of message, keeping the shortest input; the test fails at the end with
@@ -648,6 +650,18 @@ pub fn run(target: Target) {
 pub fn run_with_slow_limit(target: Target, slow: Duration) {
     install_hook();
     let name = target.name;
+
+    if let Some(dir) = std::env::var_os("BPFKIT_FUZZ_EXPORT_SEEDS") {
+        // A starting corpus for cargo-fuzz: `fuzz/corpus/<target>/`.
+        let dir = PathBuf::from(dir).join(name);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for (i, seed) in target.seeds.iter().enumerate() {
+            let path = dir.join(format!("seed-{i:05}"));
+            std::fs::write(&path, seed).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        println!("fuzz {name}: {} seeds written to {}", target.seeds.len(), dir.display());
+        return;
+    }
 
     if let Ok(h) = std::env::var("BPFKIT_FUZZ_INPUT") {
         let input = unhex(&h);
