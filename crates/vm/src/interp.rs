@@ -107,11 +107,15 @@ pub fn execute(
     stack: &mut Vec<u8>,
 ) -> Result<u64, RunError> {
     let keep = memory.len();
-    // The stack buffer is reused across runs; the entry frame starts zeroed
-    // and each callee frame is zeroed when it is entered.
+    // The stack buffer is reused across runs and starts each one zeroed,
+    // all of it: memory checks bound accesses by the whole stack region,
+    // not by the current frame, so the entry frame can reach below itself
+    // (`*(u32 *)(r10 - 520)`, which the kernel's verifier would reject) into
+    // callee frames a previous run left dirty. Callee frames are zeroed
+    // again when entered.
     let mut buf = std::mem::take(stack);
     buf.resize(STACK_SIZE, 0);
-    buf[STACK_SIZE - STACK_PER_FRAME..].fill(0);
+    buf.fill(0);
     let stack_base = memory.add(RegionKind::Stack, true, buf);
     let mut tail: Option<Arc<Program>> = None;
     let mut tail_calls = 0;
