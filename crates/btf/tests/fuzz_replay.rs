@@ -12,6 +12,9 @@ mod btf_ext_parse_check;
 mod btf_parse_check;
 #[path = "../fuzz/checks/core_relo.rs"]
 mod core_relo_check;
+#[allow(clippy::duplicate_mod)] // The checks include it too.
+#[path = "../../isa/fuzz/error_message.rs"]
+mod error_message;
 
 use bpfkit_btf::{Btf, BtfExt};
 use stable_driver::{Shape, Target};
@@ -176,4 +179,55 @@ fn fuzz_core_relo() {
         fixup: None,
         check: core_relo_check::check,
     });
+}
+
+// Regressions: inputs the fuzzers found, kept as plain tests.
+
+/// libFuzzer (`core_relo`, 65k executions) found an access string that
+/// itself repeats `": "`-separated text; the error quotes it, which the
+/// clean-message check took for the message repeating a clause. Quoted
+/// input no longer counts.
+#[test]
+fn an_error_quoting_repetitive_input_is_clean() {
+    let found = "02fddededede10c83a20dededededededededede01dedededede392f10c83a20\
+                 30dedededede10c83a20dededededededededede01dedededede10c83a20dede\
+                 dededededededede01dedededede10c83a20dededededededededede01dedede\
+                 dede392f10c8dedede392f10c83a2030dedededede10c83a20dedededededede\
+                 dedede01dedededede392fdede30392fdede30";
+    let found: Vec<u8> = (0..found.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&found[i..i + 2], 16).unwrap())
+        .collect();
+    assert!(!core_relo_check::check(&found));
+}
+
+/// The clean-message check still catches a message that repeats a clause
+/// or its source outside quotes.
+#[test]
+fn repeated_clauses_outside_quotes_are_caught() {
+    #[derive(Debug)]
+    struct Message(&'static str, Option<Box<Message>>);
+    impl std::fmt::Display for Message {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Message {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|m| m as _)
+        }
+    }
+    let clean = |m: &Message| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            error_message::assert_clean(m)
+        }))
+        .is_ok()
+    };
+    assert!(clean(&Message("section `x`: bad: worse", None)));
+    assert!(clean(&Message("access \"a: a\" is bad", None)));
+    assert!(clean(&Message("name `a: a` is bad", None)));
+    assert!(!clean(&Message("BTF: bad: bad", None)));
+    assert!(!clean(&Message("", None)));
+    let wrapped = Message("ELF: no magic", Some(Box::new(Message("no magic", None))));
+    assert!(!clean(&wrapped));
 }

@@ -659,7 +659,11 @@ pub fn run_with_slow_limit(target: Target, slow: Duration) {
             let path = dir.join(format!("seed-{i:05}"));
             std::fs::write(&path, seed).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
-        println!("fuzz {name}: {} seeds written to {}", target.seeds.len(), dir.display());
+        println!(
+            "fuzz {name}: {} seeds written to {}",
+            target.seeds.len(),
+            dir.display()
+        );
         return;
     }
 
