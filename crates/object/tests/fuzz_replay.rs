@@ -223,3 +223,23 @@ fn kconfig_externs_past_4_gib_are_an_error() {
         "section `.kconfig`: 4294967296 bytes of externs do not fit a map value"
     );
 }
+
+/// libFuzzer (`kconfig`) found a `.config` value with backticks and
+/// `": "` in it; the error quotes the value, which the clean-message check
+/// took for repeated (blank) clauses. Clauses quoting input no longer count.
+#[test]
+fn an_error_quoting_a_value_with_backticks_is_clean() {
+    let found = "352e31740a434f4e4649475f485a312e6a676e6f43000000437e0a434f4e4649\
+                 475f485a3d35603a49464e20475f485a3d3d35603a49464e20475f485a3d3560\
+                 3a203d303d78606060606860606060603d313d78606060606860606060603a20\
+                 3d303d7860606060606860606060602e64617461406860606060606060606060\
+                 606060606060203a203a20203a2020202020202020203c006060606842002020\
+                 2020202420202020606060606040686060606060606060606060606060606020\
+                 3a203a203a202020202020202020203c00606060684200202020202024202020\
+                 2020606060";
+    let found: Vec<u8> = (0..found.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&found[i..i + 2], 16).unwrap())
+        .collect();
+    assert!(!kconfig_check::check(&found));
+}
