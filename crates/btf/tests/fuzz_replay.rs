@@ -202,7 +202,7 @@ fn an_error_quoting_repetitive_input_is_clean() {
 }
 
 /// The clean-message check still catches a message that repeats a clause
-/// or its source outside quotes.
+/// (where its quoting is unambiguous) or its source.
 #[test]
 fn repeated_clauses_outside_quotes_are_caught() {
     #[derive(Debug)]
@@ -226,7 +226,9 @@ fn repeated_clauses_outside_quotes_are_caught() {
     assert!(clean(&Message("section `x`: bad: worse", None)));
     assert!(clean(&Message("access \"a: a\" is bad", None)));
     assert!(clean(&Message("name `a: a` is bad", None)));
+    assert!(clean(&Message("value `x`: 5: 5: y` is bad", None)));
     assert!(!clean(&Message("BTF: bad: bad", None)));
+    assert!(!clean(&Message("access \"a\": bad: bad", None)));
     assert!(!clean(&Message("", None)));
     let wrapped = Message("ELF: no magic", Some(Box::new(Message("no magic", None))));
     assert!(!clean(&wrapped));
