@@ -59,7 +59,10 @@ fn raw_info(fd: BorrowedFd<'_>, what: &str) -> Result<[u8; INFO_BUF]> {
 /// map ids, which would cost every load that time).
 pub(crate) fn program_id_and_verified_insns(fd: BorrowedFd<'_>) -> Result<(u32, u32)> {
     let buf = raw_info(fd, "program")?;
-    Ok((u32_at(&buf, prog_off::ID), u32_at(&buf, prog_off::VERIFIED_INSNS)))
+    Ok((
+        u32_at(&buf, prog_off::ID),
+        u32_at(&buf, prog_off::VERIFIED_INSNS),
+    ))
 }
 
 /// What the kernel reports about a program (`struct bpf_prog_info`).

@@ -1,18 +1,23 @@
 //! Errors: what is malformed, and where (section, symbol, offset).
 
 /// A malformed or unsupported object.
+///
+/// Each message is complete in itself: the errors of the ELF reader, BTF and
+/// CO-RE are part of it and deliberately not its `source()`, so a printer of
+/// error chains (anyhow's `{:#}`, as the `bpfkit` binary uses) does not print
+/// them twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
     /// The bytes are not an ELF file the `object` crate can read.
     #[error("not a readable ELF object: {0}")]
-    Elf(#[from] object::Error),
+    Elf(object::Error),
     /// The object file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {error}")]
     Read {
         /// The file.
         path: std::path::PathBuf,
         /// Why not.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The object is not for the BPF machine.
     #[error("ELF machine is {0}, not BPF (247)")]
@@ -47,15 +52,27 @@ pub enum ObjectError {
     },
     /// The object's BTF is invalid.
     #[error("BTF: {0}")]
-    Btf(#[from] bpfkit_btf::BtfError),
+    Btf(bpfkit_btf::BtfError),
     /// A CO-RE relocation failed.
-    #[error("program `{program}`: {source}")]
+    #[error("program `{program}`: {error}")]
     Core {
         /// Program name.
         program: String,
         /// The failure.
-        source: bpfkit_btf::CoreError,
+        error: bpfkit_btf::CoreError,
     },
+}
+
+impl From<object::Error> for ObjectError {
+    fn from(e: object::Error) -> ObjectError {
+        ObjectError::Elf(e)
+    }
+}
+
+impl From<bpfkit_btf::BtfError> for ObjectError {
+    fn from(e: bpfkit_btf::BtfError) -> ObjectError {
+        ObjectError::Btf(e)
+    }
 }
 
 pub(crate) fn section_err(section: &str, reason: impl Into<String>) -> ObjectError {

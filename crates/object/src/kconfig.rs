@@ -109,35 +109,55 @@ pub struct KconfigExtern {
 
 fn kconfig_type(btf: &Btf, id: TypeId, name: &str) -> Result<KconfigType, ObjectError> {
     let t = btf.resolve(id)?;
-    let bad = || ObjectError::Section {
+    let bad = |why: String| ObjectError::Section {
         section: ".kconfig".into(),
-        reason: format!("extern `{name}` has a type kconfig values cannot have"),
+        reason: format!("extern `{name}` has a type kconfig values cannot have ({why})"),
     };
-    Ok(match t.kind() {
+    // As libbpf's find_kcfg_type(): a bool is one byte, an integer 1, 2, 4
+    // or 8 bytes (the values are written from an i64), a string a non-empty
+    // char array (it holds at least the terminating NUL).
+    let int_size = |size: u32| match size {
+        1 | 2 | 4 | 8 => Ok(size),
+        _ => Err(bad(format!(
+            "a {size}-byte integer; kconfig integers have 1, 2, 4 or 8 bytes"
+        ))),
+    };
+    let kind = t.kind();
+    Ok(match kind {
         Kind::Int => {
-            let i = t.int().ok_or_else(bad)?;
+            let i = t
+                .int()
+                .ok_or_else(|| bad("an INT without its encoding".into()))?;
             if i.encoding.is_bool() {
+                if i.size != 1 {
+                    return Err(bad(format!("a {}-byte bool", i.size)));
+                }
                 KconfigType::Bool
             } else {
                 KconfigType::Int {
-                    size: i.size,
+                    size: int_size(i.size)?,
                     signed: i.encoding.is_signed(),
                 }
             }
         }
         Kind::Enum if t.name() == "libbpf_tristate" => KconfigType::Tristate,
         Kind::Enum | Kind::Enum64 => KconfigType::Int {
-            size: t.size().unwrap_or(4),
+            size: int_size(t.size().unwrap_or(4))?,
             signed: false,
         },
         Kind::Array => {
-            let a = t.array().ok_or_else(bad)?;
+            let a = t
+                .array()
+                .ok_or_else(|| bad("an ARRAY without its element type".into()))?;
             if btf.type_size(a.elem_type)? != 1 {
-                return Err(bad());
+                return Err(bad("an array of elements wider than char".into()));
+            }
+            if a.nelems == 0 {
+                return Err(bad("a char array of length 0".into()));
             }
             KconfigType::Chars { len: a.nelems }
         }
-        _ => return Err(bad()),
+        _ => return Err(bad(format!("{kind:?}"))),
     })
 }
 
@@ -156,7 +176,9 @@ pub(crate) fn layout(
         vars.push((var.name().to_string(), ty_id));
     }
     vars.sort();
-    let mut offset = 0u32;
+    // In u64: char arrays from BTF can be up to 4 GiB each; the map's size
+    // limit is checked where it is created (maps::data_map).
+    let mut offset = 0u64;
     let mut out = Vec::new();
     for (name, ty_id) in vars {
         let ty = kconfig_type(btf, ty_id, &name)?;
@@ -166,17 +188,26 @@ pub(crate) fn layout(
             KconfigType::Int { size, .. } => size,
             KconfigType::Chars { len } => len,
         };
-        let align = btf.type_align(ty_id)?.max(1);
+        let align = u64::from(btf.type_align(ty_id)?.max(1));
         offset = offset.next_multiple_of(align);
+        let too_big = || ObjectError::Section {
+            section: ".kconfig".into(),
+            reason: format!("extern `{name}` lies beyond 4 GiB"),
+        };
         out.push(KconfigExtern {
             weak: weak.get(&name).copied().unwrap_or(false),
+            offset: u32::try_from(offset).map_err(|_| too_big())?,
             name,
-            offset,
             ty,
         });
-        offset += size;
+        offset += u64::from(size);
     }
-    Ok((out, offset.next_multiple_of(8).max(8)))
+    let size = offset.next_multiple_of(8).max(8);
+    let size = u32::try_from(size).map_err(|_| ObjectError::Section {
+        section: ".kconfig".into(),
+        reason: format!("{size} bytes of externs do not fit a map value"),
+    })?;
+    Ok((out, size))
 }
 
 /// Fills the `.kconfig` value from `config`; a missing strong extern is an error.
@@ -211,6 +242,23 @@ pub(crate) fn fill(
             }
         };
         let off = e.offset as usize;
+        let size = match e.ty {
+            KconfigType::Bool => 1,
+            KconfigType::Tristate => 4,
+            KconfigType::Int { size, .. } => size as usize,
+            KconfigType::Chars { len } => len as usize,
+        };
+        // Externs and map come from layout(), which keeps them consistent;
+        // both are public fields, so check rather than trust.
+        let len = data.len();
+        let slot = data
+            .get_mut(off..off.saturating_add(size))
+            .filter(|_| size > 0)
+            .ok_or_else(|| {
+                err(format!(
+                    "{size} bytes at offset {off} do not fit the {len}-byte .kconfig map"
+                ))
+            })?;
         let int = |v: &str| -> Result<i128, ObjectError> {
             let v = v.trim();
             let parsed = if let Some(h) = v.strip_prefix("0x") {
@@ -222,7 +270,7 @@ pub(crate) fn fill(
         };
         match e.ty {
             KconfigType::Bool => {
-                data[off] = match value {
+                slot[0] = match value {
                     "y" => 1,
                     "n" => 0,
                     "m" => {
@@ -240,21 +288,25 @@ pub(crate) fn fill(
                     "m" => 2,
                     other => return Err(err(format!("value `{other}` is not y, n or m"))),
                 };
-                data[off..off + 4].copy_from_slice(&v.to_le_bytes());
+                slot.copy_from_slice(&v.to_le_bytes());
             }
-            KconfigType::Int { size, .. } => {
+            KconfigType::Int { .. } => {
                 let v = match value {
                     "y" => 1,
                     "n" => 0,
                     other => int(other)?,
                 };
                 let bytes = (v as i64).to_le_bytes();
-                data[off..off + size as usize].copy_from_slice(&bytes[..size as usize]);
+                let bytes = bytes
+                    .get(..size)
+                    .ok_or_else(|| err(format!("a {size}-byte integer is wider than 8 bytes")))?;
+                slot.copy_from_slice(bytes);
             }
-            KconfigType::Chars { len } => {
+            KconfigType::Chars { .. } => {
+                // Leaves room for the terminating NUL (size > 0, checked above).
                 let s = value.trim_matches('"').as_bytes();
-                let n = s.len().min(len as usize - 1);
-                data[off..off + n].copy_from_slice(&s[..n]);
+                let n = s.len().min(size - 1);
+                slot[..n].copy_from_slice(&s[..n]);
             }
         }
     }

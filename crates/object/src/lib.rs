@@ -107,9 +107,9 @@ fn cstr(bytes: &[u8]) -> String {
 impl ObjectSpec {
     /// Reads an object file.
     pub fn from_file(path: &Path) -> Result<ObjectSpec, ObjectError> {
-        let bytes = std::fs::read(path).map_err(|source| ObjectError::Read {
+        let bytes = std::fs::read(path).map_err(|error| ObjectError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         ObjectSpec::parse(&bytes)
     }
@@ -450,9 +450,9 @@ fn relocate_program(prog: &mut ProgramSpec, relocator: &CoreRelocator) -> Result
     if prog.core_relos.is_empty() {
         return Ok(());
     }
-    let core_err = |source| ObjectError::Core {
+    let core_err = |error| ObjectError::Core {
         program: prog.name.clone(),
-        source,
+        error,
     };
     let mut slots = bpfkit_isa::encode_slots(&prog.insns);
     for relo in &prog.core_relos {

@@ -177,12 +177,20 @@ impl RunEnv<'_> {
                 if size == 0 {
                     return ret(neg(errno::EINVAL));
                 }
-                let mut buf = vec![0u8; size];
+                // As the kernel's strscpy_pad(): the name, NUL-padded to
+                // `size`. The destination is checked before anything is
+                // written or allocated: `size` is the program's to choose.
+                let name = "bpf_get_current_comm";
+                if let Err(e) = memory.zero(a[0], size) {
+                    let at = a[0];
+                    return Some(Err(fault(
+                        name,
+                        format!("writing {size} bytes at {at:#x}: {e}"),
+                    )));
+                }
                 let comm = &self.state.task.comm;
                 let n = comm.len().min(size - 1);
-                buf[..n].copy_from_slice(&comm[..n]);
-                Self::write(memory, a[0], &buf, "bpf_get_current_comm")
-                    .map(|_| HelperOutcome::Return(0))
+                Self::write(memory, a[0], &comm[..n], name).map(|_| HelperOutcome::Return(0))
             }
             helper::TRACE_PRINTK => self.trace_printk(a, memory),
             helper::SNPRINTF => self.snprintf(a, memory),
@@ -200,7 +208,7 @@ impl RunEnv<'_> {
                         .map(|_| HelperOutcome::Return(0)),
                     None => {
                         // Like the kernel: zero the destination, return -EFAULT.
-                        let _ = memory.write(a[0], &vec![0; len]);
+                        let _ = memory.zero(a[0], len);
                         Ok(HelperOutcome::Return(neg(errno::EFAULT)))
                     }
                 }

@@ -242,7 +242,8 @@ impl AddressSpace {
         let Some(region) = self.regions.get(index) else {
             return Err(FaultKind::Unmapped);
         };
-        if offset + len > region.len {
+        // checked: `len` comes from program registers (helper sizes).
+        if offset.checked_add(len).is_none_or(|end| end > region.len) {
             return Err(FaultKind::OutOfBounds {
                 region: region.kind,
                 size: region.len,
@@ -272,6 +273,23 @@ impl AddressSpace {
         match &mut region.backing {
             Backing::Owned(v) => v[off..off + bytes.len()].copy_from_slice(bytes),
             Backing::Shared(s) => s.lock()[off..off + bytes.len()].copy_from_slice(bytes),
+        }
+        Ok(())
+    }
+
+    /// Zeroes `len` bytes at `addr`, without a buffer of `len` bytes (helpers
+    /// take the length from the program, which may ask for any).
+    pub fn zero(&mut self, addr: u64, len: usize) -> Result<(), FaultKind> {
+        let (i, off) = self.locate(addr, len)?;
+        let region = &mut self.regions[i];
+        if !region.writable {
+            return Err(FaultKind::ReadOnly {
+                region: region.kind,
+            });
+        }
+        match &mut region.backing {
+            Backing::Owned(v) => v[off..off + len].fill(0),
+            Backing::Shared(s) => s.lock()[off..off + len].fill(0),
         }
         Ok(())
     }

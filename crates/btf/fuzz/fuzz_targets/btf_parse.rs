@@ -1,31 +1,10 @@
-//! Any byte string: parsing BTF, and every query and dump on BTF that
-//! parses, returns a value without panicking.
+//! cargo-fuzz target `btf_parse`. The check lives in `checks/btf_parse.rs`, shared
+//! with the stable driver in `tests/fuzz_replay.rs`.
 #![no_main]
 
-use bpfkit_btf::dump::{dump_c_header, dump_raw};
-use bpfkit_btf::{Btf, BtfBuilder, Endian};
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/btf_parse.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(btf) = Btf::parse(data) else { return };
-    for t in btf.types() {
-        let _ = btf.type_size(t.id());
-        let _ = btf.type_align(t.id());
-        let _ = btf.resolve(t.id());
-        let _ = btf.find_by_name_kind(t.name(), t.kind());
-        let _ = (
-            t.members().count(),
-            t.enum_values().count(),
-            t.params().count(),
-            t.datasec_vars().count(),
-        );
-    }
-    let _ = dump_raw(&btf);
-    let _ = dump_c_header(&btf);
-    // What parses re-emits to something that parses to the same listing.
-    if let Ok(builder) = BtfBuilder::from_btf(&btf) {
-        let again = builder.encode(Endian::Big).expect("re-encoding parsed BTF");
-        let again = Btf::parse(&again).expect("re-emitted BTF parses");
-        assert_eq!(dump_raw(&again), dump_raw(&btf));
-    }
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    check::check(data);
 });

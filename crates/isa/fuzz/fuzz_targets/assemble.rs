@@ -1,29 +1,10 @@
-//! Any text: both assemblers return instructions or an error naming a line
-//! and column inside the input, never a panic; whatever assembles prints
-//! back to text that assembles to the same program.
+//! cargo-fuzz target `assemble`. The check lives in `checks/assemble.rs`, shared
+//! with the stable driver in `tests/fuzz_replay.rs`.
 #![no_main]
 
-use bpfkit_isa::{assemble, disassemble, Syntax};
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/assemble.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    for syntax in [Syntax::Ubpf, Syntax::Llvm] {
-        match assemble(text, syntax) {
-            Ok(insns) => {
-                let again = disassemble(&insns, syntax);
-                assert_eq!(
-                    assemble(&again, syntax).as_deref(),
-                    Ok(&insns[..]),
-                    "{again}"
-                );
-            }
-            Err(e) => {
-                assert!(e.line >= 1 && e.line <= text.lines().count().max(1), "{e}");
-                assert!(e.column >= 1, "{e}");
-            }
-        }
-    }
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    check::check(data);
 });

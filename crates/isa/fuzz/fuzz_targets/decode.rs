@@ -1,23 +1,10 @@
-//! Any byte string: eBPF and classic BPF decoding never panic, and whatever
-//! decodes re-encodes to the same bytes and survives a text round trip in
-//! both assembly syntaxes.
+//! cargo-fuzz target `decode`. The check lives in `checks/decode.rs`, shared
+//! with the stable driver in `tests/fuzz_replay.rs`.
 #![no_main]
 
-use bpfkit_isa::{assemble, cbpf, decode, disassemble, encode, ByteOrder, Syntax};
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/decode.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    for order in [ByteOrder::Little, ByteOrder::Big] {
-        if let Ok(insns) = decode(data, order) {
-            assert_eq!(encode(&insns, order), data);
-            for syntax in [Syntax::Ubpf, Syntax::Llvm] {
-                let text = disassemble(&insns, syntax);
-                assert_eq!(assemble(&text, syntax).as_deref(), Ok(&insns[..]), "{text}");
-            }
-        }
-        if let Ok(insns) = cbpf::decode(data, order) {
-            assert_eq!(cbpf::encode(&insns, order), data);
-            let _ = cbpf::dump(&insns);
-        }
-    }
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    check::check(data);
 });

@@ -321,6 +321,12 @@ impl Insn {
     pub fn decode(f: SockFilter, index: usize) -> Result<Insn, DecodeError> {
         let err = |kind| DecodeError { index, kind };
         let unknown = || err(DecodeErrorKind::UnknownOpcode(f.code));
+        // Every cBPF opcode fits in 8 bits; the kernel's chk_code_allowed()
+        // rejects any other `code`, and the matching below only looks at the
+        // low byte, so a high byte would otherwise be silently dropped.
+        if f.code > 0xff {
+            return Err(unknown());
+        }
         let conditional = f.code & 0x07 == op::JMP && f.code & 0xf0 != 0;
         if !conditional && (f.jt != 0 || f.jf != 0) {
             return Err(err(DecodeErrorKind::ReservedField("jt/jf")));

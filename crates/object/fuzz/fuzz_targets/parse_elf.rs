@@ -1,8 +1,10 @@
-//! Any bytes: ObjectSpec::parse returns a spec or an error, never panics.
+//! cargo-fuzz target `parse_elf`. The check lives in `checks/parse_elf.rs`, shared
+//! with the stable driver in `tests/fuzz_replay.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/parse_elf.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = bpfkit_object::ObjectSpec::parse(data);
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    check::check(data);
 });
