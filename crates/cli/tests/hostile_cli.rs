@@ -175,3 +175,27 @@ fn assembler_range_errors_read_as_english() {
     assert!(stderr.contains("does not fit in an integer"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn conformance_failures_name_the_file_once() {
+    let dir = std::env::temp_dir().join(format!("bpfkit-cf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = common::RemoveOnDrop(dir.clone());
+    std::fs::write(
+        dir.join("bad.data"),
+        "-- asm\nmov %r0, 1\nexit\n-- mem\nzz\n-- result\n0x1\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["conformance", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = dir.join("bad.data").display().to_string();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL"))
+        .expect("a FAIL line");
+    assert_eq!(line.matches(path.as_str()).count(), 1, "{line}");
+    assert!(line.contains("`zz` is not hex"), "{line}");
+}

@@ -193,7 +193,18 @@ fn every_committed_clang_object_passes_the_subprogram_checks() {
             .collect();
         paths.sort();
         for path in paths {
-            let spec = bpfkit_object::ObjectSpec::from_file(&path).unwrap();
+            let spec = match bpfkit_object::ObjectSpec::from_file(&path) {
+                Ok(spec) => spec,
+                // The kconfig_* fixtures are objects the parser must refuse.
+                Err(_)
+                    if path
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("kconfig_")) =>
+                {
+                    continue
+                }
+                Err(e) => panic!("{}: {e}", path.display()),
+            };
             for (name, p) in &spec.programs {
                 match Program::new(p.insns.clone()) {
                     Ok(_) | Err(LoadError::Unsupported { .. }) => checked += 1,

@@ -47,7 +47,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Err(why) => {
                 failed += 1;
-                outln!("FAIL {}: {why}", o.path.display());
+                // Errors of reading the file name it themselves.
+                let path = o.path.display().to_string();
+                let why = why.to_string();
+                let why = why.strip_prefix(&format!("{path}: ")).unwrap_or(&why);
+                outln!("FAIL {path}: {why}");
             }
         }
     }
