@@ -306,7 +306,6 @@ fn libbpf_tools_execsnoop_records_decode_from_btf_though_shorter_than_the_type()
     if !common::require_bpf() {
         return;
     }
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let dir = std::env::temp_dir().join(format!("bpfkit-execsnoop-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -317,20 +316,13 @@ fn libbpf_tools_execsnoop_records_decode_from_btf_though_shorter_than_the_type()
     };
     let obj = dir.join("execsnoop.bpf.o");
     std::fs::write(&obj, &embedded_objects(&bytes)[0]).unwrap();
-    let mut tool = Command::new(BIN)
-        .args(["load", "--event-type", "event", "-d", "10"])
-        .arg(&obj)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(tool.stdout.take().unwrap()).lines();
-    // The blank line after the program and map list: attached.
-    for line in lines.by_ref() {
-        if line.unwrap().is_empty() {
-            break;
-        }
-    }
+    let (mut tool, lines) = common::load_until_attached(&[
+        "--event-type".as_ref(),
+        "event".as_ref(),
+        "-d".as_ref(),
+        "10".as_ref(),
+        obj.as_os_str(),
+    ]);
     let echo = Command::new("/bin/echo")
         .arg("bpfkit-decoded")
         .stdout(Stdio::null())

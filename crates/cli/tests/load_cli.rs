@@ -335,24 +335,13 @@ fn event_type_falls_back_to_dwarf_when_btf_lacks_the_record() {
     if !common::require_bpf() {
         return;
     }
-    use std::io::{BufRead, BufReader};
     let obj = format!(
         "{}/../object/tests/fixtures/dwarf_event.bpf.o",
         env!("CARGO_MANIFEST_DIR")
     );
-    let mut tool = Command::new(BIN)
-        .args(["load", &obj, "--event-type", "event", "-d", "10"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(tool.stdout.take().unwrap()).lines();
-    // The blank line after the program and map list: attached.
-    for line in lines.by_ref() {
-        if line.unwrap().is_empty() {
-            break;
-        }
-    }
+    let (mut tool, lines) = common::load_until_attached(
+        &[obj.as_str(), "--event-type", "event", "-d", "10"].map(std::ffi::OsStr::new),
+    );
     // SAFETY: getpgid has no preconditions.
     unsafe { libc::getpgid(0) };
     let me = std::process::id();

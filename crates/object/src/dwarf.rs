@@ -193,16 +193,8 @@ impl Emitter<'_, '_> {
             gimli::DW_TAG_enumeration_type => {
                 let size = udata(&e, gimli::DW_AT_byte_size).unwrap_or(4) as u32;
                 let mut values = Vec::new();
-                let mut tree = self
-                    .unit
-                    .entries_tree(Some(offset))
-                    .map_err(|e| err(e.to_string()))?;
-                let mut children = tree.root().map_err(|e| err(e.to_string()))?.children();
-                while let Some(child) = children.next().map_err(|e| err(e.to_string()))? {
-                    let c = child.entry();
-                    if c.tag() != gimli::DW_TAG_enumerator {
-                        continue;
-                    }
+                for off in self.children(offset, gimli::DW_TAG_enumerator)? {
+                    let c = self.unit.entry(off).map_err(|e| err(e.to_string()))?;
                     let value = match c.attr_value(gimli::DW_AT_const_value) {
                         Ok(Some(v)) => v
                             .sdata_value()
@@ -212,7 +204,7 @@ impl Emitter<'_, '_> {
                         _ => 0,
                     };
                     values.push((
-                        die_name(self.dwarf, self.unit, c)?.unwrap_or_default(),
+                        die_name(self.dwarf, self.unit, &c)?.unwrap_or_default(),
                         value,
                     ));
                 }
@@ -274,26 +266,37 @@ impl Emitter<'_, '_> {
     /// Elements of an array: the product of its subranges' counts (a
     /// flexible array member has none, and 0 elements, as in BTF).
     fn array_len(&self, offset: UnitOffset) -> Result<u32, ObjectError> {
+        let ranges = self.children(offset, gimli::DW_TAG_subrange_type)?;
+        let mut n: u64 = 1;
+        for off in &ranges {
+            let c = self.unit.entry(*off).map_err(|e| err(e.to_string()))?;
+            let count = udata(&c, gimli::DW_AT_count)
+                .or_else(|| udata(&c, gimli::DW_AT_upper_bound).map(|u| u + 1))
+                .unwrap_or(0);
+            n = n.saturating_mul(count);
+        }
+        let n = if ranges.is_empty() { 0 } else { n };
+        u32::try_from(n).map_err(|_| err("an array of more than 2^32 elements"))
+    }
+
+    /// The children of the DIE at `offset` that have tag `tag`.
+    fn children(
+        &self,
+        offset: UnitOffset,
+        tag: gimli::DwTag,
+    ) -> Result<Vec<UnitOffset>, ObjectError> {
         let mut tree = self
             .unit
             .entries_tree(Some(offset))
             .map_err(|e| err(e.to_string()))?;
         let mut children = tree.root().map_err(|e| err(e.to_string()))?.children();
-        let mut n: u64 = 1;
-        let mut any = false;
+        let mut out = Vec::new();
         while let Some(child) = children.next().map_err(|e| err(e.to_string()))? {
-            let c = child.entry();
-            if c.tag() != gimli::DW_TAG_subrange_type {
-                continue;
+            if child.entry().tag() == tag {
+                out.push(child.entry().offset());
             }
-            any = true;
-            let count = udata(c, gimli::DW_AT_count)
-                .or_else(|| udata(c, gimli::DW_AT_upper_bound).map(|u| u + 1))
-                .unwrap_or(0);
-            n = n.saturating_mul(count);
         }
-        u32::try_from(if any { n } else { 0 })
-            .map_err(|_| err("an array of more than 2^32 elements"))
+        Ok(out)
     }
 
     fn composite(
@@ -319,20 +322,7 @@ impl Emitter<'_, '_> {
             ),
         );
         let mut members = Vec::new();
-        let mut raw = Vec::new();
-        {
-            let mut tree = self
-                .unit
-                .entries_tree(Some(offset))
-                .map_err(|e| err(e.to_string()))?;
-            let mut children = tree.root().map_err(|e| err(e.to_string()))?.children();
-            while let Some(child) = children.next().map_err(|e| err(e.to_string()))? {
-                let c = child.entry();
-                if c.tag() == gimli::DW_TAG_member {
-                    raw.push(c.offset());
-                }
-            }
-        }
+        let raw = self.children(offset, gimli::DW_TAG_member)?;
         for m in raw {
             let c = self.unit.entry(m).map_err(|e| err(e.to_string()))?;
             let member_name = die_name(self.dwarf, self.unit, &c)?.unwrap_or_default();

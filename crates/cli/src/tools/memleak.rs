@@ -262,6 +262,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     attach(&mut tool, args.pid)?;
     let mut out = Output::new(args.json);
+    // The target's mappings, read while it lives and before the header says
+    // the tool is ready, so that a report after the target exits (even at
+    // once) still names its functions.
+    let mut user = args.pid.map(ProcessSymbols::new);
     out.header(&match args.pid {
         Some(pid) => format!("Attaching to pid {pid}, Ctrl-C to quit."),
         None => "Attaching to kernel allocators, Ctrl-C to quit.".to_string(),
@@ -270,9 +274,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let interval = args.interval;
     let mut next = Instant::now() + interval;
     let mut reports = 0u64;
-    // The target's mappings, read while it lives, so that a last report
-    // after it exits still names its functions.
-    let mut user = args.pid.map(ProcessSymbols::new);
     let mut mappings_read = Instant::now();
     loop {
         std::thread::sleep(stop.remaining(Duration::from_millis(50)));

@@ -88,14 +88,11 @@ impl ProcessSymbols {
 
     /// Reads the process's mappings again (libraries loaded since, or the
     /// image an exec replaced), keeping the files' symbols already parsed.
-    /// A process that is gone, or exiting with no mappings left, keeps the
-    /// last mappings read, so its addresses still resolve.
+    /// Mappings read before stay where no new one overlaps them: a process
+    /// caught exiting lists few or none, and its addresses must still resolve.
     pub fn refresh(&mut self, pid: u32) {
         let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-        let mappings = parse_maps(&text);
-        if !mappings.is_empty() {
-            self.mappings = mappings;
-        }
+        self.mappings = merge_mappings(&self.mappings, parse_maps(&text));
     }
 
     /// `function+0xoff [file name]`, `[file name]+0xoff` when the file has no
@@ -126,6 +123,17 @@ impl ProcessSymbols {
     }
 }
 
+/// `new` mappings, then the `old` ones no new mapping overlaps.
+fn merge_mappings(old: &[Mapping], mut new: Vec<Mapping>) -> Vec<Mapping> {
+    let kept: Vec<Mapping> = old
+        .iter()
+        .filter(|o| !new.iter().any(|m| o.start < m.end && m.start < o.end))
+        .cloned()
+        .collect();
+    new.extend(kept);
+    new
+}
+
 /// The executable file mappings in `/proc/PID/maps` text.
 fn parse_maps(text: &str) -> Vec<Mapping> {
     text.lines()
@@ -150,6 +158,24 @@ fn parse_maps(text: &str) -> Vec<Mapping> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn refreshed_mappings_keep_what_an_exiting_process_no_longer_lists() {
+        let maps = |text: &str| super::parse_maps(text);
+        let before = maps(
+            "1000-2000 r-xp 00000000 08:01 1 /bin/app\n3000-4000 r-xp 00000000 08:01 2 /lib/libc.so.6\n",
+        );
+        // Exiting: libc already unmapped; then an exec moved the app.
+        let merged = super::merge_mappings(&before, maps(""));
+        assert_eq!(merged.len(), 2);
+        let merged =
+            super::merge_mappings(&merged, maps("1800-2800 r-xp 00000000 08:01 3 /bin/new\n"));
+        let paths: Vec<_> = merged
+            .iter()
+            .map(|m| m.path.display().to_string())
+            .collect();
+        assert_eq!(paths, ["/bin/new", "/lib/libc.so.6"]);
+    }
+
     use super::*;
 
     /// A function of this test binary, to find by address.

@@ -52,3 +52,28 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Starts `bpfkit load ARGS` and returns once it is attached (the blank
+/// line after its program and map list), with the rest of its stdout.
+pub fn load_until_attached(
+    args: &[&std::ffi::OsStr],
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead;
+    let mut tool = std::process::Command::new(BIN)
+        .arg("load")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(tool.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().is_empty() {
+            break;
+        }
+    }
+    (tool, lines)
+}
