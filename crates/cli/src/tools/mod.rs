@@ -275,14 +275,21 @@ pub fn stream_events<E: Serialize>(
     let mut reader = bpfkit_kernel::RingBufReader::new()?;
     reader.add(&coll.maps["events"])?;
     let mut write_error = None;
+    let mut emit = |rec: &[u8], write_error: &mut Option<std::io::Error>| {
+        if let Some((text, event)) = format(rec) {
+            if let Err(e) = out.record(&text, &event) {
+                *write_error = Some(e);
+            }
+        }
+    };
     while !stop.should_stop() && write_error.is_none() {
         reader.poll(stop.remaining(Duration::from_millis(100)), &mut |_, rec| {
-            if let Some((text, event)) = format(rec) {
-                if let Err(e) = out.record(&text, &event) {
-                    write_error = Some(e);
-                }
-            }
+            emit(rec, &mut write_error)
         })?;
+    }
+    // What the kernel queued before the stop is delivered, not dropped.
+    if write_error.is_none() {
+        reader.consume(&mut |_, rec| emit(rec, &mut write_error));
     }
     report_lost(name, percpu_sum(&coll.maps["drops"]));
     drop(tool);
