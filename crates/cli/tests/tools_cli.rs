@@ -98,28 +98,52 @@ fn execsnoop_text_header_and_max_args_truncation() {
     );
 }
 
+/// Runs `opensnoop -p <this process> --json` around `act`: from when it
+/// says it is attached (its header, on stderr in JSON mode) until it is
+/// stopped with SIGINT. Returns its events and its stdout.
+fn opensnoop_this_process(act: impl FnOnce()) -> (Vec<serde_json::Value>, String) {
+    use std::io::{BufRead, Read};
+    let me = std::process::id();
+    let mut tool = Command::new(BIN)
+        .args(["opensnoop", "-p", &me.to_string(), "--json", "-d", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(tool.stderr.take().unwrap());
+    let mut header = String::new();
+    err.read_line(&mut header).unwrap();
+    act();
+    Command::new("kill")
+        .args(["-INT", &tool.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stdout = String::new();
+    tool.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(tool.wait().unwrap().success(), "{header}");
+    let events = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    (events, stdout)
+}
+
 #[test]
 fn opensnoop_sees_a_temp_file_opened() {
     if !require_bpf() {
         return;
     }
     let me = std::process::id();
-    let tool = Command::new(BIN)
-        .args(["opensnoop", "-p", &me.to_string(), "--json", "-d", "3"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
     let path = std::env::temp_dir().join(format!("bpfkit-opensnoop-{me}"));
-    std::fs::write(&path, b"x").unwrap();
-    let _ = std::fs::File::open(path.with_extension("missing"));
-    let out = tool.wait_with_output().unwrap();
+    let (events, stdout) = opensnoop_this_process(|| {
+        std::fs::write(&path, b"x").unwrap();
+        let _ = std::fs::File::open(path.with_extension("missing"));
+    });
     std::fs::remove_file(&path).unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     let created = events
         .iter()
         .find(|e| e["path"] == path.to_str().unwrap())
@@ -149,12 +173,6 @@ fn opensnoop_reads_a_path_whose_page_is_not_resident_at_entry() {
         return;
     }
     let me = std::process::id();
-    let tool = Command::new(BIN)
-        .args(["opensnoop", "-p", &me.to_string(), "--json", "-d", "3"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
     // The path lives in a file mapped but never touched: at sys_enter its
     // page is not in this process's page tables, which a BPF helper cannot
     // fault in; the kernel's own copy of the path faults it in.
@@ -177,18 +195,14 @@ fn opensnoop_reads_a_path_whose_page_is_not_resident_at_entry() {
         )
     };
     assert_ne!(map, libc::MAP_FAILED);
-    // SAFETY: the mapping holds a NUL-terminated path.
-    let fd = unsafe { libc::open(map as *const libc::c_char, libc::O_RDONLY) };
-    assert_eq!(fd, -1, "the target does not exist");
+    let (events, stdout) = opensnoop_this_process(|| {
+        // SAFETY: the mapping holds a NUL-terminated path.
+        let fd = unsafe { libc::open(map as *const libc::c_char, libc::O_RDONLY) };
+        assert_eq!(fd, -1, "the target does not exist");
+    });
     // SAFETY: unmapping the mapping made above.
     unsafe { libc::munmap(map, 4096) };
-    let out = tool.wait_with_output().unwrap();
     std::fs::remove_file(&holder).unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert!(
         events
             .iter()

@@ -106,6 +106,18 @@ pub fn bpfkit_test_leak_blocks(n: usize, size: usize) -> Vec<usize> {
     blocks
 }
 
+/// The reported site whose innermost frame is `bpfkit_test_leak_blocks`.
+fn leak_site(sites: &[serde_json::Value]) -> &serde_json::Value {
+    sites
+        .iter()
+        .find(|s| {
+            s["stack"][0]
+                .as_str()
+                .is_some_and(|f| f.starts_with("bpfkit_test_leak_blocks+"))
+        })
+        .unwrap_or_else(|| panic!("no site names bpfkit_test_leak_blocks: {sites:?}"))
+}
+
 /// Allocates and frees `n` blocks: outstanding for no time at all.
 #[no_mangle]
 #[inline(never)]
@@ -148,14 +160,7 @@ fn memleak_names_the_function_that_leaked_and_counts_its_blocks() {
     std::io::Read::read_to_string(tool.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "{stderr}");
     let sites = json_lines(&stdout);
-    let site = sites
-        .iter()
-        .find(|s| {
-            s["stack"][0]
-                .as_str()
-                .is_some_and(|f| f.starts_with("bpfkit_test_leak_blocks+"))
-        })
-        .unwrap_or_else(|| panic!("no site in bpfkit_test_leak_blocks: {sites:?}"));
+    let site = leak_site(&sites);
     assert_eq!(site["allocations"], 7);
     assert_eq!(site["bytes"], 7 * 24_680);
     // Freed blocks are not outstanding; nothing else is in the size window.
@@ -231,13 +236,6 @@ fn memleak_ends_with_a_final_report_when_its_target_exits() {
     assert!(status.success(), "{rest}");
     assert!(rest.contains(&format!("process {pid} exited")), "{rest}");
     let sites = json_lines(&stdout);
-    let site = sites
-        .iter()
-        .find(|s| {
-            s["stack"][0]
-                .as_str()
-                .is_some_and(|f| f.starts_with("bpfkit_test_leak_blocks+"))
-        })
-        .unwrap_or_else(|| panic!("the final report does not name the leak: {sites:?}"));
+    let site = leak_site(&sites);
     assert_eq!(site["allocations"], 3);
 }
