@@ -9,7 +9,7 @@ use bpfkit::kernel::{KernelMap, MapDefinition, ProgramLoad};
 use bpfkit::maps::{BloomFilter, HashMap, LpmTrie, RawMap};
 use bpfkit::object::ObjectSpec;
 use bpfkit::vm::{Map, MapDef};
-use bpfkit::{dump, Backend, Object};
+use bpfkit::{dump, Backend, Ebpf, EbpfLoader, RunResult};
 
 /// A map of either backend.
 fn make(backend: Backend, t: MapType, k: u32, v: u32, max: u32, flags: u32) -> Box<dyn RawMap> {
@@ -196,6 +196,15 @@ fn fixture(name: &str) -> ObjectSpec {
     .unwrap()
 }
 
+fn load(spec: ObjectSpec, backend: Backend) -> Ebpf {
+    EbpfLoader::new().backend(backend).load_spec(spec).unwrap()
+}
+
+/// Runs program `name` of `obj` once on packet `data`.
+fn run(obj: &Ebpf, name: &str, data: &[u8], ctx: &[u8]) -> Result<RunResult, bpfkit::Error> {
+    obj.program(name)?.test_run(data, ctx)
+}
+
 fn packet(proto: u8, dport: u16) -> Vec<u8> {
     let mut p = vec![0u8; 64];
     p[12] = 0x08;
@@ -216,16 +225,16 @@ fn the_same_objects_give_the_same_results() {
     ];
     let mut outcomes = Vec::new();
     for b in backends() {
-        let mut xdp = Object::load(&fixture("xdp_parser.bpf.o"), b).unwrap();
+        let xdp = load(fixture("xdp_parser.bpf.o"), b);
         let results: Vec<_> = packets
             .iter()
-            .map(|p| xdp.test_run("xdp_parser", p, &[]).unwrap())
+            .map(|p| run(&xdp, "xdp_parser", p, &[]).unwrap())
             .collect();
         let counts = dump(xdp.map("proto_count").unwrap()).unwrap();
-        let mut sock = Object::load(&fixture("socket.bpf.o"), b).unwrap();
+        let sock = load(fixture("socket.bpf.o"), b);
         let filtered: Vec<u32> = [packet(17, 7777), packet(17, 7778), packet(6, 7777)]
             .iter()
-            .map(|p| sock.test_run("udp_port_filter", p, &[]).unwrap().retval)
+            .map(|p| run(&sock, "udp_port_filter", p, &[]).unwrap().retval)
             .collect();
         outcomes.push((b, results, counts, filtered));
     }
@@ -409,9 +418,9 @@ fn vm_fixture(name: &str) -> ObjectSpec {
 fn callback_helpers_agree() {
     let pkt = frame(64, OTHER_HOST, 0x0800);
     for b in backends() {
-        let mut obj = Object::load(&vm_fixture("callbacks.bpf.o"), b).unwrap();
+        let obj = load(vm_fixture("callbacks.bpf.o"), b);
         // bpf_loop(10) stopping at 7: 0 + ... + 7 = 28 over 8 calls.
-        let r = obj.test_run("loop_sum", &pkt, &[]).unwrap();
+        let r = run(&obj, "loop_sum", &pkt, &[]).unwrap();
         assert_eq!(r.retval, 28 * 100 + 8, "{b:?}: bpf_loop");
         let values = obj.map("values").unwrap();
         for k in 0..4u32 {
@@ -426,7 +435,7 @@ fn callback_helpers_agree() {
                 .unwrap();
         }
         // sum of key * value: array 0 + 2 + 6 + 12, hash 10 + 18; 4 + 2 elements.
-        let r = obj.test_run("each_elem", &pkt, &[]).unwrap();
+        let r = run(&obj, "each_elem", &pkt, &[]).unwrap();
         assert_eq!(r.retval, 48 * 100 + 6, "{b:?}: bpf_for_each_map_elem");
         let values = obj.map("values").unwrap();
         for k in 0..4u32 {

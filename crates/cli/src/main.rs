@@ -87,6 +87,9 @@ enum Command {
     /// BPF iterators: pin one in bpffs, or run it once.
     #[command(subcommand)]
     Iter(cmd::iter::Command),
+    /// Generate code from a BPF object: `gen skeleton OBJ.o > x.skel.rs`.
+    #[command(subcommand)]
+    Gen(cmd::gen::Command),
 }
 
 /// An error and its causes, as `{:#}` prints them, less any cause whose text
@@ -158,6 +161,7 @@ fn main() -> ExitCode {
         Command::Map(c) => cmd::map::run(c),
         Command::Link(c) => cmd::inspect::links(c),
         Command::Iter(c) => cmd::iter::run(c),
+        Command::Gen(c) => cmd::gen::run(c),
     };
     let closed_stdout = |e: &anyhow::Error| {
         e.chain().any(|c| {

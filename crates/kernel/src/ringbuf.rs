@@ -110,6 +110,37 @@ impl Ring {
         }
     }
 
+    /// The next committed record, skipping (and releasing) discarded ones;
+    /// its space is released when the returned record is dropped.
+    fn next(&self) -> Option<RingRecord<'_>> {
+        let cons = self.consumer.atomic_u64(0)?;
+        let prod = self.producer.atomic_u64(0)?;
+        let mut pos = cons.load(Ordering::Acquire);
+        while pos < prod.load(Ordering::Acquire) {
+            let off = self.data_off + (pos & self.mask) as usize;
+            let len = self.producer.atomic_u32(off)?.load(Ordering::Acquire);
+            if len & BUSY != 0 {
+                return None;
+            }
+            let sample_len = (len & !DISCARD) as usize;
+            let next = pos + (sample_len + HEADER).next_multiple_of(8) as u64;
+            if len & DISCARD == 0 {
+                // SAFETY: as in `consume`: the record is committed, and the
+                // consumer position stays before it until the record (which
+                // borrows the ring) is dropped.
+                let bytes = unsafe { self.producer.bytes(off + HEADER, sample_len) }?;
+                return Some(RingRecord {
+                    bytes,
+                    consumer: cons,
+                    next,
+                });
+            }
+            pos = next;
+            cons.store(pos, Ordering::Release);
+        }
+        None
+    }
+
     /// Bytes written but not yet consumed.
     fn pending(&self) -> u64 {
         match (self.consumer.atomic_u64(0), self.producer.atomic_u64(0)) {
@@ -118,6 +149,35 @@ impl Ring {
                 .saturating_sub(c.load(Ordering::Acquire)),
             _ => 0,
         }
+    }
+}
+
+/// One record of a ring buffer, borrowed from the ring's mapping (no copy).
+/// Dropping it hands its space back to the producer.
+pub struct RingRecord<'a> {
+    bytes: &'a [u8],
+    consumer: &'a std::sync::atomic::AtomicU64,
+    next: u64,
+}
+
+impl std::ops::Deref for RingRecord<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.bytes
+    }
+}
+
+impl Drop for RingRecord<'_> {
+    fn drop(&mut self) {
+        self.consumer.store(self.next, Ordering::Release);
+    }
+}
+
+impl std::fmt::Debug for RingRecord<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingRecord")
+            .field("len", &self.bytes.len())
+            .finish()
     }
 }
 
@@ -183,6 +243,40 @@ impl RingBufReader {
     /// Consumes one ring only.
     pub fn consume_ring(&mut self, ring: usize, f: &mut dyn FnMut(&[u8])) -> usize {
         self.rings.get(ring).map_or(0, |r| r.consume(f))
+    }
+
+    /// The next record of ring `ring`, without waiting or copying; `None`
+    /// when the ring is empty (or its next record is still being written).
+    /// The record's space is released when it is dropped.
+    pub fn next_record(&mut self, ring: usize) -> Option<RingRecord<'_>> {
+        self.rings.get(ring)?.next()
+    }
+
+    /// Whether ring `ring` holds a committed record now (discarded ones
+    /// ahead of it are released on the way).
+    pub fn has_record(&self, ring: usize) -> bool {
+        let Some(r) = self.rings.get(ring) else {
+            return false;
+        };
+        match r.next() {
+            Some(record) => {
+                // Keep the record for the next `next_record`: not released.
+                std::mem::forget(record);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Waits up to `timeout` until some ring may have data; `Ok(false)` on
+    /// timeout. Records committed with `BPF_RB_NO_WAKEUP` raise no event, so
+    /// callers look at the rings either way.
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        let n = self
+            .epoll
+            .wait(&mut self.ready, Some(timeout))
+            .map_err(|e| Error::sys("epoll_wait", e))?;
+        Ok(n > 0)
     }
 
     /// Bytes written to ring `ring` and not yet consumed.
@@ -295,6 +389,29 @@ mod tests {
         assert_eq!(f.drain(), vec![b"wait".to_vec(), b"ok".to_vec()]);
         assert_eq!(f.consumed(), p4);
         assert!(f.drain().is_empty());
+    }
+
+    #[test]
+    fn next_lends_one_record_and_releases_it_on_drop() {
+        let f = FakeRing::new(4096);
+        let p1 = f.write(0, 5 | DISCARD, b"gone!");
+        let p2 = f.write(p1, 3, b"one");
+        let p3 = f.write(p2, 3, b"two");
+        let p4 = f.write(p3, 1 | BUSY, b"x");
+        f.publish(p4);
+        let rec = f.ring.next().unwrap();
+        assert_eq!(&*rec, b"one");
+        // The discarded record is released at once, the lent one only on drop.
+        assert_eq!(f.consumed(), p1);
+        drop(rec);
+        assert_eq!(f.consumed(), p2);
+        let rec = f.ring.next().unwrap();
+        assert_eq!(&*rec, b"two");
+        drop(rec);
+        assert_eq!(f.consumed(), p3);
+        // A record still being written is not handed out.
+        assert!(f.ring.next().is_none());
+        assert_eq!(f.consumed(), p3);
     }
 
     #[test]

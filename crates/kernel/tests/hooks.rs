@@ -555,7 +555,7 @@ fn socket_filter_drops_datagrams_by_source_port() {
         Insn::Exit,
     ];
     let prog = load_as("sock_port", ProgramType::SocketFilter, None, &insns);
-    attach_socket_filter(&prog, receiver.as_fd()).unwrap();
+    let link = attach_socket_filter(&prog, receiver.as_fd()).unwrap();
     let to = receiver.local_addr().unwrap();
     for _ in 0..5 {
         blocked.send_to(b"no", to).unwrap();
@@ -572,9 +572,12 @@ fn socket_filter_drops_datagrams_by_source_port() {
         from_allowed += 1;
     }
     assert_eq!(from_allowed, 5);
-    detach_socket_filter(receiver.as_fd()).unwrap();
+    // Dropping the link detaches the filter.
+    drop(link);
     blocked.send_to(b"no", to).unwrap();
     assert_eq!(receiver.recv(&mut buf).unwrap(), 2);
+    // With no filter left, detaching again says so.
+    assert!(detach_socket_filter(receiver.as_fd()).is_err());
 }
 
 fn cgroup2_root() -> Option<PathBuf> {

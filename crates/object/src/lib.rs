@@ -38,7 +38,7 @@ pub use link::{
     R_BPF_64_NODYLD32,
 };
 pub use maps::{InitRef, MapOrigin, MapSpec, Pinning};
-pub use section::{parse_section, AttachTarget, SectionKind};
+pub use section::{parse_section, AttachTarget, ProgramKind, SectionKind};
 
 /// One program: an entry function of a program section, linked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,23 @@ pub enum ExternSpec {
         /// Declared `__weak`.
         weak: bool,
     },
+}
+
+/// A global variable of an object, found through its BTF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalVariable {
+    /// The C name.
+    pub name: String,
+    /// The map holding it: `.rodata`, `.data`, `.bss` or a named subsection.
+    pub map: String,
+    /// Byte offset in the map's value.
+    pub offset: u32,
+    /// Size in bytes.
+    pub size: u32,
+    /// Its BTF type.
+    pub type_id: u32,
+    /// In a `.rodata` section: settable before load only (the map is frozen).
+    pub read_only: bool,
 }
 
 /// Everything a BPF object defines.
@@ -325,6 +342,46 @@ impl ObjectSpec {
         Ok(Some(builder.encode_preserving_strings(btf.endian(), btf)?))
     }
 
+    /// The object's global variables: every variable of a `.rodata*`,
+    /// `.data*` or `.bss*` section, with where it lives and its C type.
+    pub fn global_variables(&self) -> Vec<GlobalVariable> {
+        let Some(btf) = &self.btf else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (map_name, spec) in &self.maps {
+            let MapOrigin::Data { .. } = spec.origin else {
+                continue;
+            };
+            let Some(sec) = btf.find_by_name_kind(map_name, Kind::Datasec) else {
+                continue;
+            };
+            let Ok(sec) = btf.type_by_id(sec) else {
+                continue;
+            };
+            for v in sec.datasec_vars() {
+                let Ok(var) = btf.type_by_id(v.type_id) else {
+                    continue;
+                };
+                let type_id = var.type_ref().unwrap_or(0);
+                let (Ok(size), Some(&offset)) =
+                    (btf.type_size(type_id), self.symbol_offsets.get(var.name()))
+                else {
+                    continue;
+                };
+                out.push(GlobalVariable {
+                    name: var.name().to_string(),
+                    map: map_name.clone(),
+                    offset,
+                    size,
+                    type_id,
+                    read_only: map_name.starts_with(".rodata"),
+                });
+            }
+        }
+        out
+    }
+
     /// Sets global variable `name` (a `const volatile` knob in `.rodata`, or a
     /// `.data`/`.bss` variable) to `value` before the object is loaded, as a
     /// libbpf skeleton's `rodata->name = value` does. `value` must have the
@@ -334,43 +391,26 @@ impl ObjectSpec {
             map: name.to_string(),
             reason,
         };
-        let btf = self
-            .btf
-            .as_ref()
-            .ok_or_else(|| err("the object has no BTF to find globals in".into()))?;
-        let mut found = None;
-        for (map_name, spec) in &self.maps {
-            if !matches!(spec.origin, MapOrigin::Data { .. }) {
-                continue;
-            }
-            let Some(sec) = btf.find_by_name_kind(map_name, Kind::Datasec) else {
-                continue;
-            };
-            for v in btf.type_by_id(sec)?.datasec_vars() {
-                let var = btf.type_by_id(v.type_id)?;
-                if var.name() == name {
-                    found = Some((
-                        map_name.clone(),
-                        btf.type_size(var.type_ref().unwrap_or(0))? as usize,
-                    ));
-                }
-            }
+        if self.btf.is_none() {
+            return Err(err("the object has no BTF to find globals in".into()));
         }
-        let (map, size) = found.ok_or_else(|| err("no global variable of this name".into()))?;
+        let var = self
+            .global_variables()
+            .into_iter()
+            .find(|v| v.name == name)
+            .ok_or_else(|| err("no global variable of this name".into()))?;
+        let size = var.size as usize;
         if value.len() != size {
             return Err(err(format!("is {size} bytes, the value {}", value.len())));
         }
-        let offset = *self
-            .symbol_offsets
-            .get(name)
-            .ok_or_else(|| err("no symbol offset".into()))? as usize;
+        let offset = var.offset as usize;
         let data = self
             .maps
-            .get_mut(&map)
+            .get_mut(&var.map)
             .and_then(|m| m.data.as_mut())
-            .ok_or_else(|| err(format!("{map} has no contents")))?;
+            .ok_or_else(|| err(format!("{} has no contents", var.map)))?;
         data.get_mut(offset..offset + size)
-            .ok_or_else(|| err(format!("offset {offset} lies outside {map}")))?
+            .ok_or_else(|| err(format!("offset {offset} lies outside {}", var.map)))?
             .copy_from_slice(value);
         Ok(())
     }

@@ -78,6 +78,98 @@ pub struct SectionKind {
     pub sleepable: bool,
 }
 
+/// The kind of program a section makes, as the `bpfkit` library types
+/// programs: each kind has its own way to attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramKind {
+    /// `tracepoint/…`.
+    TracePoint,
+    /// `raw_tracepoint/…`.
+    RawTracePoint,
+    /// `tp_btf/…`.
+    BtfTracePoint,
+    /// `fentry/…`, `fexit/…`, `fmod_ret/…`.
+    FEntry,
+    /// `lsm/…`.
+    Lsm,
+    /// `iter/…`.
+    Iter,
+    /// `kprobe/…`, `kretprobe/…`, `ksyscall/…`.
+    KProbe,
+    /// `uprobe/…`, `uretprobe/…`.
+    UProbe,
+    /// `perf_event`.
+    PerfEvent,
+    /// `xdp`.
+    Xdp,
+    /// `tc`, `classifier`.
+    SchedClassifier,
+    /// `socket`.
+    SocketFilter,
+    /// `cgroup_skb/…`.
+    CgroupSkb,
+    /// `cgroup/connect4` and the other socket-address hooks.
+    CgroupSockAddr,
+    /// `cgroup/sock_create` and the other socket hooks.
+    CgroupSock,
+    /// `sk_msg`, `sk_skb/…`.
+    SkMsg,
+    /// Anything else.
+    Other,
+}
+
+impl ProgramKind {
+    /// The kind's name, which is also the `bpfkit` type's: `TracePoint`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            ProgramKind::TracePoint => "TracePoint",
+            ProgramKind::RawTracePoint => "RawTracePoint",
+            ProgramKind::BtfTracePoint => "BtfTracePoint",
+            ProgramKind::FEntry => "FEntry",
+            ProgramKind::Lsm => "Lsm",
+            ProgramKind::Iter => "Iter",
+            ProgramKind::KProbe => "KProbe",
+            ProgramKind::UProbe => "UProbe",
+            ProgramKind::PerfEvent => "PerfEvent",
+            ProgramKind::Xdp => "Xdp",
+            ProgramKind::SchedClassifier => "SchedClassifier",
+            ProgramKind::SocketFilter => "SocketFilter",
+            ProgramKind::CgroupSkb => "CgroupSkb",
+            ProgramKind::CgroupSockAddr => "CgroupSockAddr",
+            ProgramKind::CgroupSock => "CgroupSock",
+            ProgramKind::SkMsg => "SkMsg",
+            ProgramKind::Other => "Other",
+        }
+    }
+}
+
+impl SectionKind {
+    /// Which kind of program this section makes.
+    pub fn program_kind(&self) -> ProgramKind {
+        match self.prog_type {
+            P::Tracepoint => ProgramKind::TracePoint,
+            P::RawTracepoint | P::RawTracepointWritable => ProgramKind::RawTracePoint,
+            P::Tracing => match self.attach_type {
+                Some(A::TraceRawTp) => ProgramKind::BtfTracePoint,
+                Some(A::TraceIter) => ProgramKind::Iter,
+                _ => ProgramKind::FEntry,
+            },
+            P::Lsm => ProgramKind::Lsm,
+            P::Kprobe if matches!(self.target, AttachTarget::Uprobe { .. }) => ProgramKind::UProbe,
+            P::Kprobe => ProgramKind::KProbe,
+            P::PerfEvent => ProgramKind::PerfEvent,
+            P::Xdp => ProgramKind::Xdp,
+            P::SchedCls => ProgramKind::SchedClassifier,
+            P::SocketFilter => ProgramKind::SocketFilter,
+            P::CgroupSkb => ProgramKind::CgroupSkb,
+            P::CgroupSockAddr => ProgramKind::CgroupSockAddr,
+            P::CgroupSock => ProgramKind::CgroupSock,
+            P::SkMsg | P::SkSkb => ProgramKind::SkMsg,
+            _ => ProgramKind::Other,
+        }
+    }
+}
+
 /// How the part after the prefix is interpreted.
 #[derive(Clone, Copy)]
 enum Rest {
@@ -443,6 +535,14 @@ pub fn parse_section(name: &str) -> Option<SectionKind> {
         let target = match rest {
             Rest::Exact if !tail.is_empty() => continue,
             Rest::Exact | Rest::Any => AttachTarget::Unspecified,
+            // A bare `uprobe`/`uretprobe`: the user names the target, but
+            // whether it is a return probe is known.
+            Rest::Uprobe(retprobe) if tail.is_empty() => AttachTarget::Uprobe {
+                binary: String::new(),
+                function: String::new(),
+                offset: 0,
+                retprobe,
+            },
             _ if tail.is_empty() => AttachTarget::Unspecified,
             Rest::Tracepoint => match tail.split_once('/') {
                 Some((category, name)) => AttachTarget::Tracepoint {
@@ -552,9 +652,15 @@ mod tests {
         );
         let s = parse_section("uretprobe.s/libc.so.6:free").unwrap();
         assert!(s.sleepable);
+        // Bare: no target, but the direction is known.
         assert_eq!(
-            parse_section("uprobe").unwrap().target,
-            AttachTarget::Unspecified
+            parse_section("uretprobe").unwrap().target,
+            AttachTarget::Uprobe {
+                binary: String::new(),
+                function: String::new(),
+                offset: 0,
+                retprobe: true
+            }
         );
         let f = parse_section("fentry/do_unlinkat").unwrap();
         assert_eq!(

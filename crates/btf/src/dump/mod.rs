@@ -4,5 +4,5 @@
 mod c;
 mod raw;
 
-pub use c::{dump_c_header, CDumper};
+pub use c::{dump_c_header, type_name, CDumper};
 pub use raw::{dump_raw, write_raw_type};

@@ -306,22 +306,42 @@ pub fn attach_tc(
     ))
 }
 
-/// Attaches a socket filter to `socket` (`SO_ATTACH_BPF`). It stays until
-/// [`detach_socket_filter`] or the socket closes, so there is no link.
-pub fn attach_socket_filter(prog: &Program, socket: BorrowedFd<'_>) -> Result<()> {
+/// Attaches a socket filter to `socket` (`SO_ATTACH_BPF`). Dropping the
+/// link detaches it (`SO_DETACH_BPF`), unless the socket is gone by then; the
+/// link holds a duplicate of the socket's fd, so the socket lives as long.
+pub fn attach_socket_filter(prog: &Program, socket: BorrowedFd<'_>) -> Result<Link> {
     let fd = std::os::fd::AsRawFd::as_raw_fd(prog.fd()) as u32;
-    setsockopt_u32(socket, SO_ATTACH_BPF, fd).map_err(|e| {
-        Error::sys(
-            format!("attach socket filter `{}` (SO_ATTACH_BPF)", prog.name()),
-            e,
-        )
-    })
+    let op = || format!("attach socket filter `{}` (SO_ATTACH_BPF)", prog.name());
+    let description = format!(
+        "socket filter on fd {}",
+        std::os::fd::AsRawFd::as_raw_fd(&socket)
+    );
+    let socket = socket
+        .try_clone_to_owned()
+        .map_err(|e| Error::sys(op(), e))?;
+    setsockopt_u32(socket.as_fd(), SO_ATTACH_BPF, fd).map_err(|e| Error::sys(op(), e))?;
+    Ok(Link::legacy(
+        Box::new(SocketFilterAttachment { socket }),
+        description,
+    ))
 }
 
-/// Removes the socket filter from `socket`.
+/// Removes the socket filter from `socket`, whoever attached it.
 pub fn detach_socket_filter(socket: BorrowedFd<'_>) -> Result<()> {
     setsockopt_u32(socket, SO_DETACH_BPF, 0)
         .map_err(|e| Error::sys("detach socket filter (SO_DETACH_BPF)", e))
+}
+
+/// A socket filter, detached with `SO_DETACH_BPF` on its socket.
+#[derive(Debug)]
+struct SocketFilterAttachment {
+    socket: OwnedFd,
+}
+
+impl LegacyDetach for SocketFilterAttachment {
+    fn detach(&mut self) {
+        let _ = setsockopt_u32(self.socket.as_fd(), SO_DETACH_BPF, 0);
+    }
 }
 
 /// A program attached with `BPF_PROG_ATTACH`, detached with `BPF_PROG_DETACH`.

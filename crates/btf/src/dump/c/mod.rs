@@ -506,3 +506,11 @@ pub fn dump_c_header(btf: &Btf) -> Result<String, BtfError> {
     ));
     Ok(d.finish())
 }
+
+/// The C spelling of type `id` alone, as in a cast: `unsigned long long`,
+/// `const char *`, `struct event`.
+pub fn type_name(btf: &Btf, id: TypeId) -> Result<String, BtfError> {
+    let mut d = CDumper::new(btf);
+    d.emit_type_decl(id, "", 0)?;
+    Ok(d.finish().trim_end().to_string())
+}

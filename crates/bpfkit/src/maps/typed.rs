@@ -1,81 +1,18 @@
-//! Typed maps over any backend.
-//!
-//! The VM and the kernel store map entries as bytes, with the same semantics
-//! (flags, errno values, per-CPU layout). [`RawMap`] is that common byte-level
-//! interface; [`HashMap`], [`Array`], [`PerCpuArray`], [`Queue`] and the rest put
-//! plain-old-data types on top of it, so the same code and the same tests run
-//! against either backend.
+//! Typed views over any [`RawMap`]: keys and values are [`Pod`] types whose
+//! sizes are checked against the map's when the view is made.
 
 use std::marker::PhantomData;
 
-use bytemuck::Pod;
-
-/// A map operation failed; carries the errno the kernel (or the VM, which
-/// mirrors it) reported.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{op}: {message} (errno {errno})")]
-pub struct MapError {
-    /// The operation: `lookup`, `update`, ...
-    pub op: &'static str,
-    /// Positive errno value (`ENOENT`, `EEXIST`, `E2BIG`, ...).
-    pub errno: i32,
-    /// What went wrong, in words.
-    pub message: String,
-}
-
-/// Byte-level access to a map, as the `bpf()` map commands provide it.
-///
-/// Per-CPU maps exchange one value per possible CPU, each padded to 8 bytes,
-/// concatenated: the kernel's syscall layout.
-pub trait RawMap {
-    /// Key size in bytes.
-    fn key_size(&self) -> usize;
-    /// Value size in bytes (of one CPU's value for per-CPU maps).
-    fn value_size(&self) -> usize;
-    /// Number of value copies a lookup returns: the possible CPUs for per-CPU maps, else 1.
-    fn value_copies(&self) -> usize;
-    /// The value stored under `key`, if any.
-    fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MapError>;
-    /// Stores `value` under `key`; `flags` is `BPF_ANY`, `BPF_NOEXIST` or `BPF_EXIST`.
-    fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<(), MapError>;
-    /// Removes `key`.
-    fn delete(&self, key: &[u8]) -> Result<(), MapError>;
-    /// The key after `key` (the first key for `None`), or `None` at the end.
-    fn next_key(&self, key: Option<&[u8]>) -> Result<Option<Vec<u8>>, MapError>;
-    /// Pushes onto a queue, stack or bloom filter.
-    fn push(&self, value: &[u8], flags: u64) -> Result<(), MapError>;
-    /// Pops from a queue or stack.
-    fn pop(&self) -> Result<Option<Vec<u8>>, MapError>;
-    /// Peeks at a queue or stack; for a bloom filter, `value` is tested
-    /// (`Ok(Some)` when possibly present).
-    fn peek(&self, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, MapError>;
-}
-
-/// Boxed and borrowed maps are maps too, so the typed layer works over
-/// `Box<dyn RawMap>` and `&dyn RawMap` as well as concrete backends.
-macro_rules! forward_raw_map {
-    ($($t:ty),*) => {$(
-        impl<M: RawMap + ?Sized> RawMap for $t {
-            fn key_size(&self) -> usize { (**self).key_size() }
-            fn value_size(&self) -> usize { (**self).value_size() }
-            fn value_copies(&self) -> usize { (**self).value_copies() }
-            fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MapError> { (**self).lookup(key) }
-            fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<(), MapError> { (**self).update(key, value, flags) }
-            fn delete(&self, key: &[u8]) -> Result<(), MapError> { (**self).delete(key) }
-            fn next_key(&self, key: Option<&[u8]>) -> Result<Option<Vec<u8>>, MapError> { (**self).next_key(key) }
-            fn push(&self, value: &[u8], flags: u64) -> Result<(), MapError> { (**self).push(value, flags) }
-            fn pop(&self) -> Result<Option<Vec<u8>>, MapError> { (**self).pop() }
-            fn peek(&self, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, MapError> { (**self).peek(value) }
-        }
-    )*};
-}
-forward_raw_map!(Box<M>, &M);
+use super::{keys, MapError, RawMap};
+use crate::Pod;
+use bpfkit_kernel::map::bytes_of;
 
 fn check_size(what: &'static str, want: usize, got: usize) -> Result<(), MapError> {
     if want == got {
         Ok(())
     } else {
         Err(MapError {
+            map: String::new(),
             op: what,
             errno: bpfkit_abi::errno::EINVAL,
             message: format!("type has {got} bytes but the map's {what} size is {want}"),
@@ -87,8 +24,9 @@ fn check_size(what: &'static str, want: usize, got: usize) -> Result<(), MapErro
 /// than the map's size is reported, not trusted.
 fn decode<T: Pod>(bytes: &[u8]) -> Result<T, MapError> {
     match bytes.get(..std::mem::size_of::<T>()) {
-        Some(b) => Ok(bytemuck::pod_read_unaligned(b)),
+        Some(b) => Ok(bpfkit_kernel::map::from_bytes(b).expect("the slice has T's size")),
         None => Err(MapError {
+            map: String::new(),
             op: "decode",
             errno: bpfkit_abi::errno::EINVAL,
             message: format!(
@@ -97,46 +35,6 @@ fn decode<T: Pod>(bytes: &[u8]) -> Result<T, MapError> {
                 std::mem::size_of::<T>()
             ),
         }),
-    }
-}
-
-/// Iterates over a map's keys with `next_key`.
-pub struct Keys<'a, M: RawMap + ?Sized> {
-    map: &'a M,
-    last: Option<Vec<u8>>,
-    done: bool,
-}
-
-impl<M: RawMap + ?Sized> Iterator for Keys<'_, M> {
-    type Item = Result<Vec<u8>, MapError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.map.next_key(self.last.as_deref()) {
-            Ok(Some(k)) => {
-                self.last = Some(k.clone());
-                Some(Ok(k))
-            }
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
-/// All keys of a map, in the map's iteration order.
-pub fn keys<M: RawMap + ?Sized>(map: &M) -> Keys<'_, M> {
-    Keys {
-        map,
-        last: None,
-        done: false,
     }
 }
 
@@ -160,20 +58,19 @@ impl<M: RawMap, K: Pod, V: Pod> HashMap<M, K, V> {
     /// The value under `key`.
     pub fn get(&self, key: &K) -> Result<Option<V>, MapError> {
         self.map
-            .lookup(bytemuck::bytes_of(key))?
+            .lookup(bytes_of(key))?
             .map(|v| decode(&v))
             .transpose()
     }
 
     /// Stores `value` under `key` with `flags`.
     pub fn insert(&self, key: &K, value: &V, flags: u64) -> Result<(), MapError> {
-        self.map
-            .update(bytemuck::bytes_of(key), bytemuck::bytes_of(value), flags)
+        self.map.update(bytes_of(key), bytes_of(value), flags)
     }
 
     /// Removes `key`.
     pub fn remove(&self, key: &K) -> Result<(), MapError> {
-        self.map.delete(bytemuck::bytes_of(key))
+        self.map.delete(bytes_of(key))
     }
 
     /// All entries, in the map's order.
@@ -217,6 +114,7 @@ impl<M: RawMap, V: Pod> Array<M, V> {
         match self.map.lookup(&index.to_ne_bytes())? {
             Some(v) => decode(&v),
             None => Err(MapError {
+                map: String::new(),
                 op: "lookup",
                 errno: bpfkit_abi::errno::ENOENT,
                 message: format!("index {index} is out of bounds"),
@@ -226,8 +124,7 @@ impl<M: RawMap, V: Pod> Array<M, V> {
 
     /// Stores `value` at `index`.
     pub fn set(&self, index: u32, value: &V) -> Result<(), MapError> {
-        self.map
-            .update(&index.to_ne_bytes(), bytemuck::bytes_of(value), 0)
+        self.map.update(&index.to_ne_bytes(), bytes_of(value), 0)
     }
 
     /// The underlying byte-level map.
@@ -270,12 +167,12 @@ impl<M: RawMap, V: Pod> PerCpuArray<M, V> {
 
     /// Sets every CPU's value at `index` to `value`.
     pub fn set_all(&self, index: u32, value: &V) -> Result<(), MapError> {
-        let stride = std::mem::size_of::<V>().next_multiple_of(8);
-        let mut bytes = vec![0u8; stride * self.map.value_copies()];
-        for chunk in bytes.chunks_mut(stride) {
-            chunk[..std::mem::size_of::<V>()].copy_from_slice(bytemuck::bytes_of(value));
-        }
-        self.map.update(&index.to_ne_bytes(), &bytes, 0)
+        let values = vec![*value; self.map.value_copies()];
+        self.map.update(
+            &index.to_ne_bytes(),
+            &join_percpu(&values, self.map.value_copies())?,
+            0,
+        )
     }
 }
 
@@ -297,7 +194,7 @@ impl<M: RawMap, V: Pod> Queue<M, V> {
 
     /// Pushes `value`; with `BPF_EXIST` a full map drops its oldest element.
     pub fn push(&self, value: &V, flags: u64) -> Result<(), MapError> {
-        self.map.push(bytemuck::bytes_of(value), flags)
+        self.map.push(bytes_of(value), flags)
     }
 
     /// Removes and returns the next value.
@@ -332,14 +229,14 @@ impl<M: RawMap, K: Pod, V: Pod> LpmTrie<M, K, V> {
 
     fn key(prefix_len: u32, data: &K) -> Vec<u8> {
         let mut k = prefix_len.to_ne_bytes().to_vec();
-        k.extend_from_slice(bytemuck::bytes_of(data));
+        k.extend_from_slice(bytes_of(data));
         k
     }
 
     /// Stores `value` for the first `prefix_len` bits of `data`.
     pub fn insert(&self, prefix_len: u32, data: &K, value: &V) -> Result<(), MapError> {
         self.map
-            .update(&Self::key(prefix_len, data), bytemuck::bytes_of(value), 0)
+            .update(&Self::key(prefix_len, data), bytes_of(value), 0)
     }
 
     /// The value of the longest stored prefix that `data` starts with.
@@ -354,6 +251,138 @@ impl<M: RawMap, K: Pod, V: Pod> LpmTrie<M, K, V> {
     /// Removes the exact prefix `prefix_len`/`data`.
     pub fn remove(&self, prefix_len: u32, data: &K) -> Result<(), MapError> {
         self.map.delete(&Self::key(prefix_len, data))
+    }
+}
+
+/// A per-CPU hash map: one value per possible CPU under each key.
+pub struct PerCpuHashMap<M, K, V> {
+    map: M,
+    _types: PhantomData<(K, V)>,
+}
+
+impl<M: RawMap, K: Pod, V: Pod> PerCpuHashMap<M, K, V> {
+    /// Wraps `map`, checking the key and value sizes.
+    pub fn new(map: M) -> Result<Self, MapError> {
+        check_size("key", map.key_size(), std::mem::size_of::<K>())?;
+        check_size("value", map.value_size(), std::mem::size_of::<V>())?;
+        Ok(PerCpuHashMap {
+            map,
+            _types: PhantomData,
+        })
+    }
+
+    /// Every CPU's value under `key`.
+    pub fn get(&self, key: &K) -> Result<Option<Vec<V>>, MapError> {
+        Ok(self
+            .map
+            .lookup(bytes_of(key))?
+            .map(|b| split_percpu(&b, self.map.value_copies())))
+    }
+
+    /// Stores one value per CPU under `key`; `values` must have one per CPU.
+    pub fn insert(&self, key: &K, values: &[V], flags: u64) -> Result<(), MapError> {
+        self.map.update(
+            bytes_of(key),
+            &join_percpu(values, self.map.value_copies())?,
+            flags,
+        )
+    }
+
+    /// Removes `key`.
+    pub fn remove(&self, key: &K) -> Result<(), MapError> {
+        self.map.delete(bytes_of(key))
+    }
+
+    /// All keys with every CPU's values.
+    pub fn entries(&self) -> Result<Vec<(K, Vec<V>)>, MapError> {
+        let mut out = Vec::new();
+        for key in keys(&self.map) {
+            let key = key?;
+            if let Some(v) = self.map.lookup(&key)? {
+                out.push((decode(&key)?, split_percpu(&v, self.map.value_copies())));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Lays out one value per CPU on 8-byte strides, the syscall layout.
+fn join_percpu<V: Pod>(values: &[V], copies: usize) -> Result<Vec<u8>, MapError> {
+    if values.len() != copies {
+        return Err(MapError {
+            map: String::new(),
+            op: "update",
+            errno: bpfkit_abi::errno::EINVAL,
+            message: format!("{} values given, the map has {copies} CPUs", values.len()),
+        });
+    }
+    let size = std::mem::size_of::<V>();
+    let stride = size.next_multiple_of(8);
+    let mut bytes = vec![0u8; stride * copies];
+    for (chunk, v) in bytes.chunks_mut(stride).zip(values) {
+        chunk[..size].copy_from_slice(bytes_of(v));
+    }
+    Ok(bytes)
+}
+
+/// A program array for `bpf_tail_call`: each slot holds a program.
+pub struct ProgArray<'a> {
+    map: &'a super::Map,
+}
+
+impl<'a> ProgArray<'a> {
+    /// Wraps `map`, a `BPF_MAP_TYPE_PROG_ARRAY`.
+    pub fn new(map: &'a super::Map) -> Result<Self, crate::Error> {
+        map.expect_type(bpfkit_abi::MapType::ProgArray, "prog_array")?;
+        Ok(ProgArray { map })
+    }
+
+    /// Puts `program` in slot `index`, for tail calls to reach it.
+    pub fn set(&self, index: u32, program: &crate::Program) -> Result<(), crate::Error> {
+        program.put_in_prog_array(self.map, index)
+    }
+
+    /// Empties slot `index`.
+    pub fn clear(&self, index: u32) -> Result<(), MapError> {
+        self.map.delete(&index.to_ne_bytes())
+    }
+}
+
+/// An array or hash of maps (`BPF_MAP_TYPE_ARRAY_OF_MAPS`, `HASH_OF_MAPS`)
+/// keyed by `K`: each value is a map of the inner map's shape.
+pub struct MapOfMaps<'a, K> {
+    map: &'a super::Map,
+    _types: PhantomData<K>,
+}
+
+impl<'a, K: Pod> MapOfMaps<'a, K> {
+    /// Wraps `map`, checking its type and key size.
+    pub fn new(map: &'a super::Map) -> Result<Self, crate::Error> {
+        if !map.map_type().is_map_in_map() {
+            map.expect_type(
+                bpfkit_abi::MapType::ArrayOfMaps,
+                "array_of_maps or hash_of_maps",
+            )?;
+        }
+        check_size("key", map.key_size(), std::mem::size_of::<K>()).map_err(|mut e| {
+            e.map = map.name().into();
+            e
+        })?;
+        Ok(MapOfMaps {
+            map,
+            _types: PhantomData,
+        })
+    }
+
+    /// Stores `inner` under `key`; it must live on the same backend.
+    pub fn set(&self, key: &K, inner: &super::Map) -> Result<(), crate::Error> {
+        let value = self.map.inner_map_value(inner)?;
+        Ok(self.map.update(bytes_of(key), &value, 0)?)
+    }
+
+    /// Removes `key`.
+    pub fn remove(&self, key: &K) -> Result<(), MapError> {
+        self.map.delete(bytes_of(key))
     }
 }
 
@@ -375,12 +404,12 @@ impl<M: RawMap, V: Pod> BloomFilter<M, V> {
 
     /// Adds `value`.
     pub fn insert(&self, value: &V) -> Result<(), MapError> {
-        self.map.push(bytemuck::bytes_of(value), 0)
+        self.map.push(bytes_of(value), 0)
     }
 
     /// Whether `value` may have been added (`false`: certainly not).
     pub fn contains(&self, value: &V) -> Result<bool, MapError> {
-        match self.map.peek(Some(bytemuck::bytes_of(value))) {
+        match self.map.peek(Some(bytes_of(value))) {
             Ok(found) => Ok(found.is_some()),
             Err(e) if e.errno == bpfkit_abi::errno::ENOENT => Ok(false),
             Err(e) => Err(e),
