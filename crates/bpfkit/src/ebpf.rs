@@ -200,7 +200,7 @@ impl EbpfLoader {
             let (section, kind) = sections[name].clone();
             Program::new(ProgramData::new(name.clone(), section, kind, handle))
         };
-        let (programs, maps, collection) = match self.backend {
+        let (programs, maps, runtime) = match self.backend {
             Backend::Kernel => {
                 let opts = LoadOptions {
                     pin_root: self.pin_root.as_deref(),
@@ -218,7 +218,7 @@ impl EbpfLoader {
                     .into_iter()
                     .map(|(n, m)| (n.clone(), Map::new(n, MapInner::Kernel(m))))
                     .collect();
-                (programs, maps, Some(c))
+                (programs, maps, Runtime::Kernel(c))
             }
             Backend::Vm => {
                 let mut vm = Vm::new();
@@ -246,8 +246,12 @@ impl EbpfLoader {
                         (n, prog)
                     })
                     .collect();
-                (programs, maps, None)
+                (programs, maps, Runtime::Vm(vm))
             }
+        };
+        let (collection, vm) = match runtime {
+            Runtime::Kernel(c) => (Some(c), None),
+            Runtime::Vm(vm) => (None, Some(vm)),
         };
         Ok(Ebpf {
             backend: self.backend,
@@ -255,9 +259,16 @@ impl EbpfLoader {
             maps,
             variables,
             left_out,
+            vm,
             collection,
         })
     }
+}
+
+/// What a load leaves behind besides programs and maps.
+enum Runtime {
+    Kernel(Collection),
+    Vm(Arc<Mutex<Vm>>),
 }
 
 fn map_spec<'a>(spec: &'a mut ObjectSpec, name: &str) -> Result<&'a mut bpfkit_object::MapSpec> {
@@ -316,6 +327,8 @@ pub struct Ebpf {
     maps: BTreeMap<String, Map>,
     variables: Vec<GlobalVariable>,
     left_out: Vec<(String, String)>,
+    /// The VM the programs run in, on the VM backend.
+    vm: Option<Arc<Mutex<Vm>>>,
     /// The kernel collection, for what it keeps alive (the object's BTF)
     /// and reports (CO-RE source, pins); its maps and programs moved out.
     collection: Option<Collection>,
@@ -340,6 +353,14 @@ impl Ebpf {
     /// The backend it is loaded into.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The VM the programs run in (to set the current task, CPU, budget or
+    /// helpers), on the VM backend.
+    pub fn vm(&self) -> Option<std::sync::MutexGuard<'_, Vm>> {
+        self.vm
+            .as_ref()
+            .map(|vm| vm.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Program `name`.

@@ -136,7 +136,12 @@ impl Vm {
             let map = self.maps[maps[name] as usize].clone();
             for (&slot, target) in &m.init {
                 let r = match target {
-                    InitRef::Program(p) => map.set_program(slot, Arc::clone(&programs[p])),
+                    // A program left out of the load leaves its slot
+                    // empty, as in the kernel backend.
+                    InitRef::Program(p) => match programs.get(p) {
+                        Some(p) => map.set_program(slot, Arc::clone(p)),
+                        None => continue,
+                    },
                     InitRef::Map(inner) => {
                         let id = self.maps[maps[inner] as usize].id();
                         map.update(&slot.to_ne_bytes(), &id.to_ne_bytes(), update_flags::ANY)

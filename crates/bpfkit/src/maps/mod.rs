@@ -115,6 +115,16 @@ impl Map {
         Map { name, inner }
     }
 
+    /// A kernel map made by hand (`KernelMap::create`), under its name.
+    pub fn from_kernel(map: KernelMap) -> Map {
+        Map::new(map.name().to_string(), MapInner::Kernel(map))
+    }
+
+    /// A VM map made by hand (`bpfkit::vm::Map::new`), called `name`.
+    pub fn from_vm(name: &str, map: bpfkit_vm::Map) -> Map {
+        Map::new(name.into(), MapInner::Vm(map))
+    }
+
     /// The map's name in the object (`.rodata`, `.bss` for globals).
     pub fn name(&self) -> &str {
         &self.name

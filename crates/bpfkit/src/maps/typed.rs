@@ -73,6 +73,11 @@ impl<M: RawMap, K: Pod, V: Pod> HashMap<M, K, V> {
         self.map.delete(bytes_of(key))
     }
 
+    /// All keys, in the map's order.
+    pub fn keys(&self) -> Result<Vec<K>, MapError> {
+        keys(&self.map).map(|k| decode(&k?)).collect()
+    }
+
     /// All entries, in the map's order.
     pub fn entries(&self) -> Result<Vec<(K, V)>, MapError> {
         let mut out = Vec::new();
@@ -346,6 +351,15 @@ impl<'a> ProgArray<'a> {
     pub fn clear(&self, index: u32) -> Result<(), MapError> {
         self.map.delete(&index.to_ne_bytes())
     }
+
+    /// The id of the program in slot `index`, if any (the kernel reports
+    /// ids, not fds, on lookup).
+    pub fn get_id(&self, index: u32) -> Result<Option<u32>, MapError> {
+        self.map
+            .lookup(&index.to_ne_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
 }
 
 /// An array or hash of maps (`BPF_MAP_TYPE_ARRAY_OF_MAPS`, `HASH_OF_MAPS`)
@@ -383,6 +397,14 @@ impl<'a, K: Pod> MapOfMaps<'a, K> {
     /// Removes `key`.
     pub fn remove(&self, key: &K) -> Result<(), MapError> {
         self.map.delete(bytes_of(key))
+    }
+
+    /// The id of the map stored under `key`, if any.
+    pub fn get_id(&self, key: &K) -> Result<Option<u32>, MapError> {
+        self.map
+            .lookup(bytes_of(key))?
+            .map(|v| decode(&v))
+            .transpose()
     }
 }
 

@@ -1,9 +1,9 @@
 //! Kernel maps: created from a definition, accessed by bytes with the same
-//! signatures as the VM's maps (so one test suite runs against both), and
-//! through typed wrappers over [`Pod`] keys and values.
+//! signatures as the VM's maps (so one test suite runs against both). The
+//! typed views over [`Pod`] keys and values are the `bpfkit` crate's, one
+//! family for both backends.
 
 mod pod;
-mod typed;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -15,10 +15,6 @@ use crate::info::MapInfo;
 use crate::sys::{self, IdKind};
 
 pub use pod::{bytes_of, from_bytes, Pod};
-pub use typed::{
-    Array, ArrayOfMaps, BloomFilter, HashMap, HashOfMaps, LpmTrie, PerCpuArray, PerCpuHashMap,
-    ProgArray, Queue, Stack,
-};
 
 /// What `BPF_MAP_CREATE` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,277 @@
+//! The loader API as a user meets it: typed programs, clear errors before
+//! any system call, globals checked against BTF, and readers fed by the
+//! kernel or by VM runs.
+
+use std::time::Duration;
+
+use bpfkit::{Backend, Ebpf, EbpfLoader, Error, PerfBuf, Record, RingBuf, TracePoint, Xdp};
+
+fn fixture(dir: &str, name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../{dir}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn kernel_available() -> bool {
+    match bpfkit::kernel::check_bpf_access() {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "under CI=true a kernel test may not skip: {why}"
+            );
+            println!("SKIP: cannot use bpf(): {why}");
+            false
+        }
+    }
+}
+
+fn counter() -> Vec<u8> {
+    fixture("kernel", "counter.bpf.o")
+}
+
+#[test]
+fn a_program_of_another_kind_is_refused_by_name() {
+    let mut bpf = Ebpf::load_vm(&counter()).unwrap();
+    let prog = bpf.program_mut("count_getpid").unwrap();
+    assert_eq!(prog.kind_name(), "TracePoint");
+    let e = <&mut Xdp>::try_from(prog).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "program `count_getpid` is a TracePoint program, not Xdp"
+    );
+    let e = bpf.program("nosuch").err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "the object has no program `nosuch` (it has: count_getpid)"
+    );
+    let e = bpf.map("nosuch").err().unwrap();
+    assert!(
+        e.to_string().contains("(it has: .rodata, calls, pids)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn attaching_in_the_vm_says_what_to_do_instead() {
+    let mut bpf = Ebpf::load_vm(&counter()).unwrap();
+    let tp: &mut TracePoint = bpf.program_mut("count_getpid").unwrap().try_into().unwrap();
+    let e = tp.attach("syscalls", "sys_enter_getpid").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Unsupported {
+                backend: Backend::Vm,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("run the program with test_run"),
+        "{e}"
+    );
+}
+
+#[test]
+fn globals_are_checked_against_their_btf_type() {
+    let e = EbpfLoader::new()
+        .backend(Backend::Vm)
+        .set_global("target_tgid", &7u64)
+        .load(&counter())
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "global `target_tgid`: is `volatile const __u32` (4 bytes) in .rodata, but the value is \
+         a `u64` (8 bytes)"
+    );
+    let e = EbpfLoader::new()
+        .backend(Backend::Vm)
+        .set_global("target", &7u32)
+        .load(&counter())
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .contains("no such global variable (the object has: target_tgid)"),
+        "{e}"
+    );
+    let bpf = EbpfLoader::new()
+        .backend(Backend::Vm)
+        .set_global("target_tgid", &7u32)
+        .load(&counter())
+        .unwrap();
+    assert_eq!(bpf.global::<u32>("target_tgid").unwrap(), 7);
+    // .rodata is frozen at load: set it on the loader.
+    let e = bpf.set_global("target_tgid", &8u32).unwrap_err();
+    assert!(e.to_string().contains("read-only once loaded"), "{e}");
+}
+
+#[test]
+fn autoload_leaves_a_program_out_and_unknown_names_are_errors() {
+    let maps = fixture("object", "maps.bpf.o");
+    let all = Ebpf::load_vm(&maps).unwrap();
+    let first = all.programs().next().unwrap().0.to_string();
+    let bpf = EbpfLoader::new()
+        .backend(Backend::Vm)
+        .autoload(&first, false)
+        .load(&maps)
+        .unwrap();
+    assert!(bpf.program(&first).is_err());
+    assert_eq!(bpf.programs().count(), all.programs().count() - 1);
+    let e = EbpfLoader::new()
+        .backend(Backend::Vm)
+        .autoload("nosuch", false)
+        .load(&maps)
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .starts_with("the object has no program `nosuch`"),
+        "{e}"
+    );
+    let e = EbpfLoader::new()
+        .backend(Backend::Vm)
+        .set_max_entries("nosuch", 4)
+        .load(&maps)
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().starts_with("the object has no map `nosuch`"),
+        "{e}"
+    );
+}
+
+/// `count_getpid` in the VM: the ring buffer is fed by VM runs and read
+/// through the same reader as in the kernel.
+#[test]
+fn vm_runs_feed_the_ring_buffer_reader() {
+    let mut bpf = EbpfLoader::new()
+        .backend(Backend::Vm)
+        .set_global("target_tgid", &4242u32)
+        .load(&counter())
+        .unwrap();
+    bpf.vm().unwrap().set_current_task(bpfkit::vm::Task {
+        pid: 4242,
+        tgid: 4242,
+        ..Default::default()
+    });
+    let mut pids = RingBuf::new(bpf.take_map("pids").unwrap()).unwrap();
+    let prog = bpf.program("count_getpid").unwrap();
+    for _ in 0..3 {
+        prog.test_run(&[0; 16], &[]).unwrap();
+    }
+    let mut seen = Vec::new();
+    while let Some(rec) = pids.next() {
+        seen.push(rec.read::<u32>().unwrap());
+    }
+    assert_eq!(seen, vec![4242; 3]);
+    assert_eq!(pids.lost(), Some(0));
+    assert_eq!(bpf.global::<u32>("target_tgid").unwrap(), 4242);
+    let calls = bpfkit::maps::Array::<_, u64>::new(bpf.map("calls").unwrap()).unwrap();
+    assert_eq!(calls.get(0).unwrap(), 3);
+}
+
+#[test]
+fn kernel_ring_buffer_records_arrive_through_next() {
+    if !kernel_available() {
+        return;
+    }
+    let me = std::process::id();
+    let mut bpf = EbpfLoader::new()
+        .set_global("target_tgid", &me)
+        .load(&counter())
+        .unwrap();
+    let tp: &mut TracePoint = bpf.program_mut("count_getpid").unwrap().try_into().unwrap();
+    // A bad attach point is named before any system call.
+    let e = tp.attach("syscalls", "sys_enter_nosuch").unwrap_err();
+    assert!(
+        matches!(e, Error::AttachPoint { .. })
+            && e.to_string()
+                .contains("no tracepoint syscalls/sys_enter_nosuch"),
+        "{e}"
+    );
+    let e = tp.attach("sys/calls", "x").unwrap_err();
+    assert!(
+        e.to_string().contains("is not a tracepoint category name"),
+        "{e}"
+    );
+    let link = tp.attach("syscalls", "sys_enter_getpid").unwrap();
+    let mut pids = RingBuf::new(bpf.take_map("pids").unwrap()).unwrap();
+    assert!(pids.next().is_none(), "nothing before the calls");
+    for _ in 0..3 {
+        getpid();
+    }
+    let mut seen = 0;
+    while let Some(rec) = pids.next_timeout(Duration::from_secs(5)).unwrap() {
+        assert_eq!(rec.read::<u32>(), Some(me));
+        seen += 1;
+        if seen == 3 {
+            break;
+        }
+    }
+    assert_eq!(seen, 3);
+    drop(link);
+    assert_eq!(pids.lost(), None, "the kernel counts no ring buffer losses");
+}
+
+/// getpid(2), the system call itself (glibc caches nothing since 2.25).
+fn getpid() {
+    std::hint::black_box(std::process::id());
+}
+
+#[test]
+fn perf_buffer_samples_arrive_with_their_cpu() {
+    if !kernel_available() {
+        return;
+    }
+    let mut bpf = Ebpf::load(&fixture("kernel", "perfexec.bpf.o")).unwrap();
+    let _links = bpf.attach_all().unwrap();
+    let mut execs = PerfBuf::new(bpf.take_map("execs").unwrap(), 8).unwrap();
+    let child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut found = false;
+    while !found && std::time::Instant::now() < deadline {
+        if let Some(s) = execs.next_timeout(Duration::from_millis(200)).unwrap() {
+            found = s.read::<u32>() == Some(pid);
+        }
+    }
+    assert!(found, "the exec of pid {pid} was sampled");
+    assert_eq!(execs.lost(), 0);
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn async_ring_buffer_yields_records() {
+    if !kernel_available() {
+        return;
+    }
+    let me = std::process::id();
+    let mut bpf = EbpfLoader::new()
+        .set_global("target_tgid", &me)
+        .load(&counter())
+        .unwrap();
+    let tp: &mut TracePoint = bpf.program_mut("count_getpid").unwrap().try_into().unwrap();
+    let _link = tp.attach("syscalls", "sys_enter_getpid").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut pids = bpfkit::AsyncRingBuf::new(bpf.map("pids").unwrap()).unwrap();
+        for _ in 0..2 {
+            getpid();
+        }
+        for _ in 0..2 {
+            let rec = tokio::time::timeout(Duration::from_secs(5), pids.next())
+                .await
+                .expect("a record within 5 s")
+                .unwrap();
+            assert_eq!(rec, me.to_ne_bytes());
+        }
+    });
+}
