@@ -231,8 +231,9 @@ fn perf_buffer_samples_arrive_with_their_cpu() {
     let mut bpf = Ebpf::load(&fixture("kernel", "perfexec.bpf.o")).unwrap();
     let _links = bpf.attach_all().unwrap();
     let mut execs = PerfBuf::new(bpf.take_map("execs").unwrap(), 8).unwrap();
-    let child = std::process::Command::new("true").spawn().unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
+    child.wait().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut found = false;
     while !found && std::time::Instant::now() < deadline {
