@@ -366,3 +366,33 @@ fn event_type_falls_back_to_dwarf_when_btf_lacks_the_record() {
     assert!(!ok);
     assert!(stderr.contains("nor in DWARF"), "{stderr}");
 }
+
+/// libbpf-bootstrap's `bootstrap.bpf.c`, unmodified (examples/bootstrap),
+/// never puts `struct event` into BTF: `--event-type event` finds it in
+/// the object's DWARF and decodes the exec record of a process we start.
+#[test]
+fn event_type_decodes_upstream_bootstrap_records_from_dwarf() {
+    if !common::require_bpf() {
+        return;
+    }
+    let obj = format!(
+        "{}/../../examples/bootstrap/bootstrap.bpf.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (mut tool, lines) = common::load_until_attached(
+        &[obj.as_str(), "--event-type", "event", "-d", "10"].map(std::ffi::OsStr::new),
+    );
+    let mut child = Command::new("/bin/true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let line = lines
+        .map(|l| l.unwrap())
+        .find(|l| l.contains(&format!("pid={pid} ")) && l.contains("exit_event=0"))
+        .expect("the exec record was printed");
+    let _ = Command::new("kill")
+        .args(["-INT", &tool.id().to_string()])
+        .status();
+    let _ = tool.wait();
+    assert!(line.contains("comm=\"true\""), "{line}");
+    assert!(line.contains("filename=\"/bin/true\""), "{line}");
+}

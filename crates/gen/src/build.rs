@@ -113,6 +113,7 @@ impl BpfBuild {
                 name: name.clone(),
                 embed: Embed::IncludeBytes(format!("{:?}", object.display().to_string())),
                 extra_types: self.extra_types.clone(),
+                all_types: false,
             },
         )?;
         let path = out_dir.join(format!("{name}.skel.rs"));

@@ -32,6 +32,9 @@ pub struct SkeletonOptions {
     /// More record types to generate, by name (ring buffer records that
     /// clang leaves out of BTF are found in the object's DWARF).
     pub extra_types: Vec<String>,
+    /// Generate every named struct, union and enum of the object's BTF,
+    /// not only those its maps and globals use.
+    pub all_types: bool,
 }
 
 /// `bootstrap` → `Bootstrap`, `tcp_life` → `TcpLife`.
@@ -113,6 +116,17 @@ pub fn generate(object: &[u8], opts: &SkeletonOptions) -> Result<String, GenErro
         for t in &opts.extra_types {
             if let Some(id) = find_record(btf, t) {
                 w.define(id, t)?;
+            }
+        }
+        if opts.all_types {
+            for t in btf.types() {
+                let named_record = matches!(
+                    t.kind(),
+                    Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64
+                ) && !t.name().is_empty();
+                if named_record {
+                    w.define(t.id(), t.name())?;
+                }
             }
         }
         types.push_str(&w.out);

@@ -24,6 +24,9 @@ pub struct SkeletonArgs {
     /// Also generate this record type, from DWARF when BTF lacks it (repeatable).
     #[arg(long = "type", value_name = "NAME")]
     types: Vec<String>,
+    /// Generate every named struct, union and enum of the object's BTF.
+    #[arg(long)]
+    all_types: bool,
 }
 
 /// Runs `bpfkit gen`.
@@ -47,6 +50,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             name,
             embed: bpfkit_gen::Embed::Literal,
             extra_types: args.types,
+            all_types: args.all_types,
         },
     )
     .with_context(|| format!("generating the skeleton of {path}"))?;
