@@ -64,8 +64,11 @@ mod reader;
 /// `#[derive(Pod)]`: see [`Pod`]; checks at compile time that a
 /// `#[repr(C)]` struct has only `Pod` fields and no padding.
 pub use bpfkit_derive::Pod;
+pub use bpfkit_kernel::fs::{online_cpus, possible_cpus};
+pub use bpfkit_kernel::ksyms::KernelSymbols;
 pub use bpfkit_kernel::link::perf_event::SampleRate;
 pub use bpfkit_kernel::link::{PerfEventConfig, TcDirection, TcOptions, XdpMode, XdpOptions};
+pub use bpfkit_kernel::time::ktime_ns;
 pub use bpfkit_kernel::{Link, Pod};
 pub use ebpf::{AutoAttached, Backend, Ebpf, EbpfLoader};
 pub use error::{Error, Result};

@@ -23,6 +23,12 @@ pub trait Record: std::ops::Deref<Target = [u8]> {
         self.get(..std::mem::size_of::<T>())
             .and_then(bpfkit_kernel::map::from_bytes)
     }
+
+    /// The record as a `T`, zero-filled past its end: for records whose
+    /// trailing variable-length part the program sends only as far as used.
+    fn read_prefix<T: Pod>(&self) -> T {
+        bpfkit_kernel::map::from_prefix(self)
+    }
 }
 
 /// One ring buffer record, borrowed from the ring. Dropping it hands its

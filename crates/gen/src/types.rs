@@ -2,7 +2,8 @@
 //! compile-time assertions that prove it.
 //!
 //! - Integers, floats and arrays map to their Rust equivalents; pointers to
-//!   `u64` (BPF is 64-bit); `_Bool` to `u8` (not every byte is a `bool`).
+//!   `u64` (BPF is 64-bit); `_Bool` to `u8` (not every byte is a `bool`),
+//!   and `char` to `u8`.
 //! - A struct becomes a `#[repr(C)]` struct with explicit padding fields, so
 //!   that it has no implicit padding and derives `Pod`; `#[repr(C, packed)]`
 //!   when a member sits where Rust's alignment would not put it.
@@ -91,10 +92,11 @@ impl<'a> TypeWriter<'a> {
                     .int()
                     .ok_or_else(|| GenError::Type(format!("int {id} without data")))?;
                 let bits = int.size * 8;
-                match (
-                    int.size,
-                    int.encoding.is_signed() && !int.encoding.is_bool(),
-                ) {
+                // `char` is text: bytes, whatever its signedness (clang
+                // marks it signed, not BTF_INT_CHAR).
+                let text = int.encoding.is_char() || t.name() == "char";
+                let signed = int.encoding.is_signed() && !int.encoding.is_bool() && !text;
+                match (int.size, signed) {
                     (1 | 2 | 4 | 8 | 16, true) => format!("i{bits}"),
                     (1 | 2 | 4 | 8 | 16, false) => format!("u{bits}"),
                     (n, _) => format!("[u8; {n}]"),

@@ -7,12 +7,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::hist::{format_log2, log2_buckets, Bucket};
-use super::{clock_time, load_tool, report_periodically, Output, StopSignal};
+use super::skel::biolatency::types::{biolatency_hist, biolatency_key};
+use super::skel::biolatency::BiolatencySkel;
+use super::{clock_time, report_periodically, Loaded, Output, StopSignal};
 
-/// The compiled BPF side (bpf/biolatency.bpf.c).
-const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/biolatency.bpf.o");
-/// `BIOLATENCY_SLOTS`.
-const SLOTS: usize = 32;
+/// The histograms by disk, as the BPF side keeps them.
+type Hists<'a> = bpfkit::maps::HashMap<&'a bpfkit::Map, biolatency_key, biolatency_hist>;
 
 /// Summarize block device I/O latency as a histogram.
 #[derive(clap::Args)]
@@ -80,25 +80,15 @@ fn disks() -> HashMap<u32, String> {
     out
 }
 
-fn take(map: &bpfkit_kernel::KernelMap) -> Vec<(u32, Vec<u64>)> {
-    let mut keys = Vec::new();
-    let mut key: Option<Vec<u8>> = None;
-    while let Ok(Some(next)) = map.next_key(key.as_deref()) {
-        keys.push(next.clone());
-        key = Some(next);
-    }
-    let mut out: Vec<(u32, Vec<u64>)> = keys
+/// Every disk's histogram, emptied.
+fn take(hists: &Hists<'_>) -> Vec<(u32, Vec<u64>)> {
+    let mut out: Vec<(u32, Vec<u64>)> = hists
+        .entries()
+        .unwrap_or_default()
         .into_iter()
-        .filter_map(|k| {
-            let v = map.lookup(&k).ok().flatten()?;
-            let _ = map.delete(&k);
-            let dev = u32::from_ne_bytes(k.get(..4)?.try_into().ok()?);
-            let slots = v
-                .chunks_exact(8)
-                .take(SLOTS)
-                .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect();
-            Some((dev, slots))
+        .map(|(key, h)| {
+            let _ = hists.remove(&key);
+            (key.dev, h.slots.to_vec())
         })
         .collect();
     out.sort_by_key(|(dev, _)| *dev);
@@ -107,7 +97,7 @@ fn take(map: &bpfkit_kernel::KernelMap) -> Vec<(u32, Vec<u64>)> {
 
 fn print(
     out: &mut Output,
-    map: &bpfkit_kernel::KernelMap,
+    map: &Hists<'_>,
     args: &Args,
     names: &HashMap<u32, String>,
 ) -> std::io::Result<()> {
@@ -155,22 +145,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             })?,
     };
     let stop = StopSignal::install(args.duration)?;
-    let flag = |b: bool| (b as u32).to_ne_bytes().to_vec();
-    let tool = load_tool(
-        "biolatency",
-        OBJECT,
-        &[
-            ("targ_per_disk", flag(args.per_disk)),
-            ("targ_ms", flag(args.milliseconds)),
-            ("targ_queued", flag(args.queued)),
-            ("targ_dev", dev.to_ne_bytes().to_vec()),
-        ],
-    )?;
-    let map = &tool.collection.maps["hists"];
+    let mut open = BiolatencySkel::open();
+    open.rodata.targ_per_disk = args.per_disk as u32;
+    open.rodata.targ_ms = args.milliseconds as u32;
+    open.rodata.targ_queued = args.queued as u32;
+    open.rodata.targ_dev = dev;
+    let tool = Loaded::attached("biolatency", open.load()?.ebpf)?;
+    let map = Hists::new(tool.map("hists")?)?;
     let mut out = Output::new(args.json);
     out.header("Tracing block device I/O... Hit Ctrl-C to end.")?;
     report_periodically(&stop, args.interval, args.count, || {
-        print(&mut out, map, &args, &names)
+        print(&mut out, &map, &args, &names)
     })?;
     drop(tool);
     Ok(())

@@ -5,16 +5,11 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{
-    attach_all, c_str, clock_time, load_unattached, stream_events, u32_at, Output, StopSignal,
-};
+use super::skel::execsnoop::{types::execsnoop_event, ExecsnoopSkel};
+use super::{c_str, clock_time, ring_size, stream_events, Loaded, Output, StopSignal};
 
-/// The compiled BPF side (bpf/execsnoop.bpf.c, rebuilt by bpf/build.sh).
-const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/execsnoop.bpf.o");
 /// Most arguments the BPF side captures (EXECSNOOP_MAX_ARGS).
 const MAX_ARGS: u32 = 20;
-/// Offset of `args` in `struct execsnoop_event` (bpf/include/execsnoop.h).
-const ARGS_OFFSET: usize = 48;
 
 /// Trace exec() calls: TIME PCOMM PID PPID UID RET ARGS.
 #[derive(clap::Args)]
@@ -71,29 +66,30 @@ pub struct ExecEvent {
 
 /// Decodes a `struct execsnoop_event` record.
 pub fn decode(rec: &[u8], time: String) -> Option<ExecEvent> {
-    if rec.len() < ARGS_OFFSET {
+    // The program sends the fixed part and only the argument bytes used.
+    let fixed = std::mem::offset_of!(execsnoop_event, args);
+    if rec.len() < fixed {
         return None;
     }
-    let args_size = (u32_at(rec, 20) as usize).min(rec.len() - ARGS_OFFSET);
-    let args_count = u32_at(rec, 16) as usize;
-    let args: Vec<String> = rec[ARGS_OFFSET..ARGS_OFFSET + args_size]
+    let e: execsnoop_event = bpfkit::kernel::map::from_prefix(rec);
+    let args_size = (e.args_size as usize).min(rec.len() - fixed);
+    let args: Vec<String> = e.args[..args_size.min(e.args.len())]
         .split(|&b| b == 0)
-        .take(args_count)
+        .take(e.args_count as usize)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
     Some(ExecEvent {
         time,
-        comm: c_str(&rec[32..48]),
-        pid: u32_at(rec, 0),
-        ppid: u32_at(rec, 4),
-        uid: u32_at(rec, 8),
-        ret: u32_at(rec, 12) as i32,
+        comm: c_str(&e.comm),
+        pid: e.pid,
+        ppid: e.ppid,
+        uid: e.uid,
+        ret: e.retval,
         args,
-        truncated: u32_at(rec, 24) != 0,
+        truncated: e.truncated != 0,
     })
 }
 
-/// The text line for an event, in the header's columns.
 pub fn format_line(e: &ExecEvent) -> String {
     let mut args = e.args.join(" ");
     if e.truncated {
@@ -126,35 +122,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map(|p| std::fs::File::open(p).with_context(|| format!("--cgroup {}", p.display())))
         .transpose()?;
-    let mut tool = load_unattached(
-        "execsnoop",
-        OBJECT,
-        &[
-            (
-                "filter_cgroup",
-                (cgroup_dir.is_some() as u32).to_ne_bytes().to_vec(),
-            ),
-            (
-                "targ_uid",
-                args.uid.unwrap_or(u32::MAX).to_ne_bytes().to_vec(),
-            ),
-            (
-                "include_failed",
-                (args.failed as u32).to_ne_bytes().to_vec(),
-            ),
-            ("max_args", args.max_args.to_ne_bytes().to_vec()),
-        ],
-    )?;
+    let mut open = ExecsnoopSkel::open();
+    open.rodata.filter_cgroup = cgroup_dir.is_some() as u32;
+    open.rodata.targ_uid = args.uid.unwrap_or(u32::MAX);
+    open.rodata.include_failed = args.failed as u32;
+    open.rodata.max_args = args.max_args;
+    ring_size(&mut open.loader, "events")?;
+    let mut tool = Loaded::new(open.load()?.ebpf);
     // The filter's cgroup is in place before anything is attached.
     if let Some(dir) = &cgroup_dir {
         let fd = std::os::fd::AsRawFd::as_raw_fd(dir) as u32;
-        tool.collection.maps["cgroup_filter"]
-            .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), 0)
-            .context(
-                "--cgroup: storing the cgroup in the filter map (is it a cgroup v2 directory?)",
-            )?;
+        bpfkit::RawMap::update(
+            tool.map("cgroup_filter")?,
+            &0u32.to_ne_bytes(),
+            &fd.to_ne_bytes(),
+            0,
+        )
+        .context("--cgroup: storing the cgroup in the filter map (is it a cgroup v2 directory?)")?;
     }
-    attach_all("execsnoop", &mut tool)?;
+    tool.attach_all("execsnoop")?;
     let mut out = Output::new(args.json);
     out.header(&format!(
         "{:<8} {:<16} {:<7} {:<7} {:<6} {:>3} {}",
@@ -184,16 +170,19 @@ mod tests {
 
     #[test]
     fn decodes_and_formats_a_record() {
-        let mut rec = vec![0u8; ARGS_OFFSET];
-        rec[0..4].copy_from_slice(&42u32.to_ne_bytes());
-        rec[4..8].copy_from_slice(&1u32.to_ne_bytes());
-        rec[16..20].copy_from_slice(&3u32.to_ne_bytes());
         let args = b"/bin/echo\0hi\0there\0";
-        rec[20..24].copy_from_slice(&(args.len() as u32).to_ne_bytes());
-        rec[24..28].copy_from_slice(&1u32.to_ne_bytes());
-        rec[32..36].copy_from_slice(b"echo");
-        rec.extend_from_slice(args);
-        let e = decode(&rec, "12:00:00".into()).unwrap();
+        let mut ev: execsnoop_event = crate::tools::zeroed();
+        ev.pid = 42;
+        ev.ppid = 1;
+        ev.args_count = 3;
+        ev.args_size = args.len() as u32;
+        ev.truncated = 1;
+        ev.comm[..4].copy_from_slice(b"echo");
+        ev.args[..args.len()].copy_from_slice(args);
+        // Sent as far as the arguments go, as the BPF side does.
+        let fixed = std::mem::offset_of!(execsnoop_event, args);
+        let rec = &bpfkit::kernel::map::bytes_of(&ev)[..fixed + args.len()];
+        let e = decode(rec, "12:00:00".into()).unwrap();
         assert_eq!(e.args, vec!["/bin/echo", "hi", "there"]);
         assert_eq!(
             format_line(&e),

@@ -8,15 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::usyms::ProcessSymbols;
-use super::{clock_time, load_unattached, percpu_sum, report_lost, Loaded, Output, StopSignal};
-use bpfkit_kernel::ksyms::KernelSymbols;
-use bpfkit_kernel::link::{attach_uprobe, UprobeTarget};
-use bpfkit_kernel::KernelMap;
-use bpfkit_object::AttachTarget;
+use bpfkit::maps::HashMap as BpfHashMap;
+use bpfkit::{KernelSymbols, RawMap};
 
-/// The compiled BPF side (bpf/memleak.bpf.c).
-const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/memleak.bpf.o");
+use super::skel::memleak::{types::memleak_alloc, MemleakSkel};
+use super::usyms::ProcessSymbols;
+use super::{clock_time, percpu_sum, report_lost, Loaded, Output, StopSignal};
 
 /// Show outstanding memory allocations and where they were made.
 #[derive(clap::Args)]
@@ -63,25 +60,7 @@ pub struct Site {
     pub stack: Vec<String>,
 }
 
-/// One outstanding allocation, as the BPF side records it.
-struct Alloc {
-    size: u64,
-    ts_ns: u64,
-    call_site: u64,
-    stack_id: i32,
-}
-
-fn parse_alloc(v: &[u8]) -> Option<Alloc> {
-    let u64_at = |o: usize| Some(u64::from_ne_bytes(v.get(o..o + 8)?.try_into().ok()?));
-    Some(Alloc {
-        size: u64_at(0)?,
-        ts_ns: u64_at(8)?,
-        call_site: u64_at(16)?,
-        stack_id: i32::from_ne_bytes(v.get(24..28)?.try_into().ok()?),
-    })
-}
-
-fn stack(traces: &KernelMap, id: i32) -> Vec<u64> {
+fn stack(traces: &bpfkit::Map, id: i32) -> Vec<u64> {
     if id < 0 {
         return Vec::new();
     }
@@ -105,26 +84,21 @@ fn report(
     older_ns: u64,
     user: &mut Option<ProcessSymbols>,
 ) -> Vec<Site> {
-    let allocs = &tool.collection.maps["allocs"];
-    let traces = &tool.collection.maps["stack_traces"];
-    let now = bpfkit_kernel::time::ktime_ns();
+    let (Ok(allocs), Ok(traces)) = (tool.map("allocs"), tool.map("stack_traces")) else {
+        return Vec::new();
+    };
+    let now = bpfkit::ktime_ns();
     // Key: kernel call site, or user stack id.
     let mut groups: HashMap<(u64, i32), (u64, u64)> = HashMap::new();
-    let mut key: Option<Vec<u8>> = None;
-    while let Ok(Some(next)) = allocs.next_key(key.as_deref()) {
-        if let Some(a) = allocs
-            .lookup(&next)
-            .ok()
-            .flatten()
-            .and_then(|v| parse_alloc(&v))
-        {
-            if now.saturating_sub(a.ts_ns) >= older_ns {
-                let g = groups.entry((a.call_site, a.stack_id)).or_default();
-                g.0 += a.size;
-                g.1 += 1;
-            }
+    let entries = BpfHashMap::<_, u64, memleak_alloc>::new(allocs)
+        .and_then(|m| m.entries())
+        .unwrap_or_default();
+    for (_, a) in entries {
+        if now.saturating_sub(a.ts_ns) >= older_ns {
+            let g = groups.entry((a.call_site, a.stack_id)).or_default();
+            g.0 += a.size;
+            g.1 += 1;
         }
-        key = Some(next);
     }
     let mut sorted: Vec<_> = groups.into_iter().collect();
     sorted.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
@@ -193,47 +167,34 @@ fn print(out: &mut Output, sites: &[Site], args: &Args) -> std::io::Result<()> {
     Ok(())
 }
 
-fn attach(tool: &mut Loaded, pid: Option<u32>) -> anyhow::Result<()> {
-    let progs = &tool.collection.programs;
-    match pid {
-        None => {
-            for (name, target) in &tool.collection.targets {
-                if let AttachTarget::Tracepoint { category, name: tp } = target {
-                    tool.links.push(bpfkit_kernel::attach_tracepoint(
-                        &progs[name],
-                        category,
-                        tp,
-                    )?);
-                }
-            }
-        }
-        Some(pid) => {
-            let libc = bpfkit_kernel::link::resolve_binary("libc.so.6", Some(pid))
-                .with_context(|| format!("memleak: finding the libc of process {pid}"))?;
-            for (prog, symbol, retprobe) in [
-                ("malloc_enter", "malloc", false),
-                ("malloc_exit", "malloc", true),
-                ("calloc_enter", "calloc", false),
-                ("calloc_exit", "calloc", true),
-                ("realloc_enter", "realloc", false),
-                ("realloc_exit", "realloc", true),
-                ("free_enter", "free", false),
-            ] {
-                let target = UprobeTarget {
-                    binary: libc.to_string_lossy().into_owned(),
-                    symbol: symbol.into(),
-                    offset: 0,
-                    retprobe,
-                    pid: Some(pid),
-                };
-                tool.links.push(attach_uprobe(&progs[prog], &target)?);
-            }
-        }
+/// Kernel mode: the kmem tracepoints. With a pid: uprobes on the libc that
+/// process uses (the tracepoint programs are not loaded).
+fn attach(skel: &mut MemleakSkel, pid: Option<u32>) -> anyhow::Result<Vec<bpfkit::Link>> {
+    let Some(pid) = pid else {
+        return Ok(skel.attach()?);
+    };
+    let mut links = Vec::new();
+    for (prog, symbol) in [
+        ("malloc_enter", "malloc"),
+        ("malloc_exit", "malloc"),
+        ("calloc_enter", "calloc"),
+        ("calloc_exit", "calloc"),
+        ("realloc_enter", "realloc"),
+        ("realloc_exit", "realloc"),
+        ("free_enter", "free"),
+    ] {
+        let probe: &mut bpfkit::UProbe = skel.ebpf.program_mut(prog)?.try_into()?;
+        links.push(
+            probe
+                .attach("libc.so.6", symbol, Some(pid))
+                .with_context(|| {
+                    format!("memleak: probing {symbol} in the libc of process {pid}")
+                })?,
+        );
     }
-    Ok(())
+    Ok(links)
 }
 
-/// Whether process `pid` has exited (gone, or a zombie whose memory is gone).
 fn exited(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name.
@@ -252,15 +213,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let stop = StopSignal::install(args.duration)?;
-    let mut tool = load_unattached(
-        "memleak",
-        OBJECT,
-        &[
-            ("min_size", args.min_size.to_ne_bytes().to_vec()),
-            ("max_size", args.max_size.to_ne_bytes().to_vec()),
-        ],
-    )?;
-    attach(&mut tool, args.pid)?;
+    let mut open = MemleakSkel::open();
+    open.rodata.min_size = args.min_size;
+    open.rodata.max_size = args.max_size;
+    // Only the programs of the mode chosen are loaded.
+    let user_mode = [
+        "malloc_enter",
+        "malloc_exit",
+        "calloc_enter",
+        "calloc_exit",
+        "realloc_enter",
+        "realloc_exit",
+        "free_enter",
+    ];
+    let kernel_mode = [
+        "memleak_kmalloc",
+        "memleak_kmem_cache_alloc",
+        "memleak_kfree",
+        "memleak_kmem_cache_free",
+    ];
+    let off: &[&str] = if args.pid.is_some() {
+        &kernel_mode
+    } else {
+        &user_mode
+    };
+    for name in off {
+        open.loader.autoload(name, false);
+    }
+    let mut skel = open.load()?;
+    let links = attach(&mut skel, args.pid)?;
+    let mut tool = Loaded::new(skel.ebpf);
+    tool.links = links;
     let mut out = Output::new(args.json);
     // The target's mappings, read while it lives and before the header says
     // the tool is ready, so that a report after the target exits (even at
@@ -311,6 +294,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             break;
         }
     }
-    report_lost("memleak", percpu_sum(&tool.collection.maps["drops"]));
+    report_lost("memleak", percpu_sum(tool.map("drops")?));
     Ok(())
 }

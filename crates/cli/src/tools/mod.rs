@@ -9,6 +9,7 @@ pub mod memleak;
 pub mod net;
 pub mod opensnoop;
 pub mod runqlen;
+pub mod skel;
 pub mod solisten;
 pub mod syscall_table;
 pub mod syscount;
@@ -158,57 +159,53 @@ pub fn report_lost(tool: &str, lost: u64) {
 /// A tool's BPF side, loaded and attached. Dropping it detaches everything.
 pub struct Loaded {
     /// The maps and programs.
-    pub collection: bpfkit_kernel::Collection,
+    pub bpf: bpfkit::Ebpf,
     /// Its attachments; dropping them detaches.
-    pub links: Vec<bpfkit_kernel::Link>,
+    pub links: Vec<bpfkit::Link>,
 }
 
-/// Loads a tool's embedded object with its `const volatile` knobs set, and
-/// attaches every program; any program that cannot attach is an error.
-pub fn load_tool(name: &str, object: &[u8], knobs: &[(&str, Vec<u8>)]) -> anyhow::Result<Loaded> {
-    let mut tool = load_unattached(name, object, knobs)?;
-    attach_all(name, &mut tool)?;
-    Ok(tool)
-}
-
-/// Attaches every program of a tool loaded with [`load_unattached`] by its
-/// section name; any program that cannot attach is an error.
-pub fn attach_all(name: &str, tool: &mut Loaded) -> anyhow::Result<()> {
-    let (links, skipped) = tool.collection.auto_attach();
-    if let Some((prog, why)) = skipped.first() {
-        anyhow::bail!("{name}: cannot attach {prog}: {why}");
-    }
-    tool.links.extend(links.into_iter().map(|(_, l)| l));
-    Ok(())
-}
-
-/// Loads a tool's embedded object with its knobs set, attaching nothing:
-/// for tools whose hooks (perf events, uprobes in a chosen process) come
-/// from their arguments.
-pub fn load_unattached(
-    name: &str,
-    object: &[u8],
-    knobs: &[(&str, Vec<u8>)],
-) -> anyhow::Result<Loaded> {
-    use anyhow::Context;
-    let mut spec = bpfkit_object::ObjectSpec::parse(object)
-        .with_context(|| format!("the embedded {name} object"))?;
-    for (knob, value) in knobs {
-        spec.set_global(knob, value)?;
-    }
-    if let Some(bytes) = ring_bytes_override()? {
-        for map in spec.maps.values_mut() {
-            if map.map_type == bpfkit_abi::MapType::Ringbuf {
-                map.max_entries = bytes;
-            }
+impl Loaded {
+    /// A loaded object, attached to nothing yet: for tools whose hooks
+    /// (perf events, uprobes in a chosen process) come from their arguments.
+    pub fn new(bpf: bpfkit::Ebpf) -> Loaded {
+        Loaded {
+            bpf,
+            links: Vec::new(),
         }
     }
-    let collection = bpfkit_kernel::Collection::load(&spec, &bpfkit_kernel::LoadOptions::default())
-        .with_context(|| format!("loading {name}"))?;
-    Ok(Loaded {
-        collection,
-        links: Vec::new(),
-    })
+
+    /// A loaded object with every program attached where its section says;
+    /// any program that cannot attach is an error.
+    pub fn attached(name: &str, bpf: bpfkit::Ebpf) -> anyhow::Result<Loaded> {
+        let mut tool = Loaded::new(bpf);
+        tool.attach_all(name)?;
+        Ok(tool)
+    }
+
+    /// Attaches every program by its section name.
+    pub fn attach_all(&mut self, name: &str) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let links = self
+            .bpf
+            .attach_all()
+            .with_context(|| format!("{name}: attaching"))?;
+        self.links.extend(links);
+        Ok(())
+    }
+
+    /// Map `name` of the object.
+    pub fn map(&self, name: &str) -> anyhow::Result<&bpfkit::Map> {
+        Ok(self.bpf.map(name)?)
+    }
+}
+
+/// Sizes the tool's event ring buffer `map` from `BPFKIT_RINGBUF_BYTES`
+/// when that is set.
+pub fn ring_size(loader: &mut bpfkit::EbpfLoader, map: &str) -> anyhow::Result<()> {
+    if let Some(bytes) = ring_bytes_override()? {
+        loader.set_max_entries(map, bytes);
+    }
+    Ok(())
 }
 
 /// `BPFKIT_RINGBUF_BYTES`: the size of the tools' event ring buffers, for
@@ -236,16 +233,22 @@ fn ring_bytes_override() -> anyhow::Result<Option<u32>> {
 }
 
 /// The sum over CPUs of a per-CPU `u64` counter at index 0 (the tools' `drops`).
-pub fn percpu_sum(map: &bpfkit_kernel::KernelMap) -> u64 {
-    map.lookup(&0u32.to_ne_bytes())
-        .ok()
-        .flatten()
-        .map(|v| {
-            v.chunks_exact(8)
-                .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .sum()
-        })
+pub fn percpu_sum(map: &bpfkit::Map) -> u64 {
+    bpfkit::maps::PerCpuArray::<_, u64>::new(map)
+        .and_then(|a| a.get(0))
+        .map(|v| v.iter().sum())
         .unwrap_or(0)
+}
+
+/// A record of type `T` from the front of `rec`; `None` when it is shorter.
+pub fn record<T: bpfkit::Pod>(rec: &[u8]) -> Option<T> {
+    bpfkit::kernel::map::from_bytes(rec.get(..std::mem::size_of::<T>())?)
+}
+
+/// A `T` of zero bytes (records for tests are built on one).
+#[cfg(test)]
+pub fn zeroed<T: bpfkit::Pod>() -> T {
+    bpfkit::kernel::map::from_prefix(&[])
 }
 
 /// A C string from a fixed-size field.
@@ -254,26 +257,18 @@ pub fn c_str(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
-/// A native-endian `u32` at `off`, 0 when out of range.
-pub fn u32_at(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4)
-        .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
-}
-
 /// Streams a tool's `events` ring buffer until it is told to stop: `format`
 /// turns a record into its text line and JSON value, or `None` to skip it.
 /// Reports the events the BPF side could not send (its `drops` counter) at the
 /// end; a closed stdout (a pipe to `head`) ends the run quietly.
 pub fn stream_events<E: Serialize>(
     name: &str,
-    tool: Loaded,
+    mut tool: Loaded,
     stop: &StopSignal,
     out: &mut Output,
     mut format: impl FnMut(&[u8]) -> Option<(String, E)>,
 ) -> anyhow::Result<()> {
-    let coll = &tool.collection;
-    let mut reader = bpfkit_kernel::RingBufReader::new()?;
-    reader.add(&coll.maps["events"])?;
+    let mut reader = bpfkit::RingBuf::new(tool.bpf.take_map("events")?)?;
     let mut write_error = None;
     let mut emit = |rec: &[u8], write_error: &mut Option<std::io::Error>| {
         if let Some((text, event)) = format(rec) {
@@ -283,15 +278,15 @@ pub fn stream_events<E: Serialize>(
         }
     };
     while !stop.should_stop() && write_error.is_none() {
-        reader.poll(stop.remaining(Duration::from_millis(100)), &mut |_, rec| {
+        reader.poll(stop.remaining(Duration::from_millis(100)), |rec| {
             emit(rec, &mut write_error)
         })?;
     }
     // What the kernel queued before the stop is delivered, not dropped.
     if write_error.is_none() {
-        reader.consume(&mut |_, rec| emit(rec, &mut write_error));
+        reader.consume(|rec| emit(rec, &mut write_error));
     }
-    report_lost(name, percpu_sum(&coll.maps["drops"]));
+    report_lost(name, percpu_sum(tool.map("drops")?));
     drop(tool);
     match write_error {
         Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),

@@ -28,19 +28,6 @@ pub fn addr_text(family: u16, bytes: &[u8]) -> String {
     ip_addr(family, bytes).map_or_else(|| "?".to_string(), |a| a.to_string())
 }
 
-/// A native-endian `u16` at `off`, 0 when out of range.
-pub fn u16_at(b: &[u8], off: usize) -> u16 {
-    b.get(off..off + 2)
-        .map_or(0, |s| u16::from_ne_bytes([s[0], s[1]]))
-}
-
-/// A native-endian `u64` at `off`, 0 when out of range.
-pub fn u64_at(b: &[u8], off: usize) -> u64 {
-    b.get(off..off + 8)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u64::from_ne_bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

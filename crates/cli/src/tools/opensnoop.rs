@@ -5,12 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{c_str, clock_time, load_tool, stream_events, u32_at, Output, StopSignal};
-
-/// The compiled BPF side (bpf/opensnoop.bpf.c).
-const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/opensnoop.bpf.o");
-/// Size of `struct opensnoop_event` (bpf/include/opensnoop.h).
-const EVENT_SIZE: usize = 40 + 256;
+use super::skel::opensnoop::{types::opensnoop_event, OpensnoopSkel};
+use super::{c_str, clock_time, record, ring_size, stream_events, Loaded, Output, StopSignal};
 
 /// Trace file opens: TIME PID COMM FD ERR [FLAGS] PATH.
 #[derive(clap::Args)]
@@ -63,20 +59,17 @@ pub struct OpenEvent {
 
 /// Decodes a `struct opensnoop_event`.
 pub fn decode(rec: &[u8], time: String) -> Option<OpenEvent> {
-    if rec.len() < EVENT_SIZE {
-        return None;
-    }
-    let ret = u32_at(rec, 12) as i32;
+    let e: opensnoop_event = record(rec)?;
     Some(OpenEvent {
         time,
-        pid: u32_at(rec, 0),
-        tid: u32_at(rec, 4),
-        uid: u32_at(rec, 8),
-        comm: c_str(&rec[24..40]),
-        fd: if ret >= 0 { ret } else { -1 },
-        err: if ret < 0 { -ret } else { 0 },
-        flags: u32_at(rec, 16),
-        path: c_str(&rec[40..EVENT_SIZE]),
+        pid: e.pid,
+        tid: e.tid,
+        uid: e.uid,
+        comm: c_str(&e.comm),
+        fd: if e.ret >= 0 { e.ret } else { -1 },
+        err: if e.ret < 0 { -e.ret } else { 0 },
+        flags: e.flags,
+        path: c_str(&e.path),
     })
 }
 
@@ -118,18 +111,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(regex::Regex::new)
         .transpose()
         .context("-n")?;
-    let tool = load_tool(
-        "opensnoop",
-        OBJECT,
-        &[
-            ("targ_pid", args.pid.unwrap_or(0).to_ne_bytes().to_vec()),
-            (
-                "targ_uid",
-                args.uid.unwrap_or(u32::MAX).to_ne_bytes().to_vec(),
-            ),
-            ("failed_only", (args.failed as u32).to_ne_bytes().to_vec()),
-        ],
-    )?;
+    let mut open = OpensnoopSkel::open();
+    open.rodata.targ_pid = args.pid.unwrap_or(0);
+    open.rodata.targ_uid = args.uid.unwrap_or(u32::MAX);
+    open.rodata.failed_only = args.failed as u32;
+    ring_size(&mut open.loader, "events")?;
+    let tool = Loaded::attached("opensnoop", open.load()?.ebpf)?;
     let mut out = Output::new(args.json);
     out.header(&header(args.extended))?;
     stream_events("opensnoop", tool, &stop, &mut out, |rec| {
@@ -147,13 +134,13 @@ mod tests {
 
     #[test]
     fn failed_opens_show_errno_and_no_fd() {
-        let mut rec = vec![0u8; EVENT_SIZE];
-        rec[0..4].copy_from_slice(&7u32.to_ne_bytes());
-        rec[12..16].copy_from_slice(&(-2i32).to_ne_bytes());
-        rec[16..20].copy_from_slice(&0o100u32.to_ne_bytes());
-        rec[24..27].copy_from_slice(b"cat");
-        rec[40..45].copy_from_slice(b"/nope");
-        let e = decode(&rec, "10:00:00".into()).unwrap();
+        let mut ev: opensnoop_event = crate::tools::zeroed();
+        ev.pid = 7;
+        ev.ret = -2;
+        ev.flags = 0o100;
+        ev.comm[..3].copy_from_slice(b"cat");
+        ev.path[..5].copy_from_slice(b"/nope");
+        let e = decode(bpfkit::kernel::map::bytes_of(&ev), "10:00:00".into()).unwrap();
         assert_eq!((e.fd, e.err), (-1, 2));
         assert_eq!(
             format_line(&e, false),

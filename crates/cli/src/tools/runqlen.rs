@@ -5,12 +5,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{clock_time, hist, load_unattached, report_periodically, Output, StopSignal};
+use bpfkit::maps::Array;
 
-/// The compiled BPF side (bpf/runqlen.bpf.c).
-const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/runqlen.bpf.o");
-/// Slots per histogram (`RUNQLEN_SLOTS` in bpf/include/runqlen.h).
-const SLOTS: usize = 32;
+use super::skel::runqlen::{types::runqlen_hist, RunqlenSkel};
+use super::{clock_time, hist, report_periodically, Loaded, Output, StopSignal};
 
 /// Sample the run-queue length of every CPU and print its histogram.
 #[derive(clap::Args)]
@@ -52,26 +50,16 @@ pub struct Histogram {
     pub samples: u64,
 }
 
-fn take(map: &bpfkit_kernel::KernelMap, cpu: u32) -> Vec<u64> {
-    let key = cpu.to_ne_bytes();
-    let slots = map
-        .lookup(&key)
-        .ok()
-        .flatten()
-        .map(|v| {
-            v.chunks_exact(8)
-                .take(SLOTS)
-                .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect()
-        })
-        .unwrap_or_else(|| vec![0; SLOTS]);
-    let _ = map.update(&key, &[0u8; SLOTS * 8], 0);
-    slots
+/// The histogram of `cpu` (or of all, at index 0), emptied.
+fn take(hists: &Array<&bpfkit::Map, runqlen_hist>, cpu: u32) -> Vec<u64> {
+    let slots = hists.get(cpu).map(|h| h.slots).unwrap_or_default();
+    let _ = hists.set(cpu, &runqlen_hist { slots: [0; 32] });
+    slots.to_vec()
 }
 
 fn print(
     out: &mut Output,
-    map: &bpfkit_kernel::KernelMap,
+    map: &Array<&bpfkit::Map, runqlen_hist>,
     args: &Args,
     cpus: &[usize],
 ) -> std::io::Result<()> {
@@ -131,20 +119,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     check_sample_rate(args.frequency)?;
     let stop = StopSignal::install(args.duration)?;
-    let mut tool = load_unattached(
-        "runqlen",
-        OBJECT,
-        &[("targ_per_cpu", (args.per_cpu as u32).to_ne_bytes().to_vec())],
-    )?;
-    let prog = &tool.collection.programs["runqlen_sample"];
-    let config = bpfkit_kernel::link::PerfEventConfig::cpu_clock(args.frequency);
-    tool.links = bpfkit_kernel::link::attach_perf_event_all_cpus(prog, &config)?;
-    let cpus = bpfkit_kernel::fs::online_cpus();
-    let map = &tool.collection.maps["hists"];
+    let mut open = RunqlenSkel::open();
+    open.rodata.targ_per_cpu = args.per_cpu as u32;
+    let mut skel = open.load()?;
+    let config = bpfkit::PerfEventConfig::cpu_clock(args.frequency);
+    let links = skel.runqlen_sample()?.attach_all_cpus(&config)?;
+    let mut tool = Loaded::new(skel.ebpf);
+    tool.links = links;
+    let cpus = bpfkit::online_cpus();
+    let map = Array::<_, runqlen_hist>::new(tool.map("hists")?)?;
     let mut out = Output::new(args.json);
     out.header("Sampling run queue length... Hit Ctrl-C to end.")?;
     report_periodically(&stop, args.interval, args.count, || {
-        print(&mut out, map, &args, &cpus)
+        print(&mut out, &map, &args, &cpus)
     })?;
     drop(tool);
     Ok(())

@@ -5,13 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::net::{addr_text, u16_at, AF_INET6};
-use super::{c_str, clock_time, load_tool, stream_events, u32_at, Output, StopSignal};
-
-/// The compiled BPF side (bpf/solisten.bpf.c).
-const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/solisten.bpf.o");
-/// `struct solisten_event` (bpf/include/solisten.h).
-const EVENT_SIZE: usize = 64;
+use super::net::{addr_text, AF_INET6};
+use super::skel::solisten::{types::solisten_event, SolistenSkel};
+use super::{c_str, clock_time, record, ring_size, stream_events, Loaded, Output, StopSignal};
 
 /// Trace listen() on IPv4 and IPv6 sockets.
 #[derive(clap::Args)]
@@ -68,20 +64,17 @@ fn protocol(family: u16, protocol: u16) -> String {
 
 /// Decodes one record.
 pub fn decode(rec: &[u8], time: String) -> Option<ListenEvent> {
-    if rec.len() < EVENT_SIZE {
-        return None;
-    }
-    let family = u16_at(rec, 24);
+    let e: solisten_event = record(rec)?;
     Some(ListenEvent {
         time,
-        pid: u32_at(rec, 0),
-        comm: c_str(&rec[48..64]),
-        netns: u32_at(rec, 20),
-        proto: protocol(family, u16_at(rec, 28)),
-        backlog: u32_at(rec, 16) as i32,
-        addr: addr_text(family, &rec[32..48]),
-        port: u16_at(rec, 26),
-        ret: u32_at(rec, 8) as i32,
+        pid: e.pid,
+        comm: c_str(&e.comm),
+        netns: e.netns,
+        proto: protocol(e.family, e.protocol),
+        backlog: e.backlog,
+        addr: addr_text(e.family, &e.addr),
+        port: e.port,
+        ret: e.ret,
     })
 }
 
@@ -107,11 +100,10 @@ pub fn format_line(e: &ListenEvent) -> String {
 /// Runs the tool.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = StopSignal::install(args.duration)?;
-    let tool = load_tool(
-        "solisten",
-        OBJECT,
-        &[("targ_pid", args.pid.unwrap_or(0).to_ne_bytes().to_vec())],
-    )?;
+    let mut open = SolistenSkel::open();
+    open.rodata.targ_pid = args.pid.unwrap_or(0);
+    ring_size(&mut open.loader, "events")?;
+    let tool = Loaded::attached("solisten", open.load()?.ebpf)?;
     let mut out = Output::new(args.json);
     out.header(HEADER)?;
     stream_events("solisten", tool, &stop, &mut out, |rec| {
@@ -129,16 +121,17 @@ mod tests {
 
     #[test]
     fn an_ipv6_listen_decodes_and_prints_in_columns() {
-        let mut rec = vec![0u8; EVENT_SIZE];
-        rec[0..4].copy_from_slice(&4242u32.to_ne_bytes());
-        rec[16..20].copy_from_slice(&7i32.to_ne_bytes());
-        rec[20..24].copy_from_slice(&4026531840u32.to_ne_bytes());
-        rec[24..26].copy_from_slice(&10u16.to_ne_bytes());
-        rec[26..28].copy_from_slice(&6379u16.to_ne_bytes());
-        rec[28..30].copy_from_slice(&6u16.to_ne_bytes());
-        rec[47] = 1;
-        rec[48..53].copy_from_slice(b"redis");
-        let e = decode(&rec, "12:00:00".into()).unwrap();
+        let mut ev: solisten_event = crate::tools::zeroed();
+        ev.pid = 4242;
+        ev.backlog = 7;
+        ev.netns = 4026531840;
+        ev.family = 10;
+        ev.port = 6379;
+        ev.protocol = 6;
+        ev.addr[15] = 1;
+        ev.comm[..5].copy_from_slice(b"redis");
+        let rec = bpfkit::kernel::map::bytes_of(&ev);
+        let e = decode(rec, "12:00:00".into()).unwrap();
         assert_eq!(
             (e.proto.as_str(), e.addr.as_str(), e.port, e.backlog),
             ("TCPv6", "::1", 6379, 7)
@@ -147,6 +140,6 @@ mod tests {
             format_line(&e),
             "12:00:00 4242    redis            4026531840 TCPv6  7       ::1                                     6379"
         );
-        assert!(decode(&rec[..63], String::new()).is_none());
+        assert!(decode(&rec[..rec.len() - 1], String::new()).is_none());
     }
 }

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{c_str, clock_time, load_tool, report_periodically, syscall_table, Output, StopSignal};
+use bpfkit::maps::HashMap;
 
-/// The compiled BPF side (bpf/syscount.bpf.c).
-const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/syscount.bpf.o");
+use super::skel::syscount::{types::syscount_value, SyscountSkel};
+use super::{c_str, clock_time, report_periodically, syscall_table, Loaded, Output, StopSignal};
 
 /// Count system calls: the top N by count, per interval or at the end.
 #[derive(clap::Args)]
@@ -55,22 +55,13 @@ pub struct Row {
     pub total_us: u64,
 }
 
-fn drain(map: &bpfkit_kernel::KernelMap, by_process: bool, time: &str) -> Vec<Row> {
+fn drain(map: &bpfkit::Map, by_process: bool, time: &str) -> Vec<Row> {
     let mut rows = Vec::new();
-    let mut key: Option<Vec<u8>> = None;
-    let mut keys = Vec::new();
-    while let Ok(Some(next)) = map.next_key(key.as_deref()) {
-        keys.push(next.clone());
-        key = Some(next);
-    }
-    for k in keys {
-        let Ok(Some(v)) = map.lookup(&k) else {
-            continue;
-        };
-        let _ = map.delete(&k);
-        let id = u32::from_ne_bytes([k[0], k[1], k[2], k[3]]);
-        let count = u64::from_ne_bytes(v[0..8].try_into().unwrap_or([0; 8]));
-        let total_ns = u64::from_ne_bytes(v[8..16].try_into().unwrap_or([0; 8]));
+    let Ok(counts) = HashMap::<_, u32, syscount_value>::new(map) else {
+        return rows;
+    };
+    for (id, v) in counts.entries().unwrap_or_default() {
+        let _ = counts.remove(&id);
         rows.push(Row {
             time: time.to_string(),
             syscall: (!by_process).then(|| {
@@ -79,9 +70,9 @@ fn drain(map: &bpfkit_kernel::KernelMap, by_process: bool, time: &str) -> Vec<Ro
                     .unwrap_or_else(|| format!("[{id}]"))
             }),
             pid: by_process.then_some(id),
-            comm: by_process.then(|| c_str(&v[16..32])),
-            count,
-            total_us: total_ns / 1000,
+            comm: by_process.then(|| c_str(&v.comm)),
+            count: v.count,
+            total_us: v.total_ns / 1000,
         });
     }
     rows.sort_by(|a, b| {
@@ -128,15 +119,11 @@ fn print(out: &mut Output, rows: &[Row], args: &Args) -> std::io::Result<()> {
 /// Runs the tool.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = StopSignal::install(args.duration)?;
-    let tool = load_tool(
-        "syscount",
-        OBJECT,
-        &[
-            ("targ_pid", args.pid.unwrap_or(0).to_ne_bytes().to_vec()),
-            ("by_process", (args.process as u32).to_ne_bytes().to_vec()),
-        ],
-    )?;
-    let counts = &tool.collection.maps["counts"];
+    let mut open = SyscountSkel::open();
+    open.rodata.targ_pid = args.pid.unwrap_or(0);
+    open.rodata.by_process = args.process as u32;
+    let tool = Loaded::attached("syscount", open.load()?.ebpf)?;
+    let counts = tool.map("counts")?;
     let mut out = Output::new(args.json);
     out.header("Tracing syscalls... Ctrl-C to end.")?;
     report_periodically(&stop, args.interval, None, || {

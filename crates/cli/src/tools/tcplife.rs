@@ -5,13 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::net::{addr_text, u16_at, u64_at, AF_INET, AF_INET6};
-use super::{c_str, clock_time, load_tool, stream_events, u32_at, Output, StopSignal};
-
-/// The compiled BPF side (bpf/tcplife.bpf.c).
-const OBJECT: &[u8] = include_bytes!("../../../../bpf/obj/tcplife.bpf.o");
-/// `struct tcplife_event` (bpf/include/tcplife.h).
-const EVENT_SIZE: usize = 88;
+use super::net::{addr_text, AF_INET, AF_INET6};
+use super::skel::tcplife::{types::tcplife_event, TcplifeSkel};
+use super::{c_str, clock_time, record, ring_size, stream_events, Loaded, Output, StopSignal};
 
 /// Trace TCP connections as they close: ends, bytes and duration.
 #[derive(clap::Args)]
@@ -72,25 +68,21 @@ pub struct Session {
 
 /// Decodes one record.
 pub fn decode(rec: &[u8], time: String) -> Option<Session> {
-    if rec.len() < EVENT_SIZE {
-        return None;
-    }
-    let family = u16_at(rec, 28);
-    let (tx, rx) = (u64_at(rec, 16), u64_at(rec, 8));
+    let e: tcplife_event = record(rec)?;
     Some(Session {
         time,
-        pid: u32_at(rec, 24),
-        comm: c_str(&rec[72..88]),
-        ip: if family == AF_INET6 { 6 } else { 4 },
-        laddr: addr_text(family, &rec[40..56]),
-        lport: u16_at(rec, 30),
-        raddr: addr_text(family, &rec[56..72]),
-        rport: u16_at(rec, 32),
-        tx_bytes: tx,
-        rx_bytes: rx,
-        tx_kb: tx / 1024,
-        rx_kb: rx / 1024,
-        ms: u64_at(rec, 0) as f64 / 1e6,
+        pid: e.pid,
+        comm: c_str(&e.comm),
+        ip: if e.family == AF_INET6 { 6 } else { 4 },
+        laddr: addr_text(e.family, &e.laddr),
+        lport: e.lport,
+        raddr: addr_text(e.family, &e.raddr),
+        rport: e.rport,
+        tx_bytes: e.tx_bytes,
+        rx_bytes: e.rx_bytes,
+        tx_kb: e.tx_bytes / 1024,
+        rx_kb: e.rx_bytes / 1024,
+        ms: e.duration_ns as f64 / 1e6,
     })
 }
 
@@ -112,14 +104,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (_, true) => AF_INET6,
         _ => 0,
     };
-    let tool = load_tool(
-        "tcplife",
-        OBJECT,
-        &[
-            ("targ_pid", args.pid.unwrap_or(0).to_ne_bytes().to_vec()),
-            ("targ_family", family.to_ne_bytes().to_vec()),
-        ],
-    )?;
+    let mut open = TcplifeSkel::open();
+    open.rodata.targ_pid = args.pid.unwrap_or(0);
+    open.rodata.targ_family = family;
+    ring_size(&mut open.loader, "events")?;
+    let tool = Loaded::attached("tcplife", open.load()?.ebpf)?;
     let mut out = Output::new(args.json);
     out.header(HEADER)?;
     stream_events("tcplife", tool, &stop, &mut out, |rec| {
@@ -138,18 +127,18 @@ mod tests {
 
     #[test]
     fn a_session_decodes_with_both_ends_and_sizes() {
-        let mut rec = vec![0u8; EVENT_SIZE];
-        rec[0..8].copy_from_slice(&12_500_000u64.to_ne_bytes());
-        rec[8..16].copy_from_slice(&3072u64.to_ne_bytes());
-        rec[16..24].copy_from_slice(&102_400u64.to_ne_bytes());
-        rec[24..28].copy_from_slice(&99u32.to_ne_bytes());
-        rec[28..30].copy_from_slice(&2u16.to_ne_bytes());
-        rec[30..32].copy_from_slice(&8080u16.to_ne_bytes());
-        rec[32..34].copy_from_slice(&51000u16.to_ne_bytes());
-        rec[40..44].copy_from_slice(&[127, 0, 0, 1]);
-        rec[56..60].copy_from_slice(&[10, 0, 0, 2]);
-        rec[72..76].copy_from_slice(b"curl");
-        let s = decode(&rec, String::new()).unwrap();
+        let mut e: tcplife_event = crate::tools::zeroed();
+        e.duration_ns = 12_500_000;
+        e.rx_bytes = 3072;
+        e.tx_bytes = 102_400;
+        e.pid = 99;
+        e.family = 2;
+        e.lport = 8080;
+        e.rport = 51000;
+        e.laddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        e.raddr[..4].copy_from_slice(&[10, 0, 0, 2]);
+        e.comm[..4].copy_from_slice(b"curl");
+        let s = decode(bpfkit::kernel::map::bytes_of(&e), String::new()).unwrap();
         assert_eq!((s.tx_kb, s.rx_kb, s.ip), (100, 3, 4));
         assert_eq!(
             format_line(&s),

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::info::MapInfo;
 use crate::sys::{self, IdKind};
 
-pub use pod::{bytes_of, from_bytes, Pod};
+pub use pod::{bytes_of, from_bytes, from_prefix, Pod};
 
 /// What `BPF_MAP_CREATE` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,6 +38,15 @@ pub fn from_bytes<T: Pod>(b: &[u8]) -> Option<T> {
     Some(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) })
 }
 
+/// A value from the first `size_of::<T>()` bytes of `b`, zero-filled when
+/// `b` is shorter: a record whose trailing variable-length part was cut.
+pub fn from_prefix<T: Pod>(b: &[u8]) -> T {
+    let mut full = vec![0u8; std::mem::size_of::<T>()];
+    let n = b.len().min(full.len());
+    full[..n].copy_from_slice(&b[..n]);
+    from_bytes(&full).expect("sized to T")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +62,7 @@ mod tests {
         let mut shifted = vec![0u8];
         shifted.extend_from_slice(bytes_of(&7u64));
         assert_eq!(from_bytes::<u64>(&shifted[1..]), Some(7));
+        // A short prefix is zero-filled.
+        assert_eq!(from_prefix::<[u16; 3]>(&[1, 0, 2]), [1, 2, 0]);
     }
 }

@@ -12,13 +12,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{c_str, clock_time, load_tool, percpu_sum, report_lost, Output, StopSignal};
+use super::skel::httpsnoop::{types::httpsnoop_event, HttpsnoopSkel};
+use super::{
+    c_str, clock_time, percpu_sum, record, report_lost, ring_size, Loaded, Output, StopSignal,
+};
 use exchange::{Exchange, Io, Tracker};
-
-/// The compiled BPF side (bpf/httpsnoop.bpf.c).
-const OBJECT: &[u8] = include_bytes!("../../../../../bpf/obj/httpsnoop.bpf.o");
-/// `struct httpsnoop_event` without its data (bpf/include/httpsnoop.h).
-const HEADER_SIZE: usize = 88;
 /// `HTTPSNOOP_MAX_DATA`.
 const MAX_DATA: u32 = 4096;
 
@@ -63,37 +61,20 @@ pub struct Event {
 }
 
 /// A record's fixed part.
+/// One system call's record: `struct httpsnoop_event`, then the bytes moved.
 struct Record<'a> {
-    ts_ns: u64,
-    pid: u32,
-    fd: i32,
-    kind: u16,
-    family: u16,
-    rport: u16,
-    len: u32,
-    raddr: &'a [u8],
+    event: httpsnoop_event,
     comm: String,
     data: &'a [u8],
 }
 
 fn decode(rec: &[u8]) -> Option<Record<'_>> {
-    if rec.len() < HEADER_SIZE {
-        return None;
-    }
-    let u16_at = |o: usize| u16::from_ne_bytes([rec[o], rec[o + 1]]);
-    let u32_at = |o: usize| u32::from_ne_bytes([rec[o], rec[o + 1], rec[o + 2], rec[o + 3]]);
-    let data_len = u32_at(32) as usize;
+    let event: httpsnoop_event = record(rec)?;
+    let start = std::mem::size_of::<httpsnoop_event>();
     Some(Record {
-        ts_ns: u64::from_ne_bytes(rec[0..8].try_into().ok()?),
-        pid: u32_at(8),
-        fd: u32_at(16) as i32,
-        kind: u16_at(20),
-        family: u16_at(22),
-        rport: u16_at(26),
-        len: u32_at(28),
-        raddr: &rec[56..72],
-        comm: c_str(&rec[72..88]),
-        data: rec.get(HEADER_SIZE..HEADER_SIZE + data_len)?,
+        comm: c_str(&event.comm),
+        data: rec.get(start..start + event.data_len as usize)?,
+        event,
     })
 }
 
@@ -175,49 +156,45 @@ fn event(peers: &Peers, key: (u32, i32), exchange: Exchange) -> Event {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = StopSignal::install(args.duration)?;
     let max_bytes: u32 = if args.verbose { MAX_DATA } else { 512 };
-    let tool = load_tool(
-        "httpsnoop",
-        OBJECT,
-        &[
-            ("targ_pid", args.pid.unwrap_or(0).to_ne_bytes().to_vec()),
-            ("targ_lport", args.port.unwrap_or(0).to_ne_bytes().to_vec()),
-            ("max_bytes", max_bytes.to_ne_bytes().to_vec()),
-        ],
-    )?;
+    let mut open = HttpsnoopSkel::open();
+    open.rodata.targ_pid = args.pid.unwrap_or(0);
+    open.rodata.targ_lport = args.port.unwrap_or(0);
+    open.rodata.max_bytes = max_bytes;
+    ring_size(&mut open.loader, "events")?;
+    let mut tool = Loaded::attached("httpsnoop", open.load()?.ebpf)?;
     let mut out = Output::new(args.json);
     out.header(&header())?;
-    let mut reader = bpfkit_kernel::RingBufReader::new()?;
-    reader.add(&tool.collection.maps["events"])?;
+    let mut reader = bpfkit::RingBuf::new(tool.bpf.take_map("events")?)?;
     let mut tracker = Tracker::default();
     let mut peers = Peers::new();
     let mut done = Vec::new();
     let mut write_error = None;
     while !stop.should_stop() && write_error.is_none() {
-        reader.poll(stop.remaining(Duration::from_millis(100)), &mut |_, rec| {
+        reader.poll(stop.remaining(Duration::from_millis(100)), |rec| {
             let Some(r) = decode(rec) else { return };
-            let key = (r.pid, r.fd);
-            let io = match r.kind {
+            let e = &r.event;
+            let key = (e.pid, e.fd);
+            let peer = || (client(e.family, &e.raddr, e.rport), r.comm.clone());
+            let io = match e.kind {
                 0 => {
-                    peers.insert(key, (client(r.family, r.raddr, r.rport), r.comm.clone()));
+                    peers.insert(key, peer());
                     return;
                 }
                 1 => Io::Read {
-                    len: r.len as u64,
+                    len: e.len as u64,
                     data: r.data,
                 },
                 2 => Io::Write {
-                    len: r.len as u64,
+                    len: e.len as u64,
                     data: r.data,
                 },
                 _ => Io::Close,
             };
-            peers
-                .entry(key)
-                .or_insert_with(|| (client(r.family, r.raddr, r.rport), r.comm.clone()));
-            if let Some(x) = tracker.feed(key, r.ts_ns, io, args.verbose) {
+            peers.entry(key).or_insert_with(peer);
+            if let Some(x) = tracker.feed(key, e.ts_ns, io, args.verbose) {
                 done.push(event(&peers, key, x));
             }
-            if r.kind == 3 {
+            if e.kind == 3 {
                 peers.remove(&key);
             }
         })?;
@@ -237,7 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    report_lost("httpsnoop", percpu_sum(&tool.collection.maps["drops"]));
+    report_lost("httpsnoop", percpu_sum(tool.map("drops")?));
     match write_error {
         Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
