@@ -50,6 +50,7 @@ pub struct EbpfLoader {
     max_entries: BTreeMap<String, u32>,
     value_sizes: BTreeMap<String, u32>,
     pin_root: Option<PathBuf>,
+    pin_all_maps: bool,
     keep_unsupported: bool,
 }
 
@@ -78,6 +79,7 @@ impl EbpfLoader {
             max_entries: BTreeMap::new(),
             value_sizes: BTreeMap::new(),
             pin_root: None,
+            pin_all_maps: false,
             keep_unsupported: false,
         }
     }
@@ -129,6 +131,13 @@ impl EbpfLoader {
     /// compatible map already pinned there and refusing an incompatible one.
     pub fn pin_root(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.pin_root = Some(dir.into());
+        self
+    }
+
+    /// With [`pin_root`](Self::pin_root): pin every map there, not only
+    /// those marked `LIBBPF_PIN_BY_NAME`, as bpftool's `loadall ... pinmaps`.
+    pub fn pin_all_maps(&mut self, all: bool) -> &mut Self {
+        self.pin_all_maps = all;
         self
     }
 
@@ -204,6 +213,7 @@ impl EbpfLoader {
             Backend::Kernel => {
                 let opts = LoadOptions {
                     pin_root: self.pin_root.as_deref(),
+                    pin_all_maps: self.pin_all_maps,
                     ..LoadOptions::default()
                 };
                 let mut c = Collection::load(&spec, &opts)?;

@@ -64,6 +64,7 @@ mod reader;
 /// `#[derive(Pod)]`: see [`Pod`]; checks at compile time that a
 /// `#[repr(C)]` struct has only `Pod` fields and no padding.
 pub use bpfkit_derive::Pod;
+pub use bpfkit_kernel::collection::map_pin_path;
 pub use bpfkit_kernel::fs::{online_cpus, possible_cpus};
 pub use bpfkit_kernel::ksyms::KernelSymbols;
 pub use bpfkit_kernel::link::perf_event::SampleRate;

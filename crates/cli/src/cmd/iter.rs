@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use bpfkit::object::ObjectSpec;
+use bpfkit::{EbpfLoader, Iter};
 use bpfkit_abi::AttachType;
-use bpfkit_kernel::{Collection, LoadOptions};
-use bpfkit_object::ObjectSpec;
 
 /// BPF iterators.
 #[derive(clap::Subcommand)]
@@ -41,7 +41,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Run { object, prog } => (object, prog, None),
     };
     let file = object.display().to_string();
-    let mut spec = ObjectSpec::from_file(&object).with_context(|| format!("parsing {file}"))?;
+    let spec = ObjectSpec::from_file(&object).with_context(|| format!("parsing {file}"))?;
     let iters: Vec<String> = spec
         .programs
         .iter()
@@ -73,19 +73,23 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             anyhow::bail!("{} exists already", path.display());
         }
     }
-    spec.programs.retain(|n, _| *n == name);
-    let kconfig = bpfkit_kernel::kconfig::kernel_config_for(&spec).context("kconfig externs")?;
-    spec.apply_kconfig(&kconfig).context("kconfig externs")?;
-    let coll = Collection::load(&spec, &LoadOptions::default())
+    let mut loader = EbpfLoader::new();
+    for other in spec.programs.keys().filter(|n| **n != name) {
+        loader.autoload(other, false);
+    }
+    let bpf = loader
+        .keep_unsupported(true)
+        .load_spec(spec)
         .with_context(|| format!("loading {file}"))?;
-    let link = bpfkit_kernel::link::attach_iter(&coll.programs[&name], None)?;
+    let iter: &Iter = bpf.program(&name)?.try_into()?;
+    let link = iter.attach()?;
     match pin {
         Some(path) => {
             link.pin(&path)?;
             outln!("pinned iterator `{name}` at {}", path.display());
         }
         None => {
-            let text = bpfkit_kernel::link::read_iter(&link)?;
+            let text = iter.read(&link)?;
             out!("{}", String::from_utf8_lossy(&text));
         }
     }

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use bpfkit_btf::record::{format_text, RecordDecoder};
-use bpfkit_kernel::{inspect, Collection, LoadOptions, PerfBufReader, RingBufReader};
+use bpfkit::btf::record::{format_text, RecordDecoder};
+use bpfkit::object::ObjectSpec;
+use bpfkit::{EbpfLoader, PerfBuf, Program, RingBuf};
 
 /// Data pages per CPU of each perf buffer (256 KiB with 4 KiB pages).
 const PERF_PAGES: usize = 64;
-use bpfkit_object::ObjectSpec;
 
 use crate::tools::{Output, StopSignal};
 
@@ -57,10 +57,14 @@ pub struct Args {
     load_only: bool,
 }
 
-/// Turns programs off before load: all but `--prog` ones, `--skip` ones,
-/// and (with no `--prog`) the twins and programs this kernel cannot run.
-/// Returns the programs left out with the reason.
-fn choose_programs(spec: &mut ObjectSpec, args: &Args) -> anyhow::Result<Vec<(String, String)>> {
+/// Turns programs off before load: all but `--prog` ones and `--skip` ones.
+/// (With no `--prog`, the loader also leaves out the twins and programs this
+/// kernel cannot run, each with its reason.)
+fn choose_programs(
+    spec: &ObjectSpec,
+    args: &Args,
+    loader: &mut EbpfLoader,
+) -> anyhow::Result<Vec<(String, String)>> {
     for name in args.progs.iter().chain(&args.skips) {
         if !spec.programs.contains_key(name) {
             anyhow::bail!(
@@ -77,17 +81,14 @@ fn choose_programs(spec: &mut ObjectSpec, args: &Args) -> anyhow::Result<Vec<(St
             off.push((name.clone(), "--skip".into()));
         }
     }
-    spec.programs
-        .retain(|name, _| !off.iter().any(|(n, _)| n == name));
-    // Among what the user left on, keep the twin this kernel supports.
-    if args.progs.is_empty() {
-        let planned = bpfkit_kernel::select::plan(spec);
-        spec.programs.retain(|name, _| !planned.contains_key(name));
-        off.extend(planned);
-    }
-    if spec.programs.is_empty() {
+    if off.len() == spec.programs.len() {
         anyhow::bail!("no program left to load: {}", describe(&off));
     }
+    for (name, _) in &off {
+        loader.autoload(name, false);
+    }
+    // --prog means: this one, even if the kernel prefers its twin.
+    loader.keep_unsupported(!args.progs.is_empty());
     Ok(off)
 }
 
@@ -98,13 +99,9 @@ fn describe(off: &[(String, String)]) -> String {
         .join(", ")
 }
 
-/// Applies `--map-size NAME=N` (max_entries) or `--map-value-size NAME=N`.
-fn apply_map_size(
-    spec: &mut ObjectSpec,
-    option: &str,
-    set: &str,
-    field: fn(&mut bpfkit_object::MapSpec) -> &mut u32,
-) -> anyhow::Result<()> {
+/// Parses `--map-size NAME=N` or `--map-value-size NAME=N`, checking that
+/// the object has the map.
+fn map_size<'a>(spec: &ObjectSpec, option: &str, set: &'a str) -> anyhow::Result<(&'a str, u32)> {
     let (name, n) = set
         .split_once('=')
         .with_context(|| format!("{option} {set}: expected NAME=N"))?;
@@ -112,12 +109,11 @@ fn apply_map_size(
         .trim()
         .parse()
         .with_context(|| format!("{option} {set}: `{n}` is not a whole number"))?;
-    let names = spec.maps.keys().cloned().collect::<Vec<_>>().join(", ");
-    let map = spec.maps.get_mut(name).with_context(|| {
-        format!("{option} {set}: the object has no map `{name}` (it has: {names})")
-    })?;
-    *field(map) = n;
-    Ok(())
+    if !spec.maps.contains_key(name) {
+        let names = spec.maps.keys().cloned().collect::<Vec<_>>().join(", ");
+        anyhow::bail!("{option} {set}: the object has no map `{name}` (it has: {names})");
+    }
+    Ok((name, n))
 }
 
 fn parse_int(s: &str) -> anyhow::Result<i128> {
@@ -134,47 +130,56 @@ fn parse_int(s: &str) -> anyhow::Result<i128> {
     Ok(if neg { -v } else { v })
 }
 
-/// Sets a global from `NAME=VALUE` (an integer or `true`/`false`, sized by its BTF type).
-fn apply_set(spec: &mut ObjectSpec, set: &str) -> anyhow::Result<()> {
+/// Sets a global from `NAME=VALUE`: an integer or `true`/`false`, as the
+/// unsigned integer of the variable's size in BTF.
+fn apply_set(spec: &ObjectSpec, set: &str, loader: &mut EbpfLoader) -> anyhow::Result<()> {
     let (name, value) = set
         .split_once('=')
         .with_context(|| format!("--set {set}: expected NAME=VALUE"))?;
     let v = match value {
         "true" => 1i128,
         "false" => 0,
-        v => parse_int(v)?,
+        v => parse_int(v).with_context(|| format!("--set {set}"))?,
     };
-    // Try the sizes a C scalar can have; set_global checks the real one.
-    let mut last = None;
-    for size in [1usize, 2, 4, 8, 16] {
-        match spec.set_global(name, &v.to_le_bytes()[..size]) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.to_string().contains(" bytes, the value ") => last = Some(e),
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("--set {set}"))),
-        }
-    }
-    Err(anyhow::anyhow!(
-        "--set {set}: {}",
-        last.map(|e| e.to_string()).unwrap_or_default()
-    ))
+    let vars = spec.global_variables();
+    let var = vars.iter().find(|g| g.name == name).with_context(|| {
+        format!(
+            "--set {set}: the object has no global `{name}` (it has: {})",
+            vars.iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    match var.size {
+        1 => loader.set_global(name, &(v as u8)),
+        2 => loader.set_global(name, &(v as u16)),
+        4 => loader.set_global(name, &(v as u32)),
+        8 => loader.set_global(name, &(v as u64)),
+        16 => loader.set_global(name, &(v as u128)),
+        n => anyhow::bail!("--set {set}: `{name}` is {n} bytes, not an integer"),
+    };
+    Ok(())
 }
 
 /// Runs `bpfkit load`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = StopSignal::install(args.duration)?;
     let path = args.object.display().to_string();
-    let mut spec =
-        ObjectSpec::from_file(&args.object).with_context(|| format!("parsing {path}"))?;
+    let spec = ObjectSpec::from_file(&args.object).with_context(|| format!("parsing {path}"))?;
+    let mut loader = EbpfLoader::new();
     for set in &args.sets {
-        apply_set(&mut spec, set)?;
+        apply_set(&spec, set, &mut loader)?;
     }
     for set in &args.map_sizes {
-        apply_map_size(&mut spec, "--map-size", set, |m| &mut m.max_entries)?;
+        let (name, n) = map_size(&spec, "--map-size", set)?;
+        loader.set_max_entries(name, n);
     }
     for set in &args.map_value_sizes {
-        apply_map_size(&mut spec, "--map-value-size", set, |m| &mut m.value_size)?;
+        let (name, n) = map_size(&spec, "--map-value-size", set)?;
+        loader.set_value_size(name, n);
     }
-    let left_out = choose_programs(&mut spec, &args)?;
+    let mut left_out = choose_programs(&spec, &args, &mut loader)?;
     if let Some(dir) = &args.pin {
         // Refuse before loading anything rather than leave half a pin set.
         for name in spec.programs.keys() {
@@ -188,8 +193,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    let kconfig = bpfkit_kernel::kconfig::kernel_config_for(&spec).context("kconfig externs")?;
-    spec.apply_kconfig(&kconfig).context("kconfig externs")?;
     // The record type from the object's BTF, or else from its DWARF (clang
     // leaves out of BTF a type only written through a reserved pointer).
     let in_btf = |t: &str| {
@@ -201,7 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(t) if !in_btf(t) => {
             let bytes = std::fs::read(&args.object).with_context(|| format!("reading {path}"))?;
             Some(
-                bpfkit_object::dwarf::type_btf(&bytes, t)
+                bpfkit::object::dwarf::type_btf(&bytes, t)
                     .with_context(|| format!("{path}: reading `{t}` from DWARF"))?
                     .with_context(|| {
                         format!(
@@ -223,56 +226,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let opts = LoadOptions {
-        pin_root: args.pin.as_deref(),
-        pin_all_maps: args.pin.is_some(),
-        ..LoadOptions::default()
-    };
-    let coll = Collection::load(&spec, &opts).with_context(|| format!("loading {path}"))?;
-    let (links, skipped) = if args.load_only {
-        (Vec::new(), Vec::new())
+    if let Some(dir) = &args.pin {
+        loader.pin_root(dir).pin_all_maps(true);
+    }
+    let mut bpf = loader
+        .load_spec(spec.clone())
+        .with_context(|| format!("loading {path}"))?;
+    left_out.extend(bpf.left_out().iter().cloned());
+    let attached = if args.load_only {
+        bpfkit::AutoAttached::default()
     } else {
-        coll.auto_attach()
+        bpf.auto_attach()
     };
+    let links = attached.links;
     let mut out = Output::new(args.json);
-    for (name, prog) in &coll.programs {
+    for (name, prog) in bpf.programs() {
         let attach = links
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, l)| l.description().to_string())
             .unwrap_or_else(|| "not attached".into());
+        let k = prog.kernel().context("a kernel program")?;
         out.text(&format!(
             "prog {name}: id {} type {} -> {attach} (verifier: {} insns processed)\n",
-            inspect::id_of(prog.fd())?,
-            prog.prog_type(),
-            prog.verifier_stats().verified_insns
+            k.id(),
+            k.prog_type(),
+            k.verifier_stats().verified_insns
         ))?;
     }
     for (name, why) in &left_out {
         eprintln!("bpfkit load: `{name}` not loaded: {why}");
     }
-    for (name, why) in &skipped {
+    for (name, why) in &attached.skipped {
         eprintln!("bpfkit load: `{name}` not attached: {why}");
     }
     if links.is_empty() && !args.load_only {
-        coll.unpin_maps();
+        bpf.unpin_maps();
         anyhow::bail!(
             "{path}: nothing was attached ({} loaded; see above); use --load-only to load without attaching",
-            coll.programs.len()
+            bpf.programs().count()
         );
     }
-    for (name, map) in &coll.maps {
-        out.text(&format!(
-            "map {name}: id {} type {}\n",
-            inspect::id_of(map.fd())?,
-            map.map_type()
-        ))?;
+    for (name, map) in bpf.maps() {
+        let id = map.kernel().map(|m| m.id()).unwrap_or_default();
+        out.text(&format!("map {name}: id {id} type {}\n", map.map_type()))?;
     }
     if let Some(dir) = &args.pin {
-        for name in &coll.reused_maps {
+        for name in &bpf.reused_maps() {
             eprintln!(
                 "bpfkit load: map `{name}` reused from {}",
-                bpfkit_kernel::collection::map_pin_path(dir, name).display()
+                bpfkit::map_pin_path(dir, name).display()
             );
         }
         for (name, link) in &links {
@@ -290,34 +293,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     for (name, link) in &links {
-        if coll.programs[name.as_str()].expected_attach_type()
-            == Some(bpfkit_abi::AttachType::TraceIter)
-        {
-            let text = bpfkit_kernel::link::read_iter(link)?;
+        if let Ok(Program::Iter(iter)) = bpf.program(name) {
+            let text = iter.read(link)?;
             out.text(&format!("iter {name}:\n{}", String::from_utf8_lossy(&text)))?;
         }
     }
     if args.load_only {
         return Ok(());
     }
-    let of_type = |t: bpfkit_abi::MapType| -> Vec<&String> {
-        coll.maps
-            .iter()
+    let of_type = |bpf: &bpfkit::Ebpf, t: bpfkit::abi::MapType| -> Vec<String> {
+        bpf.maps()
             .filter(|(_, m)| m.map_type() == t)
-            .map(|(n, _)| n)
+            .map(|(n, _)| n.to_string())
             .collect()
     };
-    let ringbufs = of_type(bpfkit_abi::MapType::Ringbuf);
-    let perfbufs = of_type(bpfkit_abi::MapType::PerfEventArray);
-    let mut reader = RingBufReader::new()?;
-    for name in &ringbufs {
-        reader.add(&coll.maps[name.as_str()])?;
+    let mut rings = Vec::new();
+    for name in of_type(&bpf, bpfkit::abi::MapType::Ringbuf) {
+        rings.push((name.clone(), RingBuf::new(bpf.take_map(&name)?)?));
     }
     let mut perf_readers = Vec::new();
-    for name in &perfbufs {
-        let r = PerfBufReader::new(&coll.maps[name.as_str()], PERF_PAGES)
+    for name in of_type(&bpf, bpfkit::abi::MapType::PerfEventArray) {
+        let r = PerfBuf::new(bpf.take_map(&name)?, PERF_PAGES)
             .with_context(|| format!("opening perf buffer `{name}`"))?;
-        perf_readers.push((name.as_str(), r));
+        perf_readers.push((name, r));
     }
     out.header("")?;
     let render = |map: &str, rec: &[u8]| -> (String, serde_json::Value) {
@@ -345,8 +343,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     };
-    // With perf buffers too, the ring poll is short so both are served.
-    let wait = if perf_readers.is_empty() { 200 } else { 20 };
+    // With several buffers, each wait is short so that all are served.
+    let wait = if rings.len() + perf_readers.len() > 1 {
+        20
+    } else {
+        200
+    };
     while !stop.should_stop() {
         let mut failure = None;
         let mut emit = |map: &str, rec: &[u8]| {
@@ -355,16 +357,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 failure = Some(e);
             }
         };
-        if ringbufs.is_empty() && !perf_readers.is_empty() {
-            std::thread::sleep(stop.remaining(Duration::from_millis(wait)));
-        } else {
-            reader.poll(
-                stop.remaining(Duration::from_millis(wait)),
-                &mut |ring, rec| emit(ringbufs[ring], rec),
-            )?;
+        let timeout = stop.remaining(Duration::from_millis(wait));
+        for (name, r) in &mut rings {
+            r.poll(timeout, |rec| emit(name, rec))?;
         }
         for (name, r) in &mut perf_readers {
-            r.consume(&mut |_, rec| emit(name, rec));
+            r.poll(timeout, |_, rec| emit(name, rec))?;
         }
         if let Some(e) = failure {
             // A closed stdout (a pipe to `head`) ends the run quietly.
@@ -382,7 +380,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
-    // Dropping the links and the collection detaches and unloads everything.
+    // Dropping the links and the object detaches and unloads everything.
     drop(links);
     Ok(())
 }
