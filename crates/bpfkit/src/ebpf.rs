@@ -52,6 +52,7 @@ pub struct EbpfLoader {
     pin_root: Option<PathBuf>,
     pin_all_maps: bool,
     keep_unsupported: bool,
+    core_cache: bool,
 }
 
 impl Default for EbpfLoader {
@@ -81,6 +82,7 @@ impl EbpfLoader {
             pin_root: None,
             pin_all_maps: false,
             keep_unsupported: false,
+            core_cache: true,
         }
     }
 
@@ -138,6 +140,14 @@ impl EbpfLoader {
     /// those marked `LIBBPF_PIN_BY_NAME`, as bpftool's `loadall ... pinmaps`.
     pub fn pin_all_maps(&mut self, all: bool) -> &mut Self {
         self.pin_all_maps = all;
+        self
+    }
+
+    /// Whether CO-RE results may come from (and go to) bpfkit's disk cache
+    /// (default: yes). Without it the kernel applies CO-RE at load, or
+    /// bpfkit's engine does where the kernel cannot.
+    pub fn core_cache(&mut self, use_cache: bool) -> &mut Self {
+        self.core_cache = use_cache;
         self
     }
 
@@ -214,6 +224,7 @@ impl EbpfLoader {
                 let opts = LoadOptions {
                     pin_root: self.pin_root.as_deref(),
                     pin_all_maps: self.pin_all_maps,
+                    no_core_cache: !self.core_cache,
                     ..LoadOptions::default()
                 };
                 let mut c = Collection::load(&spec, &opts)?;

@@ -44,6 +44,7 @@ enum ItemInner<'a> {
 
 impl std::ops::Deref for RingBufItem<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         match &self.inner {
             ItemInner::Kernel(r) => r,
@@ -88,6 +89,7 @@ impl RingBuf {
 
     /// The next record, without waiting; `None` when there is none yet.
     #[allow(clippy::should_implement_trait)] // a lending reader, not an Iterator
+    #[inline]
     pub fn next(&mut self) -> Option<RingBufItem<'_>> {
         match &mut self.source {
             RingSource::Kernel(r) => r.next_record(0).map(|rec| RingBufItem {

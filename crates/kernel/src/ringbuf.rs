@@ -38,6 +38,9 @@ struct Ring {
     data_off: usize,
     /// A duplicate of the map fd, registered with the epoll.
     fd: Option<OwnedFd>,
+    /// The producer position last read: records before it need no fresh
+    /// read of the producer page (their headers say whether they are done).
+    producer_seen: std::cell::Cell<u64>,
 }
 
 impl Ring {
@@ -63,6 +66,7 @@ impl Ring {
             mask: size as u64 - 1,
             data_off: page,
             fd: Some(fd),
+            producer_seen: std::cell::Cell::new(0),
         })
     }
 
@@ -112,11 +116,16 @@ impl Ring {
 
     /// The next committed record, skipping (and releasing) discarded ones;
     /// its space is released when the returned record is dropped.
+    #[inline]
     fn next(&self) -> Option<RingRecord<'_>> {
         let cons = self.consumer.atomic_u64(0)?;
-        let prod = self.producer.atomic_u64(0)?;
-        let mut pos = cons.load(Ordering::Acquire);
-        while pos < prod.load(Ordering::Acquire) {
+        // Only this reader writes the consumer position.
+        let mut pos = cons.load(Ordering::Relaxed);
+        if pos >= self.producer_seen.get() {
+            let prod = self.producer.atomic_u64(0)?;
+            self.producer_seen.set(prod.load(Ordering::Acquire));
+        }
+        while pos < self.producer_seen.get() {
             let off = self.data_off + (pos & self.mask) as usize;
             let len = self.producer.atomic_u32(off)?.load(Ordering::Acquire);
             if len & BUSY != 0 {
@@ -162,12 +171,14 @@ pub struct RingRecord<'a> {
 
 impl std::ops::Deref for RingRecord<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.bytes
     }
 }
 
 impl Drop for RingRecord<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.consumer.store(self.next, Ordering::Release);
     }
@@ -248,6 +259,7 @@ impl RingBufReader {
     /// The next record of ring `ring`, without waiting or copying; `None`
     /// when the ring is empty (or its next record is still being written).
     /// The record's space is released when it is dropped.
+    #[inline]
     pub fn next_record(&mut self, ring: usize) -> Option<RingRecord<'_>> {
         self.rings.get(ring)?.next()
     }
@@ -320,6 +332,7 @@ mod tests {
                     mask: size as u64 - 1,
                     data_off: page,
                     fd: None,
+                    producer_seen: std::cell::Cell::new(0),
                 },
             }
         }

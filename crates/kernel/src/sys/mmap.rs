@@ -129,6 +129,7 @@ impl Mmap {
     }
 
     /// The 8-aligned `u64` at `off`, shared with the kernel.
+    #[inline]
     pub fn atomic_u64(&self, off: usize) -> Option<&AtomicU64> {
         let p = self.aligned(off, 8)?;
         // SAFETY: in bounds and aligned (checked above); the memory lives as
@@ -137,6 +138,7 @@ impl Mmap {
     }
 
     /// The 4-aligned `u32` at `off`, shared with the kernel.
+    #[inline]
     pub fn atomic_u32(&self, off: usize) -> Option<&AtomicU32> {
         let p = self.aligned(off, 4)?;
         // SAFETY: as for `atomic_u64`.
@@ -149,6 +151,7 @@ impl Mmap {
     /// Nothing (the kernel included) may write these bytes while the slice
     /// lives, e.g. because they are a committed ring buffer record the
     /// producer will not touch until the consumer position passes it.
+    #[inline]
     pub unsafe fn bytes(&self, off: usize, len: usize) -> Option<&[u8]> {
         let end = off.checked_add(len)?;
         if end > self.len {

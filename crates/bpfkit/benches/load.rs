@@ -1,10 +1,12 @@
-//! Open + load + attach (until attached; teardown untimed) of one object (3 programs, 4 maps, CO-RE
-//! relocations: tests/fixtures/loadbench.bpf.o), by bpfkit and, when `cc`
+//! Open + load + attach (until attached; teardown untimed) of one object (3
+//! programs, 4 maps, CO-RE relocations: kernel/tests/fixtures/loadbench.bpf.o)
+//! through the library's API (`EbpfLoader::load` + `Ebpf::attach_all`), by
+//! bpfkit and, when `cc`
 //! and libbpf's headers are present, by libbpf (`bpf_object__open_file`,
 //! `bpf_object__load`, `bpf_program__attach`) in one run, reported side by
 //! side with the ratio.
 //!
-//! `cargo bench -p bpfkit-kernel --bench load` (as root); set
+//! `cargo bench -p bpfkit --bench load` (as root); set
 //! `BPFKIT_BENCH_LOADS` to change the number of rounds.
 //!
 //! The headline is the first load in a fresh process, the fair comparison
@@ -17,8 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bpfkit_kernel::{Collection, LoadOptions};
-use bpfkit_object::ObjectSpec;
+use bpfkit::EbpfLoader;
 
 const LIBBPF_HARNESS: &str = r#"
 #include <stdio.h>
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
 "#;
 
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/loadbench.bpf.o")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../kernel/tests/fixtures/loadbench.bpf.o")
 }
 
 /// One round: read, parse, load and attach (timed), then detach and
@@ -74,18 +75,15 @@ fn fixture() -> PathBuf {
 /// both loaders the same ~200 ms and would hide the difference).
 fn bpfkit_round(path: &Path, disk_cache: bool) -> Duration {
     let t0 = Instant::now();
-    let bytes = std::fs::read(path).expect("read the object");
-    let spec = ObjectSpec::parse(&bytes).expect("parse");
-    let opts = LoadOptions {
-        no_core_cache: !disk_cache,
-        ..LoadOptions::default()
-    };
-    let coll = Collection::load(&spec, &opts).expect("load");
-    let (links, skipped) = coll.auto_attach();
+    let bpf = EbpfLoader::new()
+        .core_cache(disk_cache)
+        .load_file(path)
+        .expect("load");
+    let links = bpf.attach_all().expect("attach");
     let took = t0.elapsed();
-    assert!(skipped.is_empty() && links.len() == 3, "{skipped:?}");
+    assert_eq!(links.len(), 3);
     drop(links);
-    drop(coll);
+    drop(bpf);
     took
 }
 
@@ -168,7 +166,7 @@ fn main() {
         println!("{}", took.as_secs_f64() * 1e3);
         return;
     }
-    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+    if let Err(why) = bpfkit::kernel::check_bpf_access() {
         eprintln!("SKIP: cannot use bpf(): {why}");
         return;
     }

@@ -1,13 +1,14 @@
 //! Ring buffer consumption: 10 million 64-byte records produced by an XDP
 //! program that `BPF_PROG_TEST_RUN` runs in a tight loop (on another
-//! thread), consumed by `RingBufReader`; reports events/s and losses. When
-//! `cc` and libbpf's headers are present, the same program and the same
-//! loop run under libbpf's `ring_buffer__poll` for comparison.
+//! thread), consumed by the library's `RingBuf` one record at a time
+//! (`next()`, zero-copy); reports events/s and losses. When `cc` and
+//! libbpf's headers are present, the same program and the same loop run
+//! under libbpf's `ring_buffer__poll` / `ring_buffer__consume` for comparison.
 //!
-//! `cargo bench -p bpfkit-kernel --bench ringbuf` (as root); set
+//! `cargo bench -p bpfkit --bench ringbuf` (as root); set
 //! `BPFKIT_BENCH_EVENTS` to change the count.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../../kernel/tests/common/mod.rs"]
 mod common;
 
 use std::os::fd::AsFd;
@@ -17,9 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bpfkit_abi::{MapType, ProgramType};
-use bpfkit_isa::{encode, ByteOrder, Imm64, Insn};
-use bpfkit_kernel::{KernelMap, MapDefinition, RingBufReader};
+use bpfkit::abi::{MapType, ProgramType};
+use bpfkit::isa::{encode, ByteOrder, Imm64, Insn};
+use bpfkit::kernel::{KernelMap, MapDefinition};
+use bpfkit::{Map, RingBuf};
 
 /// Data area of the ring: 16 MiB, about 230 000 records of 72 bytes.
 const RING_BYTES: u32 = 16 << 20;
@@ -66,14 +68,19 @@ fn bpfkit_run(events: u64, drain_only: bool) -> Outcome {
         &common::ringbuf_output_prog(counter.as_fd(), rb.as_fd()),
     )
     .expect("load");
-    let mut reader = RingBufReader::new().expect("reader");
-    reader.add(&rb).expect("add ring");
+    let mut reader = RingBuf::new(Map::from_kernel(rb)).expect("reader");
     let (mut received, mut next, mut out_of_order) = (0u64, 0u64, 0u64);
-    let mut on_record = |_: usize, rec: &[u8]| {
+    let mut on_record = |rec: &[u8]| {
         let seq = u64::from_ne_bytes(rec[..8].try_into().unwrap_or_default());
         out_of_order += u64::from(seq < next);
         next = seq + 1;
         received += 1;
+    };
+    // The iterator style: one record at a time, borrowed from the ring.
+    let drain = |reader: &mut RingBuf, on_record: &mut dyn FnMut(&[u8])| {
+        while let Some(rec) = reader.next() {
+            on_record(&rec);
+        }
     };
 
     if drain_only {
@@ -86,7 +93,7 @@ fn bpfkit_run(events: u64, drain_only: bool) -> Outcome {
             prog.test_run(&packet, &[], n).expect("test run");
             produced += u64::from(n);
             let start = Instant::now();
-            reader.consume(&mut on_record);
+            drain(&mut reader, &mut on_record);
             elapsed += start.elapsed();
         }
         assert_eq!(out_of_order, 0, "records arrived out of order");
@@ -114,11 +121,16 @@ fn bpfkit_run(events: u64, drain_only: bool) -> Outcome {
     let start = Instant::now();
     loop {
         let finished = done.load(Ordering::Acquire);
-        reader
-            .poll(Duration::from_millis(100), &mut on_record)
-            .expect("poll");
+        if reader
+            .next_timeout(Duration::from_millis(100))
+            .expect("wait")
+            .map(|rec| on_record(&rec))
+            .is_some()
+        {
+            drain(&mut reader, &mut on_record);
+        }
         if finished {
-            reader.consume(&mut on_record);
+            drain(&mut reader, &mut on_record);
             break;
         }
     }
@@ -238,15 +250,32 @@ fn libbpf_run(events: u64, drain_only: bool) -> Result<Outcome, String> {
     let bin = dir.join("harness");
     let insns_path: PathBuf = dir.join("prog.bin");
     std::fs::write(&src, LIBBPF_HARNESS).map_err(|e| e.to_string())?;
-    // The same program, with map fds as placeholders the harness replaces.
-    let prog = common::ringbuf_output_prog(placeholder_fd(1001), placeholder_fd(1002));
-    debug_assert!(prog.iter().any(|i| matches!(
-        i,
-        Insn::LdImm64 {
-            imm: Imm64::MapFd(1002),
+    // The same program, with its map fds swapped for placeholders (1001
+    // the counter, 1002 the ring) that the harness replaces with its own.
+    let counter = KernelMap::create(&MapDefinition::new("c", MapType::Array, 4, 8, 1), None)
+        .map_err(|e| e.to_string())?;
+    let ring = KernelMap::create(&MapDefinition::new("r", MapType::Ringbuf, 0, 0, 4096), None)
+        .map_err(|e| e.to_string())?;
+    let (cfd, rfd) = (
+        std::os::fd::AsRawFd::as_raw_fd(&counter.as_fd()),
+        std::os::fd::AsRawFd::as_raw_fd(&ring.as_fd()),
+    );
+    let mut prog = common::ringbuf_output_prog(counter.as_fd(), ring.as_fd());
+    for insn in &mut prog {
+        if let Insn::LdImm64 {
+            imm: Imm64::MapFd(fd),
             ..
+        } = insn
+        {
+            *fd = if *fd == cfd {
+                1001
+            } else if *fd == rfd {
+                1002
+            } else {
+                *fd
+            };
         }
-    )));
+    }
     std::fs::write(&insns_path, encode(&prog, ByteOrder::Little)).map_err(|e| e.to_string())?;
     let cc = Command::new("cc")
         .args(["-O2", "-o"])
@@ -290,19 +319,11 @@ fn libbpf_run(events: u64, drain_only: bool) -> Result<Outcome, String> {
     })
 }
 
-/// A borrowed "fd" that is only a number for the encoded program; it is
-/// never used as a file descriptor in this process.
-fn placeholder_fd(n: i32) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: the value is only copied into an instruction's immediate and
-    // written to a file; nothing performs I/O on it.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(n) }
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    if let Err(why) = bpfkit_kernel::check_bpf_access() {
+    if let Err(why) = bpfkit::kernel::check_bpf_access() {
         eprintln!("SKIP: cannot use bpf(): {why}");
         return;
     }
