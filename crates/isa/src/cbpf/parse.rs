@@ -195,11 +195,10 @@ fn parse_insn(s: &str, index: usize) -> Result<Insn, String> {
         ("ret", "x" | "X") => Insn::Ret(RetVal::X),
         ("ret", o) => Insn::Ret(RetVal::K(imm(o)?)),
         ("ja", o) => {
-            let t = num(o)? as usize;
-            let k = t
-                .checked_sub(index + 1)
-                .ok_or_else(|| format!("jump target {t} is not after {index}"))?;
-            Insn::Ja(k as u32)
+            // libpcap prints the target as a C int: a backward jump (a
+            // wrapped `k`, as protochain's loop has) prints below `index`.
+            let t = num(o)?;
+            Insn::Ja(t.wrapping_sub(index as u32 + 1))
         }
         ("unimp", o) => {
             let code = num(o)?;
@@ -391,10 +390,11 @@ mod tests {
 (005) and      #0xffff
 (006) sub      #-1
 (007) ja       9
-(008) ret
+(008) ja       2
 (009) unimp    0x81
 (010) ldx      #pktlen
 (011) ret      #-1
+(012) ret
 ";
         let p = parse_listing(text).unwrap();
         assert_eq!(p[1], Insn::LdxMem(15));
@@ -413,10 +413,12 @@ mod tests {
             }
         );
         assert_eq!(p[7], Insn::Ja(1));
-        assert_eq!(p[8], Insn::Ret(RetVal::A));
+        assert_eq!(p[8], Insn::Ja(u32::MAX - 6));
+        assert_eq!(p[8].tcpdump(8).to_string(), "(008) ja       2");
         assert_eq!(p[9], Insn::LdxLen);
         assert_eq!(p[10], Insn::LdxLen);
         assert_eq!(p[11], Insn::Ret(RetVal::K(u32::MAX)));
+        assert_eq!(p[12], Insn::Ret(RetVal::A));
     }
 
     #[test]
