@@ -164,6 +164,8 @@ pub enum ValidateErrorKind {
     NoFinalReturn,
     /// `M[k]` read where some path has not written it.
     UninitializedMemory(u32),
+    /// A seccomp load outside `seccomp_data` or not 4-byte aligned.
+    SeccompLoad(u32),
 }
 
 /// A classic program the kernel would refuse, naming the instruction.
@@ -199,6 +201,10 @@ impl fmt::Display for ValidateError {
             UninitializedMemory(k) => {
                 write!(f, "M[{k}] is read before it is written on some path")
             }
+            SeccompLoad(k) => write!(
+                f,
+                "ld [{k}] is not an aligned word of the 64-byte seccomp_data"
+            ),
         }
     }
 }
@@ -350,7 +356,45 @@ fn ancillary(a: u32, x: u32, which: Ancillary, m: &Metadata) -> u32 {
     }
 }
 
+/// What a classic program reads: a packet, or seccomp's `seccomp_data`.
+pub(crate) trait Input {
+    /// `ld [k]` (and the extensions at `SKF_AD_OFF` and up); `None` ends the program with 0.
+    fn load_abs(&self, k: u32, size: Size, a: u32, x: u32) -> Option<u32>;
+    /// `ld [x + k]`, at the 32-bit sum `off`.
+    fn load_ind(&self, off: u32, size: Size) -> Option<u32>;
+    /// `ldxb 4*([k]&0xf)`'s byte.
+    fn load_msh(&self, k: u32) -> Option<u32>;
+    /// `ld #pktlen`.
+    fn len(&self) -> u32;
+}
+
+impl Input for Packet<'_> {
+    fn load_abs(&self, k: u32, size: Size, a: u32, x: u32) -> Option<u32> {
+        match Ancillary::from_offset(k) {
+            Some(which) => Some(ancillary(a, x, which, &self.meta)),
+            None => load(self.data, k, size),
+        }
+    }
+
+    fn load_ind(&self, off: u32, size: Size) -> Option<u32> {
+        load(self.data, off, size)
+    }
+
+    fn load_msh(&self, k: u32) -> Option<u32> {
+        load(self.data, k, Size::B)
+    }
+
+    fn len(&self) -> u32 {
+        self.wire_len
+    }
+}
+
 fn run_validated(insns: &[Insn], p: &Packet<'_>) -> u32 {
+    run_input(insns, p)
+}
+
+/// Runs a program validated for `input`'s flavour.
+pub(crate) fn run_input(insns: &[Insn], p: &dyn Input) -> u32 {
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [0u32; MEM_WORDS as usize];
     let mut pc = 0usize;
@@ -359,28 +403,22 @@ fn run_validated(insns: &[Insn], p: &Packet<'_>) -> u32 {
     while let Some(insn) = insns.get(pc) {
         pc += 1;
         match *insn {
-            Insn::LdAbs { size, k } => {
-                if let Some(which) = Ancillary::from_offset(k) {
-                    a = ancillary(a, x, which, &p.meta);
-                } else {
-                    match load(p.data, k, size) {
-                        Some(v) => a = v,
-                        None => return 0,
-                    }
-                }
-            }
+            Insn::LdAbs { size, k } => match p.load_abs(k, size, a, x) {
+                Some(v) => a = v,
+                None => return 0,
+            },
             // The kernel adds X and k as 32-bit values into an int offset.
-            Insn::LdInd { size, k } => match load(p.data, x.wrapping_add(k), size) {
+            Insn::LdInd { size, k } => match p.load_ind(x.wrapping_add(k), size) {
                 Some(v) => a = v,
                 None => return 0,
             },
             Insn::LdImm(k) => a = k,
-            Insn::LdLen => a = p.wire_len,
+            Insn::LdLen => a = p.len(),
             Insn::LdMem(k) => a = mem[k as usize],
             Insn::LdxImm(k) => x = k,
-            Insn::LdxLen => x = p.wire_len,
+            Insn::LdxLen => x = p.len(),
             Insn::LdxMem(k) => x = mem[k as usize],
-            Insn::LdxMsh(k) => match load(p.data, k, Size::B) {
+            Insn::LdxMsh(k) => match p.load_msh(k) {
                 Some(v) => x = (v & 0xf) << 2,
                 None => return 0,
             },
