@@ -87,6 +87,8 @@ enum Command {
     /// BPF iterators: pin one in bpffs, or run it once.
     #[command(subcommand)]
     Iter(cmd::iter::Command),
+    /// Classic BPF packet filters: print as tcpdump -d/-dd/-ddd, translate to eBPF, test on a savefile.
+    Filter(cmd::filter::Args),
 }
 
 /// An error and its causes, as `{:#}` prints them, less any cause whose text
@@ -158,6 +160,7 @@ fn main() -> ExitCode {
         Command::Map(c) => cmd::map::run(c),
         Command::Link(c) => cmd::inspect::links(c),
         Command::Iter(c) => cmd::iter::run(c),
+        Command::Filter(args) => cmd::filter::run(args),
     };
     let closed_stdout = |e: &anyhow::Error| {
         e.chain().any(|c| {

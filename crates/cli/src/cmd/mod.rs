@@ -5,6 +5,7 @@ pub mod btf;
 pub mod conformance;
 pub mod disasm;
 pub mod feature;
+pub mod filter;
 pub mod inspect;
 pub mod iter;
 pub mod load;
