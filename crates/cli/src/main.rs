@@ -89,6 +89,8 @@ enum Command {
     Iter(cmd::iter::Command),
     /// Classic BPF packet filters: print as tcpdump -d/-dd/-ddd, translate to eBPF, test on a savefile.
     Filter(cmd::filter::Args),
+    /// Capture packets on an interface through a classic BPF filter; print, or write a pcap.
+    Capture(cmd::capture::Args),
 }
 
 /// An error and its causes, as `{:#}` prints them, less any cause whose text
@@ -161,6 +163,7 @@ fn main() -> ExitCode {
         Command::Link(c) => cmd::inspect::links(c),
         Command::Iter(c) => cmd::iter::run(c),
         Command::Filter(args) => cmd::filter::run(args),
+        Command::Capture(args) => cmd::capture::run(args),
     };
     let closed_stdout = |e: &anyhow::Error| {
         e.chain().any(|c| {

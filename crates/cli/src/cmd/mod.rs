@@ -2,6 +2,7 @@
 
 pub mod asm;
 pub mod btf;
+pub mod capture;
 pub mod conformance;
 pub mod disasm;
 pub mod feature;
