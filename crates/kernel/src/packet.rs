@@ -82,6 +82,56 @@ pub struct PacketSocket {
     fd: OwnedFd,
 }
 
+/// Sets `level`/`name` on `sock` to the bytes of `value`.
+fn setsockopt<T>(
+    sock: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: the kernel reads size_of::<T>() bytes from `value`, which is
+    // borrowed for the call's duration; any pointer inside it (sock_fprog's
+    // filter) is the caller's live buffer.
+    check(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// Attaches a classic filter to any socket (`SO_ATTACH_FILTER`): the
+/// kernel checks it with bpf_check_classic and refuses it with EINVAL.
+pub fn attach_filter(sock: BorrowedFd<'_>, insns: &[cbpf::Insn]) -> io::Result<()> {
+    let len = u16::try_from(insns.len()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} classic instructions are more than a sock_fprog holds",
+                insns.len()
+            ),
+        )
+    })?;
+    // struct sock_filter is in host byte order.
+    let order = if cfg!(target_endian = "little") {
+        bpfkit_isa::ByteOrder::Little
+    } else {
+        bpfkit_isa::ByteOrder::Big
+    };
+    let raw: Vec<[u8; 8]> = insns.iter().map(|i| i.encode().to_bytes(order)).collect();
+    let prog = SockFprog {
+        len,
+        filter: raw.as_ptr(),
+    };
+    // The kernel copies `len` 8-byte instructions from `raw`, which
+    // outlives the call.
+    setsockopt(sock, libc::SOL_SOCKET, SO_ATTACH_FILTER, &prog)
+}
+
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -107,7 +157,7 @@ impl PacketSocket {
         if let Some(insns) = filter {
             sock.attach_filter(insns)?;
         }
-        sock.setsockopt(libc::SOL_SOCKET, SO_TIMESTAMPNS, &1i32)?;
+        setsockopt(sock.fd.as_fd(), libc::SOL_SOCKET, SO_TIMESTAMPNS, &1i32)?;
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
@@ -124,46 +174,9 @@ impl PacketSocket {
         Ok(sock)
     }
 
-    fn setsockopt<T>(&self, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-        // SAFETY: the kernel reads size_of::<T>() bytes from `value`, which
-        // is borrowed for the call's duration.
-        check(unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                (value as *const T).cast(),
-                size_of::<T>() as libc::socklen_t,
-            )
-        })?;
-        Ok(())
-    }
-
     /// Attaches (or replaces) the socket's classic filter (`SO_ATTACH_FILTER`).
     pub fn attach_filter(&self, insns: &[cbpf::Insn]) -> io::Result<()> {
-        let len = u16::try_from(insns.len()).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} classic instructions are more than a sock_fprog holds",
-                    insns.len()
-                ),
-            )
-        })?;
-        // struct sock_filter is in host byte order.
-        let order = if cfg!(target_endian = "little") {
-            bpfkit_isa::ByteOrder::Little
-        } else {
-            bpfkit_isa::ByteOrder::Big
-        };
-        let raw: Vec<[u8; 8]> = insns.iter().map(|i| i.encode().to_bytes(order)).collect();
-        let prog = SockFprog {
-            len,
-            filter: raw.as_ptr(),
-        };
-        // The kernel copies `len` 8-byte instructions from `raw`, which
-        // outlives the call.
-        self.setsockopt(libc::SOL_SOCKET, SO_ATTACH_FILTER, &prog)
+        attach_filter(self.fd.as_fd(), insns)
     }
 
     /// Waits at most `timeout` for each [`PacketSocket::recv`] (`SO_RCVTIMEO`).
@@ -172,7 +185,7 @@ impl PacketSocket {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_usec: timeout.subsec_micros() as libc::suseconds_t,
         };
-        self.setsockopt(libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+        setsockopt(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
     }
 
     /// Receives one packet into `buf`; `None` when the read timeout passed
