@@ -312,6 +312,134 @@ fn capture_stops_on_sigint_and_reports_its_counts() {
     assert!(stderr.contains("packets dropped by kernel"), "{stderr}");
 }
 
+/// `udp dst port 9999` over raw IPv4 (DLT_RAW: the IP header at offset 0).
+const RAW_UDP_DST_9999: &str = "(000) ldb      [0]
+(001) and      #0xf0
+(002) jeq      #0x40            jt 3\tjf 10
+(003) ldb      [9]
+(004) jeq      #0x11            jt 5\tjf 10
+(005) ldh      [6]
+(006) jset     #0x1fff          jt 10\tjf 7
+(007) ldxb     4*([0]&0xf)
+(008) ldh      [x + 2]
+(009) jeq      #0x270f          jt 11\tjf 10
+(010) ret      #0
+(011) ret      #262144
+";
+
+/// Creates tun device `name` (IFF_TUN | IFF_NO_PI) attached to the returned file.
+fn open_tun(name: &str) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+    const IFF_TUN: libc::c_short = 0x0001;
+    const IFF_NO_PI: libc::c_short = 0x1000;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .map_err(|e| format!("/dev/net/tun: {e}"))?;
+    // struct ifreq: the name, then the flags (the rest of the union unused).
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    let mut req = IfReq {
+        name: [0; 16],
+        flags: IFF_TUN | IFF_NO_PI,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: TUNSETIFF reads and writes a struct ifreq (40 bytes), which
+    // `req` is, live for the call.
+    let r = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut req) };
+    if r < 0 {
+        return Err(format!("TUNSETIFF: {}", std::io::Error::last_os_error()));
+    }
+    Ok(file)
+}
+
+/// A tun device (ARPHRD_NONE) with no one reading it: what the host sends to it is
+/// seen, as raw IP, by packet sockets, and written as a DLT_RAW savefile.
+#[test]
+fn capture_on_a_raw_ip_device_writes_raw_ip() {
+    if !common::require_bpf() {
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let tun = format!("bkt{id}");
+    let dir = std::env::temp_dir().join(format!("bpfkit-capture-tun-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Cleanup(String, std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = ip(&["link", "del", &self.0]);
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let _cleanup = Cleanup(tun.clone(), dir.clone());
+    // A tun device transmits only with a reader attached (no carrier
+    // otherwise): this open descriptor is it, never read.
+    let _tun_fd = match open_tun(&tun) {
+        Ok(f) => f,
+        Err(why) => {
+            skip(&format!("cannot create a tun device: {why}"));
+            return;
+        }
+    };
+    let setup = ip(&["addr", "add", "10.80.1.1/24", "dev", &tun])
+        .and_then(|()| ip(&["link", "set", &tun, "up"]));
+    if let Err(why) = setup {
+        skip(&format!("cannot configure a tun device: {why}"));
+        return;
+    }
+    let listing = dir.join("raw9999.txt");
+    std::fs::write(&listing, RAW_UDP_DST_9999).unwrap();
+    let pcap = dir.join("tun.pcap");
+    let (mut child, stderr) = start_capture(&[
+        "-i",
+        &tun,
+        "-c",
+        "2",
+        "-w",
+        pcap.to_str().unwrap(),
+        "--program",
+        listing.to_str().unwrap(),
+    ]);
+    let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+    for (port, payload) in [(9998, "no"), (9999, "tun-1"), (53, "no"), (9999, "tun-2")] {
+        udp.send_to(payload.as_bytes(), ("10.80.1.2", port))
+            .unwrap();
+    }
+    let status = wait_for(&mut child, Duration::from_secs(20));
+    let stdout = rest(child.stdout.take().unwrap());
+    let stderr = rest(stderr);
+    assert!(status.success(), "{status}: {stderr}");
+    let bytes = std::fs::read(&pcap).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(&bytes[..]).unwrap();
+    assert_eq!(reader.header().datalink, pcap_file::DataLink::RAW);
+    let mut payloads = Vec::new();
+    while let Some(p) = reader.next_packet() {
+        let p = p.unwrap();
+        let sliced = etherparse::SlicedPacket::from_ip(&p.data).unwrap();
+        let Some(etherparse::TransportSlice::Udp(u)) = sliced.transport else {
+            panic!("not UDP: {:02x?}", p.data);
+        };
+        assert_eq!(u.destination_port(), 9999);
+        payloads.push(String::from_utf8(u.payload().to_vec()).unwrap());
+    }
+    assert_eq!(payloads, ["tun-1", "tun-2"]);
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.contains("Out IP 10.80.1.1.")
+                && l.contains("> 10.80.1.2.9999: UDP, length 5")),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn an_invalid_program_is_refused_naming_the_instruction() {
     let dir = std::env::temp_dir().join(format!("bpfkit-capture-bad-{}", std::process::id()));

@@ -71,6 +71,7 @@ pub fn capture(filter: Option<Vec<cbpf::Insn>>, args: &Args) -> Result<()> {
     };
     let ifindex = bpfkit_kernel::sys::net::ifindex(&args.interface)
         .with_context(|| format!("interface {}", args.interface))?;
+    let link = LinkType::of(&args.interface)?;
     let sock = PacketSocket::open(ifindex, filter.as_deref())
         .with_context(|| format!("capturing on {}", args.interface))?;
     sock.set_read_timeout(Duration::from_millis(100))?;
@@ -84,7 +85,7 @@ pub fn capture(filter: Option<Vec<cbpf::Insn>>, args: &Args) -> Result<()> {
                 .with_context(|| format!("creating {}", path.display()))?;
             let header = pcap_file::pcap::PcapHeader {
                 snaplen,
-                datalink: pcap_file::DataLink::ETHERNET,
+                datalink: link.datalink(),
                 ..Default::default()
             };
             Some(
@@ -96,8 +97,9 @@ pub fn capture(filter: Option<Vec<cbpf::Insn>>, args: &Args) -> Result<()> {
     };
     // The readiness line tcpdump prints: the filter is attached by now.
     eprintln!(
-        "listening on {}, link-type EN10MB (Ethernet), snapshot length {snaplen} bytes",
-        args.interface
+        "listening on {}, link-type {}, snapshot length {snaplen} bytes",
+        args.interface,
+        link.name()
     );
     let mut buf = vec![0u8; snaplen as usize];
     let mut captured = 0u64;
@@ -109,7 +111,7 @@ pub fn capture(filter: Option<Vec<cbpf::Insn>>, args: &Args) -> Result<()> {
             };
             let data = &buf[..r.captured];
             captured += 1;
-            let line = summary(data, r.wire_len, r.timestamp, r.pkt_type);
+            let line = summary(link, data, r.wire_len, r.timestamp, r.pkt_type);
             outln!("{line}");
             if let Some(w) = &mut writer {
                 let p = pcap_file::pcap::PcapPacket::new(r.timestamp, r.wire_len as u32, data);
@@ -133,7 +135,13 @@ pub fn capture(filter: Option<Vec<cbpf::Insn>>, args: &Args) -> Result<()> {
 
 /// A one-line description in tcpdump's manner:
 /// `12:00:01.123456 IP 10.0.0.1.5353 > 10.0.0.2.53: UDP, length 20`.
-pub fn summary(data: &[u8], wire_len: usize, timestamp: Duration, kind: u8) -> String {
+pub fn summary(
+    link: LinkType,
+    data: &[u8],
+    wire_len: usize,
+    timestamp: Duration,
+    kind: u8,
+) -> String {
     let time =
         chrono::DateTime::from_timestamp(timestamp.as_secs() as i64, timestamp.subsec_nanos())
             .map(|t| {
@@ -147,11 +155,58 @@ pub fn summary(data: &[u8], wire_len: usize, timestamp: Duration, kind: u8) -> S
     } else {
         "In "
     };
-    format!("{time} {direction} {}", describe(data, wire_len))
+    format!("{time} {direction} {}", describe(link, data, wire_len))
 }
 
-fn describe(data: &[u8], wire_len: usize) -> String {
-    let Ok(p) = SlicedPacket::from_ethernet(data) else {
+/// What a `SOCK_RAW` packet socket's frames start with, from the device's
+/// ARPHRD_* type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkType {
+    /// An Ethernet header (Ethernet devices, veth, loopback).
+    Ethernet,
+    /// The IP header (ARPHRD_NONE: tun, WireGuard).
+    RawIp,
+}
+
+impl LinkType {
+    /// The link type of interface `name` (`/sys/class/net/NAME/type`).
+    pub fn of(name: &str) -> Result<LinkType> {
+        let path = format!("/sys/class/net/{name}/type");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        match text.trim().parse::<u32>() {
+            // ARPHRD_ETHER, ARPHRD_LOOPBACK
+            Ok(1 | 772) => Ok(LinkType::Ethernet),
+            // ARPHRD_NONE
+            Ok(65534) => Ok(LinkType::RawIp),
+            _ => bail!(
+                "interface {name} has link type ARPHRD {}, which capture does not handle \
+                 (Ethernet, loopback and raw IP devices only)",
+                text.trim()
+            ),
+        }
+    }
+
+    fn datalink(self) -> pcap_file::DataLink {
+        match self {
+            LinkType::Ethernet => pcap_file::DataLink::ETHERNET,
+            LinkType::RawIp => pcap_file::DataLink::RAW,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            LinkType::Ethernet => "EN10MB (Ethernet)",
+            LinkType::RawIp => "RAW (Raw IP)",
+        }
+    }
+}
+
+fn describe(link: LinkType, data: &[u8], wire_len: usize) -> String {
+    let sliced = match link {
+        LinkType::Ethernet => SlicedPacket::from_ethernet(data),
+        LinkType::RawIp => SlicedPacket::from_ip(data),
+    };
+    let Ok(p) = sliced else {
         return format!("truncated or unparsed frame, length {wire_len}");
     };
     let (family, src, dst) = match &p.net {
