@@ -360,6 +360,53 @@ fn open_tun(name: &str) -> Result<std::fs::File, String> {
     Ok(file)
 }
 
+/// A tun device (10.80.N.1/24) attached to an open file, which nobody
+/// reads: a tun device transmits only with a reader attached (it has no
+/// carrier otherwise). Removed on drop.
+struct Tun {
+    name: String,
+    dir: std::path::PathBuf,
+    _file: std::fs::File,
+}
+
+impl Tun {
+    fn create(n: u8) -> Option<Tun> {
+        let id = std::process::id() % 100_000;
+        let name = format!("bkt{id}n{n}");
+        let dir = std::env::temp_dir().join(format!("bpfkit-capture-tun-{id}-{n}"));
+        let file = match open_tun(&name) {
+            Ok(f) => f,
+            Err(why) => {
+                skip(&format!("cannot create a tun device: {why}"));
+                return None;
+            }
+        };
+        let tun = Tun {
+            name,
+            dir,
+            _file: file,
+        };
+        let setup = std::fs::create_dir_all(&tun.dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| ip(&["addr", "add", &format!("10.80.{n}.1/24"), "dev", &tun.name]))
+            .and_then(|()| ip(&["link", "set", &tun.name, "up"]));
+        match setup {
+            Ok(()) => Some(tun),
+            Err(why) => {
+                skip(&format!("cannot configure a tun device: {why}"));
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tun {
+    fn drop(&mut self) {
+        // Closing the file removes the device; the folder stays.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A tun device (ARPHRD_NONE) with no one reading it: what the host sends to it is
 /// seen, as raw IP, by packet sockets, and written as a DLT_RAW savefile.
 #[test]
@@ -367,39 +414,16 @@ fn capture_on_a_raw_ip_device_writes_raw_ip() {
     if !common::require_bpf() {
         return;
     }
-    let id = std::process::id() % 100_000;
-    let tun = format!("bkt{id}");
-    let dir = std::env::temp_dir().join(format!("bpfkit-capture-tun-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    struct Cleanup(String, std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = ip(&["link", "del", &self.0]);
-            let _ = std::fs::remove_dir_all(&self.1);
-        }
-    }
-    let _cleanup = Cleanup(tun.clone(), dir.clone());
-    // A tun device transmits only with a reader attached (no carrier
-    // otherwise): this open descriptor is it, never read.
-    let _tun_fd = match open_tun(&tun) {
-        Ok(f) => f,
-        Err(why) => {
-            skip(&format!("cannot create a tun device: {why}"));
-            return;
-        }
-    };
-    let setup = ip(&["addr", "add", "10.80.1.1/24", "dev", &tun])
-        .and_then(|()| ip(&["link", "set", &tun, "up"]));
-    if let Err(why) = setup {
-        skip(&format!("cannot configure a tun device: {why}"));
+    let Some(tun) = Tun::create(1) else {
         return;
-    }
+    };
+    let dir = &tun.dir;
     let listing = dir.join("raw9999.txt");
     std::fs::write(&listing, RAW_UDP_DST_9999).unwrap();
     let pcap = dir.join("tun.pcap");
     let (mut child, stderr) = start_capture(&[
         "-i",
-        &tun,
+        &tun.name,
         "-c",
         "2",
         "-w",
@@ -438,6 +462,65 @@ fn capture_on_a_raw_ip_device_writes_raw_ip() {
                 && l.contains("> 10.80.1.2.9999: UDP, length 5")),
         "{stdout}"
     );
+}
+
+/// `-s` keeps the first bytes of each packet, the savefile its wire length.
+#[test]
+fn snaplen_truncates_packets_and_keeps_their_wire_length() {
+    if !common::require_bpf() {
+        return;
+    }
+    let Some(tun) = Tun::create(2) else {
+        return;
+    };
+    let listing = tun.dir.join("raw9999.txt");
+    std::fs::write(&listing, RAW_UDP_DST_9999).unwrap();
+    let pcap = tun.dir.join("short.pcap");
+    let (mut child, stderr) = start_capture(&[
+        "-i",
+        &tun.name,
+        "-c",
+        "1",
+        "-s",
+        "30",
+        "-w",
+        pcap.to_str().unwrap(),
+        "--program",
+        listing.to_str().unwrap(),
+    ]);
+    let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+    udp.send_to(&[0xab; 100], ("10.80.2.2", 9999)).unwrap();
+    let status = wait_for(&mut child, Duration::from_secs(20));
+    let stderr = rest(stderr);
+    assert!(status.success(), "{status}: {stderr}");
+    let bytes = std::fs::read(&pcap).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(&bytes[..]).unwrap();
+    assert_eq!(reader.header().snaplen, 30);
+    // pcap-file's checked reader refuses an orig_len above the snapshot
+    // length, which is what truncation makes: read the raw record.
+    let p = reader.next_raw_packet().unwrap().unwrap();
+    assert_eq!(p.incl_len, 30);
+    assert_eq!(p.data.len(), 30);
+    assert_eq!(p.orig_len, 20 + 8 + 100);
+    // The UDP destination port, and the first payload bytes.
+    assert_eq!(&p.data[22..24], &9999u16.to_be_bytes());
+    assert_eq!(&p.data[28..30], &[0xab, 0xab]);
+    assert!(reader.next_raw_packet().is_none());
+    match Command::new("tcpdump")
+        .args(["-nn", "-r"])
+        .arg(&pcap)
+        .output()
+    {
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(text.contains("10.80.2.1."), "{text}");
+        }
+        Err(e) => skip(&format!(
+            "tcpdump is not installed (Debian package tcpdump): {e}"
+        )),
+    }
 }
 
 #[test]
