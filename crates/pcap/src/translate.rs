@@ -15,6 +15,12 @@
 //! and in bpfkit's VM, and returns what the classic program returns:
 //! packet loads out of bounds and division by an X of zero return 0, as in
 //! the kernel.
+//!
+//! One difference remains between the backends: a load at a negative
+//! offset in the kernel's `SKF_LL_OFF`/`SKF_NET_OFF` ranges (from -0x200000
+//! up to `SKF_AD_OFF`) reads the link-layer or network header in the kernel
+//! (bpf_internal_load_pointer_neg_helper), while the VM and
+//! [`crate::classic`] treat it as out of bounds. libpcap never emits them.
 
 use bpfkit_isa::cbpf::{self, RetVal, Size, Src};
 use bpfkit_isa::{

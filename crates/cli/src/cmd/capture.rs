@@ -15,7 +15,8 @@ use bpfkit_kernel::packet::{pkt_type, PacketSocket};
 use clap::Parser;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
-/// The snapshot length tcpdump uses by default (and for `-s 0`).
+/// The snapshot length tcpdump uses by default (and for `-s 0`), and its
+/// largest (libpcap's MAXIMUM_SNAPLEN).
 const DEFAULT_SNAPLEN: u32 = 262_144;
 
 /// Capture packets on an interface.
@@ -33,7 +34,7 @@ pub struct Args {
     /// Stop after this many packets.
     #[arg(short = 'c', value_name = "COUNT")]
     count: Option<u64>,
-    /// Keep at most this many bytes of each packet (0: 262144).
+    /// Keep at most this many bytes of each packet (0, or above 262144: 262144).
     #[arg(short = 's', value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
     snaplen: u32,
     /// The classic filter program: a `tcpdump -d` listing, `-dd` C array or
@@ -58,16 +59,17 @@ pub fn run(args: Args) -> Result<()> {
     capture(filter, &args)
 }
 
-/// Captures with `filter` (a validated-here classic program, or none).
+/// Captures the packets `filter` accepts (every packet without one); the
+/// filter is checked first as the kernel will check it, which would only
+/// say EINVAL.
 pub fn capture(filter: Option<Vec<cbpf::Insn>>, args: &Args) -> Result<()> {
     if let Some(insns) = &filter {
-        // The kernel says only EINVAL; this names the instruction.
         bpfkit_pcap::classic::validate(insns)?;
     }
-    let snaplen = if args.snaplen == 0 {
-        DEFAULT_SNAPLEN
-    } else {
-        args.snaplen
+    // As tcpdump: 0 and anything above the maximum mean the maximum.
+    let snaplen = match args.snaplen {
+        0 => DEFAULT_SNAPLEN,
+        n => n.min(DEFAULT_SNAPLEN),
     };
     let ifindex = bpfkit_kernel::sys::net::ifindex(&args.interface)
         .with_context(|| format!("interface {}", args.interface))?;
@@ -103,7 +105,6 @@ pub fn capture(filter: Option<Vec<cbpf::Insn>>, args: &Args) -> Result<()> {
     );
     let mut buf = vec![0u8; snaplen as usize];
     let mut captured = 0u64;
-    let mut stats = bpfkit_kernel::packet::PacketStats::default();
     let result: Result<()> = (|| {
         while !stop.load(Ordering::Relaxed) && args.count.is_none_or(|c| captured < c) {
             let Some(r) = sock.recv(&mut buf)? else {
@@ -123,13 +124,15 @@ pub fn capture(filter: Option<Vec<cbpf::Insn>>, args: &Args) -> Result<()> {
     if let Some(w) = writer {
         w.into_writer().flush().context("writing the savefile")?;
     }
-    // PACKET_STATISTICS resets on read: one read at the end gives the totals.
-    if let Ok(s) = sock.statistics() {
-        stats = s;
-    }
     eprintln!("{captured} packets captured");
-    eprintln!("{} packets received by filter", stats.packets);
-    eprintln!("{} packets dropped by kernel", stats.drops);
+    // PACKET_STATISTICS resets on read: one read at the end gives the totals.
+    match sock.statistics() {
+        Ok(stats) => {
+            eprintln!("{} packets received by filter", stats.packets);
+            eprintln!("{} packets dropped by kernel", stats.drops);
+        }
+        Err(e) => eprintln!("the kernel's packet counts are unavailable: {e}"),
+    }
     result
 }
 
