@@ -48,6 +48,9 @@ pub enum Engine {
     /// The translated eBPF program in bpfkit's VM, as a socket filter
     /// (the captured length for `ld #pktlen`).
     Vm,
+    /// The translated eBPF program in the kernel, as a socket filter run by
+    /// `BPF_PROG_TEST_RUN` (the captured length for `ld #pktlen`).
+    Kernel,
 }
 
 /// Runs `bpfkit filter`.
@@ -100,15 +103,15 @@ pub fn run_program(insns: Vec<cbpf::Insn>, args: &Args) -> Result<()> {
     if let Some(path) = &args.test {
         let filter = Filter::new(insns.clone())?;
         let packets = read_savefile(path)?;
-        let mut vm = Vm::new(&insns, args.engine)?;
+        let mut runner = Runner::new(&insns, args.engine)?;
         for (i, p) in packets.iter().enumerate() {
-            let result = match &mut vm {
+            let result = match &mut runner {
                 None => filter.run(&Packet {
                     data: &p.data,
                     wire_len: p.orig_len,
                     meta: Default::default(),
                 }),
-                Some(vm) => vm
+                Some(runner) => runner
                     .run(&p.data)
                     .with_context(|| format!("{} packet {}", path.display(), i + 1))?,
             };
@@ -118,10 +121,14 @@ pub fn run_program(insns: Vec<cbpf::Insn>, args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The translated program in the VM, when `--engine vm`.
-struct Vm {
-    vm: bpfkit_vm::Vm,
-    program: bpfkit_vm::Program,
+/// The translated program in the VM or the kernel, for `--engine vm|kernel`.
+enum Runner {
+    Vm {
+        // Boxed: the VM is large beside a kernel program's fd.
+        vm: Box<bpfkit_vm::Vm>,
+        program: bpfkit_vm::Program,
+    },
+    Kernel(bpfkit_kernel::Program),
 }
 
 /// bpf_prog_test_run_skb hands a socket filter the data after an Ethernet
@@ -129,15 +136,30 @@ struct Vm {
 /// from its first byte (a zero destination: PACKET_HOST; EtherType 0x88b5).
 const TEST_RUN_PREFIX: [u8; 14] = [0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1, 0x88, 0xb5];
 
-impl Vm {
-    fn new(insns: &[cbpf::Insn], engine: Engine) -> Result<Option<Vm>> {
+impl Runner {
+    fn new(insns: &[cbpf::Insn], engine: Engine) -> Result<Option<Runner>> {
         if engine == Engine::Classic {
             return Ok(None);
         }
         let ebpf = bpfkit_pcap::translate::translate(insns)?;
+        if engine == Engine::Kernel {
+            let program = bpfkit_kernel::Program::load(&bpfkit_kernel::ProgramLoad {
+                name: "bpfkit_filter",
+                prog_type: bpfkit_abi::ProgramType::SocketFilter,
+                expected_attach_type: None,
+                insns: &ebpf,
+                license: "GPL",
+                kern_version: 0,
+                btf: None,
+                attach_btf_id: 0,
+                core_relos: Vec::new(),
+            })
+            .context("loading the translated filter into the kernel")?;
+            return Ok(Some(Runner::Kernel(program)));
+        }
         let program = bpfkit_vm::Program::with_context(ebpf, bpfkit_vm::ContextKind::SkBuffL3)?;
-        Ok(Some(Vm {
-            vm: bpfkit_vm::Vm::new(),
+        Ok(Some(Runner::Vm {
+            vm: Box::new(bpfkit_vm::Vm::new()),
             program,
         }))
     }
@@ -145,11 +167,16 @@ impl Vm {
     fn run(&mut self, packet: &[u8]) -> Result<u32> {
         let mut data_in = TEST_RUN_PREFIX.to_vec();
         data_in.extend_from_slice(packet);
-        let input = bpfkit_vm::TestRun {
-            data_in,
-            ..Default::default()
-        };
-        Ok(self.vm.test_run(&self.program, &input)?.retval as u32)
+        match self {
+            Runner::Vm { vm, program } => {
+                let input = bpfkit_vm::TestRun {
+                    data_in,
+                    ..Default::default()
+                };
+                Ok(vm.test_run(program, &input)?.retval as u32)
+            }
+            Runner::Kernel(program) => Ok(program.test_run(&data_in, &[], 1)?.retval),
+        }
     }
 }
 
