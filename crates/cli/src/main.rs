@@ -90,6 +90,10 @@ enum Command {
     /// Generate code from a BPF object: `gen skeleton OBJ.o > x.skel.rs`.
     #[command(subcommand)]
     Gen(cmd::gen::Command),
+    /// Classic BPF packet filters: print as tcpdump -d/-dd/-ddd, translate to eBPF, test on a savefile.
+    Filter(cmd::filter::Args),
+    /// Capture packets on an interface through a classic BPF filter; print, or write a pcap.
+    Capture(cmd::capture::Args),
 }
 
 /// An error and its causes, as `{:#}` prints them, less any cause whose text
@@ -162,6 +166,8 @@ fn main() -> ExitCode {
         Command::Link(c) => cmd::inspect::links(c),
         Command::Iter(c) => cmd::iter::run(c),
         Command::Gen(c) => cmd::gen::run(c),
+        Command::Filter(args) => cmd::filter::run(args),
+        Command::Capture(args) => cmd::capture::run(args),
     };
     let closed_stdout = |e: &anyhow::Error| {
         e.chain().any(|c| {

@@ -30,6 +30,7 @@ mod ksym;
 pub mod ksyms;
 pub mod link;
 pub mod map;
+pub mod packet;
 pub mod perfbuf;
 pub mod prog;
 pub mod ringbuf;

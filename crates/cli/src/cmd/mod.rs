@@ -2,10 +2,12 @@
 
 pub mod asm;
 pub mod btf;
+pub mod capture;
 pub mod conformance;
 pub mod disasm;
 pub mod feature;
 pub mod gen;
+pub mod filter;
 pub mod inspect;
 pub mod iter;
 pub mod load;

@@ -14,8 +14,12 @@ use core::fmt;
 
 use crate::raw::ByteOrder;
 
+mod parse;
 mod print;
 
+pub use parse::{
+    dump_c_array, dump_decimal, parse_c_array, parse_decimal, parse_listing, ParseError,
+};
 pub use print::{dump, TcpdumpLine};
 
 /// One 8-byte `struct sock_filter`.

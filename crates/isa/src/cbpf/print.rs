@@ -6,8 +6,8 @@ use core::fmt::{self, Write};
 use super::{AluOp, Insn, JmpCond, RetVal, Size, Src};
 
 /// Linux ancillary-data offsets (`SKF_AD_OFF + n`) that libpcap prints by name.
-const SKF_AD_OFF: u32 = 0xffff_f000;
-const ANCILLARY: [(u32, &str); 16] = [
+pub(super) const SKF_AD_OFF: u32 = 0xffff_f000;
+pub(super) const ANCILLARY: [(u32, &str); 16] = [
     (0, "proto"),
     (4, "type"),
     (8, "ifidx"),
