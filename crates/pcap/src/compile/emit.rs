@@ -1,0 +1,150 @@
+//! Linearising the block graph into classic BPF (optimize.c's
+//! `icode_to_fcode` / `convert_code_r`): blocks are laid out in reverse
+//! post-order from the end of the program, false branch first; a branch
+//! farther than 255 instructions gets an extra `ja` and the layout restarts.
+
+use bpfkit_isa::cbpf::SockFilter;
+
+use super::gen::{Block, JMP, NOP};
+use super::CompileError;
+
+struct Conv<'a> {
+    blocks: &'a [Block],
+    mark: Vec<bool>,
+    offset: Vec<usize>,
+    longjt: Vec<u32>,
+    longjf: Vec<u32>,
+    out: Vec<SockFilter>,
+    tail: usize,
+}
+
+fn slength(b: &Block) -> usize {
+    b.stmts.iter().filter(|s| s.code != NOP).count()
+}
+
+fn count(blocks: &[Block], mark: &mut [bool], p: usize, longjt: &[u32], longjf: &[u32]) -> usize {
+    if mark[p] {
+        return 0;
+    }
+    mark[p] = true;
+    let b = &blocks[p];
+    let mut n = slength(b) + 1 + longjt[p] as usize + longjf[p] as usize;
+    if let (Some(t), Some(f)) = (b.jt, b.jf) {
+        n += count(blocks, mark, t, longjt, longjf);
+        n += count(blocks, mark, f, longjt, longjf);
+    }
+    n
+}
+
+impl Conv<'_> {
+    fn convert(&mut self, p: Option<usize>) -> Result<bool, CompileError> {
+        let Some(p) = p else { return Ok(true) };
+        if self.mark[p] {
+            return Ok(true);
+        }
+        self.mark[p] = true;
+        let b = &self.blocks[p];
+        if !self.convert(b.jf)? {
+            return Ok(false);
+        }
+        if !self.convert(b.jt)? {
+            return Ok(false);
+        }
+        let slen = slength(b);
+        self.tail -= slen + 1 + self.longjt[p] as usize + self.longjf[p] as usize;
+        let mut dst = self.tail;
+        self.offset[p] = dst;
+        for s in b.stmts.iter().filter(|s| s.code != NOP) {
+            self.out[dst] = SockFilter {
+                code: s.code as u16,
+                jt: 0,
+                jf: 0,
+                k: s.k,
+            };
+            dst += 1;
+        }
+        self.out[dst] = SockFilter {
+            code: b.s.code as u16,
+            jt: 0,
+            jf: 0,
+            k: b.s.k,
+        };
+        if let (Some(jt), Some(jf)) = (b.jt, b.jf) {
+            let mut extrajmps: u8 = 0;
+            let here = self.offset[p] + slen;
+            let off = self.offset[jt].wrapping_sub(here).wrapping_sub(1);
+            if off >= 256 {
+                if self.longjt[p] == 0 {
+                    self.longjt[p] += 1;
+                    return Ok(false);
+                }
+                self.out[dst].jt = extrajmps;
+                extrajmps += 1;
+                let e = dst + extrajmps as usize;
+                self.out[e] = SockFilter {
+                    code: (JMP) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: (off - extrajmps as usize) as u32,
+                };
+            } else {
+                self.out[dst].jt = off as u8;
+            }
+            let off = self.offset[jf].wrapping_sub(here).wrapping_sub(1);
+            if off >= 256 {
+                if self.longjf[p] == 0 {
+                    self.longjf[p] += 1;
+                    return Ok(false);
+                }
+                self.out[dst].jf = extrajmps;
+                extrajmps += 1;
+                let e = dst + extrajmps as usize;
+                self.out[e] = SockFilter {
+                    code: (JMP) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: (off - extrajmps as usize) as u32,
+                };
+            } else {
+                self.out[dst].jf = off as u8;
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Lays the graph under `root` out as a classic BPF program.
+pub(crate) fn icode_to_fcode(
+    blocks: &mut [Block],
+    root: usize,
+) -> Result<Vec<SockFilter>, CompileError> {
+    let nb = blocks.len();
+    let mut longjt = vec![0u32; nb];
+    let mut longjf = vec![0u32; nb];
+    loop {
+        let mut mark = vec![false; nb];
+        let n = count(blocks, &mut mark, root, &longjt, &longjf);
+        let mut c = Conv {
+            blocks,
+            mark: vec![false; nb],
+            offset: vec![0; nb],
+            longjt,
+            longjf,
+            out: vec![
+                SockFilter {
+                    code: 0,
+                    jt: 0,
+                    jf: 0,
+                    k: 0
+                };
+                n
+            ],
+            tail: n,
+        };
+        if c.convert(Some(root))? {
+            return Ok(c.out);
+        }
+        longjt = c.longjt;
+        longjf = c.longjf;
+    }
+}

@@ -1,0 +1,1939 @@
+//! The code generator: libpcap's `gencode.c` block graph. Each test is a
+//! block ending in a conditional jump; `and`/`or`/`not` wire blocks
+//! together through the `sense` flag and lists threaded through unresolved
+//! jump fields (`backpatch`, `merge`), exactly as libpcap does, so that the
+//! optimizer and the linearisation see the same graph.
+
+use super::ast::{q, Arth, Expr, IdKind, Other, Qual};
+use super::names::{self, HostAddr, NameResolver};
+use super::{CompileError, LinkType};
+
+// Opcode pieces (pcap/bpf.h).
+pub(crate) const LD: i32 = 0x00;
+pub(crate) const LDX: i32 = 0x01;
+pub(crate) const ST: i32 = 0x02;
+pub(crate) const STX: i32 = 0x03;
+pub(crate) const ALU: i32 = 0x04;
+pub(crate) const JMP: i32 = 0x05;
+pub(crate) const RET: i32 = 0x06;
+pub(crate) const MISC: i32 = 0x07;
+pub(crate) const W: i32 = 0x00;
+pub(crate) const H: i32 = 0x08;
+pub(crate) const B: i32 = 0x10;
+pub(crate) const IMM: i32 = 0x00;
+pub(crate) const ABS: i32 = 0x20;
+pub(crate) const IND: i32 = 0x40;
+pub(crate) const MEM: i32 = 0x60;
+pub(crate) const LEN: i32 = 0x80;
+pub(crate) const MSH: i32 = 0xa0;
+pub(crate) const K: i32 = 0x00;
+pub(crate) const X: i32 = 0x08;
+pub(crate) const JA: i32 = 0x00;
+pub(crate) const JEQ: i32 = 0x10;
+pub(crate) const JGT: i32 = 0x20;
+pub(crate) const JGE: i32 = 0x30;
+pub(crate) const JSET: i32 = 0x40;
+pub(crate) const ADD: i32 = 0x00;
+pub(crate) const SUB: i32 = 0x10;
+pub(crate) const AND: i32 = 0x50;
+pub(crate) const OR: i32 = 0x40;
+pub(crate) const LSH: i32 = 0x60;
+pub(crate) const NEG: i32 = 0x80;
+pub(crate) const TAX: i32 = 0x00;
+pub(crate) const TXA: i32 = 0x80;
+/// libpcap's `NOP` pseudo-opcode (the optimizer turns dead statements into it).
+pub(crate) const NOP: i32 = -1;
+/// Scratch memory words (`BPF_MEMWORDS`).
+pub(crate) const MEMWORDS: usize = 16;
+
+const OFFSET_NOT_SET: u32 = u32::MAX;
+const PROTO_UNDEF: i32 = -1;
+
+const ETHERMTU: u32 = 1500;
+const ETHERTYPE_IP: u32 = 0x0800;
+const ETHERTYPE_ARP: u32 = 0x0806;
+const ETHERTYPE_REVARP: u32 = 0x8035;
+const ETHERTYPE_IPV6: u32 = 0x86dd;
+const ETHERTYPE_ATALK: u32 = 0x809b;
+const ETHERTYPE_AARP: u32 = 0x80f3;
+const ETHERTYPE_IPX: u32 = 0x8137;
+const ETHERTYPE_DN: u32 = 0x6003;
+const ETHERTYPE_LAT: u32 = 0x6004;
+const ETHERTYPE_SCA: u32 = 0x6007;
+const ETHERTYPE_MOPDL: u32 = 0x6001;
+const ETHERTYPE_MOPRC: u32 = 0x6002;
+const LLCSAP_IP: u32 = 0x06;
+const LLCSAP_ISONS: u32 = 0xfe;
+const LLCSAP_NETBEUI: u32 = 0xf0;
+const LLCSAP_IPX: u32 = 0xe0;
+const LLCSAP_8021D: u32 = 0x42;
+const LLCSAP_SNAP: u8 = 0xaa;
+const IPPROTO_TCP: i32 = 6;
+const IPPROTO_UDP: i32 = 17;
+const IPPROTO_SCTP: i32 = 132;
+const IPPROTO_FRAGMENT: u32 = 44;
+const ISO8473_CLNP: u32 = 0x81;
+const ISO9542_ESIS: u32 = 0x82;
+const ISO10589_ISIS: u32 = 0x83;
+const IP6_HDRLEN: u32 = 40;
+
+/// A statement: an opcode (or [`NOP`]) and its constant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stmt {
+    pub code: i32,
+    pub k: u32,
+}
+
+impl Stmt {
+    pub fn new(code: i32, k: u32) -> Stmt {
+        Stmt { code, k }
+    }
+}
+
+/// What a block is known to evaluate to, for folding `and`/`or` with constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Meaning {
+    Uncertain,
+    True,
+    False,
+}
+
+/// One basic block: side-effect statements, then a branch (or return).
+#[derive(Clone, Debug)]
+pub(crate) struct Block {
+    pub stmts: Vec<Stmt>,
+    pub s: Stmt,
+    pub jt: Option<usize>,
+    pub jf: Option<usize>,
+    pub sense: bool,
+    pub head: usize,
+    pub meaning: Meaning,
+}
+
+/// Where a header starts: a constant part plus, for variable-length link
+/// headers, a scratch register holding the variable part.
+#[derive(Clone, Copy, Debug)]
+struct AbsOffset {
+    constant_part: u32,
+    is_variable: bool,
+    reg: Option<u32>,
+}
+
+impl AbsOffset {
+    fn fixed(c: u32) -> AbsOffset {
+        AbsOffset {
+            constant_part: c,
+            is_variable: false,
+            reg: None,
+        }
+    }
+}
+
+/// Which header an offset is relative to (gencode.c's `enum e_offrel`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[allow(dead_code)] // PrevLinkHdr serves encapsulations not generated yet
+enum OffRel {
+    Packet,
+    LinkHdr,
+    PrevLinkHdr,
+    Llc,
+    LinkPl,
+    LinkPlNoSnap,
+    LinkType,
+    TranIpv4,
+    TranIpv6,
+}
+
+/// An arithmetic value under construction (gencode.h's `struct arth`).
+struct ArthVal {
+    b: Option<usize>,
+    s: Vec<Stmt>,
+    regno: u32,
+}
+
+type GResult<T> = Result<T, CompileError>;
+
+/// The compiler state for one expression.
+pub(crate) struct Gen<'a> {
+    pub blocks: Vec<Block>,
+    linktype: LinkType,
+    off_linkhdr: AbsOffset,
+    off_prevlinkhdr: AbsOffset,
+    off_linktype: AbsOffset,
+    off_linkpl: AbsOffset,
+    off_nl: u32,
+    off_nl_nosnap: u32,
+    label_stack_depth: u32,
+    is_encap: bool,
+    regused: [bool; MEMWORDS],
+    curreg: usize,
+    pub snaplen: u32,
+    netmask: u32,
+    #[allow(dead_code)] // for the Linux-extension primitives
+    linux_ext: bool,
+    names: Option<&'a NameResolver>,
+    /// Byte position of the primitive being generated, for error messages.
+    pos: usize,
+}
+
+fn pqkw(p: u8) -> String {
+    const T: &[&str] = &[
+        "", "link", "ip", "arp", "rarp", "sctp", "tcp", "udp", "icmp", "igmp", "igrp", "atalk",
+        "decnet", "lat", "sca", "moprc", "mopdl", "ip6", "icmp6", "ah", "esp", "pim", "vrrp",
+        "aarp", "iso", "esis", "isis", "clnp", "stp", "ipx", "netbeui", "l1", "l2", "iih", "snp",
+        "csnp", "psnp", "lsp", "radio", "carp",
+    ];
+    T.get(p as usize)
+        .filter(|s| !s.is_empty())
+        .map_or(format!("<invalid proto {p}>"), |s| s.to_string())
+}
+
+fn dqkw(d: u8) -> String {
+    const T: &[&str] = &[
+        "",
+        "src",
+        "dst",
+        "src or dst",
+        "src and dst",
+        "addr1",
+        "addr2",
+        "addr3",
+        "addr4",
+        "ra",
+        "ta",
+    ];
+    T.get(d as usize)
+        .filter(|s| !s.is_empty())
+        .map_or(format!("<invalid dir {d}>"), |s| s.to_string())
+}
+
+fn tqkw(a: u8) -> String {
+    const T: &[&str] = &[
+        "",
+        "host",
+        "net",
+        "port",
+        "gateway",
+        "proto",
+        "protochain",
+        "portrange",
+    ];
+    T.get(a as usize)
+        .filter(|s| !s.is_empty())
+        .map_or(format!("<invalid type {a}>"), |s| s.to_string())
+}
+
+impl<'a> Gen<'a> {
+    pub fn new(
+        linktype: LinkType,
+        snaplen: u32,
+        netmask: u32,
+        linux_ext: bool,
+        names: Option<&'a NameResolver>,
+    ) -> GResult<Gen<'a>> {
+        let mut g = Gen {
+            blocks: Vec::new(),
+            linktype,
+            off_linkhdr: AbsOffset::fixed(0),
+            off_prevlinkhdr: AbsOffset::fixed(0),
+            off_linktype: AbsOffset::fixed(0),
+            off_linkpl: AbsOffset::fixed(0),
+            off_nl: 0,
+            off_nl_nosnap: 0,
+            label_stack_depth: 0,
+            is_encap: false,
+            regused: [false; MEMWORDS],
+            curreg: 0,
+            snaplen,
+            netmask,
+            linux_ext,
+            names,
+            pos: 0,
+        };
+        g.init_linktype()?;
+        Ok(g)
+    }
+
+    fn err<T>(&self, msg: impl Into<String>) -> GResult<T> {
+        Err(CompileError::at(self.pos, msg.into()))
+    }
+
+    /// gencode.c `init_linktype`: header offsets per link type.
+    fn init_linktype(&mut self) -> GResult<()> {
+        let (lt, pl, nl, nosnap) = match self.linktype {
+            LinkType::EN10MB => (12, 14, 0, 3),
+            other => return self.err(format!("unknown data link type {}", other.0)),
+        };
+        self.off_linktype = AbsOffset::fixed(lt);
+        self.off_linkpl = AbsOffset::fixed(pl);
+        self.off_nl = nl;
+        self.off_nl_nosnap = nosnap;
+        Ok(())
+    }
+
+    // ---- blocks and the boolean wiring ----
+
+    fn new_block(&mut self, code: i32, k: u32, stmts: Vec<Stmt>) -> usize {
+        let id = self.blocks.len();
+        self.blocks.push(Block {
+            stmts,
+            s: Stmt::new(code, k),
+            jt: None,
+            jf: None,
+            sense: false,
+            head: id,
+            meaning: Meaning::Uncertain,
+        });
+        id
+    }
+
+    pub fn retblk(&mut self, v: u32) -> usize {
+        self.new_block(RET | K, v, Vec::new())
+    }
+
+    fn backpatch(&mut self, mut list: Option<usize>, target: usize) {
+        while let Some(b) = list {
+            if !self.blocks[b].sense {
+                list = self.blocks[b].jt;
+                self.blocks[b].jt = Some(target);
+            } else {
+                list = self.blocks[b].jf;
+                self.blocks[b].jf = Some(target);
+            }
+        }
+    }
+
+    fn merge(&mut self, b0: usize, b1: usize) {
+        let mut p = b0;
+        loop {
+            let next = if !self.blocks[p].sense {
+                self.blocks[p].jt
+            } else {
+                self.blocks[p].jf
+            };
+            match next {
+                Some(n) => p = n,
+                None => break,
+            }
+        }
+        if !self.blocks[p].sense {
+            self.blocks[p].jt = Some(b1);
+        } else {
+            self.blocks[p].jf = Some(b1);
+        }
+    }
+
+    pub fn gen_and(&mut self, b0: usize, b1: usize) -> usize {
+        if self.blocks[b0].meaning == Meaning::False {
+            return b0;
+        }
+        if self.blocks[b1].meaning == Meaning::False {
+            return b1;
+        }
+        if self.blocks[b0].meaning == Meaning::True {
+            return b1;
+        }
+        if self.blocks[b1].meaning == Meaning::True {
+            return b0;
+        }
+        let h1 = self.blocks[b1].head;
+        self.backpatch(Some(b0), h1);
+        self.blocks[b0].sense = !self.blocks[b0].sense;
+        self.blocks[b1].sense = !self.blocks[b1].sense;
+        self.merge(b1, b0);
+        self.blocks[b1].sense = !self.blocks[b1].sense;
+        self.blocks[b1].head = self.blocks[b0].head;
+        b1
+    }
+
+    pub fn gen_or(&mut self, b0: usize, b1: usize) -> usize {
+        if self.blocks[b0].meaning == Meaning::False {
+            return b1;
+        }
+        if self.blocks[b1].meaning == Meaning::False {
+            return b0;
+        }
+        if self.blocks[b0].meaning == Meaning::True {
+            return b0;
+        }
+        if self.blocks[b1].meaning == Meaning::True {
+            return b1;
+        }
+        self.blocks[b0].sense = !self.blocks[b0].sense;
+        let h1 = self.blocks[b1].head;
+        self.backpatch(Some(b0), h1);
+        self.blocks[b0].sense = !self.blocks[b0].sense;
+        self.merge(b1, b0);
+        self.blocks[b1].head = self.blocks[b0].head;
+        b1
+    }
+
+    pub fn gen_not(&mut self, b: usize) -> usize {
+        let blk = &mut self.blocks[b];
+        blk.sense = !blk.sense;
+        blk.meaning = match blk.meaning {
+            Meaning::True => Meaning::False,
+            Meaning::False => Meaning::True,
+            Meaning::Uncertain => Meaning::Uncertain,
+        };
+        b
+    }
+
+    /// gencode.c `finish_parse`: the accept and reject returns.
+    pub fn finish(&mut self, p: usize) -> GResult<usize> {
+        self.insert_compute_vloffsets(self.blocks[p].head);
+        let acc = self.retblk(self.snaplen);
+        self.backpatch(Some(p), acc);
+        self.blocks[p].sense = !self.blocks[p].sense;
+        let rej = self.retblk(0);
+        self.backpatch(Some(p), rej);
+        Ok(self.blocks[p].head)
+    }
+
+    fn insert_compute_vloffsets(&mut self, _b: usize) {}
+
+    fn gen_uncond(&mut self, rsense: bool) -> usize {
+        let b = self.new_block(
+            JMP | JEQ | K,
+            0,
+            vec![Stmt::new(LD | IMM, (!rsense) as u32)],
+        );
+        self.blocks[b].meaning = if rsense {
+            Meaning::True
+        } else {
+            Meaning::False
+        };
+        b
+    }
+    fn gen_true(&mut self) -> usize {
+        self.gen_uncond(true)
+    }
+    fn gen_false(&mut self) -> usize {
+        self.gen_uncond(false)
+    }
+
+    fn sprepend_to_block(&mut self, mut s: Vec<Stmt>, b: usize) -> usize {
+        if !s.is_empty() {
+            s.append(&mut self.blocks[b].stmts);
+            self.blocks[b].stmts = s;
+            self.blocks[b].meaning = Meaning::Uncertain;
+        }
+        b
+    }
+
+    // ---- loads and comparisons ----
+
+    fn abs_offset_varpart(&mut self, which: u8) -> Vec<Stmt> {
+        let off = match which {
+            0 => &mut self.off_linkhdr,
+            1 => &mut self.off_prevlinkhdr,
+            2 => &mut self.off_linktype,
+            _ => &mut self.off_linkpl,
+        };
+        if !off.is_variable {
+            return Vec::new();
+        }
+        let reg = match off.reg {
+            Some(r) => r,
+            None => {
+                // allocate lazily, as gen_abs_offset_varpart does
+                let r = {
+                    let mut n = MEMWORDS;
+                    let mut got = None;
+                    while n > 0 {
+                        n -= 1;
+                        if self.regused[self.curreg] {
+                            self.curreg = (self.curreg + 1) % MEMWORDS;
+                        } else {
+                            self.regused[self.curreg] = true;
+                            got = Some(self.curreg as u32);
+                            break;
+                        }
+                    }
+                    got.unwrap_or(0)
+                };
+                let off = match which {
+                    0 => &mut self.off_linkhdr,
+                    1 => &mut self.off_prevlinkhdr,
+                    2 => &mut self.off_linktype,
+                    _ => &mut self.off_linkpl,
+                };
+                off.reg = Some(r);
+                r
+            }
+        };
+        vec![Stmt::new(LDX | MEM, reg)]
+    }
+
+    fn load_absoffsetrel(&mut self, mut s: Vec<Stmt>, offset: u32, size: i32) -> Vec<Stmt> {
+        if !s.is_empty() {
+            s.push(Stmt::new(LD | IND | size, offset));
+            s
+        } else {
+            vec![Stmt::new(LD | ABS | size, offset)]
+        }
+    }
+
+    fn loadx_iphdrlen(&mut self) -> Vec<Stmt> {
+        let mut s = self.abs_offset_varpart(3);
+        let c = self.off_linkpl.constant_part + self.off_nl;
+        if !s.is_empty() {
+            s.push(Stmt::new(LD | IND | B, c));
+            s.push(Stmt::new(ALU | AND | K, 0xf));
+            s.push(Stmt::new(ALU | LSH | K, 2));
+            s.push(Stmt::new(ALU | ADD | X, 0));
+            s.push(Stmt::new(MISC | TAX, 0));
+            s
+        } else {
+            vec![Stmt::new(LDX | MSH | B, c)]
+        }
+    }
+
+    fn load_a(&mut self, offrel: OffRel, mut offset: u32, size: i32) -> Vec<Stmt> {
+        let s = match offrel {
+            OffRel::Packet => Vec::new(),
+            OffRel::LinkHdr => {
+                offset = offset.wrapping_add(self.off_linkhdr.constant_part);
+                self.abs_offset_varpart(0)
+            }
+            OffRel::PrevLinkHdr => {
+                offset = offset.wrapping_add(self.off_prevlinkhdr.constant_part);
+                self.abs_offset_varpart(1)
+            }
+            OffRel::Llc => {
+                offset = offset.wrapping_add(self.off_linkpl.constant_part);
+                self.abs_offset_varpart(3)
+            }
+            OffRel::LinkPl => {
+                offset = offset.wrapping_add(self.off_linkpl.constant_part + self.off_nl);
+                self.abs_offset_varpart(3)
+            }
+            OffRel::LinkPlNoSnap => {
+                offset = offset.wrapping_add(self.off_linkpl.constant_part + self.off_nl_nosnap);
+                self.abs_offset_varpart(3)
+            }
+            OffRel::LinkType => {
+                offset = offset.wrapping_add(self.off_linktype.constant_part);
+                self.abs_offset_varpart(2)
+            }
+            OffRel::TranIpv4 => {
+                let s = self.loadx_iphdrlen();
+                offset = offset.wrapping_add(self.off_linkpl.constant_part + self.off_nl);
+                s
+            }
+            OffRel::TranIpv6 => {
+                offset =
+                    offset.wrapping_add(self.off_linkpl.constant_part + self.off_nl + IP6_HDRLEN);
+                self.abs_offset_varpart(3)
+            }
+        };
+        self.load_absoffsetrel(s, offset, size)
+    }
+
+    fn gen_jmp_k(&mut self, jtype: i32, v: u32, stmts: Vec<Stmt>) -> usize {
+        self.new_block(JMP | jtype | K, v, stmts)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gen_ncmp(
+        &mut self,
+        offrel: OffRel,
+        offset: u32,
+        size: i32,
+        mask: u32,
+        jtype: i32,
+        reverse: bool,
+        v: u32,
+    ) -> usize {
+        let mut s = self.load_a(offrel, offset, size);
+        if mask != 0xffff_ffff {
+            s.push(Stmt::new(ALU | AND | K, mask));
+        }
+        let b = self.gen_jmp_k(jtype, v, s);
+        if reverse {
+            self.gen_not(b)
+        } else {
+            b
+        }
+    }
+
+    fn gen_cmp(&mut self, offrel: OffRel, offset: u32, size: i32, v: u32) -> usize {
+        self.gen_ncmp(offrel, offset, size, 0xffff_ffff, JEQ, false, v)
+    }
+    fn gen_cmp_gt(&mut self, offrel: OffRel, offset: u32, size: i32, v: u32) -> usize {
+        self.gen_ncmp(offrel, offset, size, 0xffff_ffff, JGT, false, v)
+    }
+    fn gen_cmp_ge(&mut self, offrel: OffRel, offset: u32, size: i32, v: u32) -> usize {
+        self.gen_ncmp(offrel, offset, size, 0xffff_ffff, JGE, false, v)
+    }
+    fn gen_cmp_lt(&mut self, offrel: OffRel, offset: u32, size: i32, v: u32) -> usize {
+        self.gen_ncmp(offrel, offset, size, 0xffff_ffff, JGE, true, v)
+    }
+    fn gen_cmp_le(&mut self, offrel: OffRel, offset: u32, size: i32, v: u32) -> usize {
+        self.gen_ncmp(offrel, offset, size, 0xffff_ffff, JGT, true, v)
+    }
+    fn gen_cmp_ne(&mut self, offrel: OffRel, offset: u32, size: i32, v: u32) -> usize {
+        self.gen_ncmp(offrel, offset, size, 0xffff_ffff, JEQ, true, v)
+    }
+    fn gen_mcmp(&mut self, offrel: OffRel, offset: u32, size: i32, v: u32, mask: u32) -> usize {
+        if mask == 0 {
+            return if v != 0 {
+                self.gen_false()
+            } else {
+                self.gen_true()
+            };
+        }
+        self.gen_ncmp(offrel, offset, size, mask, JEQ, false, v)
+    }
+
+    fn gen_bcmp(&mut self, offrel: OffRel, offset: u32, v: &[u8]) -> usize {
+        let mut size = v.len();
+        let mut b: Option<usize> = None;
+        while size >= 4 {
+            let p = &v[size - 4..size];
+            let val = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+            let tmp = self.gen_cmp(offrel, offset + size as u32 - 4, W, val);
+            b = Some(match b {
+                Some(b) => self.gen_and(b, tmp),
+                None => tmp,
+            });
+            size -= 4;
+        }
+        while size >= 2 {
+            let p = &v[size - 2..size];
+            let val = u16::from_be_bytes([p[0], p[1]]) as u32;
+            let tmp = self.gen_cmp(offrel, offset + size as u32 - 2, H, val);
+            b = Some(match b {
+                Some(b) => self.gen_and(b, tmp),
+                None => tmp,
+            });
+            size -= 2;
+        }
+        if size > 0 {
+            let tmp = self.gen_cmp(offrel, offset, B, v[0] as u32);
+            b = Some(match b {
+                Some(b) => self.gen_and(b, tmp),
+                None => tmp,
+            });
+        }
+        b.unwrap_or(0)
+    }
+
+    fn gen_set(&mut self, v: u32, s: Vec<Stmt>) -> usize {
+        self.gen_jmp_k(JSET, v, s)
+    }
+    fn gen_unset(&mut self, v: u32, s: Vec<Stmt>) -> usize {
+        let b = self.gen_set(v, s);
+        self.gen_not(b)
+    }
+
+    fn assert_maxval(&self, name: &str, val: u32, max: u32) -> GResult<()> {
+        if val > max {
+            return self.err(format!("{name} {val} greater than maximum {max}"));
+        }
+        Ok(())
+    }
+
+    fn assert_nonwlan_dqual(&self, dir: u8) -> GResult<()> {
+        match dir {
+            q::SRC | q::DST | q::AND | q::DEFAULT | q::OR => Ok(()),
+            _ => self.err(format!("'{}' is valid for 802.11 syntax only", dqkw(dir))),
+        }
+    }
+
+    fn invalid_qual<T>(&self, a: &str, b: &str) -> GResult<T> {
+        self.err(format!("'{a}' is not a valid qualifier for '{b}'"))
+    }
+
+    fn dlt_name(&self) -> String {
+        self.linktype.name().unwrap_or("unknown").to_string()
+    }
+
+    fn fail_kw_on_dlt<T>(&self, kw: &str) -> GResult<T> {
+        self.err(format!("'{kw}' not supported on {}", self.dlt_name()))
+    }
+
+    // ---- link-layer types ----
+
+    fn gen_prevlinkhdr_check(&mut self) -> Option<usize> {
+        None
+    }
+
+    fn gen_snap(&mut self, orgcode: u32, ptype: u32) -> usize {
+        let blk = [
+            LLCSAP_SNAP,
+            LLCSAP_SNAP,
+            0x03,
+            (orgcode >> 16) as u8,
+            (orgcode >> 8) as u8,
+            orgcode as u8,
+            (ptype >> 8) as u8,
+            ptype as u8,
+        ];
+        self.gen_bcmp(OffRel::Llc, 0, &blk)
+    }
+
+    fn gen_ether_linktype(&mut self, ll_proto: u32) -> GResult<usize> {
+        match ll_proto {
+            LLCSAP_ISONS | LLCSAP_IP | LLCSAP_NETBEUI => {
+                let b0 = self.gen_cmp_le(OffRel::LinkType, 0, H, ETHERMTU);
+                let b1 = self.gen_cmp(OffRel::Llc, 0, H, (ll_proto << 8) | ll_proto);
+                Ok(self.gen_and(b0, b1))
+            }
+            LLCSAP_IPX => {
+                let b0 = self.gen_cmp(OffRel::Llc, 0, B, LLCSAP_IPX);
+                let b1 = self.gen_cmp(OffRel::Llc, 0, H, 0xffff);
+                let b1 = self.gen_or(b0, b1);
+                let b0 = self.gen_snap(0, ETHERTYPE_IPX);
+                let b1 = self.gen_or(b0, b1);
+                let b0 = self.gen_cmp_le(OffRel::LinkType, 0, H, ETHERMTU);
+                let b1 = self.gen_and(b0, b1);
+                let b0 = self.gen_cmp(OffRel::LinkType, 0, H, ETHERTYPE_IPX);
+                Ok(self.gen_or(b0, b1))
+            }
+            ETHERTYPE_ATALK | ETHERTYPE_AARP => {
+                let b0 = self.gen_cmp_le(OffRel::LinkType, 0, H, ETHERMTU);
+                let b1 = if ll_proto == ETHERTYPE_ATALK {
+                    self.gen_snap(0x080007, ETHERTYPE_ATALK)
+                } else {
+                    self.gen_snap(0, ETHERTYPE_AARP)
+                };
+                let b1 = self.gen_and(b0, b1);
+                let b0 = self.gen_cmp(OffRel::LinkType, 0, H, ll_proto);
+                Ok(self.gen_or(b0, b1))
+            }
+            _ => {
+                if ll_proto <= ETHERMTU {
+                    self.assert_maxval("LLC DSAP", ll_proto, 255)?;
+                    let b0 = self.gen_cmp_le(OffRel::LinkType, 0, H, ETHERMTU);
+                    let b1 = self.gen_cmp(OffRel::LinkType, 2, B, ll_proto);
+                    Ok(self.gen_and(b0, b1))
+                } else {
+                    self.assert_maxval("EtherType", ll_proto, 65535)?;
+                    Ok(self.gen_cmp(OffRel::LinkType, 0, H, ll_proto))
+                }
+            }
+        }
+    }
+
+    fn gen_linktype(&mut self, ll_proto: u32) -> GResult<usize> {
+        match self.linktype {
+            LinkType::EN10MB => {
+                let b0 = if !self.is_encap {
+                    self.gen_prevlinkhdr_check()
+                } else {
+                    None
+                };
+                let b1 = self.gen_ether_linktype(ll_proto)?;
+                Ok(match b0 {
+                    Some(b0) => self.gen_and(b0, b1),
+                    None => b1,
+                })
+            }
+            _ => {
+                if self.off_linktype.constant_part != OFFSET_NOT_SET {
+                    self.assert_maxval("EtherType", ll_proto, 65535)?;
+                    return Ok(self.gen_cmp(OffRel::LinkType, 0, H, ll_proto));
+                }
+                self.err(format!(
+                    "link-layer type filtering not implemented for {}",
+                    self.dlt_name()
+                ))
+            }
+        }
+    }
+
+    // ---- hosts ----
+
+    fn gen_hostop(
+        &mut self,
+        addr: u32,
+        mask: u32,
+        dir: u8,
+        src_off: u32,
+        dst_off: u32,
+    ) -> GResult<usize> {
+        let offset = match dir {
+            q::SRC => src_off,
+            q::DST => dst_off,
+            q::AND => {
+                let b0 = self.gen_hostop(addr, mask, q::SRC, src_off, dst_off)?;
+                let b1 = self.gen_hostop(addr, mask, q::DST, src_off, dst_off)?;
+                return Ok(self.gen_and(b0, b1));
+            }
+            q::DEFAULT | q::OR => {
+                let b0 = self.gen_hostop(addr, mask, q::SRC, src_off, dst_off)?;
+                let b1 = self.gen_hostop(addr, mask, q::DST, src_off, dst_off)?;
+                return Ok(self.gen_or(b0, b1));
+            }
+            _ => {
+                return self.err(format!(
+                    "internal error in gen_hostop(): dir == '{}'",
+                    dqkw(dir)
+                ))
+            }
+        };
+        Ok(self.gen_mcmp(OffRel::LinkPl, offset, W, addr, mask))
+    }
+
+    fn gen_hostop6(&mut self, addr: &[u8; 16], mask: &[u8; 16], dir: u8) -> GResult<usize> {
+        let offset = match dir {
+            q::SRC => 8,
+            q::DST => 24,
+            q::AND => {
+                let b0 = self.gen_hostop6(addr, mask, q::SRC)?;
+                let b1 = self.gen_hostop6(addr, mask, q::DST)?;
+                return Ok(self.gen_and(b0, b1));
+            }
+            q::DEFAULT | q::OR => {
+                let b0 = self.gen_hostop6(addr, mask, q::SRC)?;
+                let b1 = self.gen_hostop6(addr, mask, q::DST)?;
+                return Ok(self.gen_or(b0, b1));
+            }
+            _ => {
+                return self.err(format!(
+                    "internal error in gen_hostop6(): dir == '{}'",
+                    dqkw(dir)
+                ))
+            }
+        };
+        let mut b1 = self.gen_true();
+        for i in (0..4).rev() {
+            let a = u32::from_be_bytes([
+                addr[4 * i],
+                addr[4 * i + 1],
+                addr[4 * i + 2],
+                addr[4 * i + 3],
+            ]);
+            let m = u32::from_be_bytes([
+                mask[4 * i],
+                mask[4 * i + 1],
+                mask[4 * i + 2],
+                mask[4 * i + 3],
+            ]);
+            let b0 = self.gen_mcmp(OffRel::LinkPl, offset + 4 * i as u32, W, a, m);
+            b1 = self.gen_and(b0, b1);
+        }
+        Ok(b1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gen_host(
+        &mut self,
+        a: &[u32],
+        m: &[u32],
+        proto: u8,
+        dir: u8,
+        not: bool,
+        context: &str,
+    ) -> GResult<usize> {
+        self.assert_nonwlan_dqual(dir)?;
+        let (llproto, src_off, dst_off) = match proto {
+            q::DEFAULT => {
+                let b0 = self.gen_host(a, m, q::IP, dir, not, context)?;
+                if self.label_stack_depth == 0 {
+                    let b1 = self.gen_host(a, m, q::ARP, dir, not, context)?;
+                    let b1 = self.gen_or(b0, b1);
+                    let b0 = self.gen_host(a, m, q::RARP, dir, not, context)?;
+                    return Ok(self.gen_or(b1, b0));
+                }
+                return Ok(b0);
+            }
+            q::IP => (ETHERTYPE_IP, 12, 16),
+            q::RARP => (ETHERTYPE_REVARP, 14, 24),
+            q::ARP => (ETHERTYPE_ARP, 14, 24),
+            _ => return self.invalid_qual(&pqkw(proto), context),
+        };
+        let b0 = self.gen_linktype(llproto)?;
+        if self.blocks[b0].meaning == Meaning::False {
+            return Ok(b0);
+        }
+        let mut b1 = self.gen_false();
+        for i in 0..a.len() {
+            let h = self.gen_hostop(a[i], m[i], dir, src_off, dst_off)?;
+            b1 = self.gen_or(b1, h);
+        }
+        let b1 = if not { self.gen_not(b1) } else { b1 };
+        Ok(self.gen_and(b0, b1))
+    }
+
+    fn gen_host6(
+        &mut self,
+        a: &[[u8; 16]],
+        m: &[[u8; 16]],
+        proto: u8,
+        dir: u8,
+        not: bool,
+        context: &str,
+    ) -> GResult<usize> {
+        self.assert_nonwlan_dqual(dir)?;
+        if proto != q::DEFAULT && proto != q::IPV6 {
+            return self.invalid_qual(&pqkw(proto), context);
+        }
+        let linkproto = self.gen_linktype(ETHERTYPE_IPV6)?;
+        let mut host = self.gen_false();
+        for i in 0..a.len() {
+            let h = self.gen_hostop6(&a[i], &m[i], dir)?;
+            host = self.gen_or(host, h);
+        }
+        let host = if not { self.gen_not(host) } else { host };
+        Ok(self.gen_and(linkproto, host))
+    }
+
+    fn gen_host46_byname(
+        &mut self,
+        name: &str,
+        proto4: u8,
+        proto6: u8,
+        dir: u8,
+        not: bool,
+    ) -> GResult<usize> {
+        let context = "host <Internet hostname>";
+        let addrs = self.names.map(|n| n.host(name)).unwrap_or_default();
+        if addrs.is_empty() {
+            return self.err(format!("unknown host '{name}'"));
+        }
+        let mut ret: Option<usize> = None;
+        if proto4 != q::IPV6 {
+            let mut v4: Vec<u32> = addrs
+                .iter()
+                .filter_map(|a| {
+                    if let HostAddr::V4(v) = a {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            v4.sort_unstable();
+            if !v4.is_empty() {
+                let masks = vec![0xffff_ffff; v4.len()];
+                ret = Some(self.gen_host(&v4, &masks, proto4, dir, not, context)?);
+            }
+        }
+        if proto6 != q::ARP && proto6 != q::IP && proto6 != q::RARP {
+            let mut v6: Vec<[u8; 16]> = addrs
+                .iter()
+                .filter_map(|a| {
+                    if let HostAddr::V6(v) = a {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            v6.sort_unstable();
+            if !v6.is_empty() {
+                let masks = vec![[0xff; 16]; v6.len()];
+                let h6 = self.gen_host6(&v6, &masks, proto6, dir, not, context)?;
+                ret = Some(match ret {
+                    Some(r) => self.gen_or(r, h6),
+                    None => h6,
+                });
+            }
+        }
+        match ret {
+            Some(r) => Ok(r),
+            None => self.err(format!(
+                "unknown host '{name}'{}",
+                if proto4 == q::DEFAULT {
+                    ""
+                } else {
+                    " for specified address family"
+                }
+            )),
+        }
+    }
+
+    fn is_mac48_linktype(&self) -> bool {
+        matches!(self.linktype, LinkType::EN10MB)
+    }
+
+    fn gen_mac48host(&mut self, eaddr: &[u8; 6], dir: u8, keyword: &str) -> GResult<usize> {
+        let (b1, src_off, dst_off) = match self.linktype {
+            LinkType::EN10MB => (self.gen_prevlinkhdr_check(), 6, 0),
+            _ => return self.fail_kw_on_dlt(keyword),
+        };
+        self.assert_nonwlan_dqual(dir)?;
+        let b0 = match dir {
+            q::SRC => self.gen_bcmp(OffRel::LinkHdr, src_off, eaddr),
+            q::DST => self.gen_bcmp(OffRel::LinkHdr, dst_off, eaddr),
+            q::AND => {
+                let t = self.gen_bcmp(OffRel::LinkHdr, src_off, eaddr);
+                let b0 = self.gen_bcmp(OffRel::LinkHdr, dst_off, eaddr);
+                self.gen_and(t, b0)
+            }
+            _ => {
+                let t = self.gen_bcmp(OffRel::LinkHdr, src_off, eaddr);
+                let b0 = self.gen_bcmp(OffRel::LinkHdr, dst_off, eaddr);
+                self.gen_or(t, b0)
+            }
+        };
+        Ok(match b1 {
+            Some(b1) => self.gen_and(b1, b0),
+            None => b0,
+        })
+    }
+
+    fn gen_mac48host_byname(&mut self, name: &str, dir: u8, context: &str) -> GResult<usize> {
+        if !self.is_mac48_linktype() {
+            return self.fail_kw_on_dlt(context);
+        }
+        let Some(e) = self.names.and_then(|n| n.ether(name)) else {
+            return self.err(format!("unknown Ethernet-like host '{name}'"));
+        };
+        self.gen_mac48host(&e, dir, context)
+    }
+
+    fn gen_gateway(&mut self, name: &str, proto: u8) -> GResult<usize> {
+        if !matches!(proto, q::DEFAULT | q::IP | q::ARP | q::RARP) {
+            return self.invalid_qual(&pqkw(proto), "gateway");
+        }
+        if self.label_stack_depth > 0 {
+            return self.err("'gateway' cannot be used within MPLS");
+        }
+        if self.is_encap {
+            return self.err("'gateway' cannot be used within VXLAN or Geneve");
+        }
+        let b0 = self.gen_mac48host_byname(name, q::OR, "gateway")?;
+        let b1 = self.gen_host46_byname(name, proto, q::IP, q::OR, true)?;
+        Ok(self.gen_and(b0, b1))
+    }
+
+    // ---- protocols ----
+
+    fn pq_to_ipproto(&self, p: u8) -> GResult<u32> {
+        Ok(match p {
+            q::AH => 51,
+            q::CARP => 112,
+            q::ESP => 50,
+            q::ICMP => 1,
+            q::ICMPV6 => 58,
+            q::IGMP => 2,
+            q::IGRP => 9,
+            q::PIM => 103,
+            q::SCTP => 132,
+            q::TCP => 6,
+            q::UDP => 17,
+            q::VRRP => 112,
+            _ => return self.err(format!("Proto qualifier '{}' has no IP protocol", pqkw(p))),
+        })
+    }
+
+    fn pq_to_ethertype(&self, p: u8) -> GResult<u32> {
+        Ok(match p {
+            q::AARP => ETHERTYPE_AARP,
+            q::ARP => ETHERTYPE_ARP,
+            q::ATALK => ETHERTYPE_ATALK,
+            q::DECNET => ETHERTYPE_DN,
+            q::IP => ETHERTYPE_IP,
+            q::IPV6 => ETHERTYPE_IPV6,
+            q::LAT => ETHERTYPE_LAT,
+            q::MOPDL => ETHERTYPE_MOPDL,
+            q::MOPRC => ETHERTYPE_MOPRC,
+            q::RARP => ETHERTYPE_REVARP,
+            q::SCA => ETHERTYPE_SCA,
+            _ => return self.err(format!("Proto qualifier '{}' has no EtherType", pqkw(p))),
+        })
+    }
+
+    fn pq_to_llcsap(&self, p: u8) -> GResult<u32> {
+        Ok(match p {
+            q::IPX => LLCSAP_IPX,
+            q::ISO => LLCSAP_ISONS,
+            q::NETBEUI => LLCSAP_NETBEUI,
+            q::STP => LLCSAP_8021D,
+            _ => return self.err(format!("Proto qualifier '{}' has no LLC SAP", pqkw(p))),
+        })
+    }
+
+    fn gen_ip_proto(&mut self, p: u32) -> usize {
+        self.gen_cmp(OffRel::LinkPl, 9, B, p)
+    }
+    fn gen_ip6_proto(&mut self, p: u32) -> usize {
+        self.gen_cmp(OffRel::LinkPl, 6, B, p)
+    }
+    fn gen_ipfrag(&mut self) -> usize {
+        let s = self.load_a(OffRel::LinkPl, 6, H);
+        self.gen_unset(0x1fff, s)
+    }
+
+    pub fn gen_proto_abbrev(&mut self, proto: u8) -> GResult<usize> {
+        const ISIS_L1_LAN_IIH: u32 = 15;
+        const ISIS_L2_LAN_IIH: u32 = 16;
+        const ISIS_PTP_IIH: u32 = 17;
+        const ISIS_L1_LSP: u32 = 18;
+        const ISIS_L2_LSP: u32 = 20;
+        const ISIS_L1_CSNP: u32 = 24;
+        const ISIS_L2_CSNP: u32 = 25;
+        const ISIS_L1_PSNP: u32 = 26;
+        const ISIS_L2_PSNP: u32 = 27;
+        let chain = |g: &mut Self, list: &[u32]| -> GResult<usize> {
+            let mut b0 = g.gen_proto(list[0], q::ISIS)?;
+            let mut b1 = g.gen_proto(list[1], q::ISIS)?;
+            b1 = g.gen_or(b0, b1);
+            for &v in &list[2..] {
+                b0 = g.gen_proto(v, q::ISIS)?;
+                b1 = g.gen_or(b0, b1);
+            }
+            Ok(b1)
+        };
+        match proto {
+            q::SCTP | q::TCP | q::UDP | q::AH | q::ESP | q::PIM => {
+                let p = self.pq_to_ipproto(proto)?;
+                self.gen_proto(p, q::DEFAULT)
+            }
+            q::ICMP | q::IGMP | q::IGRP | q::VRRP | q::CARP => {
+                let p = self.pq_to_ipproto(proto)?;
+                self.gen_proto(p, q::IP)
+            }
+            q::ICMPV6 => {
+                let p = self.pq_to_ipproto(proto)?;
+                self.gen_proto(p, q::IPV6)
+            }
+            q::IP
+            | q::ARP
+            | q::RARP
+            | q::ATALK
+            | q::AARP
+            | q::DECNET
+            | q::SCA
+            | q::LAT
+            | q::MOPDL
+            | q::MOPRC
+            | q::IPV6 => {
+                let e = self.pq_to_ethertype(proto)?;
+                self.gen_linktype(e)
+            }
+            q::ISO | q::STP | q::IPX | q::NETBEUI => {
+                let e = self.pq_to_llcsap(proto)?;
+                self.gen_linktype(e)
+            }
+            q::ESIS => self.gen_proto(ISO9542_ESIS, q::ISO),
+            q::ISIS => self.gen_proto(ISO10589_ISIS, q::ISO),
+            q::CLNP => self.gen_proto(ISO8473_CLNP, q::ISO),
+            q::ISIS_L1 => chain(
+                self,
+                &[
+                    ISIS_L1_LAN_IIH,
+                    ISIS_PTP_IIH,
+                    ISIS_L1_LSP,
+                    ISIS_L1_CSNP,
+                    ISIS_L1_PSNP,
+                ],
+            ),
+            q::ISIS_L2 => chain(
+                self,
+                &[
+                    ISIS_L2_LAN_IIH,
+                    ISIS_PTP_IIH,
+                    ISIS_L2_LSP,
+                    ISIS_L2_CSNP,
+                    ISIS_L2_PSNP,
+                ],
+            ),
+            q::ISIS_IIH => chain(self, &[ISIS_L1_LAN_IIH, ISIS_L2_LAN_IIH, ISIS_PTP_IIH]),
+            q::ISIS_LSP => chain(self, &[ISIS_L1_LSP, ISIS_L2_LSP]),
+            q::ISIS_SNP => chain(
+                self,
+                &[ISIS_L1_CSNP, ISIS_L2_CSNP, ISIS_L1_PSNP, ISIS_L2_PSNP],
+            ),
+            q::ISIS_CSNP => chain(self, &[ISIS_L1_CSNP, ISIS_L2_CSNP]),
+            q::ISIS_PSNP => chain(self, &[ISIS_L1_PSNP, ISIS_L2_PSNP]),
+            _ => self.err(format!(
+                "'{}' cannot be used as an abbreviation",
+                pqkw(proto)
+            )),
+        }
+    }
+
+    fn gen_proto(&mut self, v: u32, proto: u8) -> GResult<usize> {
+        match proto {
+            q::DEFAULT => {
+                let b0 = self.gen_proto(v, q::IP)?;
+                let b1 = self.gen_proto(v, q::IPV6)?;
+                Ok(self.gen_or(b0, b1))
+            }
+            q::LINK => self.gen_linktype(v),
+            q::IP => {
+                self.assert_maxval("protocol number", v, 255)?;
+                let b0 = self.gen_linktype(ETHERTYPE_IP)?;
+                let b1 = self.gen_ip_proto(v);
+                Ok(self.gen_and(b0, b1))
+            }
+            q::IPV6 => {
+                self.assert_maxval("protocol number", v, 255)?;
+                let b0 = self.gen_linktype(ETHERTYPE_IPV6)?;
+                let b2 = self.gen_ip6_proto(IPPROTO_FRAGMENT);
+                let b1 = self.gen_cmp(OffRel::LinkPl, IP6_HDRLEN, B, v);
+                let b1 = self.gen_and(b2, b1);
+                let b2 = self.gen_ip6_proto(v);
+                let b1 = self.gen_or(b2, b1);
+                Ok(self.gen_and(b0, b1))
+            }
+            q::ISO => {
+                self.assert_maxval("ISO protocol", v, 255)?;
+                let b0 = self.gen_linktype(LLCSAP_ISONS)?;
+                let b1 = self.gen_cmp(OffRel::LinkPlNoSnap, 0, B, v);
+                Ok(self.gen_and(b0, b1))
+            }
+            q::ISIS => {
+                self.assert_maxval("IS-IS PDU type", v, 0x1f)?;
+                let b0 = self.gen_proto(ISO10589_ISIS, q::ISO)?;
+                let b1 = self.gen_mcmp(OffRel::LinkPlNoSnap, 4, B, v, 0x1f);
+                Ok(self.gen_and(b0, b1))
+            }
+            _ => self.invalid_qual(&pqkw(proto), "proto"),
+        }
+    }
+
+    fn lookup_proto(&self, name: &str, qu: Qual) -> GResult<u32> {
+        let v = match qu.proto {
+            q::DEFAULT | q::IP | q::IPV6 => self.names.and_then(|n| n.protocol(name)),
+            q::LINK => names::EPROTO
+                .iter()
+                .chain(names::LLC.iter())
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| *v),
+            q::ISO => match name {
+                "esis" => Some(ISO9542_ESIS),
+                "isis" => Some(ISO10589_ISIS),
+                "clnp" => Some(ISO8473_CLNP),
+                _ => None,
+            },
+            _ => None,
+        };
+        match v {
+            Some(v) => Ok(v),
+            None if qu.proto == q::DEFAULT => {
+                self.err(format!("unknown '{}' value '{name}'", tqkw(qu.addr)))
+            }
+            None => self.err(format!(
+                "unknown '{} {}' value '{name}'",
+                pqkw(qu.proto),
+                tqkw(qu.addr)
+            )),
+        }
+    }
+
+    // ---- ports ----
+
+    fn port_pq_to_ipproto(&self, proto: u8, kw: &str) -> GResult<i32> {
+        match proto {
+            q::UDP => Ok(IPPROTO_UDP),
+            q::TCP => Ok(IPPROTO_TCP),
+            q::SCTP => Ok(IPPROTO_SCTP),
+            q::DEFAULT => Ok(PROTO_UNDEF),
+            _ => self.invalid_qual(&pqkw(proto), kw),
+        }
+    }
+
+    fn gen_portatom(&mut self, v6: bool, off: u32, v: u32) -> usize {
+        let rel = if v6 {
+            OffRel::TranIpv6
+        } else {
+            OffRel::TranIpv4
+        };
+        self.gen_cmp(rel, off, H, v)
+    }
+
+    fn gen_portrangeatom(&mut self, v6: bool, off: u32, v1: u32, v2: u32) -> usize {
+        if v1 == v2 {
+            return self.gen_portatom(v6, off, v1);
+        }
+        let rel = if v6 {
+            OffRel::TranIpv6
+        } else {
+            OffRel::TranIpv4
+        };
+        let b1 = self.gen_cmp_ge(rel, off, H, v1.min(v2));
+        let b2 = self.gen_cmp_le(rel, off, H, v1.max(v2));
+        self.gen_and(b1, b2)
+    }
+
+    /// gen_port/gen_port6/gen_portrange/gen_portrange6.
+    fn gen_port_any(
+        &mut self,
+        v6: bool,
+        p1: u32,
+        p2: u32,
+        proto: i32,
+        dir: u8,
+        kw: &str,
+    ) -> GResult<usize> {
+        let b1 = match dir {
+            q::SRC => self.gen_portrangeatom(v6, 0, p1, p2),
+            q::DST => self.gen_portrangeatom(v6, 2, p1, p2),
+            q::AND => {
+                let t = self.gen_portrangeatom(v6, 0, p1, p2);
+                let b1 = self.gen_portrangeatom(v6, 2, p1, p2);
+                self.gen_and(t, b1)
+            }
+            q::DEFAULT | q::OR => {
+                let t = self.gen_portrangeatom(v6, 0, p1, p2);
+                let b1 = self.gen_portrangeatom(v6, 2, p1, p2);
+                self.gen_or(t, b1)
+            }
+            _ => return self.invalid_qual(&dqkw(dir), kw),
+        };
+        let ipp = |g: &mut Self, p: u32| {
+            if v6 {
+                g.gen_ip6_proto(p)
+            } else {
+                g.gen_ip_proto(p)
+            }
+        };
+        let tmp = match proto {
+            IPPROTO_UDP | IPPROTO_TCP | IPPROTO_SCTP => ipp(self, proto as u32),
+            _ => {
+                let t = ipp(self, IPPROTO_SCTP as u32);
+                let u = ipp(self, IPPROTO_UDP as u32);
+                let t = self.gen_or(u, t);
+                let c = ipp(self, IPPROTO_TCP as u32);
+                self.gen_or(c, t)
+            }
+        };
+        if v6 {
+            let b1 = self.gen_and(tmp, b1);
+            let l = self.gen_linktype(ETHERTYPE_IPV6)?;
+            Ok(self.gen_and(l, b1))
+        } else {
+            let b0 = self.gen_ipfrag();
+            let b0 = self.gen_and(tmp, b0);
+            let b1 = self.gen_and(b0, b1);
+            let l = self.gen_linktype(ETHERTYPE_IP)?;
+            Ok(self.gen_and(l, b1))
+        }
+    }
+
+    /// pcap_nametoport: a service's port and which protocol it is for.
+    fn nametoport(&self, name: &str) -> Option<(u32, i32)> {
+        let (t, u) = self.names.map(|n| n.service(name)).unwrap_or((None, None));
+        match (t, u) {
+            (Some(t), Some(u)) if t == u => Some((t as u32, PROTO_UNDEF)),
+            (Some(t), _) => Some((t as u32, IPPROTO_TCP)),
+            (None, Some(u)) => Some((u as u32, IPPROTO_UDP)),
+            _ => None,
+        }
+    }
+
+    fn stringtoport(&self, s: &str, proto: &mut i32) -> GResult<u32> {
+        match super::lexer::stoul(s) {
+            Ok(v) => {
+                *proto = PROTO_UNDEF;
+                Ok(v)
+            }
+            Err(e) if e.contains("overflows") => self.err(e),
+            Err(_) => match self.nametoport(s) {
+                Some((p, pr)) => {
+                    *proto = pr;
+                    Ok(p)
+                }
+                None => self.err(format!("'{s}' is not a valid port")),
+            },
+        }
+    }
+
+    // ---- arithmetic ----
+
+    fn alloc_reg(&mut self) -> GResult<u32> {
+        let mut n = MEMWORDS;
+        while n > 0 {
+            n -= 1;
+            if self.regused[self.curreg] {
+                self.curreg = (self.curreg + 1) % MEMWORDS;
+            } else {
+                self.regused[self.curreg] = true;
+                return Ok(self.curreg as u32);
+            }
+        }
+        self.err("too many registers needed to evaluate expression")
+    }
+
+    fn free_reg(&mut self, n: u32) {
+        self.regused[n as usize] = false;
+    }
+
+    fn gen_arth_val(&mut self, a: &Arth) -> GResult<ArthVal> {
+        match a {
+            Arth::Num(v) => {
+                let reg = self.alloc_reg()?;
+                Ok(ArthVal {
+                    b: None,
+                    s: vec![Stmt::new(LD | IMM, *v), Stmt::new(ST, reg)],
+                    regno: reg,
+                })
+            }
+            Arth::Len => {
+                let reg = self.alloc_reg()?;
+                Ok(ArthVal {
+                    b: None,
+                    s: vec![Stmt::new(LD | LEN, 0), Stmt::new(ST, reg)],
+                    regno: reg,
+                })
+            }
+            Arth::Neg(inner) => {
+                let mut a = self.gen_arth_val(inner)?;
+                a.s.push(Stmt::new(LD | MEM, a.regno));
+                a.s.push(Stmt::new(ALU | NEG, 0));
+                a.s.push(Stmt::new(ST, a.regno));
+                Ok(a)
+            }
+            Arth::Bin(code, l, r) => {
+                let mut a0 = self.gen_arth_val(l)?;
+                let mut a1 = self.gen_arth_val(r)?;
+                let code = *code as i32;
+                let first = a1.s.first().copied();
+                let imm = |k: &dyn Fn(u32) -> bool| matches!(first, Some(s) if s.code == LD | IMM && k(s.k));
+                if code == 0x30 && imm(&|k| k == 0) {
+                    return self.err("division by zero");
+                }
+                if code == 0x90 && imm(&|k| k == 0) {
+                    return self.err("modulus by zero");
+                }
+                if (code == LSH || code == 0x70) && imm(&|k| k > 31) {
+                    return self.err("shift by more than 31 bits");
+                }
+                a1.s.push(Stmt::new(LDX | MEM, a1.regno));
+                a1.s.push(Stmt::new(LD | MEM, a0.regno));
+                a1.s.push(Stmt::new(ALU | X | code, 0));
+                a0.s.append(&mut a1.s);
+                self.free_reg(a0.regno);
+                self.free_reg(a1.regno);
+                let reg = self.alloc_reg()?;
+                a0.s.push(Stmt::new(ST, reg));
+                a0.regno = reg;
+                // gen_arth keeps only a0's protocol checks; a1's are dropped.
+                Ok(a0)
+            }
+            Arth::Load(proto, idx, size) => {
+                let mut inst = self.gen_arth_val(idx)?;
+                self.gen_load(*proto, &mut inst, *size)?;
+                Ok(inst)
+            }
+        }
+    }
+
+    fn gen_load(&mut self, proto: u8, inst: &mut ArthVal, size: u32) -> GResult<()> {
+        let regno = self.alloc_reg()?;
+        self.free_reg(inst.regno);
+        let size_code = match size {
+            1 => B,
+            2 => H,
+            4 => W,
+            _ => return self.err("data size must be 1, 2, or 4"),
+        };
+        let mut b: Option<usize> = None;
+        let s;
+        let constpart;
+        match proto {
+            q::LINK => {
+                s = self.abs_offset_varpart(0);
+                constpart = self.off_linkhdr.constant_part;
+            }
+            q::IP
+            | q::ARP
+            | q::RARP
+            | q::ATALK
+            | q::DECNET
+            | q::SCA
+            | q::LAT
+            | q::MOPRC
+            | q::MOPDL
+            | q::IPV6 => {
+                s = self.abs_offset_varpart(3);
+                constpart = self.off_linkpl.constant_part + self.off_nl;
+                b = Some(self.gen_proto_abbrev(proto)?);
+            }
+            q::SCTP
+            | q::TCP
+            | q::UDP
+            | q::ICMP
+            | q::IGMP
+            | q::IGRP
+            | q::PIM
+            | q::VRRP
+            | q::CARP => {
+                s = self.loadx_iphdrlen();
+                constpart = self.off_linkpl.constant_part + self.off_nl;
+                let b0 = self.gen_proto_abbrev(q::IP)?;
+                let p = self.pq_to_ipproto(proto)?;
+                let b1 = self.gen_ip_proto(p);
+                let b0 = self.gen_and(b0, b1);
+                let f = self.gen_ipfrag();
+                b = Some(self.gen_and(b0, f));
+            }
+            q::ICMPV6 => {
+                let b0 = self.gen_proto_abbrev(q::IPV6)?;
+                let b1 = self.gen_ip6_proto(58);
+                b = Some(self.gen_and(b0, b1));
+                s = self.abs_offset_varpart(3);
+                constpart = self.off_linkpl.constant_part + self.off_nl + IP6_HDRLEN;
+            }
+            q::RADIO => return self.err("radio information not present in capture"),
+            _ => {
+                return self.err(format!(
+                    "'{}' does not support the index operation",
+                    pqkw(proto)
+                ))
+            }
+        }
+        if let Some(b) = b {
+            inst.b = Some(match inst.b {
+                Some(ib) => self.gen_and(ib, b),
+                None => b,
+            });
+        }
+        // gen_load_absoffsetarthrel
+        let varpart = if s.is_empty() {
+            vec![Stmt::new(LDX | MEM, inst.regno)]
+        } else {
+            let mut s = s;
+            s.push(Stmt::new(LD | MEM, inst.regno));
+            s.push(Stmt::new(ALU | ADD | X, 0));
+            s.push(Stmt::new(MISC | TAX, 0));
+            s
+        };
+        let mut l = self.load_absoffsetrel(varpart, constpart, size_code);
+        inst.s.append(&mut l);
+        inst.regno = regno;
+        inst.s.push(Stmt::new(ST, regno));
+        Ok(())
+    }
+
+    fn gen_relation(&mut self, code: u16, a0: &Arth, a1: &Arth, reversed: bool) -> GResult<usize> {
+        let mut v0 = self.gen_arth_val(a0)?;
+        let mut v1 = self.gen_arth_val(a1)?;
+        v1.s.push(Stmt::new(LDX | MEM, v1.regno));
+        v1.s.push(Stmt::new(LD | MEM, v0.regno));
+        v0.s.append(&mut v1.s);
+        let mut b = self.new_block(JMP | code as i32 | X, 0, v0.s);
+        if reversed {
+            b = self.gen_not(b);
+        }
+        self.free_reg(v0.regno);
+        self.free_reg(v1.regno);
+        if let Some(x) = v0.b {
+            b = self.gen_and(x, b);
+        }
+        if let Some(x) = v1.b {
+            b = self.gen_and(x, b);
+        }
+        Ok(b)
+    }
+
+    // ---- primitives ----
+
+    fn gen_scode(&mut self, name: &str, qu: Qual) -> GResult<usize> {
+        let proto = qu.proto;
+        if proto == q::DECNET {
+            return self.invalid_qual(
+                "decnet",
+                &tqkw(if qu.addr == q::DEFAULT {
+                    q::HOST
+                } else {
+                    qu.addr
+                }),
+            );
+        }
+        match qu.addr {
+            q::NET => {
+                let Some(mut addr) = self.names.and_then(|n| n.network(name)).filter(|a| *a != 0)
+                else {
+                    return self.err(format!("unknown network '{name}'"));
+                };
+                let mut mask: u32 = 0xffff_ffff;
+                while addr != 0 && (addr & 0xff00_0000) == 0 {
+                    addr <<= 8;
+                    mask <<= 8;
+                }
+                self.gen_host(
+                    &[addr],
+                    &[mask],
+                    qu.proto,
+                    qu.dir,
+                    false,
+                    "net <IPv4 network name>",
+                )
+            }
+            q::DEFAULT | q::HOST => {
+                if proto == q::LINK {
+                    self.gen_mac48host_byname(name, qu.dir, "link host NAME")
+                } else {
+                    self.gen_host46_byname(name, qu.proto, qu.proto, qu.dir, false)
+                }
+            }
+            q::PORT => {
+                self.port_pq_to_ipproto(proto, "port")?;
+                let Some((port, mut real)) = self.nametoport(name) else {
+                    return self.err(format!("unknown port '{name}'"));
+                };
+                self.check_port_proto(proto, &mut real, name, "port")?;
+                let b = self.gen_port_any(false, port, port, real, qu.dir, "port")?;
+                let b6 = self.gen_port_any(true, port, port, real, qu.dir, "port")?;
+                Ok(self.gen_or(b6, b))
+            }
+            q::PORTRANGE => {
+                self.port_pq_to_ipproto(proto, "portrange")?;
+                let Some(hy) = name.find('-') else {
+                    return self.err(format!("port range '{name}' contains no hyphen"));
+                };
+                if name[hy + 1..].contains('-') {
+                    return self.err(format!("port range '{name}' contains more than one hyphen"));
+                }
+                if hy == 0 {
+                    return self.err(format!("port range '{name}' has no starting port"));
+                }
+                let mut real = PROTO_UNDEF;
+                let p1 = self.stringtoport(&name[..hy], &mut real)?;
+                let save = real;
+                if hy + 1 == name.len() {
+                    return self.err(format!("port range '{name}' has no ending port"));
+                }
+                let p2 = self.stringtoport(&name[hy + 1..], &mut real)?;
+                if real != save {
+                    real = PROTO_UNDEF;
+                }
+                self.check_port_proto(proto, &mut real, name, "port in range")?;
+                self.assert_maxval("port number", p1, 65535)?;
+                self.assert_maxval("port number", p2, 65535)?;
+                let b = self.gen_port_any(false, p1, p2, real, qu.dir, "portrange")?;
+                let b6 = self.gen_port_any(true, p1, p2, real, qu.dir, "portrange")?;
+                Ok(self.gen_or(b6, b))
+            }
+            q::GATEWAY => self.gen_gateway(name, qu.proto),
+            q::PROTO => {
+                let v = self.lookup_proto(name, qu)?;
+                self.gen_proto(v, proto)
+            }
+            q::PROTOCHAIN => {
+                let v = self.lookup_proto(name, qu)?;
+                self.gen_protochain(v, proto)
+            }
+            q::UNDEF => self.err("syntax error in filter expression"),
+            _ => self.invalid_qual(&tqkw(qu.addr), name),
+        }
+    }
+
+    fn check_port_proto(&self, proto: u8, real: &mut i32, name: &str, what: &str) -> GResult<()> {
+        let (want, others): (i32, [(i32, &str); 2]) = match proto {
+            q::UDP => (IPPROTO_UDP, [(IPPROTO_TCP, "tcp"), (IPPROTO_SCTP, "sctp")]),
+            q::TCP => (IPPROTO_TCP, [(IPPROTO_UDP, "udp"), (IPPROTO_SCTP, "sctp")]),
+            q::SCTP => (IPPROTO_SCTP, [(IPPROTO_UDP, "udp"), (IPPROTO_TCP, "tcp")]),
+            _ => return Ok(()),
+        };
+        for (p, n) in others {
+            if *real == p {
+                return self.err(format!("{what} '{name}' is {n}"));
+            }
+        }
+        *real = want;
+        Ok(())
+    }
+
+    fn gen_protochain(&mut self, _v: u32, _proto: u8) -> GResult<usize> {
+        self.err("'protochain' is not supported by this compiler yet")
+    }
+
+    fn gen_ncode(&mut self, s: Option<&str>, mut v: u32, qu: Qual) -> GResult<usize> {
+        if qu.proto == q::DECNET {
+            return self.err("'decnet' addresses are not supported by this compiler yet");
+        }
+        let proto = qu.proto;
+        let (vlen, idstr) = match s {
+            None => (32, v.to_string()),
+            Some(s) => match names::atoin(s) {
+                Some((a, len)) => {
+                    v = a;
+                    (len, s.to_string())
+                }
+                None => return self.err(format!("invalid IPv4 address '{s}'")),
+            },
+        };
+        match qu.addr {
+            q::DEFAULT | q::HOST | q::NET => {
+                if proto == q::LINK {
+                    return self.err(format!("illegal link-layer address '{idstr}'"));
+                }
+                let mut mask: u32 = 0xffff_ffff;
+                if s.is_none() && qu.addr == q::NET {
+                    while v != 0 && (v & 0xff00_0000) == 0 {
+                        v <<= 8;
+                        mask <<= 8;
+                    }
+                } else {
+                    v = v.checked_shl(32 - vlen).unwrap_or(0);
+                    mask = mask.checked_shl(32 - vlen).unwrap_or(0);
+                }
+                let ctx = if qu.addr == q::NET {
+                    "net <IPv4 address>"
+                } else {
+                    "host <IPv4 address>"
+                };
+                self.gen_host(&[v], &[mask], qu.proto, qu.dir, false, ctx)
+            }
+            q::PORTRANGE | q::PORT => {
+                let p = self.port_pq_to_ipproto(proto, &tqkw(qu.addr))?;
+                self.assert_maxval("port number", v, 65535)?;
+                let kw = tqkw(qu.addr);
+                let b = self.gen_port_any(false, v, v, p, qu.dir, &kw)?;
+                let b6 = self.gen_port_any(true, v, v, p, qu.dir, &kw)?;
+                Ok(self.gen_or(b6, b))
+            }
+            q::PROTO => self.gen_proto(v, proto),
+            q::PROTOCHAIN => self.gen_protochain(v, proto),
+            q::UNDEF => self.err("syntax error in filter expression"),
+            _ => self.invalid_qual(&tqkw(qu.addr), &idstr),
+        }
+    }
+
+    fn gen_mcode(&mut self, s1: &str, s2: Option<&str>, masklen: u32, qu: Qual) -> GResult<usize> {
+        if qu.proto == q::DECNET {
+            return self.invalid_qual(
+                "decnet",
+                &tqkw(if qu.addr == q::DEFAULT {
+                    q::HOST
+                } else {
+                    qu.addr
+                }),
+            );
+        }
+        let Some((n, nlen)) = names::atoin(s1) else {
+            return self.err(format!("invalid IPv4 address '{s1}'"));
+        };
+        let n = n.checked_shl(32 - nlen).unwrap_or(0);
+        let (m, idstr) = match s2 {
+            Some(s2) => {
+                let Some((m, mlen)) = names::atoin(s2) else {
+                    return self.err(format!("invalid IPv4 address '{s2}'"));
+                };
+                (
+                    m.checked_shl(32 - mlen).unwrap_or(0),
+                    format!("{s1} mask {s2}"),
+                )
+            }
+            None => {
+                self.assert_maxval("netmask length", masklen, 32)?;
+                (
+                    (0xffff_ffffu64 << (32 - masklen)) as u32,
+                    format!("{s1}/{masklen}"),
+                )
+            }
+        };
+        if n & !m != 0 {
+            return self.err(format!("non-network bits set in \"{idstr}\""));
+        }
+        match qu.addr {
+            q::NET => self.gen_host(&[n], &[m], qu.proto, qu.dir, false, "net <IPv4 prefix>"),
+            _ => self.invalid_qual(&tqkw(qu.addr), &idstr),
+        }
+    }
+
+    fn gen_mcode6(&mut self, s: &str, masklen: u32, qu: Qual) -> GResult<usize> {
+        let Some(addr) = names::parse_ipv6(s) else {
+            return self.err(format!("'{s}' is not a valid IPv6 address"));
+        };
+        if masklen > 128 {
+            return self.err("mask length must be <= 128");
+        }
+        let mut mask = [0u8; 16];
+        for (i, m) in mask.iter_mut().enumerate() {
+            let bits = (masklen as i32 - 8 * i as i32).clamp(0, 8);
+            *m = (0xff00u16 >> bits) as u8;
+        }
+        if addr.iter().zip(mask.iter()).any(|(a, m)| a & !m != 0) {
+            return self.err(format!("non-network bits set in \"{s}/{masklen}\""));
+        }
+        match qu.addr {
+            q::DEFAULT | q::HOST | q::NET => {
+                if qu.addr != q::NET && masklen != 128 {
+                    return self.invalid_qual("host", &format!("{s}/{masklen}"));
+                }
+                let ctx = if qu.addr == q::HOST {
+                    "host <IPv6 address>"
+                } else {
+                    "net <IPv6 prefix>"
+                };
+                self.gen_host6(&[addr], &[mask], qu.proto, qu.dir, false, ctx)
+            }
+            _ => {
+                if masklen == 128 {
+                    self.invalid_qual(&tqkw(qu.addr), s)
+                } else {
+                    self.invalid_qual(&tqkw(qu.addr), &format!("{s}/{masklen}"))
+                }
+            }
+        }
+    }
+
+    fn gen_ecode(&mut self, s: &str, qu: Qual) -> GResult<usize> {
+        let context = "link host XX:XX:XX:XX:XX:XX";
+        if !((qu.addr == q::HOST || qu.addr == q::DEFAULT) && qu.proto == q::LINK) {
+            return self.err("Ethernet address used in non-ether expression");
+        }
+        if !self.is_mac48_linktype() {
+            return self.fail_kw_on_dlt(context);
+        }
+        let Some(e) = names::atomac48(s) else {
+            return self.err(format!("invalid MAC-48 address '{s}'"));
+        };
+        self.gen_mac48host(&e, qu.dir, context)
+    }
+
+    fn check_hid_qual(&self, q_addr: u8, what: &str) -> GResult<()> {
+        let kw = match q_addr {
+            q::PORT => "port",
+            q::PORTRANGE => "portrange",
+            q::PROTO => "proto",
+            q::PROTOCHAIN => "protochain",
+            _ => return Ok(()),
+        };
+        self.err(format!("'{kw}' qualifier applied to {what}"))
+    }
+
+    fn gen_id(&mut self, qu: Qual, id: &IdKind) -> GResult<usize> {
+        match id {
+            IdKind::Name(s) => self.gen_scode(s, qu),
+            IdKind::Num(n) => self.gen_ncode(None, *n, qu),
+            IdKind::HidLen(s, n) => {
+                self.check_hid_qual(qu.addr, "IPv4 address and prefix length")?;
+                self.gen_mcode(s, None, *n, qu)
+            }
+            IdKind::HidMask(s, m) => {
+                self.check_hid_qual(qu.addr, "IPv4 address and netmask")?;
+                self.gen_mcode(s, Some(m), 0, qu)
+            }
+            IdKind::Hid(s) => {
+                self.check_hid_qual(qu.addr, "IPv4 address")?;
+                self.gen_ncode(Some(s), 0, qu)
+            }
+            IdKind::Hid6Len(s, n) => {
+                self.check_hid_qual(qu.addr, "IPv6 address and prefix length")?;
+                self.gen_mcode6(s, *n, qu)
+            }
+            IdKind::Hid6(s) => {
+                self.check_hid_qual(qu.addr, "IPv6 address")?;
+                self.gen_mcode6(s, 128, qu)
+            }
+            IdKind::Eid(s) => self.gen_ecode(s, qu),
+            IdKind::Aid(_) => self.fail_kw_on_dlt("link host $XX"),
+        }
+    }
+
+    fn gen_broadcast(&mut self, proto: u8) -> GResult<usize> {
+        match proto {
+            q::DEFAULT | q::LINK => self.gen_mac48host(&[0xff; 6], q::DST, "broadcast"),
+            q::IP => {
+                if self.netmask == 0xffff_ffff {
+                    return self.err("netmask not known, so 'ip broadcast' not supported");
+                }
+                let b0 = self.gen_linktype(ETHERTYPE_IP)?;
+                let hostmask = !self.netmask;
+                let b1 = self.gen_mcmp(OffRel::LinkPl, 16, W, 0, hostmask);
+                let b2 = self.gen_mcmp(OffRel::LinkPl, 16, W, hostmask, hostmask);
+                let o = self.gen_or(b1, b2);
+                Ok(self.gen_and(b0, o))
+            }
+            _ => self.invalid_qual(&pqkw(proto), "broadcast"),
+        }
+    }
+
+    fn gen_mac_multicast(&mut self, offset: u32) -> usize {
+        let s = self.load_a(OffRel::LinkHdr, offset, B);
+        self.gen_set(1, s)
+    }
+
+    fn gen_multicast(&mut self, proto: u8) -> GResult<usize> {
+        match proto {
+            q::DEFAULT | q::LINK => match self.linktype {
+                LinkType::EN10MB => {
+                    let b1 = self.gen_prevlinkhdr_check();
+                    let b0 = self.gen_mac_multicast(0);
+                    Ok(match b1 {
+                        Some(b1) => self.gen_and(b1, b0),
+                        None => b0,
+                    })
+                }
+                _ => self.fail_kw_on_dlt("multicast"),
+            },
+            q::IP => {
+                let b0 = self.gen_linktype(ETHERTYPE_IP)?;
+                let b1 = self.gen_mcmp(OffRel::LinkPl, 16, B, 0xe0, 0xf0);
+                Ok(self.gen_and(b0, b1))
+            }
+            q::IPV6 => {
+                let b0 = self.gen_linktype(ETHERTYPE_IPV6)?;
+                let b1 = self.gen_cmp(OffRel::LinkPl, 24, B, 255);
+                Ok(self.gen_and(b0, b1))
+            }
+            _ => self.invalid_qual(&pqkw(proto), "multicast"),
+        }
+    }
+
+    fn gen_byteop(&mut self, op: u8, idx: u32, val: u32) -> GResult<usize> {
+        self.assert_maxval("byte argument", val, 255)?;
+        match op {
+            b'=' => Ok(self.gen_cmp(OffRel::LinkHdr, idx, B, val)),
+            b'<' => Ok(self.gen_cmp_lt(OffRel::LinkHdr, idx, B, val)),
+            b'>' => Ok(self.gen_cmp_gt(OffRel::LinkHdr, idx, B, val)),
+            _ => {
+                let s = Stmt::new(ALU | if op == b'|' { OR } else { AND } | K, val);
+                let mut s0 = self.load_a(OffRel::LinkHdr, idx, B);
+                s0.push(s);
+                let b = self.gen_jmp_k(JEQ, 0, s0);
+                Ok(self.gen_not(b))
+            }
+        }
+    }
+
+    fn gen_other(&mut self, o: &Other) -> GResult<usize> {
+        match o {
+            Other::Broadcast(p) => self.gen_broadcast(*p),
+            Other::Multicast(p) => self.gen_multicast(*p),
+            Other::Less(n) => {
+                let b = self.gen_jmp_k(JGT, *n, vec![Stmt::new(LD | LEN, 0)]);
+                Ok(self.gen_not(b))
+            }
+            Other::Greater(n) => Ok(self.gen_jmp_k(JGE, *n, vec![Stmt::new(LD | LEN, 0)])),
+            Other::Byte(op, idx, val) => self.gen_byteop(*op, *idx, *val),
+            _ => self.err("this primitive is not supported by this compiler yet"),
+        }
+    }
+
+    /// Generates code for a whole expression, in bison's reduction order.
+    pub fn gen_expr(&mut self, e: &Expr) -> GResult<usize> {
+        match e {
+            Expr::And(a, b) => {
+                let a = self.gen_expr(a)?;
+                let b = self.gen_expr(b)?;
+                Ok(self.gen_and(a, b))
+            }
+            Expr::Or(a, b) => {
+                let a = self.gen_expr(a)?;
+                let b = self.gen_expr(b)?;
+                Ok(self.gen_or(a, b))
+            }
+            Expr::Not(a) => {
+                let a = self.gen_expr(a)?;
+                Ok(self.gen_not(a))
+            }
+            Expr::Id(qu, id, pos) => {
+                self.pos = *pos;
+                self.gen_id(*qu, id)
+            }
+            Expr::ProtoAbbrev(p) => self.gen_proto_abbrev(*p),
+            Expr::Relation(code, a0, a1, rev) => self.gen_relation(*code, a0, a1, *rev),
+            Expr::Other(o, pos) => {
+                self.pos = *pos;
+                self.gen_other(o)
+            }
+        }
+    }
+
+    #[allow(dead_code)]
+    fn unused(&mut self) {
+        let _ = (STX, RET, JA, SUB, TXA, NOP);
+        let _ = self.gen_cmp_ne(OffRel::Packet, 0, B, 0);
+        let _ = self.sprepend_to_block(Vec::new(), 0);
+    }
+}

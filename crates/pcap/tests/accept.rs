@@ -1,0 +1,161 @@
+//! libpcap's filter-compiler acceptance tests (`testprogs/TESTrun`,
+//! `tests/filter/`): every alias of every block must compile to the
+//! expected `tcpdump -d` listing, unoptimized and optimized.
+//!
+//! The data lives in `../shared/pcap` beside the repository. Each link type
+//! has a pass-count floor per mode; the floors are the counts reached so
+//! far, so a regression fails while new passes are welcome.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use bpfkit_isa::cbpf::dump;
+use bpfkit_pcap::compile::{compile, CompileOptions, LinkType, NameResolver};
+use serde_json::Value;
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcap");
+    if dir.join("filter_accept.json").exists() {
+        Some(dir)
+    } else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "../shared/pcap/filter_accept.json is missing, and CI=true makes that a failure"
+        );
+        eprintln!("skipping: ../shared/pcap/filter_accept.json (libpcap's test data) is not beside the repository");
+        None
+    }
+}
+
+/// The listing's lines with white space collapsed, empty lines dropped.
+fn normalize(s: &str) -> Vec<String> {
+    s.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Whether TESTrun would run this block on little-endian Linux.
+fn applies(skip: Option<&str>) -> bool {
+    match skip {
+        None => true,
+        Some(s) => {
+            !(s.starts_with("skip_os_not(") && s != "skip_os_not(linux)"
+                || s == "skip_little_endian()"
+                || s == "skip_igrp9()")
+        }
+    }
+}
+
+fn parse_ipv4(s: &str) -> u32 {
+    s.parse::<std::net::Ipv4Addr>()
+        .map(u32::from)
+        .expect("netmask")
+}
+
+/// Per link type and mode: (passed, tried).
+type Counts = BTreeMap<String, [(usize, usize); 2]>;
+
+/// The pass counts reached: (link type, unoptimized, optimized). A link type
+/// not listed must simply not regress below zero.
+const FLOORS: &[(&str, usize, usize)] = &[("EN10MB", 444, 170)];
+
+#[test]
+fn accept_listings_match_libpcap() {
+    let Some(dir) = data_dir() else { return };
+    let text =
+        std::fs::read_to_string(dir.join("filter_accept.json")).expect("read filter_accept.json");
+    let blocks: Vec<Value> = serde_json::from_str(&text).expect("parse filter_accept.json");
+    let names = NameResolver::from_root(dir.join("names")).expect("read names");
+    let mut counts = Counts::new();
+    let mut failures: Vec<String> = Vec::new();
+    for b in &blocks {
+        let dlt = b["DLT"].as_str().expect("DLT");
+        let skip = b.get("skip").and_then(Value::as_str);
+        if !applies(skip) {
+            continue;
+        }
+        let Some(linktype) = LinkType::from_name(dlt) else {
+            continue;
+        };
+        let aliases: Vec<&str> = b["aliases"]
+            .as_array()
+            .expect("aliases")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if aliases == ["_enumerate_bpf_image"] {
+            continue;
+        }
+        let mut opts = CompileOptions::new(linktype);
+        if let Some(n) = b.get("snaplen").and_then(Value::as_u64) {
+            opts.snaplen = n as u32;
+        }
+        if let Some(m) = b.get("netmask").and_then(Value::as_str) {
+            opts.netmask = parse_ipv4(m);
+        }
+        opts.linux_extensions = b.get("linuxext").and_then(Value::as_u64) == Some(1);
+        opts.names = Some(names.clone());
+        let expected = |key: &str| -> Option<Option<String>> {
+            if let Some(s) = b.get("optunopt").and_then(Value::as_str) {
+                return Some(Some(s.to_string()));
+            }
+            b.get(key).map(|v| v.as_str().map(str::to_string))
+        };
+        for (mode, key) in [(0usize, "unopt"), (1, "opt")] {
+            let Some(want) = expected(key) else { continue };
+            opts.optimize = mode == 1;
+            for alias in &aliases {
+                let entry = counts.entry(dlt.to_string()).or_default();
+                entry[mode].1 += 1;
+                let got = compile(alias, &opts);
+                let ok = match (&want, &got) {
+                    (Some(w), Ok(p)) => normalize(w) == normalize(&dump(p)),
+                    (None, Err(e)) => e.message.contains("expression rejects all packets"),
+                    _ => false,
+                };
+                if ok {
+                    entry[mode].0 += 1;
+                } else if failures.len() < 400 {
+                    let got_s = match &got {
+                        Ok(p) => dump(p),
+                        Err(e) => format!("error: {e}\n"),
+                    };
+                    failures.push(format!(
+                        "--- {} [{dlt} {key}] {alias:?}\nexpected:\n{}\ngot:\n{got_s}",
+                        b["name"].as_str().unwrap_or("?"),
+                        want.as_deref()
+                            .map_or("(optimizer rejects)".to_string(), |w| normalize(w)
+                                .join("\n"))
+                    ));
+                }
+            }
+        }
+    }
+    for f in failures.iter().take(8) {
+        println!("{f}");
+    }
+    let mut total = [0usize; 2];
+    for (dlt, c) in &counts {
+        println!(
+            "{dlt:24} unopt {:4}/{:<4} opt {:4}/{:<4}",
+            c[0].0, c[0].1, c[1].0, c[1].1
+        );
+        total[0] += c[0].0;
+        total[1] += c[1].0;
+    }
+    println!("total passed: unopt {} opt {}", total[0], total[1]);
+    for (dlt, unopt, opt) in FLOORS {
+        let c = counts.get(*dlt).copied().unwrap_or_default();
+        assert!(
+            c[0].0 >= *unopt,
+            "{dlt} unoptimized passes fell to {} (floor {unopt})",
+            c[0].0
+        );
+        assert!(
+            c[1].0 >= *opt,
+            "{dlt} optimized passes fell to {} (floor {opt})",
+            c[1].0
+        );
+    }
+}
