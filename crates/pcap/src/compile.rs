@@ -109,6 +109,13 @@ pub struct CompileOptions {
     pub optimize: bool,
     /// Allow Linux BPF extensions (ancillary loads such as `vlan_tci`).
     pub linux_extensions: bool,
+    /// Compile for a savefile rather than a live capture (libpcap's
+    /// `BPF_OFFLINE_AF_HANDLING`): BSD loopback headers then match every
+    /// OS's address-family numbers in either byte order.
+    pub offline: bool,
+    /// With `offline`: the savefile's byte order differs from this host's
+    /// (`pcap_t`'s `swapped`), which decides the first of the two orders tried.
+    pub swapped: bool,
     /// Where host, network, protocol and service names come from; without
     /// one only the built-in protocol and service names resolve.
     pub names: Option<NameResolver>,
@@ -123,6 +130,8 @@ impl CompileOptions {
             netmask: 0xffff_ffff,
             optimize: true,
             linux_extensions: false,
+            offline: false,
+            swapped: false,
             names: None,
         }
     }
@@ -183,6 +192,8 @@ pub fn compile(expr: &str, opts: &CompileOptions) -> Result<Vec<Insn>, CompileEr
         opts.snaplen,
         opts.netmask,
         opts.linux_extensions,
+        opts.offline,
+        opts.swapped,
         Some(names),
     )?;
     let root = match tree {

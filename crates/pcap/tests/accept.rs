@@ -58,7 +58,41 @@ type Counts = BTreeMap<String, [(usize, usize); 2]>;
 
 /// The pass counts reached: (link type, unoptimized, optimized). A link type
 /// not listed must simply not regress below zero.
-const FLOORS: &[(&str, usize, usize)] = &[("EN10MB", 444, 444)];
+const FLOORS: &[(&str, usize, usize)] = &[
+    ("APPLE_IP_OVER_IEEE1394", 2, 2),
+    ("ARCNET", 8, 8),
+    ("ARCNET_LINUX", 10, 10),
+    ("ATM_CLIP", 1, 1),
+    ("ATM_RFC1483", 1, 1),
+    ("C_HDLC", 4, 4),
+    ("DSA_TAG_BRCM", 26, 26),
+    ("DSA_TAG_DSA", 22, 22),
+    ("EN10MB", 444, 444),
+    ("ENC", 1, 1),
+    ("FDDI", 115, 115),
+    ("FRELAY", 4, 4),
+    ("IEEE802", 32, 32),
+    ("IPNET", 3, 3),
+    ("IPV4", 59, 59),
+    ("IPV6", 3, 3),
+    ("IP_OVER_FC", 82, 82),
+    ("LINUX_SLL", 16, 16),
+    ("LINUX_SLL2", 21, 21),
+    ("LOOP", 6, 6),
+    ("LTALK", 2, 2),
+    ("NETANALYZER", 1, 1),
+    ("NETANALYZER_TRANSPARENT", 1, 1),
+    ("NULL", 7, 7),
+    ("PPP", 16, 16),
+    ("PPP_BSDOS", 4, 4),
+    ("PPP_ETHER", 1, 1),
+    ("PPP_PPPD", 1, 1),
+    ("PPP_SERIAL", 1, 1),
+    ("RAW", 246, 246),
+    ("SLIP", 1, 1),
+    ("SLIP_BSDOS", 1, 1),
+    ("SYMANTEC_FIREWALL", 2, 2),
+];
 
 #[test]
 fn accept_listings_match_libpcap() {
@@ -95,6 +129,9 @@ fn accept_listings_match_libpcap() {
             opts.netmask = parse_ipv4(m);
         }
         opts.linux_extensions = b.get("linuxext").and_then(Value::as_u64) == Some(1);
+        let offline = b.get("generate_offline_filter").and_then(Value::as_str);
+        opts.offline = offline.is_some();
+        opts.swapped = offline == Some("swapped");
         opts.names = Some(names.clone());
         let expected = |key: &str| -> Option<Option<String>> {
             if let Some(s) = b.get("optunopt").and_then(Value::as_str) {

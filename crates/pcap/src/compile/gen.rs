@@ -171,6 +171,8 @@ pub(crate) struct Gen<'a> {
     netmask: u32,
     #[allow(dead_code)] // for the Linux-extension primitives
     linux_ext: bool,
+    offline: bool,
+    swapped: bool,
     names: Option<&'a NameResolver>,
     /// Byte position of the primitive being generated, for error messages.
     pos: usize,
@@ -229,6 +231,8 @@ impl<'a> Gen<'a> {
         snaplen: u32,
         netmask: u32,
         linux_ext: bool,
+        offline: bool,
+        swapped: bool,
         names: Option<&'a NameResolver>,
     ) -> GResult<Gen<'a>> {
         let mut g = Gen {
@@ -247,6 +251,8 @@ impl<'a> Gen<'a> {
             snaplen,
             netmask,
             linux_ext,
+            offline,
+            swapped,
             names,
             pos: 0,
         };
@@ -260,10 +266,44 @@ impl<'a> Gen<'a> {
 
     /// gencode.c `init_linktype`: header offsets per link type.
     fn init_linktype(&mut self) -> GResult<()> {
-        let (lt, pl, nl, nosnap) = match self.linktype {
-            LinkType::EN10MB => (12, 14, 0, 3),
-            other => return self.err(format!("unknown data link type {}", other.0)),
+        const N: u32 = OFFSET_NOT_SET;
+        let mut linkhdr = 0;
+        let (lt, pl, nl, nosnap) = match self.linktype.0 {
+            1 => (12, 14, 0, 3),                      // EN10MB
+            7 => (2, 6, 0, 0),                        // ARCNET
+            129 => (4, 8, 0, 0),                      // ARCNET_LINUX
+            8 => (N, 16, 0, 0),                       // SLIP
+            15 => (N, 24, 0, 0),                      // SLIP_BSDOS
+            0 | 108 => (0, 4, 0, 0),                  // NULL, LOOP
+            109 => (0, 12, 0, 0),                     // ENC
+            9 | 166 | 104 | 112 | 50 => (2, 4, 0, 0), // PPP, PPP_PPPD, C_HDLC, HDLC, PPP_SERIAL
+            51 => (6, 8, 0, 0),                       // PPP_ETHER
+            16 => (5, 24, 0, 0),                      // PPP_BSDOS
+            10 => (13, 13, 8, 3),                     // FDDI (no pad on Linux)
+            6 => (14, 14, 8, 3),                      // IEEE802
+            11 | 19 => (0, 0, 8, 3),                  // ATM_RFC1483, ATM_CLIP
+            12 | 228 | 229 => (N, 0, 0, 0),           // RAW, IPV4, IPV6
+            113 => (14, 16, 0, 0),                    // LINUX_SLL
+            276 => (0, 20, 0, 0),                     // LINUX_SLL2
+            114 => (N, 0, 0, 0),                      // LTALK
+            122 => (16, 16, 8, 3),                    // IP_OVER_FC
+            107 => (N, 0, 0, 0),                      // FRELAY
+            138 => (16, 18, 0, 0),                    // APPLE_IP_OVER_IEEE1394
+            99 => (6, 44, 0, 0),                      // SYMANTEC_FIREWALL
+            226 => (1, 24, 0, N),                     // IPNET
+            240 => {
+                linkhdr = 4;
+                (16, 18, 0, 3)
+            } // NETANALYZER
+            241 => {
+                linkhdr = 12;
+                (24, 26, 0, 3)
+            } // NETANALYZER_TRANSPARENT
+            281 | 284 => (16, 18, 0, 3),              // DSA_TAG_BRCM, DSA_TAG_DSA
+            other => return self.err(format!("unknown data link type {other}")),
         };
+        self.off_linkhdr = AbsOffset::fixed(linkhdr);
+        self.off_prevlinkhdr = self.off_linkhdr;
         self.off_linktype = AbsOffset::fixed(lt);
         self.off_linkpl = AbsOffset::fixed(pl);
         self.off_nl = nl;
@@ -716,9 +756,151 @@ impl<'a> Gen<'a> {
         }
     }
 
+    fn gen_llc_linktype(&mut self, ll_proto: u32) -> GResult<usize> {
+        match ll_proto {
+            LLCSAP_IP | LLCSAP_ISONS | LLCSAP_NETBEUI => {
+                Ok(self.gen_cmp(OffRel::Llc, 0, H, (ll_proto << 8) | ll_proto))
+            }
+            LLCSAP_IPX => Ok(self.gen_cmp(OffRel::Llc, 0, B, LLCSAP_IPX)),
+            ETHERTYPE_ATALK => Ok(self.gen_snap(0x080007, ETHERTYPE_ATALK)),
+            _ if ll_proto <= ETHERMTU => {
+                self.assert_maxval("LLC DSAP", ll_proto, 255)?;
+                Ok(self.gen_cmp(OffRel::Llc, 0, B, ll_proto))
+            }
+            _ => {
+                self.assert_maxval("EtherType", ll_proto, 65535)?;
+                Ok(self.gen_cmp(OffRel::Llc, 6, H, ll_proto))
+            }
+        }
+    }
+
+    fn gen_linux_sll_linktype(&mut self, ll_proto: u32) -> GResult<usize> {
+        const P_802_3: u32 = 1;
+        const P_802_2: u32 = 4;
+        match ll_proto {
+            LLCSAP_ISONS | LLCSAP_IP | LLCSAP_NETBEUI => {
+                let b0 = self.gen_cmp(OffRel::LinkType, 0, H, P_802_2);
+                let b1 = self.gen_cmp(OffRel::Llc, 0, H, (ll_proto << 8) | ll_proto);
+                Ok(self.gen_and(b0, b1))
+            }
+            LLCSAP_IPX => {
+                let b0 = self.gen_cmp(OffRel::Llc, 0, B, LLCSAP_IPX);
+                let b1 = self.gen_snap(0, ETHERTYPE_IPX);
+                let b1 = self.gen_or(b0, b1);
+                let b0 = self.gen_cmp(OffRel::LinkType, 0, H, P_802_2);
+                let b1 = self.gen_and(b0, b1);
+                let b0 = self.gen_cmp(OffRel::LinkType, 0, H, P_802_3);
+                let b1 = self.gen_or(b0, b1);
+                let b0 = self.gen_cmp(OffRel::LinkType, 0, H, ETHERTYPE_IPX);
+                Ok(self.gen_or(b0, b1))
+            }
+            ETHERTYPE_ATALK | ETHERTYPE_AARP => {
+                let b0 = self.gen_cmp(OffRel::LinkType, 0, H, P_802_2);
+                let b1 = if ll_proto == ETHERTYPE_ATALK {
+                    self.gen_snap(0x080007, ETHERTYPE_ATALK)
+                } else {
+                    self.gen_snap(0, ETHERTYPE_AARP)
+                };
+                let b1 = self.gen_and(b0, b1);
+                let b0 = self.gen_cmp(OffRel::LinkType, 0, H, ll_proto);
+                Ok(self.gen_or(b0, b1))
+            }
+            _ if ll_proto <= ETHERMTU => {
+                self.assert_maxval("LLC DSAP", ll_proto, 255)?;
+                let b0 = self.gen_cmp(OffRel::LinkType, 0, H, P_802_2);
+                let c = self.off_linkpl.constant_part;
+                let b1 = self.gen_cmp(OffRel::LinkHdr, c, B, ll_proto);
+                Ok(self.gen_and(b0, b1))
+            }
+            _ => {
+                self.assert_maxval("EtherType", ll_proto, 65535)?;
+                Ok(self.gen_cmp(OffRel::LinkType, 0, H, ll_proto))
+            }
+        }
+    }
+
+    fn ethertype_to_ppptype(&self, ll_proto: u32) -> GResult<u32> {
+        Ok(match ll_proto {
+            ETHERTYPE_IP => 0x0021,
+            ETHERTYPE_IPV6 => 0x0057,
+            ETHERTYPE_DN => 0x0027,
+            ETHERTYPE_ATALK => 0x0029,
+            0x0600 => 0x0025,
+            LLCSAP_ISONS => 0x0023,
+            LLCSAP_8021D => 0x0031,
+            LLCSAP_IPX => 0x002b,
+            _ => {
+                self.assert_maxval("PPP protocol", ll_proto, 65535)?;
+                ll_proto
+            }
+        })
+    }
+
+    fn gen_ip_version(&mut self, offrel: OffRel, ver: u32) -> usize {
+        self.gen_mcmp(offrel, 0, B, ver << 4, 0xf0)
+    }
+
+    fn gen_frelay_nlpid(&mut self, nlpid: u32) -> usize {
+        self.gen_cmp(OffRel::LinkHdr, 2, H, 0x0300 | nlpid)
+    }
+
+    /// BSD address-family link types (NULL, LOOP, ENC): `swapped` byte order.
+    fn gen_endian_linktype(&mut self, offset: u32, size: i32, v: u32, swapped: bool) -> usize {
+        self.gen_cmp(
+            OffRel::LinkHdr,
+            offset,
+            size,
+            if swapped { v.swap_bytes() } else { v },
+        )
+    }
+
+    fn gen_bsd_af_offline(
+        &mut self,
+        offset: u32,
+        size: i32,
+        ll_proto: u32,
+        swapped: bool,
+    ) -> usize {
+        match ll_proto {
+            ETHERTYPE_IP => self.gen_endian_linktype(offset, size, 2, swapped),
+            ETHERTYPE_IPV6 => {
+                let b0 = self.gen_endian_linktype(offset, size, 24, swapped);
+                let b1 = self.gen_endian_linktype(offset, size, 28, swapped);
+                let b1 = self.gen_or(b0, b1);
+                let b0 = self.gen_endian_linktype(offset, size, 30, swapped);
+                self.gen_or(b0, b1)
+            }
+            _ => self.gen_false(),
+        }
+    }
+
+    fn gen_loopback_linktype(&mut self, ll_proto: u32) -> usize {
+        if !self.offline {
+            let af = match ll_proto {
+                ETHERTYPE_IP => 2,
+                ETHERTYPE_IPV6 => 10,
+                _ => return self.gen_false(),
+            };
+            // DLT_NULL and DLT_ENC hold the family in host order (little-endian here).
+            let v = if self.linktype.0 == 108 {
+                af
+            } else {
+                u32::to_be(af)
+            };
+            return self.gen_cmp(OffRel::LinkHdr, 0, W, v);
+        }
+        if self.linktype.0 == 108 {
+            return self.gen_bsd_af_offline(0, W, ll_proto, false);
+        }
+        let sw = self.swapped;
+        let b0 = self.gen_bsd_af_offline(0, W, ll_proto, sw);
+        let b1 = self.gen_bsd_af_offline(0, W, ll_proto, !sw);
+        self.gen_or(b0, b1)
+    }
+
     fn gen_linktype(&mut self, ll_proto: u32) -> GResult<usize> {
-        match self.linktype {
-            LinkType::EN10MB => {
+        match self.linktype.0 {
+            1 | 240 | 241 | 281 | 284 => {
                 let b0 = if !self.is_encap {
                     self.gen_prevlinkhdr_check()
                 } else {
@@ -730,6 +912,79 @@ impl<'a> Gen<'a> {
                     None => b1,
                 })
             }
+            104 | 112 => {
+                self.assert_maxval("HDLC protocol", ll_proto, 65535)?;
+                let v = if ll_proto == LLCSAP_ISONS {
+                    (ll_proto << 8) | LLCSAP_ISONS
+                } else {
+                    ll_proto
+                };
+                Ok(self.gen_cmp(OffRel::LinkType, 0, H, v))
+            }
+            10 | 6 | 11 | 19 | 122 => self.gen_llc_linktype(ll_proto),
+            113 => self.gen_linux_sll_linktype(ll_proto),
+            8 | 15 | 12 => Ok(match ll_proto {
+                ETHERTYPE_IP => self.gen_ip_version(OffRel::LinkHdr, 4),
+                ETHERTYPE_IPV6 => self.gen_ip_version(OffRel::LinkHdr, 6),
+                _ => self.gen_false(),
+            }),
+            228 => Ok(if ll_proto == ETHERTYPE_IP {
+                self.gen_true()
+            } else {
+                self.gen_false()
+            }),
+            229 => Ok(if ll_proto == ETHERTYPE_IPV6 {
+                self.gen_true()
+            } else {
+                self.gen_false()
+            }),
+            9 | 166 | 50 | 51 => {
+                let p = self.ethertype_to_ppptype(ll_proto)?;
+                Ok(self.gen_cmp(OffRel::LinkType, 0, H, p))
+            }
+            16 => {
+                if ll_proto == ETHERTYPE_IP {
+                    let b0 = self.gen_cmp(OffRel::LinkType, 0, H, 0x0021);
+                    let b1 = self.gen_cmp(OffRel::LinkType, 0, H, 0x002d);
+                    let b1 = self.gen_or(b0, b1);
+                    let b0 = self.gen_cmp(OffRel::LinkType, 0, H, 0x002f);
+                    Ok(self.gen_or(b1, b0))
+                } else {
+                    let p = self.ethertype_to_ppptype(ll_proto)?;
+                    Ok(self.gen_cmp(OffRel::LinkType, 0, H, p))
+                }
+            }
+            0 | 108 | 109 => Ok(self.gen_loopback_linktype(ll_proto)),
+            7 | 129 => Ok(match ll_proto {
+                ETHERTYPE_IPV6 => self.gen_cmp(OffRel::LinkType, 0, B, 0xc4),
+                ETHERTYPE_IP => self.gen_cmp(OffRel::LinkType, 0, B, 212),
+                ETHERTYPE_ARP => self.gen_cmp(OffRel::LinkType, 0, B, 213),
+                ETHERTYPE_REVARP => self.gen_cmp(OffRel::LinkType, 0, B, 214),
+                ETHERTYPE_ATALK => self.gen_cmp(OffRel::LinkType, 0, B, 221),
+                _ => self.gen_false(),
+            }),
+            114 => Ok(if ll_proto == ETHERTYPE_ATALK {
+                self.gen_true()
+            } else {
+                self.gen_false()
+            }),
+            107 => Ok(match ll_proto {
+                ETHERTYPE_IP => self.gen_frelay_nlpid(0xcc),
+                ETHERTYPE_IPV6 => self.gen_frelay_nlpid(0x8e),
+                LLCSAP_ISONS => {
+                    let b0 = self.gen_frelay_nlpid(ISO8473_CLNP);
+                    let b1 = self.gen_frelay_nlpid(ISO9542_ESIS);
+                    let b2 = self.gen_frelay_nlpid(ISO10589_ISIS);
+                    let b2 = self.gen_or(b1, b2);
+                    self.gen_or(b0, b2)
+                }
+                _ => self.gen_false(),
+            }),
+            226 => Ok(match ll_proto {
+                ETHERTYPE_IP => self.gen_cmp(OffRel::LinkType, 0, B, 2),
+                ETHERTYPE_IPV6 => self.gen_cmp(OffRel::LinkType, 0, B, 26),
+                _ => self.gen_false(),
+            }),
             _ => {
                 if self.off_linktype.constant_part != OFFSET_NOT_SET {
                     self.assert_maxval("EtherType", ll_proto, 65535)?;
@@ -946,12 +1201,18 @@ impl<'a> Gen<'a> {
     }
 
     fn is_mac48_linktype(&self) -> bool {
-        matches!(self.linktype, LinkType::EN10MB)
+        matches!(
+            self.linktype.0,
+            1 | 10 | 6 | 105 | 127 | 163 | 122 | 240 | 241 | 281 | 284 | 192 | 119
+        )
     }
 
     fn gen_mac48host(&mut self, eaddr: &[u8; 6], dir: u8, keyword: &str) -> GResult<usize> {
-        let (b1, src_off, dst_off) = match self.linktype {
-            LinkType::EN10MB => (self.gen_prevlinkhdr_check(), 6, 0),
+        let (b1, src_off, dst_off) = match self.linktype.0 {
+            1 | 240 | 241 | 281 | 284 => (self.gen_prevlinkhdr_check(), 6, 0),
+            10 => (None, 7, 1),
+            6 => (None, 8, 2),
+            122 => (None, 10, 2),
             _ => return self.fail_kw_on_dlt(keyword),
         };
         self.assert_nonwlan_dqual(dir)?;
@@ -1845,8 +2106,10 @@ impl<'a> Gen<'a> {
 
     fn gen_multicast(&mut self, proto: u8) -> GResult<usize> {
         match proto {
-            q::DEFAULT | q::LINK => match self.linktype {
-                LinkType::EN10MB => {
+            q::DEFAULT | q::LINK => match self.linktype.0 {
+                10 => Ok(self.gen_mac_multicast(1)),
+                6 | 122 => Ok(self.gen_mac_multicast(2)),
+                1 | 240 | 241 | 281 | 284 => {
                     let b1 = self.gen_prevlinkhdr_check();
                     let b0 = self.gen_mac_multicast(0);
                     Ok(match b1 {
