@@ -501,8 +501,11 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
         }
         let (len, rule) = best;
         if len == 0 {
-            let ch = src[i..].chars().next().unwrap_or('?');
-            return Err(CompileError::at(i, format!("illegal character '{ch}'")));
+            // flex's catch-all rule returns LEX_ERROR, which bison reports as a syntax error.
+            return Err(CompileError::at(
+                i,
+                "can't parse filter expression: syntax error".to_string(),
+            ));
         }
         let text = &src[i..i + len];
         let kind = match rule {

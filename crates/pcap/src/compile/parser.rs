@@ -198,7 +198,10 @@ impl Parser {
         self.toks.get(self.pos).map_or(self.src_len, |t| t.pos)
     }
     fn syntax(&self) -> CompileError {
-        CompileError::at(self.here(), "syntax error in filter expression".to_string())
+        CompileError::at(
+            self.here(),
+            "can't parse filter expression: syntax error".to_string(),
+        )
     }
     fn is_kw(&self, kw: &str) -> bool {
         matches!(self.peek(), Some(Tok::Kw(k)) if *k == kw)
