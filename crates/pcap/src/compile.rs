@@ -203,9 +203,10 @@ pub fn compile(expr: &str, opts: &CompileOptions) -> Result<Vec<Insn>, CompileEr
         }
         None => g.retblk(opts.snaplen),
     };
+    let no_optimize = g.no_optimize;
     let mut blocks = g.blocks;
     let mut root = Some(root);
-    if opts.optimize {
+    if opts.optimize && !no_optimize {
         root = opt::optimize(&mut blocks, root.unwrap_or(0))?;
         let rejects = match root {
             None => true,

@@ -54,13 +54,33 @@ impl Conv<'_> {
         self.tail -= slen + 1 + self.longjt[p] as usize + self.longjf[p] as usize;
         let mut dst = self.tail;
         self.offset[p] = dst;
-        for s in b.stmts.iter().filter(|s| s.code != NOP) {
+        // In-block jump targets by position (convert_code_r's `offset[]`).
+        let uids: Vec<u32> = b.stmts.iter().take(slen).map(|s| s.uid).collect();
+        for (off, s) in b.stmts.iter().filter(|s| s.code != NOP).enumerate() {
             self.out[dst] = SockFilter {
                 code: s.code as u16,
                 jt: 0,
                 jf: 0,
                 k: s.k,
             };
+            if s.code & 0x07 == JMP && s.code != JMP && off + 2 != slen {
+                let err = |what: &str| {
+                    CompileError::whole(format!("{what} for block-local relative jump: off={off}"))
+                };
+                if s.jt == 0 || s.jf == 0 {
+                    return Err(err("no jmp destination"));
+                }
+                let find = |u: u32| uids.iter().position(|x| *x == u);
+                let (Some(t), Some(f)) = (find(s.jt), find(s.jf)) else {
+                    return Err(err("no destination found"));
+                };
+                let (t, f) = (t.wrapping_sub(off + 1), f.wrapping_sub(off + 1));
+                if t >= 256 || f >= 256 {
+                    return Err(err("out-of-range jump"));
+                }
+                self.out[dst].jt = t as u8;
+                self.out[dst].jf = f as u8;
+            }
             dst += 1;
         }
         self.out[dst] = SockFilter {

@@ -77,16 +77,29 @@ const ISO9542_ESIS: u32 = 0x82;
 const ISO10589_ISIS: u32 = 0x83;
 const IP6_HDRLEN: u32 = 40;
 
-/// A statement: an opcode (or [`NOP`]) and its constant.
+/// A statement: an opcode (or [`NOP`]) and its constant. Conditional jumps
+/// inside a block's statement list (only the variable-length header
+/// preambles have them) name their targets by `uid`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Stmt {
     pub code: i32,
     pub k: u32,
+    /// Identity for in-block jump targets; 0 when nothing jumps here.
+    pub uid: u32,
+    /// In-block jump targets (uids) of a conditional jump statement.
+    pub jt: u32,
+    pub jf: u32,
 }
 
 impl Stmt {
     pub fn new(code: i32, k: u32) -> Stmt {
-        Stmt { code, k }
+        Stmt {
+            code,
+            k,
+            uid: 0,
+            jt: 0,
+            jf: 0,
+        }
     }
 }
 
@@ -176,6 +189,9 @@ pub(crate) struct Gen<'a> {
     names: Option<&'a NameResolver>,
     /// Byte position of the primitive being generated, for error messages.
     pos: usize,
+    /// Set by code the optimizer cannot handle (in-block jumps), as libpcap's `no_optimize`.
+    pub no_optimize: bool,
+    next_uid: u32,
 }
 
 fn pqkw(p: u8) -> String {
@@ -255,6 +271,8 @@ impl<'a> Gen<'a> {
             swapped,
             names,
             pos: 0,
+            no_optimize: false,
+            next_uid: 0,
         };
         g.init_linktype()?;
         Ok(g)
@@ -300,12 +318,17 @@ impl<'a> Gen<'a> {
                 (24, 26, 0, 3)
             } // NETANALYZER_TRANSPARENT
             281 | 284 => (16, 18, 0, 3),              // DSA_TAG_BRCM, DSA_TAG_DSA
+            105 | 119 | 163 | 127 | 192 => (24, 0, 8, 3), // IEEE802_11, PRISM, AVS, RADIO, PPI
+            117 => (0, 0, 0, 0),                      // PFLOG
             other => return self.err(format!("unknown data link type {other}")),
         };
         self.off_linkhdr = AbsOffset::fixed(linkhdr);
+        // Radio headers in front of 802.11 have a length of their own.
+        self.off_linkhdr.is_variable = matches!(self.linktype.0, 119 | 163 | 127 | 192);
         self.off_prevlinkhdr = self.off_linkhdr;
         self.off_linktype = AbsOffset::fixed(lt);
         self.off_linkpl = AbsOffset::fixed(pl);
+        self.off_linkpl.is_variable = matches!(self.linktype.0, 105 | 119 | 163 | 127 | 192 | 117);
         self.off_nl = nl;
         self.off_nl_nosnap = nosnap;
         Ok(())
@@ -421,7 +444,13 @@ impl<'a> Gen<'a> {
 
     /// gencode.c `finish_parse`: the accept and reject returns.
     pub fn finish(&mut self, p: usize) -> GResult<usize> {
-        self.insert_compute_vloffsets(self.blocks[p].head);
+        self.insert_compute_vloffsets(self.blocks[p].head)?;
+        let mut p = p;
+        if self.linktype.0 == 192 {
+            // PPI: check that the per-packet DLT is IEEE802_11 (little-endian field).
+            let chk = self.gen_cmp(OffRel::Packet, 4, W, 105u32.swap_bytes());
+            p = self.gen_and(chk, p);
+        }
         let acc = self.retblk(self.snaplen);
         self.backpatch(Some(p), acc);
         self.blocks[p].sense = !self.blocks[p].sense;
@@ -430,7 +459,171 @@ impl<'a> Gen<'a> {
         Ok(self.blocks[p].head)
     }
 
-    fn insert_compute_vloffsets(&mut self, _b: usize) {}
+    fn uid(&mut self) -> u32 {
+        self.next_uid += 1;
+        self.next_uid
+    }
+
+    /// A statement that in-block jumps can target.
+    fn target(&mut self, code: i32, k: u32) -> Stmt {
+        let mut st = Stmt::new(code, k);
+        st.uid = self.uid();
+        st
+    }
+
+    fn jset(&mut self, k: u32, jt: u32, jf: u32) -> Stmt {
+        let mut st = self.target(JMP | JSET | K, k);
+        st.jt = jt;
+        st.jf = jf;
+        st
+    }
+
+    /// gencode.c `insert_compute_vloffsets`: the preamble computing
+    /// variable header offsets, put in front of the first block.
+    fn insert_compute_vloffsets(&mut self, b: usize) -> GResult<()> {
+        if self.off_linkpl.reg.is_some()
+            && self.off_linkhdr.is_variable
+            && self.off_linkhdr.reg.is_none()
+        {
+            self.off_linkhdr.reg = Some(self.alloc_reg()?);
+        }
+        let hdr = self.off_linkhdr.reg;
+        let mut s: Vec<Stmt> = match (self.linktype.0, hdr) {
+            (119, _) => {
+                // gen_load_prism_llprefixlen: an AVS header may stand in for the Prism one.
+                self.no_optimize = true;
+                match hdr {
+                    Some(r) => {
+                        let (t_avs, t_prism, t_st) = (self.uid(), self.uid(), self.uid());
+                        let mut jeq = self.target(JMP | JEQ | K, 0x8021_1000);
+                        jeq.jt = t_avs;
+                        jeq.jf = t_prism;
+                        let mut ld4 = Stmt::new(LD | W | ABS, 4);
+                        ld4.uid = t_avs;
+                        let mut ja = Stmt::new(JMP | JA | K, 1);
+                        ja.jf = t_st;
+                        let mut imm = Stmt::new(LD | W | IMM, 144);
+                        imm.uid = t_prism;
+                        let mut st = Stmt::new(ST, r);
+                        st.uid = t_st;
+                        vec![
+                            Stmt::new(LD | W | ABS, 0),
+                            Stmt::new(ALU | AND | K, 0xffff_f000),
+                            jeq,
+                            ld4,
+                            ja,
+                            imm,
+                            st,
+                            Stmt::new(MISC | TAX, 0),
+                        ]
+                    }
+                    None => Vec::new(),
+                }
+            }
+            (163, Some(r)) => vec![
+                Stmt::new(LD | W | ABS, 4),
+                Stmt::new(ST, r),
+                Stmt::new(MISC | TAX, 0),
+            ],
+            (127 | 192, Some(r)) => vec![
+                Stmt::new(LD | B | ABS, 3),
+                Stmt::new(ALU | LSH | K, 8),
+                Stmt::new(MISC | TAX, 0),
+                Stmt::new(LD | B | ABS, 2),
+                Stmt::new(ALU | OR | X, 0),
+                Stmt::new(ST, r),
+                Stmt::new(MISC | TAX, 0),
+            ],
+            _ => Vec::new(),
+        };
+        match self.linktype.0 {
+            105 | 119 | 163 | 127 | 192 => s = self.load_802_11_header_len(s, b),
+            117 => {
+                if let Some(r) = self.off_linkpl.reg {
+                    s = vec![
+                        Stmt::new(LD | B | ABS, 0),
+                        Stmt::new(ALU | ADD | K, 3),
+                        Stmt::new(ALU | AND | K, 0xffff_fffc),
+                        Stmt::new(ST, r),
+                        Stmt::new(MISC | TAX, 0),
+                    ];
+                }
+            }
+            _ => {}
+        }
+        self.sprepend_to_block(s, b);
+        Ok(())
+    }
+
+    /// gencode.c `gen_load_802_11_header_len`: the 802.11 header length
+    /// (24, plus 2 for QoS data frames, radiotap data padding rounded up).
+    fn load_802_11_header_len(&mut self, mut s: Vec<Stmt>, b: usize) -> Vec<Stmt> {
+        let Some(reg) = self.off_linkpl.reg else {
+            return s;
+        };
+        self.no_optimize = true;
+        let snext = match self.blocks[b].stmts.first() {
+            Some(first) if first.uid != 0 => first.uid,
+            Some(_) => {
+                let u = self.uid();
+                self.blocks[b].stmts[0].uid = u;
+                u
+            }
+            None => 0,
+        };
+        if s.is_empty() {
+            s.push(Stmt::new(LDX | IMM, self.off_linkhdr.constant_part));
+        }
+        s.push(Stmt::new(MISC | TXA, 0));
+        s.push(Stmt::new(ALU | ADD | K, 24));
+        s.push(Stmt::new(ST, reg));
+        s.push(Stmt::new(LD | IND | B, 0));
+        let (u_ctl, u_qos, u_add) = (self.uid(), self.uid(), self.uid());
+        let sj1 = self.jset(0x08, u_ctl, snext);
+        s.push(sj1);
+        let mut sj2 = self.jset(0x04, snext, u_qos);
+        sj2.uid = u_ctl;
+        s.push(sj2);
+        let radio = self.linktype.0 == 127;
+        let u_radio = if radio { self.uid() } else { snext };
+        let mut sjq = self.jset(0x80, u_add, u_radio);
+        sjq.uid = u_qos;
+        s.push(sjq);
+        let mut ld = Stmt::new(LD | MEM, reg);
+        ld.uid = u_add;
+        s.push(ld);
+        s.push(Stmt::new(ALU | ADD | K, 2));
+        s.push(Stmt::new(ST, reg));
+        if radio {
+            let (u_ext, u_tsft, u_b16, u_b8, u_round) =
+                (self.uid(), self.uid(), self.uid(), self.uid(), self.uid());
+            let mut ld4 = Stmt::new(LD | ABS | W, 4);
+            ld4.uid = u_radio;
+            s.push(ld4);
+            s.push(self.jset(0x0200_0000, u_ext, snext));
+            let mut ext = self.jset(0x0000_0080, snext, u_tsft);
+            ext.uid = u_ext;
+            s.push(ext);
+            let mut tsft = self.jset(0x0100_0000, u_b16, u_b8);
+            tsft.uid = u_tsft;
+            s.push(tsft);
+            let mut b16 = Stmt::new(LD | ABS | B, 16);
+            b16.uid = u_b16;
+            s.push(b16);
+            s.push(self.jset(0x20, u_round, snext));
+            let mut b8 = Stmt::new(LD | ABS | B, 8);
+            b8.uid = u_b8;
+            s.push(b8);
+            s.push(self.jset(0x20, u_round, snext));
+            let mut r = Stmt::new(LD | MEM, reg);
+            r.uid = u_round;
+            s.push(r);
+            s.push(Stmt::new(ALU | ADD | K, 3));
+            s.push(Stmt::new(ALU | AND | K, !3));
+            s.push(Stmt::new(ST, reg));
+        }
+        s
+    }
 
     fn gen_uncond(&mut self, rsense: bool) -> usize {
         let b = self.new_block(
@@ -955,6 +1148,20 @@ impl<'a> Gen<'a> {
                 }
             }
             0 | 108 | 109 => Ok(self.gen_loopback_linktype(ll_proto)),
+            105 | 119 | 163 | 127 | 192 => {
+                let b0 = self.gen_mcmp(OffRel::LinkHdr, 0, B, 0x08, 0x0c);
+                let b1 = self.gen_llc_linktype(ll_proto)?;
+                Ok(self.gen_and(b0, b1))
+            }
+            117 => Ok(if self.offline {
+                self.gen_bsd_af_offline(1, B, ll_proto, false)
+            } else {
+                match ll_proto {
+                    ETHERTYPE_IP => self.gen_cmp(OffRel::LinkHdr, 1, B, 2),
+                    ETHERTYPE_IPV6 => self.gen_cmp(OffRel::LinkHdr, 1, B, 10),
+                    _ => self.gen_false(),
+                }
+            }),
             7 | 129 => Ok(match ll_proto {
                 ETHERTYPE_IPV6 => self.gen_cmp(OffRel::LinkType, 0, B, 0xc4),
                 ETHERTYPE_IP => self.gen_cmp(OffRel::LinkType, 0, B, 212),
@@ -1213,6 +1420,7 @@ impl<'a> Gen<'a> {
             10 => (None, 7, 1),
             6 => (None, 8, 2),
             122 => (None, 10, 2),
+            105 | 119 | 163 | 127 | 192 => return self.gen_wlanhostop(eaddr, dir),
             _ => return self.fail_kw_on_dlt(keyword),
         };
         self.assert_nonwlan_dqual(dir)?;
@@ -1234,6 +1442,97 @@ impl<'a> Gen<'a> {
             Some(b1) => self.gen_and(b1, b0),
             None => b0,
         })
+    }
+
+    fn gen_mcmp_ne(&mut self, offrel: OffRel, offset: u32, size: i32, v: u32, mask: u32) -> usize {
+        self.gen_ncmp(offrel, offset, size, mask, JEQ, true, v)
+    }
+
+    /// gencode.c `gen_wlanhostop`: where an address sits depends on the frame type and DS bits.
+    fn gen_wlanhostop(&mut self, e: &[u8; 6], dir: u8) -> GResult<usize> {
+        let lh = OffRel::LinkHdr;
+        Ok(match dir {
+            q::SRC | q::DST => {
+                let (tods_off, plain_off) = if dir == q::SRC { (24, 10) } else { (16, 4) };
+                let s = self.load_a(lh, 1, B);
+                let b1 = self.gen_set(0x01, s);
+                let b0 = self.gen_bcmp(lh, if dir == q::SRC { 24 } else { 16 }, e);
+                let mut b0 = self.gen_and(b1, b0);
+                let s = self.load_a(lh, 1, B);
+                let b2 = self.gen_unset(0x01, s);
+                let b1 = self.gen_bcmp(lh, if dir == q::SRC { 16 } else { plain_off }, e);
+                let b1 = self.gen_and(b2, b1);
+                b0 = self.gen_or(b1, b0);
+                let _ = tods_off;
+                if dir == q::SRC {
+                    let s = self.load_a(lh, 1, B);
+                    let b1 = self.gen_set(0x02, s);
+                    b0 = self.gen_and(b1, b0);
+                    let s = self.load_a(lh, 1, B);
+                    let b2 = self.gen_unset(0x02, s);
+                    let b1 = self.gen_bcmp(lh, 10, e);
+                    let b1 = self.gen_and(b2, b1);
+                    b0 = self.gen_or(b1, b0);
+                }
+                let s = self.load_a(lh, 0, B);
+                let b1 = self.gen_set(0x08, s);
+                b0 = self.gen_and(b1, b0);
+                let s = self.load_a(lh, 0, B);
+                let b2 = self.gen_unset(0x08, s);
+                let b1 = self.gen_bcmp(lh, plain_off, e);
+                let b1 = self.gen_and(b2, b1);
+                b0 = self.gen_or(b1, b0);
+                let s = self.load_a(lh, 0, B);
+                let b1 = self.gen_unset(0x04, s);
+                self.gen_and(b1, b0)
+            }
+            q::AND => {
+                let b0 = self.gen_wlanhostop(e, q::SRC)?;
+                let b1 = self.gen_wlanhostop(e, q::DST)?;
+                self.gen_and(b0, b1)
+            }
+            q::DEFAULT | q::OR => {
+                let b0 = self.gen_wlanhostop(e, q::SRC)?;
+                let b1 = self.gen_wlanhostop(e, q::DST)?;
+                self.gen_or(b0, b1)
+            }
+            q::ADDR1 => self.gen_bcmp(lh, 4, e),
+            q::ADDR2 | q::TA => {
+                let b0 = self.gen_mcmp_ne(lh, 0, B, 0x04, 0x0c);
+                let b1 = self.gen_mcmp_ne(lh, 0, B, 0xc0, 0xf0);
+                let b2 = self.gen_mcmp_ne(lh, 0, B, 0xd0, 0xf0);
+                let b2 = self.gen_and(b1, b2);
+                let mut b2 = self.gen_or(b0, b2);
+                if dir == q::TA {
+                    let s = self.load_a(lh, 0, B);
+                    let b1 = self.gen_set(0x08, s);
+                    b2 = self.gen_and(b1, b2);
+                }
+                let b1 = self.gen_bcmp(lh, 10, e);
+                self.gen_and(b2, b1)
+            }
+            q::ADDR3 => {
+                let b0 = self.gen_mcmp_ne(lh, 0, B, 0x04, 0x0c);
+                let b1 = self.gen_bcmp(lh, 16, e);
+                self.gen_and(b0, b1)
+            }
+            q::ADDR4 => {
+                let b0 = self.gen_mcmp(lh, 1, B, 0x03, 0x03);
+                let b1 = self.gen_bcmp(lh, 24, e);
+                self.gen_and(b0, b1)
+            }
+            q::RA => {
+                let s = self.load_a(lh, 0, B);
+                let b1 = self.gen_set(0x08, s);
+                let b0 = self.gen_bcmp(lh, 4, e);
+                self.gen_and(b1, b0)
+            }
+            _ => return self.err(format!("internal error in gen_wlanhostop(): dir == {dir}")),
+        })
+    }
+
+    fn is_wlan(&self) -> bool {
+        matches!(self.linktype.0, 105 | 119 | 163 | 127 | 192)
     }
 
     fn gen_mac48host_byname(&mut self, name: &str, dir: u8, context: &str) -> GResult<usize> {
@@ -1731,7 +2030,13 @@ impl<'a> Gen<'a> {
                 s = self.abs_offset_varpart(3);
                 constpart = self.off_linkpl.constant_part + self.off_nl + IP6_HDRLEN;
             }
-            q::RADIO => return self.err("radio information not present in capture"),
+            q::RADIO => {
+                if !matches!(self.linktype.0, 163 | 127 | 119) {
+                    return self.err("radio information not present in capture");
+                }
+                s = Vec::new();
+                constpart = 0;
+            }
             _ => {
                 return self.err(format!(
                     "'{}' does not support the index operation",
@@ -2108,6 +2413,29 @@ impl<'a> Gen<'a> {
         match proto {
             q::DEFAULT | q::LINK => match self.linktype.0 {
                 10 => Ok(self.gen_mac_multicast(1)),
+                105 | 119 | 163 | 127 | 192 => {
+                    let lh = OffRel::LinkHdr;
+                    let s = self.load_a(lh, 1, B);
+                    let b1 = self.gen_set(0x01, s);
+                    let b0 = self.gen_mac_multicast(16);
+                    let b0 = self.gen_and(b1, b0);
+                    let s = self.load_a(lh, 1, B);
+                    let b2 = self.gen_unset(0x01, s);
+                    let b1 = self.gen_mac_multicast(4);
+                    let b1 = self.gen_and(b2, b1);
+                    let b0 = self.gen_or(b1, b0);
+                    let s = self.load_a(lh, 0, B);
+                    let b1 = self.gen_set(0x08, s);
+                    let b0 = self.gen_and(b1, b0);
+                    let s = self.load_a(lh, 0, B);
+                    let b2 = self.gen_unset(0x08, s);
+                    let b1 = self.gen_mac_multicast(4);
+                    let b1 = self.gen_and(b2, b1);
+                    let b0 = self.gen_or(b1, b0);
+                    let s = self.load_a(lh, 0, B);
+                    let b1 = self.gen_unset(0x04, s);
+                    Ok(self.gen_and(b1, b0))
+                }
                 6 | 122 => Ok(self.gen_mac_multicast(2)),
                 1 | 240 | 241 | 281 | 284 => {
                     let b1 = self.gen_prevlinkhdr_check();
@@ -2159,6 +2487,18 @@ impl<'a> Gen<'a> {
             }
             Other::Greater(n) => Ok(self.gen_jmp_k(JGE, *n, vec![Stmt::new(LD | LEN, 0)])),
             Other::Byte(op, idx, val) => self.gen_byteop(*op, *idx, *val),
+            Other::P80211Type(v, mask) => {
+                if !self.is_wlan() {
+                    return self.fail_kw_on_dlt("type/subtype");
+                }
+                Ok(self.gen_mcmp(OffRel::LinkHdr, 0, B, *v, *mask))
+            }
+            Other::P80211Dir(d) => {
+                if !self.is_wlan() {
+                    return self.fail_kw_on_dlt("dir");
+                }
+                Ok(self.gen_mcmp(OffRel::LinkHdr, 1, B, *d, 0x03))
+            }
             _ => self.err("this primitive is not supported by this compiler yet"),
         }
     }

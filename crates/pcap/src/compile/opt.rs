@@ -972,11 +972,19 @@ impl Opt<'_> {
 
     fn eq_blk(&self, x: usize, y: usize) -> bool {
         let (a, b) = (&self.b[x], &self.b[y]);
-        if a.s != b.s || a.jt != b.jt || a.jf != b.jf {
+        if a.s.code != b.s.code || a.s.k != b.s.k || a.jt != b.jt || a.jf != b.jf {
             return false;
         }
-        let sa = a.stmts.iter().filter(|s| s.code != NOP);
-        let sb = b.stmts.iter().filter(|s| s.code != NOP);
+        let sa = a
+            .stmts
+            .iter()
+            .filter(|s| s.code != NOP)
+            .map(|s| (s.code, s.k));
+        let sb = b
+            .stmts
+            .iter()
+            .filter(|s| s.code != NOP)
+            .map(|s| (s.code, s.k));
         sa.eq(sb)
     }
 
