@@ -149,6 +149,7 @@ enum OffRel {
     Packet,
     LinkHdr,
     PrevLinkHdr,
+    PrevMplsHdr,
     Llc,
     LinkPl,
     LinkPlNoSnap,
@@ -177,12 +178,15 @@ pub(crate) struct Gen<'a> {
     off_nl: u32,
     off_nl_nosnap: u32,
     label_stack_depth: u32,
+    vlan_stack_depth: u32,
+    is_vlan_vloffset: bool,
+    outermost: LinkType,
+    prevlinktype: LinkType,
     is_encap: bool,
     regused: [bool; MEMWORDS],
     curreg: usize,
     pub snaplen: u32,
     netmask: u32,
-    #[allow(dead_code)] // for the Linux-extension primitives
     linux_ext: bool,
     offline: bool,
     swapped: bool,
@@ -261,6 +265,10 @@ impl<'a> Gen<'a> {
             off_nl: 0,
             off_nl_nosnap: 0,
             label_stack_depth: 0,
+            vlan_stack_depth: 0,
+            is_vlan_vloffset: false,
+            outermost: linktype,
+            prevlinktype: linktype,
             is_encap: false,
             regused: [false; MEMWORDS],
             curreg: 0,
@@ -320,6 +328,7 @@ impl<'a> Gen<'a> {
             281 | 284 => (16, 18, 0, 3),              // DSA_TAG_BRCM, DSA_TAG_DSA
             105 | 119 | 163 | 127 | 192 => (24, 0, 8, 3), // IEEE802_11, PRISM, AVS, RADIO, PPI
             117 => (0, 0, 0, 0),                      // PFLOG
+            140 => (N, N, N, N),                      // MTP2
             other => return self.err(format!("unknown data link type {other}")),
         };
         self.off_linkhdr = AbsOffset::fixed(linkhdr);
@@ -488,7 +497,7 @@ impl<'a> Gen<'a> {
             self.off_linkhdr.reg = Some(self.alloc_reg()?);
         }
         let hdr = self.off_linkhdr.reg;
-        let mut s: Vec<Stmt> = match (self.linktype.0, hdr) {
+        let mut s: Vec<Stmt> = match (self.outermost.0, hdr) {
             (119, _) => {
                 // gen_load_prism_llprefixlen: an AVS header may stand in for the Prism one.
                 self.no_optimize = true;
@@ -536,7 +545,7 @@ impl<'a> Gen<'a> {
             ],
             _ => Vec::new(),
         };
-        match self.linktype.0 {
+        match self.outermost.0 {
             105 | 119 | 163 | 127 | 192 => s = self.load_802_11_header_len(s, b),
             117 => {
                 if let Some(r) = self.off_linkpl.reg {
@@ -550,6 +559,19 @@ impl<'a> Gen<'a> {
                 }
             }
             _ => {}
+        }
+        if s.is_empty() && self.is_vlan_vloffset {
+            if self.off_linkpl.reg.is_none() {
+                self.off_linkpl.reg = Some(self.alloc_reg()?);
+            }
+            if self.off_linktype.reg.is_none() {
+                self.off_linktype.reg = Some(self.alloc_reg()?);
+            }
+            s = vec![
+                Stmt::new(LD | W | IMM, 0),
+                Stmt::new(ST, self.off_linkpl.reg.unwrap_or(0)),
+                Stmt::new(ST, self.off_linktype.reg.unwrap_or(0)),
+            ];
         }
         self.sprepend_to_block(s, b);
         Ok(())
@@ -584,7 +606,7 @@ impl<'a> Gen<'a> {
         let mut sj2 = self.jset(0x04, snext, u_qos);
         sj2.uid = u_ctl;
         s.push(sj2);
-        let radio = self.linktype.0 == 127;
+        let radio = self.outermost.0 == 127;
         let u_radio = if radio { self.uid() } else { snext };
         let mut sjq = self.jset(0x80, u_add, u_radio);
         sjq.uid = u_qos;
@@ -728,6 +750,15 @@ impl<'a> Gen<'a> {
             OffRel::LinkHdr => {
                 offset = offset.wrapping_add(self.off_linkhdr.constant_part);
                 self.abs_offset_varpart(0)
+            }
+            OffRel::PrevMplsHdr => {
+                offset = offset.wrapping_add(
+                    self.off_linkpl
+                        .constant_part
+                        .wrapping_add(self.off_nl)
+                        .wrapping_sub(4),
+                );
+                self.abs_offset_varpart(3)
             }
             OffRel::PrevLinkHdr => {
                 offset = offset.wrapping_add(self.off_prevlinkhdr.constant_part);
@@ -1092,6 +1123,9 @@ impl<'a> Gen<'a> {
     }
 
     fn gen_linktype(&mut self, ll_proto: u32) -> GResult<usize> {
+        if self.label_stack_depth > 0 {
+            return self.gen_mpls_linktype(ll_proto);
+        }
         match self.linktype.0 {
             1 | 240 | 241 | 281 | 284 => {
                 let b0 = if !self.is_encap {
@@ -2461,6 +2495,276 @@ impl<'a> Gen<'a> {
         }
     }
 
+    fn ss7kw(t: u8) -> &'static str {
+        match t {
+            22 => "fisu",
+            23 => "lssu",
+            24 => "msu",
+            25 => "hfisu",
+            26 => "hlssu",
+            27 => "hmsu",
+            1 => "sio",
+            2 => "opc",
+            3 => "dpc",
+            4 => "sls",
+            5 => "hsio",
+            6 => "hopc",
+            7 => "hdpc",
+            _ => "hsls",
+        }
+    }
+
+    fn assert_ss7(&self, kw: &str) -> GResult<()> {
+        if self.linktype.0 == 140 {
+            return Ok(());
+        }
+        self.err(format!("'{kw}' supported only on SS7"))
+    }
+
+    /// gencode.c `gen_mtp2type_abbrev` (DLT_MTP2 offsets: LI at 2, HSL LI at 4).
+    fn gen_mtp2type_abbrev(&mut self, t: u8) -> GResult<usize> {
+        self.assert_ss7(Self::ss7kw(t))?;
+        let p = OffRel::Packet;
+        Ok(match t {
+            22 => self.gen_ncmp(p, 2, B, 0x3f, JEQ, false, 0),
+            23 => {
+                let b0 = self.gen_ncmp(p, 2, B, 0x3f, JGT, true, 2);
+                let b1 = self.gen_ncmp(p, 2, B, 0x3f, JGT, false, 0);
+                self.gen_and(b1, b0)
+            }
+            24 => self.gen_ncmp(p, 2, B, 0x3f, JGT, false, 2),
+            25 => self.gen_ncmp(p, 4, H, 0xff80, JEQ, false, 0),
+            26 => {
+                let b0 = self.gen_ncmp(p, 4, H, 0xff80, JGT, true, 0x0100);
+                let b1 = self.gen_ncmp(p, 4, H, 0xff80, JGT, false, 0);
+                self.gen_and(b1, b0)
+            }
+            _ => self.gen_ncmp(p, 4, H, 0xff80, JGT, false, 0x0100),
+        })
+    }
+
+    /// gencode.c `gen_mtp3field_code` (DLT_MTP2: SIO at 3, OPC/DPC at 4, SLS at 7; HSL adds 3).
+    fn gen_mtp3field_code(
+        &mut self,
+        field: u8,
+        v: u32,
+        jtype: i32,
+        reverse: bool,
+    ) -> GResult<usize> {
+        let kw = Self::ss7kw(field);
+        self.assert_ss7(kw)?;
+        let hsl = if field >= 5 { 3 } else { 0 };
+        let p = OffRel::Packet;
+        let swap16 = |x: u32| ((x & 0xff) << 8) | ((x & 0xff00) >> 8);
+        Ok(match field {
+            1 | 5 => {
+                self.assert_maxval(kw, v, 255)?;
+                self.gen_ncmp(p, 3 + hsl, B, u32::MAX, jtype, reverse, v)
+            }
+            2 | 6 => {
+                self.assert_maxval(kw, v, 0x3fff)?;
+                self.gen_ncmp(
+                    p,
+                    4 + hsl,
+                    W,
+                    (0x3fffu32 << 14).swap_bytes(),
+                    jtype,
+                    reverse,
+                    (v << 14).swap_bytes(),
+                )
+            }
+            3 | 7 => {
+                self.assert_maxval(kw, v, 0x3fff)?;
+                self.gen_ncmp(p, 4 + hsl, H, swap16(0x3fff), jtype, reverse, swap16(v))
+            }
+            _ => {
+                self.assert_maxval(kw, v, 0xf)?;
+                self.gen_ncmp(p, 7 + hsl, B, 0xf << 4, jtype, reverse, v << 4)
+            }
+        })
+    }
+
+    fn gen_just_after_mpls_stack(&mut self) -> usize {
+        let s = self.load_a(OffRel::PrevMplsHdr, 2, B);
+        self.gen_set(0x01, s)
+    }
+
+    fn gen_mpls_linktype(&mut self, ll_proto: u32) -> GResult<usize> {
+        let ver = match ll_proto {
+            ETHERTYPE_IP => 4,
+            ETHERTYPE_IPV6 => 6,
+            _ => return self.err("unsupported protocol over mpls"),
+        };
+        let b0 = self.gen_just_after_mpls_stack();
+        let b1 = self.gen_ip_version(OffRel::LinkPl, ver);
+        Ok(self.gen_and(b0, b1))
+    }
+
+    /// gencode.c `gen_mpls`: each `mpls` moves the payload past one label.
+    fn gen_mpls(&mut self, label: Option<u32>) -> GResult<usize> {
+        let mut b0 = if self.label_stack_depth > 0 {
+            let b = self.gen_just_after_mpls_stack();
+            self.gen_not(b)
+        } else {
+            match self.linktype.0 {
+                104 | 112 | 1 | 240 | 241 | 281 | 284 => self.gen_linktype(0x8847)?,
+                9 => self.gen_linktype(0x0281)?,
+                _ => return self.fail_kw_on_dlt("mpls"),
+            }
+        };
+        if let Some(l) = label {
+            self.assert_maxval("MPLS label", l, 0xfffff)?;
+            let b1 = self.gen_mcmp(OffRel::LinkPl, 0, W, l << 12, 0xfffff << 12);
+            b0 = self.gen_and(b0, b1);
+        }
+        self.off_nl_nosnap = self.off_nl_nosnap.wrapping_add(4);
+        self.off_nl = self.off_nl.wrapping_add(4);
+        self.label_stack_depth += 1;
+        Ok(b0)
+    }
+
+    fn gen_pppoes(&mut self, sess: Option<u32>) -> GResult<usize> {
+        let mut b0 = self.gen_linktype(0x8864)?;
+        if let Some(n) = sess {
+            self.assert_maxval("PPPoE session number", n, 65535)?;
+            let b1 = self.gen_cmp(OffRel::LinkPl, 2, H, n);
+            b0 = self.gen_and(b0, b1);
+        }
+        // PUSH_LINKHDR(DLT_PPP, ...): PPP follows the 6-byte PPPoE header.
+        self.prevlinktype = self.linktype;
+        self.off_prevlinkhdr = self.off_linkhdr;
+        self.linktype = LinkType(9);
+        self.off_linkhdr = AbsOffset {
+            constant_part: self
+                .off_linkpl
+                .constant_part
+                .wrapping_add(self.off_nl)
+                .wrapping_add(6),
+            is_variable: self.off_linkpl.is_variable,
+            reg: self.off_linkpl.reg,
+        };
+        self.is_encap = false;
+        self.off_linktype = self.off_linkhdr;
+        self.off_linkpl.constant_part = self.off_linkhdr.constant_part.wrapping_add(2);
+        self.off_nl = 0;
+        self.off_nl_nosnap = 0;
+        Ok(b0)
+    }
+
+    fn gen_vlan_tpid_test(&mut self) -> GResult<usize> {
+        let b0 = self.gen_linktype(0x8100)?;
+        let b1 = self.gen_linktype(0x88a8)?;
+        let b0 = self.gen_or(b0, b1);
+        let b1 = self.gen_linktype(0x9100)?;
+        Ok(self.gen_or(b0, b1))
+    }
+
+    fn gen_vlan_vid_test(&mut self, v: u32) -> GResult<usize> {
+        self.assert_maxval("VLAN tag", v, 0x0fff)?;
+        Ok(self.gen_mcmp(OffRel::LinkPl, 0, H, v, 0x0fff))
+    }
+
+    fn gen_vlan_no_bpf_extensions(&mut self, v: Option<u32>) -> GResult<usize> {
+        let mut b0 = self.gen_vlan_tpid_test()?;
+        if let Some(v) = v {
+            let b1 = self.gen_vlan_vid_test(v)?;
+            b0 = self.gen_and(b0, b1);
+        }
+        self.off_linkpl.constant_part = self.off_linkpl.constant_part.wrapping_add(4);
+        self.off_linktype.constant_part = self.off_linktype.constant_part.wrapping_add(4);
+        Ok(b0)
+    }
+
+    fn vloffset_add(&mut self, which_linkpl: bool, v: u32, s: &mut Vec<Stmt>) -> GResult<()> {
+        let cur = if which_linkpl {
+            self.off_linkpl
+        } else {
+            self.off_linktype
+        };
+        let reg = match cur.reg {
+            Some(r) => r,
+            None => self.alloc_reg()?,
+        };
+        let off = if which_linkpl {
+            &mut self.off_linkpl
+        } else {
+            &mut self.off_linktype
+        };
+        off.is_variable = true;
+        off.reg = Some(reg);
+        s.push(Stmt::new(LD | MEM, reg));
+        s.push(Stmt::new(ALU | ADD | K, v));
+        s.push(Stmt::new(ST, reg));
+        Ok(())
+    }
+
+    /// gencode.c `gen_vlan_bpf_extensions`: Linux strips the outer tag into
+    /// ancillary data (`SKF_AD_VLAN_TAG_PRESENT`), so test both places.
+    fn gen_vlan_bpf_extensions(&mut self, v: Option<u32>) -> GResult<usize> {
+        const SKF_AD_OFF: u32 = 0xffff_f000;
+        let b0 = self.gen_jmp_k(JEQ, 1, vec![Stmt::new(LD | B | ABS, SKF_AD_OFF + 48)]);
+        let b_tpid = self.gen_vlan_tpid_test()?;
+        let b_vid = match v {
+            Some(v) => Some(self.gen_vlan_vid_test(v)?),
+            None => None,
+        };
+        self.is_vlan_vloffset = true;
+        let mut s = Vec::new();
+        self.vloffset_add(true, 4, &mut s)?;
+        self.vloffset_add(false, 4, &mut s)?;
+        let head = self.blocks[b_tpid].head;
+        self.sprepend_to_block(s, head);
+        let mut b0 = self.gen_or(b0, b_tpid);
+        if let Some(b_vid) = b_vid {
+            let first = match self.blocks[b_vid].stmts.first().map(|f| f.uid) {
+                Some(0) => {
+                    let u = self.uid();
+                    self.blocks[b_vid].stmts[0].uid = u;
+                    u
+                }
+                Some(u) => u,
+                None => 0,
+            };
+            let cnt = self.blocks[b_vid].stmts.len() as u32;
+            let tag = self.target(LD | H | ABS, SKF_AD_OFF + 44);
+            let mut jeq = Stmt::new(JMP | JEQ | K, 1);
+            jeq.jt = tag.uid;
+            jeq.jf = first;
+            let s = vec![
+                Stmt::new(LD | B | ABS, SKF_AD_OFF + 48),
+                jeq,
+                tag,
+                Stmt::new(JMP | JA | K, cnt.wrapping_sub(1)),
+            ];
+            self.sprepend_to_block(s, b_vid);
+            b0 = self.gen_and(b0, b_vid);
+        }
+        Ok(b0)
+    }
+
+    fn gen_vlan(&mut self, v: Option<u32>) -> GResult<usize> {
+        if self.label_stack_depth > 0 {
+            return self.err("no VLAN match after MPLS");
+        }
+        let b0 = match self.linktype.0 {
+            1 => {
+                if self.vlan_stack_depth == 0
+                    && !self.off_linkhdr.is_variable
+                    && self.off_linkhdr.constant_part == 0
+                    && self.linux_ext
+                {
+                    self.gen_vlan_bpf_extensions(v)?
+                } else {
+                    self.gen_vlan_no_bpf_extensions(v)?
+                }
+            }
+            240 | 241 | 281 | 284 | 105 | 119 | 163 | 127 => self.gen_vlan_no_bpf_extensions(v)?,
+            _ => return self.fail_kw_on_dlt("vlan"),
+        };
+        self.vlan_stack_depth += 1;
+        Ok(b0)
+    }
+
     fn gen_byteop(&mut self, op: u8, idx: u32, val: u32) -> GResult<usize> {
         self.assert_maxval("byte argument", val, 255)?;
         match op {
@@ -2487,6 +2791,14 @@ impl<'a> Gen<'a> {
             }
             Other::Greater(n) => Ok(self.gen_jmp_k(JGE, *n, vec![Stmt::new(LD | LEN, 0)])),
             Other::Byte(op, idx, val) => self.gen_byteop(*op, *idx, *val),
+            Other::Mtp2Type(t) => self.gen_mtp2type_abbrev(*t),
+            Other::Vlan(v) => self.gen_vlan(*v),
+            Other::Mpls(l) => self.gen_mpls(*l),
+            Other::Pppoed => self.gen_linktype(0x8863),
+            Other::Pppoes(n) => self.gen_pppoes(*n),
+            Other::Mtp3Field(f, v, code, rev) => {
+                self.gen_mtp3field_code(*f, *v, *code as i32, *rev)
+            }
             Other::P80211Type(v, mask) => {
                 if !self.is_wlan() {
                     return self.fail_kw_on_dlt("type/subtype");

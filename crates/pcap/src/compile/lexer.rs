@@ -459,6 +459,10 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
         if b"+-*/%:[]!<>()&|^=".contains(&c) {
             consider(1, 1);
         }
+        if rest.starts_with(b"&&") || rest.starts_with(b"||") {
+            // and|"&&", or|"||": keyword rules, listed before the punctuation
+            consider(2, 0);
+        }
         if rest.len() >= 2
             && [b">=", b"<=", b"!=", b"==", b"<<", b">>"].contains(&&[rest[0], rest[1]])
         {
@@ -509,13 +513,16 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
         }
         let text = &src[i..i + len];
         let kind = match rule {
-            0 => {
-                let kw = KEYWORDS
-                    .iter()
-                    .find(|(k, _)| *k == text)
-                    .map_or("", |(_, c)| c);
-                Tok::Kw(kw)
-            }
+            0 => match text {
+                "&&" => Tok::Kw("and"),
+                "||" => Tok::Kw("or"),
+                _ => Tok::Kw(
+                    KEYWORDS
+                        .iter()
+                        .find(|(k, _)| *k == text)
+                        .map_or("", |(_, c)| c),
+                ),
+            },
             1 | 2 => {
                 const P: [&str; 23] = [
                     "+", "-", "*", "/", "%", ":", "[", "]", "!", "<", ">", "(", ")", "&", "|", "^",
