@@ -2765,6 +2765,119 @@ impl<'a> Gen<'a> {
         Ok(b0)
     }
 
+    fn gen_llc(&mut self) -> GResult<usize> {
+        match self.linktype.0 {
+            1 | 281 | 284 => {
+                let b0 = self.gen_cmp_le(OffRel::LinkType, 0, H, ETHERMTU);
+                let b1 = self.gen_cmp_ne(OffRel::Llc, 0, H, 0xffff);
+                Ok(self.gen_and(b0, b1))
+            }
+            6 | 10 | 11 => Ok(self.gen_true()),
+            105 | 119 | 127 | 163 | 192 => Ok(self.gen_mcmp(OffRel::LinkHdr, 0, B, 0x08, 0x0c)),
+            _ => self.fail_kw_on_dlt("llc"),
+        }
+    }
+
+    /// `llc`, `llc i|s|u`, or an S or U frame subtype name.
+    fn gen_llc_kind(&mut self, kind: Option<&str>) -> GResult<usize> {
+        const S_SUBTYPES: &[(&str, u32)] = &[("rr", 0x01), ("rnr", 0x05), ("rej", 0x09)];
+        const U_SUBTYPES: &[(&str, u32)] = &[
+            ("ui", 0x03),
+            ("ua", 0x63),
+            ("disc", 0x43),
+            ("dm", 0x0f),
+            ("sabme", 0x6f),
+            ("test", 0xe3),
+            ("xid", 0xaf),
+            ("frmr", 0x87),
+        ];
+        let Some(k) = kind else { return self.gen_llc() };
+        let lower = k.to_ascii_lowercase();
+        let find = |t: &[(&str, u32)]| t.iter().find(|(n, _)| *n == lower).map(|(_, v)| *v);
+        let b0 = self.gen_llc()?;
+        let b1 = match lower.as_str() {
+            "i" => {
+                let s = self.load_a(OffRel::Llc, 2, B);
+                self.gen_unset(0x01, s)
+            }
+            "s" => self.gen_mcmp(OffRel::Llc, 2, B, 1, 0x03),
+            "u" => self.gen_mcmp(OffRel::Llc, 2, B, 3, 0x03),
+            _ => {
+                if let Some(v) = find(S_SUBTYPES) {
+                    self.gen_mcmp(OffRel::Llc, 2, B, v, 0x0f)
+                } else if let Some(v) = find(U_SUBTYPES) {
+                    self.gen_mcmp(OffRel::Llc, 2, B, v, 0xef)
+                } else {
+                    return self.err(format!("unknown LLC type name \"{k}\""));
+                }
+            }
+        };
+        Ok(self.gen_and(b0, b1))
+    }
+
+    fn assert_pflog(&self, kw: &str) -> GResult<()> {
+        if self.linktype.0 != 117 {
+            return self.err(format!("'{kw}' supported only on PFLOG linktype"));
+        }
+        Ok(())
+    }
+
+    fn require_basic_bpf_extensions(&self, kw: &str) -> GResult<()> {
+        if self.linux_ext {
+            return Ok(());
+        }
+        self.err(format!(
+            "not a live capture, '{kw}' not supported on {}",
+            self.dlt_name()
+        ))
+    }
+
+    /// gencode.c `gen_inbound_outbound`: a direction field in the link
+    /// header, or Linux's packet type in ancillary data.
+    fn gen_inbound_outbound(&mut self, outbound: bool) -> GResult<usize> {
+        let lh = OffRel::LinkHdr;
+        Ok(match self.linktype.0 {
+            8 => self.gen_cmp(lh, 0, B, outbound as u32),
+            226 => self.gen_cmp(lh, 2, H, if outbound { 2 } else { 1 }),
+            113 => {
+                let b0 = self.gen_cmp(lh, 0, H, 4);
+                if outbound {
+                    b0
+                } else {
+                    self.gen_not(b0)
+                }
+            }
+            276 => {
+                let b0 = self.gen_cmp(lh, 10, B, 4);
+                if outbound {
+                    b0
+                } else {
+                    self.gen_not(b0)
+                }
+            }
+            117 => self.gen_cmp(lh, 60, B, if outbound { 2 } else { 1 }),
+            166 => self.gen_cmp(lh, 0, B, outbound as u32),
+            134 => self.gen_mcmp(lh, 3, B, if outbound { 0 } else { 1 }, 0x01),
+            281 => self.gen_mcmp(lh, 12, B, if outbound { 0x20 } else { 0 }, 0xe0),
+            284 => self.gen_mcmp(
+                lh,
+                12,
+                B,
+                if outbound { 0x40 } else { 0 },
+                if outbound { 0xc0 } else { 0x40 },
+            ),
+            _ => {
+                self.require_basic_bpf_extensions(if outbound { "outbound" } else { "inbound" })?;
+                let b0 = self.gen_cmp(lh, 0xffff_f000 + 4, H, 4);
+                if outbound {
+                    b0
+                } else {
+                    self.gen_not(b0)
+                }
+            }
+        })
+    }
+
     fn gen_byteop(&mut self, op: u8, idx: u32, val: u32) -> GResult<usize> {
         self.assert_maxval("byte argument", val, 255)?;
         match op {
@@ -2793,6 +2906,51 @@ impl<'a> Gen<'a> {
             Other::Byte(op, idx, val) => self.gen_byteop(*op, *idx, *val),
             Other::Mtp2Type(t) => self.gen_mtp2type_abbrev(*t),
             Other::Vlan(v) => self.gen_vlan(*v),
+            Other::Inbound => self.gen_inbound_outbound(false),
+            Other::Outbound => self.gen_inbound_outbound(true),
+            Other::Ifindex(i) => match self.linktype.0 {
+                276 => Ok(self.gen_cmp(OffRel::LinkHdr, 4, W, *i)),
+                _ => {
+                    self.require_basic_bpf_extensions("ifindex")?;
+                    Ok(self.gen_cmp(OffRel::LinkHdr, 0xffff_f000 + 8, W, *i))
+                }
+            },
+            Other::PfIfname(n) => {
+                self.assert_pflog("ifname")?;
+                if n.len() >= 16 {
+                    return self.err("ifname interface names can only be 15 characters");
+                }
+                Ok(self.gen_bcmp(OffRel::LinkHdr, 4, n.as_bytes()))
+            }
+            Other::PfRset(n) => {
+                self.assert_pflog("ruleset")?;
+                if n.len() >= 16 {
+                    return self.err("ruleset names can only be 15 characters");
+                }
+                Ok(self.gen_bcmp(OffRel::LinkHdr, 20, n.as_bytes()))
+            }
+            Other::PfRnr(n) => {
+                self.assert_pflog("rnr")?;
+                Ok(self.gen_cmp(OffRel::LinkHdr, 36, W, *n))
+            }
+            Other::PfSrnr(n) => {
+                self.assert_pflog("srnr")?;
+                Ok(self.gen_cmp(OffRel::LinkHdr, 40, W, *n))
+            }
+            Other::PfReason(n) => {
+                self.assert_pflog("reason")?;
+                Ok(self.gen_cmp(OffRel::LinkHdr, 3, B, *n))
+            }
+            Other::PfAction(n) => {
+                self.assert_pflog("action")?;
+                Ok(self.gen_cmp(OffRel::LinkHdr, 2, B, *n))
+            }
+            Other::Llc(kind) => self.gen_llc_kind(kind.as_deref()),
+            Other::LlcRnr => {
+                let b0 = self.gen_llc()?;
+                let b1 = self.gen_mcmp(OffRel::Llc, 2, B, 0x05, 0x0f);
+                Ok(self.gen_and(b0, b1))
+            }
             Other::Mpls(l) => self.gen_mpls(*l),
             Other::Pppoed => self.gen_linktype(0x8863),
             Other::Pppoes(n) => self.gen_pppoes(*n),

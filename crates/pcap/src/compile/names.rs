@@ -389,6 +389,7 @@ pub(crate) fn pf_action(s: &str) -> Option<u32> {
         "nobinat" => 7,
         "rdr" => 8,
         "nordr" => 9,
+        "synproxy-drop" => 10,
         _ => return None,
     })
 }
