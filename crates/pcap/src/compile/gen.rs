@@ -329,6 +329,9 @@ impl<'a> Gen<'a> {
             105 | 119 | 163 | 127 | 192 => (24, 0, 8, 3), // IEEE802_11, PRISM, AVS, RADIO, PPI
             117 => (0, 0, 0, 0),                      // PFLOG
             140 => (N, N, N, N),                      // MTP2
+            134 => (4, 4, 0, N),                      // JUNIPER_MFR
+            // DLT_HIGH_MATCHING_MIN..MAX: only link[] and friends.
+            104..=298 => (N, N, N, N),
             other => return self.err(format!("unknown data link type {other}")),
         };
         self.off_linkhdr = AbsOffset::fixed(linkhdr);
@@ -1182,6 +1185,7 @@ impl<'a> Gen<'a> {
                 }
             }
             0 | 108 | 109 => Ok(self.gen_loopback_linktype(ll_proto)),
+            134 => Ok(self.gen_mcmp(OffRel::LinkHdr, 0, W, 0x4d47_4300, 0xffff_ff00)),
             105 | 119 | 163 | 127 | 192 => {
                 let b0 = self.gen_mcmp(OffRel::LinkHdr, 0, B, 0x08, 0x0c);
                 let b1 = self.gen_llc_linktype(ll_proto)?;
@@ -1767,14 +1771,29 @@ impl<'a> Gen<'a> {
             }
             q::ISO => {
                 self.assert_maxval("ISO protocol", v, 255)?;
-                let b0 = self.gen_linktype(LLCSAP_ISONS)?;
-                let b1 = self.gen_cmp(OffRel::LinkPlNoSnap, 0, B, v);
-                Ok(self.gen_and(b0, b1))
+                match self.linktype.0 {
+                    107 => Ok(self.gen_frelay_nlpid(v)),
+                    104 | 112 => {
+                        let b0 = self.gen_linktype((LLCSAP_ISONS << 8) | LLCSAP_ISONS)?;
+                        let b1 = self.gen_cmp(OffRel::LinkPlNoSnap, 1, B, v);
+                        Ok(self.gen_and(b0, b1))
+                    }
+                    _ => {
+                        let b0 = self.gen_linktype(LLCSAP_ISONS)?;
+                        let b1 = self.gen_cmp(OffRel::LinkPlNoSnap, 0, B, v);
+                        Ok(self.gen_and(b0, b1))
+                    }
+                }
             }
             q::ISIS => {
                 self.assert_maxval("IS-IS PDU type", v, 0x1f)?;
                 let b0 = self.gen_proto(ISO10589_ISIS, q::ISO)?;
-                let b1 = self.gen_mcmp(OffRel::LinkPlNoSnap, 4, B, v, 0x1f);
+                let pdu_type_offset = if matches!(self.linktype.0, 104 | 112) {
+                    5
+                } else {
+                    4
+                };
+                let b1 = self.gen_mcmp(OffRel::LinkPlNoSnap, pdu_type_offset, B, v, 0x1f);
                 Ok(self.gen_and(b0, b1))
             }
             _ => self.invalid_qual(&pqkw(proto), "proto"),
@@ -2416,13 +2435,62 @@ impl<'a> Gen<'a> {
                 self.gen_mcode6(s, 128, qu)
             }
             IdKind::Eid(s) => self.gen_ecode(s, qu),
-            IdKind::Aid(_) => self.fail_kw_on_dlt("link host $XX"),
+            IdKind::Aid(a) => {
+                self.assert_nonwlan_dqual(qu.dir)?;
+                if qu.addr != q::HOST && qu.addr != q::DEFAULT {
+                    return self.invalid_qual(&tqkw(qu.addr), "$XX");
+                }
+                if qu.proto != q::LINK {
+                    return self.err("'link' is the only valid proto qualifier for 'host $XX'");
+                }
+                let Some(v) = a
+                    .strip_prefix('$')
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                else {
+                    return self.err(format!("invalid MAC-8 address '{a}'"));
+                };
+                self.gen_mac8host(v as u32, qu.dir, "link host $XX")
+            }
         }
+    }
+
+    /// gencode.c `gen_mac8host`: one-byte station addresses (ARCnet, MS/TP).
+    fn gen_mac8host(&mut self, v: u32, dir: u8, context: &str) -> GResult<usize> {
+        let (src_off, dst_off) = match self.linktype.0 {
+            7 | 129 => (0, 1),
+            165 => (4, 3),
+            _ => return self.fail_kw_on_dlt(context),
+        };
+        let lh = OffRel::LinkHdr;
+        Ok(match dir {
+            q::SRC => self.gen_cmp(lh, src_off, B, v),
+            q::DST => self.gen_cmp(lh, dst_off, B, v),
+            q::AND => {
+                let a = self.gen_cmp(lh, src_off, B, v);
+                let b = self.gen_cmp(lh, dst_off, B, v);
+                self.gen_and(a, b)
+            }
+            q::DEFAULT | q::OR => {
+                let a = self.gen_cmp(lh, src_off, B, v);
+                let b = self.gen_cmp(lh, dst_off, B, v);
+                self.gen_or(a, b)
+            }
+            _ => {
+                return self.err(format!(
+                    "internal error in gen_mac8host(): dir == '{}'",
+                    dqkw(dir)
+                ))
+            }
+        })
     }
 
     fn gen_broadcast(&mut self, proto: u8) -> GResult<usize> {
         match proto {
-            q::DEFAULT | q::LINK => self.gen_mac48host(&[0xff; 6], q::DST, "broadcast"),
+            q::DEFAULT | q::LINK => match self.linktype.0 {
+                7 | 129 => self.gen_mac8host(0, q::DST, "broadcast"),
+                165 => self.gen_mac8host(0xff, q::DST, "broadcast"),
+                _ => self.gen_mac48host(&[0xff; 6], q::DST, "broadcast"),
+            },
             q::IP => {
                 if self.netmask == 0xffff_ffff {
                     return self.err("netmask not known, so 'ip broadcast' not supported");
@@ -2446,6 +2514,7 @@ impl<'a> Gen<'a> {
     fn gen_multicast(&mut self, proto: u8) -> GResult<usize> {
         match proto {
             q::DEFAULT | q::LINK => match self.linktype.0 {
+                7 | 129 => self.gen_mac8host(0, q::DST, "multicast"),
                 10 => Ok(self.gen_mac_multicast(1)),
                 105 | 119 | 163 | 127 | 192 => {
                     let lh = OffRel::LinkHdr;
@@ -2838,7 +2907,7 @@ impl<'a> Gen<'a> {
         let lh = OffRel::LinkHdr;
         Ok(match self.linktype.0 {
             8 => self.gen_cmp(lh, 0, B, outbound as u32),
-            226 => self.gen_cmp(lh, 2, H, if outbound { 2 } else { 1 }),
+            226 => self.gen_cmp(lh, 2, H, if outbound { 1 } else { 2 }),
             113 => {
                 let b0 = self.gen_cmp(lh, 0, H, 4);
                 if outbound {

@@ -247,7 +247,7 @@ impl NameResolver {
     pub(crate) fn network(&self, name: &str) -> Option<u32> {
         self.networks
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, a)| *a)
     }
 
