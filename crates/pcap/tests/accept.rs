@@ -112,6 +112,7 @@ const FLOORS: &[(&str, usize, usize)] = &[
     ("RAW", 250, 250),
     ("SLIP", 3, 3),
     ("SLIP_BSDOS", 1, 1),
+    ("SUNATM", 39, 39),
     ("SYMANTEC_FIREWALL", 2, 2),
 ];
 

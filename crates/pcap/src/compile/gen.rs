@@ -330,6 +330,7 @@ impl<'a> Gen<'a> {
             117 => (0, 0, 0, 0),                      // PFLOG
             140 => (N, N, N, N),                      // MTP2
             134 => (4, 4, 0, N),                      // JUNIPER_MFR
+            123 => (4, 4, 8, 3), // SUNATM: LLC-encapsulated payload after the 4-byte pseudo-header
             // DLT_HIGH_MATCHING_MIN..MAX: only link[] and friends.
             104..=298 => (N, N, N, N),
             other => return self.err(format!("unknown data link type {other}")),
@@ -923,6 +924,10 @@ impl<'a> Gen<'a> {
     // ---- link-layer types ----
 
     fn gen_prevlinkhdr_check(&mut self) -> Option<usize> {
+        // LANE-encapsulated Ethernet: not an LE Control frame.
+        if self.prevlinktype.0 == 123 {
+            return Some(self.gen_cmp_ne(OffRel::PrevLinkHdr, 4, H, 0xff00));
+        }
         None
     }
 
@@ -1186,6 +1191,11 @@ impl<'a> Gen<'a> {
             }
             0 | 108 | 109 => Ok(self.gen_loopback_linktype(ll_proto)),
             134 => Ok(self.gen_mcmp(OffRel::LinkHdr, 0, W, 0x4d47_4300, 0xffff_ff00)),
+            123 => {
+                let b0 = self.gen_atm_prototype(2);
+                let b1 = self.gen_llc_linktype(ll_proto)?;
+                Ok(self.gen_and(b0, b1))
+            }
             105 | 119 | 163 | 127 | 192 => {
                 let b0 = self.gen_mcmp(OffRel::LinkHdr, 0, B, 0x08, 0x0c);
                 let b1 = self.gen_llc_linktype(ll_proto)?;
@@ -2842,6 +2852,11 @@ impl<'a> Gen<'a> {
                 Ok(self.gen_and(b0, b1))
             }
             6 | 10 | 11 => Ok(self.gen_true()),
+            123 => {
+                let b0 = self.gen_atm_prototype(2);
+                self.linktype = self.prevlinktype;
+                Ok(b0)
+            }
             105 | 119 | 127 | 163 | 192 => Ok(self.gen_mcmp(OffRel::LinkHdr, 0, B, 0x08, 0x0c)),
             _ => self.fail_kw_on_dlt("llc"),
         }
@@ -2947,6 +2962,116 @@ impl<'a> Gen<'a> {
         })
     }
 
+    fn atmkw(t: u8) -> &'static str {
+        match t {
+            22 => "metac",
+            23 => "bcc",
+            24 => "oamf4sc",
+            25 => "oamf4ec",
+            26 => "sc",
+            27 => "ilmic",
+            28 => "oam",
+            29 => "oamf4",
+            30 => "lane",
+            51 => "vpi",
+            52 => "vci",
+            70 => "connectmsg",
+            _ => "metaconnect",
+        }
+    }
+
+    fn assert_atm(&self, kw: &str) -> GResult<()> {
+        if self.outermost.0 == 123 {
+            return Ok(());
+        }
+        self.err(format!("'{kw}' supported only on SUNATM"))
+    }
+
+    fn gen_atm_prototype(&mut self, v: u32) -> usize {
+        self.gen_mcmp(OffRel::LinkHdr, 0, B, v, 0x0f)
+    }
+
+    /// gencode.c `gen_atmfield_code`: SunATM's VPI (byte 1) and VCI (bytes 2-3).
+    fn gen_atmfield_code(
+        &mut self,
+        field: u8,
+        v: u32,
+        jtype: i32,
+        reverse: bool,
+    ) -> GResult<usize> {
+        self.assert_atm(Self::atmkw(field))?;
+        if field == 51 {
+            self.assert_maxval("VPI", v, 255)?;
+            Ok(self.gen_ncmp(OffRel::LinkHdr, 1, B, u32::MAX, jtype, reverse, v))
+        } else {
+            self.assert_maxval("VCI", v, 65535)?;
+            Ok(self.gen_ncmp(OffRel::LinkHdr, 2, H, u32::MAX, jtype, reverse, v))
+        }
+    }
+
+    fn gen_vpi_vci(&mut self, vpi: u32, vci: u32) -> GResult<usize> {
+        let b0 = self.gen_atmfield_code(51, vpi, JEQ, false)?;
+        let b1 = self.gen_atmfield_code(52, vci, JEQ, false)?;
+        Ok(self.gen_and(b0, b1))
+    }
+
+    fn gen_atmtype_abbrev(&mut self, t: u8) -> GResult<usize> {
+        self.assert_atm(Self::atmkw(t))?;
+        match t {
+            22 => self.gen_vpi_vci(0, 1),
+            23 => self.gen_vpi_vci(0, 2),
+            24 => self.gen_vpi_vci(0, 3),
+            25 => self.gen_vpi_vci(0, 4),
+            26 => self.gen_vpi_vci(0, 5),
+            27 => self.gen_vpi_vci(0, 16),
+            _ => {
+                // LANE: Ethernet follows a 2-byte LE header (PUSH_LINKHDR(DLT_EN10MB, ...)).
+                let b1 = self.gen_atm_prototype(1);
+                self.prevlinktype = self.linktype;
+                self.off_prevlinkhdr = self.off_linkhdr;
+                self.linktype = LinkType(1);
+                self.off_linkhdr = AbsOffset::fixed(4 + 2);
+                self.is_encap = false;
+                self.off_linktype.constant_part = self.off_linkhdr.constant_part + 12;
+                self.off_linkpl.constant_part = self.off_linkhdr.constant_part + 14;
+                self.off_nl = 0;
+                self.off_nl_nosnap = 3;
+                Ok(b1)
+            }
+        }
+    }
+
+    fn gen_atmmulti_abbrev(&mut self, t: u8) -> GResult<usize> {
+        self.assert_atm(Self::atmkw(t))?;
+        let msg = |g: &mut Self, m: u32| g.gen_cmp(OffRel::LinkHdr, 4 + 5, B, m);
+        match t {
+            28 | 29 => {
+                let b0 = self.gen_atmfield_code(52, 3, JEQ, false)?;
+                let b1 = self.gen_atmfield_code(52, 4, JEQ, false)?;
+                let b1 = self.gen_or(b0, b1);
+                let b0 = self.gen_atmfield_code(51, 0, JEQ, false)?;
+                Ok(self.gen_and(b0, b1))
+            }
+            _ => {
+                let connect = t == 70;
+                let msgs: &[u32] = if connect {
+                    &[0x05, 0x02, 0x07, 0x0f, 0x4d, 0x5a]
+                } else {
+                    &[0x05, 0x02, 0x07, 0x4d, 0x5a]
+                };
+                let b0 = msg(self, msgs[0]);
+                let mut b1 = msg(self, msgs[1]);
+                b1 = self.gen_or(b0, b1);
+                for &m in &msgs[2..] {
+                    let b0 = msg(self, m);
+                    b1 = self.gen_or(b0, b1);
+                }
+                let b0 = self.gen_atmtype_abbrev(if connect { 26 } else { 22 })?;
+                Ok(self.gen_and(b0, b1))
+            }
+        }
+    }
+
     fn gen_byteop(&mut self, op: u8, idx: u32, val: u32) -> GResult<usize> {
         self.assert_maxval("byte argument", val, 255)?;
         match op {
@@ -2975,6 +3100,9 @@ impl<'a> Gen<'a> {
             Other::Byte(op, idx, val) => self.gen_byteop(*op, *idx, *val),
             Other::Mtp2Type(t) => self.gen_mtp2type_abbrev(*t),
             Other::Vlan(v) => self.gen_vlan(*v),
+            Other::AtmType(t) => self.gen_atmtype_abbrev(*t),
+            Other::AtmMulti(t) => self.gen_atmmulti_abbrev(*t),
+            Other::AtmField(f, v, code, rev) => self.gen_atmfield_code(*f, *v, *code as i32, *rev),
             Other::Inbound => self.gen_inbound_outbound(false),
             Other::Outbound => self.gen_inbound_outbound(true),
             Other::Ifindex(i) => match self.linktype.0 {
