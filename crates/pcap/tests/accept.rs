@@ -80,7 +80,7 @@ const FLOORS: &[(&str, usize, usize)] = &[
     ("C_HDLC", 6, 6),
     ("DSA_TAG_BRCM", 42, 42),
     ("DSA_TAG_DSA", 38, 38),
-    ("EN10MB", 478, 478),
+    ("EN10MB", 483, 483),
     ("ENC", 1, 1),
     ("FDDI", 116, 116),
     ("FRELAY", 5, 5),

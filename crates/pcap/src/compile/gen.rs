@@ -2266,7 +2266,7 @@ impl<'a> Gen<'a> {
 
     fn gen_ncode(&mut self, s: Option<&str>, mut v: u32, qu: Qual) -> GResult<usize> {
         if qu.proto == q::DECNET {
-            return self.err("'decnet' addresses are not supported by this compiler yet");
+            return self.gen_dnhost(s, v, qu);
         }
         let proto = qu.proto;
         let (vlen, idstr) = match s {
@@ -2314,6 +2314,70 @@ impl<'a> Gen<'a> {
             q::UNDEF => self.err("syntax error in filter expression"),
             _ => self.invalid_qual(&tqkw(qu.addr), &idstr),
         }
+    }
+
+    /// gencode.c `gen_dnhost`: a DECnet `area.node` address.
+    fn gen_dnhost(&mut self, s: Option<&str>, v: u32, qu: Qual) -> GResult<usize> {
+        self.assert_nonwlan_dqual(qu.dir)?;
+        if qu.addr != q::DEFAULT && qu.addr != q::HOST {
+            return self.invalid_qual("decnet", &tqkw(qu.addr));
+        }
+        let Some(s) = s else {
+            return self.err(format!("invalid DECnet address '{v}'"));
+        };
+        let Some(addr) = names::atodn(s) else {
+            return self.err(format!("invalid DECnet address '{s}'"));
+        };
+        let b0 = self.gen_linktype(ETHERTYPE_DN)?;
+        let b1 = self.gen_dnhostop(addr, qu.dir)?;
+        Ok(self.gen_and(b0, b1))
+    }
+
+    fn gen_dnhostop(&mut self, addr: u32, dir: u8) -> GResult<usize> {
+        let (offset_sh, offset_lh) = match dir {
+            q::DST => (1, 7),
+            q::SRC => (3, 15),
+            q::AND | q::DEFAULT | q::OR => {
+                let b0 = self.gen_dnhostop(addr, q::SRC)?;
+                let b1 = self.gen_dnhostop(addr, q::DST)?;
+                return Ok(if dir == q::AND {
+                    self.gen_and(b0, b1)
+                } else {
+                    self.gen_or(b0, b1)
+                });
+            }
+            _ => {
+                return self.err(format!(
+                    "internal error in gen_dnhostop(): dir == '{}'",
+                    dqkw(dir)
+                ))
+            }
+        };
+        let sw = ((addr & 0xff) << 8) | ((addr >> 8) & 0xff);
+        let pl = OffRel::LinkPl;
+        let tmp = self.gen_mcmp(pl, 2, H, 0x8106, 0xff07);
+        let b1 = self.gen_cmp(pl, 2 + 1 + offset_lh, H, sw);
+        let b1 = self.gen_and(tmp, b1);
+        let tmp = self.gen_mcmp(pl, 2, B, 0x06, 0x07);
+        let b2 = self.gen_cmp(pl, 2 + offset_lh, H, sw);
+        let b2 = self.gen_and(tmp, b2);
+        let b1 = self.gen_or(b2, b1);
+        let b2 = if dir == q::DST {
+            self.gen_mcmp(pl, 2, W, 0x8102_0000 | sw, 0xff07_ffff)
+        } else {
+            let tmp = self.gen_mcmp(pl, 2, H, 0x8102, 0xff07);
+            let b2 = self.gen_cmp(pl, 2 + 1 + offset_sh, H, sw);
+            self.gen_and(tmp, b2)
+        };
+        let b1 = self.gen_or(b2, b1);
+        let b2 = if dir == q::DST {
+            self.gen_mcmp(pl, 2, W, 0x0200_0000 | (sw << 8), 0x07ff_ff00)
+        } else {
+            let tmp = self.gen_mcmp(pl, 2, B, 0x02, 0x07);
+            let b2 = self.gen_cmp(pl, 2 + offset_sh, H, sw);
+            self.gen_and(tmp, b2)
+        };
+        Ok(self.gen_or(b2, b1))
     }
 
     fn gen_mcode(&mut self, s1: &str, s2: Option<&str>, masklen: u32, qu: Qual) -> GResult<usize> {

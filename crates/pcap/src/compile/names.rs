@@ -352,6 +352,18 @@ pub(crate) fn atomac48(s: &str) -> Option<[u8; 6]> {
     Some(m)
 }
 
+/// libpcap's `pcapint_atodn`: a DECnet `area.node` address (area < 64, node < 1024).
+pub(crate) fn atodn(s: &str) -> Option<u32> {
+    let (area, node) = s.split_once('.')?;
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit());
+    if !digits(area) || !digits(node) {
+        return None;
+    }
+    let area: u32 = area.parse().ok().filter(|a| *a <= 63)?;
+    let node: u32 = node.parse().ok().filter(|n| *n <= 1023)?;
+    Some(area << 10 | node)
+}
+
 /// PF reason names (OpenBSD's `PFRES_NAMES`).
 pub(crate) fn pf_reason(s: &str) -> Option<u32> {
     const R: &[&str] = &[
