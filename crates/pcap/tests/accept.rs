@@ -109,7 +109,7 @@ const FLOORS: &[(&str, usize, usize)] = &[
     ("PPP_PPPD", 3, 3),
     ("PPP_SERIAL", 1, 1),
     ("PRISM_HEADER", 12, 12),
-    ("RAW", 250, 250),
+    ("RAW", 256, 256),
     ("SLIP", 3, 3),
     ("SLIP_BSDOS", 1, 1),
     ("SUNATM", 39, 39),

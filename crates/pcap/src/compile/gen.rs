@@ -913,8 +913,12 @@ impl<'a> Gen<'a> {
         self.err(format!("'{a}' is not a valid qualifier for '{b}'"))
     }
 
+    /// pcapint_datalink_val_to_string's `DLT_NAME`.
     fn dlt_name(&self) -> String {
-        self.linktype.name().unwrap_or("unknown").to_string()
+        match self.linktype.name() {
+            Some(n) => format!("DLT_{n}"),
+            None => format!("DLT {}", self.linktype.0),
+        }
     }
 
     fn fail_kw_on_dlt<T>(&self, kw: &str) -> GResult<T> {
@@ -2260,8 +2264,112 @@ impl<'a> Gen<'a> {
         Ok(())
     }
 
-    fn gen_protochain(&mut self, _v: u32, _proto: u8) -> GResult<usize> {
-        self.err("'protochain' is not supported by this compiler yet")
+    /// gencode.c `gen_protochain`: a loop in one block walking the IPv6
+    /// extension headers (and IPv4/IPv6 AH) to the protocol `v`.
+    fn gen_protochain(&mut self, v: u32, proto: u8) -> GResult<usize> {
+        let reg2 = self.alloc_reg()?;
+        match proto {
+            q::IP | q::IPV6 => self.assert_maxval("protocol number", v, 255)?,
+            q::DEFAULT => {
+                let b0 = self.gen_protochain(v, q::IP)?;
+                let b = self.gen_protochain(v, q::IPV6)?;
+                return Ok(self.gen_or(b0, b));
+            }
+            _ => return self.invalid_qual(&pqkw(proto), "protochain"),
+        }
+        if self.off_linkpl.is_variable {
+            return self.err("'protochain' not supported with variable length headers");
+        }
+        self.no_optimize = true;
+        let base = self.off_linkpl.constant_part.wrapping_add(self.off_nl);
+        let mut s: Vec<Stmt> = vec![Stmt::new(0, 0)]; // libpcap's dummy s[0]
+        let b0 = if proto == q::IP {
+            let b0 = self.gen_linktype(ETHERTYPE_IP)?;
+            // Only the first statement of each list survives s[i]->next = s[i + 1].
+            let l = self.load_a(OffRel::LinkPl, 9, B);
+            s.push(l[0]);
+            let x = self.loadx_iphdrlen();
+            s.push(x[0]);
+            b0
+        } else {
+            let b0 = self.gen_linktype(ETHERTYPE_IPV6)?;
+            let l = self.load_a(OffRel::LinkPl, 6, B);
+            s.push(l[0]);
+            s.push(Stmt::new(LDX | IMM, IP6_HDRLEN));
+            b0
+        };
+        let push = |g: &mut Self, s: &mut Vec<Stmt>, code: i32, k: u32| -> usize {
+            let st = g.target(code, k);
+            s.push(st);
+            s.len() - 1
+        };
+        let again = s.len();
+        let fix5 = push(self, &mut s, JMP | JEQ | K, v);
+        let fix2 = push(self, &mut s, JMP | JEQ | K, 59);
+        s[fix5].jf = s[fix2].uid;
+        let mut fix3 = None;
+        if proto == q::IPV6 {
+            let v6start = push(self, &mut s, JMP | JEQ | K, 0);
+            s[fix2].jf = s[v6start].uid;
+            for k in [60, 43, 44] {
+                let i = push(self, &mut s, JMP | JEQ | K, k);
+                s[i - 1].jf = s[i].uid;
+            }
+            let v6end = s.len() - 1;
+            fix3 = Some(v6end);
+            let v6advance = push(self, &mut s, LD | IND | B, base);
+            push(self, &mut s, ST, reg2);
+            push(self, &mut s, LD | IND | B, base.wrapping_add(1));
+            push(self, &mut s, ALU | ADD | K, 1);
+            push(self, &mut s, ALU | 0x20 | K, 8);
+            push(self, &mut s, ALU | ADD | X, 0);
+            push(self, &mut s, MISC | TAX, 0);
+            push(self, &mut s, LD | MEM, reg2);
+            let i = s.len();
+            push(
+                self,
+                &mut s,
+                JMP | JA | K,
+                (again as u32).wrapping_sub(i as u32 + 1),
+            );
+            for j in v6start..=v6end {
+                s[j].jt = s[v6advance].uid;
+            }
+        } else {
+            let i = push(self, &mut s, ALU | ADD | K, 0);
+            s[fix2].jf = s[i].uid;
+        }
+        let ahcheck = push(self, &mut s, JMP | JEQ | K, 51);
+        if let Some(f3) = fix3 {
+            s[f3].jf = s[ahcheck].uid;
+        }
+        let fix4 = ahcheck;
+        let i = push(self, &mut s, LD | IND | B, base);
+        s[fix4].jt = s[i].uid;
+        push(self, &mut s, ST, reg2);
+        push(self, &mut s, MISC | TXA, 0);
+        push(self, &mut s, ALU | ADD | K, 1);
+        push(self, &mut s, MISC | TAX, 0);
+        push(self, &mut s, LD | IND | B, base);
+        push(self, &mut s, ALU | ADD | K, 2);
+        push(self, &mut s, ALU | 0x20 | K, 4);
+        push(self, &mut s, MISC | TAX, 0);
+        push(self, &mut s, LD | MEM, reg2);
+        let i = s.len();
+        push(
+            self,
+            &mut s,
+            JMP | JA | K,
+            (again as u32).wrapping_sub(i as u32 + 1),
+        );
+        let end = push(self, &mut s, ALU | ADD | K, 0);
+        s[fix2].jt = s[end].uid;
+        s[fix4].jf = s[end].uid;
+        s[fix5].jt = s[end].uid;
+        s.remove(0);
+        let b = self.gen_jmp_k(JEQ, v, s);
+        self.free_reg(reg2);
+        Ok(self.gen_and(b0, b))
     }
 
     fn gen_ncode(&mut self, s: Option<&str>, mut v: u32, qu: Qual) -> GResult<usize> {
