@@ -610,7 +610,8 @@ impl<'a> Gen<'a> {
         let mut sj2 = self.jset(0x04, snext, u_qos);
         sj2.uid = u_ctl;
         s.push(sj2);
-        let radio = self.outermost.0 == 127;
+        // libpcap tests the current link type here, not the outermost one.
+        let radio = self.linktype.0 == 127;
         let u_radio = if radio { self.uid() } else { snext };
         let mut sjq = self.jset(0x80, u_add, u_radio);
         sjq.uid = u_qos;
@@ -928,6 +929,19 @@ impl<'a> Gen<'a> {
     // ---- link-layer types ----
 
     fn gen_prevlinkhdr_check(&mut self) -> Option<usize> {
+        if self.is_encap {
+            // gen_encap_ll_check: an encapsulated frame has a link header.
+            let (h, p) = (
+                self.off_linkhdr.reg.unwrap_or(0),
+                self.off_linkpl.reg.unwrap_or(0),
+            );
+            let b0 = self.new_block(
+                JMP | JEQ | X,
+                0,
+                vec![Stmt::new(LD | MEM, h), Stmt::new(LDX | MEM, p)],
+            );
+            return Some(self.gen_not(b0));
+        }
         // LANE-encapsulated Ethernet: not an LE Control frame.
         if self.prevlinktype.0 == 123 {
             return Some(self.gen_cmp_ne(OffRel::PrevLinkHdr, 4, H, 0xff00));
@@ -3244,6 +3258,164 @@ impl<'a> Gen<'a> {
         }
     }
 
+    /// gencode.c `gen_geneve` and `gen_vxlan`: UDP to the tunnel port over
+    /// IPv4 or IPv6, then offsets moved to the inner Ethernet frame.
+    fn gen_tunnel(&mut self, geneve: bool, vni: Option<u32>) -> GResult<usize> {
+        let b0 = self.gen_tunnel_check(geneve, false, vni)?;
+        let mut s = self.loadx_iphdrlen();
+        s.push(Stmt::new(MISC | TXA, 0));
+        let b1 = self.new_block(JMP | JEQ | X, 0, s);
+        let v4 = self.gen_and(b0, b1);
+        let b0 = self.gen_tunnel_check(geneve, true, vni)?;
+        let mut s = self.abs_offset_varpart(3);
+        if s.is_empty() {
+            s.push(Stmt::new(LD | IMM, IP6_HDRLEN));
+        } else {
+            s.push(Stmt::new(LD | IMM, IP6_HDRLEN));
+            s.push(Stmt::new(ALU | ADD | X, 0));
+        }
+        s.push(Stmt::new(MISC | TAX, 0));
+        let b1 = self.new_block(JMP | JEQ | X, 0, s);
+        let v6 = self.gen_and(b0, b1);
+        let offs = if geneve {
+            self.gen_geneve_offsets()?
+        } else {
+            self.gen_vxlan_offsets()?
+        };
+        let t = self.gen_true();
+        let offsets = self.sprepend_to_block(offs, t);
+        self.is_encap = true;
+        let either = self.gen_or(v4, v6);
+        Ok(self.gen_and(either, offsets))
+    }
+
+    fn gen_tunnel_check(&mut self, geneve: bool, v6: bool, vni: Option<u32>) -> GResult<usize> {
+        let port = if geneve { 6081 } else { 4789 };
+        let b0 = self.gen_port_any(v6, port, port, IPPROTO_UDP, q::DST, "port")?;
+        let rel = if v6 {
+            OffRel::TranIpv6
+        } else {
+            OffRel::TranIpv4
+        };
+        let b1 = if geneve {
+            self.gen_mcmp(rel, 8, B, 0, 0xc0)
+        } else {
+            self.gen_cmp(rel, 8, B, 0x08)
+        };
+        let mut b0 = self.gen_and(b0, b1);
+        if let Some(vni) = vni {
+            self.assert_maxval(
+                if geneve { "Geneve VNI" } else { "VXLAN VNI" },
+                vni,
+                0xff_ffff,
+            )?;
+            let b1 = self.gen_mcmp(rel, 12, W, vni << 8, 0xffff_ff00);
+            b0 = self.gen_and(b0, b1);
+        }
+        Ok(b0)
+    }
+
+    /// PUSH_LINKHDR(DLT_EN10MB, variable, 0, reg) for a tunnelled frame.
+    fn push_inner_ethernet(&mut self) -> GResult<u32> {
+        let reg = self.alloc_reg()?;
+        self.prevlinktype = self.linktype;
+        self.off_prevlinkhdr = self.off_linkhdr;
+        self.linktype = LinkType(1);
+        self.off_linkhdr = AbsOffset {
+            constant_part: 0,
+            is_variable: true,
+            reg: Some(reg),
+        };
+        self.is_encap = false;
+        Ok(reg)
+    }
+
+    fn gen_geneve_offsets(&mut self) -> GResult<Vec<Stmt>> {
+        let mut s = vec![
+            Stmt::new(
+                ALU | ADD | K,
+                self.off_linkpl
+                    .constant_part
+                    .wrapping_add(self.off_nl)
+                    .wrapping_add(8),
+            ),
+            Stmt::new(MISC | TAX, 0),
+            Stmt::new(ALU | ADD | K, 2),
+        ];
+        let lt_reg = self.alloc_reg()?;
+        self.off_linktype = AbsOffset {
+            constant_part: 0,
+            is_variable: true,
+            reg: Some(lt_reg),
+        };
+        s.push(Stmt::new(ST, lt_reg));
+        s.push(Stmt::new(LD | IND | B, 0));
+        s.push(Stmt::new(ALU | AND | K, 0x3f));
+        s.push(Stmt::new(ALU | 0x20 | K, 4));
+        s.push(Stmt::new(ALU | ADD | K, 8));
+        s.push(Stmt::new(ALU | ADD | X, 0));
+        let hdr_reg = self.push_inner_ethernet()?;
+        s.push(Stmt::new(ST, hdr_reg));
+        self.no_optimize = true;
+        s.push(Stmt::new(LD | IND | H, 2));
+        s.push(Stmt::new(LDX | MEM, hdr_reg));
+        let mut proto = self.target(JMP | JEQ | K, 0x6558);
+        let txa = self.target(MISC | TXA, 0);
+        proto.jt = txa.uid;
+        let at = s.len();
+        s.push(proto);
+        s.push(txa);
+        s.push(Stmt::new(ALU | ADD | K, 12));
+        s.push(Stmt::new(ST, lt_reg));
+        s.push(Stmt::new(ALU | ADD | K, 2));
+        s.push(Stmt::new(MISC | TAX, 0));
+        let pl_reg = self.alloc_reg()?;
+        self.off_linkpl = AbsOffset {
+            constant_part: 0,
+            is_variable: true,
+            reg: Some(pl_reg),
+        };
+        let stx = self.target(STX, pl_reg);
+        s[at].jf = stx.uid;
+        s.push(stx);
+        self.off_nl = 0;
+        Ok(s)
+    }
+
+    fn gen_vxlan_offsets(&mut self) -> GResult<Vec<Stmt>> {
+        let mut s = vec![
+            Stmt::new(
+                ALU | ADD | K,
+                self.off_linkpl
+                    .constant_part
+                    .wrapping_add(self.off_nl)
+                    .wrapping_add(8),
+            ),
+            Stmt::new(ALU | ADD | K, 8),
+        ];
+        let hdr_reg = self.push_inner_ethernet()?;
+        s.push(Stmt::new(ST, hdr_reg));
+        s.push(Stmt::new(ALU | ADD | K, 12));
+        let lt_reg = self.alloc_reg()?;
+        self.off_linktype = AbsOffset {
+            constant_part: 0,
+            is_variable: true,
+            reg: Some(lt_reg),
+        };
+        s.push(Stmt::new(ST, lt_reg));
+        s.push(Stmt::new(ALU | ADD | K, 2));
+        s.push(Stmt::new(MISC | TAX, 0));
+        let pl_reg = self.alloc_reg()?;
+        self.off_linkpl = AbsOffset {
+            constant_part: 0,
+            is_variable: true,
+            reg: Some(pl_reg),
+        };
+        s.push(Stmt::new(STX, pl_reg));
+        self.off_nl = 0;
+        Ok(s)
+    }
+
     fn gen_byteop(&mut self, op: u8, idx: u32, val: u32) -> GResult<usize> {
         self.assert_maxval("byte argument", val, 255)?;
         match op {
@@ -3272,6 +3444,8 @@ impl<'a> Gen<'a> {
             Other::Byte(op, idx, val) => self.gen_byteop(*op, *idx, *val),
             Other::Mtp2Type(t) => self.gen_mtp2type_abbrev(*t),
             Other::Vlan(v) => self.gen_vlan(*v),
+            Other::Geneve(v) => self.gen_tunnel(true, *v),
+            Other::Vxlan(v) => self.gen_tunnel(false, *v),
             Other::AtmType(t) => self.gen_atmtype_abbrev(*t),
             Other::AtmMulti(t) => self.gen_atmmulti_abbrev(*t),
             Other::AtmField(f, v, code, rev) => self.gen_atmfield_code(*f, *v, *code as i32, *rev),
