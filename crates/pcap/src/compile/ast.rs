@@ -103,7 +103,6 @@ pub(crate) enum IdKind {
     /// A MAC-48 address.
     Eid(String),
     /// A MAC-8 address.
-    #[allow(dead_code)]
     Aid(String),
 }
 
@@ -121,7 +120,6 @@ pub(crate) enum Arth {
 
 /// Primitives without an `id` (grammar.y's `other` and friends).
 #[derive(Clone, Debug)]
-#[allow(dead_code)] // fields of primitives whose code generation is not written yet
 pub(crate) enum Other {
     Broadcast(u8),
     Multicast(u8),

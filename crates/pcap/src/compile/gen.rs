@@ -144,7 +144,6 @@ impl AbsOffset {
 
 /// Which header an offset is relative to (gencode.c's `enum e_offrel`).
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[allow(dead_code)] // PrevLinkHdr serves encapsulations not generated yet
 enum OffRel {
     Packet,
     LinkHdr,
@@ -3512,7 +3511,6 @@ impl<'a> Gen<'a> {
                 }
                 Ok(self.gen_mcmp(OffRel::LinkHdr, 1, B, *d, 0x03))
             }
-            _ => self.err("this primitive is not supported by this compiler yet"),
         }
     }
 
@@ -3544,12 +3542,5 @@ impl<'a> Gen<'a> {
                 self.gen_other(o)
             }
         }
-    }
-
-    #[allow(dead_code)]
-    fn unused(&mut self) {
-        let _ = (STX, RET, JA, SUB, TXA, NOP);
-        let _ = self.gen_cmp_ne(OffRel::Packet, 0, B, 0);
-        let _ = self.sprepend_to_block(Vec::new(), 0);
     }
 }
