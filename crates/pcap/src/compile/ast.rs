@@ -113,8 +113,9 @@ pub(crate) enum Arth {
     Len,
     /// `proto[idx : size]`
     Load(u8, Box<Arth>, u32),
-    /// A binary operation with its BPF ALU code.
-    Bin(u16, Box<Arth>, Box<Arth>),
+    /// Binary operations folded from the left: `first op1 x1 op2 x2 ...`,
+    /// each op with its BPF ALU code (a list, so long chains need no deep recursion).
+    Chain(Box<Arth>, Vec<(u16, Arth)>),
     Neg(Box<Arth>),
 }
 
@@ -157,8 +158,8 @@ pub(crate) enum Other {
 /// Boolean filter expressions.
 #[derive(Clone, Debug)]
 pub(crate) enum Expr {
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    /// `first op1 e1 op2 e2 ...` folded from the left; `true` is `and`.
+    Chain(Box<Expr>, Vec<(bool, Expr)>),
     Not(Box<Expr>),
     /// An `id` under the qualifiers in effect where it appears.
     Id(Qual, IdKind, usize),

@@ -22,34 +22,61 @@ fn slength(b: &Block) -> usize {
     b.stmts.iter().filter(|s| s.code != NOP).count()
 }
 
-fn count(blocks: &[Block], mark: &mut [bool], p: usize, longjt: &[u32], longjf: &[u32]) -> usize {
-    if mark[p] {
-        return 0;
-    }
-    mark[p] = true;
-    let b = &blocks[p];
-    let mut n = slength(b) + 1 + longjt[p] as usize + longjf[p] as usize;
-    if let (Some(t), Some(f)) = (b.jt, b.jf) {
-        n += count(blocks, mark, t, longjt, longjf);
-        n += count(blocks, mark, f, longjt, longjf);
+fn count(
+    blocks: &[Block],
+    mark: &mut [bool],
+    root: usize,
+    longjt: &[u32],
+    longjf: &[u32],
+) -> usize {
+    let mut n = 0;
+    let mut stack = vec![root];
+    while let Some(p) = stack.pop() {
+        if mark[p] {
+            continue;
+        }
+        mark[p] = true;
+        let b = &blocks[p];
+        n += slength(b) + 1 + longjt[p] as usize + longjf[p] as usize;
+        if let (Some(t), Some(f)) = (b.jt, b.jf) {
+            stack.push(f);
+            stack.push(t);
+        }
     }
     n
 }
 
 impl Conv<'_> {
-    fn convert(&mut self, p: Option<usize>) -> Result<bool, CompileError> {
-        let Some(p) = p else { return Ok(true) };
-        if self.mark[p] {
-            return Ok(true);
+    /// convert_code_r without recursion: successors (false branch first)
+    /// are laid out before, i.e. after in the program, their predecessor.
+    /// `false` asks for a restart with a long jump added.
+    fn convert(&mut self, root: usize) -> Result<bool, CompileError> {
+        let mut stack: Vec<(usize, bool)> = vec![(root, false)];
+        while let Some((p, done)) = stack.pop() {
+            if done {
+                if !self.emit_block(p)? {
+                    return Ok(false);
+                }
+                continue;
+            }
+            if self.mark[p] {
+                continue;
+            }
+            self.mark[p] = true;
+            stack.push((p, true));
+            let b = &self.blocks[p];
+            if let Some(t) = b.jt {
+                stack.push((t, false));
+            }
+            if let Some(f) = b.jf {
+                stack.push((f, false));
+            }
         }
-        self.mark[p] = true;
+        Ok(true)
+    }
+
+    fn emit_block(&mut self, p: usize) -> Result<bool, CompileError> {
         let b = &self.blocks[p];
-        if !self.convert(b.jf)? {
-            return Ok(false);
-        }
-        if !self.convert(b.jt)? {
-            return Ok(false);
-        }
         let slen = slength(b);
         self.tail -= slen + 1 + self.longjt[p] as usize + self.longjf[p] as usize;
         let mut dst = self.tail;
@@ -161,7 +188,7 @@ pub(crate) fn icode_to_fcode(
             ],
             tail: n,
         };
-        if c.convert(Some(root))? {
+        if c.convert(root)? {
             return Ok(c.out);
         }
         longjt = c.longjt;

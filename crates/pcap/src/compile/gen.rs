@@ -2019,31 +2019,12 @@ impl<'a> Gen<'a> {
                 a.s.push(Stmt::new(ST, a.regno));
                 Ok(a)
             }
-            Arth::Bin(code, l, r) => {
-                let mut a0 = self.gen_arth_val(l)?;
-                let mut a1 = self.gen_arth_val(r)?;
-                let code = *code as i32;
-                let first = a1.s.first().copied();
-                let imm = |k: &dyn Fn(u32) -> bool| matches!(first, Some(s) if s.code == LD | IMM && k(s.k));
-                if code == 0x30 && imm(&|k| k == 0) {
-                    return self.err("division by zero");
+            Arth::Chain(first, rest) => {
+                let mut a0 = self.gen_arth_val(first)?;
+                for (code, r) in rest {
+                    let a1 = self.gen_arth_val(r)?;
+                    a0 = self.gen_arth(*code as i32, a0, a1)?;
                 }
-                if code == 0x90 && imm(&|k| k == 0) {
-                    return self.err("modulus by zero");
-                }
-                if (code == LSH || code == 0x70) && imm(&|k| k > 31) {
-                    return self.err("shift by more than 31 bits");
-                }
-                a1.s.push(Stmt::new(LDX | MEM, a1.regno));
-                a1.s.push(Stmt::new(LD | MEM, a0.regno));
-                a1.s.push(Stmt::new(ALU | X | code, 0));
-                a0.s.append(&mut a1.s);
-                self.free_reg(a0.regno);
-                self.free_reg(a1.regno);
-                let reg = self.alloc_reg()?;
-                a0.s.push(Stmt::new(ST, reg));
-                a0.regno = reg;
-                // gen_arth keeps only a0's protocol checks; a1's are dropped.
                 Ok(a0)
             }
             Arth::Load(proto, idx, size) => {
@@ -2052,6 +2033,33 @@ impl<'a> Gen<'a> {
                 Ok(inst)
             }
         }
+    }
+
+    /// gencode.c `gen_arth`: `a0 op a1` through the scratch registers.
+    fn gen_arth(&mut self, code: i32, mut a0: ArthVal, mut a1: ArthVal) -> GResult<ArthVal> {
+        let first = a1.s.first().copied();
+        let imm =
+            |k: &dyn Fn(u32) -> bool| matches!(first, Some(s) if s.code == LD | IMM && k(s.k));
+        if code == 0x30 && imm(&|k| k == 0) {
+            return self.err("division by zero");
+        }
+        if code == 0x90 && imm(&|k| k == 0) {
+            return self.err("modulus by zero");
+        }
+        if (code == LSH || code == 0x70) && imm(&|k| k > 31) {
+            return self.err("shift by more than 31 bits");
+        }
+        a1.s.push(Stmt::new(LDX | MEM, a1.regno));
+        a1.s.push(Stmt::new(LD | MEM, a0.regno));
+        a1.s.push(Stmt::new(ALU | X | code, 0));
+        a0.s.append(&mut a1.s);
+        self.free_reg(a0.regno);
+        self.free_reg(a1.regno);
+        let reg = self.alloc_reg()?;
+        a0.s.push(Stmt::new(ST, reg));
+        a0.regno = reg;
+        // gen_arth keeps only a0's protocol checks; a1's are dropped.
+        Ok(a0)
     }
 
     fn gen_load(&mut self, proto: u8, inst: &mut ArthVal, size: u32) -> GResult<()> {
@@ -3517,15 +3525,17 @@ impl<'a> Gen<'a> {
     /// Generates code for a whole expression, in bison's reduction order.
     pub fn gen_expr(&mut self, e: &Expr) -> GResult<usize> {
         match e {
-            Expr::And(a, b) => {
-                let a = self.gen_expr(a)?;
-                let b = self.gen_expr(b)?;
-                Ok(self.gen_and(a, b))
-            }
-            Expr::Or(a, b) => {
-                let a = self.gen_expr(a)?;
-                let b = self.gen_expr(b)?;
-                Ok(self.gen_or(a, b))
+            Expr::Chain(first, rest) => {
+                let mut b = self.gen_expr(first)?;
+                for (is_and, e) in rest {
+                    let r = self.gen_expr(e)?;
+                    b = if *is_and {
+                        self.gen_and(b, r)
+                    } else {
+                        self.gen_or(b, r)
+                    };
+                }
+                Ok(b)
             }
             Expr::Not(a) => {
                 let a = self.gen_expr(a)?;

@@ -51,6 +51,24 @@ impl Bits {
     fn clear(&mut self) {
         self.0.iter_mut().for_each(|w| *w = 0);
     }
+    fn fill(&mut self) {
+        self.0.iter_mut().for_each(|w| *w = u64::MAX);
+    }
+}
+
+/// `sets[dst] &= sets[src]` without copying (`dst != src`).
+fn intersect_from(sets: &mut [Bits], dst: usize, src: usize) {
+    if dst == src {
+        return;
+    }
+    let (d, s) = if dst < src {
+        let (a, b) = sets.split_at_mut(src);
+        (&mut a[dst], &b[0])
+    } else {
+        let (a, b) = sets.split_at_mut(dst);
+        (&mut b[0], &a[src])
+    };
+    d.intersect(s);
 }
 
 /// An edge: the block it leaves and which branch (true or false).
@@ -139,21 +157,30 @@ impl Opt<'_> {
         self.find_levels_r(self.root);
     }
 
-    fn find_levels_r(&mut self, b: usize) {
-        if self.mark[b] {
-            return;
-        }
-        self.mark[b] = true;
-        let level = match (self.jt(b), self.jf(b)) {
-            (Some(t), Some(f)) => {
-                self.find_levels_r(t);
-                self.find_levels_r(f);
-                self.level[t].max(self.level[f]) + 1
+    /// find_levels_r without recursion (graphs get deep): post-order, true
+    /// branch first, a block's level one more than its higher successor's.
+    fn find_levels_r(&mut self, root: usize) {
+        let mut stack: Vec<(usize, bool)> = vec![(root, false)];
+        while let Some((b, done)) = stack.pop() {
+            if done {
+                let level = match (self.jt(b), self.jf(b)) {
+                    (Some(t), Some(f)) => self.level[t].max(self.level[f]) + 1,
+                    _ => 0,
+                };
+                self.level[b] = level;
+                self.levels[level].push(b);
+                continue;
             }
-            _ => 0,
-        };
-        self.level[b] = level;
-        self.levels[level].push(b);
+            if self.mark[b] {
+                continue;
+            }
+            self.mark[b] = true;
+            stack.push((b, true));
+            if let (Some(t), Some(f)) = (self.jt(b), self.jf(b)) {
+                stack.push((f, false));
+                stack.push((t, false));
+            }
+        }
     }
 
     /// Blocks of a level, newest first (libpcap's linked list order).
@@ -162,9 +189,8 @@ impl Opt<'_> {
     }
 
     fn find_dom(&mut self) {
-        let n = self.order.len();
         for d in self.dom.iter_mut() {
-            *d = Bits::new(n, true);
+            d.fill();
         }
         self.dom[self.root].clear();
         for level in (0..=self.level[self.root]).rev() {
@@ -172,9 +198,8 @@ impl Opt<'_> {
                 let bid = self.id[b];
                 self.dom[b].insert(bid);
                 if let (Some(t), Some(f)) = (self.jt(b), self.jf(b)) {
-                    let d = self.dom[b].clone();
-                    self.dom[t].intersect(&d);
-                    self.dom[f].intersect(&d);
+                    intersect_from(&mut self.dom, t, b);
+                    intersect_from(&mut self.dom, f, b);
                 }
             }
         }
@@ -184,18 +209,16 @@ impl Opt<'_> {
         let eid = self.edge_id(e);
         self.edom[eid].insert(eid);
         if let Some(s) = self.succ(e) {
-            let d = self.edom[eid].clone();
             let t = self.edge_id((s, true));
             let f = self.edge_id((s, false));
-            self.edom[t].intersect(&d);
-            self.edom[f].intersect(&d);
+            intersect_from(&mut self.edom, t, eid);
+            intersect_from(&mut self.edom, f, eid);
         }
     }
 
     fn find_edom(&mut self) {
-        let ne = 2 * self.order.len();
         for e in self.edom.iter_mut() {
-            *e = Bits::new(ne, true);
+            e.fill();
         }
         let t = self.edge_id((self.root, true));
         let f = self.edge_id((self.root, false));
@@ -958,13 +981,17 @@ impl Opt<'_> {
         Ok(())
     }
 
-    fn make_marks(&mut self, p: usize) {
-        if !self.mark[p] {
+    fn make_marks(&mut self, root: usize) {
+        let mut stack = vec![root];
+        while let Some(p) = stack.pop() {
+            if self.mark[p] {
+                continue;
+            }
             self.mark[p] = true;
             if class(self.b[p].s.code) != RET {
                 if let (Some(t), Some(f)) = (self.jt(p), self.jf(p)) {
-                    self.make_marks(t);
-                    self.make_marks(f);
+                    stack.push(f);
+                    stack.push(t);
                 }
             }
         }
@@ -1049,18 +1076,22 @@ impl Opt<'_> {
         self.root = r;
     }
 
-    fn number_blks(&mut self, p: usize) {
-        if self.mark[p] {
-            return;
-        }
-        self.mark[p] = true;
-        self.id[p] = self.order.len();
-        self.order.push(p);
-        if let Some(t) = self.jt(p) {
-            self.number_blks(t);
-        }
-        if let Some(f) = self.jf(p) {
-            self.number_blks(f);
+    /// number_blks_r without recursion: pre-order, true branch first.
+    fn number_blks(&mut self, root: usize) {
+        let mut stack = vec![root];
+        while let Some(p) = stack.pop() {
+            if self.mark[p] {
+                continue;
+            }
+            self.mark[p] = true;
+            self.id[p] = self.order.len();
+            self.order.push(p);
+            if let Some(f) = self.jf(p) {
+                stack.push(f);
+            }
+            if let Some(t) = self.jt(p) {
+                stack.push(t);
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ pub(crate) fn parse(toks: Vec<Token>, src_len: usize) -> Result<Option<Expr>, Co
         toks,
         pos: 0,
         src_len,
+        depth: Default::default(),
     };
     let (e, _) = p.expr(Qual::ERR)?;
     if p.pos != p.toks.len() {
@@ -35,6 +36,29 @@ struct Parser {
     toks: Vec<Token>,
     pos: usize,
     src_len: usize,
+    /// Current nesting of parentheses, `not`s and operands.
+    depth: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+/// Nesting deeper than this is rejected rather than risking the stack.
+const MAX_DEPTH: usize = 200;
+
+/// One level of nesting, given back when dropped (also on errors and backtracking).
+struct DepthGuard(std::rc::Rc<std::cell::Cell<usize>>);
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// A chain of `and`/`or`s, or its only element.
+fn chain(first: Expr, rest: Vec<(bool, Expr)>) -> Expr {
+    if rest.is_empty() {
+        first
+    } else {
+        Expr::Chain(Box::new(first), rest)
+    }
 }
 
 type PResult<T> = Result<T, CompileError>;
@@ -197,6 +221,19 @@ impl Parser {
     fn here(&self) -> usize {
         self.toks.get(self.pos).map_or(self.src_len, |t| t.pos)
     }
+    fn deeper(&self) -> PResult<DepthGuard> {
+        let d = self.depth.get() + 1;
+        self.depth.set(d);
+        let guard = DepthGuard(self.depth.clone());
+        if d > MAX_DEPTH {
+            return Err(CompileError::at(
+                self.here(),
+                format!("can't parse filter expression: nested more than {MAX_DEPTH} deep"),
+            ));
+        }
+        Ok(guard)
+    }
+
     fn syntax(&self) -> CompileError {
         CompileError::at(
             self.here(),
@@ -270,7 +307,8 @@ impl Parser {
     }
 
     fn expr(&mut self, q0: Qual) -> PResult<(Expr, Qual)> {
-        let (mut e, mut qual) = self.term(q0)?;
+        let (first, mut qual) = self.term(q0)?;
+        let mut rest: Vec<(bool, Expr)> = Vec::new();
         loop {
             let is_and = if self.eat_kw("and") {
                 true
@@ -287,17 +325,14 @@ impl Parser {
                     self.term(qual)?
                 }
             };
-            e = if is_and {
-                Expr::And(Box::new(e), Box::new(rhs.0))
-            } else {
-                Expr::Or(Box::new(e), Box::new(rhs.0))
-            };
+            rest.push((is_and, rhs.0));
             qual = rhs.1;
         }
-        Ok((e, qual))
+        Ok((chain(first, rest), qual))
     }
 
     fn term(&mut self, q0: Qual) -> PResult<(Expr, Qual)> {
+        let _depth = self.deeper()?;
         if self.eat_kw("not") {
             let (e, qual) = self.term(q0)?;
             return Ok((Expr::Not(Box::new(e)), qual));
@@ -421,6 +456,7 @@ impl Parser {
 
     /// grammar.y's `id` under inherited qualifiers.
     fn id(&mut self, qual: Qual) -> PResult<Expr> {
+        let _depth = self.deeper()?;
         let start = self.here();
         let tok = self.peek().cloned().ok_or_else(|| self.syntax())?;
         let kind = match tok {
@@ -471,16 +507,19 @@ impl Parser {
             }
             Tok::Punct("(") => {
                 self.pos += 1;
-                let mut e = self.id(qual)?;
+                let first = self.id(qual)?;
+                let mut rest = Vec::new();
                 loop {
-                    if self.eat_kw("and") {
-                        e = Expr::And(Box::new(e), Box::new(self.id(qual)?));
+                    let is_and = if self.eat_kw("and") {
+                        true
                     } else if self.eat_kw("or") {
-                        e = Expr::Or(Box::new(e), Box::new(self.id(qual)?));
+                        false
                     } else {
                         break;
-                    }
+                    };
+                    rest.push((is_and, self.id(qual)?));
                 }
+                let e = chain(first, rest);
                 self.expect_punct(")")?;
                 return Ok(e);
             }
@@ -490,7 +529,9 @@ impl Parser {
     }
 
     fn arth(&mut self, min_bp: u8) -> PResult<Arth> {
-        let mut lhs = self.arth_primary()?;
+        let _depth = self.deeper()?;
+        let first = self.arth_primary()?;
+        let mut rest: Vec<(u16, Arth)> = Vec::new();
         loop {
             let (code, bp, always) = match self.peek() {
                 Some(Tok::Punct("|")) => (0x40, 1, false),
@@ -511,9 +552,13 @@ impl Parser {
             }
             self.pos += 1;
             let rhs = self.arth(bp)?;
-            lhs = Arth::Bin(code, Box::new(lhs), Box::new(rhs));
+            rest.push((code, rhs));
         }
-        Ok(lhs)
+        Ok(if rest.is_empty() {
+            first
+        } else {
+            Arth::Chain(Box::new(first), rest)
+        })
     }
 
     fn arth_primary(&mut self) -> PResult<Arth> {
@@ -692,11 +737,13 @@ impl Parser {
             return Ok(Expr::Other(mk(v, code, rev), start));
         }
         if self.eat_punct("(") {
-            let mut e = Expr::Other(mk(self.num()?, JEQ, false), start);
+            let first = Expr::Other(mk(self.num()?, JEQ, false), start);
+            let mut rest = Vec::new();
             while self.eat_kw("or") {
                 let v = self.num()?;
-                e = Expr::Or(Box::new(e), Box::new(Expr::Other(mk(v, JEQ, false), start)));
+                rest.push((false, Expr::Other(mk(v, JEQ, false), start)));
             }
+            let e = chain(first, rest);
             self.expect_punct(")")?;
             return Ok(e);
         }
