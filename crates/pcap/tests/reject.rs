@@ -266,3 +266,79 @@ mod fuzz {
         }
     }
 }
+
+mod limits {
+    //! Big and deep inputs: errors name the place, long chains compile
+    //! without exhausting a test thread's stack, absurd nesting is refused.
+
+    use bpfkit_isa::cbpf::{Insn, RetVal};
+    use bpfkit_pcap::compile::{compile, CompileOptions, LinkType};
+
+    #[test]
+    fn errors_carry_the_position_of_the_primitive() {
+        let e = compile("tcp and port 65536", &CompileOptions::new(LinkType::EN10MB)).unwrap_err();
+        assert_eq!(e.message, "port number 65536 greater than maximum 65535");
+        assert_eq!(e.position, Some(13), "{e}");
+        let e = compile("ip and (udp or", &CompileOptions::new(LinkType::EN10MB)).unwrap_err();
+        assert!(e.message.contains("syntax error"), "{e}");
+        assert_eq!(e.position, Some(14), "{e}");
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_is_an_error() {
+        let expr = format!("{}tcp{}", "(".repeat(300), ")".repeat(300));
+        let e = compile(&expr, &CompileOptions::new(LinkType::EN10MB)).unwrap_err();
+        assert!(e.message.contains("nested more than 200 deep"), "{e}");
+        let expr = format!("{}tcp", "not ".repeat(300));
+        assert!(compile(&expr, &CompileOptions::new(LinkType::EN10MB)).is_err());
+        // Within the limit it compiles: 100 nots are `tcp` (an even count).
+        let expr = format!("{}tcp", "not ".repeat(100));
+        assert_eq!(
+            compile(&expr, &CompileOptions::new(LinkType::EN10MB)),
+            compile("tcp", &CompileOptions::new(LinkType::EN10MB))
+        );
+    }
+
+    #[test]
+    fn long_chains_compile_on_a_small_stack() {
+        let expr = (1..=1500)
+            .map(|i| format!("len != {i}"))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let arith = format!("{}1 = 3001", "1 + ".repeat(3000));
+        let worker = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let opts = CompileOptions::new(LinkType::from_name("RAW").expect("RAW"));
+                (compile(&expr, &opts), compile(&arith, &opts))
+            })
+            .expect("spawn");
+        let (chain, sum) = worker.join().expect("no stack overflow");
+        let chain = chain.expect("1500-term chain compiles");
+        // One test per term (the optimizer loads the length once), the
+        // returns, and long jumps to the far reject; all inside the program.
+        let tests = chain
+            .iter()
+            .filter(|i| matches!(i, Insn::Jmp { .. }))
+            .count();
+        assert_eq!(tests, 1500);
+        assert_eq!(chain.iter().filter(|i| matches!(i, Insn::LdLen)).count(), 1);
+        assert_eq!(
+            chain.iter().filter(|i| matches!(i, Insn::Ret(_))).count(),
+            2
+        );
+        for (i, insn) in chain.iter().enumerate() {
+            let far = match *insn {
+                Insn::Ja(k) => i + 1 + k as usize,
+                Insn::Jmp { jt, jf, .. } => i + 1 + jt.max(jf) as usize,
+                _ => continue,
+            };
+            assert!(far < chain.len(), "instruction {i} jumps past the end");
+        }
+        // The optimizer folds the constant sum: the filter accepts everything.
+        assert_eq!(
+            sum.expect("3000-term sum compiles"),
+            vec![Insn::Ret(RetVal::K(262_144))]
+        );
+    }
+}

@@ -163,8 +163,9 @@ pub(crate) enum Expr {
     Not(Box<Expr>),
     /// An `id` under the qualifiers in effect where it appears.
     Id(Qual, IdKind, usize),
-    ProtoAbbrev(u8),
+    /// A protocol name alone (`tcp`), at its byte position.
+    ProtoAbbrev(u8, usize),
     /// `arth relop arth`: jump code, left, right, reversed.
-    Relation(u16, Arth, Arth, bool),
+    Relation(u16, Arth, Arth, bool, usize),
     Other(Other, usize),
 }

@@ -3545,8 +3545,14 @@ impl<'a> Gen<'a> {
                 self.pos = *pos;
                 self.gen_id(*qu, id)
             }
-            Expr::ProtoAbbrev(p) => self.gen_proto_abbrev(*p),
-            Expr::Relation(code, a0, a1, rev) => self.gen_relation(*code, a0, a1, *rev),
+            Expr::ProtoAbbrev(p, pos) => {
+                self.pos = *pos;
+                self.gen_proto_abbrev(*p)
+            }
+            Expr::Relation(code, a0, a1, rev, pos) => {
+                self.pos = *pos;
+                self.gen_relation(*code, a0, a1, *rev)
+            }
             Expr::Other(o, pos) => {
                 self.pos = *pos;
                 self.gen_other(o)

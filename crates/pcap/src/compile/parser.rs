@@ -341,6 +341,7 @@ impl Parser {
     }
 
     fn relation(&mut self) -> PResult<Expr> {
+        let start = self.here();
         let a0 = self.arth(0)?;
         let (code, rev) = match self.peek() {
             Some(Tok::Punct(">")) => (JGT, false),
@@ -353,7 +354,7 @@ impl Parser {
         };
         self.pos += 1;
         let a1 = self.arth(0)?;
-        Ok(Expr::Relation(code, a0, a1, rev))
+        Ok(Expr::Relation(code, a0, a1, rev, start))
     }
 
     fn rterm(&mut self, q0: Qual) -> PResult<(Expr, Qual)> {
@@ -393,7 +394,7 @@ impl Parser {
                         }
                         _ => {
                             self.pos += 1;
-                            Ok((Expr::ProtoAbbrev(p), Qual::ERR))
+                            Ok((Expr::ProtoAbbrev(p, start), Qual::ERR))
                         }
                     }
                 } else if is_head_start(kw) {
