@@ -97,6 +97,17 @@ mod fuzz {
         "iso proto \\isis or l1 or stp",
         "byte 3 & 4",
         "ip6 net fe80::/10",
+        "vlan 10 and mpls 3 and ip",
+        "pppoes 5 and ip6 host ::1",
+        "geneve 7 and vxlan and tcp",
+        "protochain 6 or ip6 protochain \\udp",
+        "wlan addr2 01:02:03:04:05:06 or type mgt subtype beacon",
+        "decnet src 10.5 or llc s",
+        "inbound and ifindex 3",
+        "vpi 1 and vci > 3 or lane and oamf4",
+        "sio 3 or (opc 5 or 6) and hsls < 2",
+        "on eth0 and action pass and reason match",
+        "radio[4] = 1 and link[0:2] > 3",
     ];
 
     const WORDS: &[&str] = &[
@@ -180,12 +191,15 @@ mod fuzz {
             return Err(format!("last instruction {last:?} is not a return"));
         }
         for (i, insn) in p.iter().enumerate() {
-            let targets: Vec<usize> = match *insn {
-                Insn::Ja(k) => vec![i + 1 + k as usize],
-                Insn::Jmp { jt, jf, .. } => vec![i + 1 + jt as usize, i + 1 + jf as usize],
+            // protochain loops back with a negative `ja`, as libpcap's does.
+            let targets: Vec<i64> = match *insn {
+                Insn::Ja(k) => vec![i as i64 + 1 + k as i32 as i64],
+                Insn::Jmp { jt, jf, .. } => {
+                    vec![(i + 1 + jt as usize) as i64, (i + 1 + jf as usize) as i64]
+                }
                 _ => vec![],
             };
-            if let Some(t) = targets.iter().find(|t| **t >= p.len()) {
+            if let Some(t) = targets.iter().find(|t| !(0..p.len() as i64).contains(*t)) {
                 return Err(format!(
                     "instruction {i} jumps to {t}, past the end ({})",
                     p.len()
@@ -248,6 +262,7 @@ mod fuzz {
             let expr = apply(SEEDS[seed], &edits);
             let mut opts = CompileOptions::new(LinkType::from_name(LINKTYPES[lt]).expect("known link type"));
             opts.optimize = optimize;
+            opts.linux_extensions = seed % 2 == 0;
             opts.netmask = 0xffff_ff00;
             match compile(&expr, &opts) {
                 Ok(p) => prop_assert!(well_formed(&p).is_ok(), "{expr:?}: {:?}", well_formed(&p)),
