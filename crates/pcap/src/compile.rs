@@ -185,17 +185,39 @@ pub fn compile(expr: &str, opts: &CompileOptions) -> Result<Vec<Insn>, CompileEr
             &builtin
         }
     };
-    let toks = lexer::lex(expr)?;
-    let tree = parser::parse(toks, expr.len())?;
-    let mut g = gen::Gen::new(
-        opts.linktype,
-        opts.snaplen,
-        opts.netmask,
-        opts.linux_extensions,
-        opts.offline,
-        opts.swapped,
-        Some(names),
-    )?;
+    let new_gen = || {
+        gen::Gen::new(
+            opts.linktype,
+            opts.snaplen,
+            opts.netmask,
+            opts.linux_extensions,
+            opts.offline,
+            opts.swapped,
+            Some(names),
+        )
+    };
+    // libpcap generates code while it parses, so a primitive's error comes
+    // before a syntax (or token) error further on: check those first.
+    let earlier_error = |done: &[ast::Expr]| -> Option<CompileError> {
+        done.iter()
+            .find_map(|p| new_gen().and_then(|mut g| g.gen_expr(p)).err())
+    };
+    let toks = match lexer::lex(expr) {
+        Ok(t) => t,
+        Err(e) => {
+            let upto = e.position.unwrap_or(0).min(expr.len());
+            let done = match lexer::lex(&expr[..upto]).map(|t| parser::parse(t, upto)) {
+                Ok(Err(failure)) => failure.done,
+                _ => Vec::new(),
+            };
+            return Err(earlier_error(&done).unwrap_or(e));
+        }
+    };
+    let tree = match parser::parse(toks, expr.len()) {
+        Ok(t) => t,
+        Err(failure) => return Err(earlier_error(&failure.done).unwrap_or(failure.error)),
+    };
+    let mut g = new_gen()?;
     let root = match tree {
         Some(e) => {
             let b = g.gen_expr(&e)?;

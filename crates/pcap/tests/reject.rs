@@ -300,6 +300,23 @@ mod limits {
     }
 
     #[test]
+    fn a_primitive_error_comes_before_a_later_syntax_error() {
+        // libpcap generates code as bison reduces, so the bad port is reported
+        // before the parser reaches the broken tail (or the bad token).
+        let opts = CompileOptions::new(LinkType::EN10MB);
+        for expr in ["port 70000 and (", "port 70000 and 0g:"] {
+            let e = compile(expr, &opts).unwrap_err();
+            assert_eq!(
+                e.message, "port number 70000 greater than maximum 65535",
+                "{expr:?}"
+            );
+            assert_eq!(e.position, Some(5), "{expr:?}");
+        }
+        let e = compile("port 80 and (", &opts).unwrap_err();
+        assert_eq!(e.message, "can't parse filter expression: syntax error");
+    }
+
+    #[test]
     fn nesting_beyond_the_limit_is_an_error() {
         let expr = format!("{}tcp{}", "(".repeat(300), ")".repeat(300));
         let e = compile(&expr, &CompileOptions::new(LinkType::EN10MB)).unwrap_err();

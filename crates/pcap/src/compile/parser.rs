@@ -14,8 +14,15 @@ pub(crate) const JEQ: u16 = 0x10;
 pub(crate) const JGT: u16 = 0x20;
 pub(crate) const JGE: u16 = 0x30;
 
+/// A parse error with the primitives completed before it, in the order
+/// bison would have reduced them (and libpcap generated code for them).
+pub(crate) struct ParseFailure {
+    pub error: CompileError,
+    pub done: Vec<Expr>,
+}
+
 /// Parses a whole filter expression; `None` for an empty one.
-pub(crate) fn parse(toks: Vec<Token>, src_len: usize) -> Result<Option<Expr>, CompileError> {
+pub(crate) fn parse(toks: Vec<Token>, src_len: usize) -> Result<Option<Expr>, ParseFailure> {
     if toks.is_empty() {
         return Ok(None);
     }
@@ -24,12 +31,22 @@ pub(crate) fn parse(toks: Vec<Token>, src_len: usize) -> Result<Option<Expr>, Co
         pos: 0,
         src_len,
         depth: Default::default(),
+        done: Vec::new(),
     };
-    let (e, _) = p.expr(Qual::ERR)?;
-    if p.pos != p.toks.len() {
-        return Err(p.syntax());
+    let result = p.expr(Qual::ERR).and_then(|(e, _)| {
+        if p.pos != p.toks.len() {
+            Err(p.syntax())
+        } else {
+            Ok(e)
+        }
+    });
+    match result {
+        Ok(e) => Ok(Some(e)),
+        Err(error) => Err(ParseFailure {
+            error,
+            done: p.done,
+        }),
     }
-    Ok(Some(e))
 }
 
 struct Parser {
@@ -38,6 +55,8 @@ struct Parser {
     src_len: usize,
     /// Current nesting of parentheses, `not`s and operands.
     depth: std::rc::Rc<std::cell::Cell<usize>>,
+    /// Primitives completed so far (see [`ParseFailure`]).
+    done: Vec<Expr>,
 }
 
 /// Nesting deeper than this is rejected rather than risking the stack.
@@ -221,6 +240,12 @@ impl Parser {
     fn here(&self) -> usize {
         self.toks.get(self.pos).map_or(self.src_len, |t| t.pos)
     }
+    /// Records a completed primitive.
+    fn done(&mut self, e: Expr) -> Expr {
+        self.done.push(e.clone());
+        e
+    }
+
     fn deeper(&self) -> PResult<DepthGuard> {
         let d = self.depth.get() + 1;
         self.depth.set(d);
@@ -317,11 +342,12 @@ impl Parser {
             } else {
                 break;
             };
-            let save = self.pos;
+            let (save, mark) = (self.pos, self.done.len());
             let rhs = match self.id(qual) {
                 Ok(id) if self.at_boolean_end() => (id, qual),
                 _ => {
                     self.pos = save;
+                    self.done.truncate(mark);
                     self.term(qual)?
                 }
             };
@@ -354,7 +380,7 @@ impl Parser {
         };
         self.pos += 1;
         let a1 = self.arth(0)?;
-        Ok(Expr::Relation(code, a0, a1, rev, start))
+        Ok(self.done(Expr::Relation(code, a0, a1, rev, start)))
     }
 
     fn rterm(&mut self, q0: Qual) -> PResult<(Expr, Qual)> {
@@ -362,11 +388,12 @@ impl Parser {
         let tok = self.peek().cloned().ok_or_else(|| self.syntax())?;
         match tok {
             Tok::Punct("(") => {
-                let save = self.pos;
+                let (save, mark) = (self.pos, self.done.len());
                 if let Ok(rel) = self.relation() {
                     return Ok((rel, Qual::ERR));
                 }
                 self.pos = save + 1;
+                self.done.truncate(mark);
                 let (e, _) = self.expr(q0)?;
                 self.expect_punct(")")?;
                 Ok((e, q0))
@@ -382,11 +409,17 @@ impl Parser {
                         Some(Tok::Punct("[")) => Ok((self.relation()?, Qual::ERR)),
                         Some(Tok::Kw("broadcast")) => {
                             self.pos += 2;
-                            Ok((Expr::Other(Other::Broadcast(p), start), Qual::ERR))
+                            Ok((
+                                self.done(Expr::Other(Other::Broadcast(p), start)),
+                                Qual::ERR,
+                            ))
                         }
                         Some(Tok::Kw("multicast")) => {
                             self.pos += 2;
-                            Ok((Expr::Other(Other::Multicast(p), start), Qual::ERR))
+                            Ok((
+                                self.done(Expr::Other(Other::Multicast(p), start)),
+                                Qual::ERR,
+                            ))
                         }
                         Some(Tok::Kw("type" | "subtype" | "dir")) => {
                             self.pos += 1;
@@ -394,7 +427,7 @@ impl Parser {
                         }
                         _ => {
                             self.pos += 1;
-                            Ok((Expr::ProtoAbbrev(p, start), Qual::ERR))
+                            Ok((self.done(Expr::ProtoAbbrev(p, start)), Qual::ERR))
                         }
                     }
                 } else if is_head_start(kw) {
@@ -526,7 +559,7 @@ impl Parser {
             }
             _ => return Err(self.syntax()),
         };
-        Ok(Expr::Id(qual, kind, start))
+        Ok(self.done(Expr::Id(qual, kind, start)))
     }
 
     fn arth(&mut self, min_bp: u8) -> PResult<Arth> {
@@ -718,7 +751,7 @@ impl Parser {
                     return Err(self.syntax());
                 }
             };
-        Ok(Expr::Other(o, start))
+        Ok(self.done(Expr::Other(o, start)))
     }
 
     /// `atmvalue` / `mtp3value`: NUM, relop NUM, or a parenthesised `or` list of NUMs.
@@ -735,21 +768,23 @@ impl Parser {
         if let Some((code, rev)) = rel {
             self.pos += 1;
             let v = self.num()?;
-            return Ok(Expr::Other(mk(v, code, rev), start));
+            return Ok(self.done(Expr::Other(mk(v, code, rev), start)));
         }
         if self.eat_punct("(") {
             let first = Expr::Other(mk(self.num()?, JEQ, false), start);
+            let first = self.done(first);
             let mut rest = Vec::new();
             while self.eat_kw("or") {
                 let v = self.num()?;
-                rest.push((false, Expr::Other(mk(v, JEQ, false), start)));
+                let e = self.done(Expr::Other(mk(v, JEQ, false), start));
+                rest.push((false, e));
             }
             let e = chain(first, rest);
             self.expect_punct(")")?;
             return Ok(e);
         }
         let v = self.num()?;
-        Ok(Expr::Other(mk(v, JEQ, false), start))
+        Ok(self.done(Expr::Other(mk(v, JEQ, false), start)))
     }
 
     fn p80211(&mut self, start: usize) -> PResult<Expr> {
@@ -789,15 +824,15 @@ impl Parser {
                     }
                     _ => return Err(self.syntax()),
                 };
-                return Ok(Expr::Other(Other::P80211Type(ty | st, 0xfc), start));
+                return Ok(self.done(Expr::Other(Other::P80211Type(ty | st, 0xfc), start)));
             }
-            return Ok(Expr::Other(Other::P80211Type(ty, 0x0c), start));
+            return Ok(self.done(Expr::Other(Other::P80211Type(ty, 0x0c), start)));
         }
         if self.eat_kw("subtype") {
             let s = self.id_text()?;
             for (ty, table) in [(0x00, WLAN_MGT), (0x04, WLAN_CTL), (0x08, WLAN_DATA)] {
                 if let Some(st) = str2tok(&s, table) {
-                    return Ok(Expr::Other(Other::P80211Type(st | ty, 0xfc), start));
+                    return Ok(self.done(Expr::Other(Other::P80211Type(st | ty, 0xfc), start)));
                 }
             }
             return Err(err("unknown 802.11 type name".to_string()));
@@ -823,7 +858,7 @@ impl Parser {
                 }
                 _ => return Err(self.syntax()),
             };
-            return Ok(Expr::Other(Other::P80211Dir(d), start));
+            return Ok(self.done(Expr::Other(Other::P80211Dir(d), start)));
         }
         Err(self.syntax())
     }
