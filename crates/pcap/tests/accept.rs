@@ -224,3 +224,60 @@ fn accept_listings_match_libpcap() {
         );
     }
 }
+
+/// Names come only from the files under the root the caller gives.
+#[test]
+fn names_resolve_from_the_given_root() {
+    let root = std::env::temp_dir().join(format!("bpfkit-pcap-names-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("temp dir");
+    std::fs::write(root.join("protocols"), "myproto 200 MYPROTO # comment\n").expect("write");
+    std::fs::write(
+        root.join("services"),
+        "mysvc 1234/tcp\nboth 99/tcp\nboth 99/udp\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("hosts"),
+        "192.0.2.7 box.example box\n2001:db8::7 box.example\n",
+    )
+    .expect("write");
+    std::fs::write(root.join("ethers"), "02:00:00:00:00:07 box.example\n").expect("write");
+    std::fs::write(root.join("networks"), "lab 10.42\n").expect("write");
+    let names = NameResolver::from_root(&root).expect("read names");
+    std::fs::remove_dir_all(&root).expect("clean up");
+
+    let mut opts = CompileOptions::new(LinkType::from_name("raw").expect("RAW, case-insensitive"));
+    opts.optimize = false;
+    opts.names = Some(names.clone());
+    let listing = |expr: &str, opts: &CompileOptions| {
+        dump(&compile(expr, opts).unwrap_or_else(|e| panic!("{expr}: {e}")))
+    };
+    assert!(listing("ip proto \\myproto", &opts).contains("jeq      #0xc8"));
+    // A TCP-only service gets only the TCP protocol test; one in both gets all three.
+    let tcp_only = listing("port mysvc", &opts);
+    assert!(
+        tcp_only.contains("#0x4d2") && tcp_only.contains("#0x6") && !tcp_only.contains("#0x11"),
+        "{tcp_only}"
+    );
+    let both = listing("port both", &opts);
+    assert!(
+        both.contains("#0x6") && both.contains("#0x11") && both.contains("#0x84"),
+        "{both}"
+    );
+    let host = listing("host box", &opts);
+    assert!(host.contains("#0xc0000207"), "{host}");
+    let host6 = listing("host box.example", &opts);
+    assert!(
+        host6.contains("#0xc0000207") && host6.contains("#0x20010db8"),
+        "{host6}"
+    );
+    assert!(listing("net lab", &opts).contains("#0xa2a0000"));
+    let mut eth = CompileOptions::new(LinkType::EN10MB);
+    eth.names = Some(names);
+    assert!(listing("ether host box.example", &eth).contains("#0x7"));
+    // Without a resolver host names do not resolve, but built-in services do.
+    let e = compile("host box", &CompileOptions::new(LinkType::EN10MB)).unwrap_err();
+    assert_eq!(e.message, "unknown host 'box'");
+    assert!(compile("port domain", &CompileOptions::new(LinkType::EN10MB)).is_ok());
+    assert_eq!(LinkType::EN10MB.name(), Some("EN10MB"));
+}
