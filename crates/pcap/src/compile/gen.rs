@@ -1518,17 +1518,22 @@ impl<'a> Gen<'a> {
         let lh = OffRel::LinkHdr;
         Ok(match dir {
             q::SRC | q::DST => {
-                let (tods_off, plain_off) = if dir == q::SRC { (24, 10) } else { (16, 4) };
+                // The address when To DS is set, when it is clear, and in
+                // non-data frames (SA: 24/16/10 behind From DS; DA: 16/4/4).
+                let (tods_off, notods_off, plain_off) = if dir == q::SRC {
+                    (24, 16, 10)
+                } else {
+                    (16, 4, 4)
+                };
                 let s = self.load_a(lh, 1, B);
                 let b1 = self.gen_set(0x01, s);
-                let b0 = self.gen_bcmp(lh, if dir == q::SRC { 24 } else { 16 }, e);
+                let b0 = self.gen_bcmp(lh, tods_off, e);
                 let mut b0 = self.gen_and(b1, b0);
                 let s = self.load_a(lh, 1, B);
                 let b2 = self.gen_unset(0x01, s);
-                let b1 = self.gen_bcmp(lh, if dir == q::SRC { 16 } else { plain_off }, e);
+                let b1 = self.gen_bcmp(lh, notods_off, e);
                 let b1 = self.gen_and(b2, b1);
                 b0 = self.gen_or(b1, b0);
-                let _ = tods_off;
                 if dir == q::SRC {
                     let s = self.load_a(lh, 1, B);
                     let b1 = self.gen_set(0x02, s);
