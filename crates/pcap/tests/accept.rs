@@ -281,3 +281,61 @@ fn names_resolve_from_the_given_root() {
     assert!(compile("port domain", &CompileOptions::new(LinkType::EN10MB)).is_ok());
     assert_eq!(LinkType::EN10MB.name(), Some("EN10MB"));
 }
+
+/// The `bpf_image` block lists every classic opcode in libpcap's printer
+/// format (with the opcode as a comment): bpfkit's `tcpdump -d` printer must
+/// print each the same way, white space collapsed. The one exception allowed
+/// is `ldx #pktlen`, which bpfkit prints as libpcap 1.10 does
+/// (`unimp 0x81`); the compiler never emits it.
+#[test]
+fn printer_matches_libpcaps_bpf_image() {
+    let Some(dir) = data_dir() else { return };
+    let text =
+        std::fs::read_to_string(dir.join("filter_accept.json")).expect("read filter_accept.json");
+    let blocks: Vec<Value> = serde_json::from_str(&text).expect("parse filter_accept.json");
+    let image = blocks
+        .iter()
+        .find(|b| b["name"] == "bpf_image")
+        .and_then(|b| b["unopt"].as_str())
+        .expect("bpf_image block");
+    let mut bytes = Vec::new();
+    let mut want = Vec::new();
+    for (idx, line) in image.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let (insn, code) = line.split_once(';').expect("opcode comment");
+        let code = u16::from_str_radix(code.trim().trim_start_matches("0x"), 16).expect("opcode");
+        let words: Vec<&str> = insn.split_whitespace().collect();
+        let target = |key: &str| {
+            words
+                .iter()
+                .position(|w| *w == key)
+                .map(|p| (words[p + 1].parse::<usize>().expect("target") - idx - 1) as u8)
+        };
+        // Every operand in the listing is 15 (0xf); jumps name their targets.
+        let mut k: u32 = if insn.contains("15") || insn.contains("0xf") {
+            15
+        } else {
+            0
+        };
+        if words[1] == "ja" {
+            k = (words[2].parse::<usize>().expect("ja target") - idx - 1) as u32;
+        }
+        let sf = bpfkit_isa::cbpf::SockFilter {
+            code,
+            jt: target("jt").unwrap_or(0),
+            jf: target("jf").unwrap_or(0),
+            k,
+        };
+        bytes.extend_from_slice(&sf.to_bytes(bpfkit_isa::ByteOrder::Little));
+        want.push(words.join(" "));
+    }
+    let prog =
+        bpfkit_isa::cbpf::decode(&bytes, bpfkit_isa::ByteOrder::Little).expect("valid opcodes");
+    let got = normalize(&dump(&prog));
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        if w.ends_with("ldx #pktlen") && g.ends_with("unimp 0x81") {
+            continue;
+        }
+        assert_eq!(g, w);
+    }
+}
