@@ -53,41 +53,71 @@ struct Runtime<'m, 'a> {
     machine: &'m mut Machine<'a>,
     code: &'m JitProgram,
     table: Vec<[u64; 4]>,
+    /// Indexes of the regions with inline entries.
+    owned: Vec<usize>,
     halt: Option<Halt>,
     panic: Option<Box<dyn Any + Send>>,
 }
 
 impl Runtime<'_, '_> {
-    /// Rebuilds the region table and the frame state after the machine ran.
+    /// Brings the region table and the frame state up to date after the
+    /// machine ran. Only owned regions have inline entries, so only they
+    /// (and regions added since) are looked at again: a region the table
+    /// sends to the slow path is always handled correctly there, whatever
+    /// became of it.
     fn refresh(&mut self, ctx: &mut JitCtx) {
-        self.table.clear();
         let memory = self.machine.memory();
-        for i in 0..memory.len() {
-            let entry = match memory.region_mut(i) {
-                Some(region) => {
-                    let len = region.len() as u64;
-                    let writable = region.writable;
-                    match &mut region.backing {
-                        Backing::Owned(v) => {
-                            let len = len.min(v.len() as u64);
-                            [
-                                v.as_mut_ptr() as u64,
-                                len,
-                                if writable { len } else { 0 },
-                                0,
-                            ]
-                        }
-                        Backing::Shared(_) => [0; 4],
-                    }
+        let len = memory.len();
+        if len < self.table.len() {
+            self.table.truncate(len);
+            self.owned.retain(|&i| i < len);
+        }
+        let known = self.table.len();
+        self.table.resize(len, [0; 4]);
+        let mut i = 0;
+        while i < self.owned.len() {
+            let index = self.owned[i];
+            match owned_entry(memory, index) {
+                Some(entry) => {
+                    self.table[index] = entry;
+                    i += 1;
                 }
-                None => [0; 4],
-            };
-            self.table.push(entry);
+                None => {
+                    self.table[index] = [0; 4];
+                    self.owned.swap_remove(i);
+                }
+            }
+        }
+        for index in known..len {
+            if let Some(entry) = owned_entry(memory, index) {
+                self.table[index] = entry;
+                self.owned.push(index);
+            }
         }
         ctx.table = self.table.as_ptr() as u64;
         ctx.nregions = self.table.len() as u64;
         ctx.fp = self.machine.frame_pointer();
         ctx.depth = self.machine.depth() as u64;
+    }
+}
+
+/// The inline table entry of region `index` if the run owns its bytes:
+/// `[host pointer, loadable length, storable length, 0]`.
+fn owned_entry(memory: &mut bpfkit_vm::AddressSpace, index: usize) -> Option<[u64; 4]> {
+    let region = memory.region_mut(index)?;
+    let len = region.len() as u64;
+    let writable = region.writable;
+    match &mut region.backing {
+        Backing::Owned(v) => {
+            let len = len.min(v.len() as u64);
+            Some([
+                v.as_mut_ptr() as u64,
+                len,
+                if writable { len } else { 0 },
+                0,
+            ])
+        }
+        Backing::Shared(_) => None,
     }
 }
 
@@ -1270,6 +1300,7 @@ impl CompiledCode for JitProgram {
             machine,
             code: self,
             table: Vec::new(),
+            owned: Vec::new(),
             halt: None,
             panic: None,
         };
@@ -1302,5 +1333,69 @@ impl CompiledCode for JitProgram {
             Some(h) => h.into_result(),
             None => Err(RunError::Internal { pc: 0 }),
         }
+    }
+}
+
+impl JitProgram {
+    /// The machine code disassembled (Intel syntax), each eBPF instruction
+    /// (LLVM syntax) followed by the x86-64 code made from it; the
+    /// prologue comes first and the out-of-line paths (slow memory
+    /// accesses, budget exhaustion, exits) last.
+    pub fn listing(&self, program: &Program) -> String {
+        use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+        use std::fmt::Write;
+        let mut out = String::new();
+        let mut headers: Vec<(usize, String)> = Vec::new();
+        let mut slot = 0usize;
+        for insn in program.insns() {
+            if let Some(&off) = self.offsets.get(slot) {
+                if off != u32::MAX {
+                    headers.push((
+                        off as usize,
+                        format!("; {slot:4}: {}", insn.display(bpfkit_isa::Syntax::Llvm)),
+                    ));
+                }
+            }
+            slot += insn.slots();
+        }
+        let body_end = self
+            .offsets
+            .iter()
+            .filter(|&&o| o != u32::MAX)
+            .max()
+            .copied();
+        let mut next_header = headers.iter().peekable();
+        let mut decoder = Decoder::with_ip(64, &self.code, 0, DecoderOptions::NONE);
+        let mut formatter = IntelFormatter::new();
+        let mut text = String::new();
+        let _ = writeln!(out, "; prologue");
+        let mut stubs_started = false;
+        while decoder.can_decode() {
+            let ip = decoder.ip() as usize;
+            while let Some((off, h)) = next_header.peek() {
+                if *off <= ip {
+                    let _ = writeln!(out, "{h}");
+                    next_header.next();
+                } else {
+                    break;
+                }
+            }
+            let insn = decoder.decode();
+            text.clear();
+            formatter.format(&insn, &mut text);
+            let _ = writeln!(out, "    {ip:6x}  {text}");
+            if !stubs_started
+                && next_header.peek().is_none()
+                && matches!(
+                    insn.mnemonic(),
+                    iced_x86::Mnemonic::Ret | iced_x86::Mnemonic::Jmp
+                )
+                && body_end.is_some_and(|e| ip >= e as usize)
+            {
+                stubs_started = true;
+                let _ = writeln!(out, "; out-of-line paths");
+            }
+        }
+        out
     }
 }
