@@ -7,6 +7,7 @@ pub mod disasm;
 pub mod feature;
 pub mod inspect;
 pub mod iter;
+pub mod jit;
 pub mod load;
 pub mod map;
 pub mod prog;
