@@ -60,13 +60,18 @@ pub enum JitError {
 }
 
 /// Which engine runs programs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     /// The interpreter of `bpfkit-vm`.
     Interpreter,
     /// The JIT (the default where it has a back end: x86-64).
-    #[default]
     Jit,
+}
+
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine::native()
+    }
 }
 
 impl Engine {

@@ -1291,6 +1291,11 @@ extern "sysv64" fn tramp_internal(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> 
 
 impl CompiledCode for JitProgram {
     fn run(&self, machine: &mut Machine<'_>, args: [u64; 5]) -> Result<Flow, RunError> {
+        // Code attached to another program would run that program's
+        // instructions with this one's maps and frames: refuse it.
+        if machine.program().ops() != self.ops.as_slice() {
+            return Err(RunError::Internal { pc: 0 });
+        }
         let mut ctx = JitCtx {
             remaining: machine.remaining(),
             ..JitCtx::default()

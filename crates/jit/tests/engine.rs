@@ -410,3 +410,15 @@ fn a_panicking_helper_panics_through_the_jit() {
     let payload = caught.unwrap_err();
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"helper exploded"));
 }
+
+#[test]
+fn code_compiled_for_another_program_is_refused() {
+    let (_, a) = pair("r0 = 1\nexit", ContextKind::Raw);
+    let (mut b, _) = pair("r0 = 2\nexit", ContextKind::Raw);
+    b.set_compiled(a.compiled().cloned());
+    assert_eq!(
+        Vm::new().run(&b, &mut []),
+        Err(RunError::Internal { pc: 0 })
+    );
+    assert_eq!(bpfkit_jit::Engine::default(), bpfkit_jit::Engine::Jit);
+}
