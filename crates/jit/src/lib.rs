@@ -21,6 +21,9 @@
 //! r6 = rbx, r7 = r13, r8 = r14, r9 = r15, r10 = rbp; r12 holds the run's
 //! context block, r9..r11 are scratch.
 //!
+//! [`a64`] is the ARM64 back end: it packages a program as a static
+//! aarch64 executable, so the A64 code is checked under qemu-aarch64.
+//!
 //! ```
 //! # #[cfg(target_arch = "x86_64")] {
 //! use bpfkit_isa::{Insn, Reg, Width, AluOp, Operand};
@@ -35,6 +38,8 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod a64;
+mod blocks;
 #[cfg(target_arch = "x86_64")]
 mod exec;
 #[cfg(target_arch = "x86_64")]
