@@ -136,6 +136,17 @@ pub struct JitProgram {
     offsets: Vec<u32>,
     /// The program's ops (trampolines look instructions up by pc).
     ops: Vec<Op>,
+    /// Where the compiled program kept its ops: a run of that program
+    /// needs no comparison of its ops with `ops`.
+    compiled_from: usize,
+}
+
+thread_local! {
+    /// Region table buffers kept between runs on this thread, so a run
+    /// allocates nothing (taken, not borrowed: a helper may run a program).
+    static TABLES: std::cell::Cell<(Vec<[u64; 4]>, Vec<usize>)> = const {
+        std::cell::Cell::new((Vec::new(), Vec::new()))
+    };
 }
 
 type Tramp = extern "sysv64" fn(*mut JitCtx, u64, u64, u64) -> u64;
@@ -701,6 +712,7 @@ fn shift_reg(
 impl JitProgram {
     /// Compiles `program`.
     pub fn compile(program: &Program) -> Result<JitProgram, JitError> {
+        let compiled_from = program.ops().as_ptr() as usize;
         let ops = program.ops().to_vec();
         let lead = leaders(&ops);
         let mut a = CodeAssembler::new(64).map_err(asm_err)?;
@@ -754,6 +766,7 @@ impl JitProgram {
             blocks,
             offsets,
             ops,
+            compiled_from,
         })
     }
 
@@ -1165,7 +1178,9 @@ impl CompiledCode for JitProgram {
     fn run(&self, machine: &mut Machine<'_>, args: [u64; 5]) -> Result<Flow, RunError> {
         // Code attached to another program would run that program's
         // instructions with this one's maps and frames: refuse it.
-        if machine.program().ops() != self.ops.as_slice() {
+        let ops = machine.program().ops();
+        let same = ops.as_ptr() as usize == self.compiled_from && ops.len() == self.ops.len();
+        if !same && ops != self.ops.as_slice() {
             return Err(RunError::Internal { pc: 0 });
         }
         let mut ctx = JitCtx {
@@ -1173,11 +1188,12 @@ impl CompiledCode for JitProgram {
             ..JitCtx::default()
         };
         ctx.regs[1..6].copy_from_slice(&args);
+        let (table, owned) = TABLES.with(|t| t.take());
         let mut rt = Runtime {
             machine,
             code: self,
-            table: Vec::new(),
-            owned: Vec::new(),
+            table,
+            owned,
             halt: None,
             panic: None,
         };
@@ -1196,8 +1212,13 @@ impl CompiledCode for JitProgram {
             machine,
             halt,
             panic,
+            mut table,
+            mut owned,
             ..
         } = rt;
+        table.clear();
+        owned.clear();
+        TABLES.with(|t| t.set((table, owned)));
         if let Some(payload) = panic {
             std::panic::resume_unwind(payload);
         }
