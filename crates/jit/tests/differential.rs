@@ -1,6 +1,7 @@
 //! Differential test: random programs — arithmetic, jumps and loops, loads,
 //! stores and atomics at addresses in and out of their regions, helper
-//! calls — run under the interpreter and the JIT must agree on `r0` or the
+//! calls, and a subprogram reached by bpf-to-bpf calls, callx and bpf_loop
+//! callbacks (and calling itself) — run under the interpreter and the JIT must agree on `r0` or the
 //! error (its kind, pc, address and size), on the memory after the run and
 //! on the instructions executed.
 #![cfg(target_arch = "x86_64")]
@@ -73,12 +74,17 @@ enum Gen {
     Insn(Insn),
     /// A jump to instruction `target` of the program (the insn has off 0).
     Jump(Insn, usize),
+    /// A call of, or `lddw` of the address of, the subprogram (its offset
+    /// is resolved later).
+    Sub(Insn),
 }
 
-fn gen(a: u64, b: u64, count: usize) -> Gen {
+/// One instruction of a function whose instructions are `range` (its
+/// `exit` is `range.end`), so that its jumps stay inside it.
+fn gen(a: u64, b: u64, range: std::ops::Range<usize>) -> Gen {
     let pick = a >> 8;
-    let target = (b >> 40) as usize % (count + 1);
-    let insn = match a % 16 {
+    let target = range.start + (b >> 40) as usize % (range.len() + 1);
+    let insn = match a % 20 {
         0..=4 => {
             const OPS: [AluOp; 13] = [
                 AluOp::Add,
@@ -226,6 +232,19 @@ fn gen(a: u64, b: u64, count: usize) -> Gen {
                 off: offset(b >> 4) & !3,
             }
         }
+        16 => return Gen::Sub(Insn::Call(CallTarget::Local(0))),
+        17 => {
+            return Gen::Sub(Insn::LdImm64 {
+                dst: dst(pick),
+                imm: Imm64::Func(0),
+            })
+        }
+        18 => Insn::Callx { reg: reg(pick) },
+        19 => {
+            // bpf_loop(r1, r2, r3, r4): calls r2 back r1 times when r2 is
+            // the subprogram's address (from an lddw above) and r1 is small.
+            Insn::Call(CallTarget::Helper(181))
+        }
         _ => {
             // Deterministic helpers (bpf_get_prandom_u32 is seeded per VM,
             // bpf_get_smp_processor_id) and one that does not exist.
@@ -236,17 +255,23 @@ fn gen(a: u64, b: u64, count: usize) -> Gen {
     Gen::Insn(insn)
 }
 
-/// The program the words describe, ending with `exit`.
-fn program(words: &[(u64, u64)]) -> Vec<Insn> {
-    let count = words.len();
-    let gens: Vec<Gen> = words.iter().map(|&(a, b)| gen(a, b, count)).collect();
+/// The program the words describe: the main function, `exit`, then a
+/// subprogram the main function may call (directly, through callx, or as a
+/// bpf_loop callback) and that may call itself, and its `exit`.
+fn program(words: &[(u64, u64)], sub_words: &[(u64, u64)]) -> Vec<Insn> {
+    let main = words.len();
+    let sub_start = main + 1;
+    let sub = sub_start..sub_start + sub_words.len();
+    let mut gens: Vec<Gen> = words.iter().map(|&(a, b)| gen(a, b, 0..main)).collect();
+    gens.push(Gen::Insn(Insn::Exit));
+    gens.extend(sub_words.iter().map(|&(a, b)| gen(a, b, sub.clone())));
+    gens.push(Gen::Insn(Insn::Exit));
     let mut insns: Vec<Insn> = gens
         .iter()
         .map(|g| match g {
-            Gen::Insn(i) | Gen::Jump(i, _) => *i,
+            Gen::Insn(i) | Gen::Jump(i, _) | Gen::Sub(i) => *i,
         })
         .collect();
-    insns.push(Insn::Exit);
     // Slot index of each instruction, then jump offsets in slots.
     let mut slot = Vec::with_capacity(insns.len());
     let mut pc = 0i64;
@@ -255,12 +280,23 @@ fn program(words: &[(u64, u64)]) -> Vec<Insn> {
         pc += i.slots() as i64;
     }
     for (i, g) in gens.iter().enumerate() {
-        if let Gen::Jump(_, target) = g {
-            let off = (slot[*target] - slot[i] - 1) as i16;
-            match &mut insns[i] {
-                Insn::Jmp { off: o, .. } | Insn::Ja { off: o } => *o = off,
-                _ => {}
+        match g {
+            Gen::Jump(_, target) => {
+                let off = (slot[*target] - slot[i] - 1) as i16;
+                match &mut insns[i] {
+                    Insn::Jmp { off: o, .. } | Insn::Ja { off: o } => *o = off,
+                    _ => {}
+                }
             }
+            Gen::Sub(_) => {
+                let off = (slot[sub_start] - slot[i] - 1) as i32;
+                match &mut insns[i] {
+                    Insn::Call(t) => *t = CallTarget::Local(off),
+                    Insn::LdImm64 { imm, .. } => *imm = Imm64::Func(off),
+                    _ => {}
+                }
+            }
+            Gen::Insn(_) => {}
         }
     }
     insns
@@ -273,6 +309,8 @@ struct Tally {
     memory_faults: usize,
     budget: usize,
     other_errors: usize,
+    /// Runs that ended past the call depth limit: the subprogram ran, recursively.
+    call_depth: usize,
 }
 
 #[test]
@@ -286,11 +324,12 @@ fn interpreter_and_jit_agree_on_random_programs() {
     let tally = std::cell::RefCell::new(Tally::default());
     let strategy = (
         proptest::collection::vec((any::<u64>(), any::<u64>()), 1..MAX_INSNS),
+        proptest::collection::vec((any::<u64>(), any::<u64>()), 0..MAX_INSNS / 4),
         proptest::collection::vec(any::<u8>(), 64),
     );
     runner
-        .run(&strategy, |(words, input)| {
-            let insns = program(&words);
+        .run(&strategy, |(words, sub_words, input)| {
+            let insns = program(&words, &sub_words);
             let interp = Program::new(insns.clone()).expect("generated programs load");
             let mut jit = interp.clone();
             bpfkit_jit::compile(&mut jit).unwrap();
@@ -308,6 +347,10 @@ fn interpreter_and_jit_agree_on_random_programs() {
                 Ok(_) => t.ok += 1,
                 Err(RunError::MemoryFault { .. }) => t.memory_faults += 1,
                 Err(RunError::BudgetExhausted { .. }) => t.budget += 1,
+                Err(RunError::CallDepth { .. }) => {
+                    t.call_depth += 1;
+                    t.other_errors += 1
+                }
                 Err(_) => t.other_errors += 1,
             }
             Ok(())
@@ -318,7 +361,8 @@ fn interpreter_and_jit_agree_on_random_programs() {
     assert!(
         [t.ok, t.memory_faults, t.budget, t.other_errors]
             .iter()
-            .all(|&n| n > 300),
+            .all(|&n| n > 300)
+            && t.call_depth > 30,
         "{t:?}"
     );
     eprintln!("{t:?}");
