@@ -273,13 +273,14 @@ impl TestCase {
     /// [`TestCase::skip_reason`].
     pub fn check(&self) -> Result<(), Mismatch> {
         let mut vm = Vm::for_conformance();
-        self.check_on(&mut vm)
+        self.check_on(&mut vm, &interpret)
     }
 
-    fn check_on(&self, vm: &mut Vm) -> Result<(), Mismatch> {
+    fn check_on(&self, vm: &mut Vm, prepare: &Prepare) -> Result<(), Mismatch> {
         vm.set_budget(1 << 24);
         let outcome = self.program.clone().and_then(|insns| {
-            let program = Program::new(insns).map_err(|e| format!("loading: {e}"))?;
+            let mut program = Program::new(insns).map_err(|e| format!("loading: {e}"))?;
+            prepare(&mut program).map_err(|e| format!("compiling: {e}"))?;
             let mut mem = self.mem.clone();
             vm.run(&program, &mut mem).map_err(|e| e.to_string())
         });
@@ -302,11 +303,17 @@ impl TestCase {
 
     /// Runs the case unless it must be skipped.
     pub fn verdict(&self) -> Result<Verdict, Mismatch> {
+        self.verdict_with(&interpret)
+    }
+
+    /// Runs the case unless it must be skipped, with the loaded program
+    /// passed through `prepare` first (a JIT attaching its code).
+    pub fn verdict_with(&self, prepare: &Prepare) -> Result<Verdict, Mismatch> {
         let mut vm = Vm::for_conformance();
         if let Some(why) = self.skip_reason(&mut vm) {
             return Ok(Verdict::Skipped(why));
         }
-        self.check_on(&mut vm).map(|()| Verdict::Passed)
+        self.check_on(&mut vm, prepare).map(|()| Verdict::Passed)
     }
 }
 
@@ -378,8 +385,22 @@ fn data_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What the runner does to each program after loading it and before running
+/// it: choose an engine (the JIT attaches its code); an error fails the case.
+pub type Prepare = dyn Fn(&mut Program) -> Result<(), String>;
+
+/// The interpreter's preparation: none.
+fn interpret(_: &mut Program) -> Result<(), String> {
+    Ok(())
+}
+
 /// Runs every `.data` file under `dir`, subdirectories included, sorted by path.
 pub fn run_dir(dir: &Path) -> std::io::Result<Vec<FileOutcome>> {
+    run_dir_with(dir, &interpret)
+}
+
+/// [`run_dir`] with each program passed through `prepare` before it runs.
+pub fn run_dir_with(dir: &Path, prepare: &Prepare) -> std::io::Result<Vec<FileOutcome>> {
     let mut paths = Vec::new();
     data_files(dir, &mut paths)?;
     paths.sort();
@@ -388,7 +409,7 @@ pub fn run_dir(dir: &Path) -> std::io::Result<Vec<FileOutcome>> {
         .map(|path| {
             let result = match TestCase::from_file(&path) {
                 Ok(case) => case
-                    .verdict()
+                    .verdict_with(prepare)
                     .map_err(|m| format!("expected {}, got {}", m.expected, m.got)),
                 Err(e) => Err(e.to_string()),
             };

@@ -12,7 +12,7 @@ pub const STACK_PER_FRAME: usize = 512;
 pub const MAX_FRAMES: usize = 8;
 /// Tag of function addresses produced by `lddw rX, func` (bit 63 keeps them
 /// clear of both region addresses and helper ids).
-pub(crate) const FUNC_ADDR_TAG: u64 = 1 << 63;
+pub const FUNC_ADDR_TAG: u64 = 1 << 63;
 
 /// What a helper call asks the interpreter to do next.
 #[derive(Debug, Clone)]
@@ -193,13 +193,13 @@ pub(crate) struct Stack {
 impl Stack {
     /// `r10` of frame `depth` (0 is the entry frame); the frame must exist.
     #[inline(always)]
-    fn frame_pointer(&self, depth: usize) -> u64 {
+    pub(crate) fn frame_pointer(&self, depth: usize) -> u64 {
         region_base(self.regions[depth % MAX_FRAMES]) + STACK_PER_FRAME as u64
     }
 
     /// Makes frame `depth` (at most one deeper than any made so far) live
     /// and zeroed.
-    fn enter(&mut self, memory: &mut AddressSpace, depth: usize) {
+    pub(crate) fn enter(&mut self, memory: &mut AddressSpace, depth: usize) {
         if depth < self.made {
             memory.reset_owned(self.regions[depth], STACK_PER_FRAME);
         } else {
@@ -213,7 +213,7 @@ impl Stack {
     }
 
     /// Makes frame `depth` dead: every access to it faults.
-    fn leave(&self, memory: &mut AddressSpace, depth: usize) {
+    pub(crate) fn leave(&self, memory: &mut AddressSpace, depth: usize) {
         if depth < self.made {
             memory.reset_owned(self.regions[depth], 0);
         }
@@ -257,15 +257,32 @@ pub fn execute(
         // Each program of a tail call chain starts in the entry frame (the
         // kernel reuses the caller's frame; its contents are not promised).
         frames.enter(memory, 0);
-        match run(
-            current,
-            memory,
-            env,
-            args,
-            &mut budget,
-            limits.budget,
-            &mut frames,
-        ) {
+        let flow = match current.compiled() {
+            Some(code) => {
+                let mut machine = crate::engine::Machine::new(
+                    current,
+                    memory,
+                    env,
+                    &mut frames,
+                    &mut budget,
+                    limits.budget,
+                );
+                code.run(&mut machine, args).map(|flow| match flow {
+                    crate::engine::Flow::Exit(v) => Flow::Exit(v),
+                    crate::engine::Flow::TailCall(p) => Flow::TailCall(p),
+                })
+            }
+            None => run(
+                current,
+                memory,
+                env,
+                args,
+                &mut budget,
+                limits.budget,
+                &mut frames,
+            ),
+        };
+        match flow {
             Ok(Flow::Exit(v)) => break Ok(v),
             Ok(Flow::TailCall(next)) => {
                 // The kernel falls through once the chain is too long; the
@@ -309,7 +326,7 @@ fn ea(base: u64, off: i16) -> u64 {
 /// from its `r10`; `depth` is the current frame, so one into a frame that has
 /// returned says so.
 #[cold]
-fn fault(
+pub(crate) fn fault(
     pc: usize,
     stack: &Stack,
     depth: usize,
@@ -336,7 +353,7 @@ fn fault(
     }
 }
 
-fn helper_error(pc: usize, id: i64, e: HelperCallError) -> RunError {
+pub(crate) fn helper_error(pc: usize, id: i64, e: HelperCallError) -> RunError {
     match e {
         HelperCallError::Unknown => RunError::UnknownHelper { pc, id },
         HelperCallError::Fault { name, message } => RunError::HelperFault { pc, name, message },
@@ -398,7 +415,7 @@ fn smod32(a: u32, b: u32) -> u64 {
     }
 }
 
-fn atomic(
+pub(crate) fn atomic(
     memory: &mut AddressSpace,
     kind: AtomicKind,
     dw: bool,
@@ -876,7 +893,7 @@ struct CallSite {
     return_pc: usize,
 }
 
-fn callback_helper_id(callback: &Callback) -> i32 {
+pub(crate) fn callback_helper_id(callback: &Callback) -> i32 {
     match callback.kind {
         CallbackKind::Loop { .. } => crate::builtins::LOOP,
         CallbackKind::MapElements { .. } => crate::builtins::FOR_EACH_MAP_ELEM,
@@ -936,17 +953,44 @@ fn packet_load(
     size: u8,
     off: u64,
 ) -> bool {
-    let Some(base) = env.packet() else {
-        return false;
-    };
-    if off > u32::MAX as u64 {
-        return false;
-    }
-    match memory.read(base.wrapping_add(off), size as usize) {
-        Ok(b) => {
-            regs[0] = b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64);
+    match packet_value(memory, env, size, off) {
+        Some(v) => {
+            regs[0] = v;
             true
         }
-        Err(_) => false,
+        None => false,
+    }
+}
+
+/// The big-endian value of `size` packet bytes at `off`; `None` when out of bounds.
+pub(crate) fn packet_value(
+    memory: &AddressSpace,
+    env: &dyn Environment,
+    size: u8,
+    off: u64,
+) -> Option<u64> {
+    let base = env.packet()?;
+    if off > u32::MAX as u64 {
+        return None;
+    }
+    let b = memory.read(base.wrapping_add(off), size as usize).ok()?;
+    Some(b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64))
+}
+
+/// A helper call by id as `Op::Call` makes it: `Ok(r0)` to continue, or
+/// how the run stops.
+pub(crate) fn call_helper_step(
+    env: &mut dyn Environment,
+    memory: &mut AddressSpace,
+    pc: usize,
+    id: i64,
+    args: [u64; 5],
+) -> Result<u64, Result<crate::engine::Flow, RunError>> {
+    use crate::engine::Flow as F;
+    match env.call_helper(id, args, memory) {
+        Ok(HelperOutcome::Return(v)) => Ok(v),
+        Ok(HelperOutcome::Exit(v)) => Err(Ok(F::Exit(v))),
+        Ok(HelperOutcome::TailCall(p)) => Err(Ok(F::TailCall(p))),
+        Err(e) => Err(Err(helper_error(pc, id, e))),
     }
 }

@@ -28,6 +28,7 @@
 mod builtins;
 pub mod conformance;
 mod context;
+pub mod engine;
 mod error;
 mod helpers;
 mod interp;

@@ -72,6 +72,17 @@ impl Vm {
     /// Creates the object's maps, fills global data, and prepares every
     /// program. Apply kconfig and CO-RE to the spec first if it uses them.
     pub fn load_object(&mut self, spec: &ObjectSpec) -> Result<LoadedObject, ObjectLoadError> {
+        self.load_object_with(spec, &|_| Ok(()))
+    }
+
+    /// [`Vm::load_object`] with each program passed through `prepare`
+    /// before it is shared (and placed in prog arrays): an engine attaching
+    /// its compiled code, so tail calls run on it too.
+    pub fn load_object_with(
+        &mut self,
+        spec: &ObjectSpec,
+        prepare: &crate::conformance::Prepare,
+    ) -> Result<LoadedObject, ObjectLoadError> {
         let mut maps = BTreeMap::new();
         for (name, m) in &spec.maps {
             let map_err = |source| ObjectLoadError::Map {
@@ -127,8 +138,9 @@ impl Vm {
                 };
                 insns[i] = Insn::LdImm64 { dst, imm };
             }
-            let program = Program::with_context(insns, context_for(p.kind.prog_type))
+            let mut program = Program::with_context(insns, context_for(p.kind.prog_type))
                 .map_err(|e: LoadError| prog_err(e.to_string()))?;
+            prepare(&mut program).map_err(|e| prog_err(format!("compiling: {e}")))?;
             programs.insert(name.clone(), Arc::new(program));
         }
         // Static initialisation of prog arrays and map-in-map.

@@ -7,7 +7,10 @@ use bpfkit_isa::{
     SxBits, Width,
 };
 
+use std::sync::Arc;
+
 use crate::context::ContextKind;
+use crate::engine::CompiledCode;
 use crate::error::LoadError;
 
 /// Absolute slot index of a jump target.
@@ -15,7 +18,8 @@ pub(crate) type Target = u32;
 
 /// The atomic operations, with their width folded in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum AtomicKind {
+#[allow(missing_docs)]
+pub enum AtomicKind {
     Add,
     Or,
     And,
@@ -25,10 +29,13 @@ pub(crate) enum AtomicKind {
 }
 
 /// One pre-decoded instruction. `I` variants take an immediate (already
-/// sign-extended for 64-bit operations), `R` variants a source register.
+/// sign-extended for 64-bit operations), `R` variants a source register;
+/// register operands are indexes 0..=10, jump targets absolute slot indexes.
+/// ALU variants are `(dst, src or imm)`, conditional jumps
+/// `(dst, src or imm, target)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(missing_docs)]
-pub(crate) enum Op {
+pub enum Op {
     Add64I(u8, u64),
     Sub64I(u8, u64),
     Mul64I(u8, u64),
@@ -193,6 +200,8 @@ pub struct Program {
     pub(crate) ops: Vec<Op>,
     pub(crate) insns: Vec<Insn>,
     pub(crate) context: ContextKind,
+    /// Machine code runs use instead of the interpreter, if attached.
+    compiled: Option<Arc<dyn CompiledCode>>,
 }
 
 fn r(reg: Reg) -> u8 {
@@ -259,6 +268,7 @@ impl Program {
             ops,
             insns,
             context,
+            compiled: None,
         })
     }
 
@@ -275,6 +285,23 @@ impl Program {
     /// Number of 8-byte slots.
     pub fn slots(&self) -> usize {
         self.ops.len()
+    }
+
+    /// The pre-decoded instructions, one per slot (the second slot of an
+    /// `lddw` is [`Op::LdImm64Tail`]): what a compiled engine translates.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Makes runs of this program execute `code` instead of the interpreter
+    /// (`None` goes back to the interpreter).
+    pub fn set_compiled(&mut self, code: Option<Arc<dyn CompiledCode>>) {
+        self.compiled = code;
+    }
+
+    /// The compiled code runs execute, if any.
+    pub fn compiled(&self) -> Option<&Arc<dyn CompiledCode>> {
+        self.compiled.as_ref()
     }
 }
 

@@ -16,8 +16,8 @@ use super::parse_hex;
 pub struct Args {
     /// Directory of `.data` files (bpf_conformance's or uBPF's `tests/`).
     dir: PathBuf,
-    /// Execution engine.
-    #[arg(long, value_enum, default_value_t = Engine::Interpreter)]
+    /// Execution engine (the JIT by default where it has a back end).
+    #[arg(long, value_enum, default_value_t = Engine::native())]
     engine: Engine,
 }
 
@@ -25,14 +25,36 @@ pub struct Args {
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Engine {
     /// The pre-decoded, memory-checked interpreter.
+    #[value(alias = "interp")]
     Interpreter,
+    /// The x86-64 JIT, with the interpreter's checks and errors.
+    Jit,
+}
+
+impl Engine {
+    /// The JIT on x86-64, the interpreter elsewhere.
+    pub fn native() -> Engine {
+        match bpfkit_jit::Engine::native() {
+            bpfkit_jit::Engine::Jit => Engine::Jit,
+            bpfkit_jit::Engine::Interpreter => Engine::Interpreter,
+        }
+    }
+
+    /// Prepares a loaded program to run on this engine.
+    pub fn prepare(self, program: &mut Program) -> Result<(), String> {
+        let engine = match self {
+            Engine::Interpreter => bpfkit_jit::Engine::Interpreter,
+            Engine::Jit => bpfkit_jit::Engine::Jit,
+        };
+        engine.prepare(program).map_err(|e| e.to_string())
+    }
 }
 
 /// Runs the suite; prints each failure and skip, then the
 /// `N passed, M failed, K skipped` line (CI parses its `N passed, M failed`).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let Engine::Interpreter = args.engine;
-    let outcomes = conformance::run_dir(&args.dir)
+    let engine = args.engine;
+    let outcomes = conformance::run_dir_with(&args.dir, &move |p| engine.prepare(p))
         .with_context(|| format!("reading {}", args.dir.display()))?;
     if outcomes.is_empty() {
         bail!("no .data files in {}", args.dir.display());

@@ -10,6 +10,7 @@ pub mod gen;
 pub mod filter;
 pub mod inspect;
 pub mod iter;
+pub mod jit;
 pub mod load;
 pub mod map;
 pub mod prog;

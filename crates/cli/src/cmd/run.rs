@@ -9,6 +9,8 @@ use bpfkit_abi::MapType;
 use bpfkit_object::ObjectSpec;
 use bpfkit_vm::{Map, Program, TestRun, Vm};
 
+use super::conformance::Engine;
+
 /// Run raw eBPF bytecode or a program of a BPF object in the userspace VM.
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,6 +41,9 @@ pub struct Args {
     /// Raw bytecode: print the memory after the run, as hex.
     #[arg(long)]
     show_mem: bool,
+    /// Execution engine (the JIT by default where it has a back end).
+    #[arg(long, value_enum, default_value_t = Engine::native())]
+    engine: Engine,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -66,8 +71,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if code.starts_with(b"\x7fELF") {
         return run_object(&args, &code);
     }
-    let program =
+    let mut program =
         Program::from_bytes(&code).with_context(|| format!("loading {}", args.file.display()))?;
+    args.engine
+        .prepare(&mut program)
+        .map_err(|e| anyhow::anyhow!("compiling {}: {e}", args.file.display()))?;
     let mut mem = memory(args.mem.as_deref())?;
     let mut vm = Vm::new();
     vm.set_budget(args.budget);
@@ -133,8 +141,9 @@ fn run_object(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
     }
     let mut vm = Vm::new();
     vm.set_budget(args.budget);
+    let engine = args.engine;
     let obj = vm
-        .load_object(&spec)
+        .load_object_with(&spec, &move |p| engine.prepare(p))
         .with_context(|| format!("loading {file}"))?;
     let read = |p: &Option<PathBuf>| -> anyhow::Result<Vec<u8>> {
         match p {

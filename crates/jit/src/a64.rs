@@ -1,0 +1,758 @@
+//! The ARM64 back end: eBPF to A64 machine code, packaged as a small static
+//! aarch64 Linux executable that runs one program on one input, so that the
+//! code can be checked on any machine through qemu-aarch64.
+//!
+//! The executable keeps the VM's memory model: the input and each call
+//! frame's 512 bytes of stack are regions at the VM's tagged addresses
+//! (`region_base`), every access is checked inline against a region table,
+//! the instruction budget is counted per block as the x86-64 back end does,
+//! and bpf-to-bpf calls get fresh zeroed frames, up to the VM's
+//! `MAX_FRAMES`. Its only helper is the conformance suite's helper 5 (and
+//! `callx` of it). It writes `r0` as 8 little-endian bytes to standard
+//! output and exits with 0, or exits with [`EXIT_FAULT`] (a memory fault,
+//! an unknown helper or call target, the call depth), [`EXIT_BUDGET`] or
+//! [`EXIT_UNSUPPORTED`] (maps, callbacks, `callx` of a function).
+//!
+//! Register mapping as in the kernel's arm64 JIT (arch/arm64/net/bpf_jit_comp.c,
+//! `bpf2a64`): r0 = x7, r1..r5 = x0..x4, r6..r9 = x19..x22, r10 = x25;
+//! x26 is the region table, x27 the remaining budget, x28 the data block.
+
+use bpfkit_vm::engine::{Op, FUNC_ADDR_TAG};
+use bpfkit_vm::{region_base, Program, MAX_FRAMES, STACK_PER_FRAME};
+
+use crate::blocks::leaders;
+use crate::JitError;
+
+/// Exit status of a run that faulted (memory, helper, call target, depth).
+pub const EXIT_FAULT: i32 = 2;
+/// Exit status of a run that exhausted its instruction budget.
+pub const EXIT_BUDGET: i32 = 3;
+/// Exit status of a program using what this back end does not provide.
+pub const EXIT_UNSUPPORTED: i32 = 4;
+
+const R: [u32; 11] = [7, 0, 1, 2, 3, 4, 19, 20, 21, 22, 25];
+const ZR: u32 = 31;
+const TABLE: u32 = 26;
+const BUDGET: u32 = 27;
+const DATA: u32 = 28;
+const LR: u32 = 30;
+
+/// Where the data segment is mapped.
+const DATA_ADDR: u64 = 0x1000_1000;
+const DATA_FILE_OFFSET: u64 = 0x1000;
+const STACKS: u64 = 0x1000;
+const INPUT: u64 = 0x1000 + (MAX_FRAMES * STACK_PER_FRAME) as u64;
+
+/// A64 code under construction, with labels fixed up at the end.
+struct Asm {
+    code: Vec<u32>,
+    labels: Vec<Option<usize>>,
+    /// (instruction index, label, kind): 26-bit (b/bl) or 19-bit (b.cond, cbz).
+    fixups: Vec<(usize, usize, bool)>,
+}
+
+#[derive(Clone, Copy)]
+enum Cond {
+    Eq = 0,
+    Ne = 1,
+    Hs = 2,
+    Lo = 3,
+    Hi = 8,
+    Ls = 9,
+    Ge = 10,
+    Lt = 11,
+    Gt = 12,
+    Le = 13,
+}
+
+impl Asm {
+    fn label(&mut self) -> usize {
+        self.labels.push(None);
+        self.labels.len() - 1
+    }
+    fn bind(&mut self, l: usize) {
+        self.labels[l] = Some(self.code.len());
+    }
+    fn emit(&mut self, w: u32) {
+        self.code.push(w);
+    }
+    fn b(&mut self, l: usize) {
+        self.fixups.push((self.code.len(), l, true));
+        self.emit(0x1400_0000);
+    }
+    fn bl(&mut self, l: usize) {
+        self.fixups.push((self.code.len(), l, true));
+        self.emit(0x9400_0000);
+    }
+    fn bcond(&mut self, c: Cond, l: usize) {
+        self.fixups.push((self.code.len(), l, false));
+        self.emit(0x5400_0000 | c as u32);
+    }
+    fn cbz(&mut self, rt: u32, l: usize) {
+        self.fixups.push((self.code.len(), l, false));
+        self.emit(0xB400_0000 | rt);
+    }
+    fn finish(mut self) -> Result<Vec<u32>, JitError> {
+        for &(at, l, long) in &self.fixups {
+            let to = self.labels[l].ok_or_else(|| JitError::Assemble("unbound label".into()))?;
+            let delta = to as i64 - at as i64;
+            if long {
+                self.code[at] |= (delta as u32) & 0x03ff_ffff;
+            } else {
+                if !(-(1 << 18)..(1 << 18)).contains(&delta) {
+                    return Err(JitError::Assemble("conditional branch out of range".into()));
+                }
+                self.code[at] |= ((delta as u32) & 0x7ffff) << 5;
+            }
+        }
+        Ok(self.code)
+    }
+
+    fn sf(w64: bool) -> u32 {
+        (w64 as u32) << 31
+    }
+    /// `mov` of a 64-bit constant (movz + movk of its nonzero halves).
+    fn mov_imm(&mut self, rd: u32, v: u64) {
+        self.emit(0xD280_0000 | ((v & 0xffff) as u32) << 5 | rd);
+        for hw in 1..4u32 {
+            let part = ((v >> (16 * hw)) & 0xffff) as u32;
+            if part != 0 {
+                self.emit(0xF280_0000 | hw << 21 | part << 5 | rd);
+            }
+        }
+    }
+    fn mov(&mut self, w64: bool, rd: u32, rm: u32) {
+        self.emit(0x2A00_03E0 | Self::sf(w64) | rm << 16 | rd);
+    }
+    /// Three-register data processing with a fixed opcode.
+    fn rrr(&mut self, base: u32, w64: bool, rd: u32, rn: u32, rm: u32) {
+        self.emit(base | Self::sf(w64) | rm << 16 | rn << 5 | rd);
+    }
+    fn add_imm(&mut self, rd: u32, rn: u32, imm: u32) {
+        self.emit(0x9100_0000 | imm << 10 | rn << 5 | rd);
+    }
+    fn cmp_imm(&mut self, rn: u32, imm: u32) {
+        self.emit(0xF100_001F | imm << 10 | rn << 5);
+    }
+    fn ldr(&mut self, rt: u32, rn: u32, off: u32) {
+        self.emit(0xF940_0000 | (off / 8) << 10 | rn << 5 | rt);
+    }
+    fn str(&mut self, rt: u32, rn: u32, off: u32) {
+        self.emit(0xF900_0000 | (off / 8) << 10 | rn << 5 | rt);
+    }
+    /// `add rd, rn, rm, lsl #shift`.
+    fn add_lsl(&mut self, rd: u32, rn: u32, rm: u32, shift: u32) {
+        self.emit(0x8B00_0000 | rm << 16 | shift << 10 | rn << 5 | rd);
+    }
+    fn ubfm(&mut self, w64: bool, rd: u32, rn: u32, immr: u32, imms: u32) {
+        let base = if w64 { 0xD340_0000 } else { 0x5300_0000 };
+        self.emit(base | immr << 16 | imms << 10 | rn << 5 | rd);
+    }
+    fn sbfm(&mut self, w64: bool, rd: u32, rn: u32, immr: u32, imms: u32) {
+        let base = if w64 { 0x9340_0000 } else { 0x1300_0000 };
+        self.emit(base | immr << 16 | imms << 10 | rn << 5 | rd);
+    }
+    fn stp_pre(&mut self, a: u32, b: u32) {
+        // stp a, b, [sp, #-16]!
+        self.emit(0xA980_0000 | (0x7e << 15) | b << 10 | 31 << 5 | a);
+    }
+    fn ldp_post(&mut self, a: u32, b: u32) {
+        // ldp a, b, [sp], #16
+        self.emit(0xA8C0_0000 | (2 << 15) | b << 10 | 31 << 5 | a);
+    }
+}
+
+// Data processing opcodes (without sf).
+const ADD: u32 = 0x0B00_0000;
+const SUB: u32 = 0x4B00_0000;
+const AND: u32 = 0x0A00_0000;
+const ORR: u32 = 0x2A00_0000;
+const EOR: u32 = 0x4A00_0000;
+const SUBS: u32 = 0x6B00_0000;
+const ANDS: u32 = 0x6A00_0000;
+const MUL: u32 = 0x1B00_7C00;
+const UDIV: u32 = 0x1AC0_0800;
+const SDIV: u32 = 0x1AC0_0C00;
+const LSLV: u32 = 0x1AC0_2000;
+const LSRV: u32 = 0x1AC0_2400;
+const ASRV: u32 = 0x1AC0_2800;
+
+fn reg(i: u8) -> u32 {
+    R[(i as usize).min(10)]
+}
+
+/// Builds the aarch64 executable running `program` on `mem` with `budget`
+/// instructions, as [`bpfkit_vm::Vm::run`] does (r1 = the input, r2 = its length).
+pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>, JitError> {
+    let ops = program.ops();
+    let lead = leaders(ops);
+    // The VM's region layout: the input (when there is one), then frames.
+    let first_frame = usize::from(!mem.is_empty());
+    let nregions = first_frame + MAX_FRAMES;
+    let mut a = Asm {
+        code: Vec::new(),
+        labels: Vec::new(),
+        fixups: Vec::new(),
+    };
+    let labels: Vec<usize> = (0..ops.len()).map(|_| a.label()).collect();
+    let finish = a.label();
+    let fault = a.label();
+    let out_of_budget = a.label();
+    let unsupported = a.label();
+    let exit_zero = a.label();
+
+    // Entry: registers as the VM starts them.
+    a.mov_imm(DATA, DATA_ADDR);
+    a.add_imm(TABLE, DATA, 0x100);
+    a.mov_imm(BUDGET, budget);
+    for r in R {
+        a.mov_imm(r, 0);
+    }
+    if !mem.is_empty() {
+        a.mov_imm(reg(1), region_base(0));
+    }
+    a.mov_imm(reg(2), mem.len() as u64);
+    a.mov_imm(reg(10), region_base(first_frame) + STACK_PER_FRAME as u64);
+
+    let mut block_len = vec![0usize; ops.len()];
+    let mut current = 0;
+    for (pc, op) in ops.iter().enumerate() {
+        if *op == Op::LdImm64Tail {
+            continue;
+        }
+        if lead[pc] {
+            current = pc;
+        }
+        block_len[current] += 1;
+    }
+
+    for (pc, &op) in ops.iter().enumerate() {
+        if op == Op::LdImm64Tail {
+            continue;
+        }
+        a.bind(labels[pc]);
+        if lead[pc] {
+            let n = block_len[pc] as u64;
+            a.mov_imm(9, n);
+            a.rrr(SUBS, true, ZR, BUDGET, 9);
+            a.bcond(Cond::Lo, out_of_budget);
+            a.rrr(SUB, true, BUDGET, BUDGET, 9);
+        }
+        emit_op(
+            &mut a,
+            op,
+            &labels,
+            nregions,
+            first_frame,
+            [finish, fault, unsupported, exit_zero],
+        )?;
+    }
+    // Exits.
+    a.bind(exit_zero);
+    a.mov_imm(reg(0), 0);
+    a.bind(finish);
+    a.str(reg(0), DATA, 8);
+    a.mov_imm(0, 1);
+    a.add_imm(1, DATA, 8);
+    a.mov_imm(2, 8);
+    a.mov_imm(8, 64); // write
+    a.emit(0xD400_0001);
+    a.mov_imm(0, 0);
+    let do_exit = a.label();
+    a.b(do_exit);
+    a.bind(fault);
+    a.mov_imm(0, EXIT_FAULT as u64);
+    a.b(do_exit);
+    a.bind(out_of_budget);
+    a.mov_imm(0, EXIT_BUDGET as u64);
+    a.b(do_exit);
+    a.bind(unsupported);
+    a.mov_imm(0, EXIT_UNSUPPORTED as u64);
+    a.bind(do_exit);
+    a.mov_imm(8, 94); // exit_group
+    a.emit(0xD400_0001);
+    let code = a.finish()?;
+
+    // The data segment: depth, r0, the region table, the frames, the input.
+    let mut data = vec![0u8; INPUT as usize + mem.len()];
+    data[INPUT as usize..].copy_from_slice(mem);
+    let mut entry = |index: usize, ptr: u64, len: u64| {
+        let at = 0x100 + 16 * index;
+        data[at..at + 8].copy_from_slice(&ptr.to_le_bytes());
+        data[at + 8..at + 16].copy_from_slice(&len.to_le_bytes());
+    };
+    if !mem.is_empty() {
+        entry(0, DATA_ADDR + INPUT, mem.len() as u64);
+    }
+    for frame in 0..MAX_FRAMES {
+        let ptr = DATA_ADDR + STACKS + (frame * STACK_PER_FRAME) as u64;
+        let len = if frame == 0 {
+            STACK_PER_FRAME as u64
+        } else {
+            0
+        };
+        entry(first_frame + frame, ptr, len);
+    }
+    Ok(elf(&code, &data))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit_op(
+    a: &mut Asm,
+    op: Op,
+    labels: &[usize],
+    nregions: usize,
+    first_frame: usize,
+    [finish, fault, unsupported, exit_zero]: [usize; 4],
+) -> Result<(), JitError> {
+    use Op::*;
+    let imm64 = |a: &mut Asm, v: u64| a.mov_imm(9, v);
+    let alu = |a: &mut Asm, base: u32, w64: bool, d: u8, src: Option<u8>, v: u64| {
+        let rm = match src {
+            Some(s) => reg(s),
+            None => {
+                a.mov_imm(9, v);
+                9
+            }
+        };
+        a.rrr(base, w64, reg(d), reg(d), rm);
+    };
+    let modulo = |a: &mut Asm, div: u32, w64: bool, d: u8, src: Option<u8>, v: u64| {
+        let rm = match src {
+            Some(s) => reg(s),
+            None => {
+                a.mov_imm(9, v);
+                9
+            }
+        };
+        // d - (d / s) * s: A64 division by zero gives 0, so mod leaves d.
+        a.rrr(div, w64, 10, reg(d), rm);
+        a.emit(0x1B00_8000 | Asm::sf(w64) | rm << 16 | reg(d) << 10 | 10 << 5 | reg(d));
+    };
+    let shift_imm = |a: &mut Asm, kind: u8, w64: bool, d: u8, v: u64| {
+        let bits = if w64 { 64 } else { 32 };
+        let s = (v as u32) & (bits - 1);
+        match kind {
+            0 => a.ubfm(w64, reg(d), reg(d), (bits - s) % bits, bits - 1 - s),
+            1 => a.ubfm(w64, reg(d), reg(d), s, bits - 1),
+            _ => a.sbfm(w64, reg(d), reg(d), s, bits - 1),
+        }
+    };
+    match op {
+        Add64I(d, v) => alu(a, ADD, true, d, None, v),
+        Sub64I(d, v) => alu(a, SUB, true, d, None, v),
+        Mul64I(d, v) => alu(a, MUL, true, d, None, v),
+        Div64I(d, v) => alu(a, UDIV, true, d, None, v),
+        Sdiv64I(d, v) => alu(a, SDIV, true, d, None, v),
+        Or64I(d, v) => alu(a, ORR, true, d, None, v),
+        And64I(d, v) => alu(a, AND, true, d, None, v),
+        Xor64I(d, v) => alu(a, EOR, true, d, None, v),
+        Mod64I(d, v) => modulo(a, UDIV, true, d, None, v),
+        Smod64I(d, v) => modulo(a, SDIV, true, d, None, v),
+        Lsh64I(d, v) => shift_imm(a, 0, true, d, v),
+        Rsh64I(d, v) => shift_imm(a, 1, true, d, v),
+        Arsh64I(d, v) => shift_imm(a, 2, true, d, v),
+        Mov64I(d, v) | Lddw(d, v) => a.mov_imm(reg(d), v),
+        LdFunc(d, t) => a.mov_imm(reg(d), FUNC_ADDR_TAG | t as u64),
+        Add64R(d, s) => alu(a, ADD, true, d, Some(s), 0),
+        Sub64R(d, s) => alu(a, SUB, true, d, Some(s), 0),
+        Mul64R(d, s) => alu(a, MUL, true, d, Some(s), 0),
+        Div64R(d, s) => alu(a, UDIV, true, d, Some(s), 0),
+        Sdiv64R(d, s) => alu(a, SDIV, true, d, Some(s), 0),
+        Or64R(d, s) => alu(a, ORR, true, d, Some(s), 0),
+        And64R(d, s) => alu(a, AND, true, d, Some(s), 0),
+        Xor64R(d, s) => alu(a, EOR, true, d, Some(s), 0),
+        Lsh64R(d, s) => alu(a, LSLV, true, d, Some(s), 0),
+        Rsh64R(d, s) => alu(a, LSRV, true, d, Some(s), 0),
+        Arsh64R(d, s) => alu(a, ASRV, true, d, Some(s), 0),
+        Mod64R(d, s) => modulo(a, UDIV, true, d, Some(s), 0),
+        Smod64R(d, s) => modulo(a, SDIV, true, d, Some(s), 0),
+        Mov64R(d, s) => a.mov(true, reg(d), reg(s)),
+        Add32I(d, v) => alu(a, ADD, false, d, None, v as u64),
+        Sub32I(d, v) => alu(a, SUB, false, d, None, v as u64),
+        Mul32I(d, v) => alu(a, MUL, false, d, None, v as u64),
+        Div32I(d, v) => alu(a, UDIV, false, d, None, v as u64),
+        Sdiv32I(d, v) => alu(a, SDIV, false, d, None, v as u64),
+        Or32I(d, v) => alu(a, ORR, false, d, None, v as u64),
+        And32I(d, v) => alu(a, AND, false, d, None, v as u64),
+        Xor32I(d, v) => alu(a, EOR, false, d, None, v as u64),
+        Mod32I(d, v) => modulo(a, UDIV, false, d, None, v as u64),
+        Smod32I(d, v) => modulo(a, SDIV, false, d, None, v as u64),
+        Lsh32I(d, v) => shift_imm(a, 0, false, d, v as u64),
+        Rsh32I(d, v) => shift_imm(a, 1, false, d, v as u64),
+        Arsh32I(d, v) => shift_imm(a, 2, false, d, v as u64),
+        Mov32I(d, v) => a.mov_imm(reg(d), v as u64),
+        Add32R(d, s) => alu(a, ADD, false, d, Some(s), 0),
+        Sub32R(d, s) => alu(a, SUB, false, d, Some(s), 0),
+        Mul32R(d, s) => alu(a, MUL, false, d, Some(s), 0),
+        Div32R(d, s) => alu(a, UDIV, false, d, Some(s), 0),
+        Sdiv32R(d, s) => alu(a, SDIV, false, d, Some(s), 0),
+        Or32R(d, s) => alu(a, ORR, false, d, Some(s), 0),
+        And32R(d, s) => alu(a, AND, false, d, Some(s), 0),
+        Xor32R(d, s) => alu(a, EOR, false, d, Some(s), 0),
+        Lsh32R(d, s) => alu(a, LSLV, false, d, Some(s), 0),
+        Rsh32R(d, s) => alu(a, LSRV, false, d, Some(s), 0),
+        Arsh32R(d, s) => alu(a, ASRV, false, d, Some(s), 0),
+        Mod32R(d, s) => modulo(a, UDIV, false, d, Some(s), 0),
+        Smod32R(d, s) => modulo(a, SDIV, false, d, Some(s), 0),
+        Mov32R(d, s) => a.mov(false, reg(d), reg(s)),
+        Movsx64(d, s, bits) => a.sbfm(true, reg(d), reg(s), 0, bits as u32 - 1),
+        Movsx32(d, s, bits) => {
+            if bits == 32 {
+                a.mov(false, reg(d), reg(s))
+            } else {
+                a.sbfm(false, reg(d), reg(s), 0, bits as u32 - 1)
+            }
+        }
+        Neg64(d) => a.rrr(SUB, true, reg(d), ZR, reg(d)),
+        Neg32(d) => a.rrr(SUB, false, reg(d), ZR, reg(d)),
+        Le(d, bits) => match bits {
+            16 => a.ubfm(false, reg(d), reg(d), 0, 15),
+            32 => a.mov(false, reg(d), reg(d)),
+            _ => a.emit(0xD503_201F), // nop
+        },
+        Swap(d, bits) => match bits {
+            16 => {
+                a.emit(0x5AC0_0400 | reg(d) << 5 | reg(d)); // rev16 w
+                a.ubfm(false, reg(d), reg(d), 0, 15);
+            }
+            32 => a.emit(0x5AC0_0800 | reg(d) << 5 | reg(d)), // rev w
+            _ => a.emit(0xDAC0_0C00 | reg(d) << 5 | reg(d)),  // rev x
+        },
+        Ja(t) => a.b(labels[t as usize]),
+        Ldx8(d, s, off) => mem(
+            a,
+            reg(s),
+            off,
+            1,
+            nregions,
+            fault,
+            Access::Load(reg(d), false),
+        ),
+        Ldx16(d, s, off) => mem(
+            a,
+            reg(s),
+            off,
+            2,
+            nregions,
+            fault,
+            Access::Load(reg(d), false),
+        ),
+        Ldx32(d, s, off) | Ldx32Ctx(d, s, off) => mem(
+            a,
+            reg(s),
+            off,
+            4,
+            nregions,
+            fault,
+            Access::Load(reg(d), false),
+        ),
+        Ldx64(d, s, off) => mem(
+            a,
+            reg(s),
+            off,
+            8,
+            nregions,
+            fault,
+            Access::Load(reg(d), false),
+        ),
+        Ldxs8(d, s, off) => mem(
+            a,
+            reg(s),
+            off,
+            1,
+            nregions,
+            fault,
+            Access::Load(reg(d), true),
+        ),
+        Ldxs16(d, s, off) => mem(
+            a,
+            reg(s),
+            off,
+            2,
+            nregions,
+            fault,
+            Access::Load(reg(d), true),
+        ),
+        Ldxs32(d, s, off) => mem(
+            a,
+            reg(s),
+            off,
+            4,
+            nregions,
+            fault,
+            Access::Load(reg(d), true),
+        ),
+        St8(b, off, v) | St16(b, off, v) | St32(b, off, v) | St64(b, off, v) => {
+            let size = match op {
+                St8(..) => 1,
+                St16(..) => 2,
+                St32(..) => 4,
+                _ => 8,
+            };
+            imm64(a, v);
+            a.mov(true, 15, 9);
+            mem(a, reg(b), off, size, nregions, fault, Access::Store(15));
+        }
+        Stx8(b, s, off) => mem(a, reg(b), off, 1, nregions, fault, Access::Store(reg(s))),
+        Stx16(b, s, off) => mem(a, reg(b), off, 2, nregions, fault, Access::Store(reg(s))),
+        Stx32(b, s, off) => mem(a, reg(b), off, 4, nregions, fault, Access::Store(reg(s))),
+        Stx64(b, s, off) => mem(a, reg(b), off, 8, nregions, fault, Access::Store(reg(s))),
+        Atomic(kind, fetch, dw, b, s, off) => {
+            let size = if dw { 8 } else { 4 };
+            mem(a, reg(b), off, size, nregions, fault, Access::Address);
+            atomic(a, kind, fetch, dw, reg(s));
+        }
+        LdAbs(..) | LdInd(..) => a.b(exit_zero),
+        LdMap(..) | LdMapValue(..) | CallWithCallback(_) => a.b(unsupported),
+        Call(id) => {
+            if id == 5 {
+                helper5(a, exit_zero);
+            } else {
+                a.b(fault);
+            }
+        }
+        Callx(s) => {
+            // A function address (bit 63) is not supported here; helper 5 is.
+            // tbnz has a 14-bit offset: it branches to a nearby stub.
+            let tbnz = a.code.len();
+            a.emit(0xB7F8_0000 | reg(s)); // tbnz reg, #63, stub
+            a.cmp_imm(reg(s), 5);
+            a.bcond(Cond::Ne, fault);
+            helper5(a, exit_zero);
+            let skip = a.label();
+            a.b(skip);
+            let stub = a.code.len();
+            a.b(unsupported);
+            a.bind(skip);
+            a.code[tbnz] |= (((stub - tbnz) as u32) & 0x3fff) << 5;
+        }
+        CallLocal(t) => {
+            // The VM's enter_frame: the entry frame plus the callee's must
+            // stay within MAX_FRAMES.
+            a.ldr(10, DATA, 0);
+            a.cmp_imm(10, (MAX_FRAMES - 1) as u32);
+            a.bcond(Cond::Hs, fault);
+            a.add_imm(10, 10, 1);
+            a.str(10, DATA, 0);
+            a.add_imm(11, 10, first_frame as u32);
+            a.add_lsl(12, TABLE, 11, 4);
+            a.mov_imm(13, STACK_PER_FRAME as u64);
+            a.str(13, 12, 8);
+            // Zero the frame: 64 words.
+            a.ldr(14, 12, 0);
+            a.mov_imm(15, (STACK_PER_FRAME / 8) as u64);
+            let zero = a.label();
+            a.bind(zero);
+            a.emit(0xF800_841F | 14 << 5); // str xzr, [x14], #8
+            a.emit(0xF100_0400 | 15 << 5 | 15); // subs x15, x15, #1
+            a.bcond(Cond::Ne, zero);
+            a.stp_pre(reg(6), reg(7));
+            a.stp_pre(reg(8), reg(9));
+            a.stp_pre(reg(10), LR);
+            // r10 = region_base(first_frame + depth) + 512.
+            a.add_imm(16, 11, 1);
+            a.ubfm(true, 16, 16, 32, 31); // lsl #32
+            a.add_imm(reg(10), 16, STACK_PER_FRAME as u32);
+            a.bl(labels[t as usize]);
+            a.ldp_post(reg(10), LR);
+            a.ldp_post(reg(8), reg(9));
+            a.ldp_post(reg(6), reg(7));
+        }
+        Exit => {
+            a.ldr(10, DATA, 0);
+            a.cbz(10, finish);
+            a.add_imm(11, 10, first_frame as u32);
+            a.add_lsl(12, TABLE, 11, 4);
+            a.str(ZR, 12, 8);
+            a.emit(0xD100_0400 | 10 << 5 | 10); // sub x10, x10, #1
+            a.str(10, DATA, 0);
+            a.emit(0xD65F_03C0); // ret
+        }
+        LdImm64Tail => {}
+        _ => jump(a, op, labels)?,
+    }
+    Ok(())
+}
+
+/// Helper 5 of the conformance suite: r0 = r1, and 0 ends the program.
+fn helper5(a: &mut Asm, exit_zero: usize) {
+    a.cbz(reg(1), exit_zero);
+    a.mov(true, reg(0), reg(1));
+}
+
+enum Access {
+    Load(u32, bool),
+    Store(u32),
+    /// Leave the host address in x9.
+    Address,
+}
+
+/// A checked access of `size` bytes at `base + off`, as the VM's
+/// AddressSpace::locate: region = (addr >> 32) - 1, offset = the low 32 bits,
+/// offset + size within the region's length.
+fn mem(a: &mut Asm, base: u32, off: i16, size: u32, nregions: usize, fault: usize, access: Access) {
+    a.mov_imm(9, off as i64 as u64);
+    a.rrr(ADD, true, 9, base, 9);
+    a.ubfm(true, 10, 9, 32, 63); // lsr x10, x9, #32
+    a.emit(0xD100_0400 | 10 << 5 | 10); // sub x10, x10, #1
+    a.cmp_imm(10, nregions as u32);
+    a.bcond(Cond::Hs, fault);
+    a.add_lsl(11, TABLE, 10, 4);
+    a.ldr(12, 11, 8);
+    a.mov(false, 13, 9); // offset, zero-extended
+    a.add_imm(14, 13, size);
+    a.rrr(SUBS, true, ZR, 14, 12);
+    a.bcond(Cond::Hi, fault);
+    a.ldr(12, 11, 0);
+    a.rrr(ADD, true, 9, 12, 13);
+    let sz = match size {
+        1 => 0u32,
+        2 => 1,
+        4 => 2,
+        _ => 3,
+    };
+    match access {
+        Access::Load(rt, false) => a.emit(0x3940_0000 | sz << 30 | 9 << 5 | rt),
+        Access::Load(rt, true) => {
+            // ldrsb/ldrsh/ldrsw to X.
+            a.emit(0x3980_0000 | sz << 30 | 9 << 5 | rt)
+        }
+        Access::Store(rt) => a.emit(0x3900_0000 | sz << 30 | 9 << 5 | rt),
+        Access::Address => {}
+    }
+}
+
+/// The atomics with ARMv8.1 LSE instructions (acquire-release).
+fn atomic(a: &mut Asm, kind: bpfkit_vm::engine::AtomicKind, fetch: bool, dw: bool, src: u32) {
+    use bpfkit_vm::engine::AtomicKind as K;
+    let size = if dw { 0xC000_0000 } else { 0x8000_0000 };
+    let rt = if fetch { src } else { ZR };
+    match kind {
+        K::Add | K::Or | K::And | K::Xor => {
+            let opc = match kind {
+                K::Add => 0,
+                K::And => 1,
+                K::Xor => 2,
+                _ => 3,
+            };
+            if kind == K::And {
+                a.emit(0xAA20_03E0 | src << 16 | 10); // mvn x10, src (ldclr clears)
+            } else {
+                a.mov(true, 10, src);
+            }
+            a.emit(0x38E0_0000 | size | 10 << 16 | opc << 12 | 9 << 5 | rt);
+        }
+        K::Xchg => {
+            a.mov(true, 10, src);
+            a.emit(0x38E0_8000 | size | 10 << 16 | 9 << 5 | src);
+        }
+        K::Cmpxchg => {
+            a.mov(true, 10, reg(0));
+            let base = if dw { 0xC8E0_FC00 } else { 0x88E0_FC00 };
+            a.emit(base | 10 << 16 | 9 << 5 | src);
+            a.mov(dw, reg(0), 10);
+        }
+    }
+}
+
+fn jump(a: &mut Asm, op: Op, labels: &[usize]) -> Result<(), JitError> {
+    use Op::*;
+    let (c, d, src, w64, t, test) = match op {
+        Jeq64I(d, v, t) => (Cond::Eq, d, Err(v), true, t, false),
+        Jgt64I(d, v, t) => (Cond::Hi, d, Err(v), true, t, false),
+        Jge64I(d, v, t) => (Cond::Hs, d, Err(v), true, t, false),
+        Jset64I(d, v, t) => (Cond::Ne, d, Err(v), true, t, true),
+        Jne64I(d, v, t) => (Cond::Ne, d, Err(v), true, t, false),
+        Jsgt64I(d, v, t) => (Cond::Gt, d, Err(v), true, t, false),
+        Jsge64I(d, v, t) => (Cond::Ge, d, Err(v), true, t, false),
+        Jlt64I(d, v, t) => (Cond::Lo, d, Err(v), true, t, false),
+        Jle64I(d, v, t) => (Cond::Ls, d, Err(v), true, t, false),
+        Jslt64I(d, v, t) => (Cond::Lt, d, Err(v), true, t, false),
+        Jsle64I(d, v, t) => (Cond::Le, d, Err(v), true, t, false),
+        Jeq64R(d, s, t) => (Cond::Eq, d, Ok(s), true, t, false),
+        Jgt64R(d, s, t) => (Cond::Hi, d, Ok(s), true, t, false),
+        Jge64R(d, s, t) => (Cond::Hs, d, Ok(s), true, t, false),
+        Jset64R(d, s, t) => (Cond::Ne, d, Ok(s), true, t, true),
+        Jne64R(d, s, t) => (Cond::Ne, d, Ok(s), true, t, false),
+        Jsgt64R(d, s, t) => (Cond::Gt, d, Ok(s), true, t, false),
+        Jsge64R(d, s, t) => (Cond::Ge, d, Ok(s), true, t, false),
+        Jlt64R(d, s, t) => (Cond::Lo, d, Ok(s), true, t, false),
+        Jle64R(d, s, t) => (Cond::Ls, d, Ok(s), true, t, false),
+        Jslt64R(d, s, t) => (Cond::Lt, d, Ok(s), true, t, false),
+        Jsle64R(d, s, t) => (Cond::Le, d, Ok(s), true, t, false),
+        Jeq32I(d, v, t) => (Cond::Eq, d, Err(v as u64), false, t, false),
+        Jgt32I(d, v, t) => (Cond::Hi, d, Err(v as u64), false, t, false),
+        Jge32I(d, v, t) => (Cond::Hs, d, Err(v as u64), false, t, false),
+        Jset32I(d, v, t) => (Cond::Ne, d, Err(v as u64), false, t, true),
+        Jne32I(d, v, t) => (Cond::Ne, d, Err(v as u64), false, t, false),
+        Jsgt32I(d, v, t) => (Cond::Gt, d, Err(v as u64), false, t, false),
+        Jsge32I(d, v, t) => (Cond::Ge, d, Err(v as u64), false, t, false),
+        Jlt32I(d, v, t) => (Cond::Lo, d, Err(v as u64), false, t, false),
+        Jle32I(d, v, t) => (Cond::Ls, d, Err(v as u64), false, t, false),
+        Jslt32I(d, v, t) => (Cond::Lt, d, Err(v as u64), false, t, false),
+        Jsle32I(d, v, t) => (Cond::Le, d, Err(v as u64), false, t, false),
+        Jeq32R(d, s, t) => (Cond::Eq, d, Ok(s), false, t, false),
+        Jgt32R(d, s, t) => (Cond::Hi, d, Ok(s), false, t, false),
+        Jge32R(d, s, t) => (Cond::Hs, d, Ok(s), false, t, false),
+        Jset32R(d, s, t) => (Cond::Ne, d, Ok(s), false, t, true),
+        Jne32R(d, s, t) => (Cond::Ne, d, Ok(s), false, t, false),
+        Jsgt32R(d, s, t) => (Cond::Gt, d, Ok(s), false, t, false),
+        Jsge32R(d, s, t) => (Cond::Ge, d, Ok(s), false, t, false),
+        Jlt32R(d, s, t) => (Cond::Lo, d, Ok(s), false, t, false),
+        Jle32R(d, s, t) => (Cond::Ls, d, Ok(s), false, t, false),
+        Jslt32R(d, s, t) => (Cond::Lt, d, Ok(s), false, t, false),
+        Jsle32R(d, s, t) => (Cond::Le, d, Ok(s), false, t, false),
+        other => return Err(JitError::Assemble(format!("no A64 code for {other:?}"))),
+    };
+    let rm = match src {
+        Ok(s) => reg(s),
+        Err(v) => {
+            a.mov_imm(9, v);
+            9
+        }
+    };
+    a.rrr(if test { ANDS } else { SUBS }, w64, ZR, reg(d), rm);
+    a.bcond(c, labels[t as usize]);
+    Ok(())
+}
+
+/// A static aarch64 ELF executable: the data segment (read+write) first,
+/// at a fixed address, then the code (read+execute), entered at its start.
+fn elf(code: &[u32], data: &[u8]) -> Vec<u8> {
+    let data_len = data.len() as u64;
+    let code_offset = (DATA_FILE_OFFSET + data_len).next_multiple_of(0x1000);
+    let code_addr = 0x40_0000 + code_offset;
+    let code_bytes: Vec<u8> = code.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let mut out = Vec::new();
+    out.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    out.extend_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&code_addr.to_le_bytes()); // entry
+    out.extend_from_slice(&64u64.to_le_bytes()); // phoff
+    out.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    out.extend_from_slice(&0u32.to_le_bytes()); // flags
+    out.extend_from_slice(&64u16.to_le_bytes()); // ehsize
+    out.extend_from_slice(&56u16.to_le_bytes()); // phentsize
+    out.extend_from_slice(&2u16.to_le_bytes()); // phnum
+    out.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
+    let phdr = |out: &mut Vec<u8>, flags: u32, offset: u64, addr: u64, len: u64| {
+        out.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        out.extend_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+        out.extend_from_slice(&addr.to_le_bytes());
+        out.extend_from_slice(&addr.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&0x1000u64.to_le_bytes());
+    };
+    phdr(&mut out, 6, DATA_FILE_OFFSET, DATA_ADDR, data_len.max(1));
+    phdr(&mut out, 5, code_offset, code_addr, code_bytes.len() as u64);
+    out.resize(DATA_FILE_OFFSET as usize, 0);
+    out.extend_from_slice(data);
+    out.resize(code_offset as usize, 0);
+    out.extend_from_slice(&code_bytes);
+    out
+}

@@ -1,0 +1,131 @@
+//! An x86-64 JIT for bpfkit's userspace VM.
+//!
+//! [`compile`] translates a [`Program`]'s pre-decoded instructions to x86-64
+//! machine code and attaches it, so that every run of the program through a
+//! [`Vm`](bpfkit_vm::Vm) executes the machine code instead of the
+//! interpreter, with the interpreter's semantics and safety:
+//!
+//! - every load and store is checked against the run's regions: inline
+//!   against a table of the regions the run owns (stack frames, context,
+//!   packet, input), and otherwise through the VM's own checked access, so a
+//!   bad access ends the run with the interpreter's [`RunError`](bpfkit_vm::RunError);
+//! - the instruction budget is counted per straight-line block, on entry,
+//!   for the block's instructions, and a block that would overrun it stops at
+//!   the instruction the interpreter stops at;
+//! - helpers, maps, call frames, callbacks, atomics and packet loads go
+//!   through [`bpfkit_vm::engine::Machine`], the same code the interpreter
+//!   uses.
+//!
+//! Registers follow the kernel's x86 JIT (arch/x86/net/bpf_jit_comp.c,
+//! `reg2hex`): r0 = rax, r1 = rdi, r2 = rsi, r3 = rdx, r4 = rcx, r5 = r8,
+//! r6 = rbx, r7 = r13, r8 = r14, r9 = r15, r10 = rbp; r12 holds the run's
+//! context block, r9..r11 are scratch.
+//!
+//! [`a64`] is the ARM64 back end: it packages a program as a static
+//! aarch64 executable, so the A64 code is checked under qemu-aarch64.
+//!
+//! ```
+//! # #[cfg(target_arch = "x86_64")] {
+//! use bpfkit_isa::{Insn, Reg, Width, AluOp, Operand};
+//! use bpfkit_vm::{Program, Vm};
+//! let mut prog = Program::new(vec![
+//!     Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R0, src: Operand::Imm(42) },
+//!     Insn::Exit,
+//! ]).unwrap();
+//! bpfkit_jit::compile(&mut prog).unwrap();
+//! assert_eq!(Vm::new().run(&prog, &mut []).unwrap(), 42);
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+pub mod a64;
+mod blocks;
+#[cfg(target_arch = "x86_64")]
+mod exec;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use bpfkit_vm::Program;
+
+#[cfg(target_arch = "x86_64")]
+pub use x86::JitProgram;
+
+/// Why a program could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    /// The assembler refused an instruction sequence (a bug in the JIT).
+    #[error("assembling the program failed: {0}")]
+    Assemble(String),
+    /// Executable memory could not be mapped.
+    #[error("mapping executable memory: {0}")]
+    Memory(#[from] std::io::Error),
+    /// This machine's architecture has no back end.
+    #[error("the JIT has no back end for this architecture")]
+    Unsupported,
+}
+
+/// Which engine runs programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The interpreter of `bpfkit-vm`.
+    Interpreter,
+    /// The JIT (the default where it has a back end: x86-64).
+    Jit,
+}
+
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine::native()
+    }
+}
+
+impl Engine {
+    /// The engine used unless one is chosen: the JIT on x86-64, the
+    /// interpreter elsewhere.
+    pub fn native() -> Engine {
+        if cfg!(target_arch = "x86_64") {
+            Engine::Jit
+        } else {
+            Engine::Interpreter
+        }
+    }
+
+    /// Prepares `program` to run on this engine: compiles it for the JIT,
+    /// removes compiled code for the interpreter.
+    pub fn prepare(self, program: &mut Program) -> Result<(), JitError> {
+        match self {
+            Engine::Interpreter => {
+                program.set_compiled(None);
+                Ok(())
+            }
+            Engine::Jit => compile(program),
+        }
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Engine, String> {
+        match s {
+            "interp" | "interpreter" => Ok(Engine::Interpreter),
+            "jit" => Ok(Engine::Jit),
+            _ => Err(format!("unknown engine `{s}` (expected `interp` or `jit`)")),
+        }
+    }
+}
+
+/// Compiles `program` to machine code and attaches it, so that runs of the
+/// program execute it.
+pub fn compile(program: &mut Program) -> Result<(), JitError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let code = x86::JitProgram::compile(program)?;
+        program.set_compiled(Some(std::sync::Arc::new(code)));
+        Ok(())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = program;
+        Err(JitError::Unsupported)
+    }
+}
