@@ -53,6 +53,7 @@ pub struct EbpfLoader {
     pin_all_maps: bool,
     keep_unsupported: bool,
     core_cache: bool,
+    engine: bpfkit_jit::Engine,
 }
 
 impl Default for EbpfLoader {
@@ -83,6 +84,7 @@ impl EbpfLoader {
             pin_all_maps: false,
             keep_unsupported: false,
             core_cache: true,
+            engine: bpfkit_jit::Engine::native(),
         }
     }
 
@@ -140,6 +142,14 @@ impl EbpfLoader {
     /// those marked `LIBBPF_PIN_BY_NAME`, as bpftool's `loadall ... pinmaps`.
     pub fn pin_all_maps(&mut self, all: bool) -> &mut Self {
         self.pin_all_maps = all;
+        self
+    }
+
+    /// On the VM backend: run programs with the interpreter or the JIT
+    /// (default: the JIT where the host has a back end, x86-64). Both
+    /// check every memory access and end faulty runs with the same error.
+    pub fn engine(&mut self, engine: bpfkit_jit::Engine) -> &mut Self {
+        self.engine = engine;
         self
     }
 
@@ -243,7 +253,10 @@ impl EbpfLoader {
             }
             Backend::Vm => {
                 let mut vm = Vm::new();
-                let loaded = vm.load_object(&spec)?;
+                let engine = self.engine;
+                let loaded = vm.load_object_with(&spec, &move |p| {
+                    engine.prepare(p).map_err(|e| e.to_string())
+                })?;
                 let maps = loaded
                     .maps
                     .iter()

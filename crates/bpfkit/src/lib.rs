@@ -83,6 +83,8 @@ pub use program::{
 pub use reader::AsyncRingBuf;
 pub use reader::{PerfBuf, PerfSample, Record, RingBuf, RingBufItem};
 
+pub use bpfkit_jit::Engine;
+
 pub use bpfkit_abi as abi;
 pub use bpfkit_btf as btf;
 pub use bpfkit_isa as isa;

@@ -276,3 +276,31 @@ fn async_ring_buffer_yields_records() {
         }
     });
 }
+
+/// The VM backend runs programs with the JIT by default on x86-64; the
+/// interpreter gives the same results, maps and records.
+#[test]
+fn both_vm_engines_agree_through_the_api() {
+    let object = fixture("object", "xdp_parser.bpf.o");
+    let mut packet = vec![0u8; 64];
+    packet[12] = 0x08;
+    packet[14] = 0x45;
+    packet[23] = 17;
+    packet[36..38].copy_from_slice(&53u16.to_be_bytes());
+    let mut outcomes = Vec::new();
+    for engine in [bpfkit::Engine::Interpreter, bpfkit::Engine::Jit] {
+        let bpf = EbpfLoader::new()
+            .backend(Backend::Vm)
+            .engine(engine)
+            .load(&object)
+            .unwrap();
+        let prog = bpf.program("xdp_parser").unwrap();
+        let runs: Vec<_> = (0..3)
+            .map(|_| prog.test_run(&packet, &[]).unwrap())
+            .collect();
+        let counts = bpfkit::dump(bpf.map("proto_count").unwrap()).unwrap();
+        outcomes.push((runs, counts));
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    assert!(!outcomes[0].1.is_empty(), "the program counted something");
+}
