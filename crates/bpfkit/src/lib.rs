@@ -70,6 +70,7 @@ pub use bpfkit_kernel::ksyms::KernelSymbols;
 pub use bpfkit_kernel::link::perf_event::SampleRate;
 pub use bpfkit_kernel::link::{PerfEventConfig, TcDirection, TcOptions, XdpMode, XdpOptions};
 pub use bpfkit_kernel::time::ktime_ns;
+pub use bpfkit_kernel::usyms::{ElfSymbols, ProcessSymbols};
 pub use bpfkit_kernel::{Link, Pod};
 pub use ebpf::{AutoAttached, Backend, Ebpf, EbpfLoader};
 pub use error::{Error, Result};

@@ -37,6 +37,7 @@ pub mod ringbuf;
 pub mod select;
 pub mod sys;
 pub mod time;
+pub mod usyms;
 
 pub use collection::{Collection, CoreSource, LoadOptions};
 pub use error::{Error, Result};

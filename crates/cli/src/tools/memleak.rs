@@ -9,10 +9,9 @@ use anyhow::Context;
 use serde::Serialize;
 
 use bpfkit::maps::HashMap as BpfHashMap;
-use bpfkit::{KernelSymbols, RawMap};
+use bpfkit::{KernelSymbols, ProcessSymbols, RawMap};
 
 use super::skel::memleak::{types::memleak_alloc, MemleakSkel};
-use super::usyms::ProcessSymbols;
 use super::{clock_time, percpu_sum, report_lost, Loaded, Output, StopSignal};
 
 /// Show outstanding memory allocations and where they were made.

@@ -14,7 +14,6 @@ pub mod solisten;
 pub mod syscall_table;
 pub mod syscount;
 pub mod tcplife;
-pub mod usyms;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,8 +4,6 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use object::{Object, ObjectSection, ObjectSymbol};
-
 use super::Link;
 use crate::error::{Error, Result};
 use crate::prog::Program;
@@ -86,36 +84,19 @@ pub fn resolve_binary(name: &str, pid: Option<u32>) -> Result<PathBuf> {
 /// relative to the section that holds it. Both `.symtab` and `.dynsym` are
 /// searched, so stripped libraries work through their dynamic symbols.
 pub fn symbol_file_offset(path: &Path, symbol: &str) -> Result<u64> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::sys(format!("read {} for uprobe symbols", path.display()), e))?;
-    let file = object::File::parse(&*bytes)
-        .map_err(|e| Error::Object(format!("{}: not an ELF file: {e}", path.display())))?;
-    let found = file
-        .symbols()
-        .chain(file.dynamic_symbols())
-        .find(|s| s.is_definition() && s.address() != 0 && s.name() == Ok(symbol))
-        .ok_or_else(|| {
-            Error::Object(format!(
-                "{}: no function `{symbol}` in its symbol tables",
-                path.display()
-            ))
-        })?;
-    let section = found
-        .section_index()
-        .and_then(|i| file.section_by_index(i).ok())
-        .ok_or_else(|| {
-            Error::Object(format!(
-                "{}: `{symbol}` is not in a section",
-                path.display()
-            ))
-        })?;
-    let (file_off, _) = section.file_range().ok_or_else(|| {
+    let syms = crate::usyms::ElfSymbols::read(path)?;
+    let addr = syms.address_of_symbol(symbol).ok_or_else(|| {
         Error::Object(format!(
-            "{}: `{symbol}` lives in a section with no file bytes",
+            "{}: no function `{symbol}` in its symbol tables",
             path.display()
         ))
     })?;
-    Ok(found.address() - section.address() + file_off)
+    syms.file_offset_of(addr).ok_or_else(|| {
+        Error::Object(format!(
+            "{}: `{symbol}` lives in no section with file bytes",
+            path.display()
+        ))
+    })
 }
 
 /// The `uprobe` PMU's type and the config bit that makes a probe a retprobe.

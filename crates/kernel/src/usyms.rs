@@ -1,10 +1,14 @@
-//! User-space address → symbol, for one process: its mappings from
-//! `/proc/PID/maps`, and each mapped file's ELF symbol tables.
+//! User-space symbols: an ELF file's function symbols ([`ElfSymbols`], which
+//! uprobes use to find a function's file offset), and address → symbol for
+//! one process ([`ProcessSymbols`]: its mappings from `/proc/PID/maps`, and
+//! each mapped file's symbols).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+
+use crate::error::{Error, Result};
 
 /// One executable mapping of a file.
 #[derive(Debug, Clone)]
@@ -15,29 +19,42 @@ struct Mapping {
     path: PathBuf,
 }
 
-/// A file's function symbols, and how its file offsets map to addresses.
+/// An ELF file's function symbols (`.symtab` and `.dynsym`, so stripped
+/// libraries work through their dynamic symbols), and how its file offsets
+/// map to link-time addresses.
 #[derive(Debug, Default)]
-struct FileSymbols {
-    /// `(address, size, name)` sorted by address.
+pub struct ElfSymbols {
+    /// `(address, size, name)` sorted by address, one name per address.
     functions: Vec<(u64, u64, String)>,
+    /// Every defined symbol's address by name (aliases included).
+    by_name: HashMap<String, u64>,
     /// `(file offset, size, address)` of each section with file bytes.
     sections: Vec<(u64, u64, u64)>,
 }
 
-impl FileSymbols {
-    fn load(path: &Path) -> FileSymbols {
-        let Ok(bytes) = std::fs::read(path) else {
-            return FileSymbols::default();
-        };
-        let Ok(file) = object::File::parse(&*bytes) else {
-            return FileSymbols::default();
-        };
-        let mut functions: Vec<(u64, u64, String)> = file
-            .symbols()
-            .chain(file.dynamic_symbols())
-            .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
-            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
-            .collect();
+impl ElfSymbols {
+    /// Reads and parses the ELF file at `path`.
+    pub fn read(path: &Path) -> Result<ElfSymbols> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::sys(format!("read {} for its symbols", path.display()), e))?;
+        ElfSymbols::parse(&bytes)
+            .map_err(|e| Error::Object(format!("{}: not an ELF file: {e}", path.display())))
+    }
+
+    /// Parses an ELF file's bytes.
+    pub fn parse(bytes: &[u8]) -> std::result::Result<ElfSymbols, object::Error> {
+        let file = object::File::parse(bytes)?;
+        let mut functions = Vec::new();
+        let mut by_name = HashMap::new();
+        for s in file.symbols().chain(file.dynamic_symbols()) {
+            let (Ok(name), true) = (s.name(), s.is_definition() && s.address() != 0) else {
+                continue;
+            };
+            by_name.entry(name.to_string()).or_insert(s.address());
+            if s.kind() == SymbolKind::Text {
+                functions.push((s.address(), s.size(), name.to_string()));
+            }
+        }
         functions.sort();
         functions.dedup_by_key(|f| f.0);
         let sections = file
@@ -47,21 +64,36 @@ impl FileSymbols {
                 Some((off, size, s.address()))
             })
             .collect();
-        FileSymbols {
+        Ok(ElfSymbols {
             functions,
+            by_name,
             sections,
-        }
+        })
     }
 
     /// The link-time address of file offset `off`.
-    fn address_of(&self, off: u64) -> Option<u64> {
+    pub fn address_of(&self, off: u64) -> Option<u64> {
         self.sections
             .iter()
             .find(|&&(o, size, _)| off >= o && off < o + size)
             .map(|&(o, _, addr)| off - o + addr)
     }
 
-    fn function_at(&self, addr: u64) -> Option<(&str, u64)> {
+    /// The file offset of link-time address `addr`.
+    pub fn file_offset_of(&self, addr: u64) -> Option<u64> {
+        self.sections
+            .iter()
+            .find(|&&(_, size, a)| addr >= a && addr < a + size)
+            .map(|&(o, _, a)| addr - a + o)
+    }
+
+    /// The address of symbol `name`.
+    pub fn address_of_symbol(&self, name: &str) -> Option<u64> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The function containing `addr`, and how far into it `addr` is.
+    pub fn function_at(&self, addr: u64) -> Option<(&str, u64)> {
         let i = self.functions.partition_point(|f| f.0 <= addr);
         let (start, size, name) = self.functions.get(i.checked_sub(1)?)?;
         (*size == 0 || addr < start + size).then(|| (name.as_str(), addr - start))
@@ -73,7 +105,7 @@ impl FileSymbols {
 #[derive(Debug, Default)]
 pub struct ProcessSymbols {
     mappings: Vec<Mapping>,
-    files: HashMap<PathBuf, FileSymbols>,
+    files: HashMap<PathBuf, ElfSymbols>,
 }
 
 impl ProcessSymbols {
@@ -114,7 +146,7 @@ impl ProcessSymbols {
         let syms = self
             .files
             .entry(m.path.clone())
-            .or_insert_with(|| FileSymbols::load(&m.path));
+            .or_insert_with(|| ElfSymbols::read(&m.path).unwrap_or_default());
         match syms.address_of(offset).and_then(|a| syms.function_at(a)) {
             Some((name, 0)) => format!("{name} [{file_name}]"),
             Some((name, off)) => format!("{name}+{off:#x} [{file_name}]"),
