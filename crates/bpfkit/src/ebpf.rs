@@ -521,7 +521,7 @@ impl Ebpf {
     pub fn attach_all(&self) -> Result<Vec<Link>> {
         let mut links = Vec::new();
         for p in self.programs.values() {
-            links.extend(p.attach_by_section()?);
+            links.push(p.attach_by_section()?);
         }
         Ok(links)
     }
@@ -532,9 +532,7 @@ impl Ebpf {
         let mut out = AutoAttached::default();
         for (name, p) in &self.programs {
             match p.attach_by_section() {
-                Ok(links) => out
-                    .links
-                    .extend(links.into_iter().map(|l| (name.clone(), l))),
+                Ok(link) => out.links.push((name.clone(), link)),
                 Err(e) => out.skipped.push((name.clone(), error_text(&e))),
             }
         }

@@ -321,40 +321,33 @@ impl Program {
     }
 
     /// Attaches the program where its `SEC()` name says, as libbpf's
-    /// auto-attach does. A program whose section names no target (`xdp`,
-    /// `socket`, `perf_event`, a cgroup hook) needs its kind's `attach`.
-    pub fn attach_by_section(&self) -> Result<Vec<Link>> {
+    /// auto-attach does. The target is checked first (does the tracepoint,
+    /// binary, symbol exist?); a program whose section names no target
+    /// (`xdp`, `socket`, `perf_event`, a cgroup hook) needs its kind's `attach`.
+    pub fn attach_by_section(&self) -> Result<Link> {
         let data = self.data();
-        let target = data.target().clone();
-        let one = |l: Result<Link>| l.map(|l| vec![l]);
-        match (self, target) {
-            (Program::TracePoint(p), AttachTarget::Tracepoint { category, name }) => {
-                one(p.attach(&category, &name))
+        let prog = data.kernel_program("attaching")?;
+        match data.target() {
+            AttachTarget::Tracepoint { category, name } => check_tracepoint(data, category, name)?,
+            AttachTarget::RawTracepoint { name } => check_name(data, "raw tracepoint", name)?,
+            AttachTarget::Uprobe {
+                binary, function, ..
+            } if !binary.is_empty() => {
+                check_uprobe(data, binary, function, None)?;
             }
-            (Program::RawTracePoint(p), AttachTarget::RawTracepoint { name }) => {
-                one(p.attach(&name))
+            AttachTarget::Kernel { .. }
+            | AttachTarget::Kprobe { .. }
+            | AttachTarget::Ksyscall { .. } => {}
+            target => {
+                return Err(data.attach_point_error(format!(
+                    "its section `{}` names no attach point ({target:?}); attach it as a {} \
+                     with an explicit target (an interface, cgroup, socket, map or sampling rate)",
+                    data.section,
+                    self.kind_name()
+                )))
             }
-            (Program::BtfTracePoint(p), _) => one(p.attach()),
-            (Program::FEntry(p), _) => one(p.attach()),
-            (Program::Lsm(p), _) => one(p.attach()),
-            (Program::Iter(p), _) => one(p.attach()),
-            (Program::KProbe(p), _) => one(p.attach()),
-            (
-                Program::UProbe(p),
-                AttachTarget::Uprobe {
-                    binary,
-                    function,
-                    offset,
-                    ..
-                },
-            ) if !binary.is_empty() => one(p.attach_at(&binary, &function, offset, None)),
-            (_, target) => Err(data.attach_point_error(format!(
-                "its section `{}` names no attach point ({target:?}); attach it as a {} \
-                 with an explicit target (an interface, cgroup, socket, map or sampling rate)",
-                data.section,
-                self.kind_name()
-            ))),
         }
+        Ok(bpfkit_kernel::link::attach_section(prog, data.target())?)
     }
 }
 
@@ -386,21 +379,45 @@ fn check_interface(data: &ProgramData, interface: &str) -> Result<()> {
     Ok(())
 }
 
+/// The tracepoint `category/name` exists (when tracefs is there to ask).
+fn check_tracepoint(data: &ProgramData, category: &str, name: &str) -> Result<()> {
+    check_name(data, "tracepoint category", category)?;
+    check_name(data, "tracepoint", name)?;
+    if let Some(events) = tracefs_events() {
+        if !events.join(category).join(name).is_dir() {
+            return Err(data.attach_point_error(format!(
+                "no tracepoint {category}/{name} ({} does not exist)",
+                events.join(category).join(name).display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The binary exists and has `symbol`: found by reading files only, so a
+/// missing library or symbol is reported before a perf event is opened.
+/// Returns the binary's path.
+fn check_uprobe(
+    data: &ProgramData,
+    binary: &str,
+    symbol: &str,
+    pid: Option<u32>,
+) -> Result<std::path::PathBuf> {
+    let path = bpfkit_kernel::link::resolve_binary(binary, pid)
+        .map_err(|e| data.attach_point_error(e.to_string()))?;
+    if !symbol.is_empty() {
+        bpfkit_kernel::link::symbol_file_offset(&path, symbol)
+            .map_err(|e| data.attach_point_error(e.to_string()))?;
+    }
+    Ok(path)
+}
+
 impl TracePoint {
     /// Attaches to tracepoint `category/name` (as in tracefs
     /// `events/<category>/<name>`).
     pub fn attach(&self, category: &str, name: &str) -> Result<Link> {
         let prog = self.kernel_program("attaching")?;
-        check_name(self, "tracepoint category", category)?;
-        check_name(self, "tracepoint", name)?;
-        if let Some(events) = tracefs_events() {
-            if !events.join(category).join(name).is_dir() {
-                return Err(self.attach_point_error(format!(
-                    "no tracepoint {category}/{name} ({} does not exist)",
-                    events.join(category).join(name).display()
-                )));
-            }
-        }
+        check_tracepoint(self, category, name)?;
         Ok(bpfkit_kernel::attach_tracepoint(prog, category, name)?)
     }
 }
@@ -491,14 +508,7 @@ impl UProbe {
     ) -> Result<Link> {
         let prog = self.kernel_program("attaching")?;
         let retprobe = matches!(self.target(), AttachTarget::Uprobe { retprobe: true, .. });
-        // Resolving the binary and the symbol reads files only: a missing
-        // library or symbol is reported before the perf event is opened.
-        let path = bpfkit_kernel::link::resolve_binary(binary, pid)
-            .map_err(|e| self.attach_point_error(e.to_string()))?;
-        if !symbol.is_empty() {
-            bpfkit_kernel::link::symbol_file_offset(&path, symbol)
-                .map_err(|e| self.attach_point_error(e.to_string()))?;
-        }
+        let path = check_uprobe(self, binary, symbol, pid)?;
         Ok(bpfkit_kernel::link::attach_uprobe(
             prog,
             &UprobeTarget {

@@ -11,7 +11,7 @@ use bpfkit_isa::{Imm64, Insn};
 use bpfkit_object::{AttachTarget, InitRef, MapSpec, ObjectSpec, RelocTarget};
 
 use crate::error::{Error, Result};
-use crate::link::{attach_raw_tracepoint, attach_tracepoint, Link};
+use crate::link::Link;
 use crate::map::{KernelMap, MapDefinition};
 use crate::prog::{Program, ProgramLoad};
 
@@ -481,47 +481,7 @@ impl Collection {
         let mut links = Vec::new();
         let mut skipped = Vec::new();
         for (name, prog) in &self.programs {
-            let r = match &self.targets[name] {
-                AttachTarget::Tracepoint { category, name: tp } => {
-                    attach_tracepoint(prog, category, tp)
-                }
-                AttachTarget::RawTracepoint { name: tp } => attach_raw_tracepoint(prog, tp),
-                AttachTarget::Kernel { .. }
-                    if prog.expected_attach_type() == Some(bpfkit_abi::AttachType::TraceIter) =>
-                {
-                    crate::link::attach_iter(prog, None)
-                }
-                AttachTarget::Kernel { name: target }
-                    if matches!(prog.prog_type(), ProgramType::Tracing | ProgramType::Lsm) =>
-                {
-                    crate::link::attach_btf_traced(prog, target)
-                }
-                AttachTarget::Kprobe { .. } | AttachTarget::Ksyscall { .. } => Err(
-                    Error::Unsupported(crate::link::kprobe_unavailable_reason().unwrap_or_else(
-                        || "kprobe attachment is not implemented in bpfkit yet".into(),
-                    )),
-                ),
-                AttachTarget::Uprobe {
-                    binary,
-                    function,
-                    offset,
-                    retprobe,
-                } if !binary.is_empty() => crate::link::attach_uprobe(
-                    prog,
-                    &crate::link::UprobeTarget {
-                        binary: binary.clone(),
-                        symbol: function.clone(),
-                        offset: *offset,
-                        retprobe: *retprobe,
-                        pid: None,
-                    },
-                ),
-                other => Err(Error::Unsupported(format!(
-                    "{} program with target {other:?} needs an explicit attach point \
-                     (an interface, cgroup, socket, map or sampling rate)",
-                    prog.prog_type()
-                ))),
-            };
+            let r = crate::link::attach_section(prog, &self.targets[name]);
             match r {
                 Ok(l) => links.push((name.clone(), l)),
                 Err(e) => skipped.push((name.clone(), e.to_string())),

@@ -16,7 +16,11 @@ pub mod uprobe;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use bpfkit_abi::ProgramType;
+use bpfkit_object::AttachTarget;
+
 use crate::error::{Error, Result};
+use crate::prog::Program;
 
 pub use cgroup::attach_cgroup;
 pub use net::{
@@ -123,5 +127,51 @@ impl Link {
                 self.description
             ))),
         }
+    }
+}
+
+/// Attaches `prog` where its section name says (`target`, from the
+/// object's `SEC()`), as libbpf's auto-attach does: tracepoints, raw and BTF
+/// tracepoints, iterators, fentry/fexit/LSM, uprobes naming their binary.
+/// A program whose section names no target (`xdp`, `socket`, a cgroup hook)
+/// is an error saying so.
+pub fn attach_section(prog: &Program, target: &AttachTarget) -> Result<Link> {
+    match target {
+        AttachTarget::Tracepoint { category, name } => attach_tracepoint(prog, category, name),
+        AttachTarget::RawTracepoint { name } => attach_raw_tracepoint(prog, name),
+        AttachTarget::Kernel { .. }
+            if prog.expected_attach_type() == Some(bpfkit_abi::AttachType::TraceIter) =>
+        {
+            attach_iter(prog, None)
+        }
+        AttachTarget::Kernel { name }
+            if matches!(prog.prog_type(), ProgramType::Tracing | ProgramType::Lsm) =>
+        {
+            attach_btf_traced(prog, name)
+        }
+        AttachTarget::Kprobe { .. } | AttachTarget::Ksyscall { .. } => Err(Error::Unsupported(
+            kprobe_unavailable_reason()
+                .unwrap_or_else(|| "kprobe attachment is not implemented in bpfkit yet".into()),
+        )),
+        AttachTarget::Uprobe {
+            binary,
+            function,
+            offset,
+            retprobe,
+        } if !binary.is_empty() => attach_uprobe(
+            prog,
+            &UprobeTarget {
+                binary: binary.clone(),
+                symbol: function.clone(),
+                offset: *offset,
+                retprobe: *retprobe,
+                pid: None,
+            },
+        ),
+        other => Err(Error::Unsupported(format!(
+            "{} program with target {other:?} needs an explicit attach point \
+             (an interface, cgroup, socket, map or sampling rate)",
+            prog.prog_type()
+        ))),
     }
 }
