@@ -5,12 +5,15 @@
 //! and in the kernel (`BPF_PROG_TEST_RUN` of the translated socket filter).
 //!
 //! `cargo bench -p bpfkit-pcap --bench compile` (BPFKIT_BENCH_QUICK=1 for a
-//! shorter run). libpcap is timed through `tcpdump -d`: this machine has
-//! libpcap's shared library but not its headers (libpcap-dev) nor the
-//! unversioned libpcap.so the `pcap` crate links against, so the method
-//! (printed with the results) is the least of many `tcpdump -d EXPR` runs
-//! less the least of as many `tcpdump -d ''` runs, which takes out process
-//! start, libpcap's set-up and the printing of a two-instruction program.
+//! shorter run). libpcap is timed two ways, each printed with its method.
+//! The `pcap` crate cannot be built here: the machine has libpcap's shared
+//! library (libpcap0.8) but not libpcap-dev's headers and unversioned
+//! libpcap.so. So: (1) through `tcpdump -d`, as the median of paired
+//! `tcpdump -d EXPR` less `tcpdump -d ''` wall times, which cancels process
+//! start but keeps its noise; (2) in process, when a C compiler is present:
+//! a small C harness, with pcap_open_dead/pcap_compile/pcap_freecode
+//! declared in it (no headers needed), linked against the shared library
+//! and timing 2000 pcap_compile calls an expression.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -103,6 +106,95 @@ fn tcpdump_compile_us(expr: &str, runs: usize) -> Option<(f64, f64)> {
     Some((median(&mut diffs), median(&mut bases)))
 }
 
+/// The C harness: each argument compiled 2000 times with pcap_compile on
+/// a dead Ethernet handle; prints the mean microseconds, one line each.
+const LIBPCAP_HARNESS: &str = r#"
+#include <stdio.h>
+#include <time.h>
+struct bpf_program { unsigned int bf_len; void *bf_insns; };
+typedef struct pcap pcap_t;
+pcap_t *pcap_open_dead(int, int);
+int pcap_compile(pcap_t *, struct bpf_program *, const char *, int, unsigned int);
+void pcap_freecode(struct bpf_program *);
+int main(int argc, char **argv) {
+    pcap_t *p = pcap_open_dead(1, 262144);
+    for (int a = 1; a < argc; a++) {
+        struct timespec s, e;
+        struct bpf_program prog;
+        const int n = 2000;
+        clock_gettime(CLOCK_MONOTONIC, &s);
+        for (int i = 0; i < n; i++) {
+            if (pcap_compile(p, &prog, argv[a], 1, 0) != 0) return 1;
+            pcap_freecode(&prog);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &e);
+        printf("%f\n", ((e.tv_sec - s.tv_sec) * 1e9 + (e.tv_nsec - s.tv_nsec)) / n / 1000.0);
+    }
+    return 0;
+}
+"#;
+
+/// libpcap's in-process compile time (us) of each expression through
+/// [`LIBPCAP_HARNESS`], or why it cannot be measured.
+fn libpcap_in_process(exprs: &[&str]) -> Result<Vec<f64>, String> {
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ]
+    .iter()
+    .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+    .map(|e| e.path())
+    .find(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("libpcap.so."))
+    })
+    .ok_or("no libpcap shared library (Debian package libpcap0.8)")?;
+    let dir = std::env::temp_dir().join(format!("bpfkit-bench-libpcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let source = dir.join("harness.c");
+    let binary = dir.join("harness");
+    std::fs::write(&source, LIBPCAP_HARNESS).map_err(|e| e.to_string())?;
+    let built = ["cc", "clang", "gcc"].iter().any(|cc| {
+        Command::new(cc)
+            .arg("-O2")
+            .arg("-o")
+            .arg(&binary)
+            .arg(&source)
+            .arg(&lib)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let out = if built {
+        Command::new(&binary).args(exprs).output().ok()
+    } else {
+        None
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out.ok_or("no C compiler (cc, clang or gcc) to build the harness")?;
+    if !out.status.success() {
+        return Err("the harness failed (pcap_compile refused an expression)".into());
+    }
+    let times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if times.len() != exprs.len() {
+        return Err(format!(
+            "the harness printed {} times for {} expressions",
+            times.len(),
+            exprs.len()
+        ));
+    }
+    println!(
+        "    libpcap in process: {} through a C harness",
+        lib.display()
+    );
+    Ok(times)
+}
+
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -123,15 +215,34 @@ fn compile_times() {
     } else {
         println!("    libpcap: tcpdump is not installed (Debian package tcpdump); bpfkit only");
     }
+    let in_process = libpcap_in_process(EXPRESSIONS).unwrap_or_else(|why| {
+        println!("    libpcap in process: not measured: {why}");
+        Vec::new()
+    });
     println!(
-        "    {:<40} {:>10} {:>11} {:>11} {:>10}",
-        "expression", "bpfkit us", "libpcap us", "tcpdump us", "lib/bpfkit"
+        "    {:<40} {:>10} {:>11} {:>11} {:>10} {:>11} {:>10}",
+        "expression",
+        "bpfkit us",
+        "via tcpdump",
+        "tcpdump us",
+        "tcpd/bpfk",
+        "in-proc us",
+        "inp/bpfk"
     );
     let (mut sum_b, mut sum_l) = (0.0, 0.0);
-    for expr in EXPRESSIONS {
+    let (mut sum_all, mut sum_inp) = (0.0, 0.0);
+    for (i, expr) in EXPRESSIONS.iter().enumerate() {
         let t = us(mean_time(budget, || {
             black_box(compile(black_box(expr), &opts).unwrap());
         }));
+        let inp = match in_process.get(i) {
+            Some(x) => {
+                sum_all += t;
+                sum_inp += x;
+                format!("{x:>11.1} {:>10.2}", x / t)
+            }
+            None => format!("{:>11} {:>10}", "-", "-"),
+        };
         match have_tcpdump
             .then(|| tcpdump_compile_us(expr, runs))
             .flatten()
@@ -140,27 +251,32 @@ fn compile_times() {
                 sum_b += t;
                 sum_l += l;
                 println!(
-                    "    {expr:<40} {t:>10.1} {l:>11.1} {base:>11.0} {:>10.2}",
+                    "    {expr:<40} {t:>10.1} {l:>11.1} {base:>11.0} {:>10.2} {inp}",
                     l / t
                 );
             }
-            Some((l, base)) => {
-                println!(
-                    "    {expr:<40} {t:>10.1} {:>11} {base:>11.0} {:>10}",
-                    format!("({l:.0})"),
-                    "-"
-                )
-            }
+            Some((l, base)) => println!(
+                "    {expr:<40} {t:>10.1} {:>11} {base:>11.0} {:>10} {inp}",
+                format!("({l:.0})"),
+                "-"
+            ),
             None => println!(
-                "    {expr:<40} {t:>10.1} {:>11} {:>11} {:>10}",
+                "    {expr:<40} {t:>10.1} {:>11} {:>11} {:>10} {inp}",
                 "-", "-", "-"
             ),
         }
     }
+    if !in_process.is_empty() {
+        println!(
+            "    all rows: bpfkit {sum_all:.1} us, libpcap in process {sum_inp:.1} us, \
+             libpcap/bpfkit {:.2}",
+            sum_inp / sum_all
+        );
+    }
     if have_tcpdump {
         println!(
             "    {:<40} {sum_b:>10.1} {sum_l:>11.1} {:>11} {:>10.2}",
-            "total (rows with a libpcap time)",
+            "total (rows with a tcpdump time)",
             "",
             sum_l / sum_b
         );
