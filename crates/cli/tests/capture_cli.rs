@@ -1,5 +1,6 @@
 //! `bpfkit capture` on one end of a veth pair into a network namespace,
-//! with `udp dst port 9999` attached as a classic filter: the savefile it
+//! with the expression `udp dst port 9999` compiled and attached as a
+//! classic filter: the savefile it
 //! writes holds exactly the accepted packets, read back with pcap-file and
 //! with `tcpdump -r`.
 
@@ -11,25 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{skip, BIN};
-
-/// `tcpdump -d 'udp dst port 9999'` (libpcap 1.10).
-const UDP_DST_9999: &str = "(000) ldh      [12]
-(001) jeq      #0x86dd          jt 2\tjf 6
-(002) ldb      [20]
-(003) jeq      #0x11            jt 4\tjf 15
-(004) ldh      [56]
-(005) jeq      #0x270f          jt 14\tjf 15
-(006) jeq      #0x800           jt 7\tjf 15
-(007) ldb      [23]
-(008) jeq      #0x11            jt 9\tjf 15
-(009) ldh      [20]
-(010) jset     #0x1fff          jt 15\tjf 11
-(011) ldxb     4*([14]&0xf)
-(012) ldh      [x + 16]
-(013) jeq      #0x270f          jt 14\tjf 15
-(014) ret      #262144
-(015) ret      #0
-";
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
@@ -191,9 +173,8 @@ fn capture_writes_exactly_the_packets_the_filter_accepts() {
     let Some(pair) = VethPair::create(1) else {
         return;
     };
-    let listing = pair.dir.join("udp9999.txt");
-    std::fs::write(&listing, UDP_DST_9999).unwrap();
     let pcap = pair.dir.join("out.pcap");
+    // The expression's words as separate arguments, joined as tcpdump joins them.
     let (mut child, stderr) = start_capture(&[
         "-i",
         &pair.host,
@@ -201,8 +182,10 @@ fn capture_writes_exactly_the_packets_the_filter_accepts() {
         "6",
         "-w",
         pcap.to_str().unwrap(),
-        "--program",
-        listing.to_str().unwrap(),
+        "udp",
+        "dst",
+        "port",
+        "9999",
     ]);
     let udp4 = UdpSocket::bind("0.0.0.0:0").unwrap();
     let udp6 = UdpSocket::bind("[::]:0").unwrap();
@@ -418,9 +401,8 @@ fn capture_on_a_raw_ip_device_writes_raw_ip() {
         return;
     };
     let dir = &tun.dir;
-    let listing = dir.join("raw9999.txt");
-    std::fs::write(&listing, RAW_UDP_DST_9999).unwrap();
     let pcap = dir.join("tun.pcap");
+    // Compiled for DLT_RAW: the IP header at offset 0.
     let (mut child, stderr) = start_capture(&[
         "-i",
         &tun.name,
@@ -428,8 +410,7 @@ fn capture_on_a_raw_ip_device_writes_raw_ip() {
         "2",
         "-w",
         pcap.to_str().unwrap(),
-        "--program",
-        listing.to_str().unwrap(),
+        "udp dst port 9999",
     ]);
     let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
     for (port, payload) in [(9998, "no"), (9999, "tun-1"), (53, "no"), (9999, "tun-2")] {
@@ -548,4 +529,15 @@ fn an_invalid_program_is_refused_naming_the_instruction() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("no-such-if0"), "{err}");
+    // A bad expression: libpcap's reason, before anything is opened.
+    let o = Command::new(BIN)
+        .args(["capture", "-i", "lo", "udp", "port", "65536"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("port number 65536 greater than maximum 65535") && !err.contains("listening"),
+        "{err}"
+    );
 }

@@ -1,5 +1,7 @@
 //! `bpfkit capture`: capture packets on an interface through an
-//! `AF_PACKET` socket with a classic BPF filter attached, print a one-line
+//! `AF_PACKET` socket with a classic BPF filter attached (a pcap-filter(7)
+//! expression compiled for the interface's link type, or a ready program),
+//! print a one-line
 //! summary of each, optionally write them to a pcap savefile, and report
 //! the kernel's counts on exit (as tcpdump does).
 
@@ -22,8 +24,10 @@ const DEFAULT_SNAPLEN: u32 = 262_144;
 /// Capture packets on an interface.
 #[derive(Parser)]
 pub struct Args {
-    /// A filter expression (pcap-filter(7)); this build has no compiler for
-    /// it yet, so give the program with --program.
+    /// The filter expression (pcap-filter(7)), compiled for the interface's
+    /// link type and attached in the kernel; its words are joined with
+    /// spaces, as tcpdump joins them. Without one (or --program) every
+    /// packet is captured.
     expression: Vec<String>,
     /// The interface to capture on.
     #[arg(short = 'i', long, value_name = "IFACE")]
@@ -37,24 +41,31 @@ pub struct Args {
     /// Keep at most this many bytes of each packet (0, or above 262144: 262144).
     #[arg(short = 's', value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
     snaplen: u32,
-    /// The classic filter program: a `tcpdump -d` listing, `-dd` C array or
-    /// `-ddd` decimal list. Without one every packet is captured.
+    /// The classic filter program, instead of an expression: a `tcpdump -d`
+    /// listing, `-dd` C array or `-ddd` decimal list.
     #[arg(long, value_name = "LISTING")]
     program: Option<PathBuf>,
 }
 
 /// Runs `bpfkit capture`.
 pub fn run(args: Args) -> Result<()> {
-    if !args.expression.is_empty() {
-        bail!(
-            "compiling filter expressions (`{}`) is not in this build; give the program \
-             as a `tcpdump -d`/`-dd`/`-ddd` listing with --program FILE",
-            args.expression.join(" ")
-        );
-    }
-    let filter = match &args.program {
-        Some(path) => Some(super::filter::read_program(path)?),
-        None => None,
+    let filter = match (&args.program, args.expression.is_empty()) {
+        (Some(_), false) => bail!("give either a filter expression or --program, not both"),
+        (Some(path), true) => Some(super::filter::read_program(path)?),
+        (None, true) => None,
+        (None, false) => {
+            let link = LinkType::of(&args.interface)?;
+            let mut opts = bpfkit_pcap::compile::CompileOptions::new(link.dlt());
+            opts.snaplen = super::filter::adjust_snaplen(args.snaplen);
+            // As libpcap on a live Linux socket: VLAN tags are in the
+            // packet's metadata (SKF_AD_VLAN_TAG*), not its bytes, since the
+            // kernel strips them (BPF_SPECIAL_VLAN_HANDLING).
+            opts.linux_extensions = true;
+            // tcpdump's netmask when the device's is unknown.
+            opts.netmask = 0;
+            let expr = args.expression.join(" ");
+            Some(super::filter::compile_expression(&expr, &opts)?)
+        }
     };
     capture(filter, &args)
 }
@@ -186,6 +197,15 @@ impl LinkType {
                  (Ethernet, loopback and raw IP devices only)",
                 text.trim()
             ),
+        }
+    }
+
+    /// The `DLT_*` a filter is compiled for.
+    fn dlt(self) -> bpfkit_pcap::compile::LinkType {
+        match self {
+            LinkType::Ethernet => bpfkit_pcap::compile::LinkType::EN10MB,
+            // DLT_RAW on Linux.
+            LinkType::RawIp => bpfkit_pcap::compile::LinkType(12),
         }
     }
 

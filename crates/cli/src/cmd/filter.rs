@@ -1,27 +1,44 @@
-//! `bpfkit filter`: show a classic BPF packet filter as tcpdump does
-//! (`-d`, `-dd`, `-ddd`), as the eBPF it translates to (`--ebpf`), and run it
-//! over a savefile (`--test`), printing each packet's result as libpcap's
+//! `bpfkit filter`: compile a pcap-filter(7) expression as tcpdump does
+//! (`-y`, `-s`, `-O`), show the classic program as tcpdump does (`-d`,
+//! `-dd`, `-ddd`), as the eBPF it translates to (`--ebpf`), and run it over
+//! a savefile (`--test`), printing each packet's result as libpcap's
 //! filtertest does.
 //!
-//! The program comes from `--program FILE` (a `tcpdump -d` listing, `-dd` C
-//! array or `-ddd` list). Everything after that takes a `Vec<cbpf::Insn>`
-//! ([`run_program`]), so a filter-expression compiler plugs in by producing one.
+//! Instead of an expression, `--program FILE` takes a ready program (a
+//! `tcpdump -d` listing, `-dd` C array or `-ddd` list).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use bpfkit_isa::{cbpf, Syntax};
 use bpfkit_pcap::classic::{Filter, Packet};
+use bpfkit_pcap::compile::{CompileOptions, LinkType, NameResolver};
 use clap::{ArgAction, Parser, ValueEnum};
 
-/// Show or test a classic BPF packet filter.
+/// Show, or test over a savefile, a classic BPF packet filter.
 #[derive(Parser)]
 pub struct Args {
-    /// A filter expression (pcap-filter(7)); this build has no compiler for
-    /// it yet, so give the program with --program.
+    /// The filter expression (pcap-filter(7)); its words are joined with
+    /// spaces, as tcpdump joins them.
     expression: Vec<String>,
-    /// The classic program: a `tcpdump -d` listing, `tcpdump -dd` C array or
-    /// `tcpdump -ddd` decimal list.
+    /// The link-layer type to compile for, by name without `DLT_` (as
+    /// `tcpdump -y`); with --test the savefile's type is the default.
+    #[arg(short = 'y', value_name = "DLT")]
+    linktype: Option<String>,
+    /// The snapshot length, which an accepting filter returns (0, or above
+    /// 262144: 262144, as tcpdump); with --test the savefile's is the default.
+    #[arg(short = 's', value_name = "SNAPLEN")]
+    snaplen: Option<u32>,
+    /// Do not run the optimizer (as `tcpdump -O`).
+    #[arg(short = 'O')]
+    no_optimize: bool,
+    /// Resolve host, network, protocol, service and Ethernet names from
+    /// ROOT/{hosts,networks,protocols,services,ethers} instead of the
+    /// built-in protocol and service names.
+    #[arg(long, value_name = "ROOT")]
+    names: Option<PathBuf>,
+    /// The classic program, instead of an expression: a `tcpdump -d`
+    /// listing, `tcpdump -dd` C array or `tcpdump -ddd` decimal list.
     #[arg(long, short = 'p', value_name = "FILE")]
     program: Option<PathBuf>,
     /// Print the program as `tcpdump -d` (listing), `-dd` (C array) or `-ddd` (decimal).
@@ -53,19 +70,81 @@ pub enum Engine {
     Kernel,
 }
 
+/// The largest snapshot length, libpcap's MAXIMUM_SNAPLEN, which tcpdump
+/// uses for `-s 0` and by default.
+pub const MAXIMUM_SNAPLEN: u32 = 262_144;
+
 /// Runs `bpfkit filter`.
 pub fn run(args: Args) -> Result<()> {
+    let savefile = match &args.test {
+        Some(path) => Some(read_savefile(path)?),
+        None => None,
+    };
     let insns = match (&args.program, args.expression.is_empty()) {
         (Some(path), true) => read_program(path)?,
         (Some(_), false) => bail!("give either a filter expression or --program, not both"),
-        (None, false) => bail!(
-            "compiling filter expressions (`{}`) is not in this build; give the program \
-             as a `tcpdump -d`/`-dd`/`-ddd` listing with --program FILE",
-            args.expression.join(" ")
-        ),
-        (None, true) => bail!("no program: give --program FILE"),
+        (None, _) => {
+            let linktype = match (&args.linktype, &savefile) {
+                (Some(name), _) => linktype_by_name(name)?,
+                (None, Some(f)) => f.linktype,
+                (None, None) => LinkType::EN10MB,
+            };
+            let mut opts = CompileOptions::new(linktype);
+            opts.snaplen = match (args.snaplen, &savefile) {
+                (Some(n), _) => adjust_snaplen(n),
+                (None, Some(f)) => adjust_snaplen(f.snaplen),
+                (None, None) => MAXIMUM_SNAPLEN,
+            };
+            // tcpdump without a device (as for -d) has netmask 0, which
+            // `ip broadcast` then needs no netmask for.
+            opts.netmask = 0;
+            opts.optimize = !args.no_optimize;
+            if let Some(f) = &savefile {
+                // As pcap_compile on a savefile: BPF_OFFLINE_AF_HANDLING.
+                opts.offline = true;
+                opts.swapped = f.swapped;
+            }
+            if let Some(root) = &args.names {
+                // Missing files just resolve nothing; a missing root is a mistake.
+                if !root.is_dir() {
+                    bail!("--names {}: not a directory", root.display());
+                }
+                opts.names =
+                    Some(NameResolver::from_root(root).with_context(|| {
+                        format!("reading the name files under {}", root.display())
+                    })?);
+            }
+            compile_expression(&args.expression.join(" "), &opts)?
+        }
     };
-    run_program(insns, &args)
+    run_program(insns, &args, savefile.as_ref())
+}
+
+/// Compiles `expr`; the error is libpcap's message, with the expression.
+pub fn compile_expression(expr: &str, opts: &CompileOptions) -> Result<Vec<cbpf::Insn>> {
+    bpfkit_pcap::compile::compile(expr, opts).map_err(|e| match e.position {
+        Some(p) => anyhow!(
+            "can't compile filter expression `{expr}`: {} (at byte {p})",
+            e.message
+        ),
+        None => anyhow!("can't compile filter expression `{expr}`: {}", e.message),
+    })
+}
+
+/// A link type by its `DLT_` name (`EN10MB`, `LINUX_SLL`, ...).
+pub fn linktype_by_name(name: &str) -> Result<LinkType> {
+    let bare = name.strip_prefix("DLT_").unwrap_or(name);
+    LinkType::from_name(bare).ok_or_else(|| anyhow!("unknown link type name `{name}` for -y"))
+}
+
+/// libpcap's snapshot length for a requested one (pcap_adjust_snapshot_length):
+/// 0 and anything above the maximum mean the maximum.
+pub fn adjust_snaplen(n: u32) -> u32 {
+    if n == 0 || n > MAXIMUM_SNAPLEN {
+        MAXIMUM_SNAPLEN
+    } else {
+        n
+    }
 }
 
 /// Reads a program in any of tcpdump's three printed forms.
@@ -87,7 +166,8 @@ pub fn read_program(path: &Path) -> Result<Vec<cbpf::Insn>> {
 }
 
 /// What `bpfkit filter` does with a program, however it was obtained.
-pub fn run_program(insns: Vec<cbpf::Insn>, args: &Args) -> Result<()> {
+/// `savefile` is `--test`'s, already read.
+pub fn run_program(insns: Vec<cbpf::Insn>, args: &Args, savefile: Option<&Savefile>) -> Result<()> {
     let show_listing = args.dump == 0 && !args.ebpf && args.test.is_none();
     match args.dump {
         0 if show_listing => out!("{}", cbpf::dump(&insns)),
@@ -100,11 +180,10 @@ pub fn run_program(insns: Vec<cbpf::Insn>, args: &Args) -> Result<()> {
         let ebpf = bpfkit_pcap::translate::translate(&insns)?;
         out!("{}", bpfkit_isa::disassemble(&ebpf, Syntax::Llvm));
     }
-    if let Some(path) = &args.test {
+    if let (Some(path), Some(savefile)) = (&args.test, savefile) {
         let filter = Filter::new(insns.clone())?;
-        let packets = read_savefile(path)?;
         let mut runner = Runner::new(&insns, args.engine)?;
-        for (i, p) in packets.iter().enumerate() {
+        for (i, p) in savefile.packets.iter().enumerate() {
             let result = match &mut runner {
                 None => filter.run(&Packet {
                     data: &p.data,
@@ -188,17 +267,54 @@ pub struct SavedPacket {
     pub orig_len: u32,
 }
 
-/// The packets of a pcap or pcapng savefile.
-pub fn read_savefile(path: &Path) -> Result<Vec<SavedPacket>> {
+/// A savefile's packets, with what compiling a filter for it needs.
+pub struct Savefile {
+    /// The link type (a `DLT_*` value, from the file's `LINKTYPE_*`).
+    pub linktype: LinkType,
+    /// The snapshot length in the file's header.
+    pub snaplen: u32,
+    /// The file's byte order differs from this host's.
+    pub swapped: bool,
+    /// The packets, in order.
+    pub packets: Vec<SavedPacket>,
+}
+
+/// libpcap's linktype_to_dlt: the `LINKTYPE_*` values that differ from
+/// Linux's `DLT_*` ones (the rest are equal).
+pub fn dlt_of_linktype(linktype: u32) -> LinkType {
+    LinkType(match linktype {
+        100 => 11, // ATM_RFC1483
+        101 => 12, // RAW
+        102 => 15, // SLIP_BSDOS
+        103 => 16, // PPP_BSDOS
+        106 => 19, // ATM_CLIP
+        n => n,
+    })
+}
+
+/// Reads a pcap or pcapng savefile (the first interface's link type and
+/// snapshot length for pcapng).
+pub fn read_savefile(path: &Path) -> Result<Savefile> {
     use pcap_file::pcap::PcapReader;
     use pcap_file::pcapng::{Block, PcapNgReader};
+    use pcap_file::Endianness;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let name = path.display();
+    let native = if cfg!(target_endian = "big") {
+        Endianness::Big
+    } else {
+        Endianness::Little
+    };
     let mut packets = Vec::new();
     if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
         let mut r = PcapNgReader::new(&bytes[..]).with_context(|| format!("{name}: pcapng"))?;
+        let swapped = r.section().endianness != native;
+        let mut interface = None;
         while let Some(block) = r.next_block() {
             match block.with_context(|| format!("{name}: pcapng block"))? {
+                Block::InterfaceDescription(i) => {
+                    interface.get_or_insert((u32::from(i.linktype), i.snaplen));
+                }
                 Block::EnhancedPacket(p) => packets.push(SavedPacket {
                     orig_len: p.original_len,
                     data: p.data.into_owned(),
@@ -210,8 +326,17 @@ pub fn read_savefile(path: &Path) -> Result<Vec<SavedPacket>> {
                 _ => {}
             }
         }
+        let (linktype, snaplen) =
+            interface.with_context(|| format!("{name}: no interface description block"))?;
+        Ok(Savefile {
+            linktype: dlt_of_linktype(linktype),
+            snaplen,
+            swapped,
+            packets,
+        })
     } else {
         let mut r = PcapReader::new(&bytes[..]).with_context(|| format!("{name}: pcap"))?;
+        let header = r.header();
         // Raw records: some savefiles hold packets longer than their
         // snapshot length, which pcap-file's checked reader refuses.
         while let Some(p) = r.next_raw_packet() {
@@ -221,6 +346,11 @@ pub fn read_savefile(path: &Path) -> Result<Vec<SavedPacket>> {
                 data: p.data.into_owned(),
             });
         }
+        Ok(Savefile {
+            linktype: dlt_of_linktype(u32::from(header.datalink)),
+            snaplen: header.snaplen,
+            swapped: header.endianness != native,
+            packets,
+        })
     }
-    Ok(packets)
 }
