@@ -304,3 +304,54 @@ fn both_vm_engines_agree_through_the_api() {
     assert_eq!(outcomes[0], outcomes[1]);
     assert!(!outcomes[0].1.is_empty(), "the program counted something");
 }
+
+/// `LIBBPF_PIN_BY_NAME` maps (maps.bpf.o's `lru`) are pinned under the
+/// loader's pin root; a second load reuses the pin, so both see one map;
+/// a pin of another shape is refused with the difference.
+#[test]
+fn pinned_by_name_maps_are_reused_and_incompatible_pins_refused() {
+    if !kernel_available() {
+        return;
+    }
+    let object = fixture("object", "maps.bpf.o");
+    let root = bpfkit::kernel::fs::bpffs()
+        .unwrap()
+        .join(format!("bpfkit-api-pins-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let load = || EbpfLoader::new().pin_root(&root).load(&object);
+    let first = load().unwrap();
+    assert_eq!(
+        first.pinned_maps().keys().cloned().collect::<Vec<_>>(),
+        vec!["lru".to_string()]
+    );
+    let second = load().unwrap();
+    assert!(second.reused_maps().contains("lru"));
+    let lru = bpfkit::maps::HashMap::<_, u32, u32>::new(first.map("lru").unwrap()).unwrap();
+    lru.insert(&7, &70, 0).unwrap();
+    let seen = bpfkit::maps::HashMap::<_, u32, u32>::new(second.map("lru").unwrap()).unwrap();
+    assert_eq!(
+        seen.get(&7).unwrap(),
+        Some(70),
+        "both loads share the pinned map"
+    );
+    drop((first, second));
+    // Another shape under the same name is refused, naming what differs.
+    let e = EbpfLoader::new()
+        .pin_root(&root)
+        .set_max_entries("lru", 32)
+        .load(&object)
+        .err()
+        .expect("an incompatible pin is refused");
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    assert!(
+        text.contains("max_entries 16, the object wants 32"),
+        "{text}"
+    );
+    let _ = std::fs::remove_file(root.join("lru"));
+    let _ = std::fs::remove_dir(&root);
+}
