@@ -49,6 +49,27 @@
 //! # Ok(()) }
 //! ```
 //!
+//! `#[derive(Pod)]` refuses, at compile time, a type whose bytes are not
+//! all its fields', such as one with padding:
+//!
+//! ```compile_fail
+//! #[derive(Clone, Copy, bpfkit::Pod)]
+//! #[repr(C)]
+//! struct Padded {
+//!     pid: u32,
+//!     duration_ns: u64, // 4 bytes of padding before this field
+//! }
+//! ```
+//!
+//! ...or one whose layout Rust may reorder:
+//!
+//! ```compile_fail
+//! #[derive(Clone, Copy, bpfkit::Pod)]
+//! struct NotReprC {
+//!     pid: u32,
+//! }
+//! ```
+//!
 //! The same object loads into the VM with
 //! `EbpfLoader::new().backend(Backend::Vm)`: maps, `test_run` and ring
 //! buffers work alike there, so a program's unit tests need no root.
