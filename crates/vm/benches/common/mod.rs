@@ -1,0 +1,3 @@
+//! What the VM's and the JIT's benchmarks share.
+
+pub mod workloads;
