@@ -481,6 +481,9 @@ pub mod errno {
     pub const EOPNOTSUPP: i32 = 95;
 }
 
+pub mod helpers;
+pub use helpers::{helper_proto, ArgType, HelperGroup, HelperProto, RetType, HELPERS};
+
 /// Ids of the helper functions bpfkit implements or names (`enum bpf_func_id`).
 pub mod helper {
     #![allow(missing_docs)]
