@@ -37,10 +37,11 @@ pub fn check_cfg(prog: &[Option<Insn>], allow_loops: bool) -> Result<Cfg, CfgErr
         let Some(insn) = insn else { continue };
         let t = match insn {
             Insn::Call(CallTarget::Local(off)) => target(pc, *off),
+            // `i + imm + 1`, as add_subprog_and_kfunc computes it.
             Insn::LdImm64 {
                 imm: Imm64::Func(off),
                 ..
-            } => target(pc + 1, *off),
+            } => target(pc, *off),
             _ => continue,
         };
         if !valid(t) {
@@ -126,7 +127,7 @@ pub fn check_cfg(prog: &[Option<Insn>], allow_loops: bool) -> Result<Cfg, CfgErr
                 ..
             } => {
                 succ.push(pc + 2);
-                succ.push(target(pc + 1, off) as usize);
+                succ.push(target(pc, off) as usize);
             }
             i => succ.push(pc + i.slots()),
         }

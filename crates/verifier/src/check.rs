@@ -68,6 +68,8 @@ struct Env<'a> {
     log: String,
     /// bpf_loop callback entries (pruned against in-progress states too).
     callback_entry: Vec<bool>,
+    /// `processed` when the last checkpoint was added.
+    last_checkpoint: u64,
 }
 
 pub(crate) fn run(
@@ -113,6 +115,7 @@ pub(crate) fn run(
         stack_depth: vec![0; nsub],
         log: String::new(),
         callback_entry: vec![false; n],
+        last_checkpoint: 0,
     };
     let mut frame = Frame::new(0, 0);
     if let Some(entry) = &opts.entry {
@@ -276,9 +279,11 @@ impl Env<'_> {
     fn is_state_visited(&mut self, path: &mut Path) -> R<bool> {
         let pc = path.pc;
         let uninit_ok = !self.opts.unprivileged;
+        let mut in_loop = false;
         for &ci in &self.explored[pc] {
             let c = &self.cps[ci];
             if c.branches > 0 {
+                in_loop = true;
                 if self.callback_entry[pc] {
                     if subsumes(&c.state, &path.state, uninit_ok) {
                         return Ok(true);
@@ -294,7 +299,13 @@ impl Env<'_> {
                 return Ok(true);
             }
         }
+        // While a loop is being walked, iterations differ and rarely help
+        // pruning: remember one only every 100 instructions, as the kernel does.
+        if in_loop && self.processed - self.last_checkpoint < 100 {
+            return Ok(false);
+        }
         if self.explored[pc].len() < MAX_STATES_PER_INSN {
+            self.last_checkpoint = self.processed;
             self.cps.push(Checkpoint {
                 state: path.state.clone(),
                 parent: path.cp,
@@ -354,7 +365,7 @@ impl Env<'_> {
                 Flow::Next => path.pc = pc + insn.slots(),
                 Flow::Goto(t) => {
                     if t != pc + insn.slots() {
-                        path.trail.push(pc);
+                        push_trail(&mut path.trail, pc);
                     }
                     path.pc = t;
                 }
@@ -371,7 +382,7 @@ impl Env<'_> {
                         self.cps[c].branches += 1;
                     }
                     let mut trail = path.trail.clone();
-                    trail.push(pc);
+                    push_trail(&mut trail, pc);
                     pending.push(Path {
                         pc: other_pc,
                         state: other_state,
@@ -379,7 +390,7 @@ impl Env<'_> {
                         trail,
                     });
                     if first != pc + insn.slots() {
-                        path.trail.push(pc);
+                        push_trail(&mut path.trail, pc);
                     }
                     path.pc = first;
                 }
@@ -580,8 +591,9 @@ impl Env<'_> {
                 r.off = offset as i32;
                 r
             }
+            // Relative to the slot after the first half, as the kernel's add_subprog reads it.
             Imm64::Func(off) => {
-                RegState::pointer(RegType::Func, (pc as i64 + 2 + off as i64) as u32)
+                RegState::pointer(RegType::Func, (pc as i64 + 1 + off as i64) as u32)
             }
             Imm64::BtfVar { .. } => RegState::pointer(RegType::BtfId, 0),
         })
@@ -827,13 +839,7 @@ impl Env<'_> {
         };
         let next = pc + 1;
         let mut taken = s.clone();
-        let mut fall = std::mem::replace(
-            s,
-            State {
-                frames: Vec::new(),
-                refs: Vec::new(),
-            },
-        );
+        let mut fall = s.clone();
         let (t_ok, f_ok);
         if !d.is_pointer() && !sv.is_pointer() {
             let t = Scalar::refine(&d.var, &sv.var, cond, w);
@@ -1837,6 +1843,18 @@ enum Access {
     Read,
     /// The value stored and the register it came from (255 for an immediate).
     Write(Option<RegState>, u8),
+}
+
+/// Branches a rejection reports: the most recent ones.
+const TRAIL_LEN: usize = 64;
+
+/// Records a branch taken, keeping the last [`TRAIL_LEN`] (long loops would
+/// otherwise make every fork copy the whole history).
+fn push_trail(trail: &mut Vec<usize>, pc: usize) {
+    if trail.len() >= TRAIL_LEN {
+        trail.remove(0);
+    }
+    trail.push(pc);
 }
 
 /// A write over part of a spilled register leaves the rest as plain data.

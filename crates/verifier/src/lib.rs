@@ -208,7 +208,7 @@ pub struct Rejection {
     pub message: String,
     /// The registers (and non-empty stack slots) of the innermost frame when it failed.
     pub state: String,
-    /// The slots of the branches taken to get there, in order.
+    /// The slots of the branches taken to get there, in order (the last 64).
     pub path: Vec<usize>,
     /// Instructions processed before the rejection.
     pub processed_insns: u64,

@@ -1,0 +1,539 @@
+//! Hand-written programs, one accept/reject pair (or more) per rule
+//! category, shared by `rules.rs` (bpfkit's verdicts) and `kernel_diff.rs`
+//! (the running kernel's verdicts, the oracle).
+#![allow(dead_code)]
+
+use bpfkit_abi::{AttachType, MapType, ProgramType};
+use bpfkit_isa::{assemble, Insn, Syntax};
+use bpfkit_verifier::MapInfo;
+
+/// Says why a test skips. Under `CI=true` a skip fails instead: CI runs as
+/// root on a kernel that allows every test, so a skip there hides a fault.
+pub fn skip(why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("test skipped under CI=true: {why}");
+    }
+    eprintln!("SKIP: {why}");
+}
+
+/// One hand-written program.
+pub struct Case {
+    /// What it checks.
+    pub name: &'static str,
+    /// Rule category.
+    pub category: &'static str,
+    /// Program type.
+    pub prog_type: ProgramType,
+    /// Expected attach type, for return value ranges.
+    pub attach: Option<AttachType>,
+    /// LLVM-syntax assembly; maps are `map[idx:N]` into [`maps`].
+    pub asm: &'static str,
+    /// Whether a privileged loader's program is accepted.
+    pub accept: bool,
+    /// Words bpfkit's rejection message must contain.
+    pub reason: &'static str,
+}
+
+impl Case {
+    /// The instructions.
+    pub fn insns(&self) -> Vec<Insn> {
+        assemble(self.asm, Syntax::Llvm).unwrap_or_else(|e| panic!("{}: {e}", self.name))
+    }
+}
+
+/// The maps every case may refer to: `map[idx:0]` an array of one u64,
+/// `map[idx:1]` a 4 KiB ring buffer, `map[idx:2]` a hash of u32 to 16 bytes.
+pub fn maps() -> Vec<MapInfo> {
+    vec![
+        MapInfo::new("array", MapType::Array, 4, 8, 1),
+        MapInfo::new("ringbuf", MapType::Ringbuf, 0, 0, 4096),
+        MapInfo::new("hash", MapType::Hash, 4, 16, 8),
+    ]
+}
+
+const LOOKUP: &str = "r1 = 0
+*(u32 *)(r10 - 4) = r1
+r2 = r10
+r2 += -4
+r1 = map[idx:0]
+call 1
+";
+
+macro_rules! lookup_then {
+    ($rest:expr) => {
+        concat!(
+            "r1 = 0\n*(u32 *)(r10 - 4) = r1\nr2 = r10\nr2 += -4\nr1 = map[idx:0]\ncall 1\n",
+            $rest
+        )
+    };
+}
+
+use ProgramType as P;
+
+/// Every case.
+pub fn cases() -> Vec<Case> {
+    let c = |name, category, prog_type, asm, accept, reason| Case {
+        name,
+        category,
+        prog_type,
+        attach: None,
+        asm,
+        accept,
+        reason,
+    };
+    let _ = LOOKUP;
+    vec![
+        c("r0 set", "uninit reg", P::SocketFilter, "r0 = 0\nexit", true, ""),
+        c("r2 never written", "uninit reg", P::SocketFilter, "r0 = r2\nexit", false, "R2 !read_ok"),
+        c("r0 never written", "uninit reg", P::SocketFilter, "r1 = 0\nexit", false, "R0 !read_ok"),
+        c(
+            "uninitialized stack read is allowed to root",
+            "uninit stack",
+            P::SocketFilter,
+            "r0 = *(u64 *)(r10 - 8)\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        c(
+            "written stack read",
+            "uninit stack",
+            P::SocketFilter,
+            "r1 = 7\n*(u64 *)(r10 - 8) = r1\nr0 = *(u64 *)(r10 - 8)\nexit",
+            true,
+            "",
+        ),
+        c(
+            "stack read below 512 bytes",
+            "OOB stack",
+            P::SocketFilter,
+            "r0 = *(u64 *)(r10 - 520)\nr0 = 0\nexit",
+            false,
+            "stack",
+        ),
+        c(
+            "stack write above the frame pointer",
+            "OOB stack",
+            P::SocketFilter,
+            "r1 = 0\n*(u64 *)(r10 + 0) = r1\nr0 = 0\nexit",
+            false,
+            "stack",
+        ),
+        c(
+            "lookup result checked then read in bounds",
+            "OOB map value",
+            P::SocketFilter,
+            lookup_then!("if r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit"),
+            true,
+            "",
+        ),
+        c(
+            "lookup result read past the value",
+            "OOB map value",
+            P::SocketFilter,
+            lookup_then!("if r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 4)\nr0 = 0\nexit"),
+            false,
+            "invalid access to map value",
+        ),
+        c(
+            "variable index bounded by a check",
+            "OOB map value",
+            P::SocketFilter,
+            lookup_then!(
+                "if r0 == 0 goto +6\nr1 = *(u64 *)(r0 + 0)\nif r1 > 7 goto +4\nr2 = r0\nr2 += r1\nr0 = *(u8 *)(r2 + 0)\nr0 = 0\nr0 = 0\nexit"
+            ),
+            true,
+            "",
+        ),
+        c(
+            "variable index without a check",
+            "OOB map value",
+            P::SocketFilter,
+            lookup_then!(
+                "if r0 == 0 goto +4\nr1 = *(u64 *)(r0 + 0)\nr2 = r0\nr2 += r1\nr0 = *(u8 *)(r2 + 0)\nr0 = 0\nexit"
+            ),
+            false,
+            "makes map_value pointer be out of bounds",
+        ),
+        c(
+            "lookup result used without a NULL check",
+            "NULL unchecked",
+            P::SocketFilter,
+            lookup_then!("r0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit"),
+            false,
+            "may be NULL",
+        ),
+        c(
+            "copy of the lookup result checked, original used",
+            "NULL unchecked",
+            P::SocketFilter,
+            lookup_then!("r6 = r0\nif r6 == 0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit"),
+            true,
+            "",
+        ),
+        c(
+            "packet read after a data_end check",
+            "OOB packet",
+            P::Xdp,
+            "r2 = *(u32 *)(r1 + 0)\nr3 = *(u32 *)(r1 + 4)\nr4 = r2\nr4 += 14\nif r4 > r3 goto +1\nr0 = *(u8 *)(r2 + 13)\nr0 = 2\nexit",
+            true,
+            "",
+        ),
+        c(
+            "packet read one byte past the check",
+            "OOB packet",
+            P::Xdp,
+            "r2 = *(u32 *)(r1 + 0)\nr3 = *(u32 *)(r1 + 4)\nr4 = r2\nr4 += 14\nif r4 > r3 goto +1\nr0 = *(u8 *)(r2 + 14)\nr0 = 2\nexit",
+            false,
+            "invalid access to packet",
+        ),
+        c(
+            "packet read without a check",
+            "OOB packet",
+            P::Xdp,
+            "r2 = *(u32 *)(r1 + 0)\nr0 = *(u8 *)(r2 + 0)\nr0 = 2\nexit",
+            false,
+            "invalid access to packet",
+        ),
+        c(
+            "xdp_md field read",
+            "OOB ctx",
+            P::Xdp,
+            "r0 = *(u32 *)(r1 + 12)\nr0 = 2\nexit",
+            true,
+            "",
+        ),
+        c(
+            "read past xdp_md",
+            "OOB ctx",
+            P::Xdp,
+            "r0 = *(u32 *)(r1 + 24)\nr0 = 2\nexit",
+            false,
+            "invalid bpf_context access",
+        ),
+        c(
+            "write to a read-only xdp_md field",
+            "OOB ctx",
+            P::Xdp,
+            "r2 = 1\n*(u32 *)(r1 + 12) = r2\nr0 = 2\nexit",
+            false,
+            "invalid bpf_context access",
+        ),
+        c(
+            "__sk_buff mark read in a socket filter",
+            "OOB ctx",
+            P::SocketFilter,
+            "r0 = *(u32 *)(r1 + 8)\nexit",
+            true,
+            "",
+        ),
+        c(
+            "stack pointer plus a constant",
+            "pointer arithmetic",
+            P::SocketFilter,
+            "r1 = r10\nr1 += -8\nr2 = 0\n*(u64 *)(r1 + 0) = r2\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        c(
+            "stack pointer multiplied",
+            "pointer arithmetic",
+            P::SocketFilter,
+            "r1 = r10\nr1 *= 2\nr0 = 0\nexit",
+            false,
+            "pointer arithmetic with *= operator prohibited",
+        ),
+        c(
+            "arithmetic on a possibly-NULL pointer",
+            "pointer arithmetic",
+            P::SocketFilter,
+            lookup_then!("r0 += 4\nr0 = 0\nexit"),
+            false,
+            "null-check it first",
+        ),
+        c(
+            "ctx pointer modified then read",
+            "pointer arithmetic",
+            P::Xdp,
+            "r1 += 4\nr0 = *(u32 *)(r1 + 0)\nr0 = 2\nexit",
+            false,
+            "modified ctx ptr",
+        ),
+        c(
+            "pointer stored into a map value (root may)",
+            "pointer leak",
+            P::SocketFilter,
+            lookup_then!("if r0 == 0 goto +1\n*(u64 *)(r0 + 0) = r10\nr0 = 0\nexit"),
+            true,
+            "",
+        ),
+        c(
+            "pointer returned (root may, no range check)",
+            "pointer leak",
+            P::SocketFilter,
+            "r0 = r10\nexit",
+            true,
+            "",
+        ),
+        c(
+            "ringbuf reserve submitted",
+            "unreleased reference",
+            P::SocketFilter,
+            "r1 = map[idx:1]\nr2 = 8\nr3 = 0\ncall 131\nif r0 == 0 goto +3\nr1 = r0\nr2 = 0\ncall 132\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        c(
+            "ringbuf reserve discarded on one path, leaked on the other",
+            "unreleased reference",
+            P::SocketFilter,
+            "r6 = r1\nr1 = map[idx:1]\nr2 = 8\nr3 = 0\ncall 131\nif r0 == 0 goto +6\nr7 = r0\nr1 = *(u32 *)(r6 + 0)\nif r1 > 10 goto +3\nr1 = r7\nr2 = 0\ncall 133\nr0 = 0\nexit",
+            false,
+            "Unreleased reference",
+        ),
+        c(
+            "ringbuf reserve never released",
+            "unreleased reference",
+            P::SocketFilter,
+            "r1 = map[idx:1]\nr2 = 8\nr3 = 0\ncall 131\nr0 = 0\nexit",
+            false,
+            "Unreleased reference",
+        ),
+        c(
+            "ringbuf memory written in bounds",
+            "unreleased reference",
+            P::SocketFilter,
+            "r1 = map[idx:1]\nr2 = 8\nr3 = 0\ncall 131\nif r0 == 0 goto +5\nr1 = 1\n*(u64 *)(r0 + 0) = r1\nr1 = r0\nr2 = 0\ncall 132\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        c(
+            "ringbuf memory written past the reservation",
+            "OOB mem",
+            P::SocketFilter,
+            "r1 = map[idx:1]\nr2 = 8\nr3 = 0\ncall 131\nif r0 == 0 goto +5\nr1 = 1\n*(u64 *)(r0 + 4) = r1\nr1 = r0\nr2 = 0\ncall 132\nr0 = 0\nexit",
+            false,
+            "invalid access to memory",
+        ),
+        c(
+            "bounded loop",
+            "loop",
+            P::SocketFilter,
+            "r0 = 0\nL: r0 += 1\nif r0 < 10 goto L\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        c(
+            "loop that never changes state",
+            "loop",
+            P::SocketFilter,
+            "r0 = 0\nL: r1 = 0\ngoto L",
+            false,
+            "infinite loop",
+        ),
+        c(
+            "loop bounded by an unknown u32",
+            "loop",
+            P::SocketFilter,
+            "r6 = *(u32 *)(r1 + 0)\nr0 = 0\nL: r0 += 1\nif r0 < r6 goto L\nr0 = 0\nexit",
+            false,
+            "too large",
+        ),
+        c(
+            "map lookup with a number for the map",
+            "bad helper arg",
+            P::SocketFilter,
+            "r1 = 0\nr2 = 0\ncall 1\nr0 = 0\nexit",
+            false,
+            "expected=map_ptr",
+        ),
+        c(
+            "map lookup with an unset key",
+            "bad helper arg",
+            P::SocketFilter,
+            "r1 = map[idx:0]\ncall 1\nr0 = 0\nexit",
+            false,
+            "R2 !read_ok",
+        ),
+        c(
+            "map lookup with a key past the stack",
+            "bad helper arg",
+            P::SocketFilter,
+            "r2 = r10\nr2 += -2\nr1 = map[idx:0]\ncall 1\nr0 = 0\nexit",
+            false,
+            "stack",
+        ),
+        c(
+            "ringbuf output with an unbounded size",
+            "bad helper arg",
+            P::SocketFilter,
+            "r6 = *(u32 *)(r1 + 0)\nr1 = map[idx:1]\nr2 = r10\nr2 += -8\nr3 = r6\nr4 = 0\ncall 130\nr0 = 0\nexit",
+            false,
+            "R3",
+        ),
+        c(
+            "ringbuf output of 8 stack bytes",
+            "bad helper arg",
+            P::SocketFilter,
+            "r1 = map[idx:1]\nr2 = r10\nr2 += -8\nr3 = 8\nr4 = 0\ncall 130\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        c(
+            "map lookup on a ring buffer",
+            "bad helper arg",
+            P::SocketFilter,
+            "r1 = 0\n*(u32 *)(r10 - 4) = r1\nr2 = r10\nr2 += -4\nr1 = map[idx:1]\ncall 1\nr0 = 0\nexit",
+            false,
+            "map_type",
+        ),
+        c(
+            "tracing helper from XDP",
+            "bad helper arg",
+            P::Xdp,
+            "call 14\nr0 = 2\nexit",
+            false,
+            "cannot call",
+        ),
+        c(
+            "tracing helper from a tracepoint",
+            "bad helper arg",
+            P::Tracepoint,
+            "call 14\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        Case {
+            attach: Some(AttachType::CgroupInetIngress),
+            ..c("cgroup_skb returns 1", "bad return value", P::CgroupSkb, "r0 = 1\nexit", true, "")
+        },
+        Case {
+            attach: Some(AttachType::CgroupInetIngress),
+            ..c(
+                "cgroup_skb returns 5",
+                "bad return value",
+                P::CgroupSkb,
+                "r0 = 5\nexit",
+                false,
+                "should have been in [0, 1]",
+            )
+        },
+        Case {
+            attach: Some(AttachType::CgroupInetIngress),
+            ..c(
+                "cgroup_skb returns a ctx field",
+                "bad return value",
+                P::CgroupSkb,
+                "r0 = *(u32 *)(r1 + 0)\nexit",
+                false,
+                "should have been in [0, 1]",
+            )
+        },
+        Case {
+            attach: Some(AttachType::CgroupInetIngress),
+            ..c(
+                "cgroup_skb returns a ctx field masked to one bit",
+                "bad return value",
+                P::CgroupSkb,
+                "r0 = *(u32 *)(r1 + 0)\nr0 &= 1\nexit",
+                true,
+                "",
+            )
+        },
+        c("division by an immediate zero", "alu", P::SocketFilter, "r0 = 1\nr0 /= 0\nexit", false, "div by zero"),
+        c("division by a register that may be zero", "alu", P::SocketFilter, "r0 = 1\nr1 = 0\nr0 /= r1\nexit", true, ""),
+        c("shift by 64", "alu", P::SocketFilter, "r0 = 1\nr0 <<= 64\nexit", false, "invalid shift"),
+        c("write to the frame pointer", "alu", P::SocketFilter, "r10 = 0\nr0 = 0\nexit", false, "frame pointer"),
+        c(
+            "bpf-to-bpf call",
+            "calls",
+            P::SocketFilter,
+            "r1 = 1\ncall f\nexit\nf:\nr0 = r1\nexit",
+            true,
+            "",
+        ),
+        c(
+            "callee reads a caller-saved register it was not given",
+            "calls",
+            P::SocketFilter,
+            "r6 = 1\ncall f\nexit\nf:\nr0 = r6\nexit",
+            false,
+            "R6 !read_ok",
+        ),
+        c(
+            "caller reads r1 after a call",
+            "calls",
+            P::SocketFilter,
+            "r1 = 1\ncall f\nr0 = r1\nexit\nf:\nr0 = 0\nexit",
+            false,
+            "R1 !read_ok",
+        ),
+        c(
+            "bpf_loop with a callback returning 0",
+            "calls",
+            P::SocketFilter,
+            "r1 = 10\nr2 = func[cb]\nr3 = 0\nr4 = 0\ncall 181\nr0 = 0\nexit\ncb:\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        c(
+            "bpf_loop with a callback returning 5",
+            "calls",
+            P::SocketFilter,
+            "r1 = 10\nr2 = func[cb]\nr3 = 0\nr4 = 0\ncall 181\nr0 = 0\nexit\ncb:\nr0 = 5\nexit",
+            false,
+            "callback",
+        ),
+        c(
+            "jump into the middle of lddw",
+            "cfg",
+            P::SocketFilter,
+            "goto +1\nr0 = 0 ll\nexit",
+            false,
+            "ldimm64",
+        ),
+        c(
+            "unreachable instruction",
+            "cfg",
+            P::SocketFilter,
+            "r0 = 0\nexit\nr0 = 1\nexit",
+            false,
+            "unreachable insn",
+        ),
+        c(
+            "jump out of range",
+            "cfg",
+            P::SocketFilter,
+            "r0 = 0\nif r0 == 0 goto +5\nexit",
+            false,
+            "jump out of range",
+        ),
+        c(
+            "branch on a known value prunes the dead side",
+            "branches",
+            P::SocketFilter,
+            "r1 = 5\nif r1 > 10 goto +2\nr0 = 0\nexit\nr0 = *(u64 *)(r10 + 8)\nexit",
+            true,
+            "",
+        ),
+        c(
+            "32-bit compare refines the low half",
+            "branches",
+            P::SocketFilter,
+            lookup_then!(
+                "if r0 == 0 goto +6\nr1 = *(u32 *)(r0 + 0)\nif w1 > 7 goto +4\nr2 = r0\nr2 += r1\nr0 = *(u8 *)(r2 + 0)\nr0 = 0\nr0 = 0\nexit"
+            ),
+            true,
+            "",
+        ),
+        c(
+            "signed compare alone leaves a negative index",
+            "branches",
+            P::SocketFilter,
+            lookup_then!(
+                "if r0 == 0 goto +6\nr1 = *(u64 *)(r0 + 0)\nif r1 s> 7 goto +4\nr2 = r0\nr2 += r1\nr0 = *(u8 *)(r2 + 0)\nr0 = 0\nr0 = 0\nexit"
+            ),
+            false,
+            "makes map_value pointer be out of bounds",
+        ),
+    ]
+}

@@ -1,0 +1,83 @@
+//! bpfkit's verdict on each hand-written case of `common`, and the words
+//! its rejection must contain. `kernel_diff.rs` checks the same cases
+//! against the running kernel.
+
+mod common;
+
+use bpfkit_verifier::{Program, Verifier, VerifyOptions};
+
+#[test]
+fn hand_written_cases_get_the_expected_verdicts() {
+    let mut wrong = Vec::new();
+    for case in common::cases() {
+        let opts = VerifyOptions {
+            maps: common::maps(),
+            attach_type: case.attach,
+            ..VerifyOptions::default()
+        };
+        let insns = case.insns();
+        let started = std::time::Instant::now();
+        let got = Verifier::new(case.prog_type).verify(Program::Raw(&insns), &opts);
+        let took = started.elapsed();
+        if took.as_millis() > 200 {
+            println!("{}: {took:?}", case.name);
+        }
+        match (&got, case.accept) {
+            (Ok(_), true) => {}
+            (Err(r), false) if r.message.contains(case.reason) => {}
+            (Ok(_), false) => wrong.push(format!(
+                "{} [{}]: accepted, expected a rejection",
+                case.name, case.category
+            )),
+            (Err(r), true) => {
+                wrong.push(format!("{} [{}]: rejected: {r}", case.name, case.category))
+            }
+            (Err(r), false) => wrong.push(format!(
+                "{} [{}]: rejected, but the message does not say `{}`: {r}",
+                case.name, case.category, case.reason
+            )),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn unprivileged_rules_refuse_pointer_leaks_and_comparisons() {
+    let opts = VerifyOptions {
+        unprivileged: true,
+        maps: common::maps(),
+        ..VerifyOptions::default()
+    };
+    let v = Verifier::new(bpfkit_abi::ProgramType::SocketFilter);
+    let leak = common::cases()
+        .into_iter()
+        .find(|c| c.name.starts_with("pointer returned"))
+        .unwrap();
+    let err = v.verify(Program::Raw(&leak.insns()), &opts).unwrap_err();
+    assert!(
+        err.message.contains("R0 leaks addr as return value"),
+        "{err}"
+    );
+    let cmp = bpfkit_isa::assemble(
+        "r1 = r10\nr2 = 5\nif r1 > r2 goto +0\nr0 = 0\nexit",
+        bpfkit_isa::Syntax::Llvm,
+    )
+    .unwrap();
+    let err = v.verify(Program::Raw(&cmp), &opts).unwrap_err();
+    assert!(
+        err.message.contains("pointer comparison prohibited"),
+        "{err}"
+    );
+    let uninit = bpfkit_isa::assemble(
+        "r0 = *(u64 *)(r10 - 8)\nr0 = 0\nexit",
+        bpfkit_isa::Syntax::Llvm,
+    )
+    .unwrap();
+    let err = v.verify(Program::Raw(&uninit), &opts).unwrap_err();
+    assert!(err.message.contains("invalid read from stack"), "{err}");
+    let ok = VerifyOptions {
+        unprivileged: false,
+        ..opts
+    };
+    assert!(v.verify(Program::Raw(&uninit), &ok).is_ok());
+}
