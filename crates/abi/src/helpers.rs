@@ -52,6 +52,8 @@ pub enum ArgType {
     Long,
     /// A `struct bpf_spin_lock` inside a map value (`ARG_PTR_TO_SPIN_LOCK`).
     SpinLock,
+    /// A kernel object of the helper's BTF type (`ARG_PTR_TO_BTF_ID`, e.g. `struct seq_file *`).
+    BtfId,
 }
 
 /// What a helper returns (`enum bpf_return_type`).
@@ -86,6 +88,9 @@ pub enum HelperGroup {
     Xdp,
     /// Networking programs that may emit perf events (skb users and XDP).
     NetOutput,
+    /// Every program type but the tracing ones (not NMI-safe helpers such as
+    /// `bpf_ktime_get_coarse_ns`, which `bpf_tracing_func_proto` refuses).
+    NotTracing,
 }
 
 /// The prototype of one helper (`struct bpf_func_proto`).
@@ -140,7 +145,7 @@ const fn pkt(mut p: HelperProto) -> HelperProto {
 const D: ArgType = DontCare;
 const A: ArgType = Anything;
 
-use HelperGroup::{Base, NetOutput, Skb, Tc, Tracing, Xdp};
+use HelperGroup::{Base, NetOutput, NotTracing, Skb, Tc, Tracing, Xdp};
 use RetType::{BtfIdTask, Integer, MapValueOrNull, RingbufMemOrNull, Void};
 
 /// Every helper bpfkit knows the prototype of, by id.
@@ -174,11 +179,12 @@ pub const HELPERS: &[HelperProto] = &[
         Tracing,
     )),
     proto(5, "ktime_get_ns", Integer, [D; 5], Base),
+    // Arguments 3 to 5 are not checked (bpf_trace_printk_proto leaves them ARG_DONTCARE).
     gpl(proto(
         6,
         "trace_printk",
         Integer,
-        [Mem, ConstSize, A, A, A],
+        [Mem, ConstSize, D, D, D],
         Base,
     )),
     proto(7, "get_prandom_u32", Integer, [D; 5], Base),
@@ -194,7 +200,8 @@ pub const HELPERS: &[HelperProto] = &[
     pkt(proto(11, "l4_csum_replace", Integer, [Ctx, A, A, A, A], Tc)),
     proto(12, "tail_call", Void, [Ctx, ConstMapPtr, A, D, D], Base),
     proto(13, "clone_redirect", Integer, [Ctx, A, A, D, D], Tc),
-    gpl(proto(14, "get_current_pid_tgid", Integer, [D; 5], Tracing)),
+    // In bpf_base_func_proto since Linux 6.10.
+    proto(14, "get_current_pid_tgid", Integer, [D; 5], Base),
     gpl(proto(15, "get_current_uid_gid", Integer, [D; 5], Tracing)),
     gpl(proto(
         16,
@@ -234,6 +241,13 @@ pub const HELPERS: &[HelperProto] = &[
         NetOutput,
     ),
     gpl(proto(35, "get_current_task", Integer, [D; 5], Base)),
+    proto(
+        37,
+        "current_task_under_cgroup",
+        Integer,
+        [ConstMapPtr, A, D, D, D],
+        Tracing,
+    ),
     proto(42, "get_numa_node_id", Integer, [D; 5], Base),
     pkt(proto(
         44,
@@ -328,6 +342,13 @@ pub const HELPERS: &[HelperProto] = &[
     proto(118, "jiffies64", Integer, [D; 5], Base),
     proto(125, "ktime_get_boot_ns", Integer, [D; 5], Base),
     proto(
+        126,
+        "seq_printf",
+        Integer,
+        [BtfId, Mem, ConstSize, MemOrNull, ConstSizeOrZero],
+        Tracing,
+    ),
+    proto(
         130,
         "ringbuf_output",
         Integer,
@@ -351,7 +372,14 @@ pub const HELPERS: &[HelperProto] = &[
         Base,
     ),
     proto(158, "get_current_task_btf", BtfIdTask, [D; 5], Tracing),
-    proto(160, "ktime_get_coarse_ns", Integer, [D; 5], Base),
+    proto(160, "ktime_get_coarse_ns", Integer, [D; 5], NotTracing),
+    proto(
+        164,
+        "for_each_map_elem",
+        Integer,
+        [ConstMapPtr, Func, StackOrNull, A, D],
+        Base,
+    ),
     proto(
         165,
         "snprintf",
@@ -419,6 +447,7 @@ impl HelperGroup {
             HelperGroup::Tc => matches!(t, P::SchedCls | P::SchedAct),
             HelperGroup::Xdp => t == P::Xdp,
             HelperGroup::NetOutput => skb || t == P::Xdp || tracing,
+            HelperGroup::NotTracing => !tracing,
         }
     }
 }

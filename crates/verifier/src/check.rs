@@ -70,6 +70,8 @@ struct Env<'a> {
     callback_entry: Vec<bool>,
     /// `processed` when the last checkpoint was added.
     last_checkpoint: u64,
+    /// The state at the last entry of each callback call site.
+    callback_states: std::collections::HashMap<usize, State>,
 }
 
 pub(crate) fn run(
@@ -116,6 +118,7 @@ pub(crate) fn run(
         log: String::new(),
         callback_entry: vec![false; n],
         last_checkpoint: 0,
+        callback_states: std::collections::HashMap::new(),
     };
     let mut frame = Frame::new(0, 0);
     if let Some(entry) = &opts.entry {
@@ -591,6 +594,11 @@ impl Env<'_> {
                 r.off = offset as i32;
                 r
             }
+            Imm64::Func(_) if !self.prog.func_info => {
+                return fail(
+                    "missing btf func_info: function pointers (callbacks) need the program's BTF",
+                );
+            }
             // Relative to the slot after the first half, as the kernel's add_subprog reads it.
             Imm64::Func(off) => {
                 RegState::pointer(RegType::Func, (pc as i64 + 1 + off as i64) as u32)
@@ -709,6 +717,16 @@ impl Env<'_> {
         } else {
             (src, d, true)
         };
+        // A BTF-typed value may be a number as well as a kernel pointer: what
+        // the kernel refuses on a pointer becomes an unknown number here.
+        if ptr.ty == RegType::BtfId
+            && !self.opts.unprivileged
+            && (width == Width::W32
+                || !matches!(op, AluOp::Add | AluOp::Sub)
+                || scalar_is_dst && op == AluOp::Sub)
+        {
+            return Ok(RegState::unknown());
+        }
         if width == Width::W32 {
             if op == AluOp::Sub && !self.opts.unprivileged {
                 return Ok(RegState::unknown());
@@ -1042,6 +1060,7 @@ impl Env<'_> {
                     FieldKind::Packet => RegState::pointer(RegType::Packet, 0),
                     FieldKind::PacketEnd => RegState::pointer(RegType::PacketEnd, 0),
                     FieldKind::PacketMeta => RegState::pointer(RegType::PacketMeta, 0),
+                    FieldKind::BtfArg => RegState::pointer(RegType::BtfId, 0),
                     FieldKind::BtfId => {
                         let mut r = RegState::pointer(RegType::BtfId, 0);
                         r.maybe_null = true;
@@ -1140,7 +1159,12 @@ impl Env<'_> {
                         "only read is supported (R{rn} points to a kernel object)"
                     ));
                 }
-                Ok(Some(RegState::scalar(size_range(size))))
+                // A u64 field of a kernel object may itself point to one (PTR_TO_BTF_ID walk).
+                Ok(Some(if size == 8 {
+                    RegState::pointer(RegType::BtfId, 0)
+                } else {
+                    RegState::scalar(size_range(size))
+                }))
             }
             t => fail(format!("R{rn} invalid mem access '{}'", t.name(false))),
         }
@@ -1250,6 +1274,16 @@ impl Env<'_> {
                 frame.stack[sl].spill = v;
                 return Ok(None);
             }
+            // A narrow scalar at the start of a slot is spilled too (save_register_state with size).
+            if aligned && v.ty == RegType::Scalar && !v.is_const(0) {
+                unspill(frame, sl);
+                let slot = &mut frame.stack[sl];
+                for b in slot.bytes[..size as usize].iter_mut() {
+                    *b = SlotByte::Spill;
+                }
+                slot.spill = RegState::scalar(v.var.truncate(size));
+                return Ok(None);
+            }
             unspill(frame, sl);
             for o in lo..lo + size as i64 {
                 let (sl, i) = frame.byte(o);
@@ -1276,6 +1310,17 @@ impl Env<'_> {
                     return Ok(Some(RegState::scalar(slot.spill.var.truncate(size))));
                 }
                 return Ok(Some(RegState::scalar(size_range(size))));
+            }
+            let spilled = slot
+                .bytes
+                .iter()
+                .take_while(|b| **b == SlotByte::Spill)
+                .count();
+            if i == 0
+                && spilled == size as usize
+                && slot.bytes[spilled..].iter().all(|b| *b != SlotByte::Spill)
+            {
+                return Ok(Some(slot.spill));
             }
         }
         let mut all_zero = true;
@@ -1448,13 +1493,45 @@ impl Env<'_> {
 
     fn callback_restart(&mut self, s: &mut State, callee: &Frame) -> R<usize> {
         let entry = self.cfg.subprogs[callee.subprog];
-        let caller_r2 = callee.regs[2];
+        self.widen_for_callback(s, callee.callsite);
         self.push_frame(callee.callsite, s, entry, true)?;
         let f = s.cur_mut();
         f.ret_pc = callee.ret_pc;
-        f.regs[1] = RegState::scalar(Scalar::urange(0, u32::MAX as u64));
-        f.regs[2] = caller_r2;
+        f.entry_args = callee.entry_args;
+        f.regs[1..=5].copy_from_slice(&callee.entry_args);
         Ok(entry)
+    }
+
+    /// Before a callback runs again, scalars its callers hold that changed
+    /// since the previous entry become unknown, so iterations converge. (The
+    /// kernel gets there by ignoring scalars not marked precise; without
+    /// precision tracking, widening what changes is the sound equivalent.)
+    fn widen_for_callback(&mut self, s: &mut State, callsite: usize) {
+        if let Some(prev) = self.callback_states.get(&callsite) {
+            let n = prev.frames.len().min(s.frames.len());
+            for (f, p) in s.frames[..n].iter_mut().zip(&prev.frames[..n]) {
+                for (r, pr) in f.regs.iter_mut().zip(&p.regs) {
+                    if r.ty == RegType::Scalar && r != pr {
+                        *r = RegState::unknown();
+                    }
+                }
+                for (slot, ps) in f.stack.iter_mut().zip(&p.stack) {
+                    if slot.bytes.iter().all(|b| *b == SlotByte::Spill)
+                        && slot.spill.ty == RegType::Scalar
+                        && slot != ps
+                    {
+                        slot.spill = RegState::unknown();
+                    } else if slot != ps && !slot.bytes.contains(&SlotByte::Spill) {
+                        for (b, pb) in slot.bytes.iter_mut().zip(&ps.bytes) {
+                            if *b == SlotByte::Zero && *pb != SlotByte::Zero {
+                                *b = SlotByte::Misc;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.callback_states.insert(callsite, s.clone());
     }
 
     /// `check_return_code`: the range r0 must be in at program exit.
@@ -1515,6 +1592,7 @@ impl Env<'_> {
         let mut release: Option<u32> = None;
         let mut callback: Option<usize> = None;
         let mut ringbuf_size = 0u32;
+        let mut const_key: Option<u64> = None;
         for (i, &arg) in proto.args.iter().enumerate() {
             let rn = i + 1;
             let r = regs[rn];
@@ -1571,6 +1649,9 @@ impl Env<'_> {
                         info.value_size
                     };
                     let write = arg == ArgType::UninitMapValue;
+                    if arg == ArgType::MapKey {
+                        const_key = constant_key(s, &r, sz);
+                    }
                     self.helper_mem(pc, s, rn, r, sz, write, name)?;
                 }
                 ArgType::Mem | ArgType::UninitMem | ArgType::MemOrNull => {
@@ -1670,6 +1751,11 @@ impl Env<'_> {
                     }
                     self.helper_mem(pc, s, rn, r, 8, true, name)?;
                 }
+                ArgType::BtfId => {
+                    if r.ty != RegType::BtfId || r.maybe_null {
+                        return Err(ty_err("ptr_"));
+                    }
+                }
                 ArgType::SpinLock => {
                     if r.ty != RegType::MapValue {
                         return Err(ty_err("map_value"));
@@ -1713,8 +1799,15 @@ impl Env<'_> {
             RetType::MapValueOrNull => {
                 let m = map.expect("lookup takes a map");
                 let mut r = RegState::pointer(RegType::MapValue, m as u32);
-                r.maybe_null = true;
-                r.id = self.new_id();
+                let info = &self.prog.maps[m];
+                // An array element with a constant in-range key always exists
+                // (can_elide_value_nullness, Linux 6.12+).
+                let elide = matches!(info.map_type, MapType::Array | MapType::PercpuArray)
+                    && const_key.is_some_and(|k| k < info.max_entries as u64);
+                if !elide {
+                    r.maybe_null = true;
+                    r.id = self.new_id();
+                }
                 r.origin = pc as u32;
                 r
             }
@@ -1731,13 +1824,33 @@ impl Env<'_> {
         };
         s.cur_mut().regs[0] = r0;
         if let Some(cb) = callback {
-            // bpf_loop: the callback may run zero times (continue past the call) or more.
+            // The callback may run zero times (continue past the call) or more.
             let mut call = s.clone();
-            let caller_r3 = regs[3];
+            let args = if id == bpfkit_abi::helper::FOR_EACH_MAP_ELEM {
+                // for_each_map_elem: (map, key, value, ctx).
+                let m = map.expect("for_each_map_elem takes a map") as u32;
+                [
+                    RegState::pointer(RegType::ConstMapPtr, m),
+                    RegState::pointer(RegType::MapKey, m),
+                    RegState::pointer(RegType::MapValue, m),
+                    regs[3],
+                    RegState::NOT_INIT,
+                ]
+            } else {
+                // bpf_loop: (index, ctx).
+                [
+                    RegState::scalar(Scalar::urange(0, u32::MAX as u64)),
+                    regs[3],
+                    RegState::NOT_INIT,
+                    RegState::NOT_INIT,
+                    RegState::NOT_INIT,
+                ]
+            };
+            self.widen_for_callback(&mut call, pc);
             self.push_frame(pc, &mut call, cb, true)?;
             let f = call.cur_mut();
-            f.regs[1] = RegState::scalar(Scalar::urange(0, u32::MAX as u64));
-            f.regs[2] = caller_r3;
+            f.entry_args = args;
+            f.regs[1..=5].copy_from_slice(&args);
             self.callback_entry[cb] = true;
             self.cfg.prune[cb] = true;
             return Ok(Flow::Fork(pc + 1, call, cb));
@@ -1843,6 +1956,38 @@ enum Access {
     Read,
     /// The value stored and the register it came from (255 for an immediate).
     Write(Option<RegState>, u8),
+}
+
+/// The key a map helper gets, when it is a constant on the stack
+/// (`get_constant_map_key`: a spilled constant or zeroed bytes).
+fn constant_key(s: &State, r: &RegState, size: u32) -> Option<u64> {
+    if r.ty != RegType::Stack || size == 0 || size > 8 {
+        return None;
+    }
+    let off = r.off as i64 + r.var.as_const()? as i64;
+    if off < -(STACK_SIZE as i64) || off + size as i64 > 0 {
+        return None;
+    }
+    let frame = s.frames.get(r.aux as usize)?;
+    let (sl, i) = frame.byte(off);
+    let slot = &frame.stack[sl];
+    if i == 0
+        && slot.bytes[..size as usize]
+            .iter()
+            .all(|b| *b == SlotByte::Spill)
+    {
+        return slot
+            .spill
+            .var
+            .as_const()
+            .filter(|_| slot.spill.ty == RegType::Scalar);
+    }
+    (off..off + size as i64)
+        .all(|o| {
+            let (sl, i) = frame.byte(o);
+            frame.stack[sl].bytes[i] == SlotByte::Zero
+        })
+        .then_some(0)
 }
 
 /// Branches a rejection reports: the most recent ones.

@@ -22,6 +22,9 @@ pub enum FieldKind {
     /// A kernel object pointer (`PTR_TO_BTF_ID`, e.g. `__sk_buff::sk`); read as a
     /// possibly-NULL kernel pointer.
     BtfId,
+    /// A BTF-typed argument (tp_btf, fentry, iterators): a kernel pointer the
+    /// program may read through, or a number.
+    BtfArg,
 }
 
 /// One field of a context structure.
@@ -54,6 +57,9 @@ pub struct CtxLayout {
     pub rest_writable: bool,
     /// Bytes outside fields: 8-byte reads only (raw tracepoint and tracing arguments).
     pub u64_only: bool,
+    /// What reading bytes outside fields yields: scalars, or for BTF-typed
+    /// programs (tp_btf, fentry, iterators) possibly kernel pointers.
+    pub rest_kind: FieldKind,
 }
 
 fn f(off: u32, size: u32) -> CtxField {
@@ -104,6 +110,7 @@ impl CtxLayout {
             rest_readable: true,
             rest_writable: false,
             u64_only,
+            rest_kind: FieldKind::Scalar,
         };
         match t {
             P::Xdp => CtxLayout {
@@ -121,6 +128,7 @@ impl CtxLayout {
                 rest_readable: false,
                 rest_writable: false,
                 u64_only: false,
+                rest_kind: FieldKind::Scalar,
             },
             P::SocketFilter
             | P::CgroupSkb
@@ -181,6 +189,7 @@ impl CtxLayout {
                     rest_readable: false,
                     rest_writable: false,
                     u64_only: false,
+                    rest_kind: FieldKind::Scalar,
                 }
             }
             P::CgroupSockAddr => {
@@ -201,6 +210,7 @@ impl CtxLayout {
                     rest_readable: false,
                     rest_writable: false,
                     u64_only: false,
+                    rest_kind: FieldKind::Scalar,
                 }
             }
             P::Kprobe => plain("pt_regs", PT_REGS_SIZE, 0, false),
@@ -208,14 +218,26 @@ impl CtxLayout {
             P::Tracepoint => plain(
                 "tracepoint",
                 ctx_size.unwrap_or(PERF_MAX_TRACE_SIZE),
+                // The common fields (`tp_prog_is_valid_access`: off < sizeof(void *)).
                 8,
                 false,
             ),
-            P::RawTracepoint | P::RawTracepointWritable | P::Tracing | P::Lsm => plain(
+            // Arguments typed by BTF: a u64 that may be a kernel pointer.
+            P::Tracing | P::Lsm => CtxLayout {
+                rest_kind: FieldKind::BtfArg,
+                ..plain(
+                    "tracing_args",
+                    ctx_size.unwrap_or(MAX_FUNC_ARGS * 8),
+                    0,
+                    true,
+                )
+            },
+            // raw_tp_prog_is_valid_access: any size-aligned read of the arguments.
+            P::RawTracepoint | P::RawTracepointWritable => plain(
                 "raw_tracepoint_args",
                 ctx_size.unwrap_or(MAX_FUNC_ARGS * 8),
                 0,
-                true,
+                false,
             ),
             _ => CtxLayout {
                 rest_readable: false,
@@ -244,7 +266,11 @@ impl CtxLayout {
                 && !(self.u64_only && size != 8)
                 && !self.fields.iter().any(|fl| overlaps(&fl));
             return if rest_ok {
-                Ok(FieldKind::Scalar)
+                Ok(if size == 8 {
+                    self.rest_kind
+                } else {
+                    FieldKind::Scalar
+                })
             } else {
                 Err(bad())
             };

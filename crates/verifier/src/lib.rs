@@ -129,6 +129,9 @@ pub struct VerifyOptions {
     pub attach_type: Option<AttachType>,
     /// Start from this state instead of the kernel's.
     pub entry: Option<EntryState>,
+    /// A raw program's load carries BTF `func_info` records (callbacks need
+    /// them; objects say so themselves).
+    pub func_info: bool,
 }
 
 impl Default for VerifyOptions {
@@ -144,6 +147,7 @@ impl Default for VerifyOptions {
             ctx_layout: None,
             attach_type: None,
             entry: None,
+            func_info: false,
         }
     }
 }
@@ -252,6 +256,8 @@ pub(crate) struct Loaded {
     pub gpl: bool,
     pub ctx_size: Option<u32>,
     pub attach_type: Option<AttachType>,
+    /// The load carries BTF func_info.
+    pub func_info: bool,
 }
 
 impl Verifier {
@@ -301,6 +307,7 @@ fn load_raw(insns: &[Insn], opts: &VerifyOptions) -> Loaded {
         gpl: opts.gpl,
         ctx_size: opts.ctx_size,
         attach_type: opts.attach_type,
+        func_info: opts.func_info,
     }
 }
 
@@ -318,7 +325,18 @@ fn gpl_compatible(l: &str) -> bool {
 }
 
 fn load_object(object: &ObjectSpec, program: &ProgramSpec, opts: &VerifyOptions) -> Loaded {
-    let slots = slots_of(&program.insns);
+    let mut slots = slots_of(&program.insns);
+    // A kfunc call reads as a bpf-to-bpf call until it is relocated.
+    for r in &program.relocations {
+        if let RelocTarget::Ksym { is_func: true, .. } = r.target {
+            if let Some(Some(Insn::Call(_))) = slots.get(r.insn) {
+                slots[r.insn] = Some(Insn::Call(bpfkit_isa::CallTarget::Kfunc {
+                    btf_id: 0,
+                    module: 0,
+                }));
+            }
+        }
+    }
     let mut maps = opts.maps.clone();
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut map_refs = HashMap::new();
@@ -379,6 +397,7 @@ fn load_object(object: &ObjectSpec, program: &ProgramSpec, opts: &VerifyOptions)
         gpl: gpl_compatible(&object.license),
         ctx_size,
         attach_type: opts.attach_type.or(program.kind.attach_type),
+        func_info: !program.func_info.is_empty() && object.btf.is_some(),
     }
 }
 

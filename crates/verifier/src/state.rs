@@ -231,6 +231,8 @@ pub struct Frame {
     pub subprog: usize,
     /// It runs a `bpf_loop` callback (return value must be 0 or 1).
     pub callback: bool,
+    /// For callbacks: r1 to r5 at entry, given again to every iteration.
+    pub entry_args: [RegState; 5],
 }
 
 impl Frame {
@@ -245,6 +247,7 @@ impl Frame {
             callsite: 0,
             subprog,
             callback: false,
+            entry_args: [RegState::NOT_INIT; 5],
         }
     }
 

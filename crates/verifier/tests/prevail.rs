@@ -343,6 +343,7 @@ fn harness_ctx() -> CtxLayout {
         rest_readable: true,
         rest_writable: true,
         u64_only: false,
+        rest_kind: FieldKind::Scalar,
     }
 }
 

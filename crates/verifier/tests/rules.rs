@@ -81,3 +81,39 @@ fn unprivileged_rules_refuse_pointer_leaks_and_comparisons() {
     };
     assert!(v.verify(Program::Raw(&uninit), &ok).is_ok());
 }
+
+#[test]
+fn bpf_loop_callbacks_are_walked_until_they_converge() {
+    let opts = VerifyOptions {
+        func_info: true,
+        ..VerifyOptions::default()
+    };
+    let v = Verifier::new(bpfkit_abi::ProgramType::SocketFilter);
+    let asm = |ret: &str| {
+        format!(
+            "r1 = 0\n*(u64 *)(r10 - 8) = r1\nr1 = 10\nr2 = func[cb]\nr3 = r10\nr3 += -8\nr4 = 0\ncall 181\nr0 = 0\nexit\n\
+             cb:\nr3 = *(u64 *)(r2 + 0)\nr3 += 1\n*(u64 *)(r2 + 0) = r3\n{ret}\nexit"
+        )
+    };
+    let ok = bpfkit_isa::assemble(&asm("r0 = 0"), bpfkit_isa::Syntax::Llvm).unwrap();
+    let verdict = v
+        .verify(Program::Raw(&ok), &opts)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        verdict.processed_insns < 10_000,
+        "{}",
+        verdict.processed_insns
+    );
+    let bad = bpfkit_isa::assemble(&asm("r0 = 5"), bpfkit_isa::Syntax::Llvm).unwrap();
+    let err = v.verify(Program::Raw(&bad), &opts).unwrap_err();
+    assert!(err.message.contains("callback return"), "{err}");
+    // The callback's ctx is the caller's stack: writing past it is caught.
+    let oob = bpfkit_isa::assemble(
+        &asm("r0 = 0
+*(u64 *)(r2 + 8) = r0"),
+        bpfkit_isa::Syntax::Llvm,
+    )
+    .unwrap();
+    let err = v.verify(Program::Raw(&oob), &opts).unwrap_err();
+    assert!(err.message.contains("stack"), "{err}");
+}

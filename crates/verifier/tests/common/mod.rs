@@ -59,6 +59,15 @@ r1 = map[idx:0]
 call 1
 ";
 
+macro_rules! hash_lookup_then {
+    ($rest:expr) => {
+        concat!(
+            "r1 = 0\n*(u32 *)(r10 - 4) = r1\nr2 = r10\nr2 += -4\nr1 = map[idx:2]\ncall 1\n",
+            $rest
+        )
+    };
+}
+
 macro_rules! lookup_then {
     ($rest:expr) => {
         concat!(
@@ -158,7 +167,23 @@ pub fn cases() -> Vec<Case> {
             "lookup result used without a NULL check",
             "NULL unchecked",
             P::SocketFilter,
+            hash_lookup_then!("r0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit"),
+            false,
+            "may be NULL",
+        ),
+        c(
+            "array lookup with a constant key needs no NULL check",
+            "NULL unchecked",
+            P::SocketFilter,
             lookup_then!("r0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit"),
+            true,
+            "",
+        ),
+        c(
+            "array lookup with a key out of range",
+            "NULL unchecked",
+            P::SocketFilter,
+            "r1 = 5\n*(u64 *)(r10 - 8) = r1\nr2 = r10\nr2 += -8\nr1 = map[idx:0]\ncall 1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit",
             false,
             "may be NULL",
         ),
@@ -166,7 +191,7 @@ pub fn cases() -> Vec<Case> {
             "copy of the lookup result checked, original used",
             "NULL unchecked",
             P::SocketFilter,
-            lookup_then!("r6 = r0\nif r6 == 0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit"),
+            hash_lookup_then!("r6 = r0\nif r6 == 0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit"),
             true,
             "",
         ),
@@ -246,7 +271,7 @@ pub fn cases() -> Vec<Case> {
             "arithmetic on a possibly-NULL pointer",
             "pointer arithmetic",
             P::SocketFilter,
-            lookup_then!("r0 += 4\nr0 = 0\nexit"),
+            hash_lookup_then!("r0 += 4\nr0 = 0\nexit"),
             false,
             "null-check it first",
         ),
@@ -390,15 +415,15 @@ pub fn cases() -> Vec<Case> {
             "tracing helper from XDP",
             "bad helper arg",
             P::Xdp,
-            "call 14\nr0 = 2\nexit",
+            "call 173\nr0 = 2\nexit",
             false,
             "cannot call",
         ),
         c(
-            "tracing helper from a tracepoint",
+            "tracing helper from a kprobe",
             "bad helper arg",
-            P::Tracepoint,
-            "call 14\nr0 = 0\nexit",
+            P::Kprobe,
+            "call 173\nr0 = 0\nexit",
             true,
             "",
         ),
@@ -468,20 +493,12 @@ pub fn cases() -> Vec<Case> {
             "R1 !read_ok",
         ),
         c(
-            "bpf_loop with a callback returning 0",
+            "bpf_loop callback without BTF func_info",
             "calls",
             P::SocketFilter,
             "r1 = 10\nr2 = func[cb]\nr3 = 0\nr4 = 0\ncall 181\nr0 = 0\nexit\ncb:\nr0 = 0\nexit",
-            true,
-            "",
-        ),
-        c(
-            "bpf_loop with a callback returning 5",
-            "calls",
-            P::SocketFilter,
-            "r1 = 10\nr2 = func[cb]\nr3 = 0\nr4 = 0\ncall 181\nr0 = 0\nexit\ncb:\nr0 = 5\nexit",
             false,
-            "callback",
+            "func_info",
         ),
         c(
             "jump into the middle of lddw",
