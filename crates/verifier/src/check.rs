@@ -31,6 +31,9 @@ struct Checkpoint {
 
 struct Path {
     pc: usize,
+    /// The last instruction on this path whose source line is a statement,
+    /// not a closing brace (`usize::MAX` when none).
+    prev: usize,
     state: State,
     cp: Option<usize>,
     trail: Vec<usize>,
@@ -70,6 +73,8 @@ struct Env<'a> {
     callback_entry: Vec<bool>,
     /// `processed` when the last checkpoint was added.
     last_checkpoint: u64,
+    /// The instruction before the one being checked, on its path.
+    prev_of_failure: usize,
     /// The state at the last entry of each callback call site.
     callback_states: std::collections::HashMap<usize, State>,
 }
@@ -119,6 +124,7 @@ pub(crate) fn run(
         callback_entry: vec![false; n],
         last_checkpoint: 0,
         callback_states: std::collections::HashMap::new(),
+        prev_of_failure: usize::MAX,
     };
     let mut frame = Frame::new(0, 0);
     if let Some(entry) = &opts.entry {
@@ -160,11 +166,21 @@ pub(crate) fn run(
         },
         cp: None,
         trail: Vec::new(),
+        prev: usize::MAX,
     };
     let mut pending = vec![start];
     while let Some(path) = pending.pop() {
         if let Err((pc, msg, state, trail)) = env.explore(path, &mut pending) {
             let mut r = reject(pc, msg);
+            // An exit's line is often the closing brace: the line of the
+            // statement that led there says more (a `return` that leaks).
+            let prev = env.prev_of_failure;
+            let brace = r.line.as_ref().is_some_and(|l| l.text.trim() == "}");
+            if brace && prev != usize::MAX {
+                if let Some(l) = prog.lines.get(prev).cloned().flatten() {
+                    r.line = Some(l);
+                }
+            }
             r.state = state.map(|s| describe(&s)).unwrap_or_default();
             r.path = trail;
             r.processed_insns = env.processed;
@@ -324,6 +340,7 @@ impl Env<'_> {
     fn explore(&mut self, mut path: Path, pending: &mut Vec<Path>) -> Result<(), PathErr> {
         loop {
             let pc = path.pc;
+            self.prev_of_failure = path.prev;
             if self.cfg.prune[pc] {
                 match self.is_state_visited(&mut path) {
                     Ok(true) => {
@@ -364,6 +381,11 @@ impl Env<'_> {
                     describe(&path.state)
                 );
             }
+            let is_brace =
+                |l: &Option<crate::SourceLine>| l.as_ref().is_some_and(|l| l.text.trim() == "}");
+            if !is_brace(&self.prog.lines[pc]) {
+                path.prev = pc;
+            }
             match flow {
                 Flow::Next => path.pc = pc + insn.slots(),
                 Flow::Goto(t) => {
@@ -387,6 +409,7 @@ impl Env<'_> {
                     let mut trail = path.trail.clone();
                     push_trail(&mut trail, pc);
                     pending.push(Path {
+                        prev: path.prev,
                         pc: other_pc,
                         state: other_state,
                         cp: path.cp,
@@ -1192,7 +1215,8 @@ impl Env<'_> {
         }
         if v.umax >= MAX_VAR_OFF as u64 {
             return fail(format!(
-                "R{rn} unbounded memory access, make sure to bounds check any such access"
+                "R{rn} unbounded memory access, make sure to bounds check any such access ({})",
+                msg(off, size)
             ));
         }
         let hi = off + v.umax as i64;
