@@ -53,6 +53,8 @@ enum Command {
     ConformancePlugin(cmd::conformance::PluginArgs),
     /// Run raw eBPF bytecode in the userspace VM.
     Run(cmd::run::Args),
+    /// Verify an object's programs with bpfkit's verifier (and the kernel's).
+    Verify(cmd::verify::Args),
     /// Load a BPF object into the kernel, attach it, and print its events.
     Load(cmd::load::Args),
     /// Trace new processes: TIME PCOMM PID PPID UID RET ARGS.
@@ -143,6 +145,7 @@ fn main() -> ExitCode {
         Command::Conformance(args) => cmd::conformance::run(args),
         Command::ConformancePlugin(args) => cmd::conformance::plugin(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
         Command::Load(args) => cmd::load::run(args),
         Command::Execsnoop(args) => tools::execsnoop::run(args),
         Command::Opensnoop(args) => tools::opensnoop::run(args),
