@@ -4,8 +4,9 @@
 #![allow(dead_code)]
 
 use bpfkit_abi::{AttachType, MapType, ProgramType};
-use bpfkit_isa::{assemble, Insn, Syntax};
+use bpfkit_isa::{assemble, CallTarget, Insn, JmpCond, MemSize, Operand, Reg, Syntax};
 use bpfkit_verifier::MapInfo;
+use proptest::prelude::*;
 
 /// Says why a test skips. Under `CI=true` a skip fails instead: CI runs as
 /// root on a kernel that allows every test, so a skip there hides a fault.
@@ -553,4 +554,122 @@ pub fn cases() -> Vec<Case> {
             "makes map_value pointer be out of bounds",
         ),
     ]
+}
+
+/// One mutation of one instruction (or of the program's length).
+#[derive(Debug, Clone)]
+pub enum Mutation {
+    Imm(usize, i32),
+    Off(usize, i16),
+    Reg(usize, u8),
+    Size(usize, u8),
+    Cond(usize, u8),
+    Helper(usize, u8),
+    Delete(usize),
+    Duplicate(usize),
+}
+
+pub fn mutation() -> impl Strategy<Value = Mutation> {
+    let idx = any::<usize>();
+    prop_oneof![
+        (
+            idx,
+            prop_oneof![-16i32..16, Just(i32::MAX), Just(i32::MIN), any::<i32>()]
+        )
+            .prop_map(|(i, v)| Mutation::Imm(i, v)),
+        (idx, -24i16..24).prop_map(|(i, v)| Mutation::Off(i, v)),
+        (idx, 0u8..11).prop_map(|(i, r)| Mutation::Reg(i, r)),
+        (idx, 0u8..4).prop_map(|(i, s)| Mutation::Size(i, s)),
+        (idx, 0u8..11).prop_map(|(i, c)| Mutation::Cond(i, c)),
+        (idx, 0u8..64).prop_map(|(i, h)| Mutation::Helper(i, h)),
+        idx.prop_map(Mutation::Delete),
+        idx.prop_map(Mutation::Duplicate),
+    ]
+}
+
+const CONDS: [JmpCond; 11] = [
+    JmpCond::Eq,
+    JmpCond::Gt,
+    JmpCond::Ge,
+    JmpCond::Set,
+    JmpCond::Ne,
+    JmpCond::Sgt,
+    JmpCond::Sge,
+    JmpCond::Lt,
+    JmpCond::Le,
+    JmpCond::Slt,
+    JmpCond::Sle,
+];
+const SIZES: [MemSize; 4] = [MemSize::B, MemSize::H, MemSize::W, MemSize::DW];
+
+pub fn apply(insns: &mut Vec<Insn>, m: &Mutation) {
+    let n = insns.len();
+    let at = |i: usize| i % n;
+    match *m {
+        Mutation::Imm(i, v) => match &mut insns[at(i)] {
+            Insn::Alu {
+                src: Operand::Imm(x),
+                ..
+            }
+            | Insn::Jmp {
+                src: Operand::Imm(x),
+                ..
+            } => *x = v,
+            Insn::StoreImm { imm, .. } => *imm = v,
+            _ => {}
+        },
+        Mutation::Off(i, d) => match &mut insns[at(i)] {
+            Insn::Load { off, .. }
+            | Insn::Store { off, .. }
+            | Insn::StoreImm { off, .. }
+            | Insn::LoadSx { off, .. } => *off = off.wrapping_add(d),
+            Insn::Jmp { off, .. } | Insn::Ja { off } => {
+                *off = off.wrapping_add(d.signum() * (d.abs() % 3))
+            }
+            _ => {}
+        },
+        Mutation::Reg(i, r) => {
+            let r = Reg::new(r).unwrap();
+            match &mut insns[at(i)] {
+                Insn::Alu {
+                    src: Operand::Reg(s),
+                    ..
+                }
+                | Insn::Jmp {
+                    src: Operand::Reg(s),
+                    ..
+                } => *s = r,
+                Insn::Alu { dst, .. } | Insn::Jmp { dst, .. } => *dst = r,
+                Insn::Load { src, .. } | Insn::Store { src, .. } => *src = r,
+                Insn::StoreImm { dst, .. } => *dst = r,
+                _ => {}
+            }
+        }
+        Mutation::Size(i, s) => match &mut insns[at(i)] {
+            Insn::Load { size, .. } | Insn::Store { size, .. } | Insn::StoreImm { size, .. } => {
+                *size = SIZES[s as usize]
+            }
+            _ => {}
+        },
+        Mutation::Cond(i, c) => {
+            if let Insn::Jmp { cond, .. } = &mut insns[at(i)] {
+                *cond = CONDS[c as usize % CONDS.len()];
+            }
+        }
+        Mutation::Helper(i, h) => {
+            if let Insn::Call(CallTarget::Helper(id)) = &mut insns[at(i)] {
+                let table = bpfkit_abi::HELPERS;
+                *id = table[h as usize % table.len()].id;
+            }
+        }
+        Mutation::Delete(i) => {
+            if n > 2 {
+                insns.remove(at(i));
+            }
+        }
+        Mutation::Duplicate(i) => {
+            let x = insns[at(i)];
+            insns.insert(at(i), x);
+        }
+    }
 }
