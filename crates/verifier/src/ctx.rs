@@ -57,6 +57,9 @@ pub struct CtxLayout {
     pub rest_writable: bool,
     /// Bytes outside fields: 8-byte reads only (raw tracepoint and tracing arguments).
     pub u64_only: bool,
+    /// Scalar fields may be read narrower than their size
+    /// (`bpf_ctx_narrow_access_ok`); `xdp_is_valid_access` wants whole u32s.
+    pub narrow: bool,
     /// What reading bytes outside fields yields: scalars, or for BTF-typed
     /// programs (tp_btf, fentry, iterators) possibly kernel pointers.
     pub rest_kind: FieldKind,
@@ -111,6 +114,7 @@ impl CtxLayout {
             rest_writable: false,
             u64_only,
             rest_kind: FieldKind::Scalar,
+            narrow: true,
         };
         match t {
             P::Xdp => CtxLayout {
@@ -129,6 +133,7 @@ impl CtxLayout {
                 rest_writable: false,
                 u64_only: false,
                 rest_kind: FieldKind::Scalar,
+                narrow: false,
             },
             P::SocketFilter
             | P::CgroupSkb
@@ -190,6 +195,7 @@ impl CtxLayout {
                     rest_writable: false,
                     u64_only: false,
                     rest_kind: FieldKind::Scalar,
+                    narrow: true,
                 }
             }
             P::CgroupSockAddr => {
@@ -211,6 +217,7 @@ impl CtxLayout {
                     rest_writable: false,
                     u64_only: false,
                     rest_kind: FieldKind::Scalar,
+                    narrow: true,
                 }
             }
             P::Kprobe => plain("pt_regs", PT_REGS_SIZE, 0, false),
@@ -225,6 +232,7 @@ impl CtxLayout {
             // Arguments typed by BTF: a u64 that may be a kernel pointer.
             P::Tracing | P::Lsm => CtxLayout {
                 rest_kind: FieldKind::BtfArg,
+                narrow: true,
                 ..plain(
                     "tracing_args",
                     ctx_size.unwrap_or(MAX_FUNC_ARGS * 8),
@@ -286,7 +294,7 @@ impl CtxLayout {
             return Err(bad());
         }
         // Narrow loads (`bpf_ctx_narrow_access_ok`): aligned to their size.
-        if (off - field.off) % size != 0 {
+        if (off - field.off) % size != 0 || !self.narrow && size != field.size {
             return Err(bad());
         }
         Ok(FieldKind::Scalar)

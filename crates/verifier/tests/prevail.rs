@@ -344,6 +344,7 @@ fn harness_ctx() -> CtxLayout {
         rest_writable: true,
         u64_only: false,
         rest_kind: FieldKind::Scalar,
+        narrow: true,
     }
 }
 
