@@ -73,6 +73,8 @@ struct Env<'a> {
     callback_entry: Vec<bool>,
     /// `processed` when the last checkpoint was added.
     last_checkpoint: u64,
+    /// The registers at program exit, joined over every path that got there.
+    exit_regs: Option<[RegState; 11]>,
     /// The instruction before the one being checked, on its path.
     prev_of_failure: usize,
     /// The state at the last entry of each callback call site.
@@ -125,6 +127,7 @@ pub(crate) fn run(
         last_checkpoint: 0,
         callback_states: std::collections::HashMap::new(),
         prev_of_failure: usize::MAX,
+        exit_regs: None,
     };
     let mut frame = Frame::new(0, 0);
     if let Some(entry) = &opts.entry {
@@ -198,6 +201,7 @@ pub(crate) fn run(
         processed_insns: env.processed,
         total_states: env.cps.len(),
         stack_depth: env.stack_depth.clone(),
+        exit_regs: env.exit_regs.map(|r| r.to_vec()),
         log: env.log,
     })
 }
@@ -1512,6 +1516,16 @@ impl Env<'_> {
             }
         }
         let _ = pc;
+        let regs = s.cur().regs;
+        self.exit_regs = Some(match self.exit_regs.take() {
+            None => regs,
+            Some(mut acc) => {
+                for (a, r) in acc.iter_mut().zip(&regs) {
+                    *a = join_reg(a, r);
+                }
+                acc
+            }
+        });
         Ok(Flow::End)
     }
 
@@ -1980,6 +1994,26 @@ enum Access {
     Read,
     /// The value stored and the register it came from (255 for an immediate).
     Write(Option<RegState>, u8),
+}
+
+/// The smallest abstract value holding both: registers of different kinds
+/// join to "not initialized" (nothing known).
+fn join_reg(a: &RegState, b: &RegState) -> RegState {
+    if a.ty != b.ty || a.ty == RegType::NotInit {
+        return RegState::NOT_INIT;
+    }
+    if a.ty == RegType::Scalar {
+        return RegState::scalar(a.var.join(&b.var));
+    }
+    if a.off != b.off || a.aux != b.aux {
+        return RegState::NOT_INIT;
+    }
+    RegState {
+        var: a.var.join(&b.var),
+        maybe_null: a.maybe_null || b.maybe_null,
+        range: a.range.min(b.range),
+        ..*a
+    }
 }
 
 /// The key a map helper gets, when it is a constant on the stack

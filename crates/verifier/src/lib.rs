@@ -195,6 +195,9 @@ pub struct Verdict {
     pub total_states: usize,
     /// Stack bytes each subprogram uses.
     pub stack_depth: Vec<u32>,
+    /// r0 to r10 at program exit, joined over every path that reached it
+    /// (`None` when no path does).
+    pub exit_regs: Option<Vec<RegState>>,
     /// The kernel-style trace, when asked for.
     pub log: String,
 }

@@ -131,7 +131,7 @@ impl Scalar {
             && self.var.contains(other.var)
     }
 
-    /// The smallest scalar holding the values of both (for the PREVAIL harness).
+    /// A scalar holding the values of both (bounds and tnum joined).
     pub fn join(&self, o: &Scalar) -> Scalar {
         let mut s = Scalar {
             var: Tnum::range(0, 0),

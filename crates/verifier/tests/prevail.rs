@@ -4,9 +4,13 @@
 //! safety check for must be rejected. PREVAIL's notes about unreachable code
 //! are not rejections.
 //!
+//! For cases both accept, the interval facts PREVAIL states about number
+//! registers at exit (`rN.svalue=[a, b]`, `rN.uvalue=...`) are compared with
+//! bpfkit's joined exit state; relational facts are counted as left out.
+//!
 //! The two verifiers model different things (PREVAIL's `shared` regions and
 //! relational facts, its harness's context, termination as an option), so
-//! full agreement is not the goal; the count reached is a ratchet that must
+//! full agreement is not the goal; the counts reached are ratchets that must
 //! not fall.
 
 use bpfkit_abi::{MapType, ProgramType};
@@ -20,6 +24,9 @@ use std::path::PathBuf;
 
 /// Verdict agreements reached; raise it when the verifier improves.
 const AGREEMENT_RATCHET: usize = 668;
+
+/// PREVAIL exit interval facts bpfkit derives exactly; raise it when it improves.
+const POST_FACTS_RATCHET: usize = 495;
 
 fn suite_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/verifier/prevail")
@@ -359,6 +366,73 @@ struct Case {
     code: serde_yaml::Mapping,
     #[serde(default)]
     messages: Vec<String>,
+    #[serde(default)]
+    post: Vec<String>,
+}
+
+/// How PREVAIL's interval facts about exit registers compare with bpfkit's.
+#[derive(Default)]
+struct PostFacts {
+    /// Interval facts checked.
+    checked: usize,
+    /// bpfkit derives the same interval.
+    same: usize,
+    /// bpfkit's interval is wider (less precise, still sound).
+    wider: usize,
+    /// bpfkit's interval is narrower or elsewhere: worth a look.
+    narrower: Vec<String>,
+    /// Relational or non-register facts, left out.
+    left_out: usize,
+}
+
+/// Compares `post`'s `rN.svalue`/`rN.uvalue` interval facts for number registers.
+fn compare_post(name: &str, post: &[String], exit: &[RegState], facts: &mut PostFacts) {
+    let numbers: Vec<&str> = post
+        .iter()
+        .filter_map(|c| c.strip_suffix(".type=number"))
+        .collect();
+    for c in post {
+        let Some((lhs, rhs)) = c.split_once('=') else {
+            facts.left_out += 1;
+            continue;
+        };
+        let Some((reg, field)) = lhs.split_once('.') else {
+            facts.left_out += 1;
+            continue;
+        };
+        if field == "type" {
+            continue;
+        }
+        let idx: Option<usize> = reg.strip_prefix('r').and_then(|n| n.parse().ok());
+        let (Some(idx), Some((lo, hi))) = (idx, parse_range(rhs)) else {
+            facts.left_out += 1;
+            continue;
+        };
+        if !numbers.contains(&reg) || !matches!(field, "svalue" | "uvalue") || idx > 10 {
+            facts.left_out += 1;
+            continue;
+        }
+        let r = &exit[idx];
+        if r.ty != RegType::Scalar {
+            facts.left_out += 1;
+            continue;
+        }
+        let (ours_lo, ours_hi) = if field == "svalue" {
+            (r.var.smin as i128, r.var.smax as i128)
+        } else {
+            (r.var.umin as i128, r.var.umax as i128)
+        };
+        facts.checked += 1;
+        if (ours_lo, ours_hi) == (lo, hi) {
+            facts.same += 1;
+        } else if ours_lo <= lo && ours_hi >= hi {
+            facts.wider += 1;
+        } else {
+            facts
+                .narrower
+                .push(format!("{name}: {c}: bpfkit has [{ours_lo}, {ours_hi}]"));
+        }
+    }
 }
 
 #[test]
@@ -381,6 +455,7 @@ fn prevail_suite_verdicts() {
     let (mut total, mut agree, mut unsupported) = (0, 0, 0);
     let mut disagreements = Vec::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut post_facts = PostFacts::default();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         for doc in serde_yaml::Deserializer::from_str(&text) {
@@ -427,6 +502,24 @@ fn prevail_suite_verdicts() {
                 ..VerifyOptions::default()
             };
             let got = Verifier::new(ProgramType::Xdp).verify(Program::Raw(&insns), &opts);
+            if let Ok(Some(exit)) = got.as_ref().map(|v| v.exit_regs.clone()) {
+                // bpfkit's byte swaps are a little-endian host's; `big_endian` cases assume the other.
+                let big_endian = case.options.iter().any(|o| o == "big_endian");
+                if !expect_reject && !asm.contains("L__assume_failed") && !big_endian {
+                    // The exit this harness appends sets r0: PREVAIL's facts about r0 do not apply.
+                    let post: Vec<String> = if asm.ends_with("r0 = 0\nexit\n") {
+                        case.post
+                            .iter()
+                            .filter(|c| !c.starts_with("r0."))
+                            .cloned()
+                            .collect()
+                    } else {
+                        case.post.clone()
+                    };
+                    post_facts.left_out += case.post.len() - post.len();
+                    compare_post(&case.name, &post, &exit, &mut post_facts);
+                }
+            }
             if got.is_err() == expect_reject {
                 agree += 1;
             } else {
@@ -457,7 +550,24 @@ fn prevail_suite_verdicts() {
         "PREVAIL suite: {total} cases, {agree} verdicts agree, {} disagree, {unsupported} not run",
         disagreements.len()
     );
+    for n in &post_facts.narrower {
+        println!("post fact: {n}");
+    }
+    println!(
+        "post facts of accepted cases: {} interval facts checked, {} the same, {} wider in bpfkit, {} narrower \
+         or different; {} relational or non-interval facts left out",
+        post_facts.checked,
+        post_facts.same,
+        post_facts.wider,
+        post_facts.narrower.len(),
+        post_facts.left_out
+    );
     assert_eq!(total, 802, "the suite has 802 cases (SOURCE.md)");
+    assert!(
+        post_facts.same >= POST_FACTS_RATCHET,
+        "interval facts matching PREVAIL fell: {} < {POST_FACTS_RATCHET}",
+        post_facts.same
+    );
     assert!(
         agree >= AGREEMENT_RATCHET,
         "verdict agreement fell: {agree} < {AGREEMENT_RATCHET}"
