@@ -1246,6 +1246,11 @@ impl Env<'_> {
         write: bool,
     ) -> R<Option<RegState>> {
         let frame_no = base.aux as usize;
+        if frame_no >= s.frames.len() {
+            return fail(format!(
+                "R{rn} points into the stack of a function that has returned (frame {frame_no})"
+            ));
+        }
         let what = if write { "write to" } else { "read from" };
         let (lo, hi) = match base.var.as_const() {
             Some(c) => (off + c as i64, off + c as i64),
@@ -1951,6 +1956,12 @@ impl Env<'_> {
                 if lo < -(STACK_SIZE as i64) || hi + size as i64 > 0 || r.var.smin <= -MAX_VAR_OFF {
                     return fail(format!(
                         "invalid indirect access to stack R{rn} off={lo} size={size} (argument of bpf_{name})"
+                    ));
+                }
+                if r.aux as usize >= s.frames.len() {
+                    return fail(format!(
+                        "R{rn} points into the stack of a function that has returned (frame {})",
+                        r.aux
                     ));
                 }
                 let sub = s.frames[r.aux as usize].subprog;

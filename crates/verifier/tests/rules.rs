@@ -117,3 +117,52 @@ fn bpf_loop_callbacks_are_walked_until_they_converge() {
     let err = v.verify(Program::Raw(&oob), &opts).unwrap_err();
     assert!(err.message.contains("stack"), "{err}");
 }
+
+#[test]
+fn a_pointer_to_a_returned_frame_is_refused_not_a_panic() {
+    // The callee stores its own frame pointer into the caller's stack; the
+    // caller reads it back after the return and dereferences it.
+    let asm =
+        "r1 = r10\nr1 += -8\ncall f\nr2 = *(u64 *)(r10 - 8)\nr0 = *(u64 *)(r2 - 8)\nr0 = 0\nexit\n\
+               f:\nr2 = r10\n*(u64 *)(r1 + 0) = r2\nr0 = 0\nexit";
+    let insns = bpfkit_isa::assemble(asm, bpfkit_isa::Syntax::Llvm).unwrap();
+    let v = Verifier::new(bpfkit_abi::ProgramType::SocketFilter);
+    let err = v
+        .verify(Program::Raw(&insns), &VerifyOptions::default())
+        .unwrap_err();
+    assert!(err.message.contains("has returned"), "{err}");
+}
+
+#[test]
+fn arbitrary_bytecode_is_verified_or_refused_never_a_panic() {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
+    let strategy = proptest::collection::vec(any::<[u8; 8]>(), 1..40);
+    let (mut decoded, mut accepted) = (0, 0);
+    for _ in 0..3000 {
+        let slots = strategy.new_tree(&mut runner).unwrap().current();
+        let insns = common::random_program(&slots);
+        decoded += 1;
+        for t in [
+            bpfkit_abi::ProgramType::SocketFilter,
+            bpfkit_abi::ProgramType::Xdp,
+        ] {
+            let opts = VerifyOptions {
+                maps: common::maps(),
+                max_insns: 20_000,
+                ..VerifyOptions::default()
+            };
+            accepted += Verifier::new(t).verify(Program::Raw(&insns), &opts).is_ok() as usize;
+        }
+    }
+    assert!(decoded > 2000, "only {decoded} programs decoded");
+    println!("{decoded} decoded, {accepted} verdicts accept");
+}

@@ -123,3 +123,71 @@ fn accepted_programs_never_fault_in_the_checked_interpreter() {
         faults.join("\n\n")
     );
 }
+
+#[test]
+fn accepted_random_programs_never_fault_either() {
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::deterministic_rng(RngAlgorithm::XorShift),
+    );
+    let strategy = (
+        proptest::collection::vec(any::<[u8; 8]>(), 1..40),
+        proptest::collection::vec(any::<u8>(), 14..120),
+        any::<bool>(),
+    );
+    let (mut accepted, mut faults) = (0, Vec::new());
+    for _ in 0..3000 {
+        let (slots, packet, xdp) = strategy.new_tree(&mut runner).unwrap().current();
+        let insns = common::random_program(&slots);
+        let t = if xdp {
+            ProgramType::Xdp
+        } else {
+            ProgramType::SocketFilter
+        };
+        let opts = VerifyOptions {
+            max_insns: 20_000,
+            ..VerifyOptions::default()
+        };
+        if Verifier::new(t)
+            .verify(Program::Raw(&insns), &opts)
+            .is_err()
+        {
+            continue;
+        }
+        accepted += 1;
+        let mut vm = Vm::new();
+        vm.set_budget(100_000);
+        let Ok(prog) = bpfkit_vm::Program::with_context(insns.clone(), context_of(t).unwrap())
+        else {
+            continue;
+        };
+        let input = TestRun {
+            data_in: packet,
+            ..TestRun::default()
+        };
+        if let Err(
+            e @ (RunError::MemoryFault { .. }
+            | RunError::Internal { .. }
+            | RunError::CallDepth { .. }),
+        ) = vm.test_run(&prog, &input)
+        {
+            faults.push(format!(
+                "{e}\n{}",
+                bpfkit_isa::disassemble(&insns, bpfkit_isa::Syntax::Llvm)
+            ));
+        }
+    }
+    println!(
+        "random programs: {accepted} of 3000 accepted, {} faults",
+        faults.len()
+    );
+    assert!(accepted >= 1000, "{accepted}");
+    assert!(
+        faults.is_empty(),
+        "accepted programs that fault:\n{}",
+        faults.join("\n\n")
+    );
+}

@@ -673,3 +673,25 @@ pub fn apply(insns: &mut Vec<Insn>, m: &Mutation) {
         }
     }
 }
+
+/// A program from random 8-byte slots: the slots that decode on their own
+/// (registers and offsets kept small), after moves that set every register
+/// but the context, ending with exit.
+pub fn random_program(slots: &[[u8; 8]]) -> Vec<Insn> {
+    let mut insns: Vec<Insn> = assemble(
+        "r0 = 0\nr2 = r10\nr2 += -64\nr3 = 8\nr4 = 0\nr5 = 1\nr6 = r1\nr7 = 4\nr8 = r10\nr8 += -8\nr9 = 0",
+        Syntax::Llvm,
+    )
+    .expect("the prologue assembles");
+    for s in slots {
+        let mut s = *s;
+        s[1] &= 0x99;
+        s[2] %= 8;
+        s[3] = 0;
+        if let Ok(mut one) = bpfkit_isa::decode(&s, bpfkit_isa::ByteOrder::Little) {
+            insns.append(&mut one);
+        }
+    }
+    insns.push(Insn::Exit);
+    insns
+}
