@@ -507,3 +507,66 @@ fn mutated_programs_agree_with_the_kernel() {
         "agreement {agree}/{runs} is below 99%"
     );
 }
+
+#[test]
+fn random_programs_agree_with_the_kernel() {
+    if !kernel_available() {
+        return;
+    }
+    let maps = common::maps();
+    let kernel_maps = create_maps(&maps, &[0, 0, 0]);
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::deterministic_rng(RngAlgorithm::XorShift),
+    );
+    let strategy = (
+        proptest::collection::vec(any::<[u8; 8]>(), 1..40),
+        any::<bool>(),
+    );
+    let total = 5000;
+    let (mut agree, mut accepted) = (0, 0);
+    let mut disagreements = Vec::new();
+    for _ in 0..total {
+        let (slots, xdp) = strategy.new_tree(&mut runner).unwrap().current();
+        let p = RawProgram {
+            name: "random".into(),
+            prog_type: if xdp {
+                ProgramType::Xdp
+            } else {
+                ProgramType::SocketFilter
+            },
+            attach: None,
+            insns: common::random_program(&slots),
+            maps: maps.clone(),
+            kernel_maps: Rc::clone(&kernel_maps),
+        };
+        let k = kernel_verdict(&p);
+        let b = bpfkit_verdict(&p);
+        accepted += k.is_ok() as usize;
+        if k.is_ok() == b.is_ok() {
+            agree += 1;
+        } else {
+            disagreements.push(format!(
+                "kernel {} ({}), bpfkit {} ({})\n{}",
+                verdict_word(&k),
+                k.as_ref().err().map(String::as_str).unwrap_or(""),
+                verdict_word(&b),
+                b.as_ref().err().map(String::as_str).unwrap_or(""),
+                bpfkit_isa::disassemble(&p.insns, bpfkit_isa::Syntax::Llvm)
+            ));
+        }
+    }
+    for d in &disagreements {
+        println!("disagree: {d}");
+    }
+    println!(
+        "random programs: {agree} of {total} verdicts agree ({accepted} accepted by the kernel)"
+    );
+    assert!(
+        agree * 100 >= total * 99,
+        "agreement {agree}/{total} is below 99%"
+    );
+}
