@@ -14,6 +14,16 @@
 //! `bpf()` is; [`VerifyOptions::unprivileged`] adds the rules the kernel
 //! applies without `CAP_BPF`/`CAP_PERFMON`.
 //!
+//! What it does not model (a program using these is rejected, saying so,
+//! where the kernel may accept it): kfunc calls, `callx`, spin locks beyond
+//! their argument type, dynptrs, open-coded iterators, `may_goto`, BTF-typed
+//! pointers beyond "a kernel object that may be read" (tp_btf, fentry and
+//! iterator arguments), global (BTF-verified) subprograms as separate
+//! units, and the kernel's precision tracking: without it, states differ
+//! by scalars the kernel would ignore, so bpfkit explores more states and
+//! widens caller scalars when a callback runs again. The differential test
+//! (`tests/kernel_diff.rs`) measures the agreement with a running kernel.
+//!
 //! ```
 //! use bpfkit_abi::ProgramType;
 //! use bpfkit_isa::{assemble, Syntax};
