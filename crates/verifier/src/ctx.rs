@@ -300,3 +300,40 @@ impl CtxLayout {
         Ok(FieldKind::Scalar)
     }
 }
+
+/// The size of a tracepoint's context from its tracefs `format` file: the
+/// end of its last field (`offset:N;` plus `size:M;`). `None` when the text
+/// has no fields.
+pub fn tracepoint_ctx_size(format: &str) -> Option<u32> {
+    let num = |line: &str, key: &str| -> Option<u32> {
+        let at = line.find(key)? + key.len();
+        line[at..].split(';').next()?.trim().parse().ok()
+    };
+    format
+        .lines()
+        .filter(|l| l.trim_start().starts_with("field:"))
+        .filter_map(|l| Some(num(l, "offset:")? + num(l, "size:")?))
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracepoint_size_is_the_end_of_the_last_field() {
+        let format = "name: sys_enter_openat\nID: 1\nformat:\n\
+            \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+            \tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\
+            \tfield:umode_t mode;\toffset:40;\tsize:8;\tsigned:0;\n\nprint fmt: \"\"\n";
+        assert_eq!(tracepoint_ctx_size(format), Some(48));
+        assert_eq!(tracepoint_ctx_size("nothing"), None);
+        let l = CtxLayout::for_program(ProgramType::Tracepoint, Some(48));
+        assert!(l.access(40, 8, false).is_ok());
+        assert!(l.access(48, 8, false).is_err());
+        assert!(
+            l.access(0, 8, false).is_err(),
+            "the common fields are not readable"
+        );
+    }
+}

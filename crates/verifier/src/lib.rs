@@ -53,7 +53,7 @@ use bpfkit_object::{ObjectSpec, ProgramSpec, RelocTarget};
 use std::collections::HashMap;
 use std::fmt;
 
-pub use ctx::{CtxField, CtxLayout, FieldKind};
+pub use ctx::{tracepoint_ctx_size, CtxField, CtxLayout, FieldKind};
 pub use scalar::Scalar;
 pub use state::{RegState, RegType, SlotByte};
 pub use tnum::Tnum;

@@ -9,8 +9,8 @@ use bpfkit_abi::ProgramType;
 use bpfkit_isa::{ByteOrder, Insn};
 use bpfkit_kernel::prog::{LoadExtras, ProgramLoad};
 use bpfkit_kernel::{Collection, Error as KernelError, LoadOptions};
-use bpfkit_object::ObjectSpec;
-use bpfkit_verifier::{Program, Rejection, Verifier, VerifyOptions};
+use bpfkit_object::{AttachTarget, ObjectSpec};
+use bpfkit_verifier::{tracepoint_ctx_size, Program, Rejection, Verifier, VerifyOptions};
 use serde_json::json;
 
 /// Verify the programs of a BPF object with bpfkit's verifier.
@@ -32,6 +32,9 @@ pub struct Args {
     #[arg(long)]
     log: bool,
     /// Apply the rules for loaders without CAP_BPF/CAP_PERFMON.
+    ///
+    /// (Tracepoint programs are checked against their event's format in
+    /// tracefs when it is readable: reads past its fields are refused.)
     #[arg(long)]
     unprivileged: bool,
     /// Also load each program into the running kernel and print both verdicts.
@@ -87,6 +90,21 @@ fn prepare(spec: &mut ObjectSpec) {
             Err(e) => eprintln!("note: no kernel BTF ({e}): CO-RE relocations not applied"),
         }
     }
+}
+
+/// A tracepoint's context size from its format in tracefs, when tracefs is
+/// mounted and has the event (bpfkit then refuses reads past its fields).
+fn tracepoint_format_size(target: &AttachTarget) -> Option<u32> {
+    let AttachTarget::Tracepoint { category, name } = target else {
+        return None;
+    };
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .find_map(|root| {
+            let text =
+                std::fs::read_to_string(format!("{root}/events/{category}/{name}/format")).ok()?;
+            tracepoint_ctx_size(&text)
+        })
 }
 
 fn kernel_verdict_object(spec: &ObjectSpec, name: &str) -> Result<(), String> {
@@ -156,6 +174,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 continue;
             }
             let t = forced.unwrap_or(prog.kind.prog_type);
+            let opts = VerifyOptions {
+                ctx_size: tracepoint_format_size(&prog.kind.target),
+                ..opts.clone()
+            };
             let result = Verifier::new(t).verify(
                 Program::Object {
                     object: &spec,
