@@ -481,6 +481,9 @@ pub mod errno {
     pub const EOPNOTSUPP: i32 = 95;
 }
 
+pub mod helpers;
+pub use helpers::{helper_proto, ArgType, HelperGroup, HelperProto, RetType, HELPERS};
+
 /// Ids of the helper functions bpfkit implements or names (`enum bpf_func_id`).
 pub mod helper {
     #![allow(missing_docs)]
@@ -529,6 +532,9 @@ pub mod helper {
     pub const SNPRINTF: i32 = 165;
     pub const GET_FUNC_IP: i32 = 173;
     pub const KTIME_GET_COARSE_NS: i32 = 160;
+    pub const SEQ_PRINTF: i32 = 126;
+    pub const FOR_EACH_MAP_ELEM: i32 = 164;
+    pub const LOOP: i32 = 181;
 }
 
 #[cfg(test)]

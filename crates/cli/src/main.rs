@@ -55,6 +55,8 @@ enum Command {
     Run(cmd::run::Args),
     /// Print the x86-64 code the JIT makes of a program, with its eBPF.
     Jit(cmd::jit::Args),
+    /// Verify an object's programs with bpfkit's verifier (and the kernel's).
+    Verify(cmd::verify::Args),
     /// Load a BPF object into the kernel, attach it, and print its events.
     Load(cmd::load::Args),
     /// Trace new processes: TIME PCOMM PID PPID UID RET ARGS.
@@ -153,6 +155,7 @@ fn main() -> ExitCode {
         Command::ConformancePlugin(args) => cmd::conformance::plugin(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Jit(args) => cmd::jit::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
         Command::Load(args) => cmd::load::run(args),
         Command::Execsnoop(args) => tools::execsnoop::run(args),
         Command::Opensnoop(args) => tools::opensnoop::run(args),

@@ -15,6 +15,7 @@ pub mod load;
 pub mod map;
 pub mod prog;
 pub mod run;
+pub mod verify;
 
 /// Parses hex bytes (`0a0b`, `0a 0b`, `0x0a0b`), naming `what` in errors.
 ///

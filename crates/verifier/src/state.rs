@@ -1,0 +1,452 @@
+//! The abstract machine state: registers, stack slots, frames and acquired
+//! references (the kernel's `bpf_reg_state`, `bpf_stack_state`,
+//! `bpf_func_state` and `bpf_verifier_state`), and the subsumption test that
+//! state pruning uses (`states_equal`, `regsafe`, `stacksafe`).
+
+use crate::scalar::Scalar;
+use core::fmt;
+
+/// Bytes of stack per frame (`MAX_BPF_STACK`).
+pub const STACK_SIZE: usize = 512;
+/// Deepest call chain (`MAX_CALL_FRAMES`).
+pub const MAX_CALL_FRAMES: usize = 8;
+
+/// What a register holds (`enum bpf_reg_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RegType {
+    /// Never written (`NOT_INIT`).
+    NotInit,
+    /// A number (`SCALAR_VALUE`).
+    Scalar,
+    /// The program's context (`PTR_TO_CTX`).
+    Ctx,
+    /// A stack frame; `aux` is the frame number (`PTR_TO_STACK`).
+    Stack,
+    /// A value of map `aux` (`PTR_TO_MAP_VALUE`).
+    MapValue,
+    /// A key of map `aux`, in callbacks (`PTR_TO_MAP_KEY`).
+    MapKey,
+    /// Map `aux` itself (`CONST_PTR_TO_MAP`).
+    ConstMapPtr,
+    /// Packet data (`PTR_TO_PACKET`).
+    Packet,
+    /// Packet metadata (`PTR_TO_PACKET_META`).
+    PacketMeta,
+    /// One past the packet (`PTR_TO_PACKET_END`).
+    PacketEnd,
+    /// `aux` bytes of memory, e.g. from `bpf_ringbuf_reserve` (`PTR_TO_MEM`).
+    Mem,
+    /// A kernel object (`PTR_TO_BTF_ID`).
+    BtfId,
+    /// A BPF function starting at slot `aux` (`PTR_TO_FUNC`).
+    Func,
+}
+
+impl RegType {
+    /// The kernel's name for it (`reg_type_str`).
+    pub fn name(self, maybe_null: bool) -> &'static str {
+        match (self, maybe_null) {
+            (RegType::NotInit, _) => "?",
+            (RegType::Scalar, _) => "scalar",
+            (RegType::Ctx, _) => "ctx",
+            (RegType::Stack, _) => "fp",
+            (RegType::MapValue, false) => "map_value",
+            (RegType::MapValue, true) => "map_value_or_null",
+            (RegType::MapKey, _) => "map_key",
+            (RegType::ConstMapPtr, _) => "map_ptr",
+            (RegType::Packet, _) => "pkt",
+            (RegType::PacketMeta, _) => "pkt_meta",
+            (RegType::PacketEnd, _) => "pkt_end",
+            (RegType::Mem, false) => "mem",
+            (RegType::Mem, true) => "mem_or_null",
+            (RegType::BtfId, false) => "ptr_",
+            (RegType::BtfId, true) => "ptr_or_null_",
+            (RegType::Func, _) => "func",
+        }
+    }
+
+    /// Whether it is a pointer.
+    pub fn is_pointer(self) -> bool {
+        !matches!(self, RegType::NotInit | RegType::Scalar)
+    }
+}
+
+/// One register's abstract value.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegState {
+    /// What it holds.
+    pub ty: RegType,
+    /// May be NULL (`PTR_MAYBE_NULL`).
+    pub maybe_null: bool,
+    /// Fixed offset of a pointer.
+    pub off: i32,
+    /// A scalar's value, or a pointer's variable offset.
+    pub var: Scalar,
+    /// Links registers holding the same value: copies of a scalar, or of a
+    /// pointer that may be NULL, or packet pointers with the same variable offset.
+    pub id: u32,
+    /// The reference this pointer holds (`ref_obj_id`), 0 for none.
+    pub ref_obj_id: u32,
+    /// For packet pointers: bytes past `off` known to be in the packet.
+    pub range: i32,
+    /// Type-specific: map index, memory size, frame number, function slot.
+    pub aux: u32,
+    /// The instruction that produced this value (a helper call), for messages.
+    pub origin: u32,
+}
+
+impl RegState {
+    /// An unwritten register.
+    pub const NOT_INIT: RegState = RegState {
+        ty: RegType::NotInit,
+        maybe_null: false,
+        off: 0,
+        var: Scalar::UNKNOWN,
+        id: 0,
+        ref_obj_id: 0,
+        range: 0,
+        aux: 0,
+        origin: 0,
+    };
+
+    /// A scalar with these values.
+    pub fn scalar(var: Scalar) -> RegState {
+        RegState {
+            ty: RegType::Scalar,
+            var,
+            ..RegState::NOT_INIT
+        }
+    }
+
+    /// An unknown scalar.
+    pub fn unknown() -> RegState {
+        RegState::scalar(Scalar::UNKNOWN)
+    }
+
+    /// A pointer of type `ty` at fixed offset 0.
+    pub fn pointer(ty: RegType, aux: u32) -> RegState {
+        RegState {
+            ty,
+            var: Scalar::constant(0),
+            aux,
+            ..RegState::NOT_INIT
+        }
+    }
+
+    /// Whether it holds a pointer.
+    pub fn is_pointer(&self) -> bool {
+        self.ty.is_pointer()
+    }
+
+    /// Whether it is a scalar known to be `v`.
+    pub fn is_const(&self, v: u64) -> bool {
+        self.ty == RegType::Scalar && self.var.as_const() == Some(v)
+    }
+}
+
+impl fmt::Debug for RegState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ty {
+            RegType::NotInit => write!(f, "?"),
+            RegType::Scalar => {
+                if let Some(c) = self.var.as_const() {
+                    write!(f, "{}", c as i64)
+                } else {
+                    write!(f, "scalar({:?})", self.var)
+                }
+            }
+            ty => {
+                write!(f, "{}(", ty.name(self.maybe_null))?;
+                let mut sep = "";
+                if self.off != 0 {
+                    write!(f, "off={}", self.off)?;
+                    sep = ",";
+                }
+                if self.var.as_const() != Some(0) {
+                    write!(f, "{sep}var={:?}", self.var)?;
+                    sep = ",";
+                }
+                if matches!(ty, RegType::Packet | RegType::PacketMeta) {
+                    write!(f, "{sep}r={}", self.range)?;
+                    sep = ",";
+                }
+                if ty == RegType::Mem {
+                    write!(f, "{sep}sz={}", self.aux)?;
+                    sep = ",";
+                }
+                if self.id != 0 {
+                    write!(f, "{sep}id={}", self.id)?;
+                    sep = ",";
+                }
+                if self.ref_obj_id != 0 {
+                    write!(f, "{sep}ref_obj_id={}", self.ref_obj_id)?;
+                }
+                write!(f, ")")
+            }
+        }
+    }
+}
+
+/// What one stack byte holds (`STACK_INVALID`, `STACK_MISC`, `STACK_ZERO`, `STACK_SPILL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SlotByte {
+    /// Never written.
+    Invalid,
+    /// Some unknown data.
+    Misc,
+    /// Zero.
+    Zero,
+    /// Part of a spilled register.
+    Spill,
+}
+
+/// One 8-byte stack slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StackSlot {
+    /// Per byte, from the lowest address.
+    pub bytes: [SlotByte; 8],
+    /// The spilled register, when the bytes say so.
+    pub spill: RegState,
+}
+
+impl StackSlot {
+    const EMPTY: StackSlot = StackSlot {
+        bytes: [SlotByte::Invalid; 8],
+        spill: RegState::NOT_INIT,
+    };
+}
+
+/// One function's frame.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// r0 to r10.
+    pub regs: [RegState; 11],
+    /// 64 slots; slot `i` holds bytes `[512 - 8(i+1), 512 - 8i)` below the frame pointer.
+    pub stack: Vec<StackSlot>,
+    /// Slot to return to in the caller (0 for the main frame).
+    pub ret_pc: usize,
+    /// Slot of the call instruction, for `same_callsites`.
+    pub callsite: usize,
+    /// Index of the subprogram it runs.
+    pub subprog: usize,
+    /// It runs a `bpf_loop` callback (return value must be 0 or 1).
+    pub callback: bool,
+    /// For callbacks: r1 to r5 at entry, given again to every iteration.
+    pub entry_args: [RegState; 5],
+}
+
+impl Frame {
+    /// A frame with every register and stack byte unwritten, r10 set.
+    pub fn new(frameno: u32, subprog: usize) -> Frame {
+        let mut regs = [RegState::NOT_INIT; 11];
+        regs[10] = RegState::pointer(RegType::Stack, frameno);
+        Frame {
+            regs,
+            stack: vec![StackSlot::EMPTY; STACK_SIZE / 8],
+            ret_pc: 0,
+            callsite: 0,
+            subprog,
+            callback: false,
+            entry_args: [RegState::NOT_INIT; 5],
+        }
+    }
+
+    /// The byte at `off` below the frame pointer (`off` in `[-512, -1]`).
+    pub fn byte(&self, off: i64) -> (usize, usize) {
+        let slot = (-off - 1) / 8;
+        (slot as usize, (off + 8 * (slot + 1)) as usize)
+    }
+}
+
+/// The whole abstract machine state at one instruction.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct State {
+    /// Call frames, innermost last.
+    pub frames: Vec<Frame>,
+    /// Acquired references: id and the slot of the instruction that acquired it.
+    pub refs: Vec<(u32, usize)>,
+}
+
+impl State {
+    /// The innermost frame.
+    pub fn cur(&self) -> &Frame {
+        self.frames.last().expect("a state has a frame")
+    }
+
+    /// The innermost frame, mutably.
+    pub fn cur_mut(&mut self) -> &mut Frame {
+        self.frames.last_mut().expect("a state has a frame")
+    }
+
+    /// Every register and spilled register of every frame.
+    pub fn for_each_reg(&mut self, mut f: impl FnMut(&mut RegState)) {
+        for fr in &mut self.frames {
+            for r in fr.regs.iter_mut() {
+                f(r);
+            }
+            for s in fr.stack.iter_mut() {
+                if s.bytes.contains(&SlotByte::Spill) {
+                    f(&mut s.spill);
+                }
+            }
+        }
+    }
+}
+
+/// Consistent renaming of ids between an old and a new state (`check_ids`).
+#[derive(Default)]
+pub struct IdMap(Vec<(u32, u32)>);
+
+impl IdMap {
+    fn check(&mut self, old: u32, cur: u32) -> bool {
+        if old == 0 {
+            return cur == 0;
+        }
+        if cur == 0 {
+            return false;
+        }
+        for &(o, c) in &self.0 {
+            if o == old {
+                return c == cur;
+            }
+            if c == cur {
+                return false;
+            }
+        }
+        self.0.push((old, cur));
+        true
+    }
+}
+
+/// Whether every concrete state `cur` stands for is one `old` stands for,
+/// so a safe `old` proves `cur` safe (`regsafe`).
+pub fn regsafe(old: &RegState, cur: &RegState, ids: &mut IdMap) -> bool {
+    if old.ty == RegType::NotInit {
+        return true;
+    }
+    if old.ty != cur.ty || old.maybe_null != cur.maybe_null {
+        return false;
+    }
+    match old.ty {
+        RegType::Scalar => old.var.contains(&cur.var) && (old.id == 0 || ids.check(old.id, cur.id)),
+        _ => {
+            old.off == cur.off
+                && old.aux == cur.aux
+                && old.var.contains(&cur.var)
+                && old.range <= cur.range
+                && ids.check(old.id, cur.id)
+                && ids.check(old.ref_obj_id, cur.ref_obj_id)
+        }
+    }
+}
+
+fn spilled_scalar_zero(s: &StackSlot) -> bool {
+    s.bytes.iter().all(|b| *b == SlotByte::Zero)
+        || s.bytes.iter().all(|b| *b == SlotByte::Spill) && s.spill.is_const(0)
+}
+
+/// `stacksafe`.
+fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap, uninit_ok: bool) -> bool {
+    for (o, c) in old.stack.iter().zip(&cur.stack) {
+        if o == c {
+            continue;
+        }
+        let o_spill = o.bytes.iter().all(|b| *b == SlotByte::Spill);
+        if o_spill {
+            let c_spill = c.bytes.iter().all(|b| *b == SlotByte::Spill);
+            if c_spill {
+                if !regsafe(&o.spill, &c.spill, ids) {
+                    return false;
+                }
+                continue;
+            }
+            if o.spill.ty == RegType::Scalar && spilled_scalar_zero(c) {
+                if !o.spill.var.contains(&Scalar::constant(0)) {
+                    return false;
+                }
+                continue;
+            }
+            if o.spill.ty == RegType::Scalar && o.spill.var == Scalar::UNKNOWN && o.spill.id == 0 {
+                let all_data = c
+                    .bytes
+                    .iter()
+                    .all(|b| matches!(b, SlotByte::Misc | SlotByte::Zero));
+                if all_data {
+                    continue;
+                }
+            }
+            return false;
+        }
+        for i in 0..8 {
+            let ok = match o.bytes[i] {
+                SlotByte::Invalid => true,
+                SlotByte::Misc => match c.bytes[i] {
+                    SlotByte::Misc | SlotByte::Zero => true,
+                    SlotByte::Invalid => uninit_ok,
+                    SlotByte::Spill => c.spill.ty == RegType::Scalar,
+                },
+                SlotByte::Zero => c.bytes[i] == SlotByte::Zero || spilled_scalar_zero(c),
+                SlotByte::Spill => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// `states_equal` in its pruning form: `old` subsumes `cur`.
+pub fn subsumes(old: &State, cur: &State, uninit_ok: bool) -> bool {
+    if old.frames.len() != cur.frames.len() || old.refs.len() != cur.refs.len() {
+        return false;
+    }
+    let mut ids = IdMap::default();
+    for (o, c) in old.frames.iter().zip(&cur.frames) {
+        if o.callsite != c.callsite || o.ret_pc != c.ret_pc {
+            return false;
+        }
+        for (ro, rc) in o.regs.iter().zip(&c.regs) {
+            if !regsafe(ro, rc, &mut ids) {
+                return false;
+            }
+        }
+        if !stacksafe(o, c, &mut ids, uninit_ok) {
+            return false;
+        }
+    }
+    old.refs
+        .iter()
+        .zip(&cur.refs)
+        .all(|(o, c)| ids.check(o.0, c.0))
+}
+
+/// The same values, ignoring how ids are numbered: a loop that comes back to
+/// such a state never ends (the kernel's `EXACT` comparison).
+pub fn same_values(old: &State, cur: &State) -> bool {
+    if old.frames.len() != cur.frames.len() || old.refs.len() != cur.refs.len() {
+        return false;
+    }
+    let norm = |r: &RegState| RegState {
+        id: 0,
+        ref_obj_id: 0,
+        origin: 0,
+        ..*r
+    };
+    for (o, c) in old.frames.iter().zip(&cur.frames) {
+        if o.callsite != c.callsite {
+            return false;
+        }
+        if o.regs.iter().zip(&c.regs).any(|(a, b)| norm(a) != norm(b)) {
+            return false;
+        }
+        for (a, b) in o.stack.iter().zip(&c.stack) {
+            if a.bytes != b.bytes
+                || a.bytes.contains(&SlotByte::Spill) && norm(&a.spill) != norm(&b.spill)
+            {
+                return false;
+            }
+        }
+    }
+    true
+}
