@@ -54,6 +54,7 @@ pub struct EbpfLoader {
     keep_unsupported: bool,
     core_cache: bool,
     engine: bpfkit_jit::Engine,
+    verify: bool,
 }
 
 impl Default for EbpfLoader {
@@ -85,6 +86,7 @@ impl EbpfLoader {
             keep_unsupported: false,
             core_cache: true,
             engine: bpfkit_jit::Engine::native(),
+            verify: true,
         }
     }
 
@@ -150,6 +152,15 @@ impl EbpfLoader {
     /// check every memory access and end faulty runs with the same error.
     pub fn engine(&mut self, engine: bpfkit_jit::Engine) -> &mut Self {
         self.engine = engine;
+        self
+    }
+
+    /// On the VM backend: prove each program safe with bpfkit's verifier
+    /// before it runs, as the kernel does before loading it (default: yes).
+    /// A refused program is an error naming the instruction, C line and
+    /// reason. Turned off, the VM's run-time checks remain the safety net.
+    pub fn verify(&mut self, verify: bool) -> &mut Self {
+        self.verify = verify;
         self
     }
 
@@ -252,6 +263,9 @@ impl EbpfLoader {
                 (programs, maps, Runtime::Kernel(c))
             }
             Backend::Vm => {
+                if self.verify {
+                    verify_all(&spec)?;
+                }
                 let mut vm = Vm::new();
                 let engine = self.engine;
                 let loaded = vm.load_object_with(&spec, &move |p| {
@@ -297,6 +311,26 @@ impl EbpfLoader {
             collection,
         })
     }
+}
+
+/// Runs bpfkit's verifier over every program of `spec`.
+fn verify_all(spec: &ObjectSpec) -> Result<()> {
+    let opts = bpfkit_verifier::VerifyOptions::default();
+    for program in spec.programs.values() {
+        bpfkit_verifier::Verifier::new(program.kind.prog_type)
+            .verify(
+                bpfkit_verifier::Program::Object {
+                    object: spec,
+                    program,
+                },
+                &opts,
+            )
+            .map_err(|rejection| Error::Rejected {
+                program: program.name.clone(),
+                rejection,
+            })?;
+    }
+    Ok(())
 }
 
 /// What a load leaves behind besides programs and maps.

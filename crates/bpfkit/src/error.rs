@@ -30,6 +30,14 @@ pub enum Error {
         #[source]
         source: bpfkit_vm::RunError,
     },
+    /// bpfkit's verifier refused a program (VM backend).
+    #[error("program `{program}` is refused by the verifier: {rejection}")]
+    Rejected {
+        /// The program.
+        program: String,
+        /// Where and why.
+        rejection: Box<bpfkit_verifier::Rejection>,
+    },
     /// No program of this name (after autoload choices).
     #[error("the object has no program `{name}` (it has: {available})")]
     NoProgram {

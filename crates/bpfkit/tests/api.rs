@@ -355,3 +355,29 @@ fn pinned_by_name_maps_are_reused_and_incompatible_pins_refused() {
     let _ = std::fs::remove_file(root.join("lru"));
     let _ = std::fs::remove_dir(&root);
 }
+
+/// The VM backend verifies programs before running them, as the kernel
+/// does: a map value used without its NULL check is refused, naming the C
+/// line. With verification off, the VM's run-time checks stop the run.
+#[test]
+fn the_vm_backend_refuses_unsafe_programs_unless_told_not_to_verify() {
+    let object = fixture("kernel", "rejected.bpf.o");
+    let e = Ebpf::load_vm(&object).err().expect("refused");
+    let Error::Rejected { program, rejection } = &e else {
+        panic!("not a verifier rejection: {e}");
+    };
+    assert_eq!(program, "missing_null_check");
+    let line = rejection.line.as_ref().expect("the C line");
+    assert!(line.text.contains("*value += 1"), "{e}");
+    assert!(e.to_string().contains("rejected.bpf.c:"), "{e}");
+    let bpf = EbpfLoader::new()
+        .backend(Backend::Vm)
+        .verify(false)
+        .load(&object)
+        .unwrap();
+    let run = bpf
+        .program("missing_null_check")
+        .unwrap()
+        .test_run(&[0; 64], &[]);
+    assert!(matches!(run, Err(Error::VmRun { .. })), "{run:?}");
+}
