@@ -99,6 +99,15 @@ impl ProgramData {
         }
     }
 
+    /// The VM program, on the VM backend (to run it with the VM's own API:
+    /// budgets, traces, timings).
+    pub fn vm_program(&self) -> Option<&Arc<bpfkit_vm::Program>> {
+        match &self.handle {
+            Handle::Vm { program, .. } => Some(program),
+            Handle::Kernel(_) => None,
+        }
+    }
+
     /// Runs the program once on `data` (the packet, or the raw context for
     /// non-packet programs) and `ctx`, as `BPF_PROG_TEST_RUN` does, on
     /// either backend.

@@ -40,13 +40,17 @@ impl Engine {
         }
     }
 
+    /// The library's name for this engine.
+    pub fn library(self) -> bpfkit::Engine {
+        match self {
+            Engine::Interpreter => bpfkit::Engine::Interpreter,
+            Engine::Jit => bpfkit::Engine::Jit,
+        }
+    }
+
     /// Prepares a loaded program to run on this engine.
     pub fn prepare(self, program: &mut Program) -> Result<(), String> {
-        let engine = match self {
-            Engine::Interpreter => bpfkit_jit::Engine::Interpreter,
-            Engine::Jit => bpfkit_jit::Engine::Jit,
-        };
-        engine.prepare(program).map_err(|e| e.to_string())
+        self.library().prepare(program).map_err(|e| e.to_string())
     }
 }
 

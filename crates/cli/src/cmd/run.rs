@@ -119,8 +119,6 @@ fn run_object(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
     if !spec.programs.contains_key(&name) {
         bail!("{file} has no program `{name}`");
     }
-    let kconfig = bpfkit_kernel::kconfig::kernel_config_for(&spec).context("kconfig externs")?;
-    spec.apply_kconfig(&kconfig).context("kconfig externs")?;
     if spec.programs.values().any(|p| !p.core_relos.is_empty()) {
         let btf_path = args
             .btf
@@ -139,12 +137,26 @@ fn run_object(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
             ),
         }
     }
-    let mut vm = Vm::new();
-    vm.set_budget(args.budget);
-    let engine = args.engine;
-    let obj = vm
-        .load_object_with(&spec, &move |p| engine.prepare(p))
+    // `run` runs any program, the verifier's refusals included: the VM's
+    // run-time checks end a bad access with its error. kconfig is applied
+    // by the loader.
+    let bpf = bpfkit::EbpfLoader::new()
+        .backend(bpfkit::Backend::Vm)
+        .engine(args.engine.library())
+        .verify(false)
+        .load_spec(spec)
         .with_context(|| format!("loading {file}"))?;
+    let mut vm = bpf.vm().context("the VM backend")?;
+    vm.set_budget(args.budget);
+    let program = bpf
+        .program(&name)?
+        .vm_program()
+        .context("a VM program")?
+        .clone();
+    let vm_maps: Vec<(String, Map)> = bpf
+        .maps()
+        .filter_map(|(n, m)| Some((n.to_string(), m.vm()?.clone())))
+        .collect();
     let read = |p: &Option<PathBuf>| -> anyhow::Result<Vec<u8>> {
         match p {
             Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display())),
@@ -156,13 +168,12 @@ fn run_object(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
         ctx_in: read(&args.ctx)?,
         repeat: args.repeat,
     };
-    let before: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> = obj
-        .maps
+    let before: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> = vm_maps
         .iter()
-        .filter_map(|(n, &i)| vm.map(i).map(|m| (n.clone(), entries(m))))
+        .map(|(n, m)| (n.clone(), entries(m)))
         .collect();
     let result = vm
-        .test_run(&obj.programs[&name], &input)
+        .test_run(&program, &input)
         .with_context(|| format!("running `{name}`"))?;
     outln!("retval: {} ({:#x})", result.retval as i64, result.retval);
     outln!(
@@ -176,8 +187,7 @@ fn run_object(args: &Args, bytes: &[u8]) -> anyhow::Result<()> {
     for line in vm.take_trace() {
         outln!("trace: {}", line.trim_end());
     }
-    for (map_name, &index) in &obj.maps {
-        let Some(map) = vm.map(index) else { continue };
+    for (map_name, map) in &vm_maps {
         match map.def().map_type {
             MapType::Ringbuf => {
                 for rec in map.drain_ringbuf().unwrap_or_default() {
