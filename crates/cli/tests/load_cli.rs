@@ -396,3 +396,27 @@ fn event_type_decodes_upstream_bootstrap_records_from_dwarf() {
     assert!(line.contains("comm=\"true\""), "{line}");
     assert!(line.contains("filename=\"/bin/true\""), "{line}");
 }
+
+/// When the kernel rejects a program, `bpfkit load` gives the kernel's
+/// reason and then bpfkit's own verifier's, which names the C line of the
+/// unchecked dereference in `rejected.bpf.c`.
+#[test]
+fn a_kernel_rejection_comes_with_bpfkits_own_diagnosis() {
+    if !common::require_bpf() {
+        return;
+    }
+    let (ok, _, stderr) = run_load(&[&kernel_fixture("rejected.bpf.o"), "--load-only"]);
+    assert!(!ok, "the kernel must reject rejected.bpf.o: {stderr}");
+    let (kernel, ours) = stderr
+        .split_once("bpfkit's verifier:")
+        .unwrap_or_else(|| panic!("no bpfkit's verifier section: {stderr}"));
+    assert!(
+        kernel.contains("program `missing_null_check` rejected by the verifier"),
+        "{stderr}"
+    );
+    assert!(kernel.contains("invalid mem access"), "{stderr}");
+    assert!(ours.contains("rejects `missing_null_check`"), "{stderr}");
+    assert!(ours.contains("rejected.bpf.c:18"), "{stderr}");
+    assert!(ours.contains("*value += 1;"), "{stderr}");
+    assert!(ours.contains("NULL"), "{stderr}");
+}

@@ -162,6 +162,55 @@ fn apply_set(spec: &ObjectSpec, set: &str, loader: &mut EbpfLoader) -> anyhow::R
     Ok(())
 }
 
+/// What bpfkit's own verifier says of the program the kernel rejected:
+/// its rejection (instruction, disassembly, C line, reason, state), or that
+/// it accepts the program. It checks the program as the kernel saw it, with
+/// kconfig values and CO-RE relocations applied when this machine has them.
+fn bpfkit_diagnosis(spec: &ObjectSpec, program: &str) -> String {
+    // The kernel keeps at most 15 bytes of a program's name (`BPF_OBJ_NAME_LEN`).
+    let Some(name) = spec
+        .programs
+        .keys()
+        .find(|n| n.as_str() == program)
+        .or_else(|| spec.programs.keys().find(|n| n.starts_with(program)))
+    else {
+        return format!("bpfkit's verifier: the object has no program `{program}` to check");
+    };
+    let mut seen = spec.clone();
+    if let Ok(config) = bpfkit_kernel::kconfig::kernel_config_for(&seen) {
+        // Unset externs only make the diagnosis less precise.
+        let _ = seen.apply_kconfig(&config);
+    }
+    let has_core = !seen.programs[name].core_relos.is_empty();
+    if let (true, Ok(vmlinux)) = (has_core, bpfkit_kernel::btf::vmlinux()) {
+        let modules = bpfkit_kernel::btf::modules();
+        let targets = modules
+            .iter()
+            .fold(bpfkit_btf::TargetBtfs::new(&vmlinux), |t, m| {
+                t.with_module(m)
+            });
+        if let Err(e) = seen.apply_core(targets) {
+            return format!("bpfkit's verifier: not run, CO-RE relocations failed: {e}");
+        }
+    }
+    let prog = &seen.programs[name];
+    let verdict = bpfkit_verifier::Verifier::new(prog.kind.prog_type).verify(
+        bpfkit_verifier::Program::Object {
+            object: &seen,
+            program: prog,
+        },
+        &bpfkit_verifier::VerifyOptions::default(),
+    );
+    match verdict {
+        Err(rejection) => format!("bpfkit's verifier: rejects `{name}` at {rejection}"),
+        Ok(v) => format!(
+            "bpfkit's verifier: accepts `{name}` ({} instructions processed): the kernel's \
+             reason is one bpfkit's verifier does not model",
+            v.processed_insns
+        ),
+    }
+}
+
 /// Runs `bpfkit load`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = StopSignal::install(args.duration)?;
@@ -229,9 +278,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.pin {
         loader.pin_root(dir).pin_all_maps(true);
     }
-    let mut bpf = loader
-        .load_spec(spec.clone())
-        .with_context(|| format!("loading {path}"))?;
+    let mut bpf = match loader.load_spec(spec.clone()) {
+        Ok(bpf) => bpf,
+        Err(bpfkit::Error::Kernel(e @ bpfkit_kernel::Error::Verifier { .. })) => {
+            let bpfkit_kernel::Error::Verifier { program, .. } = &e else {
+                unreachable!("matched as a verifier rejection above")
+            };
+            let diagnosis = bpfkit_diagnosis(&spec, program);
+            return Err(anyhow::anyhow!("{e}\n{diagnosis}"))
+                .with_context(|| format!("loading {path}"));
+        }
+        Err(e) => return Err(e).with_context(|| format!("loading {path}")),
+    };
     left_out.extend(bpf.left_out().iter().cloned());
     let attached = if args.load_only {
         bpfkit::AutoAttached::default()
