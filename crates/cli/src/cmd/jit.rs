@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use bpfkit_object::ObjectSpec;
-use bpfkit_vm::{Program, Vm};
+use bpfkit_vm::Program;
 
 /// Print the x86-64 code the JIT makes of a program, interleaved with the
 /// eBPF instructions it comes from.
@@ -23,7 +23,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let file = args.file.display();
     let bytes = std::fs::read(&args.file).with_context(|| format!("reading {file}"))?;
     let program = if bytes.starts_with(b"\x7fELF") {
-        let mut spec = ObjectSpec::parse(&bytes).with_context(|| format!("parsing {file}"))?;
+        let spec = ObjectSpec::parse(&bytes).with_context(|| format!("parsing {file}"))?;
         let name = match &args.prog {
             Some(p) => p.clone(),
             None if spec.programs.len() == 1 => {
@@ -38,13 +38,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if !spec.programs.contains_key(&name) {
             bail!("{file} has no program `{name}`");
         }
-        let kconfig =
-            bpfkit_kernel::kconfig::kernel_config_for(&spec).context("kconfig externs")?;
-        spec.apply_kconfig(&kconfig).context("kconfig externs")?;
-        let obj = Vm::new()
-            .load_object(&spec)
+        // Loaded as the library loads it into the VM (kconfig applied), for
+        // the program as it will run; compiled below.
+        let bpf = bpfkit::EbpfLoader::new()
+            .backend(bpfkit::Backend::Vm)
+            .engine(bpfkit::Engine::Interpreter)
+            .verify(false)
+            .load_spec(spec)
             .with_context(|| format!("loading {file}"))?;
-        (*obj.programs[&name]).clone()
+        let program = bpf.program(&name)?.vm_program().context("a VM program")?;
+        (**program).clone()
     } else {
         if args.prog.is_some() {
             bail!("{file}: --prog names a program of an ELF object; this is raw bytecode");
