@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use bpfkit_abi::{AttachType, ProgramType};
 use bpfkit_kernel::link::{PerfEventConfig, TcDirection, TcOptions, UprobeTarget, XdpOptions};
 use bpfkit_kernel::Link;
-use bpfkit_object::{AttachTarget, SectionKind};
+use bpfkit_object::{AttachTarget, ProgramKind, SectionKind};
 use bpfkit_vm::Vm;
 
 use crate::{Backend, Error, Map, Result};
@@ -265,10 +265,11 @@ macro_rules! kinds {
                 }
             }
 
+            /// The kind the section makes: `object::ProgramKind` has a
+            /// variant of the same name for each kind here.
             fn wrap(data: ProgramData) -> Program {
-                match data.kind.program_kind().name() {
-                    $(stringify!($kind) => Program::$kind($kind { data }),)*
-                    _ => Program::Other(Other { data }),
+                match data.kind.program_kind() {
+                    $(ProgramKind::$kind => Program::$kind($kind { data }),)*
                 }
             }
         }
