@@ -447,3 +447,57 @@ fn bad_input_is_an_error_naming_what_and_where() {
     assert!(!o.status.success());
     assert!(err.contains("instruction 1"), "{err}");
 }
+
+/// `protochain` compiles to a loop (a backward `ja`): `--test` runs it on
+/// libpcap's machine, as filtertest does, in the classic interpreter and
+/// translated in the VM, with libpcap's results for every filter_apply.json
+/// protochain block; the kernel's machine refuses it, saying why.
+#[test]
+fn protochain_loops_run_on_libpcaps_machine_and_the_kernel_says_why_not() {
+    let apply: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(shared().join("filter_apply.json")).unwrap())
+            .unwrap();
+    let mut checked = 0;
+    for case in apply
+        .iter()
+        .filter(|c| c["expr"].as_str().unwrap().contains("protochain"))
+    {
+        let savefile = shared()
+            .join("savefiles")
+            .join(case["savefile"].as_str().unwrap());
+        let want: Vec<String> = case["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        let expr = case["expr"].as_str().unwrap();
+        for engine in ["classic", "vm"] {
+            let out = stdout(&bpfkit(&[
+                "--test",
+                savefile.to_str().unwrap(),
+                "--engine",
+                engine,
+                expr,
+            ]));
+            let got: Vec<&str> = out.lines().collect();
+            assert_eq!(got, want, "{} ({engine})", case["name"]);
+        }
+        let o = bpfkit(&[
+            "--test",
+            savefile.to_str().unwrap(),
+            "--semantics",
+            "kernel",
+            expr,
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{expr}: the kernel's machine ran it");
+        assert!(
+            err.contains("ja jumps back to instruction")
+                && err.contains("the kernel takes forward jumps only"),
+            "{expr}: {err}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 13);
+}

@@ -6,6 +6,11 @@
 //! out-of-bounds load ends the program with 0 (the packet is rejected), and
 //! so does a division or modulo by an X of zero; `M[]` has 16 words. Loads
 //! at `SKF_AD_OFF + n` read the Linux extensions from a [`Metadata`].
+//!
+//! [`Filter::libpcap`] takes libpcap's userland machine instead
+//! ([`Semantics::Libpcap`]), which is what `pcap_offline_filter` and
+//! libpcap's tests run: it is the only one that runs the backward jumps
+//! libpcap compiles `protochain` into.
 
 use bpfkit_isa::cbpf::{AluOp, Insn, JmpCond, RetVal, Size, Src};
 use std::fmt;
@@ -16,6 +21,41 @@ pub const MAX_INSNS: usize = 4096;
 pub const MEM_WORDS: u32 = 16;
 /// Where the Linux ancillary data starts (`SKF_AD_OFF`, -0x1000 as a u32).
 pub const SKF_AD_OFF: u32 = 0xffff_f000;
+
+/// The largest program libpcap's userland interpreter takes (its
+/// `BPF_MAXINSNS` in bpf_filter.c).
+pub const LIBPCAP_MAX_INSNS: usize = 3_060_000;
+/// How many backward jumps a [`Semantics::Libpcap`] run makes for one packet
+/// before it rejects the packet. libpcap's interpreter (at the commit the
+/// test data comes from) makes any number, so a program can loop forever;
+/// this bound is more than `protochain` makes on the largest snapshot
+/// (each pass skips a header of at least 8 of its 262,144 bytes), and
+/// libpcap's own test of a 100-header chain needs more than the 64 that
+/// some later versions allow.
+pub const LIBPCAP_MAX_BACKWARD_JUMPS: u32 = 1 << 16;
+
+/// Whose classic machine runs a program. The two differ only where the
+/// kernel refuses or libpcap never emits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Semantics {
+    /// The kernel's: bpf_check_classic and check_load_and_stores validate
+    /// (forward jumps only, `M[k]` written before it is read), and the
+    /// program runs as sk_run_filter on an skb, Linux extensions included.
+    #[default]
+    Kernel,
+    /// libpcap's userland bpf_filter.c (pcapint_validate_filter and
+    /// pcapint_filter, as `pcap_offline_filter` runs them):
+    /// - `ja k` takes `k` as signed, so it may jump back (libpcap compiles
+    ///   `protochain` into such a loop); a jump to itself is refused, and
+    ///   after [`LIBPCAP_MAX_BACKWARD_JUMPS`] backward jumps bpfkit rejects
+    ///   the packet;
+    /// - a shift by an X of 32 or more gives 0;
+    /// - `ld [x + k]` whose sum overflows 32 bits rejects the packet;
+    /// - there are no Linux extensions (offline, libpcap passes no
+    ///   auxiliary data), so loads at `SKF_AD_OFF` are out of bounds;
+    /// - `M[]` starts zeroed and may be read before it is written.
+    Libpcap,
+}
 
 /// The Linux extensions (`SKF_AD_*`): loads at `SKF_AD_OFF + offset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -151,6 +191,14 @@ pub enum ValidateErrorKind {
     ShiftTooFar(u32),
     /// `M[k]` with `k >= 16`.
     MemoryIndex(u32),
+    /// `ja -1`, which loops forever (libpcap refuses it).
+    JumpToItself,
+    /// A `ja` back to an earlier instruction, which only libpcap's machine
+    /// runs ([`Semantics::Libpcap`]).
+    JumpsBack {
+        /// The instruction index the jump would reach.
+        target: usize,
+    },
     /// A jump past the last instruction.
     JumpOutOfRange {
         /// The instruction index the jump would reach.
@@ -187,6 +235,12 @@ impl fmt::Display for ValidateError {
             DivisionByZero => write!(f, "division by the constant 0"),
             ShiftTooFar(k) => write!(f, "shift by {k}, 32 or more"),
             MemoryIndex(k) => write!(f, "M[{k}] is out of range (M has {MEM_WORDS} words)"),
+            JumpToItself => write!(f, "ja -1 jumps to itself forever"),
+            JumpsBack { target } => write!(
+                f,
+                "ja jumps back to instruction {target}; the kernel takes forward jumps only \
+                 (libpcap's userland machine runs it)"
+            ),
             JumpOutOfRange { target } => write!(
                 f,
                 "jump to instruction {target}, past the end of the program"
@@ -235,6 +289,10 @@ pub fn validate(insns: &[Insn]) -> Result<(), ValidateError> {
             Insn::LdMem(k) | Insn::LdxMem(k) | Insn::St(k) | Insn::Stx(k) if k >= MEM_WORDS => {
                 return err(pc, ValidateErrorKind::MemoryIndex(k))
             }
+            Insn::Ja(k) if (k as i32) < 0 && (pc as i64 + 1 + (k as i32) as i64) >= 0 => {
+                let target = (pc as i64 + 1 + (k as i32) as i64) as usize;
+                return err(pc, ValidateErrorKind::JumpsBack { target });
+            }
             Insn::Ja(k) if k as u64 >= (len - pc - 1) as u64 => {
                 let target = (pc as u64 + 1 + k as u64).min(usize::MAX as u64) as usize;
                 return err(pc, ValidateErrorKind::JumpOutOfRange { target });
@@ -259,6 +317,63 @@ pub fn validate(insns: &[Insn]) -> Result<(), ValidateError> {
         return err(len - 1, ValidateErrorKind::NoFinalReturn);
     }
     check_load_and_stores(insns)
+}
+
+/// Validates `insns` as libpcap's pcapint_validate_filter (bpf_filter.c)
+/// does, for [`Semantics::Libpcap`].
+pub fn validate_libpcap(insns: &[Insn]) -> Result<(), ValidateError> {
+    let err = |index, kind| Err(ValidateError { index, kind });
+    let len = insns.len();
+    if len == 0 {
+        return err(0, ValidateErrorKind::Empty);
+    }
+    if len > LIBPCAP_MAX_INSNS {
+        return err(LIBPCAP_MAX_INSNS, ValidateErrorKind::TooLong(len));
+    }
+    for (pc, insn) in insns.iter().enumerate() {
+        match *insn {
+            Insn::Alu {
+                op: AluOp::Div | AluOp::Mod,
+                src: Src::K(0),
+            } => return err(pc, ValidateErrorKind::DivisionByZero),
+            Insn::Alu {
+                op: AluOp::Lsh | AluOp::Rsh,
+                src: Src::K(k),
+            } if k >= 32 => return err(pc, ValidateErrorKind::ShiftTooFar(k)),
+            Insn::LdMem(k) | Insn::LdxMem(k) | Insn::St(k) | Insn::Stx(k) if k >= MEM_WORDS => {
+                return err(pc, ValidateErrorKind::MemoryIndex(k))
+            }
+            // `from + k >= len` in u_int arithmetic: in range either way.
+            Insn::Ja(k) if (pc as u32 + 1).wrapping_add(k) as usize >= len => {
+                let target = (pc as u64 + 1 + k as u64).min(usize::MAX as u64) as usize;
+                return err(pc, ValidateErrorKind::JumpOutOfRange { target });
+            }
+            Insn::Ja(u32::MAX) => return err(pc, ValidateErrorKind::JumpToItself),
+            Insn::Jmp { jt, jf, .. } => {
+                for off in [jt, jf] {
+                    let target = pc + 1 + off as usize;
+                    if target >= len {
+                        return err(pc, ValidateErrorKind::JumpOutOfRange { target });
+                    }
+                }
+            }
+            // pcapint_valid_insn has no BPF_RET | BPF_X either.
+            Insn::Ret(RetVal::X) => return err(pc, ValidateErrorKind::NotAllowed("ret x")),
+            _ => {}
+        }
+    }
+    if !matches!(insns[len - 1], Insn::Ret(_)) {
+        return err(len - 1, ValidateErrorKind::NoFinalReturn);
+    }
+    Ok(())
+}
+
+/// Where `ja k` at `pc` goes under `semantics`: libpcap sign-extends `k`.
+pub(crate) fn ja_target(pc: usize, k: u32, semantics: Semantics) -> usize {
+    match semantics {
+        Semantics::Kernel => pc + 1 + k as usize,
+        Semantics::Libpcap => (pc as u32 + 1).wrapping_add(k) as usize,
+    }
 }
 
 /// The kernel's check_load_and_stores: every `M[k]` read must follow a write
@@ -296,13 +411,32 @@ fn check_load_and_stores(insns: &[Insn]) -> Result<(), ValidateError> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Filter {
     insns: Vec<Insn>,
+    semantics: Semantics,
 }
 
 impl Filter {
-    /// Validates `insns` (see [`validate`]).
+    /// Validates `insns` for the kernel's machine (see [`validate`]).
     pub fn new(insns: Vec<Insn>) -> Result<Filter, ValidateError> {
         validate(&insns)?;
-        Ok(Filter { insns })
+        Ok(Filter {
+            insns,
+            semantics: Semantics::Kernel,
+        })
+    }
+
+    /// Validates `insns` for libpcap's userland machine (see
+    /// [`validate_libpcap`] and [`Semantics::Libpcap`]).
+    pub fn libpcap(insns: Vec<Insn>) -> Result<Filter, ValidateError> {
+        validate_libpcap(&insns)?;
+        Ok(Filter {
+            insns,
+            semantics: Semantics::Libpcap,
+        })
+    }
+
+    /// Whose machine the filter runs on.
+    pub fn semantics(&self) -> Semantics {
+        self.semantics
     }
 
     /// The instructions.
@@ -312,7 +446,7 @@ impl Filter {
 
     /// Runs the filter over `packet`: the number of bytes to accept, 0 to drop.
     pub fn run(&self, packet: &Packet<'_>) -> u32 {
-        run_validated(&self.insns, packet)
+        run_input(&self.insns, packet, self.semantics)
     }
 }
 
@@ -389,29 +523,38 @@ impl Input for Packet<'_> {
     }
 }
 
-fn run_validated(insns: &[Insn], p: &Packet<'_>) -> u32 {
-    run_input(insns, p)
-}
-
-/// Runs a program validated for `input`'s flavour.
-pub(crate) fn run_input(insns: &[Insn], p: &dyn Input) -> u32 {
+/// Runs a program validated for `input`'s flavour and `semantics`.
+pub(crate) fn run_input(insns: &[Insn], p: &dyn Input, semantics: Semantics) -> u32 {
+    let libpcap = semantics == Semantics::Libpcap;
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [0u32; MEM_WORDS as usize];
     let mut pc = 0usize;
-    // Validation guarantees forward jumps in range and a final ret, so the
-    // loop ends within `insns.len()` steps.
+    let mut backward_jumps = 0u32;
+    // Validation guarantees jumps in range and a final ret; jumps go forward
+    // but for libpcap's `ja`, whose backward jumps are counted, so the loop
+    // ends.
     while let Some(insn) = insns.get(pc) {
         pc += 1;
         match *insn {
+            // Offline, libpcap has no extensions: such a load is out of bounds.
+            Insn::LdAbs { k, .. } if libpcap && k >= SKF_AD_OFF => return 0,
             Insn::LdAbs { size, k } => match p.load_abs(k, size, a, x) {
                 Some(v) => a = v,
                 None => return 0,
             },
-            // The kernel adds X and k as 32-bit values into an int offset.
-            Insn::LdInd { size, k } => match p.load_ind(x.wrapping_add(k), size) {
-                Some(v) => a = v,
-                None => return 0,
-            },
+            // The kernel adds X and k as 32-bit values into an int offset;
+            // libpcap refuses a sum that overflows.
+            Insn::LdInd { size, k } => {
+                let off = match x.checked_add(k) {
+                    Some(off) => off,
+                    None if libpcap => return 0,
+                    None => x.wrapping_add(k),
+                };
+                match p.load_ind(off, size) {
+                    Some(v) => a = v,
+                    None => return 0,
+                }
+            }
             Insn::LdImm(k) => a = k,
             Insn::LdLen => a = p.len(),
             Insn::LdMem(k) => a = mem[k as usize],
@@ -439,6 +582,8 @@ pub(crate) fn run_input(insns: &[Insn], p: &dyn Input) -> u32 {
                     AluOp::Or => a | v,
                     AluOp::And => a & v,
                     AluOp::Xor => a ^ v,
+                    // libpcap: a shift by 32 or more gives 0.
+                    AluOp::Lsh | AluOp::Rsh if libpcap && v >= 32 => 0,
                     // The kernel's interpreter and JITs mask a 32-bit shift
                     // count to 5 bits (constants are checked to be < 32).
                     AluOp::Lsh => a << (v & 31),
@@ -446,6 +591,13 @@ pub(crate) fn run_input(insns: &[Insn], p: &dyn Input) -> u32 {
                 };
             }
             Insn::Neg => a = a.wrapping_neg(),
+            Insn::Ja(k) if libpcap && (k as i32) < 0 => {
+                if backward_jumps >= LIBPCAP_MAX_BACKWARD_JUMPS {
+                    return 0;
+                }
+                backward_jumps += 1;
+                pc = ja_target(pc - 1, k, semantics);
+            }
             Insn::Ja(k) => pc += k as usize,
             Insn::Jmp { cond, src, jt, jf } => {
                 let v = match src {
@@ -481,6 +633,88 @@ mod tests {
             jt,
             jf,
         }
+    }
+
+    /// `X += 1` until X is `n`, by a backward `ja`; then `ret x`'s A.
+    fn count_to(n: u32) -> Vec<Insn> {
+        vec![
+            Insn::Txa { k: 0 },
+            Insn::Alu {
+                op: AluOp::Add,
+                src: Src::K(1),
+            },
+            Insn::Tax { k: 0 },
+            jeq(n, 1, 0),
+            Insn::Ja(-5i32 as u32),
+            Insn::Ret(RetVal::A),
+        ]
+    }
+
+    #[test]
+    fn libpcap_jumps_back_and_the_kernel_refuses_it() {
+        let p = Packet::new(&[]);
+        let f = Filter::libpcap(count_to(1000)).unwrap();
+        assert_eq!(f.run(&p), 1000);
+        // One backward jump per pass but the last: at the bound, still run.
+        let at_bound = LIBPCAP_MAX_BACKWARD_JUMPS + 1;
+        assert_eq!(
+            Filter::libpcap(count_to(at_bound)).unwrap().run(&p),
+            at_bound
+        );
+        // An endless loop ends, rejecting the packet.
+        assert_eq!(Filter::libpcap(count_to(0)).unwrap().run(&p), 0);
+        let e = Filter::new(count_to(10)).unwrap_err();
+        assert_eq!(e.index, 4);
+        assert_eq!(e.kind, ValidateErrorKind::JumpsBack { target: 0 });
+        let selfloop = vec![Insn::Ja(u32::MAX), Insn::Ret(RetVal::A)];
+        let e = Filter::libpcap(selfloop).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "classic BPF instruction 0: ja -1 jumps to itself forever"
+        );
+        let before_start = vec![Insn::Ja(-2i32 as u32), Insn::Ret(RetVal::A)];
+        assert!(Filter::libpcap(before_start).is_err());
+    }
+
+    #[test]
+    fn libpcap_shifts_overflowing_loads_and_extensions_differ_from_the_kernels() {
+        let shift = |n| {
+            vec![
+                Insn::LdImm(1),
+                Insn::LdxImm(n),
+                Insn::Alu {
+                    op: AluOp::Lsh,
+                    src: Src::X,
+                },
+                Insn::Ret(RetVal::A),
+            ]
+        };
+        let p = Packet::new(&[7; 16]);
+        assert_eq!(Filter::libpcap(shift(33)).unwrap().run(&p), 0);
+        assert_eq!(Filter::new(shift(33)).unwrap().run(&p), 2);
+        assert_eq!(Filter::libpcap(shift(31)).unwrap().run(&p), 1 << 31);
+        // X + k wraps to 3: the kernel loads there, libpcap rejects.
+        let ind = vec![
+            Insn::LdxImm(u32::MAX),
+            Insn::LdInd {
+                size: Size::B,
+                k: 4,
+            },
+            Insn::Ret(RetVal::A),
+        ];
+        assert_eq!(Filter::new(ind.clone()).unwrap().run(&p), 7);
+        assert_eq!(Filter::libpcap(ind).unwrap().run(&p), 0);
+        let mut p = Packet::new(&[7; 16]);
+        p.meta.ifindex = 3;
+        let ifindex = vec![
+            Insn::LdAbs {
+                size: Size::W,
+                k: SKF_AD_OFF + 8,
+            },
+            Insn::Ret(RetVal::A),
+        ];
+        assert_eq!(Filter::new(ifindex.clone()).unwrap().run(&p), 3);
+        assert_eq!(Filter::libpcap(ifindex).unwrap().run(&p), 0);
     }
 
     #[test]

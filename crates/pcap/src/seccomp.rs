@@ -201,7 +201,11 @@ impl Filter {
 
     /// The raw return value for a system call.
     pub fn run_raw(&self, data: &SeccompData) -> u32 {
-        classic::run_input(&self.insns, &DataInput(data.to_bytes()))
+        classic::run_input(
+            &self.insns,
+            &DataInput(data.to_bytes()),
+            classic::Semantics::Kernel,
+        )
     }
 
     /// The action for a system call.

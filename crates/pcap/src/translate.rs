@@ -38,6 +38,9 @@ pub const REG_X: Reg = Reg::R7;
 pub const REG_CTX: Reg = Reg::R6;
 /// Scratch register.
 pub const REG_TMP: Reg = Reg::R8;
+/// The count of backward jumps made, for [`Flavour::Libpcap`] programs that
+/// have them.
+pub const REG_BACKWARD_JUMPS: Reg = Reg::R9;
 
 /// `BPF_FUNC_get_prandom_u32`.
 const HELPER_GET_PRANDOM_U32: i32 = 7;
@@ -64,6 +67,10 @@ pub enum Flavour {
     /// A socket filter over an skb: packet loads are `LD_ABS`/`LD_IND`.
     #[default]
     SocketFilter,
+    /// A socket filter for libpcap's userland machine
+    /// ([`classic::Semantics::Libpcap`]): `protochain`'s backward jumps
+    /// become an eBPF loop bounded as libpcap bounds it.
+    Libpcap,
     /// A seccomp filter over `struct seccomp_data`: `ld [k]` reads the
     /// context word at `k` and `ld #pktlen` is its size, as
     /// seccomp_check_filter (kernel/seccomp.c) rewrites them.
@@ -131,8 +138,19 @@ pub fn translate(insns: &[cbpf::Insn]) -> Result<Vec<Insn>, TranslateError> {
     translate_validated(insns, Flavour::SocketFilter)
 }
 
+/// Translates a socket filter for libpcap's userland machine (validated as
+/// libpcap does first; see [`classic::Semantics::Libpcap`]).
+pub fn translate_libpcap(insns: &[cbpf::Insn]) -> Result<Vec<Insn>, TranslateError> {
+    classic::validate_libpcap(insns).map_err(|e| TranslateError {
+        index: e.index,
+        kind: TranslateErrorKind::Invalid(e),
+    })?;
+    translate_validated(insns, Flavour::Libpcap)
+}
+
 /// Translates a program already validated for `flavour` (by
-/// [`classic::validate`], or [`crate::seccomp::validate`] for seccomp).
+/// [`classic::validate`], [`classic::validate_libpcap`] for libpcap's
+/// machine, or [`crate::seccomp::validate`] for seccomp).
 pub fn translate_validated(
     insns: &[cbpf::Insn],
     flavour: Flavour,
@@ -147,9 +165,16 @@ pub fn translate_validated(
     t.out.push(mov64(REG_CTX, Operand::Reg(Reg::R1)));
     t.out.push(alu32(AluOp::Mov, REG_A, Operand::Imm(0)));
     t.out.push(alu32(AluOp::Mov, REG_X, Operand::Imm(0)));
+    let semantics = flavour.semantics();
+    let jumps_back = insns.iter().enumerate().any(
+        |(pc, i)| matches!(*i, cbpf::Insn::Ja(k) if classic::ja_target(pc, k, semantics) <= pc),
+    );
+    if jumps_back {
+        t.out.push(mov64(REG_BACKWARD_JUMPS, Operand::Imm(0)));
+    }
     // The eBPF verifier refuses unreachable code (check_cfg), which classic
     // programs may have (libpcap's unoptimized output does): leave it out.
-    let reachable = reachable(insns);
+    let reachable = reachable(insns, semantics);
     let mut starts = Vec::with_capacity(insns.len());
     for (pc, insn) in insns.iter().enumerate() {
         starts.push(t.out.len());
@@ -172,33 +197,37 @@ pub fn translate_validated(
     Ok(t.out)
 }
 
-/// Which instructions some path from the first reaches. Jumps only go
-/// forward (validation checked them), so one pass in order suffices.
-fn reachable(insns: &[cbpf::Insn]) -> Vec<bool> {
+/// Which instructions some path from the first reaches (validation checked
+/// that every jump stays in the program).
+fn reachable(insns: &[cbpf::Insn], semantics: classic::Semantics) -> Vec<bool> {
     let mut seen = vec![false; insns.len()];
-    if let Some(first) = seen.first_mut() {
-        *first = true;
-    }
-    for pc in 0..insns.len() {
-        if !seen[pc] {
-            continue;
+    let mut work = vec![0usize];
+    while let Some(pc) = work.pop() {
+        match seen.get_mut(pc) {
+            Some(s) if !*s => *s = true,
+            _ => continue,
         }
-        let mut mark = |t: usize| {
-            if let Some(s) = seen.get_mut(t) {
-                *s = true;
-            }
-        };
         match insns[pc] {
-            cbpf::Insn::Ja(k) => mark(pc.saturating_add(1).saturating_add(k as usize)),
+            cbpf::Insn::Ja(k) => work.push(classic::ja_target(pc, k, semantics)),
             cbpf::Insn::Jmp { jt, jf, .. } => {
-                mark(pc + 1 + jt as usize);
-                mark(pc + 1 + jf as usize);
+                work.push(pc + 1 + jt as usize);
+                work.push(pc + 1 + jf as usize);
             }
             cbpf::Insn::Ret(_) => {}
-            _ => mark(pc + 1),
+            _ => work.push(pc + 1),
         }
     }
     seen
+}
+
+impl Flavour {
+    /// Whose classic machine the flavour's programs are written for.
+    fn semantics(self) -> classic::Semantics {
+        match self {
+            Flavour::Libpcap => classic::Semantics::Libpcap,
+            Flavour::SocketFilter | Flavour::Seccomp => classic::Semantics::Kernel,
+        }
+    }
 }
 
 /// A jump at `at` to the start of classic instruction `target`.
@@ -272,9 +301,27 @@ impl Translator {
         self.out.push(Insn::Exit);
     }
 
+    /// `A = 0; exit`: the packet is rejected.
+    fn reject(&mut self) {
+        self.out.push(alu32(AluOp::Mov, REG_A, Operand::Imm(0)));
+        self.ret();
+    }
+
+    /// A 32-bit test of `dst` against `src` that skips the next `off` instructions.
+    fn skip_if(&mut self, cond: JmpCond, dst: Reg, src: Operand, off: i16) {
+        self.out.push(Insn::Jmp {
+            width: Width::W32,
+            cond,
+            dst,
+            src,
+            off,
+        });
+    }
+
     fn insn(&mut self, pc: usize, insn: &cbpf::Insn) -> Result<(), TranslateErrorKind> {
         use cbpf::Insn as C;
         let seccomp = self.flavour == Flavour::Seccomp;
+        let libpcap = self.flavour == Flavour::Libpcap;
         let not_here = || Err(TranslateErrorKind::NotInFlavour(self.flavour));
         match *insn {
             C::LdAbs { size, k } if seccomp => {
@@ -284,6 +331,8 @@ impl Translator {
                 }
                 self.out.push(load_ctx(REG_A, k as i16));
             }
+            // Offline, libpcap has no extensions: the load is out of bounds.
+            C::LdAbs { k, .. } if libpcap && k >= classic::SKF_AD_OFF => self.reject(),
             C::LdAbs { k, .. } if k >= classic::SKF_AD_OFF => {
                 let which = Ancillary::from_offset(k).ok_or(TranslateErrorKind::Invalid(
                     ValidateError {
@@ -300,6 +349,11 @@ impl Translator {
             C::LdInd { size, k } => {
                 if seccomp {
                     return not_here();
+                }
+                if libpcap && k != 0 {
+                    // libpcap rejects the packet when X + k overflows.
+                    self.skip_if(JmpCond::Le, REG_X, imm(u32::MAX - k), 2);
+                    self.reject();
                 }
                 // The kernel's LD_IND adds X and k into an int offset: a
                 // 32-bit sum, which a 32-bit add computes for both backends.
@@ -394,7 +448,13 @@ impl Translator {
                     self.out.push(alu32(AluOp::Mov, REG_A, Operand::Imm(0)));
                     self.ret();
                 }
-                if matches!(op, AluOp::Lsh | AluOp::Rsh) && src == Src::X {
+                if matches!(op, AluOp::Lsh | AluOp::Rsh) && src == Src::X && libpcap {
+                    // libpcap: a shift by 32 or more gives 0.
+                    self.skip_if(JmpCond::Lt, REG_X, Operand::Imm(32), 2);
+                    self.out.push(alu32(AluOp::Mov, REG_A, Operand::Imm(0)));
+                    self.out.push(Insn::Ja { off: 1 });
+                    self.out.push(alu32(op, REG_A, Operand::Reg(REG_X)));
+                } else if matches!(op, AluOp::Lsh | AluOp::Rsh) && src == Src::X {
                     // eBPF leaves shifts by 32 or more undefined; the
                     // kernel's interpreter and JITs use the count's low 5 bits.
                     self.out
@@ -409,7 +469,27 @@ impl Translator {
                 width: Width::W32,
                 dst: REG_A,
             }),
-            C::Ja(k) => self.jump_to(Insn::Ja { off: 0 }, pc, pc + 1 + k as usize),
+            C::Ja(k) => {
+                let target = classic::ja_target(pc, k, self.flavour.semantics());
+                if target <= pc {
+                    // libpcap's backward jump, counted as the classic
+                    // interpreter counts it, so the loop is bounded.
+                    self.skip_if(
+                        JmpCond::Lt,
+                        REG_BACKWARD_JUMPS,
+                        imm(classic::LIBPCAP_MAX_BACKWARD_JUMPS),
+                        2,
+                    );
+                    self.reject();
+                    self.out.push(Insn::Alu {
+                        width: Width::W64,
+                        op: AluOp::Add,
+                        dst: REG_BACKWARD_JUMPS,
+                        src: Operand::Imm(1),
+                    });
+                }
+                self.jump_to(Insn::Ja { off: 0 }, pc, target);
+            }
             C::Jmp { cond, src, jt, jf } => {
                 let operand = match src {
                     Src::K(k) => imm(k),

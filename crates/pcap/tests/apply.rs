@@ -8,9 +8,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use bpfkit_pcap::classic::{Filter, Packet};
+use bpfkit_isa::cbpf;
+use bpfkit_pcap::classic::{Filter, Packet, Semantics};
 use bpfkit_pcap::compile::{compile, CompileOptions, LinkType, NameResolver};
-use bpfkit_pcap::translate::translate;
+use bpfkit_pcap::translate::{translate, translate_libpcap};
 use bpfkit_vm::{ContextKind, Program as VmProgram, TestRun, Vm};
 use common::shared;
 use serde_json::Value;
@@ -98,15 +99,55 @@ fn read_savefile(name: &str) -> Savefile {
     }
 }
 
-/// Why a (block, optimized?) pair cannot be checked, when it cannot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Exception {
-    /// libpcap's protochain loops back (a backward `ja`), which the classic
-    /// interpreter and the translation refuse as the kernel's sk_chk_filter
-    /// does; libpcap's userland bpf_filter runs it.
-    ProtochainLoop,
+/// One classic machine and its eBPF translation, loaded for the VM.
+struct Engines {
+    classic: Filter,
+    ebpf: VmProgram,
 }
 
+impl Engines {
+    /// Both engines for `insns` under `semantics`, or why the classic
+    /// validation refuses the program.
+    fn new(insns: &[cbpf::Insn], semantics: Semantics, tag: &str) -> Result<Engines, String> {
+        let (classic, ebpf) = match semantics {
+            Semantics::Kernel => (Filter::new(insns.to_vec()), translate(insns)),
+            Semantics::Libpcap => (Filter::libpcap(insns.to_vec()), translate_libpcap(insns)),
+        };
+        let classic = classic.map_err(|e| e.to_string())?;
+        let ebpf = ebpf.unwrap_or_else(|e| panic!("{tag}: translate: {e}"));
+        let ebpf = VmProgram::with_context(ebpf, ContextKind::SkBuffL3)
+            .unwrap_or_else(|e| panic!("{tag}: VM: {e}"));
+        Ok(Engines { classic, ebpf })
+    }
+
+    /// Each packet's result from the classic machine and from the VM.
+    fn run(&self, vm: &mut Vm, packets: &[(Vec<u8>, u32)], tag: &str) -> [Vec<u32>; 2] {
+        let mut classic_got = Vec::new();
+        let mut vm_got = Vec::new();
+        for (data, wire_len) in packets {
+            classic_got.push(self.classic.run(&Packet {
+                data,
+                wire_len: *wire_len,
+                meta: Default::default(),
+            }));
+            let mut data_in = PREFIX.to_vec();
+            data_in.extend_from_slice(data);
+            let input = TestRun {
+                data_in,
+                ..TestRun::default()
+            };
+            let r = vm
+                .test_run(&self.ebpf, &input)
+                .unwrap_or_else(|e| panic!("{tag}: VM run: {e}"));
+            vm_got.push(r.retval as u32);
+        }
+        [classic_got, vm_got]
+    }
+}
+
+/// Every block runs on libpcap's machine, the reference the results come
+/// from; and on the kernel's, which refuses exactly the 13 `protochain`
+/// blocks (their `ja` jumps back, which bpf_check_classic refuses).
 #[test]
 fn every_filter_gives_libpcaps_result_on_every_packet() {
     let path = shared().join("filter_apply.json");
@@ -117,9 +158,10 @@ fn every_filter_gives_libpcaps_result_on_every_packet() {
     .unwrap();
     let names = NameResolver::from_root(shared().join("names")).expect("read names/");
     let mut vm = Vm::new();
-    let mut runs = 0usize; // (block, optimized?) pairs run through both engines
+    // (block, optimized?) pairs run through both engines, per semantics.
+    let mut runs: BTreeMap<&str, usize> = BTreeMap::new();
     let mut verdicts = 0usize; // per-packet results compared, per engine
-    let mut exceptions: BTreeMap<Exception, Vec<String>> = BTreeMap::new();
+    let mut kernel_refused = Vec::new();
     let mut failures = Vec::new();
     let mut per_dlt: BTreeMap<String, usize> = BTreeMap::new();
     for b in &blocks {
@@ -154,73 +196,59 @@ fn every_filter_gives_libpcaps_result_on_every_packet() {
                     continue;
                 }
             };
-            let classic = match Filter::new(insns.clone()) {
-                Ok(f) => f,
-                Err(_) if expr.contains("protochain") => {
-                    exceptions
-                        .entry(Exception::ProtochainLoop)
-                        .or_default()
-                        .push(tag);
-                    continue;
-                }
-                Err(e) => {
-                    failures.push(format!("{tag}: classic refuses the program: {e}"));
-                    continue;
-                }
-            };
-            let ebpf = translate(&insns).unwrap_or_else(|e| panic!("{tag}: translate: {e}"));
-            let prog = VmProgram::with_context(ebpf, ContextKind::SkBuffL3)
-                .unwrap_or_else(|e| panic!("{tag}: VM: {e}"));
-            let mut classic_got = Vec::new();
-            let mut vm_got = Vec::new();
-            for (data, wire_len) in &file.packets {
-                classic_got.push(classic.run(&Packet {
-                    data,
-                    wire_len: *wire_len,
-                    meta: Default::default(),
-                }));
-                let mut data_in = PREFIX.to_vec();
-                data_in.extend_from_slice(data);
-                let input = TestRun {
-                    data_in,
-                    ..TestRun::default()
+            for (label, semantics) in [
+                ("libpcap", Semantics::Libpcap),
+                ("kernel", Semantics::Kernel),
+            ] {
+                let engines = match Engines::new(&insns, semantics, &tag) {
+                    Ok(e) => e,
+                    Err(e) if semantics == Semantics::Kernel && expr.contains("protochain") => {
+                        assert!(e.contains("jumps back"), "{tag}: {e}");
+                        kernel_refused.push(tag.clone());
+                        continue;
+                    }
+                    Err(e) => {
+                        failures.push(format!("{tag}: the {label} machine refuses it: {e}"));
+                        continue;
+                    }
                 };
-                let r = vm
-                    .test_run(&prog, &input)
-                    .unwrap_or_else(|e| panic!("{tag}: VM run: {e}"));
-                vm_got.push(r.retval as u32);
+                let [classic_got, vm_got] = engines.run(&mut vm, &file.packets, &tag);
+                if classic_got != want {
+                    failures.push(format!(
+                        "{tag}: {label} classic gives {classic_got:?}, libpcap {want:?}"
+                    ));
+                }
+                if vm_got != want {
+                    failures.push(format!(
+                        "{tag}: {label} eBPF in the VM gives {vm_got:?}, libpcap {want:?}"
+                    ));
+                }
+                *runs.entry(label).or_default() += 1;
+                verdicts += want.len();
             }
-            if classic_got != want {
-                failures.push(format!(
-                    "{tag}: classic gives {classic_got:?}, libpcap {want:?}"
-                ));
-            }
-            if vm_got != want {
-                failures.push(format!("{tag}: VM gives {vm_got:?}, libpcap {want:?}"));
-            }
-            runs += 1;
-            verdicts += want.len();
             *per_dlt
                 .entry(LinkType(file.dlt).name().unwrap_or("?").to_string())
                 .or_default() += 1;
         }
     }
     eprintln!(
-        "filter_apply.json: {} blocks; {runs} (block, opt/unopt) runs through the classic \
-         interpreter and the VM, {verdicts} packet results each; by link type: {per_dlt:?}",
+        "filter_apply.json: {} blocks; (block, opt/unopt) runs through the classic interpreter \
+         and the VM per semantics: {runs:?}; {verdicts} packet results each; by link type: \
+         {per_dlt:?}",
         blocks.len()
     );
-    for (why, tags) in &exceptions {
-        eprintln!("not run ({why:?}): {} — {}", tags.len(), tags.join(", "));
-    }
+    eprintln!(
+        "the kernel's machine refuses {}: {}",
+        kernel_refused.len(),
+        kernel_refused.join(", ")
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // The exact exceptions: the 13 protochain blocks, optimized and not.
+    assert_eq!(runs["libpcap"], 2 * blocks.len());
     let protochain = blocks
         .iter()
         .filter(|b| b["expr"].as_str().unwrap().contains("protochain"))
         .count();
     assert_eq!(protochain, 13);
-    let excepted: usize = exceptions.values().map(Vec::len).sum();
-    assert_eq!(excepted, 2 * protochain, "{exceptions:?}");
-    assert_eq!(runs, 2 * blocks.len() - excepted);
+    assert_eq!(kernel_refused.len(), 2 * protochain, "{kernel_refused:?}");
+    assert_eq!(runs["kernel"], 2 * blocks.len() - kernel_refused.len());
 }

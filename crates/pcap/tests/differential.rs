@@ -57,7 +57,7 @@ fn prepared() -> Vec<Prepared> {
         let classic = match Filter::new(l.insns.clone()) {
             Ok(f) => f,
             Err(e) => {
-                let loop_ = matches!(e.kind, ValidateErrorKind::JumpOutOfRange { .. })
+                let loop_ = matches!(e.kind, ValidateErrorKind::JumpsBack { .. })
                     && l.aliases.iter().any(|a| a.contains("protochain"));
                 let unwritten = matches!(e.kind, ValidateErrorKind::UninitializedMemory(_));
                 assert!(loop_ || unwritten, "{}: {e}", l.name);

@@ -3,6 +3,10 @@
 //! with K and X, the extensions the translation maps, stores, both kinds of
 //! jump), run by the classic interpreter, translated in bpfkit's VM and
 //! translated in the kernel, over random packets: all three agree.
+//!
+//! And programs for libpcap's machine, whose `ja` may also jump back (into
+//! loops, some endless): its classic interpreter and its translation in
+//! the VM agree.
 
 mod common;
 
@@ -10,6 +14,7 @@ use bpfkit_abi::ProgramType;
 use bpfkit_isa::cbpf::{AluOp, Insn, JmpCond, RetVal, Size, Src};
 use bpfkit_pcap::classic::{Filter, Metadata, Packet, SKF_AD_OFF};
 use bpfkit_pcap::translate::translate;
+use bpfkit_pcap::translate::translate_libpcap;
 use bpfkit_vm::{ContextKind, Program, TestRun, Vm};
 use proptest::prelude::*;
 
@@ -53,8 +58,9 @@ fn constant(a: u32, b: u32) -> u32 {
 }
 
 /// Instruction `i` of `n` from random numbers; jumps stay inside the
-/// program and before the final `ret`.
-fn insn(i: usize, n: usize, kind: u8, a: u32, b: u32) -> Insn {
+/// program and before the final `ret`, and `ja` may go back (to any
+/// instruction but itself) when `back` is set.
+fn insn(i: usize, n: usize, kind: u8, a: u32, b: u32, back: bool) -> Insn {
     let room = (n - i - 1) as u32; // instructions after this one
     let size = SIZE[(a % 3) as usize];
     let src = if a & 0x100 != 0 {
@@ -97,6 +103,9 @@ fn insn(i: usize, n: usize, kind: u8, a: u32, b: u32) -> Insn {
             1 => Insn::Tax { k: 0 },
             _ => Insn::Txa { k: 0 },
         },
+        16 if back && a % 2 == 0 && i > 0 => {
+            Insn::Ja(((b as usize % i) as u32).wrapping_sub(i as u32 + 1))
+        }
         16 if room > 1 => Insn::Ja(b % (room - 1)),
         17 | 18 if room > 1 => {
             let span = room.min(256);
@@ -116,14 +125,14 @@ fn insn(i: usize, n: usize, kind: u8, a: u32, b: u32) -> Insn {
     }
 }
 
-fn program() -> impl Strategy<Value = Vec<Insn>> {
-    prop::collection::vec((any::<u8>(), any::<u32>(), any::<u32>()), 1..48).prop_map(|body| {
+fn program(back: bool) -> impl Strategy<Value = Vec<Insn>> {
+    prop::collection::vec((any::<u8>(), any::<u32>(), any::<u32>()), 1..48).prop_map(move |body| {
         // Every scratch word written first, so that any later read is valid
         // on every path (check_load_and_stores); then the body; then `ret a`.
         let mut p: Vec<Insn> = (0..16).map(Insn::St).collect();
         let n = 16 + body.len() + 1;
         for (j, (kind, a, b)) in body.into_iter().enumerate() {
-            p.push(insn(16 + j, n, kind, a, b));
+            p.push(insn(16 + j, n, kind, a, b, back));
         }
         p.push(Insn::Ret(RetVal::A));
         p
@@ -138,7 +147,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn classic_vm_and_kernel_agree_on_random_programs(insns in program(), packets in packets()) {
+    fn classic_vm_and_kernel_agree_on_random_programs(insns in program(false), packets in packets()) {
         let classic = Filter::new(insns.clone()).unwrap_or_else(|e| panic!("{e}: {insns:?}"));
         let ebpf = translate(&insns).unwrap();
         let prog = Program::with_context(ebpf.clone(), ContextKind::SkBuffL3).unwrap();
@@ -178,6 +187,27 @@ proptest! {
                 let got = k.test_run(&data_in, &[], 1).unwrap().retval;
                 prop_assert_eq!(got, want, "kernel on {:02x?}\n{}", packet, bpfkit_isa::cbpf::dump(&insns));
             }
+        }
+    }
+
+    #[test]
+    fn libpcaps_machine_and_its_translation_agree_on_random_programs_with_loops(
+        insns in program(true),
+        packets in packets(),
+    ) {
+        let classic = Filter::libpcap(insns.clone()).unwrap_or_else(|e| panic!("{e}: {insns:?}"));
+        let ebpf = translate_libpcap(&insns).unwrap();
+        let prog = Program::with_context(ebpf, ContextKind::SkBuffL3).unwrap();
+        let mut vm = Vm::new();
+        for packet in &packets {
+            let want = classic.run(&Packet::new(packet));
+            let mut data_in = PREFIX.to_vec();
+            data_in.extend_from_slice(packet);
+            let got = vm
+                .test_run(&prog, &TestRun { data_in, ..TestRun::default() })
+                .unwrap()
+                .retval;
+            prop_assert_eq!(got, want as u64, "VM on {:02x?}\n{}", packet, bpfkit_isa::cbpf::dump(&insns));
         }
     }
 }

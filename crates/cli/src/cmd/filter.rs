@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bpfkit_isa::{cbpf, Syntax};
-use bpfkit_pcap::classic::{Filter, Packet};
+use bpfkit_pcap::classic::{self, Filter, Packet};
 use bpfkit_pcap::compile::{CompileOptions, LinkType, NameResolver};
 use clap::{ArgAction, Parser, ValueEnum};
 
@@ -55,6 +55,44 @@ pub struct Args {
     /// What runs the program for --test.
     #[arg(long, value_enum, default_value_t = Engine::Classic)]
     engine: Engine,
+    /// Whose classic machine the program is for: libpcap's userland one,
+    /// which filtertest runs and which alone runs `protochain`'s backward
+    /// jumps (the default for --test with the classic and vm engines), or
+    /// the kernel's (the default for --ebpf and --engine kernel).
+    #[arg(long, value_enum)]
+    semantics: Option<Semantics>,
+}
+
+/// Whose classic machine runs the program.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Semantics {
+    /// libpcap's userland bpf_filter.
+    Libpcap,
+    /// The kernel's socket filter.
+    Kernel,
+}
+
+impl Args {
+    /// `--semantics`, or the default for what the program is run by.
+    fn semantics(&self, for_test: bool) -> classic::Semantics {
+        match self.semantics {
+            Some(Semantics::Libpcap) => classic::Semantics::Libpcap,
+            Some(Semantics::Kernel) => classic::Semantics::Kernel,
+            None if for_test && self.engine != Engine::Kernel => classic::Semantics::Libpcap,
+            None => classic::Semantics::Kernel,
+        }
+    }
+}
+
+/// The eBPF translation of `insns` for `semantics`' machine.
+fn translate(
+    insns: &[cbpf::Insn],
+    semantics: classic::Semantics,
+) -> Result<Vec<bpfkit_isa::Insn>, bpfkit_pcap::translate::TranslateError> {
+    match semantics {
+        classic::Semantics::Kernel => bpfkit_pcap::translate::translate(insns),
+        classic::Semantics::Libpcap => bpfkit_pcap::translate::translate_libpcap(insns),
+    }
 }
 
 /// What runs the program over packets.
@@ -177,12 +215,16 @@ pub fn run_program(insns: Vec<cbpf::Insn>, args: &Args, savefile: Option<&Savefi
         _ => out!("{}", cbpf::dump_decimal(&insns)),
     }
     if args.ebpf {
-        let ebpf = bpfkit_pcap::translate::translate(&insns)?;
+        let ebpf = translate(&insns, args.semantics(false))?;
         out!("{}", bpfkit_isa::disassemble(&ebpf, Syntax::Llvm));
     }
     if let (Some(path), Some(savefile)) = (&args.test, savefile) {
-        let filter = Filter::new(insns.clone())?;
-        let mut runner = Runner::new(&insns, args.engine)?;
+        let semantics = args.semantics(true);
+        let filter = match semantics {
+            classic::Semantics::Kernel => Filter::new(insns.clone())?,
+            classic::Semantics::Libpcap => Filter::libpcap(insns.clone())?,
+        };
+        let mut runner = Runner::new(&insns, args.engine, semantics)?;
         for (i, p) in savefile.packets.iter().enumerate() {
             let result = match &mut runner {
                 None => filter.run(&Packet {
@@ -216,11 +258,15 @@ enum Runner {
 const TEST_RUN_PREFIX: [u8; 14] = [0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1, 0x88, 0xb5];
 
 impl Runner {
-    fn new(insns: &[cbpf::Insn], engine: Engine) -> Result<Option<Runner>> {
+    fn new(
+        insns: &[cbpf::Insn],
+        engine: Engine,
+        semantics: classic::Semantics,
+    ) -> Result<Option<Runner>> {
         if engine == Engine::Classic {
             return Ok(None);
         }
-        let ebpf = bpfkit_pcap::translate::translate(insns)?;
+        let ebpf = translate(insns, semantics)?;
         if engine == Engine::Kernel {
             let program = bpfkit_kernel::Program::load(&bpfkit_kernel::ProgramLoad {
                 name: "bpfkit_filter",
