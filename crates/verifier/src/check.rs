@@ -3,6 +3,7 @@
 
 use crate::cfg::{check_cfg, Cfg};
 use crate::ctx::{CtxLayout, FieldKind};
+use crate::liveness::Live;
 use crate::scalar::{Cond, Scalar};
 use crate::state::{
     regsafe, same_values, subsumes, Frame, IdMap, RegState, RegType, SlotByte, State,
@@ -63,6 +64,8 @@ struct Env<'a> {
     prog_type: ProgramType,
     ctx: CtxLayout,
     cfg: Cfg,
+    /// The registers that matter at each slot, for pruning.
+    live: Vec<Live>,
     cps: Vec<Checkpoint>,
     explored: Vec<Vec<usize>>,
     processed: u64,
@@ -116,6 +119,7 @@ pub(crate) fn run(
         opts,
         prog_type,
         ctx,
+        live: crate::liveness::analyze(&prog.slots),
         cfg,
         cps: Vec::new(),
         explored: vec![Vec::new(); n],
@@ -308,7 +312,7 @@ impl Env<'_> {
             if c.branches > 0 {
                 in_loop = true;
                 if self.callback_entry[pc] {
-                    if subsumes(&c.state, &path.state, uninit_ok) {
+                    if subsumes(&c.state, &path.state, uninit_ok, &self.live[pc]) {
                         return Ok(true);
                     }
                     continue;
@@ -318,7 +322,7 @@ impl Env<'_> {
                 }
                 continue;
             }
-            if subsumes(&c.state, &path.state, uninit_ok) {
+            if subsumes(&c.state, &path.state, uninit_ok, &self.live[pc]) {
                 return Ok(true);
             }
         }
@@ -360,12 +364,26 @@ impl Env<'_> {
             }
             self.processed += 1;
             if self.processed > self.opts.max_insns {
+                // Name the loop: the last jump taken, when it went back
+                // (where the count runs out within the body says little).
+                let back_edge = path.trail.last().copied().filter(|&j| {
+                    self.prog.slots[j].is_some_and(|i| match i {
+                        Insn::Ja { off } | Insn::Jmp { off, .. } => off < 0,
+                        Insn::Ja32 { imm } => imm < 0,
+                        _ => false,
+                    })
+                });
                 return Err((
-                    pc,
+                    back_edge.unwrap_or(pc),
                     format!(
-                        "BPF program is too large. Processed {} insn (the kernel's limit is {}): a loop \
+                        "BPF program is too large. Processed {} insn (the kernel's limit is {}): {} \
                          may not terminate, or its bound is not known",
-                        self.processed, self.opts.max_insns
+                        self.processed,
+                        self.opts.max_insns,
+                        match back_edge {
+                            Some(j) => format!("the loop that jumps back at insn {j}"),
+                            None => "a loop".to_string(),
+                        }
                     ),
                     Some(path.state),
                     path.trail,

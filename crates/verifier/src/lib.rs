@@ -43,6 +43,7 @@
 mod cfg;
 mod check;
 pub mod ctx;
+pub mod liveness;
 pub mod scalar;
 pub mod state;
 pub mod tnum;

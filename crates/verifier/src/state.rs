@@ -3,6 +3,7 @@
 //! `bpf_func_state` and `bpf_verifier_state`), and the subsumption test that
 //! state pruning uses (`states_equal`, `regsafe`, `stacksafe`).
 
+use crate::liveness::Live;
 use crate::scalar::Scalar;
 use core::fmt;
 
@@ -396,18 +397,28 @@ fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap, uninit_ok: bool) -> bool
     true
 }
 
-/// `states_equal` in its pruning form: `old` subsumes `cur`.
-pub fn subsumes(old: &State, cur: &State, uninit_ok: bool) -> bool {
+/// `states_equal` in its pruning form: `old` subsumes `cur`. `live` says
+/// which registers of the innermost frame matter at this instruction
+/// (see [`crate::liveness`]): a dead one may hold anything, and an
+/// imprecise scalar any scalar, in either state.
+pub fn subsumes(old: &State, cur: &State, uninit_ok: bool, live: &Live) -> bool {
     if old.frames.len() != cur.frames.len() || old.refs.len() != cur.refs.len() {
         return false;
     }
     let mut ids = IdMap::default();
-    for (o, c) in old.frames.iter().zip(&cur.frames) {
+    let innermost = old.frames.len() - 1;
+    for (depth, (o, c)) in old.frames.iter().zip(&cur.frames).enumerate() {
         if o.callsite != c.callsite || o.ret_pc != c.ret_pc {
             return false;
         }
-        for (ro, rc) in o.regs.iter().zip(&c.regs) {
-            if !regsafe(ro, rc, &mut ids) {
+        let live = if depth == innermost { *live } else { Live::ALL };
+        for (r, (ro, rc)) in o.regs.iter().zip(&c.regs).enumerate() {
+            if !live.read.contains(r) {
+                continue;
+            }
+            let imprecise =
+                !live.precise.contains(r) && ro.ty == RegType::Scalar && rc.ty == RegType::Scalar;
+            if !imprecise && !regsafe(ro, rc, &mut ids) {
                 return false;
             }
         }
