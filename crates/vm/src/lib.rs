@@ -338,15 +338,18 @@ impl Vm {
         input: &TestRun,
     ) -> Result<TestRunResult, RunError> {
         let repeat = input.repeat.max(1);
+        let mut run = TestRunSpace::new(program.context(), input)?;
+        // As bpf_test_run: every repetition runs on the same context and
+        // packet, set up once, and what the last one leaves is the output.
         let started = Instant::now();
-        let mut last = None;
+        let mut r0 = 0;
         for _ in 0..repeat {
-            last = Some(self.test_run_once(program, input)?);
+            r0 = self.test_run_once(program, &mut run)?;
         }
         let elapsed = started.elapsed() / repeat;
-        let (retval, data_out, ctx_out) = last.unwrap_or_default();
+        let (data_out, ctx_out) = run.output();
         Ok(TestRunResult {
-            retval,
+            retval: r0,
             data_out,
             ctx_out,
             duration: elapsed,
@@ -356,10 +359,47 @@ impl Vm {
     fn test_run_once(
         &mut self,
         program: &Program,
-        input: &TestRun,
-    ) -> Result<(u64, Vec<u8>, Vec<u8>), RunError> {
-        let mut space = AddressSpace::new();
+        run: &mut TestRunSpace,
+    ) -> Result<u64, RunError> {
         let context = program.context();
+        let limits = self.limits;
+        let mut executed = 0;
+        let mut stack = std::mem::take(&mut self.stack);
+        let mut env = self.env(context, run.ctx_base, run.packet);
+        let r0 = interp::execute(
+            program,
+            &mut run.space,
+            &mut env,
+            run.args,
+            limits,
+            &mut executed,
+            &mut stack,
+        );
+        // A helper may have moved the packet's bounds (bpf_xdp_adjust_head).
+        if let Some(p) = env.packet {
+            run.packet = Some(p);
+        }
+        self.stack = stack;
+        self.last_executed = executed;
+        r0
+    }
+}
+
+/// The memory a test run's repetitions share: the context and packet
+/// `BPF_PROG_TEST_RUN` builds once from its input.
+struct TestRunSpace {
+    space: AddressSpace,
+    ctx_base: u64,
+    packet: Option<PacketPointers>,
+    /// r1..r5 on entry.
+    args: [u64; 5],
+    /// Bytes of link-layer header an L3 program does not see.
+    l2_len: usize,
+}
+
+impl TestRunSpace {
+    fn new(context: ContextKind, input: &TestRun) -> Result<TestRunSpace, RunError> {
+        let mut space = AddressSpace::new();
         match context {
             ContextKind::Raw => {
                 let ctx = if input.ctx_in.is_empty() {
@@ -368,24 +408,13 @@ impl Vm {
                     &input.ctx_in
                 };
                 let base = space.add(RegionKind::Context, true, ctx.clone());
-                let limits = self.limits;
-                let mut executed = 0;
-                let mut stack = std::mem::take(&mut self.stack);
-                let mut env = self.env(context, base, None);
-                let r0 = interp::execute(
-                    program,
-                    &mut space,
-                    &mut env,
-                    [base, ctx.len() as u64, 0, 0, 0],
-                    limits,
-                    &mut executed,
-                    &mut stack,
-                );
-                self.stack = stack;
-                self.last_executed = executed;
-                let r0 = r0?;
-                let out = space.region(0).map(Region::to_vec).unwrap_or_default();
-                Ok((r0, Vec::new(), out))
+                Ok(TestRunSpace {
+                    space,
+                    ctx_base: base,
+                    packet: None,
+                    args: [base, ctx.len() as u64, 0, 0, 0],
+                    l2_len: 0,
+                })
             }
             ContextKind::Xdp | ContextKind::SkBuff | ContextKind::SkBuffL3 => {
                 let (ctx_size, headroom, tailroom) = match context {
@@ -400,7 +429,7 @@ impl Vm {
                     0
                 };
                 context::check_test_run_input(context, &input.data_in, &input.ctx_in)?;
-                let (l2, payload) = input.data_in.split_at(l2_len);
+                let payload = &input.data_in[l2_len..];
                 let mut ctx = vec![0u8; ctx_size];
                 let n = input.ctx_in.len().min(ctx_size);
                 ctx[..n].copy_from_slice(&input.ctx_in[..n]);
@@ -413,41 +442,37 @@ impl Vm {
                 let buffer_len = buffer.len() as u64;
                 let buf = space.add(RegionKind::Packet, true, buffer);
                 let data = buf + headroom as u64;
-                let packet = PacketPointers {
-                    buffer: buf,
-                    buffer_len,
-                    data_meta: data,
-                    data,
-                    data_end: data + payload.len() as u64,
-                };
-                let limits = self.limits;
-                let mut executed = 0;
-                let mut stack = std::mem::take(&mut self.stack);
-                let mut env = self.env(context, ctx_base, Some(packet));
-                let r0 = interp::execute(
-                    program,
-                    &mut space,
-                    &mut env,
-                    [ctx_base, 0, 0, 0, 0],
-                    limits,
-                    &mut executed,
-                    &mut stack,
-                );
-                let p = env.packet.unwrap_or(packet);
-                self.stack = stack;
-                let r0 = r0?;
-                // bpf_prog_test_run_skb pushes a zeroed link-layer header back
-                // in front of what an L3 program saw.
-                let mut data_out = vec![0; l2.len()];
-                data_out.extend(
-                    space
-                        .read(p.data, (p.data_end - p.data) as usize)
-                        .unwrap_or_default(),
-                );
-                let ctx_out = space.region(0).map(Region::to_vec).unwrap_or_default();
-                self.last_executed = executed;
-                Ok((r0, data_out, ctx_out))
+                Ok(TestRunSpace {
+                    space,
+                    ctx_base,
+                    packet: Some(PacketPointers {
+                        buffer: buf,
+                        buffer_len,
+                        data_meta: data,
+                        data,
+                        data_end: data + payload.len() as u64,
+                    }),
+                    args: [ctx_base, 0, 0, 0, 0],
+                    l2_len,
+                })
             }
         }
+    }
+
+    /// The packet and context after the last run.
+    fn output(&self) -> (Vec<u8>, Vec<u8>) {
+        let ctx_out = self.space.region(0).map(Region::to_vec).unwrap_or_default();
+        let Some(p) = self.packet else {
+            return (Vec::new(), ctx_out);
+        };
+        // bpf_prog_test_run_skb pushes a zeroed link-layer header back
+        // in front of what an L3 program saw.
+        let mut data_out = vec![0; self.l2_len];
+        data_out.extend(
+            self.space
+                .read(p.data, (p.data_end - p.data) as usize)
+                .unwrap_or_default(),
+        );
+        (data_out, ctx_out)
     }
 }
