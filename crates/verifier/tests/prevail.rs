@@ -454,6 +454,8 @@ fn prevail_suite_verdicts() {
         .collect();
     let (mut total, mut agree, mut unsupported) = (0, 0, 0);
     let mut disagreements = Vec::new();
+    let mut causes: BTreeMap<Cause, usize> = BTreeMap::new();
+    let mut unexplained = Vec::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut post_facts = PostFacts::default();
     for file in &files {
@@ -523,6 +525,12 @@ fn prevail_suite_verdicts() {
             if got.is_err() == expect_reject {
                 agree += 1;
             } else {
+                let file_name = file.file_name().unwrap().to_string_lossy().into_owned();
+                let bpfkit_msg = got.as_ref().err().map(|r| r.message.as_str());
+                match explain(&file_name, &case.name, bpfkit_msg) {
+                    Some(cause) => *causes.entry(cause).or_default() += 1,
+                    None => unexplained.push(format!("{file_name}: {}", case.name)),
+                }
                 disagreements.push(format!(
                     "{}: {}: PREVAIL {}, bpfkit {}",
                     file.file_name().unwrap().to_string_lossy(),
@@ -546,6 +554,9 @@ fn prevail_suite_verdicts() {
     for (r, n) in &reasons {
         println!("not run ({r}): {n}");
     }
+    for (cause, n) in &causes {
+        println!("disagreements because {}: {n}", cause.text());
+    }
     println!(
         "PREVAIL suite: {total} cases, {agree} verdicts agree, {} disagree, {unsupported} not run",
         disagreements.len()
@@ -564,6 +575,10 @@ fn prevail_suite_verdicts() {
     );
     assert_eq!(total, 802, "the suite has 802 cases (SOURCE.md)");
     assert!(
+        unexplained.is_empty(),
+        "disagreements with no explanation in `explain`: {unexplained:#?}"
+    );
+    assert!(
         post_facts.same >= POST_FACTS_RATCHET,
         "interval facts matching PREVAIL fell: {} < {POST_FACTS_RATCHET}",
         post_facts.same
@@ -575,6 +590,110 @@ fn prevail_suite_verdicts() {
 }
 
 use serde::Deserialize as _;
+
+/// Why bpfkit's verdict differs from PREVAIL's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Cause {
+    /// bpfkit applies a rule of the kernel's that PREVAIL does not have.
+    KernelRule(&'static str),
+    /// The kernel (privileged, as bpfkit by default) allows what PREVAIL
+    /// refuses, and bpfkit follows the kernel.
+    KernelAllows(&'static str),
+    /// bpfkit does not model this yet (it says so in its message).
+    NotModelled(&'static str),
+    /// This harness cannot give bpfkit PREVAIL's entry state or memory model.
+    Harness(&'static str),
+    /// A PREVAIL-only construct the case tests.
+    PrevailOnly(&'static str),
+}
+
+impl Cause {
+    fn text(self) -> String {
+        match self {
+            Cause::KernelRule(r) => format!("the kernel's rule {r}"),
+            Cause::KernelAllows(r) => format!("the kernel allows {r}"),
+            Cause::NotModelled(r) => format!("bpfkit does not model {r}"),
+            Cause::Harness(r) => format!("of the harness: {r}"),
+            Cause::PrevailOnly(r) => format!("of PREVAIL's own {r}"),
+        }
+    }
+}
+
+/// The cause of each disagreement in the suite: by bpfkit's message when it
+/// rejects, by case when it accepts what PREVAIL refuses.
+fn explain(file: &str, name: &str, bpfkit_rejects: Option<&str>) -> Option<Cause> {
+    use Cause::*;
+    if let Some(m) = bpfkit_rejects {
+        let rule = |needle: &str| m.contains(needle);
+        return Some(if rule("div by zero") {
+            KernelRule("check_alu_op: division by the constant 0 (\"div by zero\")")
+        } else if rule("invalid shift") {
+            KernelRule("check_alu_op: a constant shift of the width or more, or negative")
+        } else if rule("misaligned stack access") {
+            KernelRule("check_ptr_alignment: stack accesses are always strictly aligned")
+        } else if rule("BPF_LD_[ABS|IND] instructions not allowed") {
+            KernelRule("check_ld_abs: may_access_skb, no LD_ABS/LD_IND in XDP")
+        } else if rule("cannot pass map_type") {
+            KernelRule("check_map_func_compatibility: bpf_ringbuf_output needs a ring buffer")
+        } else if rule("!read_ok") {
+            // A callee starts with r0 and r6..r9 unset; exit needs r0; the
+            // kernel walks `ptr < 0` both ways (is_branch_taken knows only
+            // NULL tests of pointers); `r5 = r5` and `r0 = r3` read unset registers.
+            KernelRule("check_reg_arg: every register read must have been written on the path")
+        } else if rule("unreachable insn") || rule("jump out of range") {
+            KernelRule("check_cfg: no unreachable code, no jump across a subprogram boundary")
+        } else if rule("invalid access to packet") && file == "loop.yaml" {
+            KernelRule(
+                "find_good_pkt_pointers: packet bounds come from comparing pointers with \
+                 data_end, not from a scalar length",
+            )
+        } else if rule("too large") {
+            KernelRule("BPF_COMPLEXITY_LIMIT_INSNS: the loop is walked, not widened")
+        } else if rule("indirect calls (callx)") {
+            NotModelled("callx")
+        } else if rule("does not know this helper") {
+            NotModelled("bpf_skc_lookup_tcp (helper 99)")
+        } else if rule("entry state") {
+            Harness("PREVAIL's alloc_mem and >512-byte subprogram stacks have no entry-state equivalent")
+        } else if rule("the stack is 512 bytes below") {
+            Harness("PREVAIL's stack spans every subprogram's frame, bpfkit's 512 bytes")
+        } else if rule("bpf_context access") {
+            Harness("the test context is given as xdp_md-like 4-byte fields")
+        } else if rule("invalid access to memory") || rule("invalid access to packet") {
+            Harness("PREVAIL's shared regions and packet meta area are larger than the entry state bpfkit gets")
+        } else {
+            return None;
+        });
+    }
+    // bpfkit accepts what PREVAIL rejects.
+    Some(match (file, name) {
+        ("observe.yaml", _) => PrevailOnly("`observe` assertions"),
+        ("assign.yaml", _) | ("atomic.yaml", _) | ("pointer.yaml", _) | ("subtract.yaml", _) => {
+            KernelAllows(
+                "pointers in 32-bit moves, returns, cmpxchg and pointer subtraction \
+                 (is_pointer_value is true only for unprivileged programs)",
+            )
+        }
+        ("jump.yaml", "multiple types add fail" | "lost implications in correlated branches") => {
+            KernelAllows("what a path-by-path walk proves and a join loses")
+        }
+        ("jump.yaml", _) => {
+            KernelAllows("comparing pointers with numbers and other pointers (privileged)")
+        }
+        ("call.yaml", "bpf_map_lookup_elem shared key - maybe null") => {
+            Harness("a shared pointer given as a map value, which is never NULL")
+        }
+        ("call.yaml", _)
+        | (
+            "stack.yaml",
+            "stack_numeric_size join must use minimum (8 bytes read after 4/8 write)",
+        ) => KernelAllows(
+            "spilled pointers and partly written slots as initialized helper memory \
+                 (check_stack_range_initialized with allow_ptr_leaks)",
+        ),
+        _ => return None,
+    })
+}
 
 trait KindStr {
     fn kind_str(&self) -> String;
