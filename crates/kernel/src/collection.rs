@@ -13,7 +13,7 @@ use bpfkit_object::{AttachTarget, InitRef, MapSpec, ObjectSpec, RelocTarget};
 use crate::error::{Error, Result};
 use crate::link::Link;
 use crate::map::{KernelMap, MapDefinition};
-use crate::prog::{Program, ProgramLoad};
+use crate::prog::{LoadExtras, Program, ProgramLoad};
 
 /// What [`Collection::auto_attach`] did: links by program name, and the
 /// programs it did not attach with the reason.
@@ -46,6 +46,10 @@ pub struct LoadOptions<'a> {
     /// `prog loadall OBJ PATH pinmaps DIR` pins them all (global data maps
     /// keep their section name without the dot: `DIR/bss`).
     pub pin_all_maps: bool,
+    /// Keep each program's verifier log at this level (0: none, the
+    /// default; 4, `BPF_LOG_STATS`, gives the kernel's own verification
+    /// time), readable as [`Program::verifier_stats`].
+    pub verifier_log_level: u32,
 }
 
 /// Who applied a collection's CO-RE relocations.
@@ -388,24 +392,32 @@ impl Collection {
                     .collect();
                 (fd, func, line)
             });
-            let prog = Program::load(&ProgramLoad {
-                name,
-                prog_type: p.kind.prog_type,
-                expected_attach_type: p.kind.attach_type,
-                insns: &insns,
-                license: &spec.license,
-                kern_version: spec.kern_version.unwrap_or(0),
-                btf: btf_info,
-                attach_btf_id: btf_attach_id_of(name, p)?,
-                core_relos: if kernel_core {
-                    p.core_relos
-                        .iter()
-                        .map(|r| [r.insn_off * 8, r.type_id, r.access_str_off, r.kind as u32])
-                        .collect()
-                } else {
-                    Vec::new()
+            let extras = LoadExtras {
+                log_level: opts.verifier_log_level,
+                always_log: opts.verifier_log_level != 0,
+                ..LoadExtras::default()
+            };
+            let prog = Program::load_with(
+                &ProgramLoad {
+                    name,
+                    prog_type: p.kind.prog_type,
+                    expected_attach_type: p.kind.attach_type,
+                    insns: &insns,
+                    license: &spec.license,
+                    kern_version: spec.kern_version.unwrap_or(0),
+                    btf: btf_info,
+                    attach_btf_id: btf_attach_id_of(name, p)?,
+                    core_relos: if kernel_core {
+                        p.core_relos
+                            .iter()
+                            .map(|r| [r.insn_off * 8, r.type_id, r.access_str_off, r.kind as u32])
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                 },
-            })?;
+                &extras,
+            )?;
             programs.insert(name.clone(), prog);
             targets.insert(name.clone(), p.kind.target.clone());
         }
