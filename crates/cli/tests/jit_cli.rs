@@ -104,3 +104,42 @@ fn conformance_runs_under_the_jit() {
     assert!(ok, "{out}");
     assert_eq!(out.lines().last(), Some("313 passed, 0 failed, 0 skipped"));
 }
+
+#[test]
+fn conformance_runs_on_the_arm64_back_end_under_qemu() {
+    let dir = format!(
+        "{}/../../../shared/conformance/bpf_conformance/tests",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    if !std::path::Path::new(&dir).is_dir() {
+        assert!(!ci, "no suite at {dir}");
+        eprintln!("SKIP: conformance suite not found at {dir}");
+        return;
+    }
+    // Without qemu-aarch64 on PATH, the error names the package to install.
+    let out = Command::new(BIN)
+        .args(["conformance", &dir, "--engine", "jit-arm64"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("qemu-aarch64 not found") && err.contains("package qemu-user"),
+        "{err}"
+    );
+    if Command::new("qemu-aarch64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(!ci, "qemu-aarch64 is missing (Debian package qemu-user)");
+        eprintln!("SKIP: qemu-aarch64 not found (Debian package qemu-user)");
+        return;
+    }
+    let (ok, out, err) = stdout(&["conformance", &dir, "--engine", "jit-arm64"]);
+    assert!(ok, "{out}{err}");
+    // Every file the interpreter passes, none skipped.
+    assert_eq!(out.lines().last(), Some("313 passed, 0 failed, 0 skipped"));
+}
