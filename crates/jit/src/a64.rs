@@ -181,13 +181,55 @@ fn reg(i: u8) -> u32 {
     R[(i as usize).min(10)]
 }
 
+/// A program's A64 code as its executable holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct A64Code {
+    /// The instructions, in order, from the entry.
+    pub words: Vec<u32>,
+    /// For each instruction slot of the program, the index in `words` of
+    /// the first instruction made from it (`None` for the second slot of a
+    /// 64-bit immediate load, which has no code of its own).
+    pub starts: Vec<Option<usize>>,
+    /// Index in `words` where the shared exit paths (result, fault,
+    /// budget) begin.
+    pub exits: usize,
+}
+
 /// Builds the aarch64 executable running `program` on `mem` with `budget`
 /// instructions, as [`bpfkit_vm::Vm::run`] does (r1 = the input, r2 = its length).
 pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>, JitError> {
+    let code = compile(program, mem.len(), budget)?;
+    let first_frame = usize::from(!mem.is_empty());
+    // The data segment: depth, r0, the region table, the frames, the input.
+    let mut data = vec![0u8; INPUT as usize + mem.len()];
+    data[INPUT as usize..].copy_from_slice(mem);
+    let mut entry = |index: usize, ptr: u64, len: u64| {
+        let at = 0x100 + 16 * index;
+        data[at..at + 8].copy_from_slice(&ptr.to_le_bytes());
+        data[at + 8..at + 16].copy_from_slice(&len.to_le_bytes());
+    };
+    if !mem.is_empty() {
+        entry(0, DATA_ADDR + INPUT, mem.len() as u64);
+    }
+    for frame in 0..MAX_FRAMES {
+        let ptr = DATA_ADDR + STACKS + (frame * STACK_PER_FRAME) as u64;
+        let len = if frame == 0 {
+            STACK_PER_FRAME as u64
+        } else {
+            0
+        };
+        entry(first_frame + frame, ptr, len);
+    }
+    Ok(elf(&code.words, &data))
+}
+
+/// Compiles `program` to the A64 code of an executable whose input has
+/// `input_len` bytes and whose budget is `budget` instructions.
+pub fn compile(program: &Program, input_len: usize, budget: u64) -> Result<A64Code, JitError> {
     let ops = program.ops();
     let lead = leaders(ops);
     // The VM's region layout: the input (when there is one), then frames.
-    let first_frame = usize::from(!mem.is_empty());
+    let first_frame = usize::from(input_len != 0);
     let nregions = first_frame + MAX_FRAMES;
     let mut a = Asm {
         code: Vec::new(),
@@ -208,10 +250,10 @@ pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>,
     for r in R {
         a.mov_imm(r, 0);
     }
-    if !mem.is_empty() {
+    if input_len != 0 {
         a.mov_imm(reg(1), region_base(0));
     }
-    a.mov_imm(reg(2), mem.len() as u64);
+    a.mov_imm(reg(2), input_len as u64);
     a.mov_imm(reg(10), region_base(first_frame) + STACK_PER_FRAME as u64);
 
     let mut block_len = vec![0usize; ops.len()];
@@ -248,6 +290,7 @@ pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>,
         )?;
     }
     // Exits.
+    let exits = a.code.len();
     a.bind(exit_zero);
     a.mov_imm(reg(0), 0);
     a.bind(finish);
@@ -271,29 +314,22 @@ pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>,
     a.bind(do_exit);
     a.mov_imm(8, 94); // exit_group
     a.emit(0xD400_0001);
-    let code = a.finish()?;
-
-    // The data segment: depth, r0, the region table, the frames, the input.
-    let mut data = vec![0u8; INPUT as usize + mem.len()];
-    data[INPUT as usize..].copy_from_slice(mem);
-    let mut entry = |index: usize, ptr: u64, len: u64| {
-        let at = 0x100 + 16 * index;
-        data[at..at + 8].copy_from_slice(&ptr.to_le_bytes());
-        data[at + 8..at + 16].copy_from_slice(&len.to_le_bytes());
-    };
-    if !mem.is_empty() {
-        entry(0, DATA_ADDR + INPUT, mem.len() as u64);
-    }
-    for frame in 0..MAX_FRAMES {
-        let ptr = DATA_ADDR + STACKS + (frame * STACK_PER_FRAME) as u64;
-        let len = if frame == 0 {
-            STACK_PER_FRAME as u64
-        } else {
-            0
-        };
-        entry(first_frame + frame, ptr, len);
-    }
-    Ok(elf(&code, &data))
+    let starts = ops
+        .iter()
+        .zip(&labels)
+        .map(|(&op, &l)| {
+            if op == Op::LdImm64Tail {
+                None
+            } else {
+                a.labels[l]
+            }
+        })
+        .collect();
+    Ok(A64Code {
+        words: a.finish()?,
+        starts,
+        exits,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
