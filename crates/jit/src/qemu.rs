@@ -40,10 +40,13 @@ pub enum QemuError {
 pub enum A64Outcome {
     /// The program returned this `r0`.
     Returned(u64),
-    /// It faulted (memory, unknown helper or call target, call depth).
-    Fault,
-    /// It ran out of its instruction budget.
-    Budget,
+    /// It ended early at instruction slot `pc`: a fault, or the budget.
+    Fault {
+        /// Why.
+        kind: a64::FaultKind,
+        /// The slot index of the instruction, as the VM's `RunError` has it.
+        pc: usize,
+    },
     /// It uses what the ARM64 back end does not provide (maps, callbacks).
     Unsupported,
     /// qemu ended otherwise: this exit status, or a signal (`None`).
@@ -101,8 +104,17 @@ impl Qemu {
                 r0.copy_from_slice(&out.stdout);
                 A64Outcome::Returned(u64::from_le_bytes(r0))
             }
-            Some(a64::EXIT_FAULT) => A64Outcome::Fault,
-            Some(a64::EXIT_BUDGET) => A64Outcome::Budget,
+            Some(a64::EXIT_FAULT | a64::EXIT_BUDGET) if out.stdout.len() == 16 => {
+                let word = |i: usize| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(&out.stdout[i..i + 8]);
+                    u64::from_le_bytes(w)
+                };
+                match (a64::FaultKind::from_code(word(0)), usize::try_from(word(8))) {
+                    (Some(kind), Ok(pc)) => A64Outcome::Fault { kind, pc },
+                    _ => A64Outcome::Crashed(out.status.code()),
+                }
+            }
             Some(a64::EXIT_UNSUPPORTED) => A64Outcome::Unsupported,
             other => A64Outcome::Crashed(other),
         })
@@ -135,7 +147,7 @@ impl Qemu {
         let passed = match (&case.expected, &outcome) {
             (Expected::Value(want), Ok(A64Outcome::Returned(got))) => want == got,
             (Expected::Error(_), Err(_)) => true,
-            (Expected::Error(_), Ok(o)) => matches!(o, A64Outcome::Fault | A64Outcome::Budget),
+            (Expected::Error(_), Ok(o)) => matches!(o, A64Outcome::Fault { .. }),
             _ => false,
         };
         if passed {

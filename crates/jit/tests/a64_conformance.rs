@@ -5,9 +5,12 @@
 
 use std::path::PathBuf;
 
+use bpfkit_jit::a64::FaultKind;
 use bpfkit_jit::qemu::{A64Outcome, Qemu};
 use bpfkit_vm::conformance::Verdict;
 use bpfkit_vm::{Program, Vm};
+
+mod common;
 
 fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
@@ -66,13 +69,16 @@ fn arm64_executables_report_results_faults_and_the_budget() {
         let insns = bpfkit_isa::assemble(src, bpfkit_isa::Syntax::Llvm).unwrap();
         let program = Program::new(insns).unwrap();
         let r = qemu.run(&program, mem, budget).unwrap();
-        // The interpreter agrees: the same r0, or also an error.
-        let mut vm = Vm::new();
+        // The interpreter agrees: the same r0, or the same error at the
+        // same instruction.
+        let mut vm = Vm::for_conformance();
         vm.set_budget(budget);
         let interp = vm.run(&program, &mut mem.to_vec());
         match (&interp, r) {
             (Ok(a), A64Outcome::Returned(b)) => assert_eq!(*a, b, "{src}"),
-            (Err(_), A64Outcome::Fault | A64Outcome::Budget) => {}
+            (Err(e), A64Outcome::Fault { kind, pc }) => {
+                assert_eq!(common::fault_of(e), Some((kind, pc)), "{src}: {e}")
+            }
             _ => panic!("{src}: {interp:?} vs {r:?}"),
         }
         r
@@ -89,11 +95,11 @@ fn arm64_executables_report_results_faults_and_the_budget() {
     // Past the input's end, and below the frame.
     assert_eq!(
         run("r0 = *(u32 *)(r1 + 6)\nexit", &[0; 8], 100),
-        A64Outcome::Fault
+        fault(FaultKind::Memory, 0)
     );
     assert_eq!(
         run("r0 = *(u8 *)(r10 - 513)\nexit", &[], 100),
-        A64Outcome::Fault
+        fault(FaultKind::Memory, 0)
     );
     // A frame returned from is dead.
     assert_eq!(
@@ -102,13 +108,46 @@ fn arm64_executables_report_results_faults_and_the_budget() {
             &[],
             100
         ),
-        A64Outcome::Fault
+        fault(FaultKind::Memory, 1)
     );
     // The budget, counted as the interpreter counts it.
     assert_eq!(
         run("r0 = 3\nr0 += 1\nexit", &[], 3),
         A64Outcome::Returned(4)
     );
-    assert_eq!(run("r0 = 3\nr0 += 1\nexit", &[], 2), A64Outcome::Budget);
-    assert_eq!(run("l:\ngoto l", &[], 1000), A64Outcome::Budget);
+    assert_eq!(
+        run("r0 = 3\nr0 += 1\nexit", &[], 2),
+        fault(FaultKind::Budget, 2)
+    );
+    assert_eq!(run("l:\ngoto l", &[], 1000), fault(FaultKind::Budget, 0));
+    // Within a block, past a 64-bit load: the instruction it ran out at.
+    assert_eq!(
+        run(
+            "r0 = 1\nr1 = 0x100000000 ll\nr0 += 1\nr0 += 2\nexit",
+            &[],
+            3
+        ),
+        fault(FaultKind::Budget, 4)
+    );
+    // Helpers, callx and the call depth, each at its instruction.
+    assert_eq!(
+        run("r1 = 7\nr0 = 1\ncall 5\nexit", &[], 100),
+        A64Outcome::Returned(7)
+    );
+    assert_eq!(
+        run("r0 = 1\ncall 9\nexit", &[], 100),
+        fault(FaultKind::UnknownHelper, 1)
+    );
+    assert_eq!(
+        run("r0 = 1\nr2 = 6\ncallx r2\nexit", &[], 100),
+        fault(FaultKind::BadCallTarget, 2)
+    );
+    assert_eq!(
+        run("call f\nexit\nf:\nr0 = 1\ncall f\nexit", &[], 1000),
+        fault(FaultKind::CallDepth, 3)
+    );
+}
+
+fn fault(kind: FaultKind, pc: usize) -> A64Outcome {
+    A64Outcome::Fault { kind, pc }
 }
