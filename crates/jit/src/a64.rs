@@ -9,7 +9,7 @@
 //! and bpf-to-bpf calls get fresh zeroed frames, up to the VM's
 //! `MAX_FRAMES`. Its only helper is the conformance suite's helper 5 (and
 //! `callx` of it). It writes `r0` as 8 little-endian bytes to standard
-//! output and exits with 0, or writes the [`FaultKind`] and the pc of the
+//! output, then the input as the program left it, and exits with 0, or writes the [`FaultKind`] and the pc of the
 //! instruction (the interpreter's `RunError` kind and pc) and exits with
 //! [`EXIT_FAULT`] (a memory fault, an unknown helper or call target, the
 //! call depth) or [`EXIT_BUDGET`], or exits with [`EXIT_UNSUPPORTED`]
@@ -362,6 +362,14 @@ pub fn compile(program: &Program, input_len: usize, budget: u64) -> Result<A64Co
     a.mov_imm(2, 8);
     a.mov_imm(8, 64); // write
     a.emit(0xD400_0001);
+    if input_len != 0 {
+        // The input as the program left it.
+        a.mov_imm(0, 1);
+        a.mov_imm(1, DATA_ADDR + INPUT);
+        a.mov_imm(2, input_len as u64);
+        a.mov_imm(8, 64);
+        a.emit(0xD400_0001);
+    }
     a.mov_imm(0, 0);
     let do_exit = a.label();
     a.b(do_exit);

@@ -84,8 +84,9 @@ impl Qemu {
     }
 
     /// Runs an executable built by [`a64::executable`]; each call uses a
-    /// file of its own, so calls may run in parallel.
-    pub fn run_executable(&self, exe: &[u8]) -> Result<A64Outcome, QemuError> {
+    /// file of its own, so calls may run in parallel. A run that returns
+    /// gives the input as the program left it too.
+    pub fn run_executable(&self, exe: &[u8]) -> Result<(A64Outcome, Vec<u8>), QemuError> {
         use std::os::unix::fs::PermissionsExt;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("p{n}"));
@@ -98,33 +99,46 @@ impl Qemu {
         let out = Command::new("qemu-aarch64").arg(&path).output();
         std::fs::remove_file(&path).ok();
         let out = out.map_err(io)?;
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&out.stdout[i..i + 8]);
+            u64::from_le_bytes(w)
+        };
         Ok(match out.status.code() {
-            Some(0) if out.stdout.len() == 8 => {
-                let mut r0 = [0u8; 8];
-                r0.copy_from_slice(&out.stdout);
-                A64Outcome::Returned(u64::from_le_bytes(r0))
+            Some(0) if out.stdout.len() >= 8 => {
+                (A64Outcome::Returned(word(0)), out.stdout[8..].to_vec())
             }
             Some(a64::EXIT_FAULT | a64::EXIT_BUDGET) if out.stdout.len() == 16 => {
-                let word = |i: usize| {
-                    let mut w = [0u8; 8];
-                    w.copy_from_slice(&out.stdout[i..i + 8]);
-                    u64::from_le_bytes(w)
-                };
-                match (a64::FaultKind::from_code(word(0)), usize::try_from(word(8))) {
+                let outcome = match (a64::FaultKind::from_code(word(0)), usize::try_from(word(8))) {
                     (Some(kind), Ok(pc)) => A64Outcome::Fault { kind, pc },
                     _ => A64Outcome::Crashed(out.status.code()),
-                }
+                };
+                (outcome, Vec::new())
             }
-            Some(a64::EXIT_UNSUPPORTED) => A64Outcome::Unsupported,
-            other => A64Outcome::Crashed(other),
+            Some(a64::EXIT_UNSUPPORTED) => (A64Outcome::Unsupported, Vec::new()),
+            other => (A64Outcome::Crashed(other), Vec::new()),
         })
     }
 
     /// Compiles `program` for input `mem` and `budget` instructions (as
-    /// [`Vm::run`] runs it, r1 = the input) and runs it.
-    pub fn run(&self, program: &Program, mem: &[u8], budget: u64) -> Result<A64Outcome, QemuError> {
+    /// [`Vm::run`] runs it, r1 = the input) and runs it; a run that returns
+    /// leaves the input in `mem` as the program left it, as [`Vm::run`]
+    /// does.
+    pub fn run(
+        &self,
+        program: &Program,
+        mem: &mut [u8],
+        budget: u64,
+    ) -> Result<A64Outcome, QemuError> {
         let exe = a64::executable(program, mem, budget)?;
-        self.run_executable(&exe)
+        let (outcome, after) = self.run_executable(&exe)?;
+        if let A64Outcome::Returned(_) = outcome {
+            if after.len() != mem.len() {
+                return Ok(A64Outcome::Crashed(Some(0)));
+            }
+            mem.copy_from_slice(&after);
+        }
+        Ok(outcome)
     }
 
     /// Runs one bpf_conformance case as [`TestCase::verdict`] runs it on the
@@ -140,7 +154,7 @@ impl Qemu {
             Ok(insns) => match Program::new(insns.clone()) {
                 Err(e) => Err(format!("loading: {e}")),
                 Ok(program) => Ok(self
-                    .run(&program, &case.mem, 1 << 24)
+                    .run(&program, &mut case.mem.clone(), 1 << 24)
                     .map_err(|e| e.to_string())?),
             },
         };

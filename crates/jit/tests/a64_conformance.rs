@@ -68,14 +68,19 @@ fn arm64_executables_report_results_faults_and_the_budget() {
     let run = |src: &str, mem: &[u8], budget: u64| {
         let insns = bpfkit_isa::assemble(src, bpfkit_isa::Syntax::Llvm).unwrap();
         let program = Program::new(insns).unwrap();
-        let r = qemu.run(&program, mem, budget).unwrap();
-        // The interpreter agrees: the same r0, or the same error at the
-        // same instruction.
+        let mut a64_mem = mem.to_vec();
+        let r = qemu.run(&program, &mut a64_mem, budget).unwrap();
+        // The interpreter agrees: the same r0 and memory, or the same error
+        // at the same instruction.
         let mut vm = Vm::for_conformance();
         vm.set_budget(budget);
-        let interp = vm.run(&program, &mut mem.to_vec());
+        let mut interp_mem = mem.to_vec();
+        let interp = vm.run(&program, &mut interp_mem);
         match (&interp, r) {
-            (Ok(a), A64Outcome::Returned(b)) => assert_eq!(*a, b, "{src}"),
+            (Ok(a), A64Outcome::Returned(b)) => {
+                assert_eq!(*a, b, "{src}");
+                assert_eq!(interp_mem, a64_mem, "{src}");
+            }
             (Err(e), A64Outcome::Fault { kind, pc }) => {
                 assert_eq!(common::fault_of(e), Some((kind, pc)), "{src}: {e}")
             }
@@ -92,6 +97,18 @@ fn arm64_executables_report_results_faults_and_the_budget() {
         ),
         A64Outcome::Returned(7 + 8)
     );
+    // Stores to the input come back, as the VM leaves them.
+    let insns = bpfkit_isa::assemble(
+        "*(u16 *)(r1 + 1) = 0x1234\nlock *(u32 *)(r1 + 4) += r2\nr0 = 0\nexit",
+        bpfkit_isa::Syntax::Llvm,
+    )
+    .unwrap();
+    let mut mem = [0u8; 8];
+    let r = qemu
+        .run(&Program::new(insns).unwrap(), &mut mem, 100)
+        .unwrap();
+    assert_eq!(r, A64Outcome::Returned(0));
+    assert_eq!(mem, [0, 0x34, 0x12, 0, 8, 0, 0, 0]);
     // Past the input's end, and below the frame.
     assert_eq!(
         run("r0 = *(u32 *)(r1 + 6)\nexit", &[0; 8], 100),

@@ -1,9 +1,10 @@
 //! Differential test of the ARM64 back end: random programs (the generator
 //! of differential.rs, limited to what the back end provides) run in the
 //! interpreter and, as static aarch64 executables, under qemu-aarch64
-//! (package qemu-user). They must agree on `r0`, or on the error: its kind
-//! and the pc of the instruction. Memory after the run is not compared:
-//! the executable does not report it.
+//! (package qemu-user). They must agree on `r0` and the input memory after
+//! the run, or on the error: its kind and the pc of the instruction
+//! (memory after a fault is not compared: the executable does not report
+//! it).
 
 use bpfkit_jit::a64::FaultKind;
 use bpfkit_jit::qemu::{A64Outcome, Qemu};
@@ -53,17 +54,22 @@ fn compare(
     let prog = Program::new(insns.clone()).map_err(|e| format!("loading: {e}"))?;
     let mut vm = Vm::for_conformance();
     vm.set_budget(BUDGET);
-    let interp = vm.run(&prog, &mut input.to_vec());
-    let a64 = qemu.run(&prog, input, BUDGET).map_err(|e| e.to_string())?;
+    let mut interp_mem = input.to_vec();
+    let interp = vm.run(&prog, &mut interp_mem);
+    let mut a64_mem = input.to_vec();
+    let a64 = qemu
+        .run(&prog, &mut a64_mem, BUDGET)
+        .map_err(|e| e.to_string())?;
     let agreed = match (&interp, a64) {
-        (Ok(a), A64Outcome::Returned(b)) => *a == b,
+        (Ok(a), A64Outcome::Returned(b)) => *a == b && interp_mem == a64_mem,
         (Err(e), A64Outcome::Fault { kind, pc }) => fault_of(e) == Some((kind, pc)),
         (_, A64Outcome::Unsupported) => return Ok(Ending::Unsupported),
         _ => false,
     };
     if !agreed {
         return Err(format!(
-            "interpreter {interp:?}, ARM64 {a64:?}\nprogram:\n{}",
+            "interpreter {interp:?}, ARM64 {a64:?}\nmemory after: {interp_mem:?}\n\
+             ARM64 memory: {a64_mem:?}\nprogram:\n{}",
             bpfkit_isa::disassemble(&insns, bpfkit_isa::Syntax::Llvm)
         ));
     }
