@@ -104,3 +104,174 @@ fn conformance_runs_under_the_jit() {
     assert!(ok, "{out}");
     assert_eq!(out.lines().last(), Some("313 passed, 0 failed, 0 skipped"));
 }
+
+#[test]
+fn conformance_runs_on_the_arm64_back_end_under_qemu() {
+    let dir = format!(
+        "{}/../../../shared/conformance/bpf_conformance/tests",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    if !std::path::Path::new(&dir).is_dir() {
+        assert!(!ci, "no suite at {dir}");
+        eprintln!("SKIP: conformance suite not found at {dir}");
+        return;
+    }
+    // Without qemu-aarch64 on PATH, the error names the package to install.
+    let out = Command::new(BIN)
+        .args(["conformance", &dir, "--engine", "jit-arm64"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("qemu-aarch64 not found") && err.contains("package qemu-user"),
+        "{err}"
+    );
+    if Command::new("qemu-aarch64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(!ci, "qemu-aarch64 is missing (Debian package qemu-user)");
+        eprintln!("SKIP: qemu-aarch64 not found (Debian package qemu-user)");
+        return;
+    }
+    let (ok, out, err) = stdout(&["conformance", &dir, "--engine", "jit-arm64"]);
+    assert!(ok, "{out}{err}");
+    // Every file the interpreter passes, none skipped.
+    assert_eq!(out.lines().last(), Some("313 passed, 0 failed, 0 skipped"));
+}
+
+/// The A64 listing's instructions after each eBPF instruction: `(slot,
+/// eBPF text, [A64 text])`, checking every line's layout on the way.
+fn a64_blocks(out: &str) -> Vec<(usize, String, Vec<String>)> {
+    let mut blocks: Vec<(usize, String, Vec<String>)> = Vec::new();
+    let mut offset = 0;
+    let mut exits = false;
+    for line in out.lines().skip(1) {
+        if line == "; prologue" {
+            continue;
+        }
+        if line == "; exit paths" {
+            exits = true;
+            continue;
+        }
+        if let Some(h) = line.strip_prefix("; ") {
+            assert!(!exits, "an eBPF instruction among the exit paths: {line}");
+            let (slot, text) = h.split_once(": ").unwrap_or_else(|| panic!("`{line}`"));
+            blocks.push((slot.trim().parse().unwrap(), text.to_string(), Vec::new()));
+            continue;
+        }
+        let (off, text) = line
+            .trim_start()
+            .split_once("  ")
+            .unwrap_or_else(|| panic!("`{line}`"));
+        assert_eq!(usize::from_str_radix(off, 16).unwrap(), offset, "`{line}`");
+        offset += 4;
+        if let (false, Some(b)) = (exits, blocks.last_mut()) {
+            b.2.push(text.to_string());
+        }
+    }
+    blocks
+}
+
+/// A64 mnemonics the back end emits (a listing with others decoded wrongly).
+const A64_MNEMONICS: &[&str] = &[
+    "mov", "movk", "movz", "movn", "add", "sub", "subs", "cmp", "tst", "ands", "and", "orr", "eor",
+    "mul", "madd", "msub", "udiv", "sdiv", "lsl", "lsr", "asr", "lslv", "lsrv", "asrv", "ubfm",
+    "sbfm", "ubfx", "sbfx", "sxtb", "sxth", "sxtw", "uxth", "uxtb", "rev", "rev16", "rev32", "neg",
+    "mvn", "orn", "b", "bl", "ret", "cbz", "cbnz", "tbnz", "ldr", "ldrb", "ldrh", "ldrsb", "ldrsh",
+    "ldrsw", "str", "strb", "strh", "stp", "ldp", "svc", "nop", "ldaddal", "ldclral", "ldeoral",
+    "ldsetal", "swpal", "casal", "stlr", "ldar", "ldadd", "ldclr", "ldeor", "ldset", "swp", "cas",
+];
+
+fn assert_valid_a64(what: &str, insns: &[String]) {
+    for i in insns {
+        let mnemonic = i.split_whitespace().next().unwrap_or_default();
+        let mnemonic = mnemonic.split('.').next().unwrap_or_default();
+        assert!(
+            A64_MNEMONICS.contains(&mnemonic) && !i.contains("invalid"),
+            "{what}: `{i}` is no instruction the back end emits"
+        );
+    }
+}
+
+#[test]
+fn jit_prints_each_ebpf_instruction_before_its_a64_code() {
+    let (ok, out, err) = stdout(&["jit", &fixture("xdp_parser.bpf.o"), "--arch", "aarch64"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("; 44 eBPF slots, "), "{out}");
+    assert!(!out.contains("invalid"), "{out}");
+    let blocks = a64_blocks(&out);
+    let (ok, x86, _) = stdout(&["jit", &fixture("xdp_parser.bpf.o")]);
+    assert!(ok);
+    // The same eBPF instructions head both listings.
+    let x86_heads: Vec<&str> = x86.lines().filter(|l| l.starts_with(";  ")).collect();
+    let a64_heads: Vec<String> = blocks
+        .iter()
+        .map(|(slot, text, _)| format!("; {slot:4}: {text}"))
+        .collect();
+    assert_eq!(a64_heads, x86_heads);
+    assert_eq!(blocks[0].1, "r0 = 2");
+    // A block's budget check (x27 counts down; 2 instructions in this
+    // block), then `mov x7, #0x2` for r0 = 2 (r0 is x7).
+    let first = &blocks[0].2;
+    assert_eq!(first.len(), 5, "{first:?}");
+    assert_eq!(first[..2], ["mov x9, #0x2", "cmp x27, x9"], "{first:?}");
+    assert!(first[2].starts_with("b.lo $+0x"), "{first:?}");
+    assert_eq!(
+        first[3..],
+        ["sub x27, x27, x9", "mov x7, #0x2"],
+        "{first:?}"
+    );
+    for (slot, text, insns) in &blocks {
+        assert!(!insns.is_empty(), "{slot}: {text} has no A64 code");
+        assert_valid_a64(text, insns);
+    }
+    // exit returns through the frame check to the result path.
+    let exit = blocks.iter().find(|b| b.1 == "exit").unwrap();
+    assert!(
+        exit.2.iter().any(|i| i.starts_with("cbz x10")),
+        "{:?}",
+        exit.2
+    );
+
+    // Atomics, byte swaps, signed division and a bpf-to-bpf call, as raw
+    // bytecode: each becomes the A64 instructions made for it.
+    let src = "r1 = r10\nr1 += -8\nr2 = 1\n*(u64 *)(r10 - 8) = r2\n\
+               lock *(u64 *)(r1 + 0) += r2\nr2 = atomic_fetch_xor((u64 *)(r1 + 0), r2)\n\
+               r0 = cmpxchg_64(r1 + 0, r0, r2)\nr2 = xchg_64(r1 + 0, r2)\n\
+               r3 = bswap32 r3\nr3 s/= r2\nr3 s%= 7\ncall f\nexit\nf:\nr0 = 1\nexit";
+    let insns = bpfkit_isa::assemble(src, bpfkit_isa::Syntax::Llvm).unwrap();
+    let bytes = bpfkit_isa::encode(&insns, bpfkit_isa::ByteOrder::Little);
+    let dir = std::env::temp_dir().join(format!("bpfkit-jit-a64-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let raw = dir.join("prog.bin");
+    std::fs::write(&raw, bytes).unwrap();
+    let (ok, out, err) = stdout(&["jit", raw.to_str().unwrap(), "--arch", "aarch64"]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(ok, "{err}");
+    let blocks = a64_blocks(&out);
+    assert_eq!(blocks.len(), insns.len(), "{out}");
+    let code_of = |prefix: &str| {
+        let b = blocks
+            .iter()
+            .find(|b| b.1.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {out}"));
+        assert_valid_a64(&b.1, &b.2);
+        b.2.join("; ")
+    };
+    assert!(code_of("lock *(u64 *)").contains("ldaddal"), "{out}");
+    assert!(
+        code_of("r2 = atomic_fetch_xor").contains("ldeoral"),
+        "{out}"
+    );
+    assert!(code_of("r0 = cmpxchg_64").contains("casal"), "{out}");
+    assert!(code_of("r2 = xchg_64").contains("swpal"), "{out}");
+    assert!(code_of("r3 = bswap32").contains("rev w"), "{out}");
+    assert!(code_of("r3 s/=").contains("sdiv x"), "{out}");
+    assert!(code_of("r3 s%=").contains("msub x"), "{out}");
+    assert!(code_of("call").contains("bl $"), "{out}");
+}

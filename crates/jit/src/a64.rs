@@ -9,9 +9,13 @@
 //! and bpf-to-bpf calls get fresh zeroed frames, up to the VM's
 //! `MAX_FRAMES`. Its only helper is the conformance suite's helper 5 (and
 //! `callx` of it). It writes `r0` as 8 little-endian bytes to standard
-//! output and exits with 0, or exits with [`EXIT_FAULT`] (a memory fault,
-//! an unknown helper or call target, the call depth), [`EXIT_BUDGET`] or
-//! [`EXIT_UNSUPPORTED`] (maps, callbacks, `callx` of a function).
+//! output, then the input as the program left it, and exits with 0, or writes the [`FaultKind`] and the pc of the
+//! instruction (the interpreter's `RunError` kind and pc) and exits with
+//! [`EXIT_FAULT`] (a memory fault, an unknown helper or call target, the
+//! call depth) or [`EXIT_BUDGET`], or exits with [`EXIT_UNSUPPORTED`]
+//! (maps, callbacks, `callx` of a function). Atomics at misaligned
+//! addresses, which the VM allows and LSE instructions fault on, are done
+//! with plain loads and stores (the executable has one thread).
 //!
 //! Register mapping as in the kernel's arm64 JIT (arch/arm64/net/bpf_jit_comp.c,
 //! `bpf2a64`): r0 = x7, r1..r5 = x0..x4, r6..r9 = x19..x22, r10 = x25;
@@ -29,6 +33,55 @@ pub const EXIT_FAULT: i32 = 2;
 pub const EXIT_BUDGET: i32 = 3;
 /// Exit status of a program using what this back end does not provide.
 pub const EXIT_UNSUPPORTED: i32 = 4;
+
+/// Why a run ended early, as the executable reports it (with the slot
+/// index of the instruction) on standard output before exiting with
+/// [`EXIT_FAULT`] or [`EXIT_BUDGET`]: two little-endian u64, the kind's
+/// number and the pc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// A load, store or atomic outside every region (the VM's `MemoryFault`).
+    Memory = 1,
+    /// The instruction budget ran out before this instruction (`BudgetExhausted`).
+    Budget = 2,
+    /// A call of a helper this back end does not have (`UnknownHelper`).
+    UnknownHelper = 3,
+    /// A bpf-to-bpf call past the VM's `MAX_FRAMES` (`CallDepth`).
+    CallDepth = 4,
+    /// `callx` of a value that is neither helper 5 nor a function (`BadCallTarget`).
+    BadCallTarget = 5,
+}
+
+impl FaultKind {
+    /// The kind with this number in the executable's report.
+    pub fn from_code(code: u64) -> Option<FaultKind> {
+        Some(match code {
+            1 => FaultKind::Memory,
+            2 => FaultKind::Budget,
+            3 => FaultKind::UnknownHelper,
+            4 => FaultKind::CallDepth,
+            5 => FaultKind::BadCallTarget,
+            _ => return None,
+        })
+    }
+}
+
+/// The places a run may end early, each reported with its pc and kind:
+/// labels made on demand, their stubs emitted after the code.
+#[derive(Default)]
+struct Sites {
+    /// (label, pc, kind) of each stub.
+    stubs: Vec<(usize, usize, FaultKind)>,
+}
+
+impl Sites {
+    /// A label that ends the run at `pc` with `kind`.
+    fn at(&mut self, a: &mut Asm, pc: usize, kind: FaultKind) -> usize {
+        let l = a.label();
+        self.stubs.push((l, pc, kind));
+        l
+    }
+}
 
 const R: [u32; 11] = [7, 0, 1, 2, 3, 4, 19, 20, 21, 22, 25];
 const ZR: u32 = 31;
@@ -91,6 +144,10 @@ impl Asm {
     fn cbz(&mut self, rt: u32, l: usize) {
         self.fixups.push((self.code.len(), l, false));
         self.emit(0xB400_0000 | rt);
+    }
+    fn cbnz(&mut self, rt: u32, l: usize) {
+        self.fixups.push((self.code.len(), l, false));
+        self.emit(0xB500_0000 | rt);
     }
     fn finish(mut self) -> Result<Vec<u32>, JitError> {
         for &(at, l, long) in &self.fixups {
@@ -181,13 +238,55 @@ fn reg(i: u8) -> u32 {
     R[(i as usize).min(10)]
 }
 
+/// A program's A64 code as its executable holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct A64Code {
+    /// The instructions, in order, from the entry.
+    pub words: Vec<u32>,
+    /// For each instruction slot of the program, the index in `words` of
+    /// the first instruction made from it (`None` for the second slot of a
+    /// 64-bit immediate load, which has no code of its own).
+    pub starts: Vec<Option<usize>>,
+    /// Index in `words` where the shared exit paths (result, fault,
+    /// budget) begin.
+    pub exits: usize,
+}
+
 /// Builds the aarch64 executable running `program` on `mem` with `budget`
 /// instructions, as [`bpfkit_vm::Vm::run`] does (r1 = the input, r2 = its length).
 pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>, JitError> {
+    let code = compile(program, mem.len(), budget)?;
+    let first_frame = usize::from(!mem.is_empty());
+    // The data segment: depth, r0, the region table, the frames, the input.
+    let mut data = vec![0u8; INPUT as usize + mem.len()];
+    data[INPUT as usize..].copy_from_slice(mem);
+    let mut entry = |index: usize, ptr: u64, len: u64| {
+        let at = 0x100 + 16 * index;
+        data[at..at + 8].copy_from_slice(&ptr.to_le_bytes());
+        data[at + 8..at + 16].copy_from_slice(&len.to_le_bytes());
+    };
+    if !mem.is_empty() {
+        entry(0, DATA_ADDR + INPUT, mem.len() as u64);
+    }
+    for frame in 0..MAX_FRAMES {
+        let ptr = DATA_ADDR + STACKS + (frame * STACK_PER_FRAME) as u64;
+        let len = if frame == 0 {
+            STACK_PER_FRAME as u64
+        } else {
+            0
+        };
+        entry(first_frame + frame, ptr, len);
+    }
+    Ok(elf(&code.words, &data))
+}
+
+/// Compiles `program` to the A64 code of an executable whose input has
+/// `input_len` bytes and whose budget is `budget` instructions.
+pub fn compile(program: &Program, input_len: usize, budget: u64) -> Result<A64Code, JitError> {
     let ops = program.ops();
     let lead = leaders(ops);
     // The VM's region layout: the input (when there is one), then frames.
-    let first_frame = usize::from(!mem.is_empty());
+    let first_frame = usize::from(input_len != 0);
     let nregions = first_frame + MAX_FRAMES;
     let mut a = Asm {
         code: Vec::new(),
@@ -196,8 +295,9 @@ pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>,
     };
     let labels: Vec<usize> = (0..ops.len()).map(|_| a.label()).collect();
     let finish = a.label();
-    let fault = a.label();
-    let out_of_budget = a.label();
+    let report = a.label();
+    let mut sites = Sites::default();
+    let mut budget_stubs: Vec<(usize, usize)> = Vec::new();
     let unsupported = a.label();
     let exit_zero = a.label();
 
@@ -208,10 +308,10 @@ pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>,
     for r in R {
         a.mov_imm(r, 0);
     }
-    if !mem.is_empty() {
+    if input_len != 0 {
         a.mov_imm(reg(1), region_base(0));
     }
-    a.mov_imm(reg(2), mem.len() as u64);
+    a.mov_imm(reg(2), input_len as u64);
     a.mov_imm(reg(10), region_base(first_frame) + STACK_PER_FRAME as u64);
 
     let mut block_len = vec![0usize; ops.len()];
@@ -233,21 +333,26 @@ pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>,
         a.bind(labels[pc]);
         if lead[pc] {
             let n = block_len[pc] as u64;
+            let stub = a.label();
+            budget_stubs.push((stub, pc));
             a.mov_imm(9, n);
             a.rrr(SUBS, true, ZR, BUDGET, 9);
-            a.bcond(Cond::Lo, out_of_budget);
+            a.bcond(Cond::Lo, stub);
             a.rrr(SUB, true, BUDGET, BUDGET, 9);
         }
+        let fault = |a: &mut Asm, kind| sites.at(a, pc, kind);
         emit_op(
             &mut a,
             op,
             &labels,
             nregions,
             first_frame,
-            [finish, fault, unsupported, exit_zero],
+            [finish, unsupported, exit_zero],
+            fault,
         )?;
     }
     // Exits.
+    let exits = a.code.len();
     a.bind(exit_zero);
     a.mov_imm(reg(0), 0);
     a.bind(finish);
@@ -257,13 +362,61 @@ pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>,
     a.mov_imm(2, 8);
     a.mov_imm(8, 64); // write
     a.emit(0xD400_0001);
+    if input_len != 0 {
+        // The input as the program left it.
+        a.mov_imm(0, 1);
+        a.mov_imm(1, DATA_ADDR + INPUT);
+        a.mov_imm(2, input_len as u64);
+        a.mov_imm(8, 64);
+        a.emit(0xD400_0001);
+    }
     a.mov_imm(0, 0);
     let do_exit = a.label();
     a.b(do_exit);
-    a.bind(fault);
+    // Early ends: x11 = pc, x12 = kind; both written, then the exit status.
+    for &(l, pc, kind) in &sites.stubs {
+        a.bind(l);
+        a.mov_imm(11, pc as u64);
+        a.mov_imm(12, kind as u64);
+        a.b(report);
+    }
+    // A block the budget cannot pay for stops where the interpreter stops:
+    // at its instruction number `remaining` (only a block's last
+    // instruction may fault or store, so none of its effects are lost).
+    for &(l, leader) in &budget_stubs {
+        a.bind(l);
+        let slots: Vec<usize> = (leader..ops.len())
+            .filter(|&p| ops[p] != Op::LdImm64Tail)
+            .take(block_len[leader])
+            .collect();
+        let done = a.label();
+        for (k, &slot) in slots.iter().enumerate() {
+            a.mov_imm(11, slot as u64);
+            if k + 1 < slots.len() {
+                if k < 4096 {
+                    a.cmp_imm(BUDGET, k as u32);
+                } else {
+                    a.mov_imm(13, k as u64);
+                    a.rrr(SUBS, true, ZR, BUDGET, 13);
+                }
+                a.bcond(Cond::Eq, done);
+            }
+        }
+        a.bind(done);
+        a.mov_imm(12, FaultKind::Budget as u64);
+        a.b(report);
+    }
+    a.bind(report);
+    a.str(12, DATA, 8);
+    a.str(11, DATA, 16);
+    a.mov_imm(0, 1);
+    a.add_imm(1, DATA, 8);
+    a.mov_imm(2, 16);
+    a.mov_imm(8, 64); // write
+    a.emit(0xD400_0001);
     a.mov_imm(0, EXIT_FAULT as u64);
-    a.b(do_exit);
-    a.bind(out_of_budget);
+    a.cmp_imm(12, FaultKind::Budget as u32);
+    a.bcond(Cond::Ne, do_exit);
     a.mov_imm(0, EXIT_BUDGET as u64);
     a.b(do_exit);
     a.bind(unsupported);
@@ -271,29 +424,22 @@ pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>,
     a.bind(do_exit);
     a.mov_imm(8, 94); // exit_group
     a.emit(0xD400_0001);
-    let code = a.finish()?;
-
-    // The data segment: depth, r0, the region table, the frames, the input.
-    let mut data = vec![0u8; INPUT as usize + mem.len()];
-    data[INPUT as usize..].copy_from_slice(mem);
-    let mut entry = |index: usize, ptr: u64, len: u64| {
-        let at = 0x100 + 16 * index;
-        data[at..at + 8].copy_from_slice(&ptr.to_le_bytes());
-        data[at + 8..at + 16].copy_from_slice(&len.to_le_bytes());
-    };
-    if !mem.is_empty() {
-        entry(0, DATA_ADDR + INPUT, mem.len() as u64);
-    }
-    for frame in 0..MAX_FRAMES {
-        let ptr = DATA_ADDR + STACKS + (frame * STACK_PER_FRAME) as u64;
-        let len = if frame == 0 {
-            STACK_PER_FRAME as u64
-        } else {
-            0
-        };
-        entry(first_frame + frame, ptr, len);
-    }
-    Ok(elf(&code, &data))
+    let starts = ops
+        .iter()
+        .zip(&labels)
+        .map(|(&op, &l)| {
+            if op == Op::LdImm64Tail {
+                None
+            } else {
+                a.labels[l]
+            }
+        })
+        .collect();
+    Ok(A64Code {
+        words: a.finish()?,
+        starts,
+        exits,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -303,7 +449,8 @@ fn emit_op(
     labels: &[usize],
     nregions: usize,
     first_frame: usize,
-    [finish, fault, unsupported, exit_zero]: [usize; 4],
+    [finish, unsupported, exit_zero]: [usize; 3],
+    mut fault: impl FnMut(&mut Asm, FaultKind) -> usize,
 ) -> Result<(), JitError> {
     use Op::*;
     let imm64 = |a: &mut Asm, v: u64| a.mov_imm(9, v);
@@ -337,6 +484,13 @@ fn emit_op(
             1 => a.ubfm(w64, reg(d), reg(d), s, bits - 1),
             _ => a.sbfm(w64, reg(d), reg(d), s, bits - 1),
         }
+    };
+    // The memory fault stub of a load, store or atomic (none for others).
+    let mf = match op {
+        Ldx8(..) | Ldx16(..) | Ldx32(..) | Ldx32Ctx(..) | Ldx64(..) | Ldxs8(..) | Ldxs16(..)
+        | Ldxs32(..) | St8(..) | St16(..) | St32(..) | St64(..) | Stx8(..) | Stx16(..)
+        | Stx32(..) | Stx64(..) | Atomic(..) => fault(a, FaultKind::Memory),
+        _ => usize::MAX,
     };
     match op {
         Add64I(d, v) => alu(a, ADD, true, d, None, v),
@@ -420,69 +574,15 @@ fn emit_op(
             _ => a.emit(0xDAC0_0C00 | reg(d) << 5 | reg(d)),  // rev x
         },
         Ja(t) => a.b(labels[t as usize]),
-        Ldx8(d, s, off) => mem(
-            a,
-            reg(s),
-            off,
-            1,
-            nregions,
-            fault,
-            Access::Load(reg(d), false),
-        ),
-        Ldx16(d, s, off) => mem(
-            a,
-            reg(s),
-            off,
-            2,
-            nregions,
-            fault,
-            Access::Load(reg(d), false),
-        ),
-        Ldx32(d, s, off) | Ldx32Ctx(d, s, off) => mem(
-            a,
-            reg(s),
-            off,
-            4,
-            nregions,
-            fault,
-            Access::Load(reg(d), false),
-        ),
-        Ldx64(d, s, off) => mem(
-            a,
-            reg(s),
-            off,
-            8,
-            nregions,
-            fault,
-            Access::Load(reg(d), false),
-        ),
-        Ldxs8(d, s, off) => mem(
-            a,
-            reg(s),
-            off,
-            1,
-            nregions,
-            fault,
-            Access::Load(reg(d), true),
-        ),
-        Ldxs16(d, s, off) => mem(
-            a,
-            reg(s),
-            off,
-            2,
-            nregions,
-            fault,
-            Access::Load(reg(d), true),
-        ),
-        Ldxs32(d, s, off) => mem(
-            a,
-            reg(s),
-            off,
-            4,
-            nregions,
-            fault,
-            Access::Load(reg(d), true),
-        ),
+        Ldx8(d, s, off) => mem(a, reg(s), off, 1, nregions, mf, Access::Load(reg(d), false)),
+        Ldx16(d, s, off) => mem(a, reg(s), off, 2, nregions, mf, Access::Load(reg(d), false)),
+        Ldx32(d, s, off) | Ldx32Ctx(d, s, off) => {
+            mem(a, reg(s), off, 4, nregions, mf, Access::Load(reg(d), false))
+        }
+        Ldx64(d, s, off) => mem(a, reg(s), off, 8, nregions, mf, Access::Load(reg(d), false)),
+        Ldxs8(d, s, off) => mem(a, reg(s), off, 1, nregions, mf, Access::Load(reg(d), true)),
+        Ldxs16(d, s, off) => mem(a, reg(s), off, 2, nregions, mf, Access::Load(reg(d), true)),
+        Ldxs32(d, s, off) => mem(a, reg(s), off, 4, nregions, mf, Access::Load(reg(d), true)),
         St8(b, off, v) | St16(b, off, v) | St32(b, off, v) | St64(b, off, v) => {
             let size = match op {
                 St8(..) => 1,
@@ -492,16 +592,27 @@ fn emit_op(
             };
             imm64(a, v);
             a.mov(true, 15, 9);
-            mem(a, reg(b), off, size, nregions, fault, Access::Store(15));
+            mem(a, reg(b), off, size, nregions, mf, Access::Store(15));
         }
-        Stx8(b, s, off) => mem(a, reg(b), off, 1, nregions, fault, Access::Store(reg(s))),
-        Stx16(b, s, off) => mem(a, reg(b), off, 2, nregions, fault, Access::Store(reg(s))),
-        Stx32(b, s, off) => mem(a, reg(b), off, 4, nregions, fault, Access::Store(reg(s))),
-        Stx64(b, s, off) => mem(a, reg(b), off, 8, nregions, fault, Access::Store(reg(s))),
+        Stx8(b, s, off) => mem(a, reg(b), off, 1, nregions, mf, Access::Store(reg(s))),
+        Stx16(b, s, off) => mem(a, reg(b), off, 2, nregions, mf, Access::Store(reg(s))),
+        Stx32(b, s, off) => mem(a, reg(b), off, 4, nregions, mf, Access::Store(reg(s))),
+        Stx64(b, s, off) => mem(a, reg(b), off, 8, nregions, mf, Access::Store(reg(s))),
         Atomic(kind, fetch, dw, b, s, off) => {
             let size = if dw { 8 } else { 4 };
-            mem(a, reg(b), off, size, nregions, fault, Access::Address);
+            mem(a, reg(b), off, size, nregions, mf, Access::Address);
+            // LSE atomics fault on a misaligned address, which the VM
+            // allows: there, the executable's single thread does the
+            // operation with plain loads and stores.
+            let (misaligned, done) = (a.label(), a.label());
+            let shift = if dw { 61 } else { 62 };
+            a.ubfm(true, 12, 9, 64 - shift, 63 - shift); // lsl x12, x9, #shift
+            a.cbnz(12, misaligned);
             atomic(a, kind, fetch, dw, reg(s));
+            a.b(done);
+            a.bind(misaligned);
+            unaligned_atomic(a, kind, fetch, dw, reg(s));
+            a.bind(done);
         }
         LdAbs(..) | LdInd(..) => a.b(exit_zero),
         LdMap(..) | LdMapValue(..) | CallWithCallback(_) => a.b(unsupported),
@@ -509,7 +620,8 @@ fn emit_op(
             if id == 5 {
                 helper5(a, exit_zero);
             } else {
-                a.b(fault);
+                let l = fault(a, FaultKind::UnknownHelper);
+                a.b(l);
             }
         }
         Callx(s) => {
@@ -518,7 +630,8 @@ fn emit_op(
             let tbnz = a.code.len();
             a.emit(0xB7F8_0000 | reg(s)); // tbnz reg, #63, stub
             a.cmp_imm(reg(s), 5);
-            a.bcond(Cond::Ne, fault);
+            let l = fault(a, FaultKind::BadCallTarget);
+            a.bcond(Cond::Ne, l);
             helper5(a, exit_zero);
             let skip = a.label();
             a.b(skip);
@@ -532,7 +645,8 @@ fn emit_op(
             // stay within MAX_FRAMES.
             a.ldr(10, DATA, 0);
             a.cmp_imm(10, (MAX_FRAMES - 1) as u32);
-            a.bcond(Cond::Hs, fault);
+            let l = fault(a, FaultKind::CallDepth);
+            a.bcond(Cond::Hs, l);
             a.add_imm(10, 10, 1);
             a.str(10, DATA, 0);
             a.add_imm(11, 10, first_frame as u32);
@@ -651,6 +765,53 @@ fn atomic(a: &mut Asm, kind: bpfkit_vm::engine::AtomicKind, fetch: bool, dw: boo
             a.mov(true, 10, reg(0));
             let base = if dw { 0xC8E0_FC00 } else { 0x88E0_FC00 };
             a.emit(base | 10 << 16 | 9 << 5 | src);
+            a.mov(dw, reg(0), 10);
+        }
+    }
+}
+
+/// An atomic at the misaligned host address in x9, as plain loads and
+/// stores (x10 the old value, x11 the new one), with the results the LSE
+/// forms give: the old value, zero-extended, in `src` (fetch, xchg) or r0
+/// (cmpxchg).
+fn unaligned_atomic(
+    a: &mut Asm,
+    kind: bpfkit_vm::engine::AtomicKind,
+    fetch: bool,
+    dw: bool,
+    src: u32,
+) {
+    use bpfkit_vm::engine::AtomicKind as K;
+    let (ldr, str) = if dw {
+        (0xF940_0000, 0xF900_0000)
+    } else {
+        (0xB940_0000, 0xB900_0000)
+    };
+    a.emit(ldr | 9 << 5 | 10);
+    match kind {
+        K::Add | K::Or | K::And | K::Xor => {
+            let op = match kind {
+                K::Add => ADD,
+                K::Or => ORR,
+                K::And => AND,
+                _ => EOR,
+            };
+            a.rrr(op, dw, 11, 10, src);
+            a.emit(str | 9 << 5 | 11);
+            if fetch {
+                a.mov(dw, src, 10);
+            }
+        }
+        K::Xchg => {
+            a.emit(str | 9 << 5 | src);
+            a.mov(dw, src, 10);
+        }
+        K::Cmpxchg => {
+            let skip = a.label();
+            a.rrr(SUBS, dw, ZR, 10, reg(0));
+            a.bcond(Cond::Ne, skip);
+            a.emit(str | 9 << 5 | src);
+            a.bind(skip);
             a.mov(dw, reg(0), 10);
         }
     }

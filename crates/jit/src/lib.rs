@@ -42,6 +42,7 @@ pub mod a64;
 mod blocks;
 #[cfg(target_arch = "x86_64")]
 mod exec;
+pub mod qemu;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

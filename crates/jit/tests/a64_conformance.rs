@@ -3,56 +3,35 @@
 //! qemu-aarch64 (the qemu-user package), which must then print the `r0`
 //! the file expects, or fail where the file expects an error.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use bpfkit_jit::a64;
-use bpfkit_vm::conformance::{Expected, TestCase};
+use bpfkit_jit::a64::FaultKind;
+use bpfkit_jit::qemu::{A64Outcome, Qemu};
+use bpfkit_vm::conformance::Verdict;
 use bpfkit_vm::{Program, Vm};
+
+mod common;
 
 fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
-fn data_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            data_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "data") {
-            out.push(p);
+/// qemu-aarch64, or `None` after saying why the test skips (a failure
+/// under CI, which installs qemu-user).
+fn qemu() -> Option<Qemu> {
+    match Qemu::find() {
+        Ok(q) => Some(q),
+        Err(e) => {
+            assert!(!ci(), "{e}");
+            eprintln!("SKIP: {e}");
+            None
         }
-    }
-}
-
-/// r0, or the exit status of a failed run.
-fn run_a64(exe: &[u8], dir: &Path, name: &str) -> Result<u64, i32> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(name);
-    std::fs::write(&path, exe).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("qemu-aarch64").arg(&path).output().unwrap();
-    std::fs::remove_file(&path).ok();
-    match out.status.code() {
-        Some(0) if out.stdout.len() == 8 => {
-            Ok(u64::from_le_bytes(out.stdout[..8].try_into().unwrap()))
-        }
-        Some(code) => Err(code),
-        None => Err(-1),
     }
 }
 
 #[test]
 fn bpf_conformance_suite_passes_on_the_arm64_back_end() {
-    if Command::new("qemu-aarch64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(!ci(), "qemu-aarch64 is missing (Debian package qemu-user)");
-        eprintln!("SKIP: qemu-aarch64 not found (Debian package qemu-user)");
-        return;
-    }
+    let Some(qemu) = qemu() else { return };
     let dir = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/conformance/bpf_conformance/tests"
@@ -62,43 +41,17 @@ fn bpf_conformance_suite_passes_on_the_arm64_back_end() {
         eprintln!("SKIP: conformance suite not found at {}", dir.display());
         return;
     }
-    let mut files = Vec::new();
-    data_files(&dir, &mut files);
-    files.sort();
-    let tmp = std::env::temp_dir().join(format!("bpfkit-a64-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let outcomes = qemu.conformance_dir(&dir).unwrap();
     let (mut passed, mut skipped) = (0, 0);
     let mut failures = Vec::new();
-    for (i, path) in files.iter().enumerate() {
-        let case = TestCase::from_file(path).unwrap();
-        if case.skip_reason(&mut Vm::for_conformance()).is_some() {
-            skipped += 1;
-            continue;
-        }
-        let outcome = match case.program.clone().map(Program::new) {
-            Err(_) | Ok(Err(_)) => Err(-2),
-            Ok(Ok(program)) => {
-                let exe = a64::executable(&program, &case.mem, 1 << 24).unwrap();
-                run_a64(&exe, &tmp, &format!("t{i}"))
-            }
-        };
-        let ok = match (&case.expected, outcome) {
-            (Expected::Value(want), Ok(got)) => *want == got,
-            (Expected::Error(_), Err(code)) => code != a64::EXIT_UNSUPPORTED && code != -1,
-            _ => false,
-        };
-        if ok {
-            passed += 1;
-        } else {
-            failures.push(format!(
-                "{}: expected {:?}, got {outcome:?}",
-                path.display(),
-                case.expected
-            ));
+    for o in &outcomes {
+        match &o.result {
+            Ok(Verdict::Passed) => passed += 1,
+            Ok(Verdict::Skipped(_)) => skipped += 1,
+            Err(why) => failures.push(format!("{}: {why}", o.path.display())),
         }
     }
-    std::fs::remove_dir_all(&tmp).ok();
-    assert_eq!(files.len(), 313);
+    assert_eq!(outcomes.len(), 313);
     assert!(
         failures.is_empty(),
         "{} failed ({passed} passed, {skipped} skipped):\n{}",
@@ -111,49 +64,59 @@ fn bpf_conformance_suite_passes_on_the_arm64_back_end() {
 
 #[test]
 fn arm64_executables_report_results_faults_and_the_budget() {
-    if Command::new("qemu-aarch64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(!ci(), "qemu-aarch64 is missing (Debian package qemu-user)");
-        eprintln!("SKIP: qemu-aarch64 not found (Debian package qemu-user)");
-        return;
-    }
-    let tmp = std::env::temp_dir().join(format!("bpfkit-a64u-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let Some(qemu) = qemu() else { return };
     let run = |src: &str, mem: &[u8], budget: u64| {
         let insns = bpfkit_isa::assemble(src, bpfkit_isa::Syntax::Llvm).unwrap();
         let program = Program::new(insns).unwrap();
-        let exe = a64::executable(&program, mem, budget).unwrap();
-        let r = run_a64(&exe, &tmp, "p");
-        // The interpreter agrees: the same r0, or also an error.
-        let mut vm = Vm::new();
+        let mut a64_mem = mem.to_vec();
+        let r = qemu.run(&program, &mut a64_mem, budget).unwrap();
+        // The interpreter agrees: the same r0 and memory, or the same error
+        // at the same instruction.
+        let mut vm = Vm::for_conformance();
         vm.set_budget(budget);
-        let interp = vm.run(&program, &mut mem.to_vec());
-        assert_eq!(interp.is_ok(), r.is_ok(), "{src}: {interp:?} vs {r:?}");
-        if let (Ok(a), Ok(b)) = (&interp, &r) {
-            assert_eq!(a, b, "{src}");
+        let mut interp_mem = mem.to_vec();
+        let interp = vm.run(&program, &mut interp_mem);
+        match (&interp, r) {
+            (Ok(a), A64Outcome::Returned(b)) => {
+                assert_eq!(*a, b, "{src}");
+                assert_eq!(interp_mem, a64_mem, "{src}");
+            }
+            (Err(e), A64Outcome::Fault { kind, pc }) => {
+                assert_eq!(common::fault_of(e), Some((kind, pc)), "{src}: {e}")
+            }
+            _ => panic!("{src}: {interp:?} vs {r:?}"),
         }
         r
     };
-    assert_eq!(run("r0 = 42\nexit", &[], 100), Ok(42));
+    assert_eq!(run("r0 = 42\nexit", &[], 100), A64Outcome::Returned(42));
     assert_eq!(
         run(
             "r0 = *(u32 *)(r1 + 4)\nr0 += r2\nexit",
             &[1, 0, 0, 0, 7, 0, 0, 0],
             100
         ),
-        Ok(7 + 8)
+        A64Outcome::Returned(7 + 8)
     );
+    // Stores to the input come back, as the VM leaves them.
+    let insns = bpfkit_isa::assemble(
+        "*(u16 *)(r1 + 1) = 0x1234\nlock *(u32 *)(r1 + 4) += r2\nr0 = 0\nexit",
+        bpfkit_isa::Syntax::Llvm,
+    )
+    .unwrap();
+    let mut mem = [0u8; 8];
+    let r = qemu
+        .run(&Program::new(insns).unwrap(), &mut mem, 100)
+        .unwrap();
+    assert_eq!(r, A64Outcome::Returned(0));
+    assert_eq!(mem, [0, 0x34, 0x12, 0, 8, 0, 0, 0]);
     // Past the input's end, and below the frame.
     assert_eq!(
         run("r0 = *(u32 *)(r1 + 6)\nexit", &[0; 8], 100),
-        Err(a64::EXIT_FAULT)
+        fault(FaultKind::Memory, 0)
     );
     assert_eq!(
         run("r0 = *(u8 *)(r10 - 513)\nexit", &[], 100),
-        Err(a64::EXIT_FAULT)
+        fault(FaultKind::Memory, 0)
     );
     // A frame returned from is dead.
     assert_eq!(
@@ -162,11 +125,46 @@ fn arm64_executables_report_results_faults_and_the_budget() {
             &[],
             100
         ),
-        Err(a64::EXIT_FAULT)
+        fault(FaultKind::Memory, 1)
     );
     // The budget, counted as the interpreter counts it.
-    assert_eq!(run("r0 = 3\nr0 += 1\nexit", &[], 3), Ok(4));
-    assert_eq!(run("r0 = 3\nr0 += 1\nexit", &[], 2), Err(a64::EXIT_BUDGET));
-    assert_eq!(run("l:\ngoto l", &[], 1000), Err(a64::EXIT_BUDGET));
-    std::fs::remove_dir_all(&tmp).ok();
+    assert_eq!(
+        run("r0 = 3\nr0 += 1\nexit", &[], 3),
+        A64Outcome::Returned(4)
+    );
+    assert_eq!(
+        run("r0 = 3\nr0 += 1\nexit", &[], 2),
+        fault(FaultKind::Budget, 2)
+    );
+    assert_eq!(run("l:\ngoto l", &[], 1000), fault(FaultKind::Budget, 0));
+    // Within a block, past a 64-bit load: the instruction it ran out at.
+    assert_eq!(
+        run(
+            "r0 = 1\nr1 = 0x100000000 ll\nr0 += 1\nr0 += 2\nexit",
+            &[],
+            3
+        ),
+        fault(FaultKind::Budget, 4)
+    );
+    // Helpers, callx and the call depth, each at its instruction.
+    assert_eq!(
+        run("r1 = 7\nr0 = 1\ncall 5\nexit", &[], 100),
+        A64Outcome::Returned(7)
+    );
+    assert_eq!(
+        run("r0 = 1\ncall 9\nexit", &[], 100),
+        fault(FaultKind::UnknownHelper, 1)
+    );
+    assert_eq!(
+        run("r0 = 1\nr2 = 6\ncallx r2\nexit", &[], 100),
+        fault(FaultKind::BadCallTarget, 2)
+    );
+    assert_eq!(
+        run("call f\nexit\nf:\nr0 = 1\ncall f\nexit", &[], 1000),
+        fault(FaultKind::CallDepth, 3)
+    );
+}
+
+fn fault(kind: FaultKind, pc: usize) -> A64Outcome {
+    A64Outcome::Fault { kind, pc }
 }

@@ -273,6 +273,57 @@ pub fn program_jited_ksyms(fd: BorrowedFd<'_>) -> Result<Vec<u64>> {
     Ok(ksyms)
 }
 
+/// Where a program's JIT-compiled code lies in the kernel: each function's
+/// address and length (the code `program_jited` returns is these functions
+/// one after another) and the address of each BTF line record's code.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JitedLayout {
+    /// Kernel address of each function (main program first); empty when
+    /// the caller may not see kernel addresses.
+    pub ksyms: Vec<u64>,
+    /// Bytes of each function's code, in the same order.
+    pub func_lens: Vec<u32>,
+    /// Kernel address of the code of each line record (`jited_line_info`);
+    /// empty without BTF line info or kernel addresses.
+    pub line_addrs: Vec<u64>,
+}
+
+/// The program's JIT-compiled functions and line addresses.
+pub fn program_jited_layout(fd: BorrowedFd<'_>) -> Result<JitedLayout> {
+    const NR_JITED_KSYMS: usize = 104;
+    const NR_JITED_FUNC_LENS: usize = 108;
+    const NR_JITED_LINE_INFO: usize = 168;
+    let first = raw_info(fd, "program")?;
+    let mut layout = JitedLayout {
+        ksyms: vec![0; u32_at(&first, NR_JITED_KSYMS) as usize],
+        func_lens: vec![0; u32_at(&first, NR_JITED_FUNC_LENS) as usize],
+        line_addrs: vec![0; u32_at(&first, NR_JITED_LINE_INFO) as usize],
+    };
+    if layout.ksyms.is_empty() && layout.func_lens.is_empty() && layout.line_addrs.is_empty() {
+        return Ok(layout);
+    }
+    let mut buf = [0u8; INFO_BUF];
+    sys::prog_info(
+        fd,
+        &mut buf,
+        ProgInfoArrays {
+            jited_ksyms: (!layout.ksyms.is_empty()).then_some(&mut layout.ksyms[..]),
+            jited_func_lens: (!layout.func_lens.is_empty()).then_some(&mut layout.func_lens[..]),
+            jited_line_info: (!layout.line_addrs.is_empty()).then_some(&mut layout.line_addrs[..]),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| Error::sys("get program JIT layout", e))?;
+    layout.ksyms.truncate(u32_at(&buf, NR_JITED_KSYMS) as usize);
+    layout
+        .func_lens
+        .truncate(u32_at(&buf, NR_JITED_FUNC_LENS) as usize);
+    layout
+        .line_addrs
+        .truncate(u32_at(&buf, NR_JITED_LINE_INFO) as usize);
+    Ok(layout)
+}
+
 /// A program's BTF records, with instruction offsets in its translated
 /// instructions; both empty when it was loaded without BTF.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -16,9 +16,34 @@ use super::parse_hex;
 pub struct Args {
     /// Directory of `.data` files (bpf_conformance's or uBPF's `tests/`).
     dir: PathBuf,
-    /// Execution engine (the JIT by default where it has a back end).
-    #[arg(long, value_enum, default_value_t = Engine::native())]
-    engine: Engine,
+    /// Execution engine (the JIT by default where it has a back end);
+    /// `jit-arm64` runs each program through the ARM64 back end under
+    /// qemu-aarch64.
+    #[arg(long, value_enum, default_value_t = SuiteEngine::native())]
+    engine: SuiteEngine,
+}
+
+/// The engines the suite runs on: those of `bpfkit run`, and the ARM64
+/// back end, which runs only as a static aarch64 executable under qemu.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum SuiteEngine {
+    /// The pre-decoded, memory-checked interpreter.
+    #[value(alias = "interp")]
+    Interpreter,
+    /// The x86-64 JIT, with the interpreter's checks and errors.
+    Jit,
+    /// The ARM64 JIT, each program run under qemu-aarch64 (package qemu-user).
+    JitArm64,
+}
+
+impl SuiteEngine {
+    /// The JIT on x86-64, the interpreter elsewhere.
+    fn native() -> SuiteEngine {
+        match Engine::native() {
+            Engine::Jit => SuiteEngine::Jit,
+            Engine::Interpreter => SuiteEngine::Interpreter,
+        }
+    }
 }
 
 /// Execution engines.
@@ -57,9 +82,19 @@ impl Engine {
 /// Runs the suite; prints each failure and skip, then the
 /// `N passed, M failed, K skipped` line (CI parses its `N passed, M failed`).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let engine = args.engine;
-    let outcomes = conformance::run_dir_with(&args.dir, &move |p| engine.prepare(p))
-        .with_context(|| format!("reading {}", args.dir.display()))?;
+    let reading = || format!("reading {}", args.dir.display());
+    let outcomes = match args.engine {
+        SuiteEngine::JitArm64 => {
+            let qemu = bpfkit_jit::qemu::Qemu::find()?;
+            qemu.conformance_dir(&args.dir).with_context(reading)?
+        }
+        SuiteEngine::Interpreter => {
+            conformance::run_dir_with(&args.dir, &|p| Engine::Interpreter.prepare(p))
+                .with_context(reading)?
+        }
+        SuiteEngine::Jit => conformance::run_dir_with(&args.dir, &|p| Engine::Jit.prepare(p))
+            .with_context(reading)?,
+    };
     if outcomes.is_empty() {
         bail!("no .data files in {}", args.dir.display());
     }

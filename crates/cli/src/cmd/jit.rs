@@ -1,5 +1,5 @@
-//! `bpfkit jit`: the x86-64 code the JIT makes of a program, each eBPF
-//! instruction followed by the machine code made from it.
+//! `bpfkit jit`: the x86-64 or A64 code the JIT makes of a program, each
+//! eBPF instruction followed by the machine code made from it.
 
 use std::path::PathBuf;
 
@@ -7,8 +7,8 @@ use anyhow::{bail, Context};
 use bpfkit_object::ObjectSpec;
 use bpfkit_vm::Program;
 
-/// Print the x86-64 code the JIT makes of a program, interleaved with the
-/// eBPF instructions it comes from.
+/// Print the x86-64 or A64 code the JIT makes of a program, interleaved
+/// with the eBPF instructions it comes from.
 #[derive(clap::Args)]
 pub struct Args {
     /// A clang-compiled BPF ELF object, or raw little-endian bytecode.
@@ -16,6 +16,21 @@ pub struct Args {
     /// Object: the program (may be omitted when there is only one).
     #[arg(long)]
     prog: Option<String>,
+    /// The back end whose code to print.
+    #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+    arch: Arch,
+}
+
+/// The JIT's back ends.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Arch {
+    /// x86-64, the code `bpfkit run --engine jit` runs on this machine.
+    #[value(name = "x86_64", alias = "x86-64")]
+    X86_64,
+    /// ARM64 (A64), as in the executable run under qemu-aarch64, for a
+    /// run without input.
+    #[value(name = "aarch64", alias = "arm64")]
+    Aarch64,
 }
 
 /// Compiles the program and prints its listing.
@@ -54,7 +69,65 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Program::from_bytes(&bytes).with_context(|| format!("loading {file}"))?
     };
-    print(&program)
+    match args.arch {
+        Arch::X86_64 => print(&program),
+        Arch::Aarch64 => print_a64(&program),
+    }
+}
+
+/// The A64 code of `program`, in the layout of the x86-64 listing:
+/// `; SLOT: eBPF` before the code made from each instruction, then
+/// `OFFSET  INSTRUCTION`, decoded with yaxpeax-arm.
+fn print_a64(program: &Program) -> anyhow::Result<()> {
+    // The code for a run without input and with the VM's default budget
+    // (both only change constants loaded at the entry).
+    let code = bpfkit_jit::a64::compile(program, 0, 1 << 20).context("compiling to A64")?;
+    outln!(
+        "; {} eBPF slots, {} bytes of A64 code",
+        program.slots(),
+        code.words.len() * 4
+    );
+    for line in a64_listing(program, &code).lines() {
+        outln!("{line}");
+    }
+    Ok(())
+}
+
+/// The listing of [`print_a64`].
+fn a64_listing(program: &Program, code: &bpfkit_jit::a64::A64Code) -> String {
+    use std::fmt::Write;
+    use yaxpeax_arch::{Decoder, U8Reader};
+    let mut headers: Vec<Option<String>> = vec![None; code.words.len() + 1];
+    let mut slot = 0usize;
+    for insn in program.insns() {
+        if let Some(Some(at)) = code.starts.get(slot) {
+            let text = format!("; {slot:4}: {}", insn.display(bpfkit_isa::Syntax::Llvm));
+            // Instructions made into no code share the next one's offset.
+            let h = headers[*at].get_or_insert_with(String::new);
+            if !h.is_empty() {
+                h.push('\n');
+            }
+            h.push_str(&text);
+        }
+        slot += insn.slots();
+    }
+    let decoder = yaxpeax_arm::armv8::a64::InstDecoder::default();
+    let mut out = String::from("; prologue\n");
+    for (i, word) in code.words.iter().enumerate() {
+        if i == code.exits {
+            out.push_str("; exit paths\n");
+        }
+        if let Some(h) = &headers[i] {
+            let _ = writeln!(out, "{h}");
+        }
+        let bytes = word.to_le_bytes();
+        let text = match decoder.decode(&mut U8Reader::new(&bytes)) {
+            Ok(insn) => insn.to_string(),
+            Err(e) => format!(".word {word:#010x} (invalid: {e})"),
+        };
+        let _ = writeln!(out, "    {:6x}  {text}", i * 4);
+    }
+    out
 }
 
 #[cfg(target_arch = "x86_64")]

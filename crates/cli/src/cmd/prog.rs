@@ -437,6 +437,57 @@ impl SourceInfo {
     }
 }
 
+impl SourceInfo {
+    /// The prototype of function `index`, as bpftool heads it.
+    fn proto(&self, index: usize) -> Option<String> {
+        let &[_, type_id] = self.funcs.get(index)?;
+        btf_type_only(&self.btf, type_id).filter(|p| !p.is_empty())
+    }
+
+    /// The source line to print before each of `insns` of function `f`,
+    /// found as bpftool finds them with libbpf's
+    /// `bpf_prog_linfo__lfind_addr_func`: among the function's line records
+    /// past the `skip` already printed, the last whose code starts at or
+    /// before the instruction, if the first of them does.
+    fn jited_lines(
+        &self,
+        layout: &bpfkit_kernel::info::JitedLayout,
+        f: &JitedFunction,
+        insns: &[X86Insn],
+    ) -> Vec<Option<String>> {
+        let Some(base) = f
+            .address
+            .filter(|_| layout.line_addrs.len() == self.lines.len())
+        else {
+            return vec![None; insns.len()];
+        };
+        let end = base + f.len as u64;
+        // This function's records, as libbpf's dissect_jited_func splits them.
+        let records: Vec<(u64, &[u32; 4])> = layout
+            .line_addrs
+            .iter()
+            .zip(&self.lines)
+            .filter(|(&a, _)| (base..end).contains(&a))
+            .map(|(&a, r)| (a, r))
+            .collect();
+        let mut skip = 0;
+        insns
+            .iter()
+            .map(|insn| {
+                let addr = base + insn.pc as u64;
+                let rest = records.get(skip..).filter(|r| !r.is_empty())?;
+                if addr < rest[0].0 {
+                    return None;
+                }
+                let n = rest.partition_point(|&(a, _)| a <= addr);
+                skip += 1;
+                let line = self.btf.str_at(rest[n - 1].1[2]).ok()?.trim_start();
+                (!line.is_empty()).then(|| line.to_string())
+            })
+            .collect()
+    }
+}
+
 /// libbpf's `bpf_prog_linfo__lfind`: past the first `skip` records, the
 /// last one starting at or before `slot`, if it starts at `slot`.
 fn linfo_find(lines: &[[u32; 4]], slot: usize, skip: usize) -> Option<&[u32; 4]> {
@@ -578,7 +629,13 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             mut words,
         } => {
             let json = take_json(&mut words) || json;
-            let (sel, rest) = parse_selector(&words, ObjectKind::Program)?;
+            let (sel, mut rest) = parse_selector(&words, ObjectKind::Program)?;
+            // bpftool's `opcodes`: each instruction's bytes too (jited only).
+            let opcodes =
+                matches!(what, Dump::Jited) && rest.first().is_some_and(|w| w == "opcodes");
+            if opcodes {
+                rest = &rest[1..];
+            }
             no_more(rest)?;
             let fds = open_all(ObjectKind::Program, &sel)?;
             let several = fds.len() > 1;
@@ -591,7 +648,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 }
                 let body = match what {
                     Dump::Xlated => dump_xlated(fd.as_fd(), &info, json)?,
-                    Dump::Jited => dump_jited(fd.as_fd(), info.id, json)?,
+                    Dump::Jited => dump_jited(fd.as_fd(), &info, json, opcodes)?,
                 };
                 if several && json {
                     let key = if matches!(what, Dump::Xlated) {
@@ -661,29 +718,217 @@ fn dump_xlated(
     Ok(None)
 }
 
-/// Prints (text) or returns (JSON) one program's machine code.
+/// Prints (text) or returns (JSON) one program's machine code,
+/// disassembled as bpftool's `prog dump jited` disassembles it with libbfd
+/// (`disasm_print_insn` in bpftool's jit_disasm.c): each function headed by
+/// its BTF prototype and its kernel symbol, each instruction as
+/// `%4x:\t` + AT&T syntax, source lines from the kernel's `jited_line_info`
+/// before the instructions they begin, and with `opcodes` the bytes of each
+/// instruction on a line of their own.
 fn dump_jited(
     fd: BorrowedFd<'_>,
-    id: u32,
+    info: &ProgramInfo,
     json: bool,
+    opcodes: bool,
 ) -> anyhow::Result<Option<serde_json::Value>> {
+    let id = info.id;
     let code = program_jited(fd)?;
     if code.is_empty() {
         anyhow::bail!(
             "program id {id} has no JIT-compiled code (the JIT is off, or it runs interpreted)"
         );
     }
-    if json {
-        let bytes: Vec<String> = code.iter().map(|b| format!("0x{b:02x}")).collect();
-        return Ok(Some(
-            serde_json::json!({ "bytes": code.len(), "code": bytes }),
-        ));
+    if !cfg!(target_arch = "x86_64") {
+        anyhow::bail!("program id {id}: bpfkit disassembles only x86-64 JIT code");
     }
-    for (i, chunk) in code.chunks(16).enumerate() {
-        let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
-        outln!("{:>6x}: {}", i * 16, hex.join(" "));
+    let layout = bpfkit_kernel::info::program_jited_layout(fd).unwrap_or_default();
+    let funcs = jited_functions(&code, &layout);
+    let symbols = KernelSymbols::load().unwrap_or_default();
+    let source = SourceInfo::for_program(fd, info);
+    let mut all_json = Vec::new();
+    for (i, f) in funcs.iter().enumerate() {
+        let bytes = &code[f.start..f.start + f.len];
+        let insns = disassemble_x86(bytes, f.address.unwrap_or(0));
+        let notes = source
+            .as_ref()
+            .map(|s| s.jited_lines(&layout, f, &insns))
+            .unwrap_or_else(|| vec![None; insns.len()]);
+        let proto = source.as_ref().and_then(|s| s.proto(i));
+        let name = match f.address {
+            Some(a) => symbols
+                .at(a)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("0x{a:016x}")),
+            None => "unknown".to_string(),
+        };
+        if json {
+            let insns: Vec<serde_json::Value> = insns
+                .iter()
+                .zip(&notes)
+                .map(|(insn, src)| insn.json(src.as_deref(), bytes, opcodes))
+                .collect();
+            if !f.headed {
+                return Ok(Some(serde_json::Value::Array(insns)));
+            }
+            let mut o = serde_json::Map::new();
+            if let Some(p) = &proto {
+                o.insert("proto".into(), p.clone().into());
+            }
+            o.insert("name".into(), name.into());
+            o.insert("insns".into(), insns.into());
+            all_json.push(serde_json::Value::Object(o));
+            continue;
+        }
+        if f.headed {
+            if let Some(p) = &proto {
+                outln!("{p}:");
+            }
+            outln!("{name}:");
+        }
+        for (insn, src) in insns.iter().zip(&notes) {
+            if let Some(s) = src {
+                outln!("; {s}");
+            }
+            outln!("{:4x}:\t{}", insn.pc, insn.text);
+            if opcodes {
+                let hex: String = bytes[insn.pc..insn.pc + insn.len]
+                    .iter()
+                    .map(|b| format!("{b:02x} "))
+                    .collect();
+                outln!("\t{hex}");
+            }
+        }
+        if f.headed {
+            outln!();
+        }
     }
-    Ok(None)
+    Ok(json.then_some(serde_json::Value::Array(all_json)))
+}
+
+/// One JIT-compiled function: where its code starts in the program's
+/// code, its length, its kernel address, and whether bpftool heads it
+/// with its name (it does whenever the kernel reports function lengths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JitedFunction {
+    start: usize,
+    len: usize,
+    address: Option<u64>,
+    headed: bool,
+}
+
+/// The functions of `code` by the kernel's `jited_func_lens`; the whole
+/// code as one function when the lengths are missing or do not add up to
+/// the code's length.
+fn jited_functions(code: &[u8], layout: &bpfkit_kernel::info::JitedLayout) -> Vec<JitedFunction> {
+    let lens = &layout.func_lens;
+    let total: u64 = lens.iter().map(|&l| u64::from(l)).sum();
+    if lens.is_empty() || total != code.len() as u64 {
+        return vec![JitedFunction {
+            start: 0,
+            len: code.len(),
+            address: layout.ksyms.first().copied(),
+            headed: false,
+        }];
+    }
+    let mut start = 0;
+    lens.iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            let f = JitedFunction {
+                start,
+                len: len as usize,
+                address: layout.ksyms.get(i).copied(),
+                headed: true,
+            };
+            start += len as usize;
+            f
+        })
+        .collect()
+}
+
+/// One decoded x86-64 instruction: offset in its function, length, text as
+/// objdump prints it, and the mnemonic and operands apart (bpftool's JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct X86Insn {
+    pc: usize,
+    len: usize,
+    text: String,
+    operation: String,
+    operands: Vec<String>,
+}
+
+impl X86Insn {
+    /// bpftool's JSON object for an instruction.
+    fn json(&self, src: Option<&str>, bytes: &[u8], opcodes: bool) -> serde_json::Value {
+        let mut o = serde_json::Map::new();
+        if let Some(s) = src {
+            o.insert("src".into(), s.into());
+        }
+        o.insert("pc".into(), format!("0x{:x}", self.pc).into());
+        o.insert("operation".into(), self.operation.clone().into());
+        // bpftool writes one null for an instruction without operands.
+        let operands = if self.operands.is_empty() {
+            vec![serde_json::Value::Null]
+        } else {
+            self.operands.iter().map(|s| s.clone().into()).collect()
+        };
+        o.insert("operands".into(), operands.into());
+        if opcodes {
+            let hex: Vec<serde_json::Value> = bytes[self.pc..self.pc + self.len]
+                .iter()
+                .map(|b| format!("0x{b:02x}").into())
+                .collect();
+            o.insert("opcodes".into(), hex.into());
+        }
+        serde_json::Value::Object(o)
+    }
+}
+
+/// Disassembles one function's code in AT&T syntax laid out as objdump
+/// (and so bpftool with libbfd) lays it out: the mnemonic padded to six
+/// columns and a space, operands without spaces after commas, lowercase
+/// hex. Branch targets are absolute, from the function's kernel `address`.
+fn disassemble_x86(bytes: &[u8], address: u64) -> Vec<X86Insn> {
+    use iced_x86::{Decoder, DecoderOptions, Formatter, FormatterOutput, GasFormatter};
+    struct Text(String);
+    impl FormatterOutput for Text {
+        fn write(&mut self, text: &str, _kind: iced_x86::FormatterTextKind) {
+            self.0.push_str(text);
+        }
+    }
+    let mut formatter = GasFormatter::new();
+    let options = formatter.options_mut();
+    options.set_first_operand_char_index(7);
+    options.set_uppercase_hex(false);
+    options.set_space_after_operand_separator(false);
+    options.set_small_hex_numbers_in_decimal(false);
+    options.set_show_zero_displacements(true);
+    let mut decoder = Decoder::with_ip(64, bytes, address, DecoderOptions::NONE);
+    let mut insns = Vec::new();
+    while decoder.can_decode() {
+        let pc = decoder.position();
+        let insn = decoder.decode();
+        let mut text = String::new();
+        formatter.format(&insn, &mut text);
+        let mut operation = Text(String::new());
+        formatter.format_mnemonic(&insn, &mut operation);
+        let operands = (0..formatter.operand_count(&insn))
+            .filter_map(|i| {
+                let mut op = Text(String::new());
+                formatter.format_operand(&insn, &mut op, i).ok()?;
+                Some(op.0)
+            })
+            .filter(|op| !op.is_empty())
+            .collect();
+        insns.push(X86Insn {
+            pc,
+            len: insn.len(),
+            text: text.trim_end().to_string(),
+            operation: operation.0.trim_end().to_string(),
+            operands,
+        });
+    }
+    insns
 }
 
 #[cfg(test)]
@@ -801,6 +1046,65 @@ mod tests {
         let mut func = slot(0x18, 2, 4, 0, 3).to_vec();
         func.extend_from_slice(&slot(0, 0, 0, 0, 0));
         assert_eq!(xlated_insns(&func, &names)[0].1, "(18) r2 = subprog[+3]");
+    }
+
+    #[test]
+    fn jited_code_is_laid_out_as_objdump_lays_it_out() {
+        // push %rbp; mov %rsp,%rbp; sub $0x8,%rsp; mov %edi,-0x4(%rbp);
+        // call (to 0x1000 from 0xc00, written as libbfd writes addresses:
+        // 16 digits); leave; ret
+        let code = [
+            0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x08, 0x89, 0x7d, 0xfc, 0xe8, 0xf0, 0x03,
+            0x00, 0x00, 0xc9, 0xc3,
+        ];
+        let insns = disassemble_x86(&code, 0xc00);
+        let text: Vec<String> = insns
+            .iter()
+            .map(|i| format!("{:4x}:\t{}", i.pc, i.text))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "   0:\tpush   %rbp",
+                "   1:\tmov    %rsp,%rbp",
+                "   4:\tsub    $0x8,%rsp",
+                "   8:\tmov    %edi,-0x4(%rbp)",
+                "   b:\tcall   0x0000000000001000",
+                "  10:\tleave",
+                "  11:\tret",
+            ]
+        );
+        assert_eq!(
+            insns[3].json(None, &code, true),
+            serde_json::json!({"pc": "0x8", "operation": "mov",
+                "operands": ["%edi", "-0x4(%rbp)"], "opcodes": ["0x89", "0x7d", "0xfc"]})
+        );
+        assert_eq!(
+            insns[6].json(Some("}"), &code, false),
+            serde_json::json!({"src": "}", "pc": "0x11", "operation": "ret", "operands": [null]})
+        );
+        // Lengths that do not add up to the code: one unheaded listing.
+        let layout = bpfkit_kernel::info::JitedLayout {
+            ksyms: vec![0xc00, 0x2000],
+            func_lens: vec![10, 10],
+            line_addrs: vec![],
+        };
+        assert_eq!(jited_functions(&code, &layout).len(), 1);
+        assert!(!jited_functions(&code, &layout)[0].headed);
+        let layout = bpfkit_kernel::info::JitedLayout {
+            func_lens: vec![11, 7],
+            ..layout
+        };
+        let funcs = jited_functions(&code, &layout);
+        assert_eq!(
+            funcs[1],
+            JitedFunction {
+                start: 11,
+                len: 7,
+                address: Some(0x2000),
+                headed: true
+            }
+        );
     }
 
     #[test]

@@ -140,6 +140,10 @@ pub struct ProgInfoArrays<'a> {
     /// `line_off`, `line_col`): the source line of instructions, in the
     /// program's BTF.
     pub line_info: Option<&'a mut [[u32; 4]]>,
+    /// Bytes of each JIT-compiled function, in the order of `jited_ksyms`.
+    pub jited_func_lens: Option<&'a mut [u32]>,
+    /// Kernel address of the JIT-compiled code of each line record.
+    pub jited_line_info: Option<&'a mut [u64]>,
 }
 
 /// Offsets in `struct bpf_prog_info` of the array fields [`prog_info`] sets.
@@ -151,13 +155,18 @@ mod prog_info_off {
     pub const NR_MAP_IDS: usize = 52;
     pub const MAP_IDS: usize = 56;
     pub const NR_JITED_KSYMS: usize = 104;
+    pub const NR_JITED_FUNC_LENS: usize = 108;
     pub const JITED_KSYMS: usize = 112;
+    pub const JITED_FUNC_LENS: usize = 120;
     pub const FUNC_INFO_REC_SIZE: usize = 132;
     pub const FUNC_INFO: usize = 136;
     pub const NR_FUNC_INFO: usize = 144;
     pub const NR_LINE_INFO: usize = 148;
     pub const LINE_INFO: usize = 152;
+    pub const JITED_LINE_INFO: usize = 160;
+    pub const NR_JITED_LINE_INFO: usize = 168;
     pub const LINE_INFO_REC_SIZE: usize = 172;
+    pub const JITED_LINE_INFO_REC_SIZE: usize = 176;
 }
 
 /// `bpf_prog_info` into `buf` (at least 232 bytes for every field), with the
@@ -169,7 +178,7 @@ pub fn prog_info(
     arrays: ProgInfoArrays<'_>,
 ) -> io::Result<usize> {
     use prog_info_off::*;
-    if buf.len() < LINE_INFO_REC_SIZE + 4 {
+    if buf.len() < JITED_LINE_INFO_REC_SIZE + 4 {
         return Err(invalid("bpf_prog_info buffer too small"));
     }
     buf.fill(0);
@@ -204,6 +213,15 @@ pub fn prog_info(
     if let Some(k) = arrays.jited_ksyms {
         put(buf, NR_JITED_KSYMS, &len32(k.len())?.to_ne_bytes());
         put(buf, JITED_KSYMS, &addr_mut(k).to_ne_bytes());
+    }
+    if let Some(l) = arrays.jited_func_lens {
+        put(buf, NR_JITED_FUNC_LENS, &len32(l.len())?.to_ne_bytes());
+        put(buf, JITED_FUNC_LENS, &addr_mut(l).to_ne_bytes());
+    }
+    if let Some(l) = arrays.jited_line_info {
+        put(buf, NR_JITED_LINE_INFO, &len32(l.len())?.to_ne_bytes());
+        put(buf, JITED_LINE_INFO_REC_SIZE, &8u32.to_ne_bytes());
+        put(buf, JITED_LINE_INFO, &addr_mut(l).to_ne_bytes());
     }
     info_call(prog, buf)
 }
