@@ -14,6 +14,11 @@
 //!   no map pseudo-instructions, so the hash counter's `r1 = map[fd:0]`
 //!   becomes a plain `lddw` of the C map's address, and helpers 1 and 2
 //!   are the C map's lookup and update.
+//! - "bpfkit-jit-verified" is the JIT in verified-unchecked mode
+//!   (`bpfkit_jit::compile_verified`): the program is verified as a socket
+//!   filter whose r1 is the run's memory (`PTR_TO_MEM` of its length), and
+//!   the stack accesses the verifier proved in-frame lose their checks. A
+//!   program the verifier rejects has no entry, with the reason printed.
 //! - rbpf has no maps, so the hash map counter has no rbpf entry.
 //!
 //! A column whose tool is missing (no clang, no uBPF source) is left out
@@ -29,8 +34,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bpfkit_abi::MapType;
+use bpfkit_abi::{MapType, ProgramType};
 use bpfkit_isa::{assemble, encode, ByteOrder, Syntax};
+use bpfkit_verifier::{EntryState, MapInfo, RegState, RegType, Verifier, VerifyOptions};
 use bpfkit_vm::{MapDef, Program, Vm};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion};
 
@@ -451,9 +457,10 @@ fn timed(
     row.ns.push((id, per_run[per_run.len() / 2]));
 }
 
-const ENGINES: [&str; 6] = [
+const ENGINES: [&str; 7] = [
     "bpfkit-interp",
     "bpfkit-jit",
+    "bpfkit-jit-verified",
     "rbpf-jit",
     "ubpf-jit",
     "native-c",
@@ -465,7 +472,7 @@ fn print_table(rows: &[Row]) {
     println!("median ns per run (criterion's samples)");
     print!("{:<14}", "workload");
     for e in ENGINES {
-        print!("{e:>14}");
+        print!("{:>14}", e.trim_start_matches("bpfkit-"));
     }
     println!();
     for row in rows {
@@ -486,6 +493,7 @@ fn print_table(rows: &[Row]) {
     );
     let cols = [
         ("interp/jit", "bpfkit-interp", true),
+        ("jit/verified", "bpfkit-jit-verified", false),
         ("jit/native-c", "native-c", false),
         ("jit/native-rs", "native-rust", false),
         ("jit/ubpf", "ubpf-jit", false),
@@ -514,6 +522,41 @@ fn print_table(rows: &[Row]) {
 
 // ---- The workloads. ----
 
+/// The workload verified and compiled in verified-unchecked mode, or
+/// `None` (saying why) when the verifier rejects it.
+fn verified(name: &str, src: &str, mem_len: usize, maps: Vec<MapInfo>) -> Option<Program> {
+    let insns = assemble(src, Syntax::Llvm).expect("benchmark program assembles");
+    let mut prog = Program::new(insns).expect("benchmark program loads");
+    let mut opts = VerifyOptions {
+        maps,
+        ..VerifyOptions::default()
+    };
+    if mem_len > 0 {
+        opts.entry = Some(EntryState {
+            regs: vec![
+                (1, RegState::pointer(RegType::Mem, mem_len as u32)),
+                (
+                    2,
+                    RegState::scalar(bpfkit_verifier::Scalar::constant(mem_len as u64)),
+                ),
+            ],
+            stack: Vec::new(),
+        });
+    }
+    let verifier = Verifier::new(ProgramType::SocketFilter);
+    match bpfkit_jit::compile_verified(&mut prog, &verifier, &opts) {
+        Ok(v) => {
+            let proved = v.stack_accesses.iter().filter(|&&p| p).count();
+            println!("{name}: verified, {proved} stack accesses proved in-frame");
+            Some(prog)
+        }
+        Err(e) => {
+            println!("{name}: no bpfkit-jit-verified entry: {e}");
+            None
+        }
+    }
+}
+
 /// A native twin of a workload, on the workload's memory.
 type NativeFn = Box<dyn Fn(&mut [u8]) -> u64>;
 
@@ -541,6 +584,15 @@ fn side_by_side(
     // `m` (checked by bpfkit's interpreter above on the same memory).
     let theirs = unsafe { rbpf_vm.execute_program_jit(&mut m) }.expect("rbpf runs");
     assert_eq!(ours, theirs, "{name}: rbpf's JIT agrees");
+    let unchecked = verified(name, src, mem.len(), Vec::new());
+    if let Some(p) = &unchecked {
+        let mut m = mem.clone();
+        assert_eq!(
+            vm.run(p, &mut m),
+            Ok(ours),
+            "{name}: verified-unchecked agrees"
+        );
+    }
     let mut m = mem.clone();
     assert_eq!(native(&mut m), ours, "{name}: native Rust agrees");
     if let Some(f) = &native_c {
@@ -574,6 +626,11 @@ fn side_by_side(
     timed(&mut group, &mut row, "bpfkit-jit", || {
         vm.run(black_box(&jit), black_box(&mut m)).unwrap()
     });
+    if let Some(p) = &unchecked {
+        timed(&mut group, &mut row, "bpfkit-jit-verified", || {
+            vm.run(black_box(p), black_box(&mut m)).unwrap()
+        });
+    }
     timed(&mut group, &mut row, "rbpf-jit", || {
         // SAFETY: as above.
         unsafe { rbpf_vm.execute_program_jit(black_box(&mut m)) }.unwrap()
@@ -606,6 +663,15 @@ fn hash_counter(c: &mut Criterion, cside: &CSide) -> Row {
         Ok(ours),
         "hash_counter: the JIT agrees"
     );
+    let maps = vec![MapInfo::new("counts", MapType::Hash, 4, 8, 64)];
+    let unchecked = verified("hash_counter", HASH_COUNTER, 0, maps);
+    if let Some(p) = &unchecked {
+        assert_eq!(
+            vm.run(p, &mut []),
+            Ok(ours),
+            "hash_counter: verified-unchecked agrees"
+        );
+    }
 
     type MapNew = unsafe extern "C" fn(u32) -> *mut c_void;
     type MapFree = unsafe extern "C" fn(*mut c_void);
@@ -682,6 +748,11 @@ fn hash_counter(c: &mut Criterion, cside: &CSide) -> Row {
     timed(&mut group, &mut row, "bpfkit-jit", || {
         vm.run(black_box(&jit), &mut []).unwrap()
     });
+    if let Some(p) = &unchecked {
+        timed(&mut group, &mut row, "bpfkit-jit-verified", || {
+            vm.run(black_box(p), &mut []).unwrap()
+        });
+    }
     if let Some(p) = &ubpf {
         timed(&mut group, &mut row, "ubpf-jit", || p.run(&mut []));
     }

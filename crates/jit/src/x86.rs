@@ -42,6 +42,8 @@ struct JitCtx {
     /// the run owns them, else 0: stack accesses at constant offsets from
     /// `r10` go straight there.
     stack_host: u64,
+    /// `stack_host` minus the frame's guest address (`r10 - 512`).
+    stack_delta: u64,
     /// `lddw rX, map[index]` values of this run for the first
     /// `MAP_CACHE` map indexes, 0 until first loaded.
     map_handles: [u64; MAP_CACHE],
@@ -60,7 +62,8 @@ const SCRATCH: i32 = 48;
 const REGS: i32 = 56;
 const STACK_HOST: i32 = REGS + 8 * 11 + 8;
 const STACK: i32 = bpfkit_vm::STACK_PER_FRAME as i32;
-const MAP_HANDLES: i32 = STACK_HOST + 8;
+const STACK_DELTA: i32 = STACK_HOST + 8;
+const MAP_HANDLES: i32 = STACK_DELTA + 8;
 
 /// Rust-side state of one run, reached from trampolines through `JitCtx::runtime`.
 struct Runtime<'m, 'a> {
@@ -123,6 +126,7 @@ impl Runtime<'_, '_> {
                 .map_or(0, |e| e[0]),
             _ => 0,
         };
+        ctx.stack_delta = ctx.stack_host.wrapping_sub(frame);
     }
 }
 
@@ -217,6 +221,9 @@ struct Gen {
     stubs: Vec<Stub>,
     abort: CodeLabel,
     main_exit: CodeLabel,
+    /// Slots whose access the verifier proved to stay within the running
+    /// function's own frame (empty: none).
+    own_stack: Vec<bool>,
 }
 
 fn reg(i: u8) -> usize {
@@ -303,6 +310,13 @@ impl Gen {
             a.test(r9, r9)?;
             a.jz(slow)?;
             a.add(r9, off as i32 + STACK + size)?;
+        } else if self.own_stack.get(pc as usize) == Some(&true) {
+            // The verifier proved the address within the current frame:
+            // only its translation to the frame's host bytes is left.
+            a.cmp(qword_ptr(r12 + STACK_HOST), 0)?;
+            a.je(slow)?;
+            a.mov(r9, qword_ptr(r12 + STACK_DELTA))?;
+            a.lea(r9, qword_ptr(r9 + r11 + size))?;
         } else {
             self.checked_address(size, load.is_some(), slow)?;
         }
@@ -758,6 +772,16 @@ fn shift_reg(
 impl JitProgram {
     /// Compiles `program`.
     pub fn compile(program: &Program) -> Result<JitProgram, JitError> {
+        JitProgram::compile_trusting(program, Vec::new())
+    }
+
+    /// Compiles `program`, emitting the accesses of the slots `own_stack`
+    /// marks without a bounds check: the caller vouches (by the verifier's
+    /// proof) that each stays within the running function's frame.
+    pub(crate) fn compile_trusting(
+        program: &Program,
+        own_stack: Vec<bool>,
+    ) -> Result<JitProgram, JitError> {
         let compiled_from = program.ops().as_ptr() as usize;
         let ops = program.ops().to_vec();
         let lead = leaders(&ops);
@@ -771,6 +795,7 @@ impl JitProgram {
             stubs: Vec::new(),
             abort,
             main_exit,
+            own_stack,
         };
         let mut blocks: Vec<Vec<u32>> = Vec::new();
         let mut block_of = vec![u32::MAX; ops.len()];
