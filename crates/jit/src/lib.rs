@@ -65,6 +65,17 @@ pub enum JitError {
     Unsupported,
 }
 
+/// Why a program could not be compiled in verified-unchecked mode.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifiedJitError {
+    /// bpfkit's verifier does not accept the program.
+    #[error("the verifier rejects the program: {0}")]
+    Rejected(Box<bpfkit_verifier::Rejection>),
+    /// Compiling failed.
+    #[error(transparent)]
+    Jit(#[from] JitError),
+}
+
 /// Which engine runs programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -112,6 +123,42 @@ impl std::str::FromStr for Engine {
             "jit" => Ok(Engine::Jit),
             _ => Err(format!("unknown engine `{s}` (expected `interp` or `jit`)")),
         }
+    }
+}
+
+/// Verifies `program` with `verifier` and `opts` and, when it is accepted,
+/// compiles it as [`compile`] does except that the loads and stores the
+/// verifier proved to stay within the running function's own stack frame
+/// (pointers derived from `r10`, at constant or bounded offsets) get no
+/// bounds check ("verified-unchecked"); every other access stays checked.
+/// Returns the verifier's verdict.
+///
+/// The verifier is trusted as the kernel trusts its own: its stack model
+/// (512 bytes per frame, `r10` read-only) is the VM's.
+pub fn compile_verified(
+    program: &mut Program,
+    verifier: &bpfkit_verifier::Verifier,
+    opts: &bpfkit_verifier::VerifyOptions,
+) -> Result<bpfkit_verifier::Verdict, VerifiedJitError> {
+    let verdict = verifier
+        .verify(bpfkit_verifier::Program::Raw(program.insns()), opts)
+        .map_err(VerifiedJitError::Rejected)?;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // The verifier counts slots as the program's ops do; a mismatch
+        // (never expected) leaves every access checked.
+        let own_stack = if verdict.stack_accesses.len() == program.ops().len() {
+            verdict.stack_accesses.clone()
+        } else {
+            Vec::new()
+        };
+        let code = x86::JitProgram::compile_trusting(program, own_stack)?;
+        program.set_compiled(Some(std::sync::Arc::new(code)));
+        Ok(verdict)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Err(JitError::Unsupported.into())
     }
 }
 

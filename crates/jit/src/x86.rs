@@ -38,7 +38,19 @@ struct JitCtx {
     /// r0..r10 while Rust code runs.
     regs: [u64; 11],
     runtime: u64,
+    /// Host address of the current frame's bytes (its `r10 - 512`) when
+    /// the run owns them, else 0: stack accesses at constant offsets from
+    /// `r10` go straight there.
+    stack_host: u64,
+    /// `stack_host` minus the frame's guest address (`r10 - 512`).
+    stack_delta: u64,
+    /// `lddw rX, map[index]` values of this run for the first
+    /// `MAP_CACHE` map indexes, 0 until first loaded.
+    map_handles: [u64; MAP_CACHE],
 }
+
+/// Map indexes whose handles a run caches.
+const MAP_CACHE: usize = 8;
 
 const TABLE: i32 = 0;
 const NREGIONS: i32 = 8;
@@ -48,6 +60,10 @@ const DEPTH: i32 = 32;
 const SAVED_RSP: i32 = 40;
 const SCRATCH: i32 = 48;
 const REGS: i32 = 56;
+const STACK_HOST: i32 = REGS + 8 * 11 + 8;
+const STACK: i32 = bpfkit_vm::STACK_PER_FRAME as i32;
+const STACK_DELTA: i32 = STACK_HOST + 8;
+const MAP_HANDLES: i32 = STACK_DELTA + 8;
 
 /// Rust-side state of one run, reached from trampolines through `JitCtx::runtime`.
 struct Runtime<'m, 'a> {
@@ -99,6 +115,18 @@ impl Runtime<'_, '_> {
         ctx.nregions = self.table.len() as u64;
         ctx.fp = self.machine.frame_pointer();
         ctx.depth = self.machine.depth() as u64;
+        // The frame's region starts STACK bytes below r10 (interp.rs
+        // Stack::frame_pointer); only a whole owned frame goes direct.
+        let frame = ctx.fp.wrapping_sub(STACK as u64);
+        ctx.stack_host = match ((frame >> 32).wrapping_sub(1) as usize, frame as u32) {
+            (index, 0) => self
+                .table
+                .get(index)
+                .filter(|e| e[1] >= STACK as u64 && e[2] >= STACK as u64)
+                .map_or(0, |e| e[0]),
+            _ => 0,
+        };
+        ctx.stack_delta = ctx.stack_host.wrapping_sub(frame);
     }
 }
 
@@ -165,7 +193,11 @@ enum Value {
 /// Out-of-line code emitted after the body.
 enum Stub {
     /// The block would overrun the budget.
-    Budget { label: CodeLabel, block: u32 },
+    Budget {
+        label: CodeLabel,
+        block: u32,
+        insns: i32,
+    },
     /// A load's slow path: the machine loads into `scratch`, then the load
     /// instruction reads it there.
     Load {
@@ -189,6 +221,9 @@ struct Gen {
     stubs: Vec<Stub>,
     abort: CodeLabel,
     main_exit: CodeLabel,
+    /// Slots whose access the verifier proved to stay within the running
+    /// function's own frame (empty: none).
+    own_stack: Vec<bool>,
 }
 
 fn reg(i: u8) -> usize {
@@ -267,19 +302,25 @@ impl Gen {
         let mut access = self.a.create_label();
         let a = &mut self.a;
         a.lea(r11, qword_ptr(R64[base] + off as i32))?;
-        a.mov(r10, r11)?;
-        a.shr(r10, 32u32)?;
-        a.sub(r10, 1)?;
-        a.cmp(r10, qword_ptr(r12 + NREGIONS))?;
-        a.jae(slow)?;
-        a.shl(r10, 5u32)?;
-        a.add(r10, qword_ptr(r12 + TABLE))?;
-        a.mov(r9d, r11d)?;
-        a.add(r9, size)?;
-        let len_field = if load.is_some() { 8 } else { 16 };
-        a.cmp(r9, qword_ptr(r10 + len_field))?;
-        a.ja(slow)?;
-        a.add(r9, qword_ptr(r10))?;
+        if base == 10 && off as i32 >= -STACK && off as i32 + size <= 0 {
+            // r10 is the frame pointer (no instruction writes it), so a
+            // constant offset within the frame needs no bounds check: only
+            // the frame's host address, 0 when the slow path must decide.
+            a.mov(r9, qword_ptr(r12 + STACK_HOST))?;
+            a.test(r9, r9)?;
+            a.jz(slow)?;
+            a.add(r9, off as i32 + STACK + size)?;
+        } else if self.own_stack.get(pc as usize) == Some(&true) {
+            // The verifier proved the address within the current frame:
+            // only its translation to the frame's host bytes is left.
+            a.cmp(qword_ptr(r12 + STACK_HOST), 0)?;
+            a.je(slow)?;
+            a.mov(r9, qword_ptr(r12 + STACK_DELTA))?;
+            a.lea(r9, qword_ptr(r9 + r11 + size))?;
+        } else {
+            self.checked_address(size, load.is_some(), slow)?;
+        }
+        let a = &mut self.a;
         a.set_label(&mut access)?;
         let m = r9 - size;
         if let Some((dst, signed)) = load {
@@ -318,6 +359,25 @@ impl Gen {
             });
         }
         Ok(())
+    }
+
+    /// The region-table check of the address in r11 for `size` bytes:
+    /// leaves the host address of its end in r9, or jumps to `slow`.
+    fn checked_address(&mut self, size: i32, load: bool, slow: CodeLabel) -> Result<(), IcedError> {
+        let a = &mut self.a;
+        a.mov(r10, r11)?;
+        a.shr(r10, 32u32)?;
+        a.sub(r10, 1)?;
+        a.cmp(r10, qword_ptr(r12 + NREGIONS))?;
+        a.jae(slow)?;
+        a.shl(r10, 5u32)?;
+        a.add(r10, qword_ptr(r12 + TABLE))?;
+        a.mov(r9d, r11d)?;
+        a.add(r9, size)?;
+        let len_field = if load { 8 } else { 16 };
+        a.cmp(r9, qword_ptr(r10 + len_field))?;
+        a.ja(slow)?;
+        a.add(r9, qword_ptr(r10))
     }
 
     fn alu(&mut self, op: Op, pc: u32) -> Result<bool, IcedError> {
@@ -712,6 +772,16 @@ fn shift_reg(
 impl JitProgram {
     /// Compiles `program`.
     pub fn compile(program: &Program) -> Result<JitProgram, JitError> {
+        JitProgram::compile_trusting(program, Vec::new())
+    }
+
+    /// Compiles `program`, emitting the accesses of the slots `own_stack`
+    /// marks without a bounds check: the caller vouches (by the verifier's
+    /// proof) that each stays within the running function's frame.
+    pub(crate) fn compile_trusting(
+        program: &Program,
+        own_stack: Vec<bool>,
+    ) -> Result<JitProgram, JitError> {
         let compiled_from = program.ops().as_ptr() as usize;
         let ops = program.ops().to_vec();
         let lead = leaders(&ops);
@@ -725,6 +795,7 @@ impl JitProgram {
             stubs: Vec::new(),
             abort,
             main_exit,
+            own_stack,
         };
         let mut blocks: Vec<Vec<u32>> = Vec::new();
         let mut block_of = vec![u32::MAX; ops.len()];
@@ -820,12 +891,13 @@ impl Gen {
                 let b = block_of[pc];
                 let n = blocks[b as usize].len() as i32;
                 let stub = self.a.create_label();
-                self.a.cmp(qword_ptr(r12 + REMAINING), n)?;
-                self.a.jb(stub)?;
+                // One read-modify-write: a borrow means fewer than n left.
                 self.a.sub(qword_ptr(r12 + REMAINING), n)?;
+                self.a.jb(stub)?;
                 self.stubs.push(Stub::Budget {
                     label: stub,
                     block: b,
+                    insns: n,
                 });
             }
             self.op(op, pc as u32)?;
@@ -836,8 +908,15 @@ impl Gen {
         // Out-of-line paths.
         for stub in std::mem::take(&mut self.stubs) {
             match stub {
-                Stub::Budget { mut label, block } => {
+                Stub::Budget {
+                    mut label,
+                    block,
+                    insns,
+                } => {
                     self.a.set_label(&mut label)?;
+                    // Undo the block's subtraction: the machine counts
+                    // from what was left before it.
+                    self.a.add(qword_ptr(r12 + REMAINING), insns)?;
                     self.tcall(tramp_budget, block as u64)?;
                     self.a.jmp(self.abort)?;
                 }
@@ -922,7 +1001,27 @@ impl Gen {
                 self.tcall(tramp_atomic, pc as u64)?;
             }
             LdAbs(..) | LdInd(..) => self.tcall(tramp_packet, pc as u64)?,
-            LdMap(..) | LdMapValue(..) => self.tcall(tramp_map, pc as u64)?,
+            LdMap(d, index) if (index as usize) < MAP_CACHE => {
+                // A map's handle is the same for the whole run: only the
+                // first load asks the machine.
+                // The next instruction is 2 slots on (lddw is wide); a
+                // loaded program does not end with an lddw, but if it did
+                // a local label after a nop would do.
+                let after = self.labels.get(pc as usize + 2).copied();
+                let mut done = after.unwrap_or_else(|| self.a.create_label());
+                let r = R64[reg(d)];
+                self.a
+                    .mov(r, qword_ptr(r12 + (MAP_HANDLES + 8 * index as i32)))?;
+                self.a.test(r, r)?;
+                self.a.jnz(done)?;
+                self.tcall(tramp_map_handle, pc as u64)?;
+                if after.is_none() {
+                    self.a.set_label(&mut done)?;
+                    self.a.nop()?;
+                }
+            }
+            LdMap(..) => self.tcall(tramp_map_handle, pc as u64)?,
+            LdMapValue(..) => self.tcall(tramp_map_value, pc as u64)?,
             Call(_) => self.tcall(tramp_helper, pc as u64)?,
             CallLocal(t) => {
                 self.tcall(tramp_enter, pc as u64)?;
@@ -1087,14 +1186,26 @@ extern "sysv64" fn tramp_packet(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u6
     })
 }
 
-extern "sysv64" fn tramp_map(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u64 {
-    guarded(ctx, true, |ctx, rt| {
-        match op_at(rt, pc) {
-            Op::LdMap(d, index) => ctx.regs[reg(d)] = rt.machine.map_handle(pc as usize, index)?,
-            Op::LdMapValue(d, index, offset) => {
-                ctx.regs[reg(d)] = rt.machine.map_value_addr(pc as usize, index, offset)?
+/// `lddw rX, map[index]`: the handle, kept for the run's later loads. The
+/// machine only reads its maps here, so the regions need no refresh.
+extern "sysv64" fn tramp_map_handle(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u64 {
+    guarded(ctx, false, |ctx, rt| {
+        if let Op::LdMap(d, index) = op_at(rt, pc) {
+            let handle = rt.machine.map_handle(pc as usize, index)?;
+            ctx.regs[reg(d)] = handle;
+            if let Some(slot) = ctx.map_handles.get_mut(index as usize) {
+                *slot = handle;
             }
-            _ => {}
+        }
+        Ok(())
+    })
+}
+
+/// `lddw rX, map_value[index] + offset` (may add the value's region).
+extern "sysv64" fn tramp_map_value(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u64 {
+    guarded(ctx, true, |ctx, rt| {
+        if let Op::LdMapValue(d, index, offset) = op_at(rt, pc) {
+            ctx.regs[reg(d)] = rt.machine.map_value_addr(pc as usize, index, offset)?;
         }
         Ok(())
     })

@@ -82,6 +82,9 @@ struct Env<'a> {
     prev_of_failure: usize,
     /// The state at the last entry of each callback call site.
     callback_states: std::collections::HashMap<usize, State>,
+    /// Per slot: 1 while every memory access seen there was to the current
+    /// frame's own stack, 2 once one was not (see `Verdict::stack_accesses`).
+    own_stack: Vec<u8>,
 }
 
 pub(crate) fn run(
@@ -132,6 +135,7 @@ pub(crate) fn run(
         callback_states: std::collections::HashMap::new(),
         prev_of_failure: usize::MAX,
         exit_regs: None,
+        own_stack: vec![0; n],
     };
     let mut frame = Frame::new(0, 0);
     if let Some(entry) = &opts.entry {
@@ -207,6 +211,7 @@ pub(crate) fn run(
         stack_depth: env.stack_depth.clone(),
         exit_regs: env.exit_regs.map(|r| r.to_vec()),
         log: env.log,
+        stack_accesses: env.own_stack.iter().map(|&k| k == 1).collect(),
     })
 }
 
@@ -1065,6 +1070,11 @@ impl Env<'_> {
             ));
         }
         let off = base.off as i64 + insn_off;
+        if base.ty != RegType::Stack {
+            if let Some(k) = self.own_stack.get_mut(pc) {
+                *k = 2;
+            }
+        }
         match base.ty {
             RegType::NotInit => fail(format!("R{rn} !read_ok")),
             RegType::Scalar => fail(format!(
@@ -1114,7 +1124,14 @@ impl Env<'_> {
                     }
                 }))
             }
-            RegType::Stack => self.stack_access(s, rn, &base, off, size, value, write),
+            RegType::Stack => {
+                let r = self.stack_access(s, rn, &base, off, size, value, write)?;
+                let own = base.aux as usize + 1 == s.frames.len();
+                if let Some(k) = self.own_stack.get_mut(pc) {
+                    *k = if own && *k != 2 { 1 } else { 2 };
+                }
+                Ok(r)
+            }
             RegType::MapValue | RegType::MapKey => {
                 leak("map")?;
                 let m = &self.prog.maps[base.aux as usize];

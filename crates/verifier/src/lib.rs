@@ -211,6 +211,11 @@ pub struct Verdict {
     pub exit_regs: Option<Vec<RegState>>,
     /// The kernel-style trace, when asked for.
     pub log: String,
+    /// Per slot: whether it is a memory access whose base, on every path
+    /// explored, pointed into the running function's own stack frame, the
+    /// access within its 512 bytes (what a JIT may emit without a bounds
+    /// check).
+    pub stack_accesses: Vec<bool>,
 }
 
 /// Why a program is rejected.

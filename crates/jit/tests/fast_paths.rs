@@ -1,0 +1,160 @@
+//! The JIT's shortcuts keep the interpreter's results: stack accesses at
+//! constant offsets from `r10` go straight to the frame (no region-table
+//! check, visible in the listing), map handles are loaded once per run,
+//! and the budget is taken per block in one step.
+#![cfg(target_arch = "x86_64")]
+
+use bpfkit_abi::MapType;
+use bpfkit_isa::{assemble, Syntax};
+use bpfkit_jit::JitProgram;
+use bpfkit_vm::{MapDef, Program, RunError, Vm};
+
+/// The result, memory, instruction count and the first map's entries of
+/// `src` under the interpreter and the JIT, which must agree.
+fn agree(src: &str, mem: &[u8], budget: u64, maps: &[MapDef]) -> Result<u64, RunError> {
+    let interp = Program::new(assemble(src, Syntax::Llvm).unwrap()).unwrap();
+    let mut jit = interp.clone();
+    bpfkit_jit::compile(&mut jit).unwrap();
+    let mut outcomes = Vec::new();
+    for p in [&interp, &jit] {
+        let mut vm = Vm::new();
+        vm.set_budget(budget);
+        for def in maps {
+            vm.create_map(def.clone()).unwrap();
+        }
+        let mut m = mem.to_vec();
+        // Twice: the second run must not see the first's cached handles
+        // or frame addresses wrongly.
+        let first = vm.run(p, &mut m);
+        let r = vm.run(p, &mut m);
+        let mut entries = Vec::new();
+        if let Some(map) = vm.map(0) {
+            let mut key = None;
+            while let Ok(Some(k)) = map.next_key(key.as_deref()) {
+                entries.push((k.clone(), map.lookup(&k).unwrap()));
+                key = Some(k);
+            }
+        }
+        outcomes.push((first, r, m, vm.last_executed(), entries));
+    }
+    assert_eq!(outcomes[0], outcomes[1], "interpreter vs JIT for:\n{src}");
+    outcomes.pop().unwrap().1
+}
+
+/// How many region-table bounds checks (`cmp` against the table's
+/// region count at [r12+8]) the listing of `src` has.
+fn table_checks(src: &str) -> usize {
+    let p = Program::new(assemble(src, Syntax::Llvm).unwrap()).unwrap();
+    let code = JitProgram::compile(&p).unwrap();
+    code.listing(&p)
+        .lines()
+        .filter(|l| l.contains("cmp") && l.contains("[r12+8]"))
+        .count()
+}
+
+#[test]
+fn constant_stack_offsets_skip_the_region_table() {
+    let inside = "
+        *(u64 *)(r10 - 8) = 7
+        r3 = 0x04030201
+        *(u32 *)(r10 - 512) = r3
+        r0 = *(u64 *)(r10 - 8)
+        r2 = *(u32 *)(r10 - 512)
+        r0 += r2
+        exit";
+    assert_eq!(table_checks(inside), 0);
+    assert_eq!(
+        agree(inside, &[1, 2, 3, 4], 1 << 20, &[]),
+        Ok(7 + 0x0403_0201)
+    );
+    // Outside the frame, or through another register: the checked path,
+    // and the interpreter's fault.
+    let outside = "
+        r0 = *(u64 *)(r10 - 516)
+        exit";
+    assert_eq!(table_checks(outside), 1);
+    assert!(matches!(
+        agree(outside, &[], 1 << 20, &[]),
+        Err(RunError::MemoryFault { pc: 0, .. })
+    ));
+    let above = "
+        r0 = *(u8 *)(r10 + 0)
+        exit";
+    assert_eq!(table_checks(above), 1);
+    assert!(agree(above, &[], 1 << 20, &[]).is_err());
+    let derived = "
+        r2 = r10
+        r2 += -8
+        *(u64 *)(r2 + 0) = 5
+        r0 = *(u64 *)(r10 - 8)
+        exit";
+    assert_eq!(table_checks(derived), 1);
+    assert_eq!(agree(derived, &[], 1 << 20, &[]), Ok(5));
+}
+
+#[test]
+fn stack_fast_path_follows_bpf_to_bpf_frames() {
+    // The callee's r10 is its own frame: its stores must not land in the
+    // caller's, whose value survives the call.
+    let src = "
+        *(u64 *)(r10 - 8) = 11
+        call sub
+        r1 = *(u64 *)(r10 - 8)
+        r0 += r1
+        exit
+    sub:
+        *(u64 *)(r10 - 8) = 30
+        r0 = *(u64 *)(r10 - 8)
+        exit";
+    assert_eq!(agree(src, &[], 1 << 20, &[]), Ok(41));
+}
+
+#[test]
+fn map_handles_are_cached_per_run_with_the_interpreters_contents() {
+    let src = "
+        r6 = 0
+    loop:
+        *(u32 *)(r10 - 4) = r6
+        *(u64 *)(r10 - 16) = r6
+        r1 = map[fd:0]
+        r2 = r10
+        r2 += -4
+        r3 = r10
+        r3 += -16
+        r4 = 0
+        call 2
+        r1 = map[fd:1]
+        r2 = r10
+        r2 += -4
+        call 1
+        if r0 == 0 goto next
+        r1 = 1
+        lock *(u64 *)(r0 + 0) += r1
+    next:
+        r6 += 1
+        if r6 < 10 goto loop
+        r0 = r6
+        exit";
+    let maps = [
+        MapDef::new(MapType::Hash, 4, 8, 16),
+        MapDef::new(MapType::Array, 4, 8, 4),
+    ];
+    assert_eq!(agree(src, &[], 1 << 20, &maps), Ok(10));
+}
+
+#[test]
+fn budget_stops_where_the_interpreter_stops() {
+    let src = "
+        r0 = 0
+    loop:
+        r0 += 1
+        *(u64 *)(r10 - 8) = r0
+        r1 = *(u64 *)(r10 - 8)
+        goto loop";
+    for budget in [1, 2, 3, 4, 5, 6, 7, 100, 1001] {
+        assert!(matches!(
+            agree(src, &[], budget, &[]),
+            Err(RunError::BudgetExhausted { .. })
+        ));
+    }
+}
