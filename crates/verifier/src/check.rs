@@ -74,8 +74,6 @@ struct Env<'a> {
     log: String,
     /// bpf_loop callback entries (pruned against in-progress states too).
     callback_entry: Vec<bool>,
-    /// `processed` when the last checkpoint was added.
-    last_checkpoint: u64,
     /// The registers at program exit, joined over every path that got there.
     exit_regs: Option<[RegState; 11]>,
     /// The instruction before the one being checked, on its path.
@@ -131,7 +129,6 @@ pub(crate) fn run(
         stack_depth: vec![0; nsub],
         log: String::new(),
         callback_entry: vec![false; n],
-        last_checkpoint: 0,
         callback_states: std::collections::HashMap::new(),
         prev_of_failure: usize::MAX,
         exit_regs: None,
@@ -311,11 +308,9 @@ impl Env<'_> {
     fn is_state_visited(&mut self, path: &mut Path) -> R<bool> {
         let pc = path.pc;
         let uninit_ok = !self.opts.unprivileged;
-        let mut in_loop = false;
         for &ci in &self.explored[pc] {
             let c = &self.cps[ci];
             if c.branches > 0 {
-                in_loop = true;
                 if self.callback_entry[pc] {
                     if subsumes(&c.state, &path.state, uninit_ok, &self.live[pc]) {
                         return Ok(true);
@@ -331,13 +326,12 @@ impl Env<'_> {
                 return Ok(true);
             }
         }
-        // While a loop is being walked, iterations differ and rarely help
-        // pruning: remember one only every 100 instructions, as the kernel does.
-        if in_loop && self.processed - self.last_checkpoint < 100 {
-            return Ok(false);
-        }
+        // The kernel adds a state in a loop only every 100 instructions or
+        // 20 jumps, since iterations differ; its lists are unbounded. Here
+        // each list is capped (MAX_STATES_PER_INSN), which bounds the cost
+        // of a long loop, and a state in each pass of a loop's body prunes
+        // the other paths of that pass, which spacing them out loses.
         if self.explored[pc].len() < MAX_STATES_PER_INSN {
-            self.last_checkpoint = self.processed;
             self.cps.push(Checkpoint {
                 state: path.state.clone(),
                 parent: path.cp,

@@ -407,7 +407,9 @@ pub fn subsumes(old: &State, cur: &State, uninit_ok: bool, live: &Live) -> bool 
     }
     let mut ids = IdMap::default();
     let innermost = old.frames.len() - 1;
-    for (depth, (o, c)) in old.frames.iter().zip(&cur.frames).enumerate() {
+    // Registers first, innermost frame first: they differ far more often
+    // than the stacks, which cost the most to compare.
+    for (depth, (o, c)) in old.frames.iter().zip(&cur.frames).enumerate().rev() {
         if o.callsite != c.callsite || o.ret_pc != c.ret_pc {
             return false;
         }
@@ -422,6 +424,8 @@ pub fn subsumes(old: &State, cur: &State, uninit_ok: bool, live: &Live) -> bool 
                 return false;
             }
         }
+    }
+    for (o, c) in old.frames.iter().zip(&cur.frames).rev() {
         if !stacksafe(o, c, &mut ids, uninit_ok) {
             return false;
         }
