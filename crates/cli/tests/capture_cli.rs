@@ -541,3 +541,67 @@ fn an_invalid_program_is_refused_naming_the_instruction() {
         "{err}"
     );
 }
+
+/// `ip protochain 17` compiles to a loop the kernel refuses (a backward
+/// `ja`): capture says so and filters in user space, as libpcap does, and
+/// writes exactly the IPv4 UDP packets.
+#[test]
+fn a_filter_the_kernel_refuses_runs_in_user_space() {
+    if !common::require_bpf() {
+        return;
+    }
+    let Some(pair) = VethPair::create(6) else {
+        return;
+    };
+    let pcap = pair.dir.join("out.pcap");
+    let (mut child, stderr) = start_capture(&[
+        "-i",
+        &pair.host,
+        "-c",
+        "3",
+        "-w",
+        pcap.to_str().unwrap(),
+        "ip",
+        "protochain",
+        "17",
+    ]);
+    let udp4 = UdpSocket::bind("0.0.0.0:0").unwrap();
+    let udp6 = UdpSocket::bind("[::]:0").unwrap();
+    let peer4 = "10.79.6.2";
+    let peer6 = "fd79:6::2";
+    udp6.send_to(b"no-01", (peer6, 9999)).unwrap();
+    udp4.send_to(b"yes-1", (peer4, 9999)).unwrap();
+    let _ = TcpStream::connect_timeout(
+        &SocketAddr::new(peer4.parse().unwrap(), 9999),
+        Duration::from_secs(2),
+    );
+    pair.send_from_peer("10.79.6.1", 9998, "yes-2");
+    udp6.send_to(b"no-02", (peer6, 9998)).unwrap();
+    udp4.send_to(b"yes-3", (peer4, 9997)).unwrap();
+    let status = wait_for(&mut child, Duration::from_secs(20));
+    let stderr = rest(stderr);
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains("the kernel refuses this filter")
+            && stderr.contains("filtering in user space"),
+        "{stderr}"
+    );
+    let bytes = std::fs::read(&pcap).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(&bytes[..]).unwrap();
+    let mut payloads = Vec::new();
+    while let Some(p) = reader.next_packet() {
+        let p = p.unwrap();
+        let sliced = etherparse::SlicedPacket::from_ethernet(&p.data).unwrap();
+        assert!(
+            matches!(sliced.net, Some(etherparse::NetSlice::Ipv4(_))),
+            "not IPv4: {:02x?}",
+            p.data
+        );
+        let Some(etherparse::TransportSlice::Udp(u)) = sliced.transport else {
+            panic!("not UDP: {:02x?}", p.data);
+        };
+        payloads.push(String::from_utf8(u.payload().to_vec()).unwrap());
+    }
+    payloads.sort();
+    assert_eq!(payloads, ["yes-1", "yes-2", "yes-3"]);
+}

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use bpfkit_isa::cbpf;
 use bpfkit_kernel::packet::{pkt_type, PacketSocket};
+use bpfkit_pcap::classic::{self, ValidateErrorKind};
 use clap::Parser;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
@@ -72,11 +73,23 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Captures the packets `filter` accepts (every packet without one); the
 /// filter is checked first as the kernel will check it, which would only
-/// say EINVAL.
+/// say EINVAL. A filter only libpcap's machine runs (`protochain`'s backward
+/// jumps) runs in user space instead, as libpcap falls back to when the
+/// kernel refuses a filter.
 pub fn capture(filter: Option<Vec<cbpf::Insn>>, args: &Args) -> Result<()> {
-    if let Some(insns) = &filter {
-        bpfkit_pcap::classic::validate(insns)?;
-    }
+    let mut userland = None;
+    let filter = match filter {
+        Some(insns) => match classic::validate(&insns) {
+            Ok(()) => Some(insns),
+            Err(e) if matches!(e.kind, ValidateErrorKind::JumpsBack { .. }) => {
+                let f = classic::Filter::libpcap(insns).map_err(|_| e.clone())?;
+                userland = Some((f, e));
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
     // As tcpdump: 0 and anything above the maximum mean the maximum.
     let snaplen = match args.snaplen {
         0 => DEFAULT_SNAPLEN,
@@ -114,6 +127,12 @@ pub fn capture(filter: Option<Vec<cbpf::Insn>>, args: &Args) -> Result<()> {
         args.interface,
         link.name()
     );
+    if let Some((_, why)) = &userland {
+        eprintln!(
+            "warning: the kernel refuses this filter ({why}); filtering in user space, as \
+             libpcap does"
+        );
+    }
     let mut buf = vec![0u8; snaplen as usize];
     let mut captured = 0u64;
     let result: Result<()> = (|| {
@@ -122,6 +141,16 @@ pub fn capture(filter: Option<Vec<cbpf::Insn>>, args: &Args) -> Result<()> {
                 continue;
             };
             let data = &buf[..r.captured];
+            if let Some((f, _)) = &userland {
+                let packet = classic::Packet {
+                    data,
+                    wire_len: r.wire_len as u32,
+                    meta: Default::default(),
+                };
+                if f.run(&packet) == 0 {
+                    continue;
+                }
+            }
             captured += 1;
             let line = summary(link, data, r.wire_len, r.timestamp, r.pkt_type);
             outln!("{line}");
