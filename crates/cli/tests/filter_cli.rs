@@ -13,6 +13,26 @@ fn shared() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcap")
 }
 
+/// filter_apply.json's blocks.
+fn apply_cases() -> Vec<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(shared().join("filter_apply.json")).unwrap())
+        .unwrap()
+}
+
+/// A filter_apply.json block's savefile, and its results as `--test` prints them.
+fn savefile_and_results(case: &serde_json::Value) -> (PathBuf, Vec<String>) {
+    let savefile = shared()
+        .join("savefiles")
+        .join(case["savefile"].as_str().unwrap());
+    let want = case["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    (savefile, want)
+}
+
 fn bpfkit(args: &[&str]) -> std::process::Output {
     Command::new(BIN).arg("filter").args(args).output().unwrap()
 }
@@ -237,28 +257,16 @@ fn compile_errors_print_libpcaps_message() {
 /// optimized and not).
 #[test]
 fn test_compiles_the_expression_for_the_savefile() {
-    let apply: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(shared().join("filter_apply.json")).unwrap())
-            .unwrap();
+    let apply = apply_cases();
     let mut checked = 0;
     for case in &apply {
-        // Those need names/ (the --names test below) or a netmask; and
-        // protochain's loops (backward jumps) are refused by the classic
-        // interpreter, which checks programs as the kernel's sk_chk_filter
-        // does (libpcap's userland bpf_filter runs them).
+        // Those need names/ (the --names test below) or a netmask; the
+        // protochain blocks (also `skip`) have a test of their own below.
         if case.get("skip").is_some() || case.get("netmask").is_some() {
             continue;
         }
         let expr = case["expr"].as_str().unwrap();
-        let savefile = shared()
-            .join("savefiles")
-            .join(case["savefile"].as_str().unwrap());
-        let want: Vec<String> = case["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.to_string())
-            .collect();
+        let (savefile, want) = savefile_and_results(case);
         for optimize in [true, false] {
             let mut args = vec!["--test", savefile.to_str().unwrap()];
             if !optimize {
@@ -278,9 +286,7 @@ fn test_compiles_the_expression_for_the_savefile() {
 /// filter_apply.json, with names/ as the root.
 #[test]
 fn names_resolve_from_the_given_root() {
-    let apply: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(shared().join("filter_apply.json")).unwrap())
-            .unwrap();
+    let apply = apply_cases();
     let names = shared().join("names");
     let mut checked = 0;
     for case in apply
@@ -337,9 +343,7 @@ fn test_runs_the_program_over_a_savefile_as_filtertest_does() {
         &std::fs::read_to_string(shared().join("filter_accept.json")).unwrap(),
     )
     .unwrap();
-    let apply: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(shared().join("filter_apply.json")).unwrap())
-            .unwrap();
+    let apply = apply_cases();
     let dir = TempDir::new("apply");
     let mut checked = 0;
     let engines: &[&str] = if common::require_bpf() {
@@ -454,23 +458,13 @@ fn bad_input_is_an_error_naming_what_and_where() {
 /// protochain block; the kernel's machine refuses it, saying why.
 #[test]
 fn protochain_loops_run_on_libpcaps_machine_and_the_kernel_says_why_not() {
-    let apply: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(shared().join("filter_apply.json")).unwrap())
-            .unwrap();
+    let apply = apply_cases();
     let mut checked = 0;
     for case in apply
         .iter()
         .filter(|c| c["expr"].as_str().unwrap().contains("protochain"))
     {
-        let savefile = shared()
-            .join("savefiles")
-            .join(case["savefile"].as_str().unwrap());
-        let want: Vec<String> = case["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.to_string())
-            .collect();
+        let (savefile, want) = savefile_and_results(case);
         let expr = case["expr"].as_str().unwrap();
         for engine in ["classic", "vm"] {
             let out = stdout(&bpfkit(&[

@@ -268,15 +268,32 @@ impl std::error::Error for ValidateError {}
 /// Validates `insns` as the kernel's bpf_check_classic and
 /// check_load_and_stores (net/core/filter.c) do.
 pub fn validate(insns: &[Insn]) -> Result<(), ValidateError> {
+    validate_for(insns, Semantics::Kernel)
+}
+
+/// Validates `insns` as libpcap's pcapint_validate_filter (bpf_filter.c)
+/// does, for [`Semantics::Libpcap`].
+pub fn validate_libpcap(insns: &[Insn]) -> Result<(), ValidateError> {
+    validate_for(insns, Semantics::Libpcap)
+}
+
+/// The two validators share their rules but for jumps (libpcap's `ja` may
+/// go back), the length limit, extensions (libpcap's machine has none to
+/// check) and `M[]` initialisation (which libpcap does not check).
+fn validate_for(insns: &[Insn], semantics: Semantics) -> Result<(), ValidateError> {
+    let kernel = semantics == Semantics::Kernel;
     let err = |index, kind| Err(ValidateError { index, kind });
     let len = insns.len();
+    let max = if kernel { MAX_INSNS } else { LIBPCAP_MAX_INSNS };
     if len == 0 {
         return err(0, ValidateErrorKind::Empty);
     }
-    if len > MAX_INSNS {
-        return err(MAX_INSNS, ValidateErrorKind::TooLong(len));
+    if len > max {
+        return err(max, ValidateErrorKind::TooLong(len));
     }
     for (pc, insn) in insns.iter().enumerate() {
+        // A target past the end, computed without wrapping.
+        let far = |k: u32| (pc as u64 + 1 + k as u64).min(usize::MAX as u64) as usize;
         match *insn {
             Insn::Alu {
                 op: AluOp::Div | AluOp::Mod,
@@ -289,14 +306,18 @@ pub fn validate(insns: &[Insn]) -> Result<(), ValidateError> {
             Insn::LdMem(k) | Insn::LdxMem(k) | Insn::St(k) | Insn::Stx(k) if k >= MEM_WORDS => {
                 return err(pc, ValidateErrorKind::MemoryIndex(k))
             }
-            Insn::Ja(k) if (k as i32) < 0 && (pc as i64 + 1 + (k as i32) as i64) >= 0 => {
+            Insn::Ja(k) if kernel && (k as i32) < 0 && (pc as i64 + 1 + (k as i32) as i64) >= 0 => {
                 let target = (pc as i64 + 1 + (k as i32) as i64) as usize;
                 return err(pc, ValidateErrorKind::JumpsBack { target });
             }
-            Insn::Ja(k) if k as u64 >= (len - pc - 1) as u64 => {
-                let target = (pc as u64 + 1 + k as u64).min(usize::MAX as u64) as usize;
-                return err(pc, ValidateErrorKind::JumpOutOfRange { target });
+            Insn::Ja(k) if kernel && k as u64 >= (len - pc - 1) as u64 => {
+                return err(pc, ValidateErrorKind::JumpOutOfRange { target: far(k) });
             }
+            // libpcap: `from + k >= len` in u_int arithmetic, in range either way.
+            Insn::Ja(k) if !kernel && (pc as u32 + 1).wrapping_add(k) as usize >= len => {
+                return err(pc, ValidateErrorKind::JumpOutOfRange { target: far(k) });
+            }
+            Insn::Ja(u32::MAX) if !kernel => return err(pc, ValidateErrorKind::JumpToItself),
             Insn::Jmp { jt, jf, .. } => {
                 for off in [jt, jf] {
                     let target = pc + 1 + off as usize;
@@ -305,10 +326,12 @@ pub fn validate(insns: &[Insn]) -> Result<(), ValidateError> {
                     }
                 }
             }
-            Insn::LdAbs { k, .. } if k >= SKF_AD_OFF && Ancillary::from_offset(k).is_none() => {
+            Insn::LdAbs { k, .. }
+                if kernel && k >= SKF_AD_OFF && Ancillary::from_offset(k).is_none() =>
+            {
                 return err(pc, ValidateErrorKind::UnknownAncillary(k))
             }
-            // chk_code_allowed has no BPF_RET | BPF_X.
+            // chk_code_allowed and pcapint_valid_insn have no BPF_RET | BPF_X.
             Insn::Ret(RetVal::X) => return err(pc, ValidateErrorKind::NotAllowed("ret x")),
             _ => {}
         }
@@ -316,56 +339,11 @@ pub fn validate(insns: &[Insn]) -> Result<(), ValidateError> {
     if !matches!(insns[len - 1], Insn::Ret(RetVal::K(_) | RetVal::A)) {
         return err(len - 1, ValidateErrorKind::NoFinalReturn);
     }
-    check_load_and_stores(insns)
-}
-
-/// Validates `insns` as libpcap's pcapint_validate_filter (bpf_filter.c)
-/// does, for [`Semantics::Libpcap`].
-pub fn validate_libpcap(insns: &[Insn]) -> Result<(), ValidateError> {
-    let err = |index, kind| Err(ValidateError { index, kind });
-    let len = insns.len();
-    if len == 0 {
-        return err(0, ValidateErrorKind::Empty);
+    if kernel {
+        check_load_and_stores(insns)
+    } else {
+        Ok(())
     }
-    if len > LIBPCAP_MAX_INSNS {
-        return err(LIBPCAP_MAX_INSNS, ValidateErrorKind::TooLong(len));
-    }
-    for (pc, insn) in insns.iter().enumerate() {
-        match *insn {
-            Insn::Alu {
-                op: AluOp::Div | AluOp::Mod,
-                src: Src::K(0),
-            } => return err(pc, ValidateErrorKind::DivisionByZero),
-            Insn::Alu {
-                op: AluOp::Lsh | AluOp::Rsh,
-                src: Src::K(k),
-            } if k >= 32 => return err(pc, ValidateErrorKind::ShiftTooFar(k)),
-            Insn::LdMem(k) | Insn::LdxMem(k) | Insn::St(k) | Insn::Stx(k) if k >= MEM_WORDS => {
-                return err(pc, ValidateErrorKind::MemoryIndex(k))
-            }
-            // `from + k >= len` in u_int arithmetic: in range either way.
-            Insn::Ja(k) if (pc as u32 + 1).wrapping_add(k) as usize >= len => {
-                let target = (pc as u64 + 1 + k as u64).min(usize::MAX as u64) as usize;
-                return err(pc, ValidateErrorKind::JumpOutOfRange { target });
-            }
-            Insn::Ja(u32::MAX) => return err(pc, ValidateErrorKind::JumpToItself),
-            Insn::Jmp { jt, jf, .. } => {
-                for off in [jt, jf] {
-                    let target = pc + 1 + off as usize;
-                    if target >= len {
-                        return err(pc, ValidateErrorKind::JumpOutOfRange { target });
-                    }
-                }
-            }
-            // pcapint_valid_insn has no BPF_RET | BPF_X either.
-            Insn::Ret(RetVal::X) => return err(pc, ValidateErrorKind::NotAllowed("ret x")),
-            _ => {}
-        }
-    }
-    if !matches!(insns[len - 1], Insn::Ret(_)) {
-        return err(len - 1, ValidateErrorKind::NoFinalReturn);
-    }
-    Ok(())
 }
 
 /// Where `ja k` at `pc` goes under `semantics`: libpcap sign-extends `k`.
