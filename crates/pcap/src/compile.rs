@@ -177,13 +177,9 @@ pub fn compile(expr: &str, opts: &CompileOptions) -> Result<Vec<Insn>, CompileEr
     if opts.snaplen == 0 {
         return Err(CompileError::whole("snaplen of 0 rejects all packets"));
     }
-    let builtin;
     let names = match &opts.names {
         Some(n) => n,
-        None => {
-            builtin = NameResolver::builtin();
-            &builtin
-        }
+        None => NameResolver::builtin_ref(),
     };
     let new_gen = || {
         gen::Gen::new(

@@ -2,6 +2,8 @@
 //! longest match, and among equally long matches the earliest rule, so
 //! keywords win over identifiers of the same length.
 
+use std::sync::OnceLock;
+
 use super::CompileError;
 
 /// One token with the byte offset where it starts.
@@ -226,6 +228,49 @@ const NAMED_NUMS: &[(&str, u32)] = &[
     ("tcp-cwr", 0x80),
 ];
 
+/// A table sorted by spelling for binary search (the lexer looks words up
+/// at every token, a linear scan over the tables was a hot spot), each
+/// spelling kept once (the first, as a linear `find` would).
+fn sorted<T: Copy>(table: &[(&'static str, T)]) -> Vec<(&'static str, T)> {
+    let mut v = table.to_vec();
+    v.sort_by_key(|e| e.0);
+    v.dedup_by_key(|e| e.0);
+    v
+}
+
+/// The canonical keyword spelled `w`.
+fn keyword(w: &str) -> Option<&'static str> {
+    static SORTED: OnceLock<Vec<(&str, &str)>> = OnceLock::new();
+    let t = SORTED.get_or_init(|| sorted(KEYWORDS));
+    t.binary_search_by(|e| e.0.cmp(w)).ok().map(|i| t[i].1)
+}
+
+/// The value of the named constant `w`.
+fn named_num(w: &str) -> Option<u32> {
+    static SORTED: OnceLock<Vec<(&str, u32)>> = OnceLock::new();
+    let t = SORTED.get_or_init(|| sorted(NAMED_NUMS));
+    t.binary_search_by(|e| e.0.cmp(w)).ok().map(|i| t[i].1)
+}
+
+/// The length of the longest entry of a table (longer words cannot match).
+const fn max_len<T>(table: &[(&str, T)]) -> usize {
+    let (mut i, mut m) = (0, 0);
+    while i < table.len() {
+        if table[i].0.len() > m {
+            m = table[i].0.len();
+        }
+        i += 1;
+    }
+    m
+}
+const KEYWORD_MAX: usize = max_len(KEYWORDS);
+const NAMED_NUM_MAX: usize = max_len(NAMED_NUMS);
+
+/// How many bytes at the start of `s` satisfy `ok`.
+fn run_of(s: &[u8], ok: impl Fn(u8) -> bool) -> usize {
+    s.iter().take_while(|c| ok(**c)).count()
+}
+
 fn hex(c: u8) -> bool {
     c.is_ascii_hexdigit()
 }
@@ -247,8 +292,8 @@ fn full_n(s: &[u8]) -> bool {
 
 /// Whether all of `s` is `{N}.{N}`, `{N}.{N}.{N}` or `{N}.{N}.{N}.{N}`.
 fn full_hid(s: &[u8]) -> bool {
-    let parts: Vec<&[u8]> = s.split(|c| *c == b'.').collect();
-    (2..=4).contains(&parts.len()) && parts.iter().all(|p| full_n(p))
+    let parts = s.split(|c| *c == b'.');
+    (2..=4).contains(&parts.clone().count()) && { parts }.all(full_n)
 }
 
 /// Whether all of `s` is a 1–4 digit hex group `{W}`.
@@ -262,8 +307,8 @@ fn full_v6(s: &[u8]) -> bool {
     let (head, tail_groups) = match s.iter().rposition(|c| *c == b':') {
         Some(i) if s[i + 1..].contains(&b'.') => {
             let quad = &s[i + 1..];
-            let parts: Vec<&[u8]> = quad.split(|c| *c == b'.').collect();
-            if parts.len() != 4 || !parts.iter().all(|p| full_n(p)) {
+            let mut parts = quad.split(|c| *c == b'.');
+            if parts.clone().count() != 4 || !parts.all(full_n) {
                 return false;
             }
             (&s[..=i], 2usize)
@@ -285,8 +330,8 @@ fn full_v6(s: &[u8]) -> bool {
         } else {
             text
         };
-        let groups: Vec<&[u8]> = body.split(|c| *c == b':').collect();
-        return groups.iter().all(|g| full_w(g)) && groups.len() + tail_groups == 8;
+        let mut groups = body.split(|c| *c == b':');
+        return groups.clone().count() + tail_groups == 8 && groups.all(full_w);
     }
     let i = text.windows(2).position(|w| w == b"::").unwrap_or(0);
     let left = &text[..i];
@@ -301,20 +346,19 @@ fn full_v6(s: &[u8]) -> bool {
             }
         }
     }
-    let lg: Vec<&[u8]> = if left.is_empty() {
-        vec![]
-    } else {
-        left.split(|c| *c == b':').collect()
+    // The groups on each side of "::" (none when the side is empty).
+    let groups = |side: &[u8]| -> Option<usize> {
+        if side.is_empty() {
+            return Some(0);
+        }
+        let mut g = side.split(|c| *c == b':');
+        let n = g.clone().count();
+        g.all(full_w).then_some(n)
     };
-    let rg: Vec<&[u8]> = if right.is_empty() {
-        vec![]
-    } else {
-        right.split(|c| *c == b':').collect()
-    };
-    if !lg.iter().all(|g| full_w(g)) || !rg.iter().all(|g| full_w(g)) {
+    let (Some(nl), Some(nr)) = (groups(left), groups(right)) else {
         return false;
-    }
-    let total = lg.len() + rg.len() + tail_groups;
+    };
+    let total = nl + nr + tail_groups;
     // "::" stands for at least one group; the flex forms allow up to 7 explicit groups.
     total <= 7
 }
@@ -324,13 +368,13 @@ fn full_mac(s: &[u8]) -> bool {
     let b = |g: &[u8]| (1..=2).contains(&g.len()) && g.iter().all(|c| hex(*c));
     let b2 = |g: &[u8]| g.len() == 4 && g.iter().all(|c| hex(*c));
     for sep in [b':', b'-', b'.'] {
-        let parts: Vec<&[u8]> = s.split(|c| *c == sep).collect();
-        if parts.len() == 6 && parts.iter().all(|p| b(p)) {
+        let mut parts = s.split(|c| *c == sep);
+        if parts.clone().count() == 6 && parts.all(b) {
             return true;
         }
     }
-    let parts: Vec<&[u8]> = s.split(|c| *c == b'.').collect();
-    if parts.len() == 3 && parts.iter().all(|p| b2(p)) {
+    let mut parts = s.split(|c| *c == b'.');
+    if parts.clone().count() == 3 && parts.all(b2) {
         return true;
     }
     s.len() == 12 && s.iter().all(|c| hex(*c))
@@ -448,9 +492,8 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
         // Rule 0: keywords (exact text, followed by anything).
         let idlen = match_id(rest);
         let run = rest.iter().take_while(|c| id_char(**c)).count();
-        for n in (1..=run).rev() {
-            let w = &src[i..i + n];
-            if KEYWORDS.iter().any(|(k, _)| *k == w) {
+        for n in (1..=run.min(KEYWORD_MAX)).rev() {
+            if keyword(&src[i..i + n]).is_some() {
                 consider(n, 0);
                 break;
             }
@@ -475,20 +518,26 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
                 consider(1 + n, 3);
             }
         }
-        let addr_run = rest
-            .iter()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b':' | b'.' | b'-'))
-            .count();
-        consider(longest(rest, addr_run, full_mac), 4);
+        // Each address rule only tries prefixes within the run of the
+        // characters it can match at all (a MAC is at most 17 long): the
+        // same longest match, without testing every prefix of every word.
+        let mac_run = run_of(rest, |c| hex(c) || matches!(c, b':' | b'.' | b'-')).min(17);
+        consider(longest(rest, mac_run, full_mac), 4);
         if let Some(n) = match_n(rest) {
             consider(n, 5);
         }
-        consider(longest(rest, addr_run, full_hid), 6);
-        consider(longest(rest, addr_run, full_v6), 7);
-        consider(longest(rest, addr_run, full_bad_mac), 8);
-        for n in (1..=run).rev() {
-            let w = &src[i..i + n];
-            if NAMED_NUMS.iter().any(|(k, _)| *k == w) {
+        let hid_run = run_of(rest, |c| hex(c) || matches!(c, b'.' | b'x' | b'X'));
+        if rest[..hid_run].contains(&b'.') {
+            consider(longest(rest, hid_run, full_hid), 6);
+        }
+        let v6_run = run_of(rest, |c| hex(c) || matches!(c, b':' | b'.' | b'x' | b'X'));
+        if rest[..v6_run].contains(&b':') {
+            consider(longest(rest, v6_run, full_v6), 7);
+            let bad_mac_run = run_of(rest, |c| hex(c) || c == b':');
+            consider(longest(rest, bad_mac_run, full_bad_mac), 8);
+        }
+        for n in (1..=run.min(NAMED_NUM_MAX)).rev() {
+            if named_num(&src[i..i + n]).is_some() {
                 consider(n, 9);
                 break;
             }
@@ -516,12 +565,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
             0 => match text {
                 "&&" => Tok::Kw("and"),
                 "||" => Tok::Kw("or"),
-                _ => Tok::Kw(
-                    KEYWORDS
-                        .iter()
-                        .find(|(k, _)| *k == text)
-                        .map_or("", |(_, c)| c),
-                ),
+                _ => Tok::Kw(keyword(text).unwrap_or("")),
             },
             1 | 2 => {
                 const P: [&str; 23] = [
@@ -553,12 +597,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
                     format!("invalid Ethernet address {text}"),
                 ));
             }
-            9 => Tok::Num(
-                NAMED_NUMS
-                    .iter()
-                    .find(|(k, _)| *k == text)
-                    .map_or(0, |(_, v)| *v),
-            ),
+            9 => Tok::Num(named_num(text).unwrap_or(0)),
             10 => Tok::Id(text.to_string()),
             _ => Tok::Id(text[1..].to_string()),
         };
