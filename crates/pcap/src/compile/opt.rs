@@ -5,8 +5,6 @@
 //! (`intern_blocks`) and `opt_root`. Visiting orders (levels, edge ids,
 //! in-edge lists) are libpcap's, because the result depends on them.
 
-use std::collections::HashMap;
-
 use super::gen::*;
 use super::CompileError;
 
@@ -29,46 +27,114 @@ fn src(c: i32) -> i32 {
     c & 0x08
 }
 
-/// A fixed-size bit set over block or edge ids.
-#[derive(Clone)]
-struct Bits(Vec<u64>);
+/// Equal-size bit sets over block or edge ids, one row per set, in one
+/// allocation (a Vec per set made the dataflow passes allocation-bound).
+struct BitRows {
+    /// u64 words per row: `bits / 64 + 1`, as the sets always had.
+    words: usize,
+    data: Vec<u64>,
+}
 
-impl Bits {
-    fn new(n: usize, ones: bool) -> Bits {
-        Bits(vec![if ones { u64::MAX } else { 0 }; n / 64 + 1])
-    }
-    fn insert(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
-    }
-    fn has(&self, i: usize) -> bool {
-        self.0[i / 64] & (1 << (i % 64)) != 0
-    }
-    fn intersect(&mut self, o: &Bits) {
-        for (a, b) in self.0.iter_mut().zip(&o.0) {
-            *a &= b;
+impl BitRows {
+    /// `rows` sets of `bits` bits, all ones.
+    fn new(rows: usize, bits: usize) -> BitRows {
+        let words = bits / 64 + 1;
+        BitRows {
+            words,
+            data: vec![u64::MAX; rows * words],
         }
     }
-    fn clear(&mut self) {
-        self.0.iter_mut().for_each(|w| *w = 0);
+    fn row(&self, r: usize) -> &[u64] {
+        &self.data[r * self.words..(r + 1) * self.words]
     }
-    fn fill(&mut self) {
-        self.0.iter_mut().for_each(|w| *w = u64::MAX);
+    fn insert(&mut self, r: usize, i: usize) {
+        self.data[r * self.words + i / 64] |= 1 << (i % 64);
+    }
+    fn has(&self, r: usize, i: usize) -> bool {
+        self.data[r * self.words + i / 64] & (1 << (i % 64)) != 0
+    }
+    /// `row dst &= row src`.
+    fn intersect(&mut self, dst: usize, src: usize) {
+        if dst == src {
+            return;
+        }
+        let w = self.words;
+        for i in 0..w {
+            let v = self.data[src * w + i];
+            self.data[dst * w + i] &= v;
+        }
+    }
+    fn clear(&mut self, r: usize) {
+        let w = self.words;
+        self.data[r * w..(r + 1) * w].fill(0);
+    }
+    fn fill_all(&mut self) {
+        self.data.fill(u64::MAX);
     }
 }
 
-/// `sets[dst] &= sets[src]` without copying (`dst != src`).
-fn intersect_from(sets: &mut [Bits], dst: usize, src: usize) {
-    if dst == src {
-        return;
+/// The value-numbering table (optimize.c's `hashtbl`): `(code, v0, v1)`
+/// to a value number, open addressing with linear probing. Its keys are
+/// three small integers; a std HashMap spent more time hashing them with
+/// SipHash than the rest of the optimizer took.
+struct ValueTable {
+    /// `(code, v0, v1, value)`; value 0 marks an empty slot (numbers start at 1).
+    slots: Vec<(i32, u32, u32, u32)>,
+    len: usize,
+}
+
+impl ValueTable {
+    fn new() -> ValueTable {
+        ValueTable {
+            slots: vec![(0, 0, 0, 0); 64],
+            len: 0,
+        }
     }
-    let (d, s) = if dst < src {
-        let (a, b) = sets.split_at_mut(src);
-        (&mut a[dst], &b[0])
-    } else {
-        let (a, b) = sets.split_at_mut(dst);
-        (&mut b[0], &a[src])
-    };
-    d.intersect(s);
+
+    fn clear(&mut self) {
+        self.slots.fill((0, 0, 0, 0));
+        self.len = 0;
+    }
+
+    /// The home slot of a key (a multiply-rotate hash, rustc's FxHash scheme).
+    fn home(&self, code: i32, v0: u32, v1: u32) -> usize {
+        const M: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut h = u64::from(code as u32).wrapping_mul(M);
+        h = (h.rotate_left(5) ^ u64::from(v0)).wrapping_mul(M);
+        h = (h.rotate_left(5) ^ u64::from(v1)).wrapping_mul(M);
+        (h >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    /// The value of a key, or the empty slot where it would go.
+    fn find(&self, code: i32, v0: u32, v1: u32) -> Result<u32, usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(code, v0, v1);
+        loop {
+            let (c, a, b, v) = self.slots[i];
+            if v == 0 {
+                return Err(i);
+            }
+            if c == code && a == v0 && b == v1 {
+                return Ok(v);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Stores a key [`ValueTable::find`] did not find, at the slot it gave.
+    fn insert_at(&mut self, slot: usize, code: i32, v0: u32, v1: u32, val: u32) {
+        self.slots[slot] = (code, v0, v1, val);
+        self.len += 1;
+        if self.len * 2 > self.slots.len() {
+            let bigger = vec![(0, 0, 0, 0); 2 * self.slots.len()];
+            let old = std::mem::replace(&mut self.slots, bigger);
+            for e in old.into_iter().filter(|e| e.3 != 0) {
+                if let Err(i) = self.find(e.0, e.1, e.2) {
+                    self.slots[i] = e;
+                }
+            }
+        }
+    }
 }
 
 /// An edge: the block it leaves and which branch (true or false).
@@ -84,9 +150,9 @@ struct Opt<'a> {
     levels: Vec<Vec<usize>>,
     level: Vec<usize>,
     mark: Vec<bool>,
-    dom: Vec<Bits>,
+    dom: BitRows,
     /// Edge dominators by edge id: true edges `id`, false edges `n + id`.
-    edom: Vec<Bits>,
+    edom: BitRows,
     kill: Vec<u32>,
     in_use: Vec<u32>,
     out_use: Vec<u32>,
@@ -98,7 +164,9 @@ struct Opt<'a> {
     in_edges: Vec<Vec<Edge>>,
     done: bool,
     nbm: bool,
-    hash: HashMap<(i32, u32, u32), u32>,
+    hash: ValueTable,
+    /// Scratch stack of the graph walks, kept across passes.
+    stack: Vec<(usize, bool)>,
     vmap: Vec<Option<u32>>,
     curval: u32,
 }
@@ -152,7 +220,9 @@ impl Opt<'_> {
 
     fn find_levels(&mut self) {
         let n = self.order.len();
-        self.levels = vec![Vec::new(); n];
+        // Reused across passes: clearing keeps each level's allocation.
+        self.levels.resize_with(n, Vec::new);
+        self.levels.iter_mut().for_each(Vec::clear);
         self.mark.iter_mut().for_each(|m| *m = false);
         self.find_levels_r(self.root);
     }
@@ -160,7 +230,9 @@ impl Opt<'_> {
     /// find_levels_r without recursion (graphs get deep): post-order, true
     /// branch first, a block's level one more than its higher successor's.
     fn find_levels_r(&mut self, root: usize) {
-        let mut stack: Vec<(usize, bool)> = vec![(root, false)];
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.clear();
+        stack.push((root, false));
         while let Some((b, done)) = stack.pop() {
             if done {
                 let level = match (self.jt(b), self.jf(b)) {
@@ -181,25 +253,28 @@ impl Opt<'_> {
                 stack.push((t, false));
             }
         }
+        self.stack = stack;
     }
 
-    /// Blocks of a level, newest first (libpcap's linked list order).
-    fn at_level(&self, l: usize) -> Vec<usize> {
-        self.levels[l].iter().rev().copied().collect()
+    /// Block `j` of level `l` counting newest first (libpcap's linked list
+    /// order); the passes index levels rather than copy them, since no pass
+    /// changes levels while walking them.
+    fn at_level(&self, l: usize, j: usize) -> usize {
+        let v = &self.levels[l];
+        v[v.len() - 1 - j]
     }
 
     fn find_dom(&mut self) {
-        for d in self.dom.iter_mut() {
-            d.fill();
-        }
-        self.dom[self.root].clear();
+        self.dom.fill_all();
+        self.dom.clear(self.root);
         for level in (0..=self.level[self.root]).rev() {
-            for b in self.at_level(level) {
+            for j in 0..self.levels[level].len() {
+                let b = self.at_level(level, j);
                 let bid = self.id[b];
-                self.dom[b].insert(bid);
+                self.dom.insert(b, bid);
                 if let (Some(t), Some(f)) = (self.jt(b), self.jf(b)) {
-                    intersect_from(&mut self.dom, t, b);
-                    intersect_from(&mut self.dom, f, b);
+                    self.dom.intersect(t, b);
+                    self.dom.intersect(f, b);
                 }
             }
         }
@@ -207,25 +282,24 @@ impl Opt<'_> {
 
     fn propedom(&mut self, e: Edge) {
         let eid = self.edge_id(e);
-        self.edom[eid].insert(eid);
+        self.edom.insert(eid, eid);
         if let Some(s) = self.succ(e) {
             let t = self.edge_id((s, true));
             let f = self.edge_id((s, false));
-            intersect_from(&mut self.edom, t, eid);
-            intersect_from(&mut self.edom, f, eid);
+            self.edom.intersect(t, eid);
+            self.edom.intersect(f, eid);
         }
     }
 
     fn find_edom(&mut self) {
-        for e in self.edom.iter_mut() {
-            e.fill();
-        }
+        self.edom.fill_all();
         let t = self.edge_id((self.root, true));
         let f = self.edge_id((self.root, false));
-        self.edom[t].clear();
-        self.edom[f].clear();
+        self.edom.clear(t);
+        self.edom.clear(f);
         for level in (0..=self.level[self.root]).rev() {
-            for b in self.at_level(level) {
+            for j in 0..self.levels[level].len() {
+                let b = self.at_level(level, j);
                 self.propedom((b, true));
                 self.propedom((b, false));
             }
@@ -270,13 +344,15 @@ impl Opt<'_> {
     fn find_ud(&mut self) {
         let maxlevel = self.level[self.root];
         for i in (0..=maxlevel).rev() {
-            for p in self.at_level(i) {
+            for j in 0..self.levels[i].len() {
+                let p = self.at_level(i, j);
                 self.compute_local_ud(p);
                 self.out_use[p] = 0;
             }
         }
         for i in 1..=maxlevel {
-            for p in self.at_level(i) {
+            for j in 0..self.levels[i].len() {
+                let p = self.at_level(i, j);
                 let (t, f) = (self.jt(p).unwrap_or(p), self.jf(p).unwrap_or(p));
                 self.out_use[p] |= self.in_use[t] | self.in_use[f];
                 self.in_use[p] |= self.out_use[p] & !self.kill[p];
@@ -293,14 +369,15 @@ impl Opt<'_> {
 
     /// Value number of `code v0 v1` (optimize.c's `F`).
     fn f(&mut self, code: i32, v0: u32, v1: u32) -> u32 {
-        if let Some(v) = self.hash.get(&(code, v0, v1)) {
-            return *v;
-        }
+        let slot = match self.hash.find(code, v0, v1) {
+            Ok(v) => return v,
+            Err(slot) => slot,
+        };
         self.curval += 1;
         let val = self.curval;
         let c = (mode(code) == IMM && (class(code) == LD || class(code) == LDX)).then_some(v0);
         self.vmap.push(c);
-        self.hash.insert((code, v0, v1), val);
+        self.hash.insert_at(slot, code, v0, v1, val);
         val
     }
 
@@ -811,9 +888,9 @@ impl Opt<'_> {
         }
         let eid = self.edge_id(e);
         'top: loop {
-            let words = self.edom[eid].0.clone();
-            for (i, w) in words.iter().enumerate() {
-                let mut x = *w;
+            // The row does not change here (only find_edom writes it).
+            for i in 0..self.edom.words {
+                let mut x = self.edom.row(eid)[i];
                 while x != 0 {
                     let k = x.trailing_zeros() as usize;
                     x &= !(1u64 << k);
@@ -841,10 +918,20 @@ impl Opt<'_> {
 
     /// or_pullup (`or_branch = true`) and and_pullup (`false`).
     fn pullup(&mut self, b: usize, or_branch: bool) {
-        let ins: Vec<Edge> = self.in_edges[b].iter().rev().copied().collect();
-        let Some(&first) = ins.first() else { return };
+        // Lent out rather than copied: nothing in pullup_in writes in_edges.
+        let ins = std::mem::take(&mut self.in_edges[b]);
+        self.pullup_in(b, or_branch, &ins);
+        self.in_edges[b] = ins;
+    }
+
+    /// pullup with `b`'s in-edges, `links` in link order (walked newest first).
+    fn pullup_in(&mut self, b: usize, or_branch: bool, links: &[Edge]) {
+        let ins = links.iter().rev();
+        let Some(&first) = ins.clone().next() else {
+            return;
+        };
         let val = self.val[first.0][A_ATOM];
-        if ins.iter().skip(1).any(|e| self.val[e.0][A_ATOM] != val) {
+        if ins.clone().skip(1).any(|e| self.val[e.0][A_ATOM] != val) {
             return;
         }
         // For `or`, the chain runs along false branches sharing b's true branch.
@@ -866,7 +953,7 @@ impl Opt<'_> {
             if !same(self, d) {
                 return;
             }
-            if !self.dom[d].has(bid) {
+            if !self.dom.has(d, bid) {
                 return;
             }
             if self.val[d][A_ATOM] != val {
@@ -884,7 +971,7 @@ impl Opt<'_> {
             if !same(self, sb) {
                 return;
             }
-            if !self.dom[sb].has(bid) {
+            if !self.dom.has(sb, bid) {
                 return;
             }
             if self.val[sb][A_ATOM] == val {
@@ -917,7 +1004,8 @@ impl Opt<'_> {
             v.clear();
         }
         for level in (1..=self.level[self.root]).rev() {
-            for b in self.at_level(level) {
+            for j in 0..self.levels[level].len() {
+                let b = self.at_level(level, j);
                 if let Some(t) = self.jt(b) {
                     self.in_edges[t].push((b, true));
                 }
@@ -933,7 +1021,8 @@ impl Opt<'_> {
         let maxlevel = self.level[self.root];
         self.find_inedges();
         for i in (0..=maxlevel).rev() {
-            for p in self.at_level(i) {
+            for j in 0..self.levels[i].len() {
+                let p = self.at_level(i, j);
                 self.opt_blk(p, do_stmts)?;
             }
         }
@@ -941,14 +1030,16 @@ impl Opt<'_> {
             return Ok(());
         }
         for i in 1..=maxlevel {
-            for p in self.at_level(i) {
+            for j in 0..self.levels[i].len() {
+                let p = self.at_level(i, j);
                 self.opt_j((p, true));
                 self.opt_j((p, false));
             }
         }
         self.find_inedges();
         for i in 1..=maxlevel {
-            for p in self.at_level(i) {
+            for j in 0..self.levels[i].len() {
+                let p = self.at_level(i, j);
                 self.pullup(p, true);
                 self.pullup(p, false);
             }
@@ -962,9 +1053,15 @@ impl Opt<'_> {
             self.nbm = false;
             self.done = true;
             self.find_levels();
-            self.find_dom();
+            // Dominators and edge dominators only serve opt_j and the
+            // pull-ups, which the statement passes (do_stmts) do not run.
+            if !do_stmts {
+                self.find_dom();
+            }
             self.find_ud();
-            self.find_edom();
+            if !do_stmts {
+                self.find_edom();
+            }
             self.opt_blks(do_stmts)?;
             if self.done {
                 break;
@@ -1146,8 +1243,8 @@ pub(crate) fn optimize(
         levels: Vec::new(),
         level: vec![0; nb],
         mark: vec![false; nb],
-        dom: Vec::new(),
-        edom: Vec::new(),
+        dom: BitRows::new(0, 0),
+        edom: BitRows::new(0, 0),
         kill: vec![0; nb],
         in_use: vec![0; nb],
         out_use: vec![0; nb],
@@ -1158,14 +1255,15 @@ pub(crate) fn optimize(
         in_edges: vec![Vec::new(); nb],
         done: false,
         nbm: false,
-        hash: HashMap::new(),
+        hash: ValueTable::new(),
+        stack: Vec::new(),
         vmap: Vec::new(),
         curval: 0,
     };
     o.number_blks(root);
     let n = o.order.len();
-    o.dom = vec![Bits::new(n, true); nb];
-    o.edom = vec![Bits::new(2 * n, true); 2 * n];
+    o.dom = BitRows::new(nb, n);
+    o.edom = BitRows::new(2 * n, 2 * n);
     o.opt_loop(false)?;
     o.opt_loop(true)?;
     o.intern_blocks();
