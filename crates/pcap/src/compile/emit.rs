@@ -81,8 +81,9 @@ impl Conv<'_> {
         self.tail -= slen + 1 + self.longjt[p] as usize + self.longjf[p] as usize;
         let mut dst = self.tail;
         self.offset[p] = dst;
-        // In-block jump targets by position (convert_code_r's `offset[]`).
-        let uids: Vec<u32> = b.stmts.iter().take(slen).map(|s| s.uid).collect();
+        // In-block jump targets by position (convert_code_r's `offset[]`),
+        // searched in place: few blocks have such jumps.
+        let uids = || b.stmts.iter().take(slen).map(|s| s.uid);
         for (off, s) in b.stmts.iter().filter(|s| s.code != NOP).enumerate() {
             self.out[dst] = SockFilter {
                 code: s.code as u16,
@@ -97,7 +98,7 @@ impl Conv<'_> {
                 if s.jt == 0 || s.jf == 0 {
                     return Err(err("no jmp destination"));
                 }
-                let find = |u: u32| uids.iter().position(|x| *x == u);
+                let find = |u: u32| uids().position(|x| x == u);
                 let (Some(t), Some(f)) = (find(s.jt), find(s.jf)) else {
                     return Err(err("no destination found"));
                 };

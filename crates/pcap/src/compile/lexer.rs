@@ -228,43 +228,57 @@ const NAMED_NUMS: &[(&str, u32)] = &[
     ("tcp-cwr", 0x80),
 ];
 
-/// A table sorted by spelling for binary search (the lexer looks words up
-/// at every token, a linear scan over the tables was a hot spot), each
-/// spelling kept once (the first, as a linear `find` would).
-fn sorted<T: Copy>(table: &[(&'static str, T)]) -> Vec<(&'static str, T)> {
-    let mut v = table.to_vec();
-    v.sort_by_key(|e| e.0);
-    v.dedup_by_key(|e| e.0);
-    v
+/// A word table sorted by spelling, each spelling kept once (the first, as
+/// a linear `find` would), with where each first byte's entries start: the
+/// lexer looks words up at every token, and linear scans over the tables
+/// were a hot spot.
+struct WordTable<T: 'static> {
+    sorted: Vec<(&'static str, T)>,
+    /// `sorted[by_first[c]..by_first[c + 1]]` are the entries starting with byte `c`.
+    by_first: Vec<usize>,
 }
 
-/// The canonical keyword spelled `w`.
-fn keyword(w: &str) -> Option<&'static str> {
-    static SORTED: OnceLock<Vec<(&str, &str)>> = OnceLock::new();
-    let t = SORTED.get_or_init(|| sorted(KEYWORDS));
-    t.binary_search_by(|e| e.0.cmp(w)).ok().map(|i| t[i].1)
-}
-
-/// The value of the named constant `w`.
-fn named_num(w: &str) -> Option<u32> {
-    static SORTED: OnceLock<Vec<(&str, u32)>> = OnceLock::new();
-    let t = SORTED.get_or_init(|| sorted(NAMED_NUMS));
-    t.binary_search_by(|e| e.0.cmp(w)).ok().map(|i| t[i].1)
-}
-
-/// The length of the longest entry of a table (longer words cannot match).
-const fn max_len<T>(table: &[(&str, T)]) -> usize {
-    let (mut i, mut m) = (0, 0);
-    while i < table.len() {
-        if table[i].0.len() > m {
-            m = table[i].0.len();
-        }
-        i += 1;
+impl<T: Copy> WordTable<T> {
+    fn new(table: &[(&'static str, T)]) -> WordTable<T> {
+        let mut sorted = table.to_vec();
+        sorted.sort_by_key(|e| e.0);
+        sorted.dedup_by_key(|e| e.0);
+        let by_first = (0..=256)
+            .map(|c| sorted.partition_point(|e| usize::from(e.0.as_bytes()[0]) < c))
+            .collect();
+        WordTable { sorted, by_first }
     }
-    m
+
+    fn entries(&self, first: u8) -> &[(&'static str, T)] {
+        let c = usize::from(first);
+        &self.sorted[self.by_first[c]..self.by_first[c + 1]]
+    }
+
+    /// The value of the word `w`.
+    fn get(&self, w: &str) -> Option<T> {
+        let e = self.entries(*w.as_bytes().first()?);
+        e.binary_search_by(|e| e.0.cmp(w)).ok().map(|i| e[i].1)
+    }
+
+    /// The length of the longest entry that `s[..max]` starts with.
+    fn longest_prefix(&self, s: &[u8], max: usize) -> Option<usize> {
+        self.entries(*s.first()?)
+            .iter()
+            .filter(|e| e.0.len() <= max && s.starts_with(e.0.as_bytes()))
+            .map(|e| e.0.len())
+            .max()
+    }
 }
-const KEYWORD_MAX: usize = max_len(KEYWORDS);
-const NAMED_NUM_MAX: usize = max_len(NAMED_NUMS);
+
+fn keywords() -> &'static WordTable<&'static str> {
+    static T: OnceLock<WordTable<&'static str>> = OnceLock::new();
+    T.get_or_init(|| WordTable::new(KEYWORDS))
+}
+
+fn named_nums() -> &'static WordTable<u32> {
+    static T: OnceLock<WordTable<u32>> = OnceLock::new();
+    T.get_or_init(|| WordTable::new(NAMED_NUMS))
+}
 
 /// How many bytes at the start of `s` satisfy `ok`.
 fn run_of(s: &[u8], ok: impl Fn(u8) -> bool) -> usize {
@@ -492,11 +506,8 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
         // Rule 0: keywords (exact text, followed by anything).
         let idlen = match_id(rest);
         let run = rest.iter().take_while(|c| id_char(**c)).count();
-        for n in (1..=run.min(KEYWORD_MAX)).rev() {
-            if keyword(&src[i..i + n]).is_some() {
-                consider(n, 0);
-                break;
-            }
+        if let Some(n) = keywords().longest_prefix(rest, run) {
+            consider(n, 0);
         }
         // Rule 1: single-character punctuation; rule 2: two-character operators.
         if b"+-*/%:[]!<>()&|^=".contains(&c) {
@@ -536,11 +547,8 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
             let bad_mac_run = run_of(rest, |c| hex(c) || c == b':');
             consider(longest(rest, bad_mac_run, full_bad_mac), 8);
         }
-        for n in (1..=run.min(NAMED_NUM_MAX)).rev() {
-            if named_num(&src[i..i + n]).is_some() {
-                consider(n, 9);
-                break;
-            }
+        if let Some(n) = named_nums().longest_prefix(rest, run) {
+            consider(n, 9);
         }
         consider(idlen, 10);
         if c == b'\\' {
@@ -565,7 +573,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
             0 => match text {
                 "&&" => Tok::Kw("and"),
                 "||" => Tok::Kw("or"),
-                _ => Tok::Kw(keyword(text).unwrap_or("")),
+                _ => Tok::Kw(keywords().get(text).unwrap_or("")),
             },
             1 | 2 => {
                 const P: [&str; 23] = [
@@ -597,7 +605,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
                     format!("invalid Ethernet address {text}"),
                 ));
             }
-            9 => Tok::Num(named_num(text).unwrap_or(0)),
+            9 => Tok::Num(named_nums().get(text).unwrap_or(0)),
             10 => Tok::Id(text.to_string()),
             _ => Tok::Id(text[1..].to_string()),
         };

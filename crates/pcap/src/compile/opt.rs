@@ -147,7 +147,13 @@ struct Opt<'a> {
     order: Vec<usize>,
     /// arena index → opt id.
     id: Vec<usize>,
-    levels: Vec<Vec<usize>>,
+    /// The blocks of each level, level after level, each level in the order
+    /// find_levels_r reached it: level `l` is `lvl_list[lvl_start[l]..lvl_start[l + 1]]`
+    /// (flat, so the passes allocate nothing once the first has run).
+    lvl_list: Vec<usize>,
+    lvl_start: Vec<usize>,
+    /// Scratch: the blocks in post order.
+    post: Vec<usize>,
     level: Vec<usize>,
     mark: Vec<bool>,
     dom: BitRows,
@@ -161,7 +167,11 @@ struct Opt<'a> {
     et_code: Vec<i32>,
     ef_code: Vec<i32>,
     /// In-edges in link order (libpcap walks them newest first).
-    in_edges: Vec<Vec<Edge>>,
+    /// Block `b`'s in-edges are `in_list[in_start[b]..in_start[b + 1]]`.
+    in_list: Vec<Edge>,
+    in_start: Vec<usize>,
+    /// Scratch: where the next in-edge of each block goes.
+    in_fill: Vec<usize>,
     done: bool,
     nbm: bool,
     hash: ValueTable,
@@ -219,12 +229,40 @@ impl Opt<'_> {
     }
 
     fn find_levels(&mut self) {
-        let n = self.order.len();
-        // Reused across passes: clearing keeps each level's allocation.
-        self.levels.resize_with(n, Vec::new);
-        self.levels.iter_mut().for_each(Vec::clear);
         self.mark.iter_mut().for_each(|m| *m = false);
+        self.post.clear();
         self.find_levels_r(self.root);
+        // Group by level, keeping post order within a level (a stable
+        // counting sort): the order the per-level lists were built in.
+        let nlevels = self.level[self.root] + 1;
+        self.lvl_start.clear();
+        self.lvl_start.resize(nlevels + 1, 0);
+        for &b in &self.post {
+            self.lvl_start[self.level[b] + 1] += 1;
+        }
+        for l in 0..nlevels {
+            self.lvl_start[l + 1] += self.lvl_start[l];
+        }
+        self.lvl_list.clear();
+        self.lvl_list.resize(self.post.len(), 0);
+        // in_fill is free scratch here (find_inedges rebuilds it).
+        self.in_fill.clear();
+        self.in_fill.extend_from_slice(&self.lvl_start[..nlevels]);
+        for &b in &self.post {
+            let at = &mut self.in_fill[self.level[b]];
+            self.lvl_list[*at] = b;
+            *at += 1;
+        }
+    }
+
+    /// The number of blocks at level `l`.
+    fn level_len(&self, l: usize) -> usize {
+        self.lvl_start[l + 1] - self.lvl_start[l]
+    }
+
+    /// Block `b`'s in-edges in link order (libpcap walks them newest first).
+    fn ins(&self, b: usize) -> &[Edge] {
+        &self.in_list[self.in_start[b]..self.in_start[b + 1]]
     }
 
     /// find_levels_r without recursion (graphs get deep): post-order, true
@@ -240,7 +278,7 @@ impl Opt<'_> {
                     _ => 0,
                 };
                 self.level[b] = level;
-                self.levels[level].push(b);
+                self.post.push(b);
                 continue;
             }
             if self.mark[b] {
@@ -260,15 +298,14 @@ impl Opt<'_> {
     /// order); the passes index levels rather than copy them, since no pass
     /// changes levels while walking them.
     fn at_level(&self, l: usize, j: usize) -> usize {
-        let v = &self.levels[l];
-        v[v.len() - 1 - j]
+        self.lvl_list[self.lvl_start[l + 1] - 1 - j]
     }
 
     fn find_dom(&mut self) {
         self.dom.fill_all();
         self.dom.clear(self.root);
         for level in (0..=self.level[self.root]).rev() {
-            for j in 0..self.levels[level].len() {
+            for j in 0..self.level_len(level) {
                 let b = self.at_level(level, j);
                 let bid = self.id[b];
                 self.dom.insert(b, bid);
@@ -298,7 +335,7 @@ impl Opt<'_> {
         self.edom.clear(t);
         self.edom.clear(f);
         for level in (0..=self.level[self.root]).rev() {
-            for j in 0..self.levels[level].len() {
+            for j in 0..self.level_len(level) {
                 let b = self.at_level(level, j);
                 self.propedom((b, true));
                 self.propedom((b, false));
@@ -344,14 +381,14 @@ impl Opt<'_> {
     fn find_ud(&mut self) {
         let maxlevel = self.level[self.root];
         for i in (0..=maxlevel).rev() {
-            for j in 0..self.levels[i].len() {
+            for j in 0..self.level_len(i) {
                 let p = self.at_level(i, j);
                 self.compute_local_ud(p);
                 self.out_use[p] = 0;
             }
         }
         for i in 1..=maxlevel {
-            for j in 0..self.levels[i].len() {
+            for j in 0..self.level_len(i) {
                 let p = self.at_level(i, j);
                 let (t, f) = (self.jt(p).unwrap_or(p), self.jf(p).unwrap_or(p));
                 self.out_use[p] |= self.in_use[t] | self.in_use[f];
@@ -740,7 +777,10 @@ impl Opt<'_> {
 
     fn opt_deadstores(&mut self, b: usize) {
         // Indices into the block's statements; `len` stands for the branch.
-        let mut last: [Option<usize>; N_ATOMS] = [None; N_ATOMS];
+        // `last[atom]` counts only where bit `atom` of `pending` is set (a
+        // definition not used yet), so the end walks set bits, not all atoms.
+        let mut last = [0usize; N_ATOMS];
+        let mut pending = 0u32;
         let n = self.b[b].stmts.len();
         for i in 0..=n {
             let s = if i < n {
@@ -750,30 +790,30 @@ impl Opt<'_> {
             };
             if let Some(atom) = atomuse(&s) {
                 if atom == AX_ATOM {
-                    last[X_ATOM] = None;
-                    last[A_ATOM] = None;
+                    pending &= !(1 << X_ATOM | 1 << A_ATOM);
                 } else {
-                    last[atom] = None;
+                    pending &= !(1 << atom);
                 }
             }
             if let Some(atom) = atomdef(&s) {
-                if let Some(l) = last[atom] {
+                if pending & 1 << atom != 0 {
                     self.done = false;
-                    self.set_code(b, l, NOP);
+                    self.set_code(b, last[atom], NOP);
                     self.nbm = true;
                 }
-                last[atom] = Some(i);
+                last[atom] = i;
+                pending |= 1 << atom;
             }
         }
-        for (atom, l) in last.iter().enumerate() {
-            if let Some(l) = l {
-                if self.out_use[b] & (1 << atom) == 0 {
-                    self.set_code(b, *l, NOP);
-                    self.val[b][atom] = VAL_UNKNOWN;
-                    self.done = false;
-                    self.nbm = true;
-                }
-            }
+        // Definitions nothing after the block uses, lowest atom first.
+        let mut dead = pending & !self.out_use[b];
+        while dead != 0 {
+            let atom = dead.trailing_zeros() as usize;
+            dead &= dead - 1;
+            self.set_code(b, last[atom], NOP);
+            self.val[b][atom] = VAL_UNKNOWN;
+            self.done = false;
+            self.nbm = true;
         }
     }
 
@@ -786,7 +826,7 @@ impl Opt<'_> {
     }
 
     fn opt_blk(&mut self, b: usize, do_stmts: bool) -> OResult<()> {
-        let ins = &self.in_edges[b];
+        let ins = self.ins(b);
         let mut val = [0u32; N_ATOMS];
         if let Some(first) = ins.last() {
             val = self.val[first.0];
@@ -918,10 +958,10 @@ impl Opt<'_> {
 
     /// or_pullup (`or_branch = true`) and and_pullup (`false`).
     fn pullup(&mut self, b: usize, or_branch: bool) {
-        // Lent out rather than copied: nothing in pullup_in writes in_edges.
-        let ins = std::mem::take(&mut self.in_edges[b]);
-        self.pullup_in(b, or_branch, &ins);
-        self.in_edges[b] = ins;
+        // Lent out rather than copied: nothing in pullup_in reads or writes in_list.
+        let list = std::mem::take(&mut self.in_list);
+        self.pullup_in(b, or_branch, &list[self.in_start[b]..self.in_start[b + 1]]);
+        self.in_list = list;
     }
 
     /// pullup with `b`'s in-edges, `links` in link order (walked newest first).
@@ -1000,17 +1040,40 @@ impl Opt<'_> {
     }
 
     fn find_inedges(&mut self) {
-        for v in self.in_edges.iter_mut() {
-            v.clear();
-        }
-        for level in (1..=self.level[self.root]).rev() {
-            for j in 0..self.levels[level].len() {
+        // Count, then place: each block's edges in the order the levels
+        // walk links them.
+        let nb = self.b.len();
+        self.in_start.clear();
+        self.in_start.resize(nb + 1, 0);
+        let maxlevel = self.level[self.root];
+        for level in (1..=maxlevel).rev() {
+            for j in 0..self.level_len(level) {
                 let b = self.at_level(level, j);
                 if let Some(t) = self.jt(b) {
-                    self.in_edges[t].push((b, true));
+                    self.in_start[t + 1] += 1;
                 }
                 if let Some(f) = self.jf(b) {
-                    self.in_edges[f].push((b, false));
+                    self.in_start[f + 1] += 1;
+                }
+            }
+        }
+        for i in 0..nb {
+            self.in_start[i + 1] += self.in_start[i];
+        }
+        self.in_list.clear();
+        self.in_list.resize(self.in_start[nb], (0, false));
+        self.in_fill.clear();
+        self.in_fill.extend_from_slice(&self.in_start[..nb]);
+        for level in (1..=maxlevel).rev() {
+            for j in 0..self.level_len(level) {
+                let b = self.at_level(level, j);
+                if let Some(t) = self.jt(b) {
+                    self.in_list[self.in_fill[t]] = (b, true);
+                    self.in_fill[t] += 1;
+                }
+                if let Some(f) = self.jf(b) {
+                    self.in_list[self.in_fill[f]] = (b, false);
+                    self.in_fill[f] += 1;
                 }
             }
         }
@@ -1021,7 +1084,7 @@ impl Opt<'_> {
         let maxlevel = self.level[self.root];
         self.find_inedges();
         for i in (0..=maxlevel).rev() {
-            for j in 0..self.levels[i].len() {
+            for j in 0..self.level_len(i) {
                 let p = self.at_level(i, j);
                 self.opt_blk(p, do_stmts)?;
             }
@@ -1030,7 +1093,7 @@ impl Opt<'_> {
             return Ok(());
         }
         for i in 1..=maxlevel {
-            for j in 0..self.levels[i].len() {
+            for j in 0..self.level_len(i) {
                 let p = self.at_level(i, j);
                 self.opt_j((p, true));
                 self.opt_j((p, false));
@@ -1038,7 +1101,7 @@ impl Opt<'_> {
         }
         self.find_inedges();
         for i in 1..=maxlevel {
-            for j in 0..self.levels[i].len() {
+            for j in 0..self.level_len(i) {
                 let p = self.at_level(i, j);
                 self.pullup(p, true);
                 self.pullup(p, false);
@@ -1175,7 +1238,9 @@ impl Opt<'_> {
 
     /// number_blks_r without recursion: pre-order, true branch first.
     fn number_blks(&mut self, root: usize) {
-        let mut stack = vec![root];
+        self.order.reserve(self.b.len());
+        let mut stack = Vec::with_capacity(self.b.len());
+        stack.push(root);
         while let Some(p) = stack.pop() {
             if self.mark[p] {
                 continue;
@@ -1240,7 +1305,9 @@ pub(crate) fn optimize(
         root,
         order: Vec::new(),
         id: vec![usize::MAX; nb],
-        levels: Vec::new(),
+        lvl_list: Vec::new(),
+        lvl_start: Vec::new(),
+        post: Vec::new(),
         level: vec![0; nb],
         mark: vec![false; nb],
         dom: BitRows::new(0, 0),
@@ -1252,7 +1319,9 @@ pub(crate) fn optimize(
         oval: vec![0; nb],
         et_code: vec![0; nb],
         ef_code: vec![0; nb],
-        in_edges: vec![Vec::new(); nb],
+        in_list: Vec::new(),
+        in_start: vec![0; nb + 1],
+        in_fill: vec![0; nb + 1],
         done: false,
         nbm: false,
         hash: ValueTable::new(),
