@@ -36,13 +36,12 @@ struct BitRows {
 }
 
 impl BitRows {
-    /// `rows` sets of `bits` bits, all ones.
-    fn new(rows: usize, bits: usize) -> BitRows {
+    /// `rows` sets of `bits` bits, all ones, in `data`'s allocation.
+    fn reuse(mut data: Vec<u64>, rows: usize, bits: usize) -> BitRows {
         let words = bits / 64 + 1;
-        BitRows {
-            words,
-            data: vec![u64::MAX; rows * words],
-        }
+        data.clear();
+        data.resize(rows * words, u64::MAX);
+        BitRows { words, data }
     }
     fn row(&self, r: usize) -> &[u64] {
         &self.data[r * self.words..(r + 1) * self.words]
@@ -84,11 +83,15 @@ struct ValueTable {
 }
 
 impl ValueTable {
-    fn new() -> ValueTable {
-        ValueTable {
-            slots: vec![(0, 0, 0, 0); 64],
-            len: 0,
+    /// An empty table in `slots`' allocation (one left from an earlier compile).
+    fn reuse(mut slots: Vec<(i32, u32, u32, u32)>) -> ValueTable {
+        // Not a huge one though: the table is cleared on every pass.
+        if slots.len() > 1024 {
+            slots = Vec::new();
         }
+        slots.clear();
+        slots.resize(64, (0, 0, 0, 0));
+        ValueTable { slots, len: 0 }
     }
 
     fn clear(&mut self) {
@@ -1294,48 +1297,115 @@ fn atomdef(s: &Stmt) -> Option<usize> {
     }
 }
 
+/// The optimizer's arrays, kept by each thread between compiles: allocating
+/// and freeing two dozen small vectors was a good part of compiling a short
+/// expression. Every use resizes and refills them, so nothing carries over.
+#[derive(Default)]
+struct Spare {
+    order: Vec<usize>,
+    id: Vec<usize>,
+    lvl_list: Vec<usize>,
+    lvl_start: Vec<usize>,
+    post: Vec<usize>,
+    level: Vec<usize>,
+    mark: Vec<bool>,
+    dom: Vec<u64>,
+    edom: Vec<u64>,
+    kill: Vec<u32>,
+    in_use: Vec<u32>,
+    out_use: Vec<u32>,
+    val: Vec<[u32; N_ATOMS]>,
+    oval: Vec<u32>,
+    et_code: Vec<i32>,
+    ef_code: Vec<i32>,
+    in_list: Vec<Edge>,
+    in_start: Vec<usize>,
+    in_fill: Vec<usize>,
+    hash: Vec<(i32, u32, u32, u32)>,
+    stack: Vec<(usize, bool)>,
+    vmap: Vec<Option<u32>>,
+}
+
+thread_local! {
+    static SPARE: std::cell::Cell<Spare> = std::cell::Cell::new(Spare::default());
+}
+
+/// `v` cleared and refilled with `n` copies of `x`.
+fn refill<T: Clone>(mut v: Vec<T>, n: usize, x: T) -> Vec<T> {
+    v.clear();
+    v.resize(n, x);
+    v
+}
+
 /// Optimizes the graph under `root`; returns the new root.
 pub(crate) fn optimize(
     blocks: &mut Vec<Block>,
     root: usize,
 ) -> Result<Option<usize>, CompileError> {
     let nb = blocks.len();
+    let sp = SPARE.take();
     let mut o = Opt {
         b: blocks,
         root,
-        order: Vec::new(),
-        id: vec![usize::MAX; nb],
-        lvl_list: Vec::new(),
-        lvl_start: Vec::new(),
-        post: Vec::new(),
-        level: vec![0; nb],
-        mark: vec![false; nb],
-        dom: BitRows::new(0, 0),
-        edom: BitRows::new(0, 0),
-        kill: vec![0; nb],
-        in_use: vec![0; nb],
-        out_use: vec![0; nb],
-        val: vec![[0; N_ATOMS]; nb],
-        oval: vec![0; nb],
-        et_code: vec![0; nb],
-        ef_code: vec![0; nb],
-        in_list: Vec::new(),
-        in_start: vec![0; nb + 1],
-        in_fill: vec![0; nb + 1],
+        order: refill(sp.order, 0, 0),
+        id: refill(sp.id, nb, usize::MAX),
+        lvl_list: refill(sp.lvl_list, 0, 0),
+        lvl_start: refill(sp.lvl_start, 0, 0),
+        post: refill(sp.post, 0, 0),
+        level: refill(sp.level, nb, 0),
+        mark: refill(sp.mark, nb, false),
+        dom: BitRows::reuse(sp.dom, 0, 0),
+        edom: BitRows::reuse(sp.edom, 0, 0),
+        kill: refill(sp.kill, nb, 0),
+        in_use: refill(sp.in_use, nb, 0),
+        out_use: refill(sp.out_use, nb, 0),
+        val: refill(sp.val, nb, [0; N_ATOMS]),
+        oval: refill(sp.oval, nb, 0),
+        et_code: refill(sp.et_code, nb, 0),
+        ef_code: refill(sp.ef_code, nb, 0),
+        in_list: refill(sp.in_list, 0, (0, false)),
+        in_start: refill(sp.in_start, nb + 1, 0),
+        in_fill: refill(sp.in_fill, nb + 1, 0),
         done: false,
         nbm: false,
-        hash: ValueTable::new(),
-        stack: Vec::new(),
-        vmap: Vec::new(),
+        hash: ValueTable::reuse(sp.hash),
+        stack: refill(sp.stack, 0, (0, false)),
+        vmap: refill(sp.vmap, 0, None),
         curval: 0,
     };
     o.number_blks(root);
     let n = o.order.len();
-    o.dom = BitRows::new(nb, n);
-    o.edom = BitRows::new(2 * n, 2 * n);
-    o.opt_loop(false)?;
-    o.opt_loop(true)?;
-    o.intern_blocks();
-    o.opt_root();
-    Ok(Some(o.root))
+    o.dom = BitRows::reuse(std::mem::take(&mut o.dom.data), nb, n);
+    o.edom = BitRows::reuse(std::mem::take(&mut o.edom.data), 2 * n, 2 * n);
+    let result = o.opt_loop(false).and_then(|()| o.opt_loop(true));
+    if result.is_ok() {
+        o.intern_blocks();
+        o.opt_root();
+    }
+    let root = o.root;
+    SPARE.set(Spare {
+        order: o.order,
+        id: o.id,
+        lvl_list: o.lvl_list,
+        lvl_start: o.lvl_start,
+        post: o.post,
+        level: o.level,
+        mark: o.mark,
+        dom: o.dom.data,
+        edom: o.edom.data,
+        kill: o.kill,
+        in_use: o.in_use,
+        out_use: o.out_use,
+        val: o.val,
+        oval: o.oval,
+        et_code: o.et_code,
+        ef_code: o.ef_code,
+        in_list: o.in_list,
+        in_start: o.in_start,
+        in_fill: o.in_fill,
+        hash: o.hash.slots,
+        stack: o.stack,
+        vmap: o.vmap,
+    });
+    result.map(|()| Some(root))
 }
