@@ -143,6 +143,25 @@ impl ValueTable {
 /// An edge: the block it leaves and which branch (true or false).
 type Edge = (usize, bool);
 
+/// The end of an in-edge list.
+const NO_EDGE: usize = usize::MAX;
+
+/// A walk over one block's in-edges, newest first.
+#[derive(Clone)]
+struct InEdges<'a> {
+    nodes: &'a [(Edge, usize)],
+    at: usize,
+}
+
+impl Iterator for InEdges<'_> {
+    type Item = Edge;
+    fn next(&mut self) -> Option<Edge> {
+        let (e, next) = *self.nodes.get(self.at)?;
+        self.at = next;
+        Some(e)
+    }
+}
+
 struct Opt<'a> {
     b: &'a mut Vec<Block>,
     root: usize,
@@ -170,11 +189,13 @@ struct Opt<'a> {
     et_code: Vec<i32>,
     ef_code: Vec<i32>,
     /// In-edges in link order (libpcap walks them newest first).
-    /// Block `b`'s in-edges are `in_list[in_start[b]..in_start[b + 1]]`.
-    in_list: Vec<Edge>,
-    in_start: Vec<usize>,
-    /// Scratch: where the next in-edge of each block goes.
-    in_fill: Vec<usize>,
+    /// In-edges as libpcap links them, each block's newest first: block
+    /// `b`'s list starts at node `in_head[b]`, a node is (edge, next node),
+    /// [`NO_EDGE`] ends a list. Every reader walks newest first.
+    in_nodes: Vec<(Edge, usize)>,
+    in_head: Vec<usize>,
+    /// Scratch of find_levels: where the next block of each level goes.
+    lvl_fill: Vec<usize>,
     done: bool,
     nbm: bool,
     hash: ValueTable,
@@ -248,11 +269,10 @@ impl Opt<'_> {
         }
         self.lvl_list.clear();
         self.lvl_list.resize(self.post.len(), 0);
-        // in_fill is free scratch here (find_inedges rebuilds it).
-        self.in_fill.clear();
-        self.in_fill.extend_from_slice(&self.lvl_start[..nlevels]);
+        self.lvl_fill.clear();
+        self.lvl_fill.extend_from_slice(&self.lvl_start[..nlevels]);
         for &b in &self.post {
-            let at = &mut self.in_fill[self.level[b]];
+            let at = &mut self.lvl_fill[self.level[b]];
             self.lvl_list[*at] = b;
             *at += 1;
         }
@@ -263,9 +283,12 @@ impl Opt<'_> {
         self.lvl_start[l + 1] - self.lvl_start[l]
     }
 
-    /// Block `b`'s in-edges in link order (libpcap walks them newest first).
-    fn ins(&self, b: usize) -> &[Edge] {
-        &self.in_list[self.in_start[b]..self.in_start[b + 1]]
+    /// Block `b`'s in-edges, newest first.
+    fn ins(&self, b: usize) -> InEdges<'_> {
+        InEdges {
+            nodes: &self.in_nodes,
+            at: self.in_head[b],
+        }
     }
 
     /// find_levels_r without recursion (graphs get deep): post-order, true
@@ -829,11 +852,11 @@ impl Opt<'_> {
     }
 
     fn opt_blk(&mut self, b: usize, do_stmts: bool) -> OResult<()> {
-        let ins = self.ins(b);
+        let mut ins = self.ins(b);
         let mut val = [0u32; N_ATOMS];
-        if let Some(first) = ins.last() {
+        if let Some(first) = ins.next() {
             val = self.val[first.0];
-            for e in ins.iter().rev().skip(1) {
+            for e in ins {
                 let pv = &self.val[e.0];
                 for i in 0..N_ATOMS {
                     if val[i] != pv[i] {
@@ -961,16 +984,19 @@ impl Opt<'_> {
 
     /// or_pullup (`or_branch = true`) and and_pullup (`false`).
     fn pullup(&mut self, b: usize, or_branch: bool) {
-        // Lent out rather than copied: nothing in pullup_in reads or writes in_list.
-        let list = std::mem::take(&mut self.in_list);
-        self.pullup_in(b, or_branch, &list[self.in_start[b]..self.in_start[b + 1]]);
-        self.in_list = list;
+        // Lent out rather than copied: nothing in pullup_in reads or writes in_nodes.
+        let nodes = std::mem::take(&mut self.in_nodes);
+        let ins = InEdges {
+            nodes: &nodes,
+            at: self.in_head[b],
+        };
+        self.pullup_in(b, or_branch, ins);
+        self.in_nodes = nodes;
     }
 
-    /// pullup with `b`'s in-edges, `links` in link order (walked newest first).
-    fn pullup_in(&mut self, b: usize, or_branch: bool, links: &[Edge]) {
-        let ins = links.iter().rev();
-        let Some(&first) = ins.clone().next() else {
+    /// pullup with `b`'s in-edges `ins` (newest first).
+    fn pullup_in(&mut self, b: usize, or_branch: bool, ins: InEdges<'_>) {
+        let Some(first) = ins.clone().next() else {
             return;
         };
         let val = self.val[first.0][A_ATOM];
@@ -1043,43 +1069,26 @@ impl Opt<'_> {
     }
 
     fn find_inedges(&mut self) {
-        // Count, then place: each block's edges in the order the levels
-        // walk links them.
-        let nb = self.b.len();
-        self.in_start.clear();
-        self.in_start.resize(nb + 1, 0);
-        let maxlevel = self.level[self.root];
-        for level in (1..=maxlevel).rev() {
+        self.in_head.clear();
+        self.in_head.resize(self.b.len(), NO_EDGE);
+        self.in_nodes.clear();
+        for level in (1..=self.level[self.root]).rev() {
             for j in 0..self.level_len(level) {
                 let b = self.at_level(level, j);
                 if let Some(t) = self.jt(b) {
-                    self.in_start[t + 1] += 1;
+                    self.link_inedge(t, (b, true));
                 }
                 if let Some(f) = self.jf(b) {
-                    self.in_start[f + 1] += 1;
+                    self.link_inedge(f, (b, false));
                 }
             }
         }
-        for i in 0..nb {
-            self.in_start[i + 1] += self.in_start[i];
-        }
-        self.in_list.clear();
-        self.in_list.resize(self.in_start[nb], (0, false));
-        self.in_fill.clear();
-        self.in_fill.extend_from_slice(&self.in_start[..nb]);
-        for level in (1..=maxlevel).rev() {
-            for j in 0..self.level_len(level) {
-                let b = self.at_level(level, j);
-                if let Some(t) = self.jt(b) {
-                    self.in_list[self.in_fill[t]] = (b, true);
-                    self.in_fill[t] += 1;
-                }
-                if let Some(f) = self.jf(b) {
-                    self.in_list[self.in_fill[f]] = (b, false);
-                    self.in_fill[f] += 1;
-                }
-            }
-        }
+    }
+
+    /// Puts `e` at the front of `to`'s in-edges.
+    fn link_inedge(&mut self, to: usize, e: Edge) {
+        self.in_nodes.push((e, self.in_head[to]));
+        self.in_head[to] = self.in_nodes.len() - 1;
     }
 
     fn opt_blks(&mut self, do_stmts: bool) -> OResult<()> {
@@ -1318,9 +1327,9 @@ struct Spare {
     oval: Vec<u32>,
     et_code: Vec<i32>,
     ef_code: Vec<i32>,
-    in_list: Vec<Edge>,
-    in_start: Vec<usize>,
-    in_fill: Vec<usize>,
+    in_nodes: Vec<(Edge, usize)>,
+    in_head: Vec<usize>,
+    lvl_fill: Vec<usize>,
     hash: Vec<(i32, u32, u32, u32)>,
     stack: Vec<(usize, bool)>,
     vmap: Vec<Option<u32>>,
@@ -1363,9 +1372,9 @@ pub(crate) fn optimize(
         oval: refill(sp.oval, nb, 0),
         et_code: refill(sp.et_code, nb, 0),
         ef_code: refill(sp.ef_code, nb, 0),
-        in_list: refill(sp.in_list, 0, (0, false)),
-        in_start: refill(sp.in_start, nb + 1, 0),
-        in_fill: refill(sp.in_fill, nb + 1, 0),
+        in_nodes: refill(sp.in_nodes, 0, ((0, false), NO_EDGE)),
+        in_head: refill(sp.in_head, nb, NO_EDGE),
+        lvl_fill: refill(sp.lvl_fill, 0, 0),
         done: false,
         nbm: false,
         hash: ValueTable::reuse(sp.hash),
@@ -1400,9 +1409,9 @@ pub(crate) fn optimize(
         oval: o.oval,
         et_code: o.et_code,
         ef_code: o.ef_code,
-        in_list: o.in_list,
-        in_start: o.in_start,
-        in_fill: o.in_fill,
+        in_nodes: o.in_nodes,
+        in_head: o.in_head,
+        lvl_fill: o.lvl_fill,
         hash: o.hash.slots,
         stack: o.stack,
         vmap: o.vmap,
