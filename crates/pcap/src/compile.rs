@@ -235,12 +235,14 @@ pub fn compile(expr: &str, opts: &CompileOptions) -> Result<Vec<Insn>, CompileEr
         }
     }
     let raw = emit::icode_to_fcode(&mut blocks, root.unwrap_or(0))?;
-    raw.iter()
-        .enumerate()
-        .map(|(i, f)| {
-            Insn::decode(*f, i).map_err(|e| CompileError::whole(format!("internal error: {e}")))
-        })
-        .collect()
+    // A loop into a sized Vec: collecting into a Result grew it step by step.
+    let mut prog = Vec::with_capacity(raw.len());
+    for (i, f) in raw.iter().enumerate() {
+        let insn =
+            Insn::decode(*f, i).map_err(|e| CompileError::whole(format!("internal error: {e}")))?;
+        prog.push(insn);
+    }
+    Ok(prog)
 }
 
 /// The raw `struct sock_filter` program for an expression (as `pcap_compile` returns it).

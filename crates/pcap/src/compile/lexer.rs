@@ -379,6 +379,10 @@ fn full_v6(s: &[u8]) -> bool {
 
 /// Whether all of `s` matches scanner.l's `{MAC}`.
 fn full_mac(s: &[u8]) -> bool {
+    // Every form but the 12-digit one has a separator: most words have none.
+    if s.len() != 12 && !s.iter().any(|c| matches!(c, b':' | b'-' | b'.')) {
+        return false;
+    }
     let b = |g: &[u8]| (1..=2).contains(&g.len()) && g.iter().all(|c| hex(*c));
     let b2 = |g: &[u8]| g.len() == 4 && g.iter().all(|c| hex(*c));
     for sep in [b':', b'-', b'.'] {
