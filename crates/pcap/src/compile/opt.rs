@@ -188,7 +188,6 @@ struct Opt<'a> {
     oval: Vec<u32>,
     et_code: Vec<i32>,
     ef_code: Vec<i32>,
-    /// In-edges in link order (libpcap walks them newest first).
     /// In-edges as libpcap links them, each block's newest first: block
     /// `b`'s list starts at node `in_head[b]`, a node is (edge, next node),
     /// [`NO_EDGE`] ends a list. Every reader walks newest first.
