@@ -177,13 +177,9 @@ pub fn compile(expr: &str, opts: &CompileOptions) -> Result<Vec<Insn>, CompileEr
     if opts.snaplen == 0 {
         return Err(CompileError::whole("snaplen of 0 rejects all packets"));
     }
-    let builtin;
     let names = match &opts.names {
         Some(n) => n,
-        None => {
-            builtin = NameResolver::builtin();
-            &builtin
-        }
+        None => NameResolver::builtin_ref(),
     };
     let new_gen = || {
         gen::Gen::new(
@@ -239,15 +235,57 @@ pub fn compile(expr: &str, opts: &CompileOptions) -> Result<Vec<Insn>, CompileEr
         }
     }
     let raw = emit::icode_to_fcode(&mut blocks, root.unwrap_or(0))?;
-    raw.iter()
-        .enumerate()
-        .map(|(i, f)| {
-            Insn::decode(*f, i).map_err(|e| CompileError::whole(format!("internal error: {e}")))
-        })
-        .collect()
+    // A loop into a sized Vec: collecting into a Result grew it step by step.
+    let mut prog = Vec::with_capacity(raw.len());
+    for (i, f) in raw.iter().enumerate() {
+        let insn =
+            Insn::decode(*f, i).map_err(|e| CompileError::whole(format!("internal error: {e}")))?;
+        prog.push(insn);
+    }
+    Ok(prog)
 }
 
 /// The raw `struct sock_filter` program for an expression (as `pcap_compile` returns it).
 pub fn compile_raw(expr: &str, opts: &CompileOptions) -> Result<Vec<SockFilter>, CompileError> {
     compile(expr, opts).map(|p| p.iter().map(Insn::encode).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The optimizer keeps its arrays per thread between compiles: a big
+    /// graph, an error, then small ones must give what a fresh thread gives.
+    #[test]
+    fn optimizer_buffers_carry_nothing_between_compiles() {
+        let opts = CompileOptions::new(LinkType::EN10MB);
+        let exprs = [
+            "tcp port 22",
+            "icmp or arp",
+            "ip6 and tcp dst port 443",
+            "ether broadcast or ether multicast",
+        ];
+        let fresh: Vec<_> = std::thread::spawn(move || {
+            let opts = CompileOptions::new(LinkType::EN10MB);
+            exprs.map(|e| compile(e, &opts).unwrap())
+        })
+        .join()
+        .unwrap()
+        .into();
+        let big = (0..40)
+            .map(|i| format!("(tcp port {i} and ip host 10.0.0.{i})"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        assert!(compile(&big, &opts).unwrap().len() > 200);
+        // A division the optimizer finds is by zero fails in its passes,
+        // leaving the arrays mid-pass.
+        let err = compile("ip[2] / (len * 0) > 1 and tcp", &opts).unwrap_err();
+        assert_eq!(
+            (err.position, err.message.as_str()),
+            (None, "division by zero")
+        );
+        for (e, want) in exprs.iter().zip(&fresh) {
+            assert_eq!(&compile(e, &opts).unwrap(), want, "{e}");
+        }
+    }
 }

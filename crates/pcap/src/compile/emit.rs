@@ -30,7 +30,8 @@ fn count(
     longjf: &[u32],
 ) -> usize {
     let mut n = 0;
-    let mut stack = vec![root];
+    let mut stack = Vec::with_capacity(blocks.len());
+    stack.push(root);
     while let Some(p) = stack.pop() {
         if mark[p] {
             continue;
@@ -51,7 +52,8 @@ impl Conv<'_> {
     /// are laid out before, i.e. after in the program, their predecessor.
     /// `false` asks for a restart with a long jump added.
     fn convert(&mut self, root: usize) -> Result<bool, CompileError> {
-        let mut stack: Vec<(usize, bool)> = vec![(root, false)];
+        let mut stack: Vec<(usize, bool)> = Vec::with_capacity(2 * self.blocks.len());
+        stack.push((root, false));
         while let Some((p, done)) = stack.pop() {
             if done {
                 if !self.emit_block(p)? {
@@ -81,8 +83,9 @@ impl Conv<'_> {
         self.tail -= slen + 1 + self.longjt[p] as usize + self.longjf[p] as usize;
         let mut dst = self.tail;
         self.offset[p] = dst;
-        // In-block jump targets by position (convert_code_r's `offset[]`).
-        let uids: Vec<u32> = b.stmts.iter().take(slen).map(|s| s.uid).collect();
+        // In-block jump targets by position (convert_code_r's `offset[]`),
+        // searched in place: few blocks have such jumps.
+        let uids = || b.stmts.iter().take(slen).map(|s| s.uid);
         for (off, s) in b.stmts.iter().filter(|s| s.code != NOP).enumerate() {
             self.out[dst] = SockFilter {
                 code: s.code as u16,
@@ -97,7 +100,7 @@ impl Conv<'_> {
                 if s.jt == 0 || s.jf == 0 {
                     return Err(err("no jmp destination"));
                 }
-                let find = |u: u32| uids.iter().position(|x| *x == u);
+                let find = |u: u32| uids().position(|x| x == u);
                 let (Some(t), Some(f)) = (find(s.jt), find(s.jf)) else {
                     return Err(err("no destination found"));
                 };
@@ -168,12 +171,15 @@ pub(crate) fn icode_to_fcode(
     let nb = blocks.len();
     let mut longjt = vec![0u32; nb];
     let mut longjf = vec![0u32; nb];
+    let mut mark = vec![false; nb];
     loop {
-        let mut mark = vec![false; nb];
+        // One mark array serves the count and then the layout.
+        mark.fill(false);
         let n = count(blocks, &mut mark, root, &longjt, &longjf);
+        mark.fill(false);
         let mut c = Conv {
             blocks,
-            mark: vec![false; nb],
+            mark,
             offset: vec![0; nb],
             longjt,
             longjf,
@@ -193,5 +199,6 @@ pub(crate) fn icode_to_fcode(
         }
         longjt = c.longjt;
         longjf = c.longjf;
+        mark = c.mark;
     }
 }

@@ -255,7 +255,8 @@ impl<'a> Gen<'a> {
         names: Option<&'a NameResolver>,
     ) -> GResult<Gen<'a>> {
         let mut g = Gen {
-            blocks: Vec::new(),
+            // Room for a typical expression's blocks without regrowing.
+            blocks: Vec::with_capacity(32),
             linktype,
             off_linkhdr: AbsOffset::fixed(0),
             off_prevlinkhdr: AbsOffset::fixed(0),

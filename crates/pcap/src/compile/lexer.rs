@@ -2,6 +2,8 @@
 //! longest match, and among equally long matches the earliest rule, so
 //! keywords win over identifiers of the same length.
 
+use std::sync::OnceLock;
+
 use super::CompileError;
 
 /// One token with the byte offset where it starts.
@@ -226,6 +228,63 @@ const NAMED_NUMS: &[(&str, u32)] = &[
     ("tcp-cwr", 0x80),
 ];
 
+/// A word table sorted by spelling, each spelling kept once (the first, as
+/// a linear `find` would), with where each first byte's entries start: the
+/// lexer looks words up at every token, and linear scans over the tables
+/// were a hot spot.
+struct WordTable<T: 'static> {
+    sorted: Vec<(&'static str, T)>,
+    /// `sorted[by_first[c]..by_first[c + 1]]` are the entries starting with byte `c`.
+    by_first: Vec<usize>,
+}
+
+impl<T: Copy> WordTable<T> {
+    fn new(table: &[(&'static str, T)]) -> WordTable<T> {
+        let mut sorted = table.to_vec();
+        sorted.sort_by_key(|e| e.0);
+        sorted.dedup_by_key(|e| e.0);
+        let by_first = (0..=256)
+            .map(|c| sorted.partition_point(|e| usize::from(e.0.as_bytes()[0]) < c))
+            .collect();
+        WordTable { sorted, by_first }
+    }
+
+    fn entries(&self, first: u8) -> &[(&'static str, T)] {
+        let c = usize::from(first);
+        &self.sorted[self.by_first[c]..self.by_first[c + 1]]
+    }
+
+    /// The value of the word `w`.
+    fn get(&self, w: &str) -> Option<T> {
+        let e = self.entries(*w.as_bytes().first()?);
+        e.binary_search_by(|e| e.0.cmp(w)).ok().map(|i| e[i].1)
+    }
+
+    /// The length of the longest entry that `s[..max]` starts with.
+    fn longest_prefix(&self, s: &[u8], max: usize) -> Option<usize> {
+        self.entries(*s.first()?)
+            .iter()
+            .filter(|e| e.0.len() <= max && s.starts_with(e.0.as_bytes()))
+            .map(|e| e.0.len())
+            .max()
+    }
+}
+
+fn keywords() -> &'static WordTable<&'static str> {
+    static T: OnceLock<WordTable<&'static str>> = OnceLock::new();
+    T.get_or_init(|| WordTable::new(KEYWORDS))
+}
+
+fn named_nums() -> &'static WordTable<u32> {
+    static T: OnceLock<WordTable<u32>> = OnceLock::new();
+    T.get_or_init(|| WordTable::new(NAMED_NUMS))
+}
+
+/// How many bytes at the start of `s` satisfy `ok`.
+fn run_of(s: &[u8], ok: impl Fn(u8) -> bool) -> usize {
+    s.iter().take_while(|c| ok(**c)).count()
+}
+
 fn hex(c: u8) -> bool {
     c.is_ascii_hexdigit()
 }
@@ -247,8 +306,8 @@ fn full_n(s: &[u8]) -> bool {
 
 /// Whether all of `s` is `{N}.{N}`, `{N}.{N}.{N}` or `{N}.{N}.{N}.{N}`.
 fn full_hid(s: &[u8]) -> bool {
-    let parts: Vec<&[u8]> = s.split(|c| *c == b'.').collect();
-    (2..=4).contains(&parts.len()) && parts.iter().all(|p| full_n(p))
+    let parts = s.split(|c| *c == b'.');
+    (2..=4).contains(&parts.clone().count()) && { parts }.all(full_n)
 }
 
 /// Whether all of `s` is a 1–4 digit hex group `{W}`.
@@ -262,8 +321,8 @@ fn full_v6(s: &[u8]) -> bool {
     let (head, tail_groups) = match s.iter().rposition(|c| *c == b':') {
         Some(i) if s[i + 1..].contains(&b'.') => {
             let quad = &s[i + 1..];
-            let parts: Vec<&[u8]> = quad.split(|c| *c == b'.').collect();
-            if parts.len() != 4 || !parts.iter().all(|p| full_n(p)) {
+            let mut parts = quad.split(|c| *c == b'.');
+            if parts.clone().count() != 4 || !parts.all(full_n) {
                 return false;
             }
             (&s[..=i], 2usize)
@@ -285,8 +344,8 @@ fn full_v6(s: &[u8]) -> bool {
         } else {
             text
         };
-        let groups: Vec<&[u8]> = body.split(|c| *c == b':').collect();
-        return groups.iter().all(|g| full_w(g)) && groups.len() + tail_groups == 8;
+        let mut groups = body.split(|c| *c == b':');
+        return groups.clone().count() + tail_groups == 8 && groups.all(full_w);
     }
     let i = text.windows(2).position(|w| w == b"::").unwrap_or(0);
     let left = &text[..i];
@@ -301,36 +360,39 @@ fn full_v6(s: &[u8]) -> bool {
             }
         }
     }
-    let lg: Vec<&[u8]> = if left.is_empty() {
-        vec![]
-    } else {
-        left.split(|c| *c == b':').collect()
+    // The groups on each side of "::" (none when the side is empty).
+    let groups = |side: &[u8]| -> Option<usize> {
+        if side.is_empty() {
+            return Some(0);
+        }
+        let mut g = side.split(|c| *c == b':');
+        let n = g.clone().count();
+        g.all(full_w).then_some(n)
     };
-    let rg: Vec<&[u8]> = if right.is_empty() {
-        vec![]
-    } else {
-        right.split(|c| *c == b':').collect()
-    };
-    if !lg.iter().all(|g| full_w(g)) || !rg.iter().all(|g| full_w(g)) {
+    let (Some(nl), Some(nr)) = (groups(left), groups(right)) else {
         return false;
-    }
-    let total = lg.len() + rg.len() + tail_groups;
+    };
+    let total = nl + nr + tail_groups;
     // "::" stands for at least one group; the flex forms allow up to 7 explicit groups.
     total <= 7
 }
 
 /// Whether all of `s` matches scanner.l's `{MAC}`.
 fn full_mac(s: &[u8]) -> bool {
+    // Every form but the 12-digit one has a separator: most words have none.
+    if s.len() != 12 && !s.iter().any(|c| matches!(c, b':' | b'-' | b'.')) {
+        return false;
+    }
     let b = |g: &[u8]| (1..=2).contains(&g.len()) && g.iter().all(|c| hex(*c));
     let b2 = |g: &[u8]| g.len() == 4 && g.iter().all(|c| hex(*c));
     for sep in [b':', b'-', b'.'] {
-        let parts: Vec<&[u8]> = s.split(|c| *c == sep).collect();
-        if parts.len() == 6 && parts.iter().all(|p| b(p)) {
+        let mut parts = s.split(|c| *c == sep);
+        if parts.clone().count() == 6 && parts.all(b) {
             return true;
         }
     }
-    let parts: Vec<&[u8]> = s.split(|c| *c == b'.').collect();
-    if parts.len() == 3 && parts.iter().all(|p| b2(p)) {
+    let mut parts = s.split(|c| *c == b'.');
+    if parts.clone().count() == 3 && parts.all(b2) {
         return true;
     }
     s.len() == 12 && s.iter().all(|c| hex(*c))
@@ -448,12 +510,8 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
         // Rule 0: keywords (exact text, followed by anything).
         let idlen = match_id(rest);
         let run = rest.iter().take_while(|c| id_char(**c)).count();
-        for n in (1..=run).rev() {
-            let w = &src[i..i + n];
-            if KEYWORDS.iter().any(|(k, _)| *k == w) {
-                consider(n, 0);
-                break;
-            }
+        if let Some(n) = keywords().longest_prefix(rest, run) {
+            consider(n, 0);
         }
         // Rule 1: single-character punctuation; rule 2: two-character operators.
         if b"+-*/%:[]!<>()&|^=".contains(&c) {
@@ -475,23 +533,26 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
                 consider(1 + n, 3);
             }
         }
-        let addr_run = rest
-            .iter()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b':' | b'.' | b'-'))
-            .count();
-        consider(longest(rest, addr_run, full_mac), 4);
+        // Each address rule only tries prefixes within the run of the
+        // characters it can match at all (a MAC is at most 17 long): the
+        // same longest match, without testing every prefix of every word.
+        let mac_run = run_of(rest, |c| hex(c) || matches!(c, b':' | b'.' | b'-')).min(17);
+        consider(longest(rest, mac_run, full_mac), 4);
         if let Some(n) = match_n(rest) {
             consider(n, 5);
         }
-        consider(longest(rest, addr_run, full_hid), 6);
-        consider(longest(rest, addr_run, full_v6), 7);
-        consider(longest(rest, addr_run, full_bad_mac), 8);
-        for n in (1..=run).rev() {
-            let w = &src[i..i + n];
-            if NAMED_NUMS.iter().any(|(k, _)| *k == w) {
-                consider(n, 9);
-                break;
-            }
+        let hid_run = run_of(rest, |c| hex(c) || matches!(c, b'.' | b'x' | b'X'));
+        if rest[..hid_run].contains(&b'.') {
+            consider(longest(rest, hid_run, full_hid), 6);
+        }
+        let v6_run = run_of(rest, |c| hex(c) || matches!(c, b':' | b'.' | b'x' | b'X'));
+        if rest[..v6_run].contains(&b':') {
+            consider(longest(rest, v6_run, full_v6), 7);
+            let bad_mac_run = run_of(rest, |c| hex(c) || c == b':');
+            consider(longest(rest, bad_mac_run, full_bad_mac), 8);
+        }
+        if let Some(n) = named_nums().longest_prefix(rest, run) {
+            consider(n, 9);
         }
         consider(idlen, 10);
         if c == b'\\' {
@@ -516,12 +577,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
             0 => match text {
                 "&&" => Tok::Kw("and"),
                 "||" => Tok::Kw("or"),
-                _ => Tok::Kw(
-                    KEYWORDS
-                        .iter()
-                        .find(|(k, _)| *k == text)
-                        .map_or("", |(_, c)| c),
-                ),
+                _ => Tok::Kw(keywords().get(text).unwrap_or("")),
             },
             1 | 2 => {
                 const P: [&str; 23] = [
@@ -553,12 +609,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, CompileError> {
                     format!("invalid Ethernet address {text}"),
                 ));
             }
-            9 => Tok::Num(
-                NAMED_NUMS
-                    .iter()
-                    .find(|(k, _)| *k == text)
-                    .map_or(0, |(_, v)| *v),
-            ),
+            9 => Tok::Num(named_nums().get(text).unwrap_or(0)),
             10 => Tok::Id(text.to_string()),
             _ => Tok::Id(text[1..].to_string()),
         };

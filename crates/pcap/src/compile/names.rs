@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// Looks up host, Ethernet, network, protocol and service names in files
 /// laid out like `/etc`: `hosts`, `ethers`, `networks`, `protocols`,
@@ -132,6 +133,18 @@ pub(crate) const LLC: &[(&str, u32)] = &[
 impl NameResolver {
     /// A resolver with only the built-in protocol and service names.
     pub fn builtin() -> NameResolver {
+        NameResolver::builtin_ref().clone()
+    }
+
+    /// The built-in resolver, built once: `compile` without a resolver uses
+    /// it, and building its tables on every call cost more than compiling
+    /// a short expression.
+    pub(crate) fn builtin_ref() -> &'static NameResolver {
+        static BUILTIN: OnceLock<NameResolver> = OnceLock::new();
+        BUILTIN.get_or_init(NameResolver::build_builtin)
+    }
+
+    fn build_builtin() -> NameResolver {
         let mut r = NameResolver::default();
         for (n, v) in PROTOCOLS {
             r.protocols.insert(n.to_string(), *v);

@@ -5,8 +5,6 @@
 //! (`intern_blocks`) and `opt_root`. Visiting orders (levels, edge ids,
 //! in-edge lists) are libpcap's, because the result depends on them.
 
-use std::collections::HashMap;
-
 use super::gen::*;
 use super::CompileError;
 
@@ -29,50 +27,140 @@ fn src(c: i32) -> i32 {
     c & 0x08
 }
 
-/// A fixed-size bit set over block or edge ids.
-#[derive(Clone)]
-struct Bits(Vec<u64>);
+/// Equal-size bit sets over block or edge ids, one row per set, in one
+/// allocation (a Vec per set made the dataflow passes allocation-bound).
+struct BitRows {
+    /// u64 words per row: `bits / 64 + 1`, as the sets always had.
+    words: usize,
+    data: Vec<u64>,
+}
 
-impl Bits {
-    fn new(n: usize, ones: bool) -> Bits {
-        Bits(vec![if ones { u64::MAX } else { 0 }; n / 64 + 1])
+impl BitRows {
+    /// `rows` sets of `bits` bits, all ones, in `data`'s allocation.
+    fn reuse(mut data: Vec<u64>, rows: usize, bits: usize) -> BitRows {
+        let words = bits / 64 + 1;
+        data.clear();
+        data.resize(rows * words, u64::MAX);
+        BitRows { words, data }
     }
-    fn insert(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
+    fn row(&self, r: usize) -> &[u64] {
+        &self.data[r * self.words..(r + 1) * self.words]
     }
-    fn has(&self, i: usize) -> bool {
-        self.0[i / 64] & (1 << (i % 64)) != 0
+    fn insert(&mut self, r: usize, i: usize) {
+        self.data[r * self.words + i / 64] |= 1 << (i % 64);
     }
-    fn intersect(&mut self, o: &Bits) {
-        for (a, b) in self.0.iter_mut().zip(&o.0) {
-            *a &= b;
+    fn has(&self, r: usize, i: usize) -> bool {
+        self.data[r * self.words + i / 64] & (1 << (i % 64)) != 0
+    }
+    /// `row dst &= row src`.
+    fn intersect(&mut self, dst: usize, src: usize) {
+        if dst == src {
+            return;
+        }
+        let w = self.words;
+        for i in 0..w {
+            let v = self.data[src * w + i];
+            self.data[dst * w + i] &= v;
         }
     }
-    fn clear(&mut self) {
-        self.0.iter_mut().for_each(|w| *w = 0);
+    fn clear(&mut self, r: usize) {
+        let w = self.words;
+        self.data[r * w..(r + 1) * w].fill(0);
     }
-    fn fill(&mut self) {
-        self.0.iter_mut().for_each(|w| *w = u64::MAX);
+    fn fill_all(&mut self) {
+        self.data.fill(u64::MAX);
     }
 }
 
-/// `sets[dst] &= sets[src]` without copying (`dst != src`).
-fn intersect_from(sets: &mut [Bits], dst: usize, src: usize) {
-    if dst == src {
-        return;
+/// The value-numbering table (optimize.c's `hashtbl`): `(code, v0, v1)`
+/// to a value number, open addressing with linear probing. Its keys are
+/// three small integers; a std HashMap spent more time hashing them with
+/// SipHash than the rest of the optimizer took.
+struct ValueTable {
+    /// `(code, v0, v1, value)`; value 0 marks an empty slot (numbers start at 1).
+    slots: Vec<(i32, u32, u32, u32)>,
+    len: usize,
+}
+
+impl ValueTable {
+    /// An empty table in `slots`' allocation (one left from an earlier compile).
+    fn reuse(mut slots: Vec<(i32, u32, u32, u32)>) -> ValueTable {
+        // Not a huge one though: the table is cleared on every pass.
+        if slots.len() > 1024 {
+            slots = Vec::new();
+        }
+        slots.clear();
+        slots.resize(64, (0, 0, 0, 0));
+        ValueTable { slots, len: 0 }
     }
-    let (d, s) = if dst < src {
-        let (a, b) = sets.split_at_mut(src);
-        (&mut a[dst], &b[0])
-    } else {
-        let (a, b) = sets.split_at_mut(dst);
-        (&mut b[0], &a[src])
-    };
-    d.intersect(s);
+
+    fn clear(&mut self) {
+        self.slots.fill((0, 0, 0, 0));
+        self.len = 0;
+    }
+
+    /// The home slot of a key (a multiply-rotate hash, rustc's FxHash scheme).
+    fn home(&self, code: i32, v0: u32, v1: u32) -> usize {
+        const M: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut h = u64::from(code as u32).wrapping_mul(M);
+        h = (h.rotate_left(5) ^ u64::from(v0)).wrapping_mul(M);
+        h = (h.rotate_left(5) ^ u64::from(v1)).wrapping_mul(M);
+        (h >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    /// The value of a key, or the empty slot where it would go.
+    fn find(&self, code: i32, v0: u32, v1: u32) -> Result<u32, usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(code, v0, v1);
+        loop {
+            let (c, a, b, v) = self.slots[i];
+            if v == 0 {
+                return Err(i);
+            }
+            if c == code && a == v0 && b == v1 {
+                return Ok(v);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Stores a key [`ValueTable::find`] did not find, at the slot it gave.
+    fn insert_at(&mut self, slot: usize, code: i32, v0: u32, v1: u32, val: u32) {
+        self.slots[slot] = (code, v0, v1, val);
+        self.len += 1;
+        if self.len * 2 > self.slots.len() {
+            let bigger = vec![(0, 0, 0, 0); 2 * self.slots.len()];
+            let old = std::mem::replace(&mut self.slots, bigger);
+            for e in old.into_iter().filter(|e| e.3 != 0) {
+                if let Err(i) = self.find(e.0, e.1, e.2) {
+                    self.slots[i] = e;
+                }
+            }
+        }
+    }
 }
 
 /// An edge: the block it leaves and which branch (true or false).
 type Edge = (usize, bool);
+
+/// The end of an in-edge list.
+const NO_EDGE: usize = usize::MAX;
+
+/// A walk over one block's in-edges, newest first.
+#[derive(Clone)]
+struct InEdges<'a> {
+    nodes: &'a [(Edge, usize)],
+    at: usize,
+}
+
+impl Iterator for InEdges<'_> {
+    type Item = Edge;
+    fn next(&mut self) -> Option<Edge> {
+        let (e, next) = *self.nodes.get(self.at)?;
+        self.at = next;
+        Some(e)
+    }
+}
 
 struct Opt<'a> {
     b: &'a mut Vec<Block>,
@@ -81,12 +169,18 @@ struct Opt<'a> {
     order: Vec<usize>,
     /// arena index → opt id.
     id: Vec<usize>,
-    levels: Vec<Vec<usize>>,
+    /// The blocks of each level, level after level, each level in the order
+    /// find_levels_r reached it: level `l` is `lvl_list[lvl_start[l]..lvl_start[l + 1]]`
+    /// (flat, so the passes allocate nothing once the first has run).
+    lvl_list: Vec<usize>,
+    lvl_start: Vec<usize>,
+    /// Scratch: the blocks in post order.
+    post: Vec<usize>,
     level: Vec<usize>,
     mark: Vec<bool>,
-    dom: Vec<Bits>,
+    dom: BitRows,
     /// Edge dominators by edge id: true edges `id`, false edges `n + id`.
-    edom: Vec<Bits>,
+    edom: BitRows,
     kill: Vec<u32>,
     in_use: Vec<u32>,
     out_use: Vec<u32>,
@@ -94,11 +188,18 @@ struct Opt<'a> {
     oval: Vec<u32>,
     et_code: Vec<i32>,
     ef_code: Vec<i32>,
-    /// In-edges in link order (libpcap walks them newest first).
-    in_edges: Vec<Vec<Edge>>,
+    /// In-edges as libpcap links them, each block's newest first: block
+    /// `b`'s list starts at node `in_head[b]`, a node is (edge, next node),
+    /// [`NO_EDGE`] ends a list. Every reader walks newest first.
+    in_nodes: Vec<(Edge, usize)>,
+    in_head: Vec<usize>,
+    /// Scratch of find_levels: where the next block of each level goes.
+    lvl_fill: Vec<usize>,
     done: bool,
     nbm: bool,
-    hash: HashMap<(i32, u32, u32), u32>,
+    hash: ValueTable,
+    /// Scratch stack of the graph walks, kept across passes.
+    stack: Vec<(usize, bool)>,
     vmap: Vec<Option<u32>>,
     curval: u32,
 }
@@ -151,16 +252,50 @@ impl Opt<'_> {
     }
 
     fn find_levels(&mut self) {
-        let n = self.order.len();
-        self.levels = vec![Vec::new(); n];
         self.mark.iter_mut().for_each(|m| *m = false);
+        self.post.clear();
         self.find_levels_r(self.root);
+        // Group by level, keeping post order within a level (a stable
+        // counting sort): the order the per-level lists were built in.
+        let nlevels = self.level[self.root] + 1;
+        self.lvl_start.clear();
+        self.lvl_start.resize(nlevels + 1, 0);
+        for &b in &self.post {
+            self.lvl_start[self.level[b] + 1] += 1;
+        }
+        for l in 0..nlevels {
+            self.lvl_start[l + 1] += self.lvl_start[l];
+        }
+        self.lvl_list.clear();
+        self.lvl_list.resize(self.post.len(), 0);
+        self.lvl_fill.clear();
+        self.lvl_fill.extend_from_slice(&self.lvl_start[..nlevels]);
+        for &b in &self.post {
+            let at = &mut self.lvl_fill[self.level[b]];
+            self.lvl_list[*at] = b;
+            *at += 1;
+        }
+    }
+
+    /// The number of blocks at level `l`.
+    fn level_len(&self, l: usize) -> usize {
+        self.lvl_start[l + 1] - self.lvl_start[l]
+    }
+
+    /// Block `b`'s in-edges, newest first.
+    fn ins(&self, b: usize) -> InEdges<'_> {
+        InEdges {
+            nodes: &self.in_nodes,
+            at: self.in_head[b],
+        }
     }
 
     /// find_levels_r without recursion (graphs get deep): post-order, true
     /// branch first, a block's level one more than its higher successor's.
     fn find_levels_r(&mut self, root: usize) {
-        let mut stack: Vec<(usize, bool)> = vec![(root, false)];
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.clear();
+        stack.push((root, false));
         while let Some((b, done)) = stack.pop() {
             if done {
                 let level = match (self.jt(b), self.jf(b)) {
@@ -168,7 +303,7 @@ impl Opt<'_> {
                     _ => 0,
                 };
                 self.level[b] = level;
-                self.levels[level].push(b);
+                self.post.push(b);
                 continue;
             }
             if self.mark[b] {
@@ -181,25 +316,27 @@ impl Opt<'_> {
                 stack.push((t, false));
             }
         }
+        self.stack = stack;
     }
 
-    /// Blocks of a level, newest first (libpcap's linked list order).
-    fn at_level(&self, l: usize) -> Vec<usize> {
-        self.levels[l].iter().rev().copied().collect()
+    /// Block `j` of level `l` counting newest first (libpcap's linked list
+    /// order); the passes index levels rather than copy them, since no pass
+    /// changes levels while walking them.
+    fn at_level(&self, l: usize, j: usize) -> usize {
+        self.lvl_list[self.lvl_start[l + 1] - 1 - j]
     }
 
     fn find_dom(&mut self) {
-        for d in self.dom.iter_mut() {
-            d.fill();
-        }
-        self.dom[self.root].clear();
+        self.dom.fill_all();
+        self.dom.clear(self.root);
         for level in (0..=self.level[self.root]).rev() {
-            for b in self.at_level(level) {
+            for j in 0..self.level_len(level) {
+                let b = self.at_level(level, j);
                 let bid = self.id[b];
-                self.dom[b].insert(bid);
+                self.dom.insert(b, bid);
                 if let (Some(t), Some(f)) = (self.jt(b), self.jf(b)) {
-                    intersect_from(&mut self.dom, t, b);
-                    intersect_from(&mut self.dom, f, b);
+                    self.dom.intersect(t, b);
+                    self.dom.intersect(f, b);
                 }
             }
         }
@@ -207,25 +344,24 @@ impl Opt<'_> {
 
     fn propedom(&mut self, e: Edge) {
         let eid = self.edge_id(e);
-        self.edom[eid].insert(eid);
+        self.edom.insert(eid, eid);
         if let Some(s) = self.succ(e) {
             let t = self.edge_id((s, true));
             let f = self.edge_id((s, false));
-            intersect_from(&mut self.edom, t, eid);
-            intersect_from(&mut self.edom, f, eid);
+            self.edom.intersect(t, eid);
+            self.edom.intersect(f, eid);
         }
     }
 
     fn find_edom(&mut self) {
-        for e in self.edom.iter_mut() {
-            e.fill();
-        }
+        self.edom.fill_all();
         let t = self.edge_id((self.root, true));
         let f = self.edge_id((self.root, false));
-        self.edom[t].clear();
-        self.edom[f].clear();
+        self.edom.clear(t);
+        self.edom.clear(f);
         for level in (0..=self.level[self.root]).rev() {
-            for b in self.at_level(level) {
+            for j in 0..self.level_len(level) {
+                let b = self.at_level(level, j);
                 self.propedom((b, true));
                 self.propedom((b, false));
             }
@@ -270,13 +406,15 @@ impl Opt<'_> {
     fn find_ud(&mut self) {
         let maxlevel = self.level[self.root];
         for i in (0..=maxlevel).rev() {
-            for p in self.at_level(i) {
+            for j in 0..self.level_len(i) {
+                let p = self.at_level(i, j);
                 self.compute_local_ud(p);
                 self.out_use[p] = 0;
             }
         }
         for i in 1..=maxlevel {
-            for p in self.at_level(i) {
+            for j in 0..self.level_len(i) {
+                let p = self.at_level(i, j);
                 let (t, f) = (self.jt(p).unwrap_or(p), self.jf(p).unwrap_or(p));
                 self.out_use[p] |= self.in_use[t] | self.in_use[f];
                 self.in_use[p] |= self.out_use[p] & !self.kill[p];
@@ -293,14 +431,15 @@ impl Opt<'_> {
 
     /// Value number of `code v0 v1` (optimize.c's `F`).
     fn f(&mut self, code: i32, v0: u32, v1: u32) -> u32 {
-        if let Some(v) = self.hash.get(&(code, v0, v1)) {
-            return *v;
-        }
+        let slot = match self.hash.find(code, v0, v1) {
+            Ok(v) => return v,
+            Err(slot) => slot,
+        };
         self.curval += 1;
         let val = self.curval;
         let c = (mode(code) == IMM && (class(code) == LD || class(code) == LDX)).then_some(v0);
         self.vmap.push(c);
-        self.hash.insert((code, v0, v1), val);
+        self.hash.insert_at(slot, code, v0, v1, val);
         val
     }
 
@@ -663,7 +802,10 @@ impl Opt<'_> {
 
     fn opt_deadstores(&mut self, b: usize) {
         // Indices into the block's statements; `len` stands for the branch.
-        let mut last: [Option<usize>; N_ATOMS] = [None; N_ATOMS];
+        // `last[atom]` counts only where bit `atom` of `pending` is set (a
+        // definition not used yet), so the end walks set bits, not all atoms.
+        let mut last = [0usize; N_ATOMS];
+        let mut pending = 0u32;
         let n = self.b[b].stmts.len();
         for i in 0..=n {
             let s = if i < n {
@@ -673,30 +815,30 @@ impl Opt<'_> {
             };
             if let Some(atom) = atomuse(&s) {
                 if atom == AX_ATOM {
-                    last[X_ATOM] = None;
-                    last[A_ATOM] = None;
+                    pending &= !(1 << X_ATOM | 1 << A_ATOM);
                 } else {
-                    last[atom] = None;
+                    pending &= !(1 << atom);
                 }
             }
             if let Some(atom) = atomdef(&s) {
-                if let Some(l) = last[atom] {
+                if pending & 1 << atom != 0 {
                     self.done = false;
-                    self.set_code(b, l, NOP);
+                    self.set_code(b, last[atom], NOP);
                     self.nbm = true;
                 }
-                last[atom] = Some(i);
+                last[atom] = i;
+                pending |= 1 << atom;
             }
         }
-        for (atom, l) in last.iter().enumerate() {
-            if let Some(l) = l {
-                if self.out_use[b] & (1 << atom) == 0 {
-                    self.set_code(b, *l, NOP);
-                    self.val[b][atom] = VAL_UNKNOWN;
-                    self.done = false;
-                    self.nbm = true;
-                }
-            }
+        // Definitions nothing after the block uses, lowest atom first.
+        let mut dead = pending & !self.out_use[b];
+        while dead != 0 {
+            let atom = dead.trailing_zeros() as usize;
+            dead &= dead - 1;
+            self.set_code(b, last[atom], NOP);
+            self.val[b][atom] = VAL_UNKNOWN;
+            self.done = false;
+            self.nbm = true;
         }
     }
 
@@ -709,11 +851,11 @@ impl Opt<'_> {
     }
 
     fn opt_blk(&mut self, b: usize, do_stmts: bool) -> OResult<()> {
-        let ins = &self.in_edges[b];
+        let mut ins = self.ins(b);
         let mut val = [0u32; N_ATOMS];
-        if let Some(first) = ins.last() {
+        if let Some(first) = ins.next() {
             val = self.val[first.0];
-            for e in ins.iter().rev().skip(1) {
+            for e in ins {
                 let pv = &self.val[e.0];
                 for i in 0..N_ATOMS {
                     if val[i] != pv[i] {
@@ -811,9 +953,9 @@ impl Opt<'_> {
         }
         let eid = self.edge_id(e);
         'top: loop {
-            let words = self.edom[eid].0.clone();
-            for (i, w) in words.iter().enumerate() {
-                let mut x = *w;
+            // The row does not change here (only find_edom writes it).
+            for i in 0..self.edom.words {
+                let mut x = self.edom.row(eid)[i];
                 while x != 0 {
                     let k = x.trailing_zeros() as usize;
                     x &= !(1u64 << k);
@@ -841,10 +983,23 @@ impl Opt<'_> {
 
     /// or_pullup (`or_branch = true`) and and_pullup (`false`).
     fn pullup(&mut self, b: usize, or_branch: bool) {
-        let ins: Vec<Edge> = self.in_edges[b].iter().rev().copied().collect();
-        let Some(&first) = ins.first() else { return };
+        // Lent out rather than copied: nothing in pullup_in reads or writes in_nodes.
+        let nodes = std::mem::take(&mut self.in_nodes);
+        let ins = InEdges {
+            nodes: &nodes,
+            at: self.in_head[b],
+        };
+        self.pullup_in(b, or_branch, ins);
+        self.in_nodes = nodes;
+    }
+
+    /// pullup with `b`'s in-edges `ins` (newest first).
+    fn pullup_in(&mut self, b: usize, or_branch: bool, ins: InEdges<'_>) {
+        let Some(first) = ins.clone().next() else {
+            return;
+        };
         let val = self.val[first.0][A_ATOM];
-        if ins.iter().skip(1).any(|e| self.val[e.0][A_ATOM] != val) {
+        if ins.clone().skip(1).any(|e| self.val[e.0][A_ATOM] != val) {
             return;
         }
         // For `or`, the chain runs along false branches sharing b's true branch.
@@ -866,7 +1021,7 @@ impl Opt<'_> {
             if !same(self, d) {
                 return;
             }
-            if !self.dom[d].has(bid) {
+            if !self.dom.has(d, bid) {
                 return;
             }
             if self.val[d][A_ATOM] != val {
@@ -884,7 +1039,7 @@ impl Opt<'_> {
             if !same(self, sb) {
                 return;
             }
-            if !self.dom[sb].has(bid) {
+            if !self.dom.has(sb, bid) {
                 return;
             }
             if self.val[sb][A_ATOM] == val {
@@ -913,19 +1068,26 @@ impl Opt<'_> {
     }
 
     fn find_inedges(&mut self) {
-        for v in self.in_edges.iter_mut() {
-            v.clear();
-        }
+        self.in_head.clear();
+        self.in_head.resize(self.b.len(), NO_EDGE);
+        self.in_nodes.clear();
         for level in (1..=self.level[self.root]).rev() {
-            for b in self.at_level(level) {
+            for j in 0..self.level_len(level) {
+                let b = self.at_level(level, j);
                 if let Some(t) = self.jt(b) {
-                    self.in_edges[t].push((b, true));
+                    self.link_inedge(t, (b, true));
                 }
                 if let Some(f) = self.jf(b) {
-                    self.in_edges[f].push((b, false));
+                    self.link_inedge(f, (b, false));
                 }
             }
         }
+    }
+
+    /// Puts `e` at the front of `to`'s in-edges.
+    fn link_inedge(&mut self, to: usize, e: Edge) {
+        self.in_nodes.push((e, self.in_head[to]));
+        self.in_head[to] = self.in_nodes.len() - 1;
     }
 
     fn opt_blks(&mut self, do_stmts: bool) -> OResult<()> {
@@ -933,7 +1095,8 @@ impl Opt<'_> {
         let maxlevel = self.level[self.root];
         self.find_inedges();
         for i in (0..=maxlevel).rev() {
-            for p in self.at_level(i) {
+            for j in 0..self.level_len(i) {
+                let p = self.at_level(i, j);
                 self.opt_blk(p, do_stmts)?;
             }
         }
@@ -941,14 +1104,16 @@ impl Opt<'_> {
             return Ok(());
         }
         for i in 1..=maxlevel {
-            for p in self.at_level(i) {
+            for j in 0..self.level_len(i) {
+                let p = self.at_level(i, j);
                 self.opt_j((p, true));
                 self.opt_j((p, false));
             }
         }
         self.find_inedges();
         for i in 1..=maxlevel {
-            for p in self.at_level(i) {
+            for j in 0..self.level_len(i) {
+                let p = self.at_level(i, j);
                 self.pullup(p, true);
                 self.pullup(p, false);
             }
@@ -962,9 +1127,15 @@ impl Opt<'_> {
             self.nbm = false;
             self.done = true;
             self.find_levels();
-            self.find_dom();
+            // Dominators and edge dominators only serve opt_j and the
+            // pull-ups, which the statement passes (do_stmts) do not run.
+            if !do_stmts {
+                self.find_dom();
+            }
             self.find_ud();
-            self.find_edom();
+            if !do_stmts {
+                self.find_edom();
+            }
             self.opt_blks(do_stmts)?;
             if self.done {
                 break;
@@ -1078,7 +1249,9 @@ impl Opt<'_> {
 
     /// number_blks_r without recursion: pre-order, true branch first.
     fn number_blks(&mut self, root: usize) {
-        let mut stack = vec![root];
+        self.order.reserve(self.b.len());
+        let mut stack = Vec::with_capacity(self.b.len());
+        stack.push(root);
         while let Some(p) = stack.pop() {
             if self.mark[p] {
                 continue;
@@ -1132,43 +1305,115 @@ fn atomdef(s: &Stmt) -> Option<usize> {
     }
 }
 
+/// The optimizer's arrays, kept by each thread between compiles: allocating
+/// and freeing two dozen small vectors was a good part of compiling a short
+/// expression. Every use resizes and refills them, so nothing carries over.
+#[derive(Default)]
+struct Spare {
+    order: Vec<usize>,
+    id: Vec<usize>,
+    lvl_list: Vec<usize>,
+    lvl_start: Vec<usize>,
+    post: Vec<usize>,
+    level: Vec<usize>,
+    mark: Vec<bool>,
+    dom: Vec<u64>,
+    edom: Vec<u64>,
+    kill: Vec<u32>,
+    in_use: Vec<u32>,
+    out_use: Vec<u32>,
+    val: Vec<[u32; N_ATOMS]>,
+    oval: Vec<u32>,
+    et_code: Vec<i32>,
+    ef_code: Vec<i32>,
+    in_nodes: Vec<(Edge, usize)>,
+    in_head: Vec<usize>,
+    lvl_fill: Vec<usize>,
+    hash: Vec<(i32, u32, u32, u32)>,
+    stack: Vec<(usize, bool)>,
+    vmap: Vec<Option<u32>>,
+}
+
+thread_local! {
+    static SPARE: std::cell::Cell<Spare> = std::cell::Cell::new(Spare::default());
+}
+
+/// `v` cleared and refilled with `n` copies of `x`.
+fn refill<T: Clone>(mut v: Vec<T>, n: usize, x: T) -> Vec<T> {
+    v.clear();
+    v.resize(n, x);
+    v
+}
+
 /// Optimizes the graph under `root`; returns the new root.
 pub(crate) fn optimize(
     blocks: &mut Vec<Block>,
     root: usize,
 ) -> Result<Option<usize>, CompileError> {
     let nb = blocks.len();
+    let sp = SPARE.take();
     let mut o = Opt {
         b: blocks,
         root,
-        order: Vec::new(),
-        id: vec![usize::MAX; nb],
-        levels: Vec::new(),
-        level: vec![0; nb],
-        mark: vec![false; nb],
-        dom: Vec::new(),
-        edom: Vec::new(),
-        kill: vec![0; nb],
-        in_use: vec![0; nb],
-        out_use: vec![0; nb],
-        val: vec![[0; N_ATOMS]; nb],
-        oval: vec![0; nb],
-        et_code: vec![0; nb],
-        ef_code: vec![0; nb],
-        in_edges: vec![Vec::new(); nb],
+        order: refill(sp.order, 0, 0),
+        id: refill(sp.id, nb, usize::MAX),
+        lvl_list: refill(sp.lvl_list, 0, 0),
+        lvl_start: refill(sp.lvl_start, 0, 0),
+        post: refill(sp.post, 0, 0),
+        level: refill(sp.level, nb, 0),
+        mark: refill(sp.mark, nb, false),
+        dom: BitRows::reuse(sp.dom, 0, 0),
+        edom: BitRows::reuse(sp.edom, 0, 0),
+        kill: refill(sp.kill, nb, 0),
+        in_use: refill(sp.in_use, nb, 0),
+        out_use: refill(sp.out_use, nb, 0),
+        val: refill(sp.val, nb, [0; N_ATOMS]),
+        oval: refill(sp.oval, nb, 0),
+        et_code: refill(sp.et_code, nb, 0),
+        ef_code: refill(sp.ef_code, nb, 0),
+        in_nodes: refill(sp.in_nodes, 0, ((0, false), NO_EDGE)),
+        in_head: refill(sp.in_head, nb, NO_EDGE),
+        lvl_fill: refill(sp.lvl_fill, 0, 0),
         done: false,
         nbm: false,
-        hash: HashMap::new(),
-        vmap: Vec::new(),
+        hash: ValueTable::reuse(sp.hash),
+        stack: refill(sp.stack, 0, (0, false)),
+        vmap: refill(sp.vmap, 0, None),
         curval: 0,
     };
     o.number_blks(root);
     let n = o.order.len();
-    o.dom = vec![Bits::new(n, true); nb];
-    o.edom = vec![Bits::new(2 * n, true); 2 * n];
-    o.opt_loop(false)?;
-    o.opt_loop(true)?;
-    o.intern_blocks();
-    o.opt_root();
-    Ok(Some(o.root))
+    o.dom = BitRows::reuse(std::mem::take(&mut o.dom.data), nb, n);
+    o.edom = BitRows::reuse(std::mem::take(&mut o.edom.data), 2 * n, 2 * n);
+    let result = o.opt_loop(false).and_then(|()| o.opt_loop(true));
+    if result.is_ok() {
+        o.intern_blocks();
+        o.opt_root();
+    }
+    let root = o.root;
+    SPARE.set(Spare {
+        order: o.order,
+        id: o.id,
+        lvl_list: o.lvl_list,
+        lvl_start: o.lvl_start,
+        post: o.post,
+        level: o.level,
+        mark: o.mark,
+        dom: o.dom.data,
+        edom: o.edom.data,
+        kill: o.kill,
+        in_use: o.in_use,
+        out_use: o.out_use,
+        val: o.val,
+        oval: o.oval,
+        et_code: o.et_code,
+        ef_code: o.ef_code,
+        in_nodes: o.in_nodes,
+        in_head: o.in_head,
+        lvl_fill: o.lvl_fill,
+        hash: o.hash.slots,
+        stack: o.stack,
+        vmap: o.vmap,
+    });
+    result.map(|()| Some(root))
 }
