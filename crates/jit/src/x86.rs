@@ -1286,6 +1286,12 @@ extern "sysv64" fn tramp_internal(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> 
 }
 
 impl CompiledCode for JitProgram {
+    /// The code is generated from the program's ops, one for one, and
+    /// writes memory only where they do.
+    fn writes_as_its_program(&self) -> bool {
+        true
+    }
+
     fn run(&self, machine: &mut Machine<'_>, args: [u64; 5]) -> Result<Flow, RunError> {
         // Code attached to another program would run that program's
         // instructions with this one's maps and frames: refuse it.

@@ -27,6 +27,15 @@ pub trait CompiledCode: Send + Sync + Debug {
     /// Runs the program from its first instruction with `r1..r5` = `args`,
     /// in the entry frame the machine has made.
     fn run(&self, machine: &mut Machine<'_>, args: [u64; 5]) -> Result<Flow, RunError>;
+
+    /// Whether the code writes memory only where the program's own store,
+    /// atomic and call instructions would (code generated from them does).
+    /// The VM then zeroes, before it reuses a stack frame's buffer, only
+    /// the bytes the program's stores could have reached; otherwise (the
+    /// default) the whole frame.
+    fn writes_as_its_program(&self) -> bool {
+        false
+    }
 }
 
 /// How a run of one program of a tail call chain ended.

@@ -187,7 +187,19 @@ pub(crate) struct Stack {
     /// Frames `0..made` have a region.
     made: usize,
     /// Buffers of frames, kept between runs.
-    pool: Vec<Vec<u8>>,
+    pool: StackPool,
+    /// Bytes below `r10` the programs of this run may have written in any
+    /// frame (the most of their [`Program::stack_dirty`]).
+    dirty: usize,
+}
+
+/// Frame buffers kept between runs, each with the bytes at its top (below
+/// `r10`) a run may have written since it was last zeroed: a buffer the
+/// next run reuses is zeroed that far only, so a run that writes a few
+/// bytes of stack (or none) does not pay for zeroing 512 each time.
+#[derive(Debug, Default)]
+pub(crate) struct StackPool {
+    buffers: Vec<(Vec<u8>, usize)>,
 }
 
 impl Stack {
@@ -203,13 +215,33 @@ impl Stack {
         if depth < self.made {
             memory.reset_owned(self.regions[depth], STACK_PER_FRAME);
         } else {
-            let mut buf = self.pool.pop().unwrap_or_default();
-            buf.clear();
-            buf.resize(STACK_PER_FRAME, 0);
+            let buf = match self.pool.buffers.pop() {
+                // A whole frame from the pool: only its top may be dirty.
+                Some((mut buf, dirty)) if buf.len() == STACK_PER_FRAME => {
+                    buf[STACK_PER_FRAME - dirty.min(STACK_PER_FRAME)..].fill(0);
+                    buf
+                }
+                other => {
+                    let mut buf = other.map(|(b, _)| b).unwrap_or_default();
+                    buf.clear();
+                    buf.resize(STACK_PER_FRAME, 0);
+                    buf
+                }
+            };
             self.regions[self.made % MAX_FRAMES] = memory.len();
             memory.add(RegionKind::Stack, true, buf);
             self.made += 1;
         }
+    }
+
+    /// Notes that `program` runs on this stack: what it may write there
+    /// must be zeroed before a later run reuses the buffers.
+    fn runs(&mut self, program: &Program) {
+        let dirty = match program.compiled() {
+            Some(code) if !code.writes_as_its_program() => STACK_PER_FRAME,
+            _ => program.stack_dirty,
+        };
+        self.dirty = self.dirty.max(dirty);
     }
 
     /// Makes frame `depth` dead: every access to it faults.
@@ -234,26 +266,28 @@ impl Stack {
 /// Runs `program` from its first instruction with `r1..r5` set to `args`.
 /// The stack frames are added to `memory` for the run and removed afterwards;
 /// `stack` keeps their buffers between runs.
-pub fn execute(
+pub(crate) fn execute(
     program: &Program,
     memory: &mut AddressSpace,
     env: &mut dyn Environment,
     args: [u64; 5],
     limits: RunLimits,
     executed: &mut u64,
-    stack: &mut Vec<Vec<u8>>,
+    stack: &mut StackPool,
 ) -> Result<u64, RunError> {
     let keep = memory.len();
     let mut frames = Stack {
         regions: [0; MAX_FRAMES],
         made: 0,
         pool: std::mem::take(stack),
+        dirty: 0,
     };
     let mut tail: Option<Arc<Program>> = None;
     let mut tail_calls = 0;
     let mut budget = limits.budget;
     let result = loop {
         let current = tail.as_deref().unwrap_or(program);
+        frames.runs(current);
         // Each program of a tail call chain starts in the entry frame (the
         // kernel reuses the caller's frame; its contents are not promised).
         frames.enter(memory, 0);
@@ -303,7 +337,7 @@ pub fn execute(
     };
     for &index in &frames.regions[..frames.made] {
         if let Some(buf) = memory.take_owned(index) {
-            frames.pool.push(buf);
+            frames.pool.buffers.push((buf, frames.dirty));
         }
     }
     *stack = frames.pool;
