@@ -25,6 +25,9 @@ pub enum HelperOutcome {
     TailCall(Arc<Program>),
 }
 
+/// The helper id of `bpf_map_lookup_elem`, which has a direct path.
+pub(crate) const MAP_LOOKUP_ELEM: i32 = bpfkit_abi::helper::MAP_LOOKUP_ELEM;
+
 /// Tail calls allowed in one chain, as the kernel's `MAX_TAIL_CALL_CNT`.
 pub const MAX_TAIL_CALLS: usize = 33;
 
@@ -38,6 +41,17 @@ pub trait Environment {
         args: [u64; 5],
         memory: &mut AddressSpace,
     ) -> Result<HelperOutcome, HelperCallError>;
+
+    /// `call 1` (`bpf_map_lookup_elem`) with `r1..r5`: what
+    /// [`Environment::call_helper`] with id 1 returns, by a direct path
+    /// where the environment has one (the VM's built-in maps).
+    fn map_lookup_elem(
+        &mut self,
+        args: [u64; 5],
+        memory: &mut AddressSpace,
+    ) -> Result<HelperOutcome, HelperCallError> {
+        self.call_helper(MAP_LOOKUP_ELEM as i64, args, memory)
+    }
 
     /// The value `lddw rX, map[index]` loads (a handle helpers understand).
     fn map_handle(&mut self, index: u32) -> Result<u64, HelperCallError>;
@@ -457,13 +471,9 @@ pub(crate) fn atomic(
     operand: u64,
     r0: u64,
 ) -> Result<(u64, Option<u64>), FaultKind> {
-    // Returns (old value, new value to store if any).
-    let old = if dw {
-        u64::from_le_bytes(memory.load::<8>(addr)?)
-    } else {
-        u32::from_le_bytes(memory.load::<4>(addr)?) as u64
-    };
-    let new = match kind {
+    // Returns (old value, new value stored if any). One read-modify-write
+    // of memory: a map value is locked once, not for a load and a store.
+    let op = |old: u64| match kind {
         AtomicKind::Add => Some(old.wrapping_add(operand)),
         AtomicKind::Or => Some(old | operand),
         AtomicKind::And => Some(old & operand),
@@ -474,13 +484,18 @@ pub(crate) fn atomic(
             (old == expected).then_some(operand)
         }
     };
-    if let Some(v) = new {
-        if dw {
-            memory.store::<8>(addr, v.to_le_bytes())?;
-        } else {
-            memory.store::<4>(addr, (v as u32).to_le_bytes())?;
-        }
-    }
+    let mut new = None;
+    let old = if dw {
+        u64::from_le_bytes(memory.modify::<8>(addr, |b| {
+            new = op(u64::from_le_bytes(b));
+            new.map(u64::to_le_bytes)
+        })?)
+    } else {
+        u32::from_le_bytes(memory.modify::<4>(addr, |b| {
+            new = op(u32::from_le_bytes(b) as u64);
+            new.map(|v| (v as u32).to_le_bytes())
+        })?) as u64
+    };
     Ok((old, new))
 }
 
@@ -702,7 +717,12 @@ fn run(
             Op::Jsle32R(d, s, t) => jump!((reg!(regs[d]) as i32) <= reg!(regs[s]) as i32, t),
             Op::Call(id) => {
                 let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
-                match env.call_helper(id as i64, args, memory) {
+                let outcome = if id == MAP_LOOKUP_ELEM {
+                    env.map_lookup_elem(args, memory)
+                } else {
+                    env.call_helper(id as i64, args, memory)
+                };
+                match outcome {
                     Ok(HelperOutcome::Return(v)) => regs[0] = v,
                     Ok(HelperOutcome::Exit(v)) => return Ok(Flow::Exit(v)),
                     Ok(HelperOutcome::TailCall(p)) => return Ok(Flow::TailCall(p)),
