@@ -5,7 +5,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bpfkit_vm::engine::{
-    AtomicKind, CallStep, CompiledCode, Flow, Halt, Machine, Op, FUNC_ADDR_TAG,
+    AtomicKind, CallStep, CompiledCode, Flow, Halt, Machine, Op, FUNC_ADDR_TAG, MAP_LOOKUP_ELEM,
 };
 use bpfkit_vm::{Backing, Program, RunError};
 use iced_x86::code_asm::*;
@@ -1022,6 +1022,8 @@ impl Gen {
             }
             LdMap(..) => self.tcall(tramp_map_handle, pc as u64)?,
             LdMapValue(..) => self.tcall(tramp_map_value, pc as u64)?,
+            // bpf_map_lookup_elem has an entry of its own on the machine.
+            Call(MAP_LOOKUP_ELEM) => self.tcall(tramp_map_lookup, pc as u64)?,
             Call(_) => self.tcall(tramp_helper, pc as u64)?,
             CallLocal(t) => {
                 self.tcall(tramp_enter, pc as u64)?;
@@ -1220,6 +1222,14 @@ extern "sysv64" fn tramp_helper(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u6
     })
 }
 
+/// `call 1`: the machine's direct path to the maps (may add the value's region).
+extern "sysv64" fn tramp_map_lookup(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u64 {
+    guarded(ctx, true, |ctx, rt| {
+        ctx.regs[0] = rt.machine.map_lookup_elem(pc as usize, args(ctx))?;
+        Ok(())
+    })
+}
+
 extern "sysv64" fn tramp_enter(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u64 {
     guarded(ctx, true, |_, rt| {
         rt.machine.enter_frame(pc as usize).map(drop)
@@ -1286,6 +1296,12 @@ extern "sysv64" fn tramp_internal(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> 
 }
 
 impl CompiledCode for JitProgram {
+    /// The code is generated from the program's ops, one for one, and
+    /// writes memory only where they do.
+    fn writes_as_its_program(&self) -> bool {
+        true
+    }
+
     fn run(&self, machine: &mut Machine<'_>, args: [u64; 5]) -> Result<Flow, RunError> {
         // Code attached to another program would run that program's
         // instructions with this one's maps and frames: refuse it.

@@ -2,6 +2,7 @@
 //! kernel's return values and error codes, and the per-run environment that
 //! connects them to maps, the current task and the program's context.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use bpfkit_abi::{errno, helper, ringbuf_flags};
@@ -77,6 +78,21 @@ fn fault(name: &str, message: impl Into<String>) -> HelperCallError {
 }
 
 impl RunEnv<'_> {
+    /// The map `handle` names, borrowed when the VM holds it (no reference
+    /// count traffic on the hot path of map helpers).
+    fn map_ref(&self, handle: u64, name: &str) -> Result<Cow<'_, Map>, HelperCallError> {
+        if handle & MAP_HANDLE_TAG == 0 {
+            return Err(fault(name, format!("{handle:#x} is not a map")));
+        }
+        let id = (handle & !MAP_HANDLE_TAG) as u32;
+        match self.maps.iter().find(|m| m.id() == id) {
+            Some(map) => Ok(Cow::Borrowed(map)),
+            None => Map::from_id(id)
+                .map(Cow::Owned)
+                .ok_or_else(|| fault(name, format!("map {id} does not exist"))),
+        }
+    }
+
     fn map_arg(&self, handle: u64, name: &str) -> Result<Map, HelperCallError> {
         if handle & MAP_HANDLE_TAG == 0 {
             return Err(fault(name, format!("{handle:#x} is not a map")));
@@ -98,6 +114,22 @@ impl RunEnv<'_> {
         what: &str,
     ) -> Result<Vec<u8>, HelperCallError> {
         memory.read(addr, len).map_err(|e| {
+            fault(
+                name,
+                format!("reading {what} ({len} bytes at {addr:#x}): {e}"),
+            )
+        })
+    }
+
+    /// As [`Self::read`], borrowing bytes the run owns.
+    fn read_borrowed<'m>(
+        memory: &'m AddressSpace,
+        addr: u64,
+        len: usize,
+        name: &str,
+        what: &str,
+    ) -> Result<Cow<'m, [u8]>, HelperCallError> {
+        memory.read_borrowed(addr, len).map_err(|e| {
             fault(
                 name,
                 format!("reading {what} ({len} bytes at {addr:#x}): {e}"),
@@ -306,23 +338,42 @@ impl RunEnv<'_> {
         a: [u64; 5],
         memory: &mut AddressSpace,
     ) -> Result<HelperOutcome, HelperCallError> {
+        self.lookup_elem(a[0], a[1], memory)
+            .map(HelperOutcome::Return)
+    }
+
+    /// `bpf_map_lookup_elem(map, key)`: the value's address (its region is
+    /// added once per run and found again by identity afterwards), an inner
+    /// map's handle, or 0.
+    fn lookup_elem(
+        &mut self,
+        handle: u64,
+        key_addr: u64,
+        memory: &mut AddressSpace,
+    ) -> Result<u64, HelperCallError> {
         let name = "bpf_map_lookup_elem";
-        let map = self.map_arg(a[0], name)?;
-        let key = Self::read(memory, a[1], map.def().key_size as usize, name, "key")?;
-        Ok(HelperOutcome::Return(
-            match map.program_lookup(&key, self.state.cpu as usize) {
-                None => 0,
-                Some(ProgramValue::Map(inner)) => MAP_HANDLE_TAG | inner.id() as u64,
-                Some(ProgramValue::Bytes(bytes)) => match memory.find_shared(&bytes) {
-                    Some(addr) => addr,
-                    None => {
-                        let writable =
-                            map.def().map_flags & bpfkit_abi::map_flags::RDONLY_PROG == 0;
-                        memory.add_shared(RegionKind::MapValue, writable, bytes)
-                    }
-                },
+        let map = self.map_ref(handle, name)?;
+        let key_size = map.def().key_size as usize;
+        // A key on the stack is read in place, not copied.
+        let key = memory.read_borrowed(key_addr, key_size).map_err(|e| {
+            fault(
+                name,
+                format!("reading key ({key_size} bytes at {key_addr:#x}): {e}"),
+            )
+        })?;
+        let found = map.program_lookup(&key, self.state.cpu as usize);
+        drop(key);
+        Ok(match found {
+            None => 0,
+            Some(ProgramValue::Map(inner)) => MAP_HANDLE_TAG | inner.id() as u64,
+            Some(ProgramValue::Bytes(bytes)) => match memory.find_shared(&bytes) {
+                Some(addr) => addr,
+                None => {
+                    let writable = map.def().map_flags & bpfkit_abi::map_flags::RDONLY_PROG == 0;
+                    memory.add_shared(RegionKind::MapValue, writable, bytes)
+                }
             },
-        ))
+        })
     }
 
     fn map_update(
@@ -331,8 +382,8 @@ impl RunEnv<'_> {
         memory: &mut AddressSpace,
     ) -> Result<HelperOutcome, HelperCallError> {
         let name = "bpf_map_update_elem";
-        let map = self.map_arg(a[0], name)?;
-        let key = Self::read(memory, a[1], map.def().key_size as usize, name, "key")?;
+        let map = self.map_ref(a[0], name)?;
+        let key = Self::read_borrowed(memory, a[1], map.def().key_size as usize, name, "key")?;
         let value = Self::read(memory, a[2], map.def().value_size as usize, name, "value")?;
         let value = self.spread_percpu(&map, &key, value);
         Ok(HelperOutcome::Return(
@@ -367,8 +418,8 @@ impl RunEnv<'_> {
         memory: &mut AddressSpace,
     ) -> Result<HelperOutcome, HelperCallError> {
         let name = "bpf_map_delete_elem";
-        let map = self.map_arg(a[0], name)?;
-        let key = Self::read(memory, a[1], map.def().key_size as usize, name, "key")?;
+        let map = self.map_ref(a[0], name)?;
+        let key = Self::read_borrowed(memory, a[1], map.def().key_size as usize, name, "key")?;
         Ok(HelperOutcome::Return(match map.delete(&key) {
             Ok(()) => 0,
             Err(e) => neg(e.errno()),
@@ -715,6 +766,19 @@ impl Environment for RunEnv<'_> {
             ));
         }
         Err(HelperCallError::Unknown)
+    }
+
+    fn map_lookup_elem(
+        &mut self,
+        args: [u64; 5],
+        memory: &mut AddressSpace,
+    ) -> Result<HelperOutcome, HelperCallError> {
+        // An embedder's helper 1 replaces the built-in, as in call_helper.
+        if !self.state.builtins || self.helpers.contains(helper::MAP_LOOKUP_ELEM as i64) {
+            return self.call_helper(helper::MAP_LOOKUP_ELEM as i64, args, memory);
+        }
+        self.lookup_elem(args[0], args[1], memory)
+            .map(HelperOutcome::Return)
     }
 
     fn map_handle(&mut self, index: u32) -> Result<u64, HelperCallError> {

@@ -21,12 +21,24 @@ use crate::memory::AddressSpace;
 pub use crate::program::{AtomicKind, Op};
 use crate::Program;
 
+/// The helper id [`Machine::map_lookup_elem`] stands for (`bpf_map_lookup_elem`).
+pub const MAP_LOOKUP_ELEM: i32 = crate::interp::MAP_LOOKUP_ELEM;
+
 /// Machine code (or any other executable form) of a [`Program`], attached
 /// with [`Program::set_compiled`].
 pub trait CompiledCode: Send + Sync + Debug {
     /// Runs the program from its first instruction with `r1..r5` = `args`,
     /// in the entry frame the machine has made.
     fn run(&self, machine: &mut Machine<'_>, args: [u64; 5]) -> Result<Flow, RunError>;
+
+    /// Whether the code writes memory only where the program's own store,
+    /// atomic and call instructions would (code generated from them does).
+    /// The VM then zeroes, before it reuses a stack frame's buffer, only
+    /// the bytes the program's stores could have reached; otherwise (the
+    /// default) the whole frame.
+    fn writes_as_its_program(&self) -> bool {
+        false
+    }
 }
 
 /// How a run of one program of a tail call chain ended.
@@ -238,6 +250,19 @@ impl<'a> Machine<'a> {
     /// Calls helper `id` for the instruction at `pc`; returns `r0`.
     pub fn call_helper(&mut self, pc: usize, id: i32, args: [u64; 5]) -> Result<u64, Halt> {
         call_helper_step(self.env, self.memory, pc, id as i64, args).map_err(Halt)
+    }
+
+    /// `call 1` (`bpf_map_lookup_elem`) at `pc` with `r1..r5` = `args`;
+    /// returns `r0`. The same as [`Machine::call_helper`] with id 1, by the
+    /// environment's direct path to its maps.
+    pub fn map_lookup_elem(&mut self, pc: usize, args: [u64; 5]) -> Result<u64, Halt> {
+        let id = MAP_LOOKUP_ELEM as i64;
+        match self.env.map_lookup_elem(args, self.memory) {
+            Ok(HelperOutcome::Return(v)) => Ok(v),
+            Ok(HelperOutcome::Exit(v)) => Err(Halt(Ok(Flow::Exit(v)))),
+            Ok(HelperOutcome::TailCall(p)) => Err(Halt(Ok(Flow::TailCall(p)))),
+            Err(e) => Err(Halt(Err(helper_error(pc, id, e)))),
+        }
     }
 
     /// Enters a new frame for a bpf-to-bpf call at `pc`; returns the new `r10`.

@@ -25,6 +25,9 @@ pub enum HelperOutcome {
     TailCall(Arc<Program>),
 }
 
+/// The helper id of `bpf_map_lookup_elem`, which has a direct path.
+pub(crate) const MAP_LOOKUP_ELEM: i32 = bpfkit_abi::helper::MAP_LOOKUP_ELEM;
+
 /// Tail calls allowed in one chain, as the kernel's `MAX_TAIL_CALL_CNT`.
 pub const MAX_TAIL_CALLS: usize = 33;
 
@@ -38,6 +41,17 @@ pub trait Environment {
         args: [u64; 5],
         memory: &mut AddressSpace,
     ) -> Result<HelperOutcome, HelperCallError>;
+
+    /// `call 1` (`bpf_map_lookup_elem`) with `r1..r5`: what
+    /// [`Environment::call_helper`] with id 1 returns, by a direct path
+    /// where the environment has one (the VM's built-in maps).
+    fn map_lookup_elem(
+        &mut self,
+        args: [u64; 5],
+        memory: &mut AddressSpace,
+    ) -> Result<HelperOutcome, HelperCallError> {
+        self.call_helper(MAP_LOOKUP_ELEM as i64, args, memory)
+    }
 
     /// The value `lddw rX, map[index]` loads (a handle helpers understand).
     fn map_handle(&mut self, index: u32) -> Result<u64, HelperCallError>;
@@ -187,7 +201,19 @@ pub(crate) struct Stack {
     /// Frames `0..made` have a region.
     made: usize,
     /// Buffers of frames, kept between runs.
-    pool: Vec<Vec<u8>>,
+    pool: StackPool,
+    /// Bytes below `r10` the programs of this run may have written in any
+    /// frame (the most of their [`Program::stack_dirty`]).
+    dirty: usize,
+}
+
+/// Frame buffers kept between runs, each with the bytes at its top (below
+/// `r10`) a run may have written since it was last zeroed: a buffer the
+/// next run reuses is zeroed that far only, so a run that writes a few
+/// bytes of stack (or none) does not pay for zeroing 512 each time.
+#[derive(Debug, Default)]
+pub(crate) struct StackPool {
+    buffers: Vec<(Vec<u8>, usize)>,
 }
 
 impl Stack {
@@ -203,13 +229,33 @@ impl Stack {
         if depth < self.made {
             memory.reset_owned(self.regions[depth], STACK_PER_FRAME);
         } else {
-            let mut buf = self.pool.pop().unwrap_or_default();
-            buf.clear();
-            buf.resize(STACK_PER_FRAME, 0);
+            let buf = match self.pool.buffers.pop() {
+                // A whole frame from the pool: only its top may be dirty.
+                Some((mut buf, dirty)) if buf.len() == STACK_PER_FRAME => {
+                    buf[STACK_PER_FRAME - dirty.min(STACK_PER_FRAME)..].fill(0);
+                    buf
+                }
+                other => {
+                    let mut buf = other.map(|(b, _)| b).unwrap_or_default();
+                    buf.clear();
+                    buf.resize(STACK_PER_FRAME, 0);
+                    buf
+                }
+            };
             self.regions[self.made % MAX_FRAMES] = memory.len();
             memory.add(RegionKind::Stack, true, buf);
             self.made += 1;
         }
+    }
+
+    /// Notes that `program` runs on this stack: what it may write there
+    /// must be zeroed before a later run reuses the buffers.
+    fn runs(&mut self, program: &Program) {
+        let dirty = match program.compiled() {
+            Some(code) if !code.writes_as_its_program() => STACK_PER_FRAME,
+            _ => program.stack_dirty,
+        };
+        self.dirty = self.dirty.max(dirty);
     }
 
     /// Makes frame `depth` dead: every access to it faults.
@@ -234,26 +280,28 @@ impl Stack {
 /// Runs `program` from its first instruction with `r1..r5` set to `args`.
 /// The stack frames are added to `memory` for the run and removed afterwards;
 /// `stack` keeps their buffers between runs.
-pub fn execute(
+pub(crate) fn execute(
     program: &Program,
     memory: &mut AddressSpace,
     env: &mut dyn Environment,
     args: [u64; 5],
     limits: RunLimits,
     executed: &mut u64,
-    stack: &mut Vec<Vec<u8>>,
+    stack: &mut StackPool,
 ) -> Result<u64, RunError> {
     let keep = memory.len();
     let mut frames = Stack {
         regions: [0; MAX_FRAMES],
         made: 0,
         pool: std::mem::take(stack),
+        dirty: 0,
     };
     let mut tail: Option<Arc<Program>> = None;
     let mut tail_calls = 0;
     let mut budget = limits.budget;
     let result = loop {
         let current = tail.as_deref().unwrap_or(program);
+        frames.runs(current);
         // Each program of a tail call chain starts in the entry frame (the
         // kernel reuses the caller's frame; its contents are not promised).
         frames.enter(memory, 0);
@@ -303,7 +351,7 @@ pub fn execute(
     };
     for &index in &frames.regions[..frames.made] {
         if let Some(buf) = memory.take_owned(index) {
-            frames.pool.push(buf);
+            frames.pool.buffers.push((buf, frames.dirty));
         }
     }
     *stack = frames.pool;
@@ -423,13 +471,9 @@ pub(crate) fn atomic(
     operand: u64,
     r0: u64,
 ) -> Result<(u64, Option<u64>), FaultKind> {
-    // Returns (old value, new value to store if any).
-    let old = if dw {
-        u64::from_le_bytes(memory.load::<8>(addr)?)
-    } else {
-        u32::from_le_bytes(memory.load::<4>(addr)?) as u64
-    };
-    let new = match kind {
+    // Returns (old value, new value stored if any). One read-modify-write
+    // of memory: a map value is locked once, not for a load and a store.
+    let op = |old: u64| match kind {
         AtomicKind::Add => Some(old.wrapping_add(operand)),
         AtomicKind::Or => Some(old | operand),
         AtomicKind::And => Some(old & operand),
@@ -440,13 +484,18 @@ pub(crate) fn atomic(
             (old == expected).then_some(operand)
         }
     };
-    if let Some(v) = new {
-        if dw {
-            memory.store::<8>(addr, v.to_le_bytes())?;
-        } else {
-            memory.store::<4>(addr, (v as u32).to_le_bytes())?;
-        }
-    }
+    let mut new = None;
+    let old = if dw {
+        u64::from_le_bytes(memory.modify::<8>(addr, |b| {
+            new = op(u64::from_le_bytes(b));
+            new.map(u64::to_le_bytes)
+        })?)
+    } else {
+        u32::from_le_bytes(memory.modify::<4>(addr, |b| {
+            new = op(u32::from_le_bytes(b) as u64);
+            new.map(|v| (v as u32).to_le_bytes())
+        })?) as u64
+    };
     Ok((old, new))
 }
 
@@ -668,7 +717,12 @@ fn run(
             Op::Jsle32R(d, s, t) => jump!((reg!(regs[d]) as i32) <= reg!(regs[s]) as i32, t),
             Op::Call(id) => {
                 let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
-                match env.call_helper(id as i64, args, memory) {
+                let outcome = if id == MAP_LOOKUP_ELEM {
+                    env.map_lookup_elem(args, memory)
+                } else {
+                    env.call_helper(id as i64, args, memory)
+                };
+                match outcome {
                     Ok(HelperOutcome::Return(v)) => regs[0] = v,
                     Ok(HelperOutcome::Exit(v)) => return Ok(Flow::Exit(v)),
                     Ok(HelperOutcome::TailCall(p)) => return Ok(Flow::TailCall(p)),

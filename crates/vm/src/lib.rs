@@ -119,7 +119,7 @@ pub struct Vm {
     ncpus: usize,
     last_executed: u64,
     /// Buffers reused across runs so that a run allocates nothing.
-    stack: Vec<Vec<u8>>,
+    stack: interp::StackPool,
     scratch: AddressSpace,
     input: Vec<u8>,
 }
@@ -174,7 +174,7 @@ impl Vm {
             },
             ncpus: 1,
             last_executed: 0,
-            stack: Vec::new(),
+            stack: interp::StackPool::default(),
             scratch: AddressSpace::new(),
             input: Vec::new(),
         }

@@ -2,6 +2,9 @@
 //! address, so that any 64-bit value a program computes maps to at most one
 //! region in O(1) and every access is checked against that region's bounds.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::FaultKind;
@@ -63,6 +66,35 @@ impl SharedBytes {
     pub fn same(&self, other: &SharedBytes) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+
+    /// The identity of the shared bytes (the same for every handle to them),
+    /// for indexing regions by the map value they cover.
+    fn identity(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+}
+
+/// Hashes a [`SharedBytes::identity`]: an allocation address, already
+/// unique, so mixing its bits once is enough (SipHash would cost more than
+/// the lookup it serves).
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // Allocations are 8-byte aligned: drop the bits that never vary.
+        self.0 = ((n as u64) >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// Where a region's bytes live.
@@ -110,6 +142,11 @@ impl Region {
 #[derive(Debug, Default)]
 pub struct AddressSpace {
     regions: Vec<Region>,
+    /// Region index of each region over shared bytes, by their identity, so
+    /// that a lookup of a map value already in the address space finds its
+    /// region without a search (a program looking up the same element in a
+    /// loop would otherwise pay for a scan of every region each time).
+    shared: HashMap<usize, usize, BuildHasherDefault<IdentityHasher>>,
 }
 
 /// The base address of region `index`: region 0 starts at 4 GiB so that no
@@ -139,6 +176,10 @@ impl AddressSpace {
     /// Adds a region over bytes shared with a map and returns its base address.
     pub fn add_shared(&mut self, kind: RegionKind, writable: bool, data: SharedBytes) -> u64 {
         let len = data.lock().len();
+        // The first region over the bytes is the one lookups return.
+        self.shared
+            .entry(data.identity())
+            .or_insert(self.regions.len());
         self.push(Region {
             kind,
             writable,
@@ -154,15 +195,30 @@ impl AddressSpace {
 
     /// The base address of the region sharing `data`, if one exists.
     pub fn find_shared(&self, data: &SharedBytes) -> Option<u64> {
-        self.regions
-            .iter()
-            .position(|r| matches!(&r.backing, Backing::Shared(s) if s.same(data)))
-            .map(region_base)
+        let shares = |r: &Region| matches!(&r.backing, Backing::Shared(s) if s.same(data));
+        if let Some(&index) = self.shared.get(&data.identity()) {
+            // The index is a hint: an embedder may have replaced the
+            // region's backing through `region_mut`, so it is checked.
+            if self.regions.get(index).is_some_and(shares) {
+                return Some(region_base(index));
+            }
+        }
+        self.regions.iter().position(shares).map(region_base)
     }
 
-    /// Removes all regions after the first `keep`.
+    /// Removes all regions after the first `keep`. The allocations stay,
+    /// for the next regions added.
     pub fn truncate(&mut self, keep: usize) {
+        if keep >= self.regions.len() {
+            return;
+        }
         self.regions.truncate(keep);
+        if self.shared.is_empty() {
+        } else if keep == 0 {
+            self.shared.clear();
+        } else {
+            self.shared.retain(|_, index| *index < keep);
+        }
     }
 
     /// Takes the bytes of region `index` if the run owns them, leaving it empty
@@ -259,6 +315,46 @@ impl AddressSpace {
             Backing::Owned(v) => v[off..off + len].to_vec(),
             Backing::Shared(s) => s.lock()[off..off + len].to_vec(),
         })
+    }
+
+    /// The `len` bytes at `addr`: borrowed when the run owns them (a key
+    /// on the stack), else copied; map helpers read keys this way.
+    pub fn read_borrowed(&self, addr: u64, len: usize) -> Result<Cow<'_, [u8]>, FaultKind> {
+        let (i, off) = self.locate(addr, len)?;
+        Ok(match &self.regions[i].backing {
+            Backing::Owned(v) => Cow::Borrowed(&v[off..off + len]),
+            Backing::Shared(s) => Cow::Owned(s.lock()[off..off + len].to_vec()),
+        })
+    }
+
+    /// Reads the `N` bytes at `addr` and, if `f` returns new bytes, stores
+    /// them there, under one lookup (and one lock of shared bytes): the
+    /// read-modify-write of atomic instructions. Faults as a load followed
+    /// by a store would: a read-only region faults only if `f` stores.
+    pub fn modify<const N: usize>(
+        &mut self,
+        addr: u64,
+        f: impl FnOnce([u8; N]) -> Option<[u8; N]>,
+    ) -> Result<[u8; N], FaultKind> {
+        let (i, off) = self.locate(addr, N)?;
+        let region = &mut self.regions[i];
+        let (kind, writable) = (region.kind, region.writable);
+        let apply = |bytes: &mut [u8]| {
+            let mut old = [0u8; N];
+            old.copy_from_slice(bytes);
+            match f(old) {
+                Some(_) if !writable => Err(FaultKind::ReadOnly { region: kind }),
+                Some(new) => {
+                    bytes.copy_from_slice(&new);
+                    Ok(old)
+                }
+                None => Ok(old),
+            }
+        };
+        match &mut region.backing {
+            Backing::Owned(v) => apply(&mut v[off..off + N]),
+            Backing::Shared(s) => apply(&mut s.lock()[off..off + N]),
+        }
     }
 
     /// Copies `bytes` to `addr`.

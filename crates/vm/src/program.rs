@@ -202,6 +202,43 @@ pub struct Program {
     pub(crate) context: ContextKind,
     /// Machine code runs use instead of the interpreter, if attached.
     compiled: Option<Arc<dyn CompiledCode>>,
+    /// Bytes below `r10` a run may have written in any frame: the lowest
+    /// `r10`-relative store offset when every store is such a store, else
+    /// the whole frame (a helper call, an atomic or a store through another
+    /// register may write anywhere, even through a forged address). The
+    /// next run zeroes only this much of a frame buffer it reuses.
+    pub(crate) stack_dirty: usize,
+}
+
+/// The bytes below `r10` that the ops of a program may write in a frame (see
+/// [`Program::stack_dirty`]).
+fn stack_dirty(ops: &[Op]) -> usize {
+    const FP: u8 = 10;
+    let frame = crate::interp::STACK_PER_FRAME as i64;
+    let mut dirty = 0i64;
+    for op in ops {
+        let (base, off) = match *op {
+            Op::St8(b, off, _)
+            | Op::St16(b, off, _)
+            | Op::St32(b, off, _)
+            | Op::St64(b, off, _) => (b, off),
+            Op::Stx8(b, _, off)
+            | Op::Stx16(b, _, off)
+            | Op::Stx32(b, _, off)
+            | Op::Stx64(b, _, off) => (b, off),
+            Op::Atomic(..) | Op::Call(_) | Op::CallWithCallback(_) | Op::Callx(_) => {
+                return frame as usize
+            }
+            _ => continue,
+        };
+        if base != FP {
+            return frame as usize;
+        }
+        // A store at r10 + off (off < 0) writes from -off bytes below r10 up;
+        // one outside the frame faults and writes nothing.
+        dirty = dirty.max((-(off as i64)).clamp(0, frame));
+    }
+    dirty as usize
 }
 
 fn r(reg: Reg) -> u8 {
@@ -264,11 +301,13 @@ impl Program {
             pc += insn.slots();
         }
         check_subprogram_bounds(&insns, &subprograms)?;
+        let stack_dirty = stack_dirty(&ops);
         Ok(Program {
             ops,
             insns,
             context,
             compiled: None,
+            stack_dirty,
         })
     }
 
