@@ -161,7 +161,7 @@ pub(crate) fn run(
                 ));
             }
             let (s, i) = frame.byte(*off as i64);
-            frame.stack[s].bytes[i] = *b;
+            frame.slot_mut(s).bytes[i] = *b;
         }
     } else {
         frame.regs[1] = RegState::pointer(RegType::Ctx, 0);
@@ -221,7 +221,7 @@ pub(crate) fn describe(s: &State) -> String {
             let _ = write!(out, "R{i}={r:?} ");
         }
     }
-    for (i, slot) in f.stack.iter().enumerate() {
+    for (i, slot) in f.slots().iter().enumerate() {
         let off = -(8 * (i as i64 + 1));
         if slot.bytes.iter().all(|b| *b == SlotByte::Spill) {
             let _ = write!(out, "fp{off}={:?} ", slot.spill);
@@ -1314,7 +1314,7 @@ impl Env<'_> {
                 for o in lo..hi + size as i64 {
                     let (sl, i) = frame.byte(o);
                     unspill(frame, sl);
-                    let b = &mut frame.stack[sl].bytes[i];
+                    let b = &mut frame.slot_mut(sl).bytes[i];
                     *b = if v.is_const(0) && *b == SlotByte::Zero {
                         SlotByte::Zero
                     } else {
@@ -1332,14 +1332,15 @@ impl Env<'_> {
                 ));
             }
             if aligned && size == 8 {
-                frame.stack[sl].bytes = [SlotByte::Spill; 8];
-                frame.stack[sl].spill = v;
+                let slot = frame.slot_mut(sl);
+                slot.bytes = [SlotByte::Spill; 8];
+                slot.spill = v;
                 return Ok(None);
             }
             // A narrow scalar at the start of a slot is spilled too (save_register_state with size).
             if aligned && v.ty == RegType::Scalar && !v.is_const(0) {
                 unspill(frame, sl);
-                let slot = &mut frame.stack[sl];
+                let slot = frame.slot_mut(sl);
                 for b in slot.bytes[..size as usize].iter_mut() {
                     *b = SlotByte::Spill;
                 }
@@ -1349,7 +1350,7 @@ impl Env<'_> {
             unspill(frame, sl);
             for o in lo..lo + size as i64 {
                 let (sl, i) = frame.byte(o);
-                frame.stack[sl].bytes[i] = if v.is_const(0) {
+                frame.slot_mut(sl).bytes[i] = if v.is_const(0) {
                     SlotByte::Zero
                 } else {
                     SlotByte::Misc
@@ -1360,7 +1361,7 @@ impl Env<'_> {
         // Reads.
         if lo == hi {
             let (sl, i) = frame.byte(lo);
-            let slot = frame.stack[sl];
+            let slot = *frame.slot(sl);
             if slot.bytes.iter().all(|b| *b == SlotByte::Spill) {
                 if size == 8 {
                     return Ok(Some(slot.spill));
@@ -1388,14 +1389,14 @@ impl Env<'_> {
         let mut all_zero = true;
         for o in lo..hi + size as i64 {
             let (sl, i) = frame.byte(o);
-            match frame.stack[sl].bytes[i] {
+            match frame.slot(sl).bytes[i] {
                 SlotByte::Zero => {}
                 SlotByte::Invalid if !uninit_ok => {
                     return fail(format!(
                         "invalid read from stack off {o} size {size}: the byte is read before it is written"
                     ));
                 }
-                SlotByte::Spill if frame.stack[sl].spill.is_pointer() && self.opts.unprivileged => {
+                SlotByte::Spill if frame.slot(sl).spill.is_pointer() && self.opts.unprivileged => {
                     return fail(format!("leaking pointer from stack off {o}"));
                 }
                 _ => all_zero = false,
@@ -1587,7 +1588,8 @@ impl Env<'_> {
                         *r = RegState::unknown();
                     }
                 }
-                for (slot, ps) in f.stack.iter_mut().zip(&p.stack) {
+                for (i, slot) in f.slots_mut().iter_mut().enumerate() {
+                    let ps = p.slot(i);
                     if slot.bytes.iter().all(|b| *b == SlotByte::Spill)
                         && slot.spill.ty == RegType::Scalar
                         && slot != ps
@@ -2000,9 +2002,8 @@ impl Env<'_> {
                     let (sl, i) = frame.byte(o);
                     if write {
                         unspill(frame, sl);
-                        frame.stack[sl].bytes[i] = SlotByte::Misc;
-                    } else if frame.stack[sl].bytes[i] == SlotByte::Invalid
-                        && self.opts.unprivileged
+                        frame.slot_mut(sl).bytes[i] = SlotByte::Misc;
+                    } else if frame.slot(sl).bytes[i] == SlotByte::Invalid && self.opts.unprivileged
                     {
                         return fail(format!(
                             "invalid indirect read from stack R{rn} off {lo}+{} size {size}",
@@ -2068,7 +2069,7 @@ fn constant_key(s: &State, r: &RegState, size: u32) -> Option<u64> {
     }
     let frame = s.frames.get(r.aux as usize)?;
     let (sl, i) = frame.byte(off);
-    let slot = &frame.stack[sl];
+    let slot = frame.slot(sl);
     if i == 0
         && slot.bytes[..size as usize]
             .iter()
@@ -2083,7 +2084,7 @@ fn constant_key(s: &State, r: &RegState, size: u32) -> Option<u64> {
     (off..off + size as i64)
         .all(|o| {
             let (sl, i) = frame.byte(o);
-            frame.stack[sl].bytes[i] == SlotByte::Zero
+            frame.slot(sl).bytes[i] == SlotByte::Zero
         })
         .then_some(0)
 }
@@ -2102,7 +2103,7 @@ fn push_trail(trail: &mut Vec<usize>, pc: usize) {
 
 /// A write over part of a spilled register leaves the rest as plain data.
 fn unspill(frame: &mut Frame, sl: usize) {
-    let slot = &mut frame.stack[sl];
+    let slot = frame.slot_mut(sl);
     if slot.bytes.contains(&SlotByte::Spill) {
         for b in slot.bytes.iter_mut() {
             if *b == SlotByte::Spill {

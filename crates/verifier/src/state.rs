@@ -211,19 +211,25 @@ pub struct StackSlot {
 }
 
 impl StackSlot {
-    const EMPTY: StackSlot = StackSlot {
+    /// A slot never written.
+    pub const EMPTY: StackSlot = StackSlot {
         bytes: [SlotByte::Invalid; 8],
         spill: RegState::NOT_INIT,
     };
 }
 
 /// One function's frame.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct Frame {
     /// r0 to r10.
     pub regs: [RegState; 11],
-    /// 64 slots; slot `i` holds bytes `[512 - 8(i+1), 512 - 8i)` below the frame pointer.
-    pub stack: Vec<StackSlot>,
+    /// Slot `i` holds the bytes from `-8(i+1)` to `-8i - 1` off the frame
+    /// pointer. Only as many slots as the function has written so far: a
+    /// slot past the end is unwritten. States are cloned at every branch
+    /// and checkpoint, and most functions use a small part of their 512
+    /// bytes, so a full 64-slot stack would make each clone and each
+    /// comparison several times dearer.
+    stack: Vec<StackSlot>,
     /// Slot to return to in the caller (0 for the main frame).
     pub ret_pc: usize,
     /// Slot of the call instruction, for `same_callsites`.
@@ -236,6 +242,22 @@ pub struct Frame {
     pub entry_args: [RegState; 5],
 }
 
+/// Frames are equal when they hold the same; how deep each one's stack
+/// has grown does not matter.
+impl PartialEq for Frame {
+    fn eq(&self, other: &Frame) -> bool {
+        self.regs == other.regs
+            && (0..self.stack.len().max(other.stack.len())).all(|i| self.slot(i) == other.slot(i))
+            && self.ret_pc == other.ret_pc
+            && self.callsite == other.callsite
+            && self.subprog == other.subprog
+            && self.callback == other.callback
+            && self.entry_args == other.entry_args
+    }
+}
+
+impl Eq for Frame {}
+
 impl Frame {
     /// A frame with every register and stack byte unwritten, r10 set.
     pub fn new(frameno: u32, subprog: usize) -> Frame {
@@ -243,7 +265,7 @@ impl Frame {
         regs[10] = RegState::pointer(RegType::Stack, frameno);
         Frame {
             regs,
-            stack: vec![StackSlot::EMPTY; STACK_SIZE / 8],
+            stack: Vec::new(),
             ret_pc: 0,
             callsite: 0,
             subprog,
@@ -257,10 +279,34 @@ impl Frame {
         let slot = (-off - 1) / 8;
         (slot as usize, (off + 8 * (slot + 1)) as usize)
     }
+
+    /// Stack slot `i` (see [`Frame::slots`]); unwritten past the used depth.
+    pub fn slot(&self, i: usize) -> &StackSlot {
+        self.stack.get(i).unwrap_or(&StackSlot::EMPTY)
+    }
+
+    /// Stack slot `i`, mutably, growing the used depth to reach it.
+    pub fn slot_mut(&mut self, i: usize) -> &mut StackSlot {
+        if i >= self.stack.len() {
+            self.stack.resize(i + 1, StackSlot::EMPTY);
+        }
+        &mut self.stack[i]
+    }
+
+    /// The slots written so far, from the frame pointer down: slot `i`
+    /// holds the bytes from `-8(i+1)` to `-8i - 1`.
+    pub fn slots(&self) -> &[StackSlot] {
+        &self.stack
+    }
+
+    /// The slots written so far, mutably.
+    pub fn slots_mut(&mut self) -> &mut [StackSlot] {
+        &mut self.stack
+    }
 }
 
 /// The whole abstract machine state at one instruction.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct State {
     /// Call frames, innermost last.
     pub frames: Vec<Frame>,
@@ -348,7 +394,10 @@ fn spilled_scalar_zero(s: &StackSlot) -> bool {
 
 /// `stacksafe`.
 fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap, uninit_ok: bool) -> bool {
-    for (o, c) in old.stack.iter().zip(&cur.stack) {
+    // Past old's depth every byte of old is unwritten, which stands for
+    // anything.
+    for (i, o) in old.stack.iter().enumerate() {
+        let c = cur.slot(i);
         if o == c {
             continue;
         }
@@ -455,7 +504,8 @@ pub fn same_values(old: &State, cur: &State) -> bool {
         if o.regs.iter().zip(&c.regs).any(|(a, b)| norm(a) != norm(b)) {
             return false;
         }
-        for (a, b) in o.stack.iter().zip(&c.stack) {
+        for i in 0..o.stack.len().max(c.stack.len()) {
+            let (a, b) = (o.slot(i), c.slot(i));
             if a.bytes != b.bytes
                 || a.bytes.contains(&SlotByte::Spill) && norm(&a.spill) != norm(&b.spill)
             {
