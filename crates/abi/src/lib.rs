@@ -483,6 +483,8 @@ pub mod errno {
 
 pub mod helpers;
 pub use helpers::{helper_proto, ArgType, HelperGroup, HelperProto, RetType, HELPERS};
+pub mod kfuncs;
+pub use kfuncs::{kfunc_proto, KernelObject, KfuncArg, KfuncProto, KfuncRet, KfuncSet, KFUNCS};
 
 /// Ids of the helper functions bpfkit implements or names (`enum bpf_func_id`).
 pub mod helper {

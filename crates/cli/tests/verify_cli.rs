@@ -26,7 +26,7 @@ fn json_lines_name_program_verdict_insn_line_and_reason() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 8, "{stdout}");
+    assert_eq!(lines.len(), 9, "{stdout}");
     let null = lines
         .iter()
         .find(|v| v["program"] == "null_unchecked")
@@ -39,7 +39,7 @@ fn json_lines_name_program_verdict_insn_line_and_reason() {
         "{null}"
     );
     assert!(null["processed_insns"].as_u64().unwrap() > 0);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("8 of 8 programs rejected"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("9 of 9 programs rejected"));
 }
 
 #[test]

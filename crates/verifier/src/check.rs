@@ -14,6 +14,8 @@ use bpfkit_abi::{helper_proto, ArgType, AttachType, MapType, ProgramType, RetTyp
 use bpfkit_isa::{AluOp, AtomicOp, CallTarget, Imm64, Insn, MemSize, Operand, Reg, Width};
 use std::fmt::Write as _;
 
+mod kfunc;
+
 /// `BPF_COMPLEXITY_LIMIT_JMP_SEQ`: pending branches at once.
 const MAX_PENDING: usize = 8192;
 /// `BPF_MAX_VAR_OFF`: pointer offsets beyond this are refused.
@@ -171,6 +173,7 @@ pub(crate) fn run(
         state: State {
             frames: vec![frame],
             refs: Vec::new(),
+            rcu_lock: None,
         },
         cp: None,
         trail: Vec::new(),
@@ -472,12 +475,20 @@ impl Env<'_> {
 
     fn step(&mut self, pc: usize, insn: &Insn, s: &mut State) -> R<Flow> {
         match *insn {
-            Insn::Alu { width, op, dst, src } => self.alu(s, width, op, dst, src).map(|_| Flow::Next),
+            Insn::Alu {
+                width,
+                op,
+                dst,
+                src,
+            } => self.alu(s, width, op, dst, src).map(|_| Flow::Next),
             Insn::Neg { width, dst } => {
                 let d = self.read(s, dst)?;
                 if d.is_pointer() {
                     if self.opts.unprivileged {
-                        return fail(format!("R{} pointer arithmetic with neg prohibited", dst.index()));
+                        return fail(format!(
+                            "R{} pointer arithmetic with neg prohibited",
+                            dst.index()
+                        ));
                     }
                     return self.write(s, dst, RegState::unknown()).map(|_| Flow::Next);
                 }
@@ -512,59 +523,125 @@ impl Env<'_> {
                 dst,
                 src,
                 off,
-            } => self.cond_jmp(pc, s, width, Cond::of(cond), dst, src, (pc as i64 + 1 + off as i64) as usize),
+            } => self.cond_jmp(
+                pc,
+                s,
+                width,
+                Cond::of(cond),
+                dst,
+                src,
+                (pc as i64 + 1 + off as i64) as usize,
+            ),
             Insn::Call(CallTarget::Helper(id)) => self.helper_call(pc, s, id),
             Insn::Call(CallTarget::Local(off)) => {
                 let t = (pc as i64 + 1 + off as i64) as usize;
                 self.push_frame(pc, s, t, false)?;
                 Ok(Flow::Goto(t))
             }
-            Insn::Call(CallTarget::Kfunc { btf_id, .. }) => fail(format!(
-                "calls to kernel functions (kfunc btf_id {btf_id}) are not modelled by bpfkit's verifier"
-            )),
+            Insn::Call(CallTarget::Kfunc { btf_id, .. }) => self.kfunc_call(pc, s, btf_id),
             Insn::Callx { .. } => fail("indirect calls (callx) are not supported"),
             Insn::Exit => self.exit(pc, s),
             Insn::LdImm64 { dst, imm } => {
                 let v = self.ld_imm64(pc, imm)?;
                 self.write(s, dst, v).map(|_| Flow::Next)
             }
-            Insn::Load { size, dst, src, off } => {
+            Insn::Load {
+                size,
+                dst,
+                src,
+                off,
+            } => {
                 let base = self.read(s, src)?;
-                let v = self.mem_access(pc, s, src, base, off as i64, size.bytes() as u32, Access::Read)?;
+                let v = self.mem_access(
+                    pc,
+                    s,
+                    src,
+                    base,
+                    off as i64,
+                    size.bytes() as u32,
+                    Access::Read,
+                )?;
                 let v = v.unwrap_or_else(RegState::unknown);
                 self.write(s, dst, v).map(|_| Flow::Next)
             }
-            Insn::LoadSx { bits: b, dst, src, off } => {
+            Insn::LoadSx {
+                bits: b,
+                dst,
+                src,
+                off,
+            } => {
                 let base = self.read(s, src)?;
                 let bytes = b.bits() / 8;
                 let v = self.mem_access(pc, s, src, base, off as i64, bytes, Access::Read)?;
                 let v = match v {
-                    Some(r) if r.ty == RegType::Scalar => RegState::scalar(r.var.sign_extend(b.bits())),
-                    _ => RegState::scalar(Scalar::srange(-(1i64 << (b.bits() - 1)), (1i64 << (b.bits() - 1)) - 1)),
+                    Some(r) if r.ty == RegType::Scalar => {
+                        RegState::scalar(r.var.sign_extend(b.bits()))
+                    }
+                    _ => RegState::scalar(Scalar::srange(
+                        -(1i64 << (b.bits() - 1)),
+                        (1i64 << (b.bits() - 1)) - 1,
+                    )),
                 };
                 self.write(s, dst, v).map(|_| Flow::Next)
             }
-            Insn::Store { size, dst, src, off } => {
+            Insn::Store {
+                size,
+                dst,
+                src,
+                off,
+            } => {
                 let base = self.read(s, dst)?;
                 let v = self.read(s, src)?;
-                self.mem_access(pc, s, dst, base, off as i64, size.bytes() as u32, Access::Write(Some(v), src.index()))?;
+                self.mem_access(
+                    pc,
+                    s,
+                    dst,
+                    base,
+                    off as i64,
+                    size.bytes() as u32,
+                    Access::Write(Some(v), src.index()),
+                )?;
                 Ok(Flow::Next)
             }
-            Insn::StoreImm { size, dst, off, imm } => {
+            Insn::StoreImm {
+                size,
+                dst,
+                off,
+                imm,
+            } => {
                 let base = self.read(s, dst)?;
                 if base.ty == RegType::Ctx {
-                    return fail(format!("BPF_ST stores into R{} ctx are not allowed", dst.index()));
+                    return fail(format!(
+                        "BPF_ST stores into R{} ctx are not allowed",
+                        dst.index()
+                    ));
                 }
-                let v = RegState::scalar(Scalar::constant(imm as i64 as u64).truncate(size.bytes() as u32));
+                let v = RegState::scalar(
+                    Scalar::constant(imm as i64 as u64).truncate(size.bytes() as u32),
+                );
                 let v = if size == MemSize::DW {
                     RegState::scalar(Scalar::constant(imm as i64 as u64))
                 } else {
                     v
                 };
-                self.mem_access(pc, s, dst, base, off as i64, size.bytes() as u32, Access::Write(Some(v), 255))?;
+                self.mem_access(
+                    pc,
+                    s,
+                    dst,
+                    base,
+                    off as i64,
+                    size.bytes() as u32,
+                    Access::Write(Some(v), 255),
+                )?;
                 Ok(Flow::Next)
             }
-            Insn::Atomic { dw, op, dst, src, off } => self.atomic(pc, s, dw, op, dst, src, off),
+            Insn::Atomic {
+                dw,
+                op,
+                dst,
+                src,
+                off,
+            } => self.atomic(pc, s, dw, op, dst, src, off),
             Insn::LdAbs { size, .. } | Insn::LdInd { size, .. } => {
                 // check_ld_abs
                 use ProgramType as P;
@@ -1109,9 +1186,14 @@ impl Env<'_> {
                     FieldKind::Packet => RegState::pointer(RegType::Packet, 0),
                     FieldKind::PacketEnd => RegState::pointer(RegType::PacketEnd, 0),
                     FieldKind::PacketMeta => RegState::pointer(RegType::PacketMeta, 0),
-                    FieldKind::BtfArg => RegState::pointer(RegType::BtfId, 0),
+                    // tp_btf arguments are trusted (`prog_args_trusted`).
+                    FieldKind::BtfArg => RegState {
+                        trusted: true,
+                        ..RegState::pointer(RegType::BtfId, 0)
+                    },
                     FieldKind::BtfId => {
                         let mut r = RegState::pointer(RegType::BtfId, 0);
+                        r.trusted = true;
                         r.maybe_null = true;
                         r.id = self.new_id();
                         r
@@ -1523,11 +1605,28 @@ impl Env<'_> {
             }
             return Ok(Flow::Goto(callee.ret_pc));
         }
-        if let Some((id, at)) = s.refs.first() {
+        if let Some(&(id, at)) = s.refs.first() {
+            return fail(match self.prog.kfuncs.get(&at) {
+                Some(name) => format!(
+                    "Unreleased reference id={id} alloc_insn={at}: the reference from {name} at {} \
+                     is not released on this path{}",
+                    self.line_str(at),
+                    kfunc::releaser_of(name)
+                        .map(|r| format!(" (release it with {r})"))
+                        .unwrap_or_default()
+                ),
+                None => format!(
+                    "Unreleased reference id={id} alloc_insn={at}: the memory reserved by bpf_ringbuf_reserve at {} \
+                     is neither submitted nor discarded on this path",
+                    self.line_str(at)
+                ),
+            });
+        }
+        if let Some(at) = s.rcu_lock {
             return fail(format!(
-                "Unreleased reference id={id} alloc_insn={at}: the memory reserved by bpf_ringbuf_reserve at {} \
-                 is neither submitted nor discarded on this path",
-                self.line_str(*at)
+                "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region: \
+                 the lock taken at {} is not unlocked on this path",
+                self.line_str(at)
             ));
         }
         if r0.ty == RegType::NotInit {
@@ -1641,6 +1740,26 @@ impl Env<'_> {
             },
             _ => None,
         }
+    }
+
+    /// `release_reference`: the reference is gone, and so is every pointer
+    /// that held it.
+    fn release_reference(&self, s: &mut State, ref_id: u32) -> R<()> {
+        if !s.refs.iter().any(|(i, _)| *i == ref_id) {
+            return fail("release of an unacquired reference");
+        }
+        s.refs.retain(|(i, _)| *i != ref_id);
+        let priv_ = !self.opts.unprivileged;
+        s.for_each_reg(|r| {
+            if r.ref_obj_id == ref_id {
+                *r = if priv_ {
+                    RegState::unknown()
+                } else {
+                    RegState::NOT_INIT
+                };
+            }
+        });
+        Ok(())
     }
 
     fn helper_call(&mut self, pc: usize, s: &mut State, id: i32) -> R<Flow> {
@@ -1838,20 +1957,7 @@ impl Env<'_> {
             }
         }
         if let Some(ref_id) = release {
-            if !s.refs.iter().any(|(i, _)| *i == ref_id) {
-                return fail("release of an unacquired reference");
-            }
-            s.refs.retain(|(i, _)| *i != ref_id);
-            let priv_ = !self.opts.unprivileged;
-            s.for_each_reg(|r| {
-                if r.ref_obj_id == ref_id {
-                    *r = if priv_ {
-                        RegState::unknown()
-                    } else {
-                        RegState::NOT_INIT
-                    };
-                }
-            });
+            self.release_reference(s, ref_id)?;
         }
         if proto.changes_pkt_data {
             s.for_each_reg(|r| {
@@ -1894,7 +2000,7 @@ impl Env<'_> {
                 s.refs.push((r.id, pc));
                 r
             }
-            RetType::BtfIdTask => RegState::pointer(RegType::BtfId, 0),
+            RetType::BtfIdTask => kfunc::object_pointer(bpfkit_abi::KernelObject::Task),
         };
         s.cur_mut().regs[0] = r0;
         if let Some(cb) = callback {
@@ -2053,6 +2159,7 @@ fn join_reg(a: &RegState, b: &RegState) -> RegState {
         var: a.var.join(&b.var),
         maybe_null: a.maybe_null || b.maybe_null,
         range: a.range.min(b.range),
+        trusted: a.trusted && b.trusted,
         ..*a
     }
 }

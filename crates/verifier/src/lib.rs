@@ -15,13 +15,16 @@
 //! applies without `CAP_BPF`/`CAP_PERFMON`.
 //!
 //! What it does not model (a program using these is rejected, saying so,
-//! where the kernel may accept it): kfunc calls, `callx`, spin locks beyond
-//! their argument type, dynptrs, open-coded iterators, `may_goto`, BTF-typed
-//! pointers beyond "a kernel object that may be read" (tp_btf, fentry and
-//! iterator arguments), global (BTF-verified) subprograms as separate
-//! units, and the kernel's precision tracking: without it, states differ
-//! by scalars the kernel would ignore, so bpfkit explores more states and
-//! widens caller scalars when a callback runs again. The differential test
+//! where the kernel may accept it): kfuncs other than those in
+//! `bpfkit_abi::KFUNCS` (task and cgroup references, RCU read sections),
+//! `callx`, spin locks beyond their argument type, dynptrs, open-coded
+//! iterators, `may_goto`, BTF-typed pointers beyond "a task, a cgroup or a
+//! kernel object that may be read" (fields are not checked against BTF, and
+//! a pointer read from an object is untrusted even where the kernel's
+//! `BTF_TYPE_SAFE_RCU` lists make it an RCU pointer), global (BTF-verified)
+//! subprograms as separate units, and the kernel's dynamic precision
+//! tracking: a static pass stands in for it, so bpfkit explores more states
+//! and widens caller scalars when a callback runs again. The differential test
 //! (`tests/kernel_diff.rs`) measures the agreement with a running kernel.
 //!
 //! ```
@@ -143,6 +146,10 @@ pub struct VerifyOptions {
     /// A raw program's load carries BTF `func_info` records (callbacks need
     /// them; objects say so themselves).
     pub func_info: bool,
+    /// Names of the kernel functions a raw program calls, by the BTF id in
+    /// its `call` instructions (objects name them in their `__ksym`
+    /// externs). The caller resolves them in the kernel's BTF.
+    pub kfunc_names: Vec<(u32, String)>,
 }
 
 impl Default for VerifyOptions {
@@ -159,6 +166,7 @@ impl Default for VerifyOptions {
             attach_type: None,
             entry: None,
             func_info: false,
+            kfunc_names: Vec::new(),
         }
     }
 }
@@ -277,6 +285,8 @@ pub(crate) struct Loaded {
     pub attach_type: Option<AttachType>,
     /// The load carries BTF func_info.
     pub func_info: bool,
+    /// Slot of each kfunc call → the kfunc's name, where known.
+    pub kfuncs: HashMap<usize, String>,
 }
 
 impl Verifier {
@@ -318,7 +328,20 @@ fn slots_of(insns: &[Insn]) -> Vec<Option<Insn>> {
 fn load_raw(insns: &[Insn], opts: &VerifyOptions) -> Loaded {
     let slots = slots_of(insns);
     let lines = vec![None; slots.len()];
+    let kfuncs = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(pc, i)| match i {
+            Some(Insn::Call(bpfkit_isa::CallTarget::Kfunc { btf_id, .. })) => opts
+                .kfunc_names
+                .iter()
+                .find(|(id, _)| *id as i32 == *btf_id)
+                .map(|(_, name)| (pc, name.clone())),
+            _ => None,
+        })
+        .collect();
     Loaded {
+        kfuncs,
         slots,
         maps: opts.maps.clone(),
         map_refs: HashMap::new(),
@@ -345,14 +368,21 @@ fn gpl_compatible(l: &str) -> bool {
 
 fn load_object(object: &ObjectSpec, program: &ProgramSpec, opts: &VerifyOptions) -> Loaded {
     let mut slots = slots_of(&program.insns);
+    let mut kfuncs = HashMap::new();
     // A kfunc call reads as a bpf-to-bpf call until it is relocated.
     for r in &program.relocations {
-        if let RelocTarget::Ksym { is_func: true, .. } = r.target {
+        if let RelocTarget::Ksym {
+            is_func: true,
+            name,
+            ..
+        } = &r.target
+        {
             if let Some(Some(Insn::Call(_))) = slots.get(r.insn) {
                 slots[r.insn] = Some(Insn::Call(bpfkit_isa::CallTarget::Kfunc {
                     btf_id: 0,
                     module: 0,
                 }));
+                kfuncs.insert(r.insn, name.clone());
             }
         }
     }
@@ -417,6 +447,7 @@ fn load_object(object: &ObjectSpec, program: &ProgramSpec, opts: &VerifyOptions)
         ctx_size,
         attach_type: opts.attach_type.or(program.kind.attach_type),
         func_info: !program.func_info.is_empty() && object.btf.is_some(),
+        kfuncs,
     }
 }
 

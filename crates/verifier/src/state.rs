@@ -94,6 +94,10 @@ pub struct RegState {
     pub aux: u32,
     /// The instruction that produced this value (a helper call), for messages.
     pub origin: u32,
+    /// A kernel object pointer the kernel trusts to be valid
+    /// (`PTR_TRUSTED`): a `tp_btf` argument, `bpf_get_current_task_btf`'s
+    /// result or an acquired reference, not a pointer read from an object.
+    pub trusted: bool,
 }
 
 impl RegState {
@@ -108,6 +112,7 @@ impl RegState {
         range: 0,
         aux: 0,
         origin: 0,
+        trusted: false,
     };
 
     /// A scalar with these values.
@@ -181,6 +186,10 @@ impl fmt::Debug for RegState {
                 }
                 if self.ref_obj_id != 0 {
                     write!(f, "{sep}ref_obj_id={}", self.ref_obj_id)?;
+                    sep = ",";
+                }
+                if self.trusted {
+                    write!(f, "{sep}trusted")?;
                 }
                 write!(f, ")")
             }
@@ -312,6 +321,9 @@ pub struct State {
     pub frames: Vec<Frame>,
     /// Acquired references: id and the slot of the instruction that acquired it.
     pub refs: Vec<(u32, usize)>,
+    /// Inside a `bpf_rcu_read_lock` section (`active_rcu_lock`): the slot
+    /// of the lock call.
+    pub rcu_lock: Option<usize>,
 }
 
 impl State {
@@ -379,6 +391,7 @@ pub fn regsafe(old: &RegState, cur: &RegState, ids: &mut IdMap) -> bool {
         _ => {
             old.off == cur.off
                 && old.aux == cur.aux
+                && (!old.trusted || cur.trusted)
                 && old.var.contains(&cur.var)
                 && old.range <= cur.range
                 && ids.check(old.id, cur.id)
@@ -451,7 +464,10 @@ fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap, uninit_ok: bool) -> bool
 /// (see [`crate::liveness`]): a dead one may hold anything, and an
 /// imprecise scalar any scalar, in either state.
 pub fn subsumes(old: &State, cur: &State, uninit_ok: bool, live: &Live) -> bool {
-    if old.frames.len() != cur.frames.len() || old.refs.len() != cur.refs.len() {
+    if old.frames.len() != cur.frames.len()
+        || old.refs.len() != cur.refs.len()
+        || old.rcu_lock.is_some() != cur.rcu_lock.is_some()
+    {
         return false;
     }
     let mut ids = IdMap::default();
@@ -488,7 +504,10 @@ pub fn subsumes(old: &State, cur: &State, uninit_ok: bool, live: &Live) -> bool 
 /// The same values, ignoring how ids are numbered: a loop that comes back to
 /// such a state never ends (the kernel's `EXACT` comparison).
 pub fn same_values(old: &State, cur: &State) -> bool {
-    if old.frames.len() != cur.frames.len() || old.refs.len() != cur.refs.len() {
+    if old.frames.len() != cur.frames.len()
+        || old.refs.len() != cur.refs.len()
+        || old.rcu_lock.is_some() != cur.rcu_lock.is_some()
+    {
         return false;
     }
     let norm = |r: &RegState| RegState {

@@ -33,6 +33,11 @@ fn each_rejection_names_its_c_line_and_reason() {
         ("oob_ctx", "ctx", "invalid bpf_context access"),
         ("oob_stack", "stack", "stack"),
         ("unreleased", "reference", "Unreleased reference"),
+        (
+            "unreleased_task",
+            "kfunc",
+            "release it with bpf_task_release",
+        ),
         ("bad_return", "return", "should have been in [0, 1]"),
         ("unbounded_loop", "loop", "too large"),
     ];
@@ -88,6 +93,7 @@ fn null_and_reference_messages_point_back_to_the_helper_call() {
     for (prog, marker, helper) in [
         ("null_unchecked", "lookup: null", "bpf_map_lookup_elem"),
         ("unreleased", "reserve: reference", "bpf_ringbuf_reserve"),
+        ("unreleased_task", "acquire: kfunc", "bpf_task_from_pid"),
     ] {
         let p = &spec.programs[prog];
         let err = Verifier::new(p.kind.prog_type)

@@ -42,6 +42,8 @@ struct RawProgram {
     insns: Vec<Insn>,
     maps: Vec<MapInfo>,
     kernel_maps: Rc<Vec<KernelMap>>,
+    /// The kernel functions it calls: this kernel's BTF id and name.
+    kfuncs: Vec<(u32, String)>,
 }
 
 fn create_maps(maps: &[MapInfo], flags: &[u32]) -> Rc<Vec<KernelMap>> {
@@ -97,6 +99,7 @@ fn bpfkit_verdict(p: &RawProgram) -> Result<(), String> {
     let opts = VerifyOptions {
         maps: p.maps.clone(),
         attach_type: p.attach,
+        kfunc_names: p.kfuncs.clone(),
         ..VerifyOptions::default()
     };
     Verifier::new(p.prog_type)
@@ -262,7 +265,29 @@ fn raw_from_object(spec: &ObjectSpec, name: &str) -> Option<RawProgram> {
         insns,
         maps,
         kernel_maps,
+        kfuncs: Vec::new(),
     })
+}
+
+/// `insns` with the cases' placeholder kfunc ids (`common::KFUNCS`)
+/// replaced by this kernel's BTF ids, and those ids with their names.
+fn with_kernel_kfunc_ids(mut insns: Vec<Insn>) -> (Vec<Insn>, Vec<(u32, String)>) {
+    let mut names = Vec::new();
+    for insn in &mut insns {
+        let Insn::Call(CallTarget::Kfunc { btf_id, .. }) = insn else {
+            continue;
+        };
+        let Some(&(_, name)) = common::KFUNCS.iter().find(|(p, _)| *p as i32 == *btf_id) else {
+            continue;
+        };
+        let vmlinux = bpfkit_kernel::btf::vmlinux().expect("this kernel's BTF");
+        let id = vmlinux
+            .find_by_name_kind(name, bpfkit_btf::Kind::Func)
+            .unwrap_or_else(|| panic!("this kernel has no kfunc {name}"));
+        *btf_id = id as i32;
+        names.push((id, name.to_string()));
+    }
+    (insns, names)
 }
 
 #[test]
@@ -275,13 +300,15 @@ fn hand_written_cases_agree_with_the_kernel() {
     let mut disagree = Vec::new();
     let cases = common::cases();
     for case in &cases {
+        let (insns, kfuncs) = with_kernel_kfunc_ids(case.insns());
         let p = RawProgram {
             name: case.name.to_string(),
             prog_type: case.prog_type,
             attach: case.attach,
-            insns: case.insns(),
+            insns,
             maps: maps.clone(),
             kernel_maps: Rc::clone(&kernel_maps),
+            kfuncs,
         };
         let k = kernel_verdict(&p);
         let b = bpfkit_verdict(&p);
@@ -408,13 +435,15 @@ fn mutated_programs_agree_with_the_kernel() {
         if case.reason == "too large" {
             continue;
         }
+        let (insns, kfuncs) = with_kernel_kfunc_ids(case.insns());
         seeds.push(RawProgram {
             name: case.name.to_string(),
             prog_type: case.prog_type,
             attach: case.attach,
-            insns: case.insns(),
+            insns,
             maps: maps.clone(),
             kernel_maps: create_maps(&maps, &[0, 0, 0]),
+            kfuncs,
         });
     }
     for path in objects() {
@@ -462,6 +491,7 @@ fn mutated_programs_agree_with_the_kernel() {
             insns,
             maps: seed.maps.clone(),
             kernel_maps: Rc::clone(&seed.kernel_maps),
+            kfuncs: seed.kfuncs.clone(),
         };
         let t0 = std::time::Instant::now();
         let k = kernel_verdict(&p);
@@ -542,6 +572,7 @@ fn random_programs_agree_with_the_kernel() {
             insns: common::random_program(&slots),
             maps: maps.clone(),
             kernel_maps: Rc::clone(&kernel_maps),
+            kfuncs: Vec::new(),
         };
         let k = kernel_verdict(&p);
         let b = bpfkit_verdict(&p);

@@ -13,6 +13,7 @@ fn hand_written_cases_get_the_expected_verdicts() {
         let opts = VerifyOptions {
             maps: common::maps(),
             attach_type: case.attach,
+            kfunc_names: common::kfunc_names(),
             ..VerifyOptions::default()
         };
         let insns = case.insns();

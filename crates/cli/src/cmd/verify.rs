@@ -94,6 +94,30 @@ fn prepare(spec: &mut ObjectSpec) {
 
 /// A tracepoint's context size from its format in tracefs, when tracefs is
 /// mounted and has the event (bpfkit then refuses reads past its fields).
+/// The names of the kernel functions `insns` call, from this kernel's
+/// BTF (a raw program names them only by BTF id).
+fn kfunc_names(insns: &[Insn]) -> Vec<(u32, String)> {
+    let ids: Vec<u32> = insns
+        .iter()
+        .filter_map(|i| match i {
+            Insn::Call(bpfkit_isa::CallTarget::Kfunc { btf_id, module: 0 }) => Some(*btf_id as u32),
+            _ => None,
+        })
+        .collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let Ok(vmlinux) = bpfkit_kernel::btf::vmlinux() else {
+        return Vec::new();
+    };
+    ids.into_iter()
+        .filter_map(|id| {
+            let t = vmlinux.type_by_id(id).ok()?;
+            (t.kind() == bpfkit_btf::Kind::Func).then(|| (id, t.name().to_string()))
+        })
+        .collect()
+}
+
 fn tracepoint_format_size(target: &AttachTarget) -> Option<u32> {
     let AttachTarget::Tracepoint { category, name } = target else {
         return None;
@@ -213,6 +237,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "prog".into());
+        let opts = VerifyOptions {
+            kfunc_names: kfunc_names(&insns),
+            ..opts
+        };
         let result = Verifier::new(t).verify(Program::Raw(&insns), &opts);
         let log = match &result {
             Ok(v) => v.log.clone(),

@@ -553,7 +553,129 @@ pub fn cases() -> Vec<Case> {
             false,
             "makes map_value pointer be out of bounds",
         ),
+        c(
+            "task reference acquired, NULL-checked and released",
+            "kfunc references",
+            P::SchedCls,
+            "r1 = 1\ncall kfunc 900001\nif r0 == 0 goto +2\nr1 = r0\ncall kfunc 900002\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        c(
+            "task reference never released",
+            "kfunc references",
+            P::SchedCls,
+            "r1 = 1\ncall kfunc 900001\nr0 = 0\nexit",
+            false,
+            "Unreleased reference",
+        ),
+        c(
+            "task reference released before its NULL check",
+            "kfunc references",
+            P::SchedCls,
+            "r1 = 1\ncall kfunc 900001\nr1 = r0\ncall kfunc 900002\nr0 = 0\nexit",
+            false,
+            "Possibly NULL pointer passed to trusted arg0",
+        ),
+        c(
+            "task reference released twice",
+            "kfunc references",
+            P::SchedCls,
+            "r1 = 1\ncall kfunc 900001\nif r0 == 0 goto +4\nr6 = r0\nr1 = r0\ncall kfunc 900002\nr1 = r6\ncall kfunc 900002\nr0 = 0\nexit",
+            false,
+            "must point to scalar",
+        ),
+        c(
+            "current task acquired and released",
+            "kfunc references",
+            P::Tracepoint,
+            "call 158\nr1 = r0\ncall kfunc 900003\nif r0 == 0 goto +2\nr1 = r0\ncall kfunc 900002\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        c(
+            "current task released without being acquired",
+            "kfunc references",
+            P::Tracepoint,
+            "call 158\nr1 = r0\ncall kfunc 900002\nr0 = 0\nexit",
+            false,
+            "expects refcounted PTR_TO_BTF_ID",
+        ),
+        c(
+            "task reference released as a cgroup",
+            "kfunc references",
+            P::Tracepoint,
+            "call 158\nr1 = r0\ncall kfunc 900003\nif r0 == 0 goto +2\nr1 = r0\ncall kfunc 900005\nr0 = 0\nexit",
+            false,
+            "expected pointer to STRUCT cgroup",
+        ),
+        c(
+            "cgroup reference acquired and released",
+            "kfunc references",
+            P::SchedCls,
+            "r1 = 1\ncall kfunc 900004\nif r0 == 0 goto +2\nr1 = r0\ncall kfunc 900005\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        c(
+            "task kfunc called from a socket filter",
+            "kfunc references",
+            P::SocketFilter,
+            "r1 = 1\ncall kfunc 900001\nif r0 == 0 goto +2\nr1 = r0\ncall kfunc 900002\nr0 = 0\nexit",
+            false,
+            "is not allowed in socket_filter programs",
+        ),
+        c(
+            "rcu read lock and unlock",
+            "kfunc references",
+            P::SocketFilter,
+            "call kfunc 900006\ncall kfunc 900007\nr0 = 0\nexit",
+            true,
+            "",
+        ),
+        c(
+            "rcu read lock held at exit",
+            "kfunc references",
+            P::SocketFilter,
+            "call kfunc 900006\nr0 = 0\nexit",
+            false,
+            "inside bpf_rcu_read_lock-ed region",
+        ),
+        c(
+            "rcu read lock taken twice",
+            "kfunc references",
+            P::SchedCls,
+            "call kfunc 900006\ncall kfunc 900006\ncall kfunc 900007\ncall kfunc 900007\nr0 = 0\nexit",
+            false,
+            "nested rcu read lock",
+        ),
+        c(
+            "rcu read unlock without a lock",
+            "kfunc references",
+            P::SchedCls,
+            "call kfunc 900007\nr0 = 0\nexit",
+            false,
+            "unmatched rcu read unlock",
+        ),
     ]
+}
+
+/// The kernel functions the cases call, by the placeholder BTF id their
+/// `call kfunc N` carries (the kernel differential swaps in this kernel's
+/// ids).
+pub const KFUNCS: &[(u32, &str)] = &[
+    (900001, "bpf_task_from_pid"),
+    (900002, "bpf_task_release"),
+    (900003, "bpf_task_acquire"),
+    (900004, "bpf_cgroup_from_id"),
+    (900005, "bpf_cgroup_release"),
+    (900006, "bpf_rcu_read_lock"),
+    (900007, "bpf_rcu_read_unlock"),
+];
+
+/// [`KFUNCS`] as the verifier's `kfunc_names`.
+pub fn kfunc_names() -> Vec<(u32, String)> {
+    KFUNCS.iter().map(|&(id, n)| (id, n.to_string())).collect()
 }
 
 /// One mutation of one instruction (or of the program's length).
