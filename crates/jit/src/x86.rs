@@ -238,6 +238,23 @@ fn width(size: i32) -> W {
     }
 }
 
+/// The code around every trampoline call, the same each time and so
+/// encoded once: r0..r9 stored to `ctx.regs`, and r0..r9 loaded back from
+/// there with r10 from `ctx.fp`.
+fn spill_code() -> &'static (Vec<u8>, Vec<u8>) {
+    static CODE: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    CODE.get_or_init(|| {
+        let mut save = Asm::new(64, 0);
+        let mut reload = Asm::new(64, 0);
+        for (i, r) in R64.iter().enumerate().take(10) {
+            save.store(W::B64, Mem::at(R12, REGS + 8 * i as i32), *r);
+            reload.load(W::B64, *r, Mem::at(R12, REGS + 8 * i as i32));
+        }
+        reload.load(W::B64, RBP, Mem::at(R12, FP));
+        (save.code().to_vec(), reload.code().to_vec())
+    })
+}
+
 impl Gen {
     /// `mov r64, v` in the shortest form.
     fn mov_imm(&mut self, r: Reg, v: u64) {
@@ -254,10 +271,9 @@ impl Gen {
     /// `ctx.regs` (where the machine reads and writes them) and reloaded
     /// after; a nonzero return aborts the run.
     fn tcall(&mut self, f: Tramp, pc: u64) {
+        let (save, reload) = spill_code();
         let a = &mut self.a;
-        for (i, r) in R64.iter().enumerate().take(10) {
-            a.store(W::B64, Mem::at(R12, REGS + 8 * i as i32), *r);
-        }
+        a.raw(save);
         a.mov_rr(W::B64, RDI, R12);
         a.mov_r32_imm(RSI, pc as u32);
         a.mov_rr(W::B64, RDX, R11);
@@ -266,10 +282,7 @@ impl Gen {
         a.call_reg(RAX);
         a.test_rr(W::B64, RAX, RAX);
         a.jcc(Cond::Ne, self.abort);
-        for (i, r) in R64.iter().enumerate().take(10) {
-            a.load(W::B64, *r, Mem::at(R12, REGS + 8 * i as i32));
-        }
-        a.load(W::B64, RBP, Mem::at(R12, FP));
+        a.raw(reload);
     }
 
     /// Calls the function at the native address in r11 (or a label) as a

@@ -219,6 +219,16 @@ impl Asm {
         Ok((self.code, self.labels))
     }
 
+    /// The code emitted so far (branches not yet patched).
+    pub(crate) fn code(&self) -> &[u8] {
+        &self.code
+    }
+
+    /// Appends code made by another `Asm` that has no branches.
+    pub(crate) fn raw(&mut self, code: &[u8]) {
+        self.code.extend_from_slice(code);
+    }
+
     fn byte(&mut self, b: u8) {
         self.code.push(b);
     }
