@@ -1305,3 +1305,129 @@ impl JitProgram {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The whole code of programs using every op with every register
+    //! pair: it decodes as x86-64 to its last byte, each slot starts an
+    //! instruction, and each branch lands on one.
+    use super::*;
+    use bpfkit_isa::{assemble, Syntax};
+    use iced_x86::{Decoder, DecoderOptions, OpKind};
+    use std::collections::HashSet;
+
+    /// The source of a program with every op shape for `d` and `s`.
+    fn every_op(d: u8, s: u8) -> String {
+        let mut src = String::new();
+        let mut line = |l: String| {
+            src.push_str(&l);
+            src.push('\n');
+        };
+        for imm in ["0", "-1", "5", "0x7fffffff", "-300"] {
+            line(format!("r{d} = {imm}"));
+            line(format!("w{d} = {imm}"));
+            for op in ["+=", "-=", "*=", "/=", "%=", "s/=", "s%=", "|=", "&=", "^="] {
+                line(format!("r{d} {op} {imm}"));
+                line(format!("w{d} {op} {imm}"));
+            }
+            for op in [
+                "==", "!=", ">", ">=", "<", "<=", "s>", "s>=", "s<", "s<=", "&",
+            ] {
+                line(format!("if r{d} {op} {imm} goto +0"));
+                line(format!("if w{d} {op} {imm} goto +0"));
+            }
+        }
+        line(format!("r{d} = 0x1122334455667788 ll"));
+        for n in ["0", "1", "31", "63"] {
+            for op in ["<<=", ">>=", "s>>="] {
+                line(format!("r{d} {op} {n}"));
+                if n != "63" {
+                    line(format!("w{d} {op} {n}"));
+                }
+            }
+        }
+        for op in [
+            "+=", "-=", "*=", "/=", "%=", "s/=", "s%=", "|=", "&=", "^=", "<<=", ">>=", "s>>=",
+        ] {
+            line(format!("r{d} {op} r{s}"));
+            line(format!("w{d} {op} w{s}"));
+        }
+        line(format!("r{d} = r{s}"));
+        line(format!("w{d} = w{s}"));
+        for op in [
+            "==", "!=", ">", ">=", "<", "<=", "s>", "s>=", "s<", "s<=", "&",
+        ] {
+            line(format!("if r{d} {op} r{s} goto +0"));
+            line(format!("if w{d} {op} w{s} goto -1"));
+        }
+        line(format!("r{d} = -r{d}"));
+        line(format!("w{d} = -w{d}"));
+        for e in [
+            "be16", "be32", "be64", "le16", "le32", "le64", "bswap16", "bswap32", "bswap64",
+        ] {
+            line(format!("r{d} = {e} r{d}"));
+        }
+        for sx in ["s8", "s16", "s32"] {
+            line(format!("r{d} = ({sx})r{s}"));
+        }
+        line(format!("w{d} = (s8)w{s}"));
+        line(format!("w{d} = (s16)w{s}"));
+        for off in ["0", "-8", "300", "-512"] {
+            for t in ["u8", "u16", "u32", "u64", "s8", "s16", "s32"] {
+                line(format!("r{d} = *({t} *)(r{s} + {off})"));
+                line(format!("r{d} = *({t} *)(r10 + {off})"));
+            }
+            for t in ["u8", "u16", "u32", "u64"] {
+                line(format!("*({t} *)(r{d} + {off}) = r{s}"));
+                line(format!("*({t} *)(r10 + {off}) = r{s}"));
+                line(format!("*({t} *)(r{d} + {off}) = -7"));
+            }
+        }
+        line(format!("lock *(u64 *)(r{d} + 8) += r{s}"));
+        line("call 1".into());
+        line("call 6".into());
+        line("call sub".into());
+        line("exit".into());
+        line("sub:".into());
+        line("r0 = 1".into());
+        line("exit".into());
+        src
+    }
+
+    #[test]
+    fn code_decodes_whole_and_slots_and_branches_land_on_instructions() {
+        for d in 0..10 {
+            for s in 0..11 {
+                let src = every_op(d, s);
+                let p = Program::new(assemble(&src, Syntax::Llvm).unwrap()).unwrap();
+                let jit = JitProgram::compile(&p).unwrap();
+                let code = jit.code();
+                let mut starts = HashSet::new();
+                let mut targets = Vec::new();
+                let mut decoder = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
+                while decoder.can_decode() {
+                    let ip = decoder.ip();
+                    let insn = decoder.decode();
+                    assert!(!insn.is_invalid(), "r{d}, r{s}: invalid code at {ip:#x}");
+                    starts.insert(ip);
+                    if insn.op_count() == 1 && insn.op0_kind() == OpKind::NearBranch64 {
+                        targets.push((ip, insn.near_branch_target()));
+                    }
+                }
+                assert_eq!(decoder.ip(), code.len() as u64);
+                for (slot, off) in jit.slot_offsets().enumerate() {
+                    if let Some(off) = off {
+                        assert!(starts.contains(&(off as u64)), "slot {slot}: {off:#x}");
+                    }
+                }
+                assert!(!targets.is_empty());
+                for (ip, t) in targets {
+                    assert!(
+                        starts.contains(&t),
+                        "r{d}, r{s}: branch at {ip:#x} to {t:#x}"
+                    );
+                }
+            }
+        }
+    }
+}

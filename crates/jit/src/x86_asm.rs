@@ -693,7 +693,7 @@ mod tests {
                     a.shift_cl(Shift::Shr, W::B32, r);
                     a.shift_cl(Shift::Sar, W::B32, r);
                     a.shift_imm(Shift::Ror, W::B16, r, 8);
-                    for n in [1u8, 5, 31, 63] {
+                    for n in [0u8, 1, 5, 31, 63] {
                         a.shift_imm(Shift::Shl, W::B64, r, n);
                         a.shift_imm(Shift::Shr, W::B64, r, n);
                         a.shift_imm(Shift::Sar, W::B64, r, n);
@@ -724,7 +724,7 @@ mod tests {
                     c.shr(r32(r), cl).unwrap();
                     c.sar(r32(r), cl).unwrap();
                     c.ror(r16(r), 8u32).unwrap();
-                    for n in [1u32, 5, 31, 63] {
+                    for n in [0u32, 1, 5, 31, 63] {
                         c.shl(r64(r), n).unwrap();
                         c.shr(r64(r), n).unwrap();
                         c.sar(r64(r), n).unwrap();
