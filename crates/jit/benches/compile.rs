@@ -159,6 +159,17 @@ fn main() {
         total.as_secs_f64() * 1e6,
         total.as_nanos() as f64 / slots.max(1) as f64
     );
+    // A compile's fixed cost (prologue, exits, the executable mapping)
+    // shows in the smallest program.
+    if let Some(r) = rows.iter().min_by_key(|r| (r.slots, r.compile)) {
+        println!(
+            "smallest program: {}:{} ({} slots): {:.1} µs (about the fixed cost per compile)",
+            r.object,
+            r.program,
+            r.slots,
+            r.compile.as_secs_f64() * 1e6
+        );
+    }
     // The largest programs first, until one the kernel loads.
     let mut by_size: Vec<&Row> = rows.iter().collect();
     by_size.sort_by_key(|r| std::cmp::Reverse(r.slots));
@@ -167,12 +178,13 @@ fn main() {
         match kernel_verification(spec, &r.program) {
             Ok(kernel) => {
                 println!(
-                    "largest program the kernel loads: {}:{} ({} slots): JIT compile {:.1} µs, \
-                     kernel verification {:.1} µs, ratio {:.3}",
+                    "largest program the kernel loads: {}:{} ({} slots): JIT compile {:.1} µs \
+                     ({:.0} ns per instruction), kernel verification {:.1} µs, ratio {:.3}",
                     r.object,
                     r.program,
                     r.slots,
                     r.compile.as_secs_f64() * 1e6,
+                    per_insn(r),
                     kernel.as_secs_f64() * 1e6,
                     r.compile.as_secs_f64() / kernel.as_secs_f64().max(1e-9)
                 );

@@ -45,6 +45,8 @@ mod exec;
 pub mod qemu;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_asm;
 
 use bpfkit_vm::Program;
 

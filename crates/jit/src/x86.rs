@@ -4,22 +4,17 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::blocks::leaders;
+use crate::exec::ExecMemory;
+use crate::x86_asm::*;
+use crate::JitError;
 use bpfkit_vm::engine::{
     AtomicKind, CallStep, CompiledCode, Flow, Halt, Machine, Op, FUNC_ADDR_TAG, MAP_LOOKUP_ELEM,
 };
 use bpfkit_vm::{Backing, Program, RunError};
-use iced_x86::code_asm::*;
-use iced_x86::{BlockEncoderOptions, Code, Instruction, Register};
-
-use crate::blocks::leaders;
-use crate::exec::ExecMemory;
-use crate::JitError;
 
 /// eBPF registers r0..r10 in the kernel x86 JIT's mapping.
-const R64: [AsmRegister64; 11] = [rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp];
-const R32: [AsmRegister32; 11] = [eax, edi, esi, edx, ecx, r8d, ebx, r13d, r14d, r15d, ebp];
-const R16: [AsmRegister16; 11] = [ax, di, si, dx, cx, r8w, bx, r13w, r14w, r15w, bp];
-const R8: [AsmRegister8; 11] = [al, dil, sil, dl, cl, r8b, bl, r13b, r14b, r15b, bpl];
+const R64: [Reg; 11] = [RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP];
 
 /// The block generated code works on, pointed to by r12. Offsets below.
 #[repr(C)]
@@ -179,10 +174,6 @@ thread_local! {
 
 type Tramp = extern "sysv64" fn(*mut JitCtx, u64, u64, u64) -> u64;
 
-fn asm_err(e: IcedError) -> JitError {
-    JitError::Assemble(e.to_string())
-}
-
 /// A memory access's register operand or immediate.
 #[derive(Clone, Copy)]
 enum Value {
@@ -194,33 +185,35 @@ enum Value {
 enum Stub {
     /// The block would overrun the budget.
     Budget {
-        label: CodeLabel,
+        label: Label,
         block: u32,
         insns: i32,
     },
     /// A load's slow path: the machine loads into `scratch`, then the load
     /// instruction reads it there.
     Load {
-        label: CodeLabel,
+        label: Label,
         pc: u32,
         size: i32,
-        access: CodeLabel,
+        access: Label,
     },
     /// A store's slow path: the machine stores.
     Store {
-        label: CodeLabel,
+        label: Label,
         pc: u32,
         value: Value,
-        resume: CodeLabel,
+        resume: Label,
     },
 }
 
+/// Code generation state. Label `n` of the assembler is slot `n`'s code
+/// (bound when the slot is emitted), so branches to slots need no table
+/// of their own and the slots' offsets come out of [`Asm::finish`].
 struct Gen {
-    a: CodeAssembler,
-    labels: Vec<CodeLabel>,
+    a: Asm,
     stubs: Vec<Stub>,
-    abort: CodeLabel,
-    main_exit: CodeLabel,
+    abort: Label,
+    main_exit: Label,
     /// Slots whose access the verifier proved to stay within the running
     /// function's own frame (empty: none).
     own_stack: Vec<bool>,
@@ -230,61 +223,87 @@ fn reg(i: u8) -> usize {
     (i & 15) as usize
 }
 
+/// The code of slot `pc`.
+fn slot(pc: impl TryInto<usize>) -> Label {
+    Label::nth(pc.try_into().unwrap_or(usize::MAX))
+}
+
+/// The operand width of a `size`-byte memory access.
+fn width(size: i32) -> W {
+    match size {
+        1 => W::B8,
+        2 => W::B16,
+        4 => W::B32,
+        _ => W::B64,
+    }
+}
+
+/// The code around every trampoline call, the same each time and so
+/// encoded once: r0..r9 stored to `ctx.regs`, and r0..r9 loaded back from
+/// there with r10 from `ctx.fp`.
+fn spill_code() -> &'static (Vec<u8>, Vec<u8>) {
+    static CODE: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    CODE.get_or_init(|| {
+        let mut save = Asm::new(64, 0);
+        let mut reload = Asm::new(64, 0);
+        for (i, r) in R64.iter().enumerate().take(10) {
+            save.store(W::B64, Mem::at(R12, REGS + 8 * i as i32), *r);
+            reload.load(W::B64, *r, Mem::at(R12, REGS + 8 * i as i32));
+        }
+        reload.load(W::B64, RBP, Mem::at(R12, FP));
+        (save.code().to_vec(), reload.code().to_vec())
+    })
+}
+
 impl Gen {
     /// `mov r64, v` in the shortest form.
-    fn mov_imm(&mut self, r: AsmRegister64, v: u64) -> Result<(), IcedError> {
+    fn mov_imm(&mut self, r: Reg, v: u64) {
         if v <= u32::MAX as u64 {
-            self.a.mov(low32(r), v as u32)
+            self.a.mov_r32_imm(r, v as u32)
         } else if v as i64 >= i32::MIN as i64 && v as i64 <= i32::MAX as i64 {
-            self.a.add_instruction(Instruction::with2(
-                Code::Mov_rm64_imm32,
-                Register::from(r),
-                v as i64 as i32,
-            )?)
+            self.a.mov_r64_simm32(r, v as i64 as i32)
         } else {
-            self.a.mov(r, v)
+            self.a.mov_r64_imm64(r, v)
         }
     }
 
     /// Calls trampoline `f(ctx, pc, r11, r9)` with r0..r9 saved in
     /// `ctx.regs` (where the machine reads and writes them) and reloaded
     /// after; a nonzero return aborts the run.
-    fn tcall(&mut self, f: Tramp, pc: u64) -> Result<(), IcedError> {
-        for (i, r) in R64.iter().enumerate().take(10) {
-            self.a.mov(qword_ptr(r12 + (REGS + 8 * i as i32)), *r)?;
-        }
-        self.a.mov(rdi, r12)?;
-        self.a.mov(esi, pc as u32)?;
-        self.a.mov(rdx, r11)?;
-        self.a.mov(rcx, r9)?;
-        self.a.mov(rax, f as usize as u64)?;
-        self.a.call(rax)?;
-        self.a.test(rax, rax)?;
-        self.a.jnz(self.abort)?;
-        for (i, r) in R64.iter().enumerate().take(10) {
-            self.a.mov(*r, qword_ptr(r12 + (REGS + 8 * i as i32)))?;
-        }
-        self.a.mov(rbp, qword_ptr(r12 + FP))
+    fn tcall(&mut self, f: Tramp, pc: u64) {
+        let (save, reload) = spill_code();
+        let a = &mut self.a;
+        a.raw(save);
+        a.mov_rr(W::B64, RDI, R12);
+        a.mov_r32_imm(RSI, pc as u32);
+        a.mov_rr(W::B64, RDX, R11);
+        a.mov_rr(W::B64, RCX, R9);
+        a.mov_r64_imm64(RAX, f as usize as u64);
+        a.call_reg(RAX);
+        a.test_rr(W::B64, RAX, RAX);
+        a.jcc(Cond::Ne, self.abort);
+        a.raw(reload);
     }
 
     /// Calls the function at the native address in r11 (or a label) as a
     /// bpf-to-bpf call: r6..r9 are kept across it, r10 comes back from the
     /// callee's exit, and the stack stays 16-byte aligned.
-    fn native_call(&mut self, label: Option<CodeLabel>) -> Result<(), IcedError> {
-        self.a.push(rbx)?;
-        self.a.push(r13)?;
-        self.a.push(r14)?;
-        self.a.push(r15)?;
-        self.a.sub(rsp, 8)?;
+    fn native_call(&mut self, label: Option<Label>) {
+        let a = &mut self.a;
+        a.push(RBX);
+        a.push(R13);
+        a.push(R14);
+        a.push(R15);
+        a.alu_ri(Alu::Sub, W::B64, RSP, 8);
         match label {
-            Some(l) => self.a.call(l)?,
-            None => self.a.call(r11)?,
+            Some(l) => a.call(l),
+            None => a.call_reg(R11),
         }
-        self.a.add(rsp, 8)?;
-        self.a.pop(r15)?;
-        self.a.pop(r14)?;
-        self.a.pop(r13)?;
-        self.a.pop(rbx)
+        a.alu_ri(Alu::Add, W::B64, RSP, 8);
+        a.pop(R15);
+        a.pop(R14);
+        a.pop(R13);
+        a.pop(RBX);
     }
 
     /// A checked memory access of `size` bytes at `base + off`: inline
@@ -297,41 +316,42 @@ impl Gen {
         off: i16,
         load: Option<(usize, bool)>,
         store: Option<Value>,
-    ) -> Result<(), IcedError> {
-        let slow = self.a.create_label();
-        let mut access = self.a.create_label();
+    ) {
+        let slow = self.a.new_label();
+        let access = self.a.new_label();
         let a = &mut self.a;
-        a.lea(r11, qword_ptr(R64[base] + off as i32))?;
+        a.lea(R11, Mem::at(R64[base], off as i32));
         if base == 10 && off as i32 >= -STACK && off as i32 + size <= 0 {
             // r10 is the frame pointer (no instruction writes it), so a
             // constant offset within the frame needs no bounds check: only
             // the frame's host address, 0 when the slow path must decide.
-            a.mov(r9, qword_ptr(r12 + STACK_HOST))?;
-            a.test(r9, r9)?;
-            a.jz(slow)?;
-            a.add(r9, off as i32 + STACK + size)?;
+            a.load(W::B64, R9, Mem::at(R12, STACK_HOST));
+            a.test_rr(W::B64, R9, R9);
+            a.jcc(Cond::E, slow);
+            a.alu_ri(Alu::Add, W::B64, R9, off as i32 + STACK + size);
         } else if self.own_stack.get(pc as usize) == Some(&true) {
             // The verifier proved the address within the current frame:
             // only its translation to the frame's host bytes is left.
-            a.cmp(qword_ptr(r12 + STACK_HOST), 0)?;
-            a.je(slow)?;
-            a.mov(r9, qword_ptr(r12 + STACK_DELTA))?;
-            a.lea(r9, qword_ptr(r9 + r11 + size))?;
+            a.alu_ri(Alu::Cmp, W::B64, Mem::at(R12, STACK_HOST), 0);
+            a.jcc(Cond::E, slow);
+            a.load(W::B64, R9, Mem::at(R12, STACK_DELTA));
+            a.lea(R9, Mem::indexed(R9, R11, size));
         } else {
-            self.checked_address(size, load.is_some(), slow)?;
+            self.checked_address(size, load.is_some(), slow);
         }
         let a = &mut self.a;
-        a.set_label(&mut access)?;
-        let m = r9 - size;
+        a.bind(access);
+        let m = Mem::at(R9, -size);
         if let Some((dst, signed)) = load {
+            let dst = R64[dst];
             match (size, signed) {
-                (1, false) => a.movzx(R32[dst], byte_ptr(m))?,
-                (2, false) => a.movzx(R32[dst], word_ptr(m))?,
-                (4, false) => a.mov(R32[dst], dword_ptr(m))?,
-                (8, _) => a.mov(R64[dst], qword_ptr(m))?,
-                (1, true) => a.movsx(R64[dst], byte_ptr(m))?,
-                (2, true) => a.movsx(R64[dst], word_ptr(m))?,
-                _ => a.movsxd(R64[dst], dword_ptr(m))?,
+                (1, false) => a.movzx(dst, m, W::B8),
+                (2, false) => a.movzx(dst, m, W::B16),
+                (4, false) => a.load(W::B32, dst, m),
+                (8, _) => a.load(W::B64, dst, m),
+                (1, true) => a.movsx(W::B64, dst, m, W::B8),
+                (2, true) => a.movsx(W::B64, dst, m, W::B16),
+                _ => a.movsx(W::B64, dst, m, W::B32),
             }
             self.stubs.push(Stub::Load {
                 label: slow,
@@ -340,432 +360,315 @@ impl Gen {
                 access,
             });
         } else if let Some(value) = store {
-            match (value, size) {
-                (Value::Reg(s), 1) => a.mov(byte_ptr(m), R8[s])?,
-                (Value::Reg(s), 2) => a.mov(word_ptr(m), R16[s])?,
-                (Value::Reg(s), 4) => a.mov(dword_ptr(m), R32[s])?,
-                (Value::Reg(s), _) => a.mov(qword_ptr(m), R64[s])?,
-                (Value::Imm(v), 1) => a.mov(byte_ptr(m), v as u8 as u32)?,
-                (Value::Imm(v), 2) => a.mov(word_ptr(m), v as u16 as u32)?,
-                (Value::Imm(v), 4) => a.mov(dword_ptr(m), v as u32)?,
-                (Value::Imm(v), _) => a.mov(qword_ptr(m), v as i64 as i32)?,
+            match value {
+                Value::Reg(s) => a.store(width(size), m, R64[s]),
+                // Narrower stores take the immediate's low bytes.
+                Value::Imm(v) => a.store_imm(width(size), m, v as i64 as i32),
             }
-            let resume = self.labels[pc as usize + 1];
             self.stubs.push(Stub::Store {
                 label: slow,
                 pc,
                 value,
-                resume,
+                resume: slot(pc as usize + 1),
             });
         }
-        Ok(())
     }
 
     /// The region-table check of the address in r11 for `size` bytes:
     /// leaves the host address of its end in r9, or jumps to `slow`.
-    fn checked_address(&mut self, size: i32, load: bool, slow: CodeLabel) -> Result<(), IcedError> {
+    fn checked_address(&mut self, size: i32, load: bool, slow: Label) {
         let a = &mut self.a;
-        a.mov(r10, r11)?;
-        a.shr(r10, 32u32)?;
-        a.sub(r10, 1)?;
-        a.cmp(r10, qword_ptr(r12 + NREGIONS))?;
-        a.jae(slow)?;
-        a.shl(r10, 5u32)?;
-        a.add(r10, qword_ptr(r12 + TABLE))?;
-        a.mov(r9d, r11d)?;
-        a.add(r9, size)?;
+        a.mov_rr(W::B64, R10, R11);
+        a.shift_imm(Shift::Shr, W::B64, R10, 32);
+        a.alu_ri(Alu::Sub, W::B64, R10, 1);
+        a.alu_rm(Alu::Cmp, W::B64, R10, Mem::at(R12, NREGIONS));
+        a.jcc(Cond::Ae, slow);
+        a.shift_imm(Shift::Shl, W::B64, R10, 5);
+        a.alu_rm(Alu::Add, W::B64, R10, Mem::at(R12, TABLE));
+        a.mov_rr(W::B32, R9, R11);
+        a.alu_ri(Alu::Add, W::B64, R9, size);
         let len_field = if load { 8 } else { 16 };
-        a.cmp(r9, qword_ptr(r10 + len_field))?;
-        a.ja(slow)?;
-        a.add(r9, qword_ptr(r10))
+        a.alu_rm(Alu::Cmp, W::B64, R9, Mem::at(R10, len_field));
+        a.jcc(Cond::A, slow);
+        a.alu_rm(Alu::Add, W::B64, R9, Mem::at(R10, 0));
     }
 
-    fn alu(&mut self, op: Op, pc: u32) -> Result<bool, IcedError> {
+    fn alu(&mut self, op: Op, pc: u32) -> bool {
         use Op::*;
+        use W::{B32, B64};
         let a = &mut self.a;
+        let r = |i: u8| R64[reg(i)];
         match op {
-            Add64I(d, v) => a.add(R64[reg(d)], v as i64 as i32)?,
-            Sub64I(d, v) => a.sub(R64[reg(d)], v as i64 as i32)?,
-            Mul64I(d, v) => a.imul_3(R64[reg(d)], R64[reg(d)], v as i64 as i32)?,
-            Or64I(d, v) => a.or(R64[reg(d)], v as i64 as i32)?,
-            And64I(d, v) => a.and(R64[reg(d)], v as i64 as i32)?,
-            Xor64I(d, v) => a.xor(R64[reg(d)], v as i64 as i32)?,
-            Lsh64I(d, v) => a.shl(R64[reg(d)], v as u32 & 63)?,
-            Rsh64I(d, v) => a.shr(R64[reg(d)], v as u32 & 63)?,
-            Arsh64I(d, v) => a.sar(R64[reg(d)], v as u32 & 63)?,
-            Mov64I(d, v) | Lddw(d, v) => self.mov_imm(R64[reg(d)], v)?,
-            LdFunc(d, t) => self.mov_imm(R64[reg(d)], FUNC_ADDR_TAG | t as u64)?,
-            Add64R(d, s) => a.add(R64[reg(d)], R64[reg(s)])?,
-            Sub64R(d, s) => a.sub(R64[reg(d)], R64[reg(s)])?,
-            Mul64R(d, s) => a.imul_2(R64[reg(d)], R64[reg(s)])?,
-            Or64R(d, s) => a.or(R64[reg(d)], R64[reg(s)])?,
-            And64R(d, s) => a.and(R64[reg(d)], R64[reg(s)])?,
-            Xor64R(d, s) => a.xor(R64[reg(d)], R64[reg(s)])?,
-            Mov64R(d, s) => a.mov(R64[reg(d)], R64[reg(s)])?,
-            Add32I(d, v) => a.add(R32[reg(d)], v as i32)?,
-            Sub32I(d, v) => a.sub(R32[reg(d)], v as i32)?,
-            Mul32I(d, v) => a.imul_3(R32[reg(d)], R32[reg(d)], v as i32)?,
-            Or32I(d, v) => a.or(R32[reg(d)], v as i32)?,
-            And32I(d, v) => a.and(R32[reg(d)], v as i32)?,
-            Xor32I(d, v) => a.xor(R32[reg(d)], v as i32)?,
-            Lsh32I(d, v) => shift32_imm(a, 0, reg(d), v)?,
-            Rsh32I(d, v) => shift32_imm(a, 1, reg(d), v)?,
-            Arsh32I(d, v) => shift32_imm(a, 2, reg(d), v)?,
-            Mov32I(d, v) => a.mov(R32[reg(d)], v)?,
-            Add32R(d, s) => a.add(R32[reg(d)], R32[reg(s)])?,
-            Sub32R(d, s) => a.sub(R32[reg(d)], R32[reg(s)])?,
-            Mul32R(d, s) => a.imul_2(R32[reg(d)], R32[reg(s)])?,
-            Or32R(d, s) => a.or(R32[reg(d)], R32[reg(s)])?,
-            And32R(d, s) => a.and(R32[reg(d)], R32[reg(s)])?,
-            Xor32R(d, s) => a.xor(R32[reg(d)], R32[reg(s)])?,
-            Mov32R(d, s) => a.mov(R32[reg(d)], R32[reg(s)])?,
-            Lsh64R(d, s) => shift_reg(a, 0, reg(d), reg(s), true)?,
-            Rsh64R(d, s) => shift_reg(a, 1, reg(d), reg(s), true)?,
-            Arsh64R(d, s) => shift_reg(a, 2, reg(d), reg(s), true)?,
-            Lsh32R(d, s) => shift_reg(a, 0, reg(d), reg(s), false)?,
-            Rsh32R(d, s) => shift_reg(a, 1, reg(d), reg(s), false)?,
-            Arsh32R(d, s) => shift_reg(a, 2, reg(d), reg(s), false)?,
-            Div64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, false, false)?,
-            Sdiv64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, true, false)?,
-            Mod64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, false, true)?,
-            Smod64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, true, true)?,
-            Div64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, false, false)?,
-            Sdiv64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, true, false)?,
-            Mod64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, false, true)?,
-            Smod64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, true, true)?,
-            Div32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, false, false)?,
-            Sdiv32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, true, false)?,
-            Mod32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, false, true)?,
-            Smod32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, true, true)?,
-            Div32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, false, false)?,
-            Sdiv32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, true, false)?,
-            Mod32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, false, true)?,
-            Smod32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, true, true)?,
+            Add64I(d, v) => a.alu_ri(Alu::Add, B64, r(d), v as i64 as i32),
+            Sub64I(d, v) => a.alu_ri(Alu::Sub, B64, r(d), v as i64 as i32),
+            Mul64I(d, v) => a.imul_rri(B64, r(d), r(d), v as i64 as i32),
+            Or64I(d, v) => a.alu_ri(Alu::Or, B64, r(d), v as i64 as i32),
+            And64I(d, v) => a.alu_ri(Alu::And, B64, r(d), v as i64 as i32),
+            Xor64I(d, v) => a.alu_ri(Alu::Xor, B64, r(d), v as i64 as i32),
+            Lsh64I(d, v) => a.shift_imm(Shift::Shl, B64, r(d), (v & 63) as u8),
+            Rsh64I(d, v) => a.shift_imm(Shift::Shr, B64, r(d), (v & 63) as u8),
+            Arsh64I(d, v) => a.shift_imm(Shift::Sar, B64, r(d), (v & 63) as u8),
+            Mov64I(d, v) | Lddw(d, v) => self.mov_imm(r(d), v),
+            LdFunc(d, t) => self.mov_imm(r(d), FUNC_ADDR_TAG | t as u64),
+            Add64R(d, s) => a.alu_rr(Alu::Add, B64, r(d), r(s)),
+            Sub64R(d, s) => a.alu_rr(Alu::Sub, B64, r(d), r(s)),
+            Mul64R(d, s) => a.imul_rr(B64, r(d), r(s)),
+            Or64R(d, s) => a.alu_rr(Alu::Or, B64, r(d), r(s)),
+            And64R(d, s) => a.alu_rr(Alu::And, B64, r(d), r(s)),
+            Xor64R(d, s) => a.alu_rr(Alu::Xor, B64, r(d), r(s)),
+            Mov64R(d, s) => a.mov_rr(B64, r(d), r(s)),
+            Add32I(d, v) => a.alu_ri(Alu::Add, B32, r(d), v as i32),
+            Sub32I(d, v) => a.alu_ri(Alu::Sub, B32, r(d), v as i32),
+            Mul32I(d, v) => a.imul_rri(B32, r(d), r(d), v as i32),
+            Or32I(d, v) => a.alu_ri(Alu::Or, B32, r(d), v as i32),
+            And32I(d, v) => a.alu_ri(Alu::And, B32, r(d), v as i32),
+            Xor32I(d, v) => a.alu_ri(Alu::Xor, B32, r(d), v as i32),
+            Lsh32I(d, v) => shift32_imm(a, Shift::Shl, r(d), v),
+            Rsh32I(d, v) => shift32_imm(a, Shift::Shr, r(d), v),
+            Arsh32I(d, v) => shift32_imm(a, Shift::Sar, r(d), v),
+            Mov32I(d, v) => a.mov_r32_imm(r(d), v),
+            Add32R(d, s) => a.alu_rr(Alu::Add, B32, r(d), r(s)),
+            Sub32R(d, s) => a.alu_rr(Alu::Sub, B32, r(d), r(s)),
+            Mul32R(d, s) => a.imul_rr(B32, r(d), r(s)),
+            Or32R(d, s) => a.alu_rr(Alu::Or, B32, r(d), r(s)),
+            And32R(d, s) => a.alu_rr(Alu::And, B32, r(d), r(s)),
+            Xor32R(d, s) => a.alu_rr(Alu::Xor, B32, r(d), r(s)),
+            Mov32R(d, s) => a.mov_rr(B32, r(d), r(s)),
+            Lsh64R(d, s) => shift_reg(a, Shift::Shl, r(d), r(s), B64),
+            Rsh64R(d, s) => shift_reg(a, Shift::Shr, r(d), r(s), B64),
+            Arsh64R(d, s) => shift_reg(a, Shift::Sar, r(d), r(s), B64),
+            Lsh32R(d, s) => shift_reg(a, Shift::Shl, r(d), r(s), B32),
+            Rsh32R(d, s) => shift_reg(a, Shift::Shr, r(d), r(s), B32),
+            Arsh32R(d, s) => shift_reg(a, Shift::Sar, r(d), r(s), B32),
+            Div64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, false, false),
+            Sdiv64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, true, false),
+            Mod64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, false, true),
+            Smod64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, true, true),
+            Div64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, false, false),
+            Sdiv64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, true, false),
+            Mod64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, false, true),
+            Smod64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, true, true),
+            Div32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, false, false),
+            Sdiv32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, true, false),
+            Mod32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, false, true),
+            Smod32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, true, true),
+            Div32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, false, false),
+            Sdiv32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, true, false),
+            Mod32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, false, true),
+            Smod32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, true, true),
             Movsx64(d, s, bits) => match bits {
-                8 => a.movsx(R64[reg(d)], R8[reg(s)])?,
-                16 => a.movsx(R64[reg(d)], R16[reg(s)])?,
-                _ => a.movsxd(R64[reg(d)], R32[reg(s)])?,
+                8 => a.movsx(B64, r(d), r(s), W::B8),
+                16 => a.movsx(B64, r(d), r(s), W::B16),
+                _ => a.movsx(B64, r(d), r(s), B32),
             },
             Movsx32(d, s, bits) => match bits {
-                8 => a.movsx(R32[reg(d)], R8[reg(s)])?,
-                16 => a.movsx(R32[reg(d)], R16[reg(s)])?,
-                _ => a.mov(R32[reg(d)], R32[reg(s)])?,
+                8 => a.movsx(B32, r(d), r(s), W::B8),
+                16 => a.movsx(B32, r(d), r(s), W::B16),
+                _ => a.mov_rr(B32, r(d), r(s)),
             },
-            Neg64(d) => a.neg(R64[reg(d)])?,
-            Neg32(d) => a.neg(R32[reg(d)])?,
+            Neg64(d) => a.unary(Unary::Neg, B64, r(d)),
+            Neg32(d) => a.unary(Unary::Neg, B32, r(d)),
             Le(d, bits) => match bits {
-                16 => a.movzx(R32[reg(d)], R16[reg(d)])?,
-                32 => a.mov(R32[reg(d)], R32[reg(d)])?,
-                _ => a.nop()?,
+                16 => a.movzx(r(d), r(d), W::B16),
+                32 => a.mov_rr(B32, r(d), r(d)),
+                _ => a.nop(),
             },
             Swap(d, bits) => match bits {
                 16 => {
-                    a.ror(R16[reg(d)], 8u32)?;
-                    a.movzx(R32[reg(d)], R16[reg(d)])?
+                    a.shift_imm(Shift::Ror, W::B16, r(d), 8);
+                    a.movzx(r(d), r(d), W::B16)
                 }
-                32 => a.bswap(R32[reg(d)])?,
-                _ => a.bswap(R64[reg(d)])?,
+                32 => a.bswap(B32, r(d)),
+                _ => a.bswap(B64, r(d)),
             },
-            _ => return Ok(false),
+            _ => return false,
         }
-        Ok(true)
+        true
     }
 
     /// Division and modulo as RFC 9669 defines them: by zero, div gives 0
     /// and mod leaves the dividend; signed INT_MIN / -1 wraps (x86 would
     /// trap, so -1 is handled apart). x86's divide needs rdx:rax, which
     /// hold r3 and r0: they are kept in r9/r10 around it.
-    fn divmod(
-        &mut self,
-        pc: u32,
-        d: usize,
-        src: Value,
-        w64: bool,
-        signed: bool,
-        is_mod: bool,
-    ) -> Result<(), IcedError> {
-        let done = self.labels[pc as usize + 1];
-        let a = &mut self.a;
+    fn divmod(&mut self, pc: u32, d: usize, src: Value, w64: bool, signed: bool, is_mod: bool) {
+        let done = slot(pc as usize + 1);
+        let w = if w64 { W::B64 } else { W::B32 };
+        let dst = R64[d];
         let minus_one = if w64 { u64::MAX } else { u32::MAX as u64 };
-        let zero_case = |a: &mut CodeAssembler| -> Result<(), IcedError> {
+        let zero_case = |a: &mut Asm| {
             if !is_mod {
-                a.xor(R32[d], R32[d])
+                a.alu_rr(Alu::Xor, W::B32, dst, dst)
             } else if !w64 {
-                a.mov(R32[d], R32[d])
+                a.mov_rr(W::B32, dst, dst)
             } else {
                 a.nop()
             }
         };
-        let minus_one_case = |a: &mut CodeAssembler| -> Result<(), IcedError> {
+        let minus_one_case = |a: &mut Asm| {
             if is_mod {
-                a.xor(R32[d], R32[d])
-            } else if w64 {
-                a.neg(R64[d])
+                a.alu_rr(Alu::Xor, W::B32, dst, dst)
             } else {
-                a.neg(R32[d])
+                a.unary(Unary::Neg, w, dst)
             }
         };
         match src {
-            Value::Imm(0) => return zero_case(a),
-            Value::Imm(v) if signed && v == minus_one => return minus_one_case(a),
+            Value::Imm(0) => return zero_case(&mut self.a),
+            Value::Imm(v) if signed && v == minus_one => return minus_one_case(&mut self.a),
             Value::Imm(v) => {
                 if w64 {
-                    self.mov_imm(r11, v)?;
+                    self.mov_imm(R11, v);
                 } else {
-                    self.a.mov(r11d, v as u32)?;
+                    self.a.mov_r32_imm(R11, v as u32);
                 }
             }
             Value::Reg(s) => {
-                let mut zero = self.a.create_label();
-                let mut m1 = self.a.create_label();
-                let mut go = self.a.create_label();
                 let a = &mut self.a;
-                if w64 {
-                    a.mov(r11, R64[s])?;
-                    a.test(r11, r11)?;
-                } else {
-                    a.mov(r11d, R32[s])?;
-                    a.test(r11d, r11d)?;
-                }
-                a.jz(zero)?;
+                let zero = a.new_label();
+                let m1 = a.new_label();
+                let go = a.new_label();
+                a.mov_rr(w, R11, R64[s]);
+                a.test_rr(w, R11, R11);
+                a.jcc(Cond::E, zero);
                 if signed {
-                    if w64 {
-                        a.cmp(r11, -1)?;
-                    } else {
-                        a.cmp(r11d, -1)?;
-                    }
-                    a.je(m1)?;
+                    a.alu_ri(Alu::Cmp, w, R11, -1);
+                    a.jcc(Cond::E, m1);
                 }
-                a.jmp(go)?;
-                a.set_label(&mut zero)?;
-                zero_case(a)?;
-                a.jmp(done)?;
+                a.jmp(go);
+                a.bind(zero);
+                zero_case(a);
+                a.jmp(done);
                 if signed {
-                    a.set_label(&mut m1)?;
-                    minus_one_case(a)?;
-                    a.jmp(done)?;
+                    a.bind(m1);
+                    minus_one_case(a);
+                    a.jmp(done);
                 }
-                a.set_label(&mut go)?;
+                a.bind(go);
             }
         }
         let a = &mut self.a;
-        a.mov(r9, rax)?;
-        a.mov(r10, rdx)?;
-        if w64 {
-            a.mov(rax, R64[d])?;
-            if signed {
-                a.cqo()?;
-                a.idiv(r11)?;
+        a.mov_rr(W::B64, R9, RAX);
+        a.mov_rr(W::B64, R10, RDX);
+        a.mov_rr(w, RAX, dst);
+        if signed {
+            if w64 {
+                a.cqo();
             } else {
-                a.xor(edx, edx)?;
-                a.div(r11)?;
+                a.cdq();
             }
-            a.mov(r11, if is_mod { rdx } else { rax })?;
-            a.mov(rax, r9)?;
-            a.mov(rdx, r10)?;
-            a.mov(R64[d], r11)?;
+            a.unary(Unary::Idiv, w, R11);
         } else {
-            a.mov(eax, R32[d])?;
-            if signed {
-                a.cdq()?;
-                a.idiv(r11d)?;
-            } else {
-                a.xor(edx, edx)?;
-                a.div(r11d)?;
-            }
-            a.mov(r11d, if is_mod { edx } else { eax })?;
-            a.mov(rax, r9)?;
-            a.mov(rdx, r10)?;
-            a.mov(R32[d], r11d)?;
+            a.alu_rr(Alu::Xor, W::B32, RDX, RDX);
+            a.unary(Unary::Div, w, R11);
         }
-        Ok(())
+        a.mov_rr(w, R11, if is_mod { RDX } else { RAX });
+        a.mov_rr(W::B64, RAX, R9);
+        a.mov_rr(W::B64, RDX, R10);
+        a.mov_rr(w, dst, R11);
     }
 
-    /// A conditional jump: `cond` is the x86 condition after `cmp`/`test`.
-    fn jump(&mut self, op: Op) -> Result<bool, IcedError> {
+    /// A conditional jump: `cmp`/`test` then the x86 condition (`jset`
+    /// is `test` and "not zero").
+    fn jump(&mut self, op: Op) -> bool {
         use Op::*;
-        #[derive(Clone, Copy)]
-        enum C {
-            E,
-            A,
-            Ae,
-            Set,
-            Ne,
-            G,
-            Ge,
-            B,
-            Be,
-            L,
-            Le,
-        }
-        let (c, d, src, w64, t) = match op {
-            Jeq64I(d, v, t) => (C::E, d, Value::Imm(v), true, t),
-            Jgt64I(d, v, t) => (C::A, d, Value::Imm(v), true, t),
-            Jge64I(d, v, t) => (C::Ae, d, Value::Imm(v), true, t),
-            Jset64I(d, v, t) => (C::Set, d, Value::Imm(v), true, t),
-            Jne64I(d, v, t) => (C::Ne, d, Value::Imm(v), true, t),
-            Jsgt64I(d, v, t) => (C::G, d, Value::Imm(v), true, t),
-            Jsge64I(d, v, t) => (C::Ge, d, Value::Imm(v), true, t),
-            Jlt64I(d, v, t) => (C::B, d, Value::Imm(v), true, t),
-            Jle64I(d, v, t) => (C::Be, d, Value::Imm(v), true, t),
-            Jslt64I(d, v, t) => (C::L, d, Value::Imm(v), true, t),
-            Jsle64I(d, v, t) => (C::Le, d, Value::Imm(v), true, t),
-            Jeq64R(d, s, t) => (C::E, d, Value::Reg(reg(s)), true, t),
-            Jgt64R(d, s, t) => (C::A, d, Value::Reg(reg(s)), true, t),
-            Jge64R(d, s, t) => (C::Ae, d, Value::Reg(reg(s)), true, t),
-            Jset64R(d, s, t) => (C::Set, d, Value::Reg(reg(s)), true, t),
-            Jne64R(d, s, t) => (C::Ne, d, Value::Reg(reg(s)), true, t),
-            Jsgt64R(d, s, t) => (C::G, d, Value::Reg(reg(s)), true, t),
-            Jsge64R(d, s, t) => (C::Ge, d, Value::Reg(reg(s)), true, t),
-            Jlt64R(d, s, t) => (C::B, d, Value::Reg(reg(s)), true, t),
-            Jle64R(d, s, t) => (C::Be, d, Value::Reg(reg(s)), true, t),
-            Jslt64R(d, s, t) => (C::L, d, Value::Reg(reg(s)), true, t),
-            Jsle64R(d, s, t) => (C::Le, d, Value::Reg(reg(s)), true, t),
-            Jeq32I(d, v, t) => (C::E, d, Value::Imm(v as u64), false, t),
-            Jgt32I(d, v, t) => (C::A, d, Value::Imm(v as u64), false, t),
-            Jge32I(d, v, t) => (C::Ae, d, Value::Imm(v as u64), false, t),
-            Jset32I(d, v, t) => (C::Set, d, Value::Imm(v as u64), false, t),
-            Jne32I(d, v, t) => (C::Ne, d, Value::Imm(v as u64), false, t),
-            Jsgt32I(d, v, t) => (C::G, d, Value::Imm(v as u64), false, t),
-            Jsge32I(d, v, t) => (C::Ge, d, Value::Imm(v as u64), false, t),
-            Jlt32I(d, v, t) => (C::B, d, Value::Imm(v as u64), false, t),
-            Jle32I(d, v, t) => (C::Be, d, Value::Imm(v as u64), false, t),
-            Jslt32I(d, v, t) => (C::L, d, Value::Imm(v as u64), false, t),
-            Jsle32I(d, v, t) => (C::Le, d, Value::Imm(v as u64), false, t),
-            Jeq32R(d, s, t) => (C::E, d, Value::Reg(reg(s)), false, t),
-            Jgt32R(d, s, t) => (C::A, d, Value::Reg(reg(s)), false, t),
-            Jge32R(d, s, t) => (C::Ae, d, Value::Reg(reg(s)), false, t),
-            Jset32R(d, s, t) => (C::Set, d, Value::Reg(reg(s)), false, t),
-            Jne32R(d, s, t) => (C::Ne, d, Value::Reg(reg(s)), false, t),
-            Jsgt32R(d, s, t) => (C::G, d, Value::Reg(reg(s)), false, t),
-            Jsge32R(d, s, t) => (C::Ge, d, Value::Reg(reg(s)), false, t),
-            Jlt32R(d, s, t) => (C::B, d, Value::Reg(reg(s)), false, t),
-            Jle32R(d, s, t) => (C::Be, d, Value::Reg(reg(s)), false, t),
-            Jslt32R(d, s, t) => (C::L, d, Value::Reg(reg(s)), false, t),
-            Jsle32R(d, s, t) => (C::Le, d, Value::Reg(reg(s)), false, t),
+        let (c, set, d, src, w64, t) = match op {
+            Jeq64I(d, v, t) => (Cond::E, false, d, Value::Imm(v), true, t),
+            Jgt64I(d, v, t) => (Cond::A, false, d, Value::Imm(v), true, t),
+            Jge64I(d, v, t) => (Cond::Ae, false, d, Value::Imm(v), true, t),
+            Jset64I(d, v, t) => (Cond::Ne, true, d, Value::Imm(v), true, t),
+            Jne64I(d, v, t) => (Cond::Ne, false, d, Value::Imm(v), true, t),
+            Jsgt64I(d, v, t) => (Cond::G, false, d, Value::Imm(v), true, t),
+            Jsge64I(d, v, t) => (Cond::Ge, false, d, Value::Imm(v), true, t),
+            Jlt64I(d, v, t) => (Cond::B, false, d, Value::Imm(v), true, t),
+            Jle64I(d, v, t) => (Cond::Be, false, d, Value::Imm(v), true, t),
+            Jslt64I(d, v, t) => (Cond::L, false, d, Value::Imm(v), true, t),
+            Jsle64I(d, v, t) => (Cond::Le, false, d, Value::Imm(v), true, t),
+            Jeq64R(d, s, t) => (Cond::E, false, d, Value::Reg(reg(s)), true, t),
+            Jgt64R(d, s, t) => (Cond::A, false, d, Value::Reg(reg(s)), true, t),
+            Jge64R(d, s, t) => (Cond::Ae, false, d, Value::Reg(reg(s)), true, t),
+            Jset64R(d, s, t) => (Cond::Ne, true, d, Value::Reg(reg(s)), true, t),
+            Jne64R(d, s, t) => (Cond::Ne, false, d, Value::Reg(reg(s)), true, t),
+            Jsgt64R(d, s, t) => (Cond::G, false, d, Value::Reg(reg(s)), true, t),
+            Jsge64R(d, s, t) => (Cond::Ge, false, d, Value::Reg(reg(s)), true, t),
+            Jlt64R(d, s, t) => (Cond::B, false, d, Value::Reg(reg(s)), true, t),
+            Jle64R(d, s, t) => (Cond::Be, false, d, Value::Reg(reg(s)), true, t),
+            Jslt64R(d, s, t) => (Cond::L, false, d, Value::Reg(reg(s)), true, t),
+            Jsle64R(d, s, t) => (Cond::Le, false, d, Value::Reg(reg(s)), true, t),
+            Jeq32I(d, v, t) => (Cond::E, false, d, Value::Imm(v as u64), false, t),
+            Jgt32I(d, v, t) => (Cond::A, false, d, Value::Imm(v as u64), false, t),
+            Jge32I(d, v, t) => (Cond::Ae, false, d, Value::Imm(v as u64), false, t),
+            Jset32I(d, v, t) => (Cond::Ne, true, d, Value::Imm(v as u64), false, t),
+            Jne32I(d, v, t) => (Cond::Ne, false, d, Value::Imm(v as u64), false, t),
+            Jsgt32I(d, v, t) => (Cond::G, false, d, Value::Imm(v as u64), false, t),
+            Jsge32I(d, v, t) => (Cond::Ge, false, d, Value::Imm(v as u64), false, t),
+            Jlt32I(d, v, t) => (Cond::B, false, d, Value::Imm(v as u64), false, t),
+            Jle32I(d, v, t) => (Cond::Be, false, d, Value::Imm(v as u64), false, t),
+            Jslt32I(d, v, t) => (Cond::L, false, d, Value::Imm(v as u64), false, t),
+            Jsle32I(d, v, t) => (Cond::Le, false, d, Value::Imm(v as u64), false, t),
+            Jeq32R(d, s, t) => (Cond::E, false, d, Value::Reg(reg(s)), false, t),
+            Jgt32R(d, s, t) => (Cond::A, false, d, Value::Reg(reg(s)), false, t),
+            Jge32R(d, s, t) => (Cond::Ae, false, d, Value::Reg(reg(s)), false, t),
+            Jset32R(d, s, t) => (Cond::Ne, true, d, Value::Reg(reg(s)), false, t),
+            Jne32R(d, s, t) => (Cond::Ne, false, d, Value::Reg(reg(s)), false, t),
+            Jsgt32R(d, s, t) => (Cond::G, false, d, Value::Reg(reg(s)), false, t),
+            Jsge32R(d, s, t) => (Cond::Ge, false, d, Value::Reg(reg(s)), false, t),
+            Jlt32R(d, s, t) => (Cond::B, false, d, Value::Reg(reg(s)), false, t),
+            Jle32R(d, s, t) => (Cond::Be, false, d, Value::Reg(reg(s)), false, t),
+            Jslt32R(d, s, t) => (Cond::L, false, d, Value::Reg(reg(s)), false, t),
+            Jsle32R(d, s, t) => (Cond::Le, false, d, Value::Reg(reg(s)), false, t),
             Ja(t) => {
-                self.a.jmp(self.labels[t as usize])?;
-                return Ok(true);
+                self.a.jmp(slot(t));
+                return true;
             }
-            _ => return Ok(false),
+            _ => return false,
         };
-        let d = reg(d);
+        let d = R64[reg(d)];
+        let w = if w64 { W::B64 } else { W::B32 };
         let a = &mut self.a;
-        let set = matches!(c, C::Set);
-        match (src, w64) {
-            (Value::Imm(v), true) => {
-                let v = v as i64 as i32;
-                if set {
-                    a.test(R64[d], v)?
-                } else {
-                    a.cmp(R64[d], v)?
-                }
-            }
-            (Value::Imm(v), false) => {
-                if set {
-                    a.test(R32[d], v as u32)?
-                } else {
-                    a.cmp(R32[d], v as u32)?
-                }
-            }
-            (Value::Reg(s), true) => {
-                if set {
-                    a.test(R64[d], R64[s])?
-                } else {
-                    a.cmp(R64[d], R64[s])?
-                }
-            }
-            (Value::Reg(s), false) => {
-                if set {
-                    a.test(R32[d], R32[s])?
-                } else {
-                    a.cmp(R32[d], R32[s])?
-                }
-            }
+        // A 64-bit immediate is the sign-extended 32-bit one; a 32-bit
+        // compare takes its 32 bits as they are.
+        match (src, set) {
+            (Value::Imm(v), true) => a.test_ri(w, d, v as i64 as i32),
+            (Value::Imm(v), false) => a.alu_ri(Alu::Cmp, w, d, v as i64 as i32),
+            (Value::Reg(s), true) => a.test_rr(w, d, R64[s]),
+            (Value::Reg(s), false) => a.alu_rr(Alu::Cmp, w, d, R64[s]),
         }
-        let l = self.labels[t as usize];
-        match c {
-            C::E => a.je(l)?,
-            C::A => a.ja(l)?,
-            C::Ae => a.jae(l)?,
-            C::Set | C::Ne => a.jne(l)?,
-            C::G => a.jg(l)?,
-            C::Ge => a.jge(l)?,
-            C::B => a.jb(l)?,
-            C::Be => a.jbe(l)?,
-            C::L => a.jl(l)?,
-            C::Le => a.jle(l)?,
-        }
-        Ok(true)
-    }
-}
-
-/// The low 32 bits of a register the JIT uses.
-fn low32(r: AsmRegister64) -> AsmRegister32 {
-    if let Some(i) = R64.iter().position(|&x| x == r) {
-        return R32[i];
-    }
-    if r == r9 {
-        r9d
-    } else if r == r10 {
-        r10d
-    } else {
-        r11d
+        a.jcc(c, slot(t));
+        true
     }
 }
 
 /// 32-bit shift by an immediate; a count of 0 still zero-extends.
-fn shift32_imm(a: &mut CodeAssembler, kind: u8, d: usize, v: u32) -> Result<(), IcedError> {
+fn shift32_imm(a: &mut Asm, op: Shift, d: Reg, v: u32) {
     let n = v & 31;
     if n == 0 {
-        return a.mov(R32[d], R32[d]);
-    }
-    match kind {
-        0 => a.shl(R32[d], n),
-        1 => a.shr(R32[d], n),
-        _ => a.sar(R32[d], n),
+        a.mov_rr(W::B32, d, d)
+    } else {
+        a.shift_imm(op, W::B32, d, n as u8)
     }
 }
 
 /// Shift by a register: x86 takes the count in cl (r4's rcx), and masks it
 /// to 63 or 31 as the interpreter's `wrapping_shl` does.
-fn shift_reg(
-    a: &mut CodeAssembler,
-    kind: u8,
-    d: usize,
-    s: usize,
-    w64: bool,
-) -> Result<(), IcedError> {
-    let sh = |a: &mut CodeAssembler, r: AsmRegister64| -> Result<(), IcedError> {
-        if w64 {
-            match kind {
-                0 => a.shl(r, cl),
-                1 => a.shr(r, cl),
-                _ => a.sar(r, cl),
-            }
-        } else {
-            let r = low32(r);
-            match kind {
-                0 => a.shl(r, cl)?,
-                1 => a.shr(r, cl)?,
-                _ => a.sar(r, cl)?,
-            }
+fn shift_reg(a: &mut Asm, op: Shift, d: Reg, s: Reg, w: W) {
+    let sh = |a: &mut Asm, r: Reg| {
+        a.shift_cl(op, w, r);
+        if w == W::B32 {
             // A count of 0 leaves the register unwritten: zero-extend.
-            a.mov(r, r)
+            a.mov_rr(W::B32, r, r)
         }
     };
-    if s == 4 {
-        sh(a, R64[d])
-    } else if d == 4 {
-        a.mov(r11, rcx)?;
-        a.mov(rcx, R64[s])?;
-        sh(a, r11)?;
-        a.mov(rcx, r11)
+    if s == RCX {
+        sh(a, d)
+    } else if d == RCX {
+        a.mov_rr(W::B64, R11, RCX);
+        a.mov_rr(W::B64, RCX, s);
+        sh(a, R11);
+        a.mov_rr(W::B64, RCX, R11)
     } else {
-        a.mov(r11, rcx)?;
-        a.mov(rcx, R64[s])?;
-        sh(a, R64[d])?;
-        a.mov(rcx, r11)
+        a.mov_rr(W::B64, R11, RCX);
+        a.mov_rr(W::B64, RCX, s);
+        sh(a, d);
+        a.mov_rr(W::B64, RCX, R11)
     }
 }
 
@@ -784,21 +687,22 @@ impl JitProgram {
     ) -> Result<JitProgram, JitError> {
         let compiled_from = program.ops().as_ptr() as usize;
         let ops = program.ops().to_vec();
+        let n = ops.len();
         let lead = leaders(&ops);
-        let mut a = CodeAssembler::new(64).map_err(asm_err)?;
-        let labels: Vec<CodeLabel> = (0..ops.len()).map(|_| a.create_label()).collect();
-        let abort = a.create_label();
-        let main_exit = a.create_label();
+        // Labels 0..=n are the slots (n: the end, never a target of a
+        // validated program); about 64 bytes of code per slot is typical.
+        let mut a = Asm::new(64 * n + 256, n + 1);
+        let abort = a.new_label();
+        let main_exit = a.new_label();
         let mut g = Gen {
             a,
-            labels,
             stubs: Vec::new(),
             abort,
             main_exit,
             own_stack,
         };
         let mut blocks: Vec<Vec<u32>> = Vec::new();
-        let mut block_of = vec![u32::MAX; ops.len()];
+        let mut block_of = vec![u32::MAX; n];
         for (pc, op) in ops.iter().enumerate() {
             if *op == Op::LdImm64Tail {
                 continue;
@@ -812,24 +716,21 @@ impl JitProgram {
                 block_of[pc] = b as u32;
             }
         }
-        g.body(&ops, &blocks, &block_of).map_err(asm_err)?;
-        let result =
-            g.a.assemble_options(0, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)
-                .map_err(asm_err)?;
-        let code = result.inner.code_buffer.clone();
+        g.body(&ops, &blocks, &block_of);
+        let (code, mut offsets) = g.a.finish()?;
+        offsets.truncate(n);
         let memory = ExecMemory::new(&code)?;
-        let mut native = vec![0u64; ops.len()];
-        let mut offsets = vec![u32::MAX; ops.len()];
-        for (pc, op) in ops.iter().enumerate() {
-            if *op == Op::LdImm64Tail {
-                continue;
-            }
-            let off = result.label_ip(&g.labels[pc]).map_err(asm_err)?;
-            offsets[pc] = off as u32;
-            if lead[pc] {
-                native[pc] = memory.addr() + off;
-            }
-        }
+        let native = offsets
+            .iter()
+            .zip(&lead)
+            .map(|(&off, &lead)| {
+                if lead && off != u32::MAX {
+                    memory.addr() + off as u64
+                } else {
+                    0
+                }
+            })
+            .collect();
         Ok(JitProgram {
             memory,
             code,
@@ -861,209 +762,189 @@ impl JitProgram {
 }
 
 impl Gen {
-    fn body(&mut self, ops: &[Op], blocks: &[Vec<u32>], block_of: &[u32]) -> Result<(), IcedError> {
+    fn body(&mut self, ops: &[Op], blocks: &[Vec<u32>], block_of: &[u32]) {
         // Prologue: save the callee-saved registers the mapping uses, keep
         // rsp 16-byte aligned, load r0..r10 from the context block.
-        let mut epilogue = self.a.create_label();
+        let epilogue = self.a.new_label();
         let a = &mut self.a;
-        a.push(rbx)?;
-        a.push(rbp)?;
-        a.push(r12)?;
-        a.push(r13)?;
-        a.push(r14)?;
-        a.push(r15)?;
-        a.sub(rsp, 8)?;
-        a.mov(r12, rdi)?;
-        a.mov(qword_ptr(r12 + SAVED_RSP), rsp)?;
-        for (i, r) in R64.iter().enumerate().take(10) {
-            a.mov(*r, qword_ptr(r12 + (REGS + 8 * i as i32)))?;
+        for r in [RBX, RBP, R12, R13, R14, R15] {
+            a.push(r);
         }
-        a.mov(rbp, qword_ptr(r12 + FP))?;
+        a.alu_ri(Alu::Sub, W::B64, RSP, 8);
+        a.mov_rr(W::B64, R12, RDI);
+        a.store(W::B64, Mem::at(R12, SAVED_RSP), RSP);
+        for (i, r) in R64.iter().enumerate().take(10) {
+            a.load(W::B64, *r, Mem::at(R12, REGS + 8 * i as i32));
+        }
+        a.load(W::B64, RBP, Mem::at(R12, FP));
         for (pc, &op) in ops.iter().enumerate() {
             if op == Op::LdImm64Tail {
                 continue;
             }
-            let mut label = self.labels[pc];
-            self.a.set_label(&mut label)?;
-            self.labels[pc] = label;
-            let before = self.a.instructions().len();
+            self.a.bind(slot(pc));
+            let before = self.a.pos();
             if block_of[pc] != u32::MAX {
                 let b = block_of[pc];
                 let n = blocks[b as usize].len() as i32;
-                let stub = self.a.create_label();
+                let stub = self.a.new_label();
                 // One read-modify-write: a borrow means fewer than n left.
-                self.a.sub(qword_ptr(r12 + REMAINING), n)?;
-                self.a.jb(stub)?;
+                self.a.alu_ri(Alu::Sub, W::B64, Mem::at(R12, REMAINING), n);
+                self.a.jcc(Cond::B, stub);
                 self.stubs.push(Stub::Budget {
                     label: stub,
                     block: b,
                     insns: n,
                 });
             }
-            self.op(op, pc as u32)?;
-            if self.a.instructions().len() == before {
-                self.a.nop()?;
+            self.op(op, pc as u32);
+            if self.a.pos() == before {
+                self.a.nop();
             }
         }
+        self.a.bind(slot(ops.len()));
         // Out-of-line paths.
         for stub in std::mem::take(&mut self.stubs) {
             match stub {
                 Stub::Budget {
-                    mut label,
+                    label,
                     block,
                     insns,
                 } => {
-                    self.a.set_label(&mut label)?;
+                    self.a.bind(label);
                     // Undo the block's subtraction: the machine counts
                     // from what was left before it.
-                    self.a.add(qword_ptr(r12 + REMAINING), insns)?;
-                    self.tcall(tramp_budget, block as u64)?;
-                    self.a.jmp(self.abort)?;
+                    self.a
+                        .alu_ri(Alu::Add, W::B64, Mem::at(R12, REMAINING), insns);
+                    self.tcall(tramp_budget, block as u64);
+                    self.a.jmp(self.abort);
                 }
                 Stub::Load {
-                    mut label,
+                    label,
                     pc,
                     size,
                     access,
                 } => {
-                    self.a.set_label(&mut label)?;
-                    self.tcall(tramp_load, pc as u64)?;
-                    self.a.lea(r9, qword_ptr(r12 + (SCRATCH + size)))?;
-                    self.a.jmp(access)?;
+                    self.a.bind(label);
+                    self.tcall(tramp_load, pc as u64);
+                    self.a.lea(R9, Mem::at(R12, SCRATCH + size));
+                    self.a.jmp(access);
                 }
                 Stub::Store {
-                    mut label,
+                    label,
                     pc,
                     value,
                     resume,
                 } => {
-                    self.a.set_label(&mut label)?;
+                    self.a.bind(label);
                     match value {
-                        Value::Reg(s) => self.a.mov(r9, R64[s])?,
-                        Value::Imm(v) => self.mov_imm(r9, v)?,
+                        Value::Reg(s) => self.a.mov_rr(W::B64, R9, R64[s]),
+                        Value::Imm(v) => self.mov_imm(R9, v),
                     }
-                    self.tcall(tramp_store, pc as u64)?;
-                    self.a.jmp(resume)?;
+                    self.tcall(tramp_store, pc as u64);
+                    self.a.jmp(resume);
                 }
             }
         }
-        let mut main_exit = self.main_exit;
-        let mut abort = self.abort;
         let a = &mut self.a;
-        a.set_label(&mut main_exit)?;
-        a.mov(qword_ptr(r12 + REGS), rax)?;
-        a.xor(eax, eax)?;
-        a.mov(rsp, qword_ptr(r12 + SAVED_RSP))?;
-        a.jmp(epilogue)?;
-        a.set_label(&mut abort)?;
-        a.mov(rsp, qword_ptr(r12 + SAVED_RSP))?;
-        a.mov(eax, 1u32)?;
-        a.set_label(&mut epilogue)?;
-        a.add(rsp, 8)?;
-        a.pop(r15)?;
-        a.pop(r14)?;
-        a.pop(r13)?;
-        a.pop(r12)?;
-        a.pop(rbp)?;
-        a.pop(rbx)?;
-        a.ret()
+        a.bind(self.main_exit);
+        a.store(W::B64, Mem::at(R12, REGS), RAX);
+        a.alu_rr(Alu::Xor, W::B32, RAX, RAX);
+        a.load(W::B64, RSP, Mem::at(R12, SAVED_RSP));
+        a.jmp(epilogue);
+        a.bind(self.abort);
+        a.load(W::B64, RSP, Mem::at(R12, SAVED_RSP));
+        a.mov_r32_imm(RAX, 1);
+        a.bind(epilogue);
+        a.alu_ri(Alu::Add, W::B64, RSP, 8);
+        for r in [R15, R14, R13, R12, RBP, RBX] {
+            a.pop(r);
+        }
+        a.ret();
     }
 
-    fn op(&mut self, op: Op, pc: u32) -> Result<(), IcedError> {
+    fn op(&mut self, op: Op, pc: u32) {
         use Op::*;
-        if self.alu(op, pc)? || self.jump(op)? {
-            return Ok(());
+        if self.alu(op, pc) || self.jump(op) {
+            return;
         }
-        let next = |g: &Gen| g.labels[pc as usize + 1];
+        let next = slot(pc as usize + 1);
         match op {
-            Ldx8(d, s, off) => self.mem(pc, 1, reg(s), off, Some((reg(d), false)), None)?,
-            Ldx16(d, s, off) => self.mem(pc, 2, reg(s), off, Some((reg(d), false)), None)?,
-            Ldx32(d, s, off) => self.mem(pc, 4, reg(s), off, Some((reg(d), false)), None)?,
-            Ldx64(d, s, off) => self.mem(pc, 8, reg(s), off, Some((reg(d), false)), None)?,
-            Ldxs8(d, s, off) => self.mem(pc, 1, reg(s), off, Some((reg(d), true)), None)?,
-            Ldxs16(d, s, off) => self.mem(pc, 2, reg(s), off, Some((reg(d), true)), None)?,
-            Ldxs32(d, s, off) => self.mem(pc, 4, reg(s), off, Some((reg(d), true)), None)?,
-            St8(b, off, v) => self.mem(pc, 1, reg(b), off, None, Some(Value::Imm(v)))?,
-            St16(b, off, v) => self.mem(pc, 2, reg(b), off, None, Some(Value::Imm(v)))?,
-            St32(b, off, v) => self.mem(pc, 4, reg(b), off, None, Some(Value::Imm(v)))?,
-            St64(b, off, v) => self.mem(pc, 8, reg(b), off, None, Some(Value::Imm(v)))?,
-            Stx8(b, s, off) => self.mem(pc, 1, reg(b), off, None, Some(Value::Reg(reg(s))))?,
-            Stx16(b, s, off) => self.mem(pc, 2, reg(b), off, None, Some(Value::Reg(reg(s))))?,
-            Stx32(b, s, off) => self.mem(pc, 4, reg(b), off, None, Some(Value::Reg(reg(s))))?,
-            Stx64(b, s, off) => self.mem(pc, 8, reg(b), off, None, Some(Value::Reg(reg(s))))?,
+            Ldx8(d, s, off) => self.mem(pc, 1, reg(s), off, Some((reg(d), false)), None),
+            Ldx16(d, s, off) => self.mem(pc, 2, reg(s), off, Some((reg(d), false)), None),
+            Ldx32(d, s, off) => self.mem(pc, 4, reg(s), off, Some((reg(d), false)), None),
+            Ldx64(d, s, off) => self.mem(pc, 8, reg(s), off, Some((reg(d), false)), None),
+            Ldxs8(d, s, off) => self.mem(pc, 1, reg(s), off, Some((reg(d), true)), None),
+            Ldxs16(d, s, off) => self.mem(pc, 2, reg(s), off, Some((reg(d), true)), None),
+            Ldxs32(d, s, off) => self.mem(pc, 4, reg(s), off, Some((reg(d), true)), None),
+            St8(b, off, v) => self.mem(pc, 1, reg(b), off, None, Some(Value::Imm(v))),
+            St16(b, off, v) => self.mem(pc, 2, reg(b), off, None, Some(Value::Imm(v))),
+            St32(b, off, v) => self.mem(pc, 4, reg(b), off, None, Some(Value::Imm(v))),
+            St64(b, off, v) => self.mem(pc, 8, reg(b), off, None, Some(Value::Imm(v))),
+            Stx8(b, s, off) => self.mem(pc, 1, reg(b), off, None, Some(Value::Reg(reg(s)))),
+            Stx16(b, s, off) => self.mem(pc, 2, reg(b), off, None, Some(Value::Reg(reg(s)))),
+            Stx32(b, s, off) => self.mem(pc, 4, reg(b), off, None, Some(Value::Reg(reg(s)))),
+            Stx64(b, s, off) => self.mem(pc, 8, reg(b), off, None, Some(Value::Reg(reg(s)))),
             Ldx32Ctx(_, s, off) => {
-                self.a.lea(r11, qword_ptr(R64[reg(s)] + off as i32))?;
-                self.tcall(tramp_load_ctx, pc as u64)?;
+                self.a.lea(R11, Mem::at(R64[reg(s)], off as i32));
+                self.tcall(tramp_load_ctx, pc as u64);
             }
             Atomic(_, _, _, b, s, off) => {
-                self.a.lea(r11, qword_ptr(R64[reg(b)] + off as i32))?;
-                self.a.mov(r9, R64[reg(s)])?;
-                self.tcall(tramp_atomic, pc as u64)?;
+                self.a.lea(R11, Mem::at(R64[reg(b)], off as i32));
+                self.a.mov_rr(W::B64, R9, R64[reg(s)]);
+                self.tcall(tramp_atomic, pc as u64);
             }
-            LdAbs(..) | LdInd(..) => self.tcall(tramp_packet, pc as u64)?,
+            LdAbs(..) | LdInd(..) => self.tcall(tramp_packet, pc as u64),
             LdMap(d, index) if (index as usize) < MAP_CACHE => {
                 // A map's handle is the same for the whole run: only the
-                // first load asks the machine.
-                // The next instruction is 2 slots on (lddw is wide); a
-                // loaded program does not end with an lddw, but if it did
-                // a local label after a nop would do.
-                let after = self.labels.get(pc as usize + 2).copied();
-                let mut done = after.unwrap_or_else(|| self.a.create_label());
+                // first load asks the machine. The next instruction is 2
+                // slots on (lddw is wide).
                 let r = R64[reg(d)];
                 self.a
-                    .mov(r, qword_ptr(r12 + (MAP_HANDLES + 8 * index as i32)))?;
-                self.a.test(r, r)?;
-                self.a.jnz(done)?;
-                self.tcall(tramp_map_handle, pc as u64)?;
-                if after.is_none() {
-                    self.a.set_label(&mut done)?;
-                    self.a.nop()?;
-                }
+                    .load(W::B64, r, Mem::at(R12, MAP_HANDLES + 8 * index as i32));
+                self.a.test_rr(W::B64, r, r);
+                self.a.jcc(Cond::Ne, slot(pc as usize + 2));
+                self.tcall(tramp_map_handle, pc as u64);
             }
-            LdMap(..) => self.tcall(tramp_map_handle, pc as u64)?,
-            LdMapValue(..) => self.tcall(tramp_map_value, pc as u64)?,
+            LdMap(..) => self.tcall(tramp_map_handle, pc as u64),
+            LdMapValue(..) => self.tcall(tramp_map_value, pc as u64),
             // bpf_map_lookup_elem has an entry of its own on the machine.
-            Call(MAP_LOOKUP_ELEM) => self.tcall(tramp_map_lookup, pc as u64)?,
-            Call(_) => self.tcall(tramp_helper, pc as u64)?,
+            Call(MAP_LOOKUP_ELEM) => self.tcall(tramp_map_lookup, pc as u64),
+            Call(_) => self.tcall(tramp_helper, pc as u64),
             CallLocal(t) => {
-                self.tcall(tramp_enter, pc as u64)?;
-                let l = self.labels[t as usize];
-                self.native_call(Some(l))?;
+                self.tcall(tramp_enter, pc as u64);
+                self.native_call(Some(slot(t)));
             }
             Callx(s) => {
-                self.a.mov(r11, R64[reg(s)])?;
-                self.tcall(tramp_callx, pc as u64)?;
-                let done = next(self);
-                self.a.mov(r11, qword_ptr(r12 + SCRATCH))?;
-                self.a.test(r11, r11)?;
-                self.a.jz(done)?;
-                self.native_call(None)?;
+                self.a.mov_rr(W::B64, R11, R64[reg(s)]);
+                self.tcall(tramp_callx, pc as u64);
+                self.a.load(W::B64, R11, Mem::at(R12, SCRATCH));
+                self.a.test_rr(W::B64, R11, R11);
+                self.a.jcc(Cond::E, next);
+                self.native_call(None);
             }
             CallWithCallback(_) => {
-                self.tcall(tramp_callback_start, pc as u64)?;
-                let done = next(self);
-                let mut again = self.a.create_label();
-                self.a.set_label(&mut again)?;
-                self.a.mov(r11, qword_ptr(r12 + SCRATCH))?;
-                self.a.test(r11, r11)?;
-                self.a.jz(done)?;
-                self.native_call(None)?;
-                self.tcall(tramp_callback_returned, pc as u64)?;
-                self.a.jmp(again)?;
+                self.tcall(tramp_callback_start, pc as u64);
+                let again = self.a.new_label();
+                self.a.bind(again);
+                self.a.load(W::B64, R11, Mem::at(R12, SCRATCH));
+                self.a.test_rr(W::B64, R11, R11);
+                self.a.jcc(Cond::E, next);
+                self.native_call(None);
+                self.tcall(tramp_callback_returned, pc as u64);
+                self.a.jmp(again);
             }
             Exit => {
-                self.a.cmp(qword_ptr(r12 + DEPTH), 0)?;
-                self.a.je(self.main_exit)?;
-                self.tcall(tramp_leave, pc as u64)?;
-                self.a.ret()?;
+                self.a.alu_ri(Alu::Cmp, W::B64, Mem::at(R12, DEPTH), 0);
+                self.a.jcc(Cond::E, self.main_exit);
+                self.tcall(tramp_leave, pc as u64);
+                self.a.ret();
             }
             _ => {
                 // Unreachable for a loaded program (LdImm64Tail is skipped);
                 // end the run as the interpreter would if control got here.
-                self.tcall(tramp_internal, pc as u64)?;
+                self.tcall(tramp_internal, pc as u64);
             }
         }
-        Ok(())
     }
 }
 
@@ -1422,5 +1303,131 @@ impl JitProgram {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The whole code of programs using every op with every register
+    //! pair: it decodes as x86-64 to its last byte, each slot starts an
+    //! instruction, and each branch lands on one.
+    use super::*;
+    use bpfkit_isa::{assemble, Syntax};
+    use iced_x86::{Decoder, DecoderOptions, OpKind};
+    use std::collections::HashSet;
+
+    /// The source of a program with every op shape for `d` and `s`.
+    fn every_op(d: u8, s: u8) -> String {
+        let mut src = String::new();
+        let mut line = |l: String| {
+            src.push_str(&l);
+            src.push('\n');
+        };
+        for imm in ["0", "-1", "5", "0x7fffffff", "-300"] {
+            line(format!("r{d} = {imm}"));
+            line(format!("w{d} = {imm}"));
+            for op in ["+=", "-=", "*=", "/=", "%=", "s/=", "s%=", "|=", "&=", "^="] {
+                line(format!("r{d} {op} {imm}"));
+                line(format!("w{d} {op} {imm}"));
+            }
+            for op in [
+                "==", "!=", ">", ">=", "<", "<=", "s>", "s>=", "s<", "s<=", "&",
+            ] {
+                line(format!("if r{d} {op} {imm} goto +0"));
+                line(format!("if w{d} {op} {imm} goto +0"));
+            }
+        }
+        line(format!("r{d} = 0x1122334455667788 ll"));
+        for n in ["0", "1", "31", "63"] {
+            for op in ["<<=", ">>=", "s>>="] {
+                line(format!("r{d} {op} {n}"));
+                if n != "63" {
+                    line(format!("w{d} {op} {n}"));
+                }
+            }
+        }
+        for op in [
+            "+=", "-=", "*=", "/=", "%=", "s/=", "s%=", "|=", "&=", "^=", "<<=", ">>=", "s>>=",
+        ] {
+            line(format!("r{d} {op} r{s}"));
+            line(format!("w{d} {op} w{s}"));
+        }
+        line(format!("r{d} = r{s}"));
+        line(format!("w{d} = w{s}"));
+        for op in [
+            "==", "!=", ">", ">=", "<", "<=", "s>", "s>=", "s<", "s<=", "&",
+        ] {
+            line(format!("if r{d} {op} r{s} goto +0"));
+            line(format!("if w{d} {op} w{s} goto -1"));
+        }
+        line(format!("r{d} = -r{d}"));
+        line(format!("w{d} = -w{d}"));
+        for e in [
+            "be16", "be32", "be64", "le16", "le32", "le64", "bswap16", "bswap32", "bswap64",
+        ] {
+            line(format!("r{d} = {e} r{d}"));
+        }
+        for sx in ["s8", "s16", "s32"] {
+            line(format!("r{d} = ({sx})r{s}"));
+        }
+        line(format!("w{d} = (s8)w{s}"));
+        line(format!("w{d} = (s16)w{s}"));
+        for off in ["0", "-8", "300", "-512"] {
+            for t in ["u8", "u16", "u32", "u64", "s8", "s16", "s32"] {
+                line(format!("r{d} = *({t} *)(r{s} + {off})"));
+                line(format!("r{d} = *({t} *)(r10 + {off})"));
+            }
+            for t in ["u8", "u16", "u32", "u64"] {
+                line(format!("*({t} *)(r{d} + {off}) = r{s}"));
+                line(format!("*({t} *)(r10 + {off}) = r{s}"));
+                line(format!("*({t} *)(r{d} + {off}) = -7"));
+            }
+        }
+        line(format!("lock *(u64 *)(r{d} + 8) += r{s}"));
+        line("call 1".into());
+        line("call 6".into());
+        line("call sub".into());
+        line("exit".into());
+        line("sub:".into());
+        line("r0 = 1".into());
+        line("exit".into());
+        src
+    }
+
+    #[test]
+    fn code_decodes_whole_and_slots_and_branches_land_on_instructions() {
+        for d in 0..10 {
+            for s in 0..11 {
+                let src = every_op(d, s);
+                let p = Program::new(assemble(&src, Syntax::Llvm).unwrap()).unwrap();
+                let jit = JitProgram::compile(&p).unwrap();
+                let code = jit.code();
+                let mut starts = HashSet::new();
+                let mut targets = Vec::new();
+                let mut decoder = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
+                while decoder.can_decode() {
+                    let ip = decoder.ip();
+                    let insn = decoder.decode();
+                    assert!(!insn.is_invalid(), "r{d}, r{s}: invalid code at {ip:#x}");
+                    starts.insert(ip);
+                    if insn.op_count() == 1 && insn.op0_kind() == OpKind::NearBranch64 {
+                        targets.push((ip, insn.near_branch_target()));
+                    }
+                }
+                assert_eq!(decoder.ip(), code.len() as u64);
+                for (slot, off) in jit.slot_offsets().enumerate() {
+                    if let Some(off) = off {
+                        assert!(starts.contains(&(off as u64)), "slot {slot}: {off:#x}");
+                    }
+                }
+                assert!(!targets.is_empty());
+                for (ip, t) in targets {
+                    assert!(
+                        starts.contains(&t),
+                        "r{d}, r{s}: branch at {ip:#x} to {t:#x}"
+                    );
+                }
+            }
+        }
     }
 }
