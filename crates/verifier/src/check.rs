@@ -6,7 +6,7 @@ use crate::ctx::{CtxLayout, FieldKind};
 use crate::liveness::Live;
 use crate::scalar::{Cond, Scalar};
 use crate::state::{
-    regsafe, same_values, subsumes, Frame, IdMap, RegState, RegType, SlotByte, State,
+    regsafe, same_values, subsumes, Fingerprint, Frame, IdMap, RegState, RegType, SlotByte, State,
     MAX_CALL_FRAMES, STACK_SIZE,
 };
 use crate::{disasm, Loaded, Rejection, Verdict, VerifyOptions};
@@ -28,6 +28,8 @@ const MAX_STATES_PER_INSN: usize = 64;
 
 struct Checkpoint {
     state: State,
+    /// What a state it prunes must match ([`Fingerprint::of_old`]).
+    fingerprint: Fingerprint,
     parent: Option<usize>,
     branches: u32,
 }
@@ -311,8 +313,14 @@ impl Env<'_> {
     fn is_state_visited(&mut self, path: &mut Path) -> R<bool> {
         let pc = path.pc;
         let uninit_ok = !self.opts.unprivileged;
+        let cur_bits = Fingerprint::bits_of(&path.state);
         for &ci in &self.explored[pc] {
             let c = &self.cps[ci];
+            // Neither test below can pass when the fingerprints differ
+            // (`same_values` needs every register equal).
+            if !c.fingerprint.may_subsume(cur_bits) {
+                continue;
+            }
             if c.branches > 0 {
                 if self.callback_entry[pc] {
                     if subsumes(&c.state, &path.state, uninit_ok, &self.live[pc]) {
@@ -336,6 +344,7 @@ impl Env<'_> {
         // the other paths of that pass, which spacing them out loses.
         if self.explored[pc].len() < MAX_STATES_PER_INSN {
             self.cps.push(Checkpoint {
+                fingerprint: Fingerprint::of_old(&path.state, &self.live[pc]),
                 state: path.state.clone(),
                 parent: path.cp,
                 branches: 1,

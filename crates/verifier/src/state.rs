@@ -144,6 +144,11 @@ impl RegState {
         self.ty.is_pointer()
     }
 
+    /// Whether it is a scalar of one known value.
+    pub fn is_const_scalar(&self) -> bool {
+        self.ty == RegType::Scalar && self.var.as_const().is_some()
+    }
+
     /// Whether it is a scalar known to be `v`.
     pub fn is_const(&self, v: u64) -> bool {
         self.ty == RegType::Scalar && self.var.as_const() == Some(v)
@@ -411,10 +416,13 @@ fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap, uninit_ok: bool) -> bool
     // anything.
     for (i, o) in old.stack.iter().enumerate() {
         let c = cur.slot(i);
-        if o == c {
+        let o_spill = o.bytes.iter().all(|b| *b == SlotByte::Spill);
+        // Equal data needs no more; an equal spill still goes through
+        // `regsafe`, whose id map must see it (a spill linked to a
+        // register in one state must be linked to it in the other).
+        if !o_spill && o == c {
             continue;
         }
-        let o_spill = o.bytes.iter().all(|b| *b == SlotByte::Spill);
         if o_spill {
             let c_spill = c.bytes.iter().all(|b| *b == SlotByte::Spill);
             if c_spill {
@@ -457,6 +465,118 @@ fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap, uninit_ok: bool) -> bool
         }
     }
     true
+}
+
+/// Five bits per register of the innermost frame, r0 to r9, and per stack
+/// slot 0 to 11 of that frame, that an old state's `subsumes` needs the
+/// new state to match: a cheap test that turns away most states before
+/// the full comparison. At a busy instruction most remembered states fail
+/// to prune a new one, and they fail on a register of another type or
+/// offset, or on a different constant in a register or a spill, which
+/// these bits see.
+#[derive(Clone, Copy, Debug)]
+pub struct Fingerprint {
+    mask: u64,
+    bits: u64,
+    stack_mask: u64,
+    stack_bits: u64,
+}
+
+/// The bits of a state's innermost frame: its registers and its first
+/// stack slots, to test with [`Fingerprint::may_subsume`].
+#[derive(Clone, Copy, Debug)]
+pub struct StateBits {
+    regs: u64,
+    stack: u64,
+}
+
+/// Stack slots the fingerprint covers (the 96 bytes below the frame pointer).
+const FINGERPRINTED_SLOTS: usize = 12;
+
+/// Five bits standing for what `regsafe` compares exactly: a pointer's
+/// type, nullness, fixed offset and `aux`; a scalar's constant value.
+fn reg_bits(r: &RegState) -> u64 {
+    let x = if r.ty == RegType::Scalar {
+        // Any non-constant scalar gets the same bits.
+        r.var
+            .as_const()
+            .map_or(0x5a5a_5a5a_5a5a_5a5a, |c| c ^ 0x1234_5678)
+    } else {
+        (r.ty as u64)
+            | (r.maybe_null as u64) << 5
+            | (r.off as u32 as u64) << 8
+            | (r.aux as u64) << 40
+    };
+    x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 59
+}
+
+/// A slot's bits: a spill's as its register's, and all-zero bytes as a
+/// spilled 0 (`stacksafe` lets one stand for the other).
+fn slot_bits(slot: &StackSlot) -> u64 {
+    if slot.bytes.iter().all(|b| *b == SlotByte::Spill) {
+        reg_bits(&slot.spill)
+    } else if slot.bytes.iter().all(|b| *b == SlotByte::Zero) {
+        reg_bits(&RegState::scalar(Scalar::constant(0)))
+    } else {
+        // Data: like a scalar that is not a constant.
+        reg_bits(&RegState::unknown())
+    }
+}
+
+impl Fingerprint {
+    /// What `old`, as a remembered state at an instruction with liveness
+    /// `live`, needs a state it subsumes to match: its live pointers, its
+    /// live precise scalars that are constants (a constant range contains
+    /// only itself), and its spilled pointers and constants (`stacksafe`
+    /// compares spills with `regsafe`, every one as precise).
+    pub fn of_old(old: &State, live: &Live) -> Fingerprint {
+        let mut f = Fingerprint {
+            mask: 0,
+            bits: 0,
+            stack_mask: 0,
+            stack_bits: 0,
+        };
+        let Some(frame) = old.frames.last() else {
+            return f;
+        };
+        for (r, reg) in frame.regs.iter().enumerate().take(10) {
+            let exact = reg.is_pointer() || live.precise.contains(r) && reg.is_const_scalar();
+            if live.read.contains(r) && exact {
+                f.mask |= 0x1f << (5 * r);
+                f.bits |= reg_bits(reg) << (5 * r);
+            }
+        }
+        for (i, slot) in frame.slots().iter().enumerate().take(FINGERPRINTED_SLOTS) {
+            let spill = slot.bytes.iter().all(|b| *b == SlotByte::Spill);
+            if spill && (slot.spill.is_pointer() || slot.spill.is_const_scalar()) {
+                f.stack_mask |= 0x1f << (5 * i);
+                f.stack_bits |= slot_bits(slot) << (5 * i);
+            }
+        }
+        f
+    }
+
+    /// The bits of `cur`'s innermost frame.
+    pub fn bits_of(cur: &State) -> StateBits {
+        let Some(frame) = cur.frames.last() else {
+            return StateBits { regs: 0, stack: 0 };
+        };
+        let regs = frame
+            .regs
+            .iter()
+            .take(10)
+            .enumerate()
+            .fold(0, |acc, (r, reg)| acc | reg_bits(reg) << (5 * r));
+        let stack =
+            (0..FINGERPRINTED_SLOTS).fold(0, |acc, i| acc | slot_bits(frame.slot(i)) << (5 * i));
+        StateBits { regs, stack }
+    }
+
+    /// False when a state with bits `cur` cannot be subsumed by the state
+    /// this fingerprint is of; true says only "maybe".
+    pub fn may_subsume(&self, cur: StateBits) -> bool {
+        cur.regs & self.mask == self.bits && cur.stack & self.stack_mask == self.stack_bits
+    }
 }
 
 /// `states_equal` in its pruning form: `old` subsumes `cur`. `live` says
