@@ -986,21 +986,33 @@ impl Env<'_> {
             Operand::Reg(r) => (self.read(s, r)?, Some(r)),
         };
         let next = pc + 1;
+        if !d.is_pointer() && !sv.is_pointer() {
+            // The fall-through side continues in `s`; the state is copied
+            // only when both sides are feasible.
+            let t = Scalar::refine(&d.var, &sv.var, cond, w);
+            let f = Scalar::refine(&d.var, &sv.var, cond.negate(), w);
+            return Ok(match (t, f) {
+                (Some((a, b)), Some((fa, fb))) => {
+                    let mut taken = s.clone();
+                    set_scalar(&mut taken, dst, a, src_reg, b);
+                    set_scalar(s, dst, fa, src_reg, fb);
+                    Flow::Fork(next, taken, target)
+                }
+                (Some((a, b)), None) => {
+                    set_scalar(s, dst, a, src_reg, b);
+                    Flow::Goto(target)
+                }
+                (None, Some((fa, fb))) => {
+                    set_scalar(s, dst, fa, src_reg, fb);
+                    Flow::Next
+                }
+                (None, None) => Flow::End,
+            });
+        }
         let mut taken = s.clone();
         let mut fall = s.clone();
         let (t_ok, f_ok);
-        if !d.is_pointer() && !sv.is_pointer() {
-            let t = Scalar::refine(&d.var, &sv.var, cond, w);
-            let f = Scalar::refine(&d.var, &sv.var, cond.negate(), w);
-            t_ok = t.is_some();
-            f_ok = f.is_some();
-            if let Some((a, b)) = t {
-                set_scalar(&mut taken, dst, a, src_reg, b);
-            }
-            if let Some((a, b)) = f {
-                set_scalar(&mut fall, dst, a, src_reg, b);
-            }
-        } else {
+        {
             // Null checks (`mark_ptr_or_null_regs`).
             let null_cmp = w == 64 && matches!(cond, Cond::Eq | Cond::Ne);
             let (ptr, other, ptr_reg) = if d.is_pointer() {
