@@ -30,6 +30,11 @@ struct Checkpoint {
     state: State,
     /// What a state it prunes must match ([`Fingerprint::of_old`]).
     fingerprint: Fingerprint,
+    /// States it pruned, and states it was compared with and did not.
+    hits: u32,
+    misses: u32,
+    /// Dropped from its instruction's list, its state freed.
+    evicted: bool,
     parent: Option<usize>,
     branches: u32,
 }
@@ -314,16 +319,19 @@ impl Env<'_> {
         let pc = path.pc;
         let uninit_ok = !self.opts.unprivileged;
         let cur_bits = Fingerprint::bits_of(&path.state);
+        let live = &self.live[pc];
+        let mut evicted = false;
         for &ci in &self.explored[pc] {
-            let c = &self.cps[ci];
+            let c = &mut self.cps[ci];
             // Neither test below can pass when the fingerprints differ
             // (`same_values` needs every register equal).
-            if !c.fingerprint.may_subsume(cur_bits) {
-                continue;
-            }
+            let may = c.fingerprint.may_subsume(cur_bits);
             if c.branches > 0 {
+                if !may {
+                    continue;
+                }
                 if self.callback_entry[pc] {
-                    if subsumes(&c.state, &path.state, uninit_ok, &self.live[pc]) {
+                    if subsumes(&c.state, &path.state, uninit_ok, live) {
                         return Ok(true);
                     }
                     continue;
@@ -333,9 +341,22 @@ impl Env<'_> {
                 }
                 continue;
             }
-            if subsumes(&c.state, &path.state, uninit_ok, &self.live[pc]) {
+            if may && subsumes(&c.state, &path.state, uninit_ok, live) {
+                c.hits += 1;
                 return Ok(true);
             }
+            // `is_state_visited`'s eviction: a state that keeps failing
+            // to prune is dropped, and its memory with it.
+            c.misses += 1;
+            if c.misses > c.hits * 3 + 3 {
+                c.state = State::default();
+                c.evicted = true;
+                evicted = true;
+            }
+        }
+        if evicted {
+            let cps = &self.cps;
+            self.explored[pc].retain(|&ci| !cps[ci].evicted);
         }
         // The kernel adds a state in a loop only every 100 instructions or
         // 20 jumps, since iterations differ; its lists are unbounded. Here
@@ -345,6 +366,9 @@ impl Env<'_> {
         if self.explored[pc].len() < MAX_STATES_PER_INSN {
             self.cps.push(Checkpoint {
                 fingerprint: Fingerprint::of_old(&path.state, &self.live[pc]),
+                hits: 0,
+                misses: 0,
+                evicted: false,
                 state: path.state.clone(),
                 parent: path.cp,
                 branches: 1,

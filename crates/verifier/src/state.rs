@@ -320,7 +320,7 @@ impl Frame {
 }
 
 /// The whole abstract machine state at one instruction.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     /// Call frames, innermost last.
     pub frames: Vec<Frame>,
