@@ -46,7 +46,7 @@ struct Path {
     prev: usize,
     state: State,
     cp: Option<usize>,
-    trail: Vec<usize>,
+    trail: Trail,
 }
 
 /// A rule violation at the current instruction.
@@ -89,6 +89,9 @@ struct Env<'a> {
     prev_of_failure: usize,
     /// The state at the last entry of each callback call site.
     callback_states: std::collections::HashMap<usize, State>,
+    /// Per slot: its source line is only a closing brace (a failure there
+    /// is reported at the statement before it).
+    closing_brace: Vec<bool>,
     /// Per slot: 1 while every memory access seen there was to the current
     /// frame's own stack, 2 once one was not (see `Verdict::stack_accesses`).
     own_stack: Vec<u8>,
@@ -142,6 +145,11 @@ pub(crate) fn run(
         prev_of_failure: usize::MAX,
         exit_regs: None,
         own_stack: vec![0; n],
+        closing_brace: prog
+            .lines
+            .iter()
+            .map(|l| l.as_ref().is_some_and(|l| l.text.trim() == "}"))
+            .collect(),
     };
     let mut frame = Frame::new(0, 0);
     if let Some(entry) = &opts.entry {
@@ -183,7 +191,7 @@ pub(crate) fn run(
             rcu_lock: None,
         },
         cp: None,
-        trail: Vec::new(),
+        trail: Trail::EMPTY,
         prev: usize::MAX,
     };
     let mut pending = vec![start];
@@ -318,14 +326,18 @@ impl Env<'_> {
     fn is_state_visited(&mut self, path: &mut Path) -> R<bool> {
         let pc = path.pc;
         let uninit_ok = !self.opts.unprivileged;
-        let cur_bits = Fingerprint::bits_of(&path.state);
         let live = &self.live[pc];
+        let cur_bits = if self.explored[pc].is_empty() {
+            None
+        } else {
+            Some(Fingerprint::bits_of(&path.state))
+        };
         let mut evicted = false;
         for &ci in &self.explored[pc] {
             let c = &mut self.cps[ci];
             // Neither test below can pass when the fingerprints differ
             // (`same_values` needs every register equal).
-            let may = c.fingerprint.may_subsume(cur_bits);
+            let may = cur_bits.is_some_and(|b| c.fingerprint.may_subsume(b));
             if c.branches > 0 {
                 if !may {
                     continue;
@@ -394,14 +406,14 @@ impl Env<'_> {
                         return Ok(());
                     }
                     Ok(false) => {}
-                    Err(Fail(m)) => return Err((pc, m, Some(path.state), path.trail)),
+                    Err(Fail(m)) => return Err((pc, m, Some(path.state), path.trail.to_vec())),
                 }
             }
             self.processed += 1;
             if self.processed > self.opts.max_insns {
                 // Name the loop: the last jump taken, when it went back
                 // (where the count runs out within the body says little).
-                let back_edge = path.trail.last().copied().filter(|&j| {
+                let back_edge = path.trail.last().filter(|&j| {
                     self.prog.slots[j].is_some_and(|i| match i {
                         Insn::Ja { off } | Insn::Jmp { off, .. } => off < 0,
                         Insn::Ja32 { imm } => imm < 0,
@@ -421,14 +433,14 @@ impl Env<'_> {
                         }
                     ),
                     Some(path.state),
-                    path.trail,
+                    path.trail.to_vec(),
                 ));
             }
             let insn =
                 self.prog.slots[pc].expect("the CFG check keeps paths on instruction starts");
             let flow = match self.step(pc, &insn, &mut path.state) {
                 Ok(f) => f,
-                Err(Fail(m)) => return Err((pc, m, Some(path.state), path.trail)),
+                Err(Fail(m)) => return Err((pc, m, Some(path.state), path.trail.to_vec())),
             };
             if self.opts.log {
                 let _ = writeln!(
@@ -438,16 +450,14 @@ impl Env<'_> {
                     describe(&path.state)
                 );
             }
-            let is_brace =
-                |l: &Option<crate::SourceLine>| l.as_ref().is_some_and(|l| l.text.trim() == "}");
-            if !is_brace(&self.prog.lines[pc]) {
+            if !self.closing_brace[pc] {
                 path.prev = pc;
             }
             match flow {
                 Flow::Next => path.pc = pc + insn.slots(),
                 Flow::Goto(t) => {
                     if t != pc + insn.slots() {
-                        push_trail(&mut path.trail, pc);
+                        path.trail.push(pc);
                     }
                     path.pc = t;
                 }
@@ -457,14 +467,14 @@ impl Env<'_> {
                             pc,
                             format!("The sequence of {MAX_PENDING} jumps is too complex."),
                             Some(path.state),
-                            path.trail,
+                            path.trail.to_vec(),
                         ));
                     }
                     if let Some(c) = path.cp {
                         self.cps[c].branches += 1;
                     }
-                    let mut trail = path.trail.clone();
-                    push_trail(&mut trail, pc);
+                    let mut trail = path.trail;
+                    trail.push(pc);
                     pending.push(Path {
                         prev: path.prev,
                         pc: other_pc,
@@ -473,7 +483,7 @@ impl Env<'_> {
                         trail,
                     });
                     if first != pc + insn.slots() {
-                        push_trail(&mut path.trail, pc);
+                        path.trail.push(pc);
                     }
                     path.pc = first;
                 }
@@ -1033,64 +1043,40 @@ impl Env<'_> {
                 (None, None) => Flow::End,
             });
         }
-        let mut taken = s.clone();
-        let mut fall = s.clone();
-        let (t_ok, f_ok);
-        {
+        // Pointers: the fall-through side continues in `s`, the taken side
+        // in a copy when both may happen.
+        let null_cmp = w == 64 && matches!(cond, Cond::Eq | Cond::Ne);
+        let (ptr, other) = if d.is_pointer() { (d, sv) } else { (sv, d) };
+        let other_zero = other.is_const(0);
+        if null_cmp && other_zero && ptr.maybe_null {
             // Null checks (`mark_ptr_or_null_regs`).
-            let null_cmp = w == 64 && matches!(cond, Cond::Eq | Cond::Ne);
-            let (ptr, other, ptr_reg) = if d.is_pointer() {
-                (d, sv, Some(dst))
+            let mut taken = s.clone();
+            let (null_side, nonnull_side) = if cond == Cond::Eq {
+                (&mut taken, &mut *s)
             } else {
-                (sv, d, src_reg)
+                (&mut *s, &mut taken)
             };
-            let other_zero = other.is_const(0);
-            if null_cmp && other_zero && ptr.maybe_null {
-                let (null_side, nonnull_side) = if cond == Cond::Eq {
-                    (&mut taken, &mut fall)
-                } else {
-                    (&mut fall, &mut taken)
-                };
-                mark_ptr_or_null(null_side, ptr.id, true);
-                mark_ptr_or_null(nonnull_side, ptr.id, false);
-                t_ok = true;
-                f_ok = true;
-            } else if null_cmp && other_zero && !matches!(ptr.ty, RegType::BtfId | RegType::Scalar)
-            {
-                // A non-NULL pointer is never 0 (`is_branch_taken`).
-                t_ok = cond == Cond::Ne;
-                f_ok = cond == Cond::Eq;
-            } else if d.is_pointer() && sv.is_pointer() {
-                self.pkt_compare(&mut taken, &mut fall, cond, &d, &sv, w)?;
-                t_ok = true;
-                f_ok = true;
-            } else {
-                if self.opts.unprivileged {
-                    return fail(format!("R{} pointer comparison prohibited", dst.index()));
-                }
-                let _ = ptr_reg;
-                t_ok = true;
-                f_ok = true;
-            }
+            mark_ptr_or_null(null_side, ptr.id, true);
+            mark_ptr_or_null(nonnull_side, ptr.id, false);
+            return Ok(Flow::Fork(next, taken, target));
         }
-        Ok(match (t_ok, f_ok) {
-            (true, true) => {
-                *s = fall;
-                Flow::Fork(next, taken, target)
-            }
-            (true, false) => {
-                *s = taken;
+        if null_cmp && other_zero && !matches!(ptr.ty, RegType::BtfId | RegType::Scalar) {
+            // A non-NULL pointer is never 0 (`is_branch_taken`).
+            return Ok(if cond == Cond::Ne {
                 Flow::Goto(target)
-            }
-            (false, true) => {
-                *s = fall;
+            } else {
                 Flow::Next
-            }
-            (false, false) => {
-                *s = fall;
-                Flow::End
-            }
-        })
+            });
+        }
+        if d.is_pointer() && sv.is_pointer() {
+            let mut taken = s.clone();
+            self.pkt_compare(&mut taken, s, cond, &d, &sv, w)?;
+            return Ok(Flow::Fork(next, taken, target));
+        }
+        if self.opts.unprivileged {
+            return fail(format!("R{} pointer comparison prohibited", dst.index()));
+        }
+        Ok(Flow::Fork(next, s.clone(), target))
     }
 
     /// `try_match_pkt_pointers` and `find_good_pkt_pointers`.
@@ -1825,7 +1811,8 @@ impl Env<'_> {
                 "cannot call GPL-restricted function bpf_{name}#{id} from non-GPL compatible program"
             ));
         }
-        let regs = s.cur().regs;
+        // The argument registers only: a frame's registers are 1 KiB.
+        let regs: [RegState; 6] = core::array::from_fn(|i| s.cur().regs[i]);
         let mut map: Option<usize> = None;
         let mut release: Option<u32> = None;
         let mut callback: Option<usize> = None;
@@ -2244,13 +2231,47 @@ fn constant_key(s: &State, r: &RegState, size: u32) -> Option<u64> {
 /// Branches a rejection reports: the most recent ones.
 const TRAIL_LEN: usize = 64;
 
-/// Records a branch taken, keeping the last [`TRAIL_LEN`] (long loops would
-/// otherwise make every fork copy the whole history).
-fn push_trail(trail: &mut Vec<usize>, pc: usize) {
-    if trail.len() >= TRAIL_LEN {
-        trail.remove(0);
+/// The last [`TRAIL_LEN`] branches a path took, in a ring kept inline:
+/// every fork copies its path's trail, and a `Vec` would cost an
+/// allocation each time (long loops would otherwise also make the copy
+/// grow with the whole history).
+#[derive(Clone, Copy)]
+struct Trail {
+    ring: [u32; TRAIL_LEN],
+    /// Where the oldest entry is, once the ring is full.
+    start: usize,
+    len: usize,
+}
+
+impl Trail {
+    const EMPTY: Trail = Trail {
+        ring: [0; TRAIL_LEN],
+        start: 0,
+        len: 0,
+    };
+
+    /// Records a branch taken at `pc`, forgetting the oldest when full.
+    fn push(&mut self, pc: usize) {
+        if self.len < TRAIL_LEN {
+            self.ring[self.len] = pc as u32;
+            self.len += 1;
+        } else {
+            self.ring[self.start] = pc as u32;
+            self.start = (self.start + 1) % TRAIL_LEN;
+        }
     }
-    trail.push(pc);
+
+    /// The most recent branch.
+    fn last(&self) -> Option<usize> {
+        (self.len > 0).then(|| self.ring[(self.start + self.len - 1) % TRAIL_LEN] as usize)
+    }
+
+    /// Oldest first.
+    fn to_vec(self) -> Vec<usize> {
+        (0..self.len)
+            .map(|i| self.ring[(self.start + i) % TRAIL_LEN] as usize)
+            .collect()
+    }
 }
 
 /// A write over part of a spilled register leaves the rest as plain data.

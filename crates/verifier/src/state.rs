@@ -420,7 +420,10 @@ fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap, uninit_ok: bool) -> bool
         // Equal data needs no more; an equal spill still goes through
         // `regsafe`, whose id map must see it (a spill linked to a
         // register in one state must be linked to it in the other).
-        if !o_spill && o == c {
+        if !o_spill
+            && o.bytes == c.bytes
+            && (!o.bytes.contains(&SlotByte::Spill) || o.spill == c.spill)
+        {
             continue;
         }
         if o_spill {

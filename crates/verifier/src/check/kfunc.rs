@@ -77,7 +77,7 @@ impl Env<'_> {
                  no bpf_rcu_read_lock is held on this path"
             ));
         }
-        let regs = s.cur().regs;
+        let regs: [RegState; 6] = core::array::from_fn(|i| s.cur().regs[i]);
         let mut release = None;
         for (i, arg) in proto.args.iter().enumerate() {
             let rn = i + 1;
