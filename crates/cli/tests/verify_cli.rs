@@ -26,20 +26,26 @@ fn json_lines_name_program_verdict_insn_line_and_reason() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 9, "{stdout}");
+    assert_eq!(lines.len(), 13, "{stdout}");
     let null = lines
         .iter()
         .find(|v| v["program"] == "null_unchecked")
         .unwrap();
     assert_eq!(null["verdict"], "reject");
     assert_eq!(null["insn"], 7);
-    assert_eq!(null["line"], "rejects.bpf.c:31");
+    let source = std::fs::read_to_string(fixture().with_extension("c")).unwrap();
+    let line = source
+        .lines()
+        .position(|l| l.contains("reject: null"))
+        .unwrap()
+        + 1;
+    assert_eq!(null["line"], format!("rejects.bpf.c:{line}"));
     assert!(
         null["message"].as_str().unwrap().contains("may be NULL"),
         "{null}"
     );
     assert!(null["processed_insns"].as_u64().unwrap() > 0);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("9 of 9 programs rejected"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("11 of 13 programs rejected"));
 }
 
 #[test]

@@ -26,25 +26,48 @@ fn line_of(source: &str, marker: &str) -> u32 {
 #[test]
 fn each_rejection_names_its_c_line_and_reason() {
     let (spec, source) = fixture();
+    // Program, class (its `reject:` marker), words the reason must hold,
+    // and whether the rule is one for unprivileged loaders only.
     let classes = [
-        ("null_unchecked", "null", "may be NULL"),
-        ("oob_map_value", "map value", "map value"),
-        ("oob_packet", "packet", "invalid access to packet"),
-        ("oob_ctx", "ctx", "invalid bpf_context access"),
-        ("oob_stack", "stack", "stack"),
-        ("unreleased", "reference", "Unreleased reference"),
+        ("null_unchecked", "null", "may be NULL", false),
+        ("oob_map_value", "map value", "map value", false),
+        ("oob_packet", "packet", "invalid access to packet", false),
+        ("oob_ctx", "ctx", "invalid bpf_context access", false),
+        ("oob_stack", "stack", "stack", false),
+        ("unreleased", "reference", "Unreleased reference", false),
         (
             "unreleased_task",
             "kfunc",
             "release it with bpf_task_release",
+            false,
         ),
-        ("bad_return", "return", "should have been in [0, 1]"),
-        ("unbounded_loop", "loop", "too large"),
+        ("bad_return", "return", "should have been in [0, 1]", false),
+        ("unbounded_loop", "loop", "too large", false),
+        (
+            "uninit_stack",
+            "uninit",
+            "invalid indirect read from stack",
+            true,
+        ),
+        ("ptr_leak", "leak", "leaks addr into map", true),
+        (
+            "ptr_arith",
+            "arith",
+            "pointer arithmetic with *= operator prohibited",
+            false,
+        ),
+        (
+            "bad_helper_arg",
+            "helper arg",
+            "R2 type=scalar expected=fp",
+            false,
+        ),
     ];
     let mut wrong = Vec::new();
-    for (prog, class, reason) in classes {
+    for (prog, class, reason, unprivileged) in classes {
         let p = &spec.programs[prog];
         let opts = VerifyOptions {
+            unprivileged,
             // Enough to hit the limit without spending a debug build's minute on 1M insns.
             max_insns: 100_000,
             ..VerifyOptions::default()
