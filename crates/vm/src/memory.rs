@@ -221,6 +221,42 @@ impl AddressSpace {
         }
     }
 
+    /// Makes the space a copy of `input` as its one writable
+    /// [`RegionKind::Input`] region, or no region at all when `input` is
+    /// empty, and returns the region's base address (0 for none). The
+    /// buffer of an owned region 0 is reused, so a space prepared for run
+    /// after run allocates nothing.
+    pub(crate) fn set_input(&mut self, input: &[u8]) -> u64 {
+        // The common case, a space left as the last run left it: refill
+        // the one input region in place.
+        if let ([region], false) = (&mut self.regions[..], input.is_empty()) {
+            if let Backing::Owned(v) = &mut region.backing {
+                v.clear();
+                v.extend_from_slice(input);
+                region.kind = RegionKind::Input;
+                region.writable = true;
+                region.len = input.len();
+                // An owned region is in no index of shared regions.
+                return region_base(0);
+            }
+        }
+        let buf = match self.regions.first_mut() {
+            Some(Region {
+                backing: Backing::Owned(v),
+                ..
+            }) => std::mem::take(v),
+            _ => Vec::new(),
+        };
+        self.truncate(0);
+        if input.is_empty() {
+            return 0;
+        }
+        let mut buf = buf;
+        buf.clear();
+        buf.extend_from_slice(input);
+        self.add(RegionKind::Input, true, buf)
+    }
+
     /// Takes the bytes of region `index` if the run owns them, leaving it empty
     /// (so buffers can be reused across runs).
     pub fn take_owned(&mut self, index: usize) -> Option<Vec<u8>> {
@@ -499,5 +535,32 @@ mod tests {
         space.store::<4>(c, 5u32.to_le_bytes()).unwrap();
         assert_eq!(shared.to_vec(), 5u32.to_le_bytes(), "stores reach the map");
         assert_eq!(space.find_shared(&shared), Some(c));
+    }
+
+    #[test]
+    fn set_input_leaves_exactly_one_input_region_with_the_bytes() {
+        let mut space = AddressSpace::new();
+        assert_eq!(space.set_input(&[]), 0);
+        assert!(space.is_empty());
+        let a = space.set_input(&[1, 2, 3]);
+        assert_eq!(space.read(a, 3).unwrap(), vec![1, 2, 3]);
+        // A run leaves more regions (a map value) and a read-only input:
+        // the next input still starts from a space of one writable region.
+        space.region_mut(0).unwrap().writable = false;
+        space.add_shared(RegionKind::MapValue, true, SharedBytes::new(vec![0; 8]));
+        let b = space.set_input(&[9; 5]);
+        assert_eq!((b, space.len()), (a, 1));
+        assert_eq!(space.read(b, 5).unwrap(), vec![9; 5]);
+        assert!(matches!(
+            space.load::<1>(b + 5),
+            Err(FaultKind::OutOfBounds { size: 5, .. })
+        ));
+        space.store::<1>(b, [7]).unwrap();
+        // A shorter input shrinks the region; an empty one removes it.
+        let c = space.set_input(&[4]);
+        assert_eq!(space.read(c, 1).unwrap(), vec![4]);
+        assert!(space.load::<1>(c + 1).is_err());
+        assert_eq!(space.set_input(&[]), 0);
+        assert!(space.is_empty());
     }
 }
