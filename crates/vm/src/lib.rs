@@ -271,6 +271,27 @@ impl Vm {
         result
     }
 
+    /// Runs `program` as [`Vm::run`] does, over `mem` itself rather than a
+    /// copy: the vector is lent to the run as its input region and given
+    /// back afterwards, so a run over a large buffer copies nothing. What
+    /// `mem` holds afterwards, after a fault too, is what it would hold
+    /// after [`Vm::run`]: the bytes as the program left them.
+    pub fn run_vec(&mut self, program: &Program, mem: &mut Vec<u8>) -> Result<u64, RunError> {
+        let len = mem.len() as u64;
+        let base = self.scratch.lend_input(mem);
+        let result = run_program(
+            &mut self.parts,
+            &self.maps,
+            program,
+            &mut self.scratch,
+            [base, len, 0, 0, 0],
+            0,
+            &mut None,
+        );
+        self.scratch.return_input(mem);
+        result
+    }
+
     /// Runs `program` over an address space the caller prepared, with
     /// `r1..r5` set to `args`.
     pub fn run_in(

@@ -257,6 +257,32 @@ impl AddressSpace {
         self.add(RegionKind::Input, true, buf)
     }
 
+    /// Makes the space `input`'s bytes, moved in (`input` is left empty),
+    /// as its one writable [`RegionKind::Input`] region, or no region at
+    /// all when `input` is empty; returns the region's base address (0 for
+    /// none). [`AddressSpace::return_input`] moves them back.
+    pub(crate) fn lend_input(&mut self, input: &mut Vec<u8>) -> u64 {
+        self.truncate(0);
+        if input.is_empty() {
+            return 0;
+        }
+        self.add(RegionKind::Input, true, std::mem::take(input))
+    }
+
+    /// Gives back the bytes [`AddressSpace::lend_input`] lent into `input`,
+    /// as the run left them, and empties the space. (Should an embedder's
+    /// helper have replaced region 0's bytes, `input` gets those: a copy
+    /// of shared ones.)
+    pub(crate) fn return_input(&mut self, input: &mut Vec<u8>) {
+        if let Some(region) = self.regions.first_mut() {
+            match &mut region.backing {
+                Backing::Owned(v) => *input = std::mem::take(v),
+                Backing::Shared(s) => *input = s.to_vec(),
+            }
+        }
+        self.truncate(0);
+    }
+
     /// Takes the bytes of region `index` if the run owns them, leaving it empty
     /// (so buffers can be reused across runs).
     pub fn take_owned(&mut self, index: usize) -> Option<Vec<u8>> {
