@@ -103,12 +103,17 @@ impl Runtime<'_, '_> {
     fn refresh(&mut self, ctx: &mut JitCtx) {
         let memory = self.machine.memory();
         let len = memory.len();
-        if len < self.table.len() {
-            self.table.truncate(len);
-            self.owned.retain(|&i| i < len);
-        }
         let known = self.table.len();
-        self.table.resize(len, [0; 4]);
+        // Most calls (a lookup of a value already in the space) leave the
+        // number of regions as it was: no resizing then.
+        if len != known {
+            if len < known {
+                self.table.truncate(len);
+                self.owned.retain(|&i| i < len);
+            }
+            self.table.resize(len, [0; 4]);
+        }
+        let known = known.min(len);
         let mut i = 0;
         while i < self.owned.len() {
             let index = self.owned[i];

@@ -777,7 +777,7 @@ impl Environment for RunEnv<'_> {
         memory: &mut AddressSpace,
     ) -> Result<HelperOutcome, HelperCallError> {
         // An embedder's helper 1 replaces the built-in, as in call_helper.
-        if !self.state.builtins || self.helpers.contains(helper::MAP_LOOKUP_ELEM as i64) {
+        if !self.state.builtins || self.helpers.has_map_lookup() {
             return self.call_helper(helper::MAP_LOOKUP_ELEM as i64, args, memory);
         }
         self.lookup_elem(args[0], args[1], memory)
