@@ -72,6 +72,8 @@ struct Runtime<'m, 'a> {
     table: Vec<[u64; 4]>,
     /// Indexes of the regions with inline entries.
     owned: Vec<usize>,
+    /// The space's layout version the table was made for.
+    layout: u64,
     halt: Option<Halt>,
     panic: Option<Box<dyn Any + Send>>,
 }
@@ -93,6 +95,7 @@ impl Runtime<'_, '_> {
             }
         }
         self.frame_state(ctx);
+        self.layout = self.machine.memory().layout_version();
     }
 
     /// Brings the region table and the frame state up to date after the
@@ -102,6 +105,11 @@ impl Runtime<'_, '_> {
     /// became of it.
     fn refresh(&mut self, ctx: &mut JitCtx) {
         let memory = self.machine.memory();
+        // Nothing moved (a lookup of a value already in the space, most
+        // helpers): the table and the frame state still hold.
+        if memory.layout_version() == self.layout {
+            return;
+        }
         let len = memory.len();
         let known = self.table.len();
         // Most calls (a lookup of a value already in the space) leave the
@@ -135,6 +143,7 @@ impl Runtime<'_, '_> {
             }
         }
         self.frame_state(ctx);
+        self.layout = self.machine.memory().layout_version();
     }
 
     /// Points the context block at the table and the current frame.
@@ -1351,6 +1360,7 @@ impl CompiledCode for JitProgram {
             code: self,
             table,
             owned,
+            layout: 0,
             halt: None,
             panic: None,
         };

@@ -147,6 +147,8 @@ pub struct AddressSpace {
     /// region without a search (a program looking up the same element in a
     /// loop would otherwise pay for a scan of every region each time).
     shared: HashMap<usize, usize, BuildHasherDefault<IdentityHasher>>,
+    /// See [`AddressSpace::layout_version`].
+    layout: u64,
 }
 
 /// The base address of region `index`: region 0 starts at 4 GiB so that no
@@ -189,6 +191,7 @@ impl AddressSpace {
     }
 
     fn push(&mut self, region: Region) -> u64 {
+        self.changed();
         self.regions.push(region);
         region_base(self.regions.len() - 1)
     }
@@ -212,6 +215,7 @@ impl AddressSpace {
         if keep >= self.regions.len() {
             return;
         }
+        self.changed();
         self.regions.truncate(keep);
         if self.shared.is_empty() {
         } else if keep == 0 {
@@ -231,6 +235,7 @@ impl AddressSpace {
         // the one input region in place.
         if let ([region], false) = (&mut self.regions[..], input.is_empty()) {
             if let Backing::Owned(v) = &mut region.backing {
+                self.layout = self.layout.wrapping_add(1);
                 v.clear();
                 v.extend_from_slice(input);
                 region.kind = RegionKind::Input;
@@ -286,6 +291,7 @@ impl AddressSpace {
     /// Takes the bytes of region `index` if the run owns them, leaving it empty
     /// (so buffers can be reused across runs).
     pub fn take_owned(&mut self, index: usize) -> Option<Vec<u8>> {
+        self.changed();
         let region = self.regions.get_mut(index)?;
         match &mut region.backing {
             Backing::Owned(v) => {
@@ -312,6 +318,7 @@ impl AddressSpace {
     /// Resizes owned region `index` to `len` bytes, all zero: stack frames
     /// come and go this way, keeping their buffers' allocations.
     pub(crate) fn reset_owned(&mut self, index: usize, len: usize) {
+        self.changed();
         if let Some(region) = self.regions.get_mut(index) {
             if let Backing::Owned(v) = &mut region.backing {
                 v.clear();
@@ -349,7 +356,24 @@ impl AddressSpace {
 
     /// The region at `index`, mutably.
     pub fn region_mut(&mut self, index: usize) -> Option<&mut Region> {
+        // The caller may change anything about the region.
+        self.changed();
         self.regions.get_mut(index)
+    }
+
+    /// A number that changes whenever a region is added or removed, or its
+    /// bytes may have moved or changed size (a frame entered or left, a
+    /// region handed out by [`AddressSpace::region_mut`]): compiled code
+    /// that keeps host pointers to owned regions' bytes looks again only
+    /// when it changed. Loads, stores and the bytes of shared regions do
+    /// not change it.
+    pub fn layout_version(&self) -> u64 {
+        self.layout
+    }
+
+    #[inline(always)]
+    fn changed(&mut self) {
+        self.layout = self.layout.wrapping_add(1);
     }
 
     /// The region index and offset of `addr`, if `len` bytes from it lie in one region.
@@ -588,5 +612,42 @@ mod tests {
         assert!(space.load::<1>(c + 1).is_err());
         assert_eq!(space.set_input(&[]), 0);
         assert!(space.is_empty());
+    }
+
+    #[test]
+    fn the_layout_version_changes_when_regions_may_move_and_only_then() {
+        let mut space = AddressSpace::new();
+        let mut last = space.layout_version();
+        let mut changed = |space: &AddressSpace| {
+            let now = space.layout_version();
+            let differs = now != last;
+            last = now;
+            differs
+        };
+        let a = space.add(RegionKind::Input, true, vec![0; 8]);
+        assert!(changed(&space), "add");
+        space.store::<4>(a, [1; 4]).unwrap();
+        space.write(a + 4, &[2; 4]).unwrap();
+        space.load::<8>(a).unwrap();
+        let shared = SharedBytes::new(vec![0; 4]);
+        assert!(!changed(&space), "loads and stores");
+        let v = space.add_shared(RegionKind::MapValue, true, shared.clone());
+        assert!(changed(&space), "add_shared");
+        space.store::<4>(v, [3; 4]).unwrap();
+        shared.copy_from(&[4; 4]);
+        assert_eq!(space.find_shared(&shared), Some(v));
+        assert!(!changed(&space), "shared bytes and lookups");
+        space.reset_owned(0, 4);
+        assert!(changed(&space), "a frame-style resize");
+        let _ = space.region_mut(0);
+        assert!(changed(&space), "region_mut");
+        space.take_owned(0);
+        assert!(changed(&space), "take_owned");
+        space.truncate(1);
+        assert!(changed(&space), "truncate");
+        space.truncate(1);
+        assert!(!changed(&space), "a truncate that removes nothing");
+        space.set_input(&[1, 2]);
+        assert!(changed(&space), "set_input refilling in place");
     }
 }

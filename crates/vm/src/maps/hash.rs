@@ -23,17 +23,18 @@ struct Entry {
 pub(super) struct HashStorage {
     entries: BTreeMap<Vec<u8>, Entry>,
     /// The values of `entries`, by key.
-    index: HashMap<Box<[u8]>, Box<[SharedBytes]>, KeyHashing>,
+    index: Index,
     /// For LRU maps: last-use tick → key.
     recency: Option<BTreeMap<u64, Vec<u8>>>,
     clock: u64,
 }
 
 impl HashStorage {
-    pub(super) fn new(lru: bool) -> HashStorage {
+    /// Storage for keys of `key_size` bytes.
+    pub(super) fn new(lru: bool, key_size: usize) -> HashStorage {
         HashStorage {
             entries: BTreeMap::new(),
-            index: HashMap::with_hasher(KeyHashing::new()),
+            index: Index::new(key_size, KeyHashing::new()),
             recency: lru.then(BTreeMap::new),
             clock: 0,
         }
@@ -54,10 +55,10 @@ impl HashStorage {
 
     /// The values under `key`; a program's lookup (`touch`) marks it recently used.
     pub(super) fn get(&mut self, key: &[u8], touch: bool) -> Option<&[SharedBytes]> {
-        if touch {
+        if touch && self.recency.is_some() {
             self.touch(key);
         }
-        self.index.get(key).map(|v| &v[..])
+        self.index.get(key)
     }
 
     pub(super) fn update(
@@ -67,7 +68,13 @@ impl HashStorage {
         mode: u64,
         max_entries: usize,
     ) -> Result<(), MapError> {
-        let exists = self.index.contains_key(key);
+        if let Index::Small { key_size, .. } = &self.index {
+            // Map::update checks key sizes first; the index holds no other.
+            if key.len() != *key_size {
+                return err(errno::EINVAL, format!("key of {} bytes", key.len()));
+            }
+        }
+        let exists = self.index.get(key).is_some();
         match (mode, exists) {
             (update_flags::NOEXIST, true) => return err(errno::EEXIST, "key already exists"),
             (update_flags::EXIST, false) => return err(errno::ENOENT, "key does not exist"),
@@ -89,7 +96,7 @@ impl HashStorage {
                     // LRU: evict the least recently used element.
                     if let Some((_, victim)) = recency.pop_first() {
                         self.entries.remove(&victim);
-                        self.index.remove(&victim[..]);
+                        self.index.remove(&victim);
                     }
                 }
                 None => return err(errno::E2BIG, format!("map is full ({max_entries} entries)")),
@@ -101,7 +108,7 @@ impl HashStorage {
             recency.insert(tick, key.to_vec());
         }
         let values: Box<[SharedBytes]> = values.into_iter().map(SharedBytes::new).collect();
-        self.index.insert(key.into(), values);
+        self.index.insert(key, values);
         self.entries.insert(key.to_vec(), Entry { tick });
         Ok(())
     }
@@ -128,6 +135,100 @@ impl HashStorage {
                 .map(|(k, _)| k.clone()),
             // A missing key restarts iteration, as in the kernel.
             _ => self.entries.keys().next().cloned(),
+        }
+    }
+}
+
+/// The hash index of a [`HashStorage`]: keys of up to 16 bytes (most: ids,
+/// addresses, small tuples) as one integer, hashed and compared as such;
+/// longer ones as bytes.
+enum Index {
+    /// Keys of exactly `key_size` bytes, zero-extended to 16.
+    Small {
+        key_size: usize,
+        map: HashMap<u128, Box<[SharedBytes]>, KeyHashing>,
+    },
+    Large(HashMap<Box<[u8]>, Box<[SharedBytes]>, KeyHashing>),
+}
+
+impl Index {
+    fn new(key_size: usize, hashing: KeyHashing) -> Index {
+        if key_size <= 16 {
+            Index::Small {
+                key_size,
+                map: HashMap::with_hasher(hashing),
+            }
+        } else {
+            Index::Large(HashMap::with_hasher(hashing))
+        }
+    }
+
+    /// `key` as a small key; `None` for a key of another size (which the
+    /// map's callers refuse before they get here, and is never stored).
+    /// Two overlapping loads cover every byte: for keys of one size the
+    /// result is as unique as the bytes, without a copy of variable length.
+    #[inline(always)]
+    fn small(key_size: usize, key: &[u8]) -> Option<u128> {
+        if key.len() != key_size {
+            return None;
+        }
+        let n = key.len();
+        let word = |at: usize, w: usize| -> Option<u64> {
+            let b = key.get(at..at + w)?;
+            Some(match w {
+                8 => u64::from_le_bytes(b.try_into().ok()?),
+                4 => u32::from_le_bytes(b.try_into().ok()?) as u64,
+                _ => b[0] as u64,
+            })
+        };
+        Some(match n {
+            8..=16 => (word(0, 8)? as u128) | (word(n - 8, 8)? as u128) << 64,
+            4..=7 => (word(0, 4)? | word(n - 4, 4)? << 32) as u128,
+            1..=3 => (word(0, 1)? | word(n / 2, 1)? << 8 | word(n - 1, 1)? << 16) as u128,
+            _ => 0,
+        })
+    }
+
+    #[inline]
+    fn get(&self, key: &[u8]) -> Option<&[SharedBytes]> {
+        match self {
+            Index::Small { key_size, map } => map.get(&Index::small(*key_size, key)?),
+            Index::Large(map) => map.get(key),
+        }
+        .map(|v| &v[..])
+    }
+
+    fn insert(&mut self, key: &[u8], values: Box<[SharedBytes]>) {
+        match self {
+            Index::Small { key_size, map } => {
+                if let Some(k) = Index::small(*key_size, key) {
+                    map.insert(k, values);
+                }
+            }
+            Index::Large(map) => {
+                map.insert(key.into(), values);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        match self {
+            Index::Small { key_size, map } => {
+                if let Some(k) = Index::small(*key_size, key) {
+                    map.remove(&k);
+                }
+            }
+            Index::Large(map) => {
+                map.remove(key);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        match self {
+            Index::Small { map, .. } => map.len(),
+            Index::Large(map) => map.len(),
         }
     }
 }
@@ -203,6 +304,17 @@ impl Hasher for KeyHasher {
     }
 
     #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    #[inline]
+    fn write_u128(&mut self, n: u128) {
+        self.add(n as u64);
+        self.add((n >> 64) as u64);
+    }
+
+    #[inline]
     fn finish(&self) -> u64 {
         // The multiply leaves the low bits, which pick the bucket, the
         // weakest: fold the high ones down.
@@ -220,7 +332,7 @@ mod tests {
     use super::*;
 
     fn storage(lru: bool) -> HashStorage {
-        HashStorage::new(lru)
+        HashStorage::new(lru, 4)
     }
 
     fn value(s: &mut HashStorage, key: &[u8]) -> Option<Vec<u8>> {
@@ -229,37 +341,70 @@ mod tests {
 
     #[test]
     fn keys_that_share_their_hash_are_still_told_apart() {
-        let mut s = storage(false);
-        // Every key hashes alike, so every lookup walks colliding keys.
-        s.index = HashMap::with_hasher(KeyHashing {
+        let collide = KeyHashing {
             seed: 0,
             collide: true,
-        });
-        for k in 0u32..200 {
-            s.update(
-                &k.to_le_bytes(),
-                vec![(k * 3).to_le_bytes().to_vec()],
-                0,
-                200,
-            )
-            .unwrap();
+        };
+        // Every key hashes alike, so every lookup walks colliding keys:
+        // small keys (one integer) and large ones (bytes).
+        for key_size in [4usize, 16, 20] {
+            let mut s = HashStorage::new(false, key_size);
+            s.index = Index::new(key_size, collide.clone());
+            let key = |k: u32| {
+                let mut key = vec![0u8; key_size];
+                key[key_size - 4..].copy_from_slice(&k.to_le_bytes());
+                key
+            };
+            for k in 0u32..200 {
+                s.update(&key(k), vec![(k * 3).to_le_bytes().to_vec()], 0, 200)
+                    .unwrap();
+            }
+            for k in 0u32..200 {
+                assert_eq!(
+                    value(&mut s, &key(k)),
+                    Some((k * 3).to_le_bytes().to_vec()),
+                    "{key_size}-byte key {k}"
+                );
+            }
+            assert_eq!(value(&mut s, &key(200)), None);
+            assert_eq!(s.index.len(), 200);
         }
-        for k in 0u32..200 {
-            assert_eq!(
-                value(&mut s, &k.to_le_bytes()),
-                Some((k * 3).to_le_bytes().to_vec())
-            );
-        }
-        assert_eq!(value(&mut s, &200u32.to_le_bytes()), None);
-        // Keys equal but for their length, or their trailing zero bytes, differ.
-        let mut s = storage(false);
+    }
+
+    #[test]
+    fn small_keys_differ_in_every_byte_and_other_sizes_are_refused() {
+        let mut s = HashStorage::new(false, 3);
         s.update(&[1, 0, 0], vec![vec![1]], 0, 8).unwrap();
-        s.update(&[1, 0, 0, 0], vec![vec![2]], 0, 8).unwrap();
-        s.update(&[1, 0, 0, 0, 0, 0, 0, 0, 0], vec![vec![3]], 0, 8)
-            .unwrap();
+        s.update(&[0, 0, 1], vec![vec![2]], 0, 8).unwrap();
+        s.update(&[0, 0, 0], vec![vec![3]], 0, 8).unwrap();
         assert_eq!(value(&mut s, &[1, 0, 0]), Some(vec![1]));
-        assert_eq!(value(&mut s, &[1, 0, 0, 0]), Some(vec![2]));
-        assert_eq!(value(&mut s, &[1, 0, 0, 0, 0, 0, 0, 0, 0]), Some(vec![3]));
+        assert_eq!(value(&mut s, &[0, 0, 1]), Some(vec![2]));
+        assert_eq!(value(&mut s, &[0, 0, 0]), Some(vec![3]));
+        // A key of another size (zero-extended, it would equal one above)
+        // is neither found nor stored.
+        assert_eq!(value(&mut s, &[1, 0, 0, 0]), None);
+        let e = s.update(&[1, 0], vec![vec![9]], 0, 8).unwrap_err();
+        assert_eq!(e.errno(), errno::EINVAL);
+        assert_eq!(
+            s.next_key(Some(&[1, 0, 0])),
+            None,
+            "nothing stored after the last key"
+        );
+        // For every size, a change in any one byte changes the small key.
+        for n in 1..=16usize {
+            let mut seen = std::collections::BTreeSet::new();
+            seen.insert(Index::small(n, &vec![0; n]).unwrap());
+            for pos in 0..n {
+                for byte in [1u8, 0x80, 0xff] {
+                    let mut key = vec![0; n];
+                    key[pos] = byte;
+                    assert!(
+                        seen.insert(Index::small(n, &key).unwrap()),
+                        "{n} bytes, byte {pos}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -315,14 +460,14 @@ mod tests {
     fn lru_eviction_removes_the_victim_from_the_index() {
         let mut s = storage(true);
         for k in 0u8..3 {
-            s.update(&[k], vec![vec![k]], 0, 3).unwrap();
+            s.update(&[k; 4], vec![vec![k]], 0, 3).unwrap();
         }
         // Key 0 is used, so key 1 is the least recently used.
-        assert_eq!(value(&mut s, &[0]), Some(vec![0]));
-        s.update(&[7], vec![vec![7]], 0, 3).unwrap();
-        assert_eq!(value(&mut s, &[1]), None);
-        assert_eq!(value(&mut s, &[0]), Some(vec![0]));
-        assert_eq!(value(&mut s, &[7]), Some(vec![7]));
+        assert_eq!(value(&mut s, &[0; 4]), Some(vec![0]));
+        s.update(&[7; 4], vec![vec![7]], 0, 3).unwrap();
+        assert_eq!(value(&mut s, &[1; 4]), None);
+        assert_eq!(value(&mut s, &[0; 4]), Some(vec![0]));
+        assert_eq!(value(&mut s, &[7; 4]), Some(vec![7]));
         assert_eq!(s.index.len(), s.entries.len());
     }
 }
