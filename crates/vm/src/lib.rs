@@ -278,7 +278,7 @@ impl Vm {
     /// after [`Vm::run`]: the bytes as the program left them.
     pub fn run_vec(&mut self, program: &Program, mem: &mut Vec<u8>) -> Result<u64, RunError> {
         let len = mem.len() as u64;
-        let base = self.scratch.lend_input(mem);
+        let (base, spare) = self.scratch.lend_input(mem);
         let result = run_program(
             &mut self.parts,
             &self.maps,
@@ -288,7 +288,7 @@ impl Vm {
             0,
             &mut None,
         );
-        self.scratch.return_input(mem);
+        self.scratch.return_input(mem, spare);
         result
     }
 

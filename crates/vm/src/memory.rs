@@ -120,11 +120,13 @@ pub struct Region {
 
 impl Region {
     /// Size in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the region is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -264,21 +266,43 @@ impl AddressSpace {
 
     /// Makes the space `input`'s bytes, moved in (`input` is left empty),
     /// as its one writable [`RegionKind::Input`] region, or no region at
-    /// all when `input` is empty; returns the region's base address (0 for
-    /// none). [`AddressSpace::return_input`] moves them back.
-    pub(crate) fn lend_input(&mut self, input: &mut Vec<u8>) -> u64 {
+    /// all when `input` is empty. Returns the region's base address (0 for
+    /// none) and the buffer region 0 had, which
+    /// [`AddressSpace::return_input`] puts back when it moves the bytes
+    /// back, so a space lent input after input allocates nothing.
+    pub(crate) fn lend_input(&mut self, input: &mut Vec<u8>) -> (u64, Vec<u8>) {
+        if let ([region], false) = (&mut self.regions[..], input.is_empty()) {
+            if let Backing::Owned(v) = &mut region.backing {
+                self.layout = self.layout.wrapping_add(1);
+                region.kind = RegionKind::Input;
+                region.writable = true;
+                region.len = input.len();
+                // An owned region is in no index of shared regions.
+                return (region_base(0), std::mem::replace(v, std::mem::take(input)));
+            }
+        }
         self.truncate(0);
         if input.is_empty() {
-            return 0;
+            return (0, Vec::new());
         }
-        self.add(RegionKind::Input, true, std::mem::take(input))
+        let base = self.add(RegionKind::Input, true, std::mem::take(input));
+        (base, Vec::new())
     }
 
     /// Gives back the bytes [`AddressSpace::lend_input`] lent into `input`,
-    /// as the run left them, and empties the space. (Should an embedder's
+    /// as the run left them, and leaves the space one empty input region
+    /// over `spare` (what `lend_input` returned). (Should an embedder's
     /// helper have replaced region 0's bytes, `input` gets those: a copy
     /// of shared ones.)
-    pub(crate) fn return_input(&mut self, input: &mut Vec<u8>) {
+    pub(crate) fn return_input(&mut self, input: &mut Vec<u8>, spare: Vec<u8>) {
+        if let [region] = &mut self.regions[..] {
+            if let Backing::Owned(v) = &mut region.backing {
+                self.layout = self.layout.wrapping_add(1);
+                *input = std::mem::replace(v, spare);
+                region.len = 0;
+                return;
+            }
+        }
         if let Some(region) = self.regions.first_mut() {
             match &mut region.backing {
                 Backing::Owned(v) => *input = std::mem::take(v),
@@ -340,21 +364,25 @@ impl AddressSpace {
     }
 
     /// Number of regions.
+    #[inline]
     pub fn len(&self) -> usize {
         self.regions.len()
     }
 
     /// Whether there are no regions.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.regions.is_empty()
     }
 
     /// The region at `index`.
+    #[inline]
     pub fn region(&self, index: usize) -> Option<&Region> {
         self.regions.get(index)
     }
 
     /// The region at `index`, mutably.
+    #[inline]
     pub fn region_mut(&mut self, index: usize) -> Option<&mut Region> {
         // The caller may change anything about the region.
         self.changed();
@@ -367,6 +395,7 @@ impl AddressSpace {
     /// that keeps host pointers to owned regions' bytes looks again only
     /// when it changed. Loads, stores and the bytes of shared regions do
     /// not change it.
+    #[inline]
     pub fn layout_version(&self) -> u64 {
         self.layout
     }
