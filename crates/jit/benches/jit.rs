@@ -20,6 +20,9 @@
 //!   the stack accesses the verifier proved in-frame lose their checks. A
 //!   program the verifier rejects has no entry, with the reason printed.
 //! - rbpf has no maps, so the hash map counter has no rbpf entry.
+//! - bpfkit runs over the workload's memory with `Vm::run_vec`, which lends
+//!   the buffer to the run, as rbpf and uBPF run over the caller's memory
+//!   (`Vm::run` would copy it in and out).
 //!
 //! A column whose tool is missing (no clang, no uBPF source) is left out
 //! with the reason printed. After criterion's figures, a table gives each
@@ -621,14 +624,14 @@ fn side_by_side(
     let mut group = c.benchmark_group(name);
     let mut m = mem.clone();
     timed(&mut group, &mut row, "bpfkit-interp", || {
-        vm.run(black_box(&interp), black_box(&mut m)).unwrap()
+        vm.run_vec(black_box(&interp), black_box(&mut m)).unwrap()
     });
     timed(&mut group, &mut row, "bpfkit-jit", || {
-        vm.run(black_box(&jit), black_box(&mut m)).unwrap()
+        vm.run_vec(black_box(&jit), black_box(&mut m)).unwrap()
     });
     if let Some(p) = &unchecked {
         timed(&mut group, &mut row, "bpfkit-jit-verified", || {
-            vm.run(black_box(p), black_box(&mut m)).unwrap()
+            vm.run_vec(black_box(p), black_box(&mut m)).unwrap()
         });
     }
     timed(&mut group, &mut row, "rbpf-jit", || {

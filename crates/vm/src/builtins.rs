@@ -3,7 +3,6 @@
 //! connects them to maps, the current task and the program's context.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use bpfkit_abi::{errno, helper, ringbuf_flags};
 
@@ -62,8 +61,10 @@ pub(crate) struct RunEnv<'a> {
     pub(crate) context: ContextKind,
     pub(crate) ctx_base: u64,
     pub(crate) packet: Option<PacketPointers>,
-    /// Ring buffer reservations: record address → (map, token).
-    pub(crate) reservations: BTreeMap<u64, (Map, u64)>,
+    /// Ring buffer reservations: (record address, map, token). A list, not
+    /// a tree: a run holds few at once, and an empty one costs nothing to
+    /// make and drop on every run.
+    pub(crate) reservations: Vec<(u64, Map, u64)>,
     pub(crate) tail_calls: usize,
     /// Key regions of finished bpf_for_each_map_elem calls, (address,
     /// size), for the next ones to reuse: a loop of such calls adds no regions.
@@ -526,7 +527,7 @@ impl RunEnv<'_> {
                 match map.with_ringbuf(|r| r.reserve(a[1] as usize)) {
                     Some(Some((token, bytes))) => {
                         let addr = memory.add_shared(RegionKind::RingBufRecord, true, bytes);
-                        self.reservations.insert(addr, (map, token));
+                        self.reservations.push((addr, map, token));
                         ret(addr)
                     }
                     Some(None) => ret(0),
@@ -539,10 +540,12 @@ impl RunEnv<'_> {
                 } else {
                     "bpf_ringbuf_discard"
                 };
-                let (map, token) = self
+                let at = self
                     .reservations
-                    .remove(&a[0])
+                    .iter()
+                    .position(|r| r.0 == a[0])
                     .ok_or_else(|| fault(name, format!("{:#x} is not a reserved record", a[0])))?;
+                let (_, map, token) = self.reservations.swap_remove(at);
                 map.with_ringbuf(|r| r.release(token, id == helper::RINGBUF_DISCARD));
                 ret(0)
             }
@@ -774,7 +777,7 @@ impl Environment for RunEnv<'_> {
         memory: &mut AddressSpace,
     ) -> Result<HelperOutcome, HelperCallError> {
         // An embedder's helper 1 replaces the built-in, as in call_helper.
-        if !self.state.builtins || self.helpers.contains(helper::MAP_LOOKUP_ELEM as i64) {
+        if !self.state.builtins || self.helpers.has_map_lookup() {
             return self.call_helper(helper::MAP_LOOKUP_ELEM as i64, args, memory);
         }
         self.lookup_elem(args[0], args[1], memory)

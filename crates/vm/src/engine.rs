@@ -125,6 +125,7 @@ impl<'a> Machine<'a> {
     }
 
     /// The program running.
+    #[inline]
     pub fn program(&self) -> &Program {
         self.program
     }
@@ -132,16 +133,19 @@ impl<'a> Machine<'a> {
     /// The run's regions. Compiled code may access owned regions' bytes
     /// directly between two calls into the machine; any call may change
     /// the regions (frames, map values), so it must look again after each.
+    #[inline]
     pub fn memory(&mut self) -> &mut AddressSpace {
         self.memory
     }
 
     /// Instructions the run may still execute.
+    #[inline]
     pub fn remaining(&self) -> u64 {
         *self.remaining
     }
 
     /// Records the instructions the run may still execute.
+    #[inline]
     pub fn set_remaining(&mut self, remaining: u64) {
         *self.remaining = remaining;
     }
@@ -156,11 +160,13 @@ impl<'a> Machine<'a> {
     }
 
     /// The current call depth (0 in the entry frame).
+    #[inline]
     pub fn depth(&self) -> usize {
         self.depth
     }
 
     /// `r10` of the current frame.
+    #[inline]
     pub fn frame_pointer(&self) -> u64 {
         self.stack.frame_pointer(self.depth)
     }
@@ -173,6 +179,7 @@ impl<'a> Machine<'a> {
 
     /// Loads `size` (1, 2, 4 or 8) bytes at `addr` for the instruction at
     /// `pc`, zero-extended.
+    #[inline]
     pub fn load(&mut self, pc: usize, addr: u64, size: usize) -> Result<u64, Halt> {
         let r = match size {
             1 => self.memory.load::<1>(addr).map(|b| b[0] as u64),
@@ -198,6 +205,7 @@ impl<'a> Machine<'a> {
     }
 
     /// Stores the low `size` bytes of `value` at `addr`.
+    #[inline]
     pub fn store(&mut self, pc: usize, addr: u64, size: usize, value: u64) -> Result<(), Halt> {
         let b = value.to_le_bytes();
         let r = match size {
@@ -211,6 +219,7 @@ impl<'a> Machine<'a> {
 
     /// An atomic operation at `addr` with operand `src` (and `r0` for
     /// cmpxchg); returns the old value.
+    #[inline]
     pub fn atomic(
         &mut self,
         pc: usize,
@@ -255,6 +264,7 @@ impl<'a> Machine<'a> {
     /// `call 1` (`bpf_map_lookup_elem`) at `pc` with `r1..r5` = `args`;
     /// returns `r0`. The same as [`Machine::call_helper`] with id 1, by the
     /// environment's direct path to its maps.
+    #[inline]
     pub fn map_lookup_elem(&mut self, pc: usize, args: [u64; 5]) -> Result<u64, Halt> {
         let id = MAP_LOOKUP_ELEM as i64;
         match self.env.map_lookup_elem(args, self.memory) {

@@ -27,6 +27,9 @@ pub struct Helper {
 #[derive(Default)]
 pub struct HelperRegistry {
     helpers: BTreeMap<i64, Helper>,
+    /// Whether helper 1 (`bpf_map_lookup_elem`) is registered: asked on
+    /// every lookup, so kept apart from the tree.
+    has_map_lookup: bool,
 }
 
 impl HelperRegistry {
@@ -39,6 +42,7 @@ impl HelperRegistry {
             + Send
             + 'static,
     ) {
+        self.has_map_lookup |= id == crate::interp::MAP_LOOKUP_ELEM as i64;
         self.helpers.insert(
             id,
             Helper {
@@ -56,6 +60,11 @@ impl HelperRegistry {
     /// Whether `id` is registered.
     pub fn contains(&self, id: i64) -> bool {
         self.helpers.contains_key(&id)
+    }
+
+    /// Whether an embedder's `bpf_map_lookup_elem` (helper 1) is registered.
+    pub(crate) fn has_map_lookup(&self) -> bool {
+        self.has_map_lookup
     }
 }
 

@@ -232,7 +232,9 @@ impl Stack {
             let buf = match self.pool.buffers.pop() {
                 // A whole frame from the pool: only its top may be dirty.
                 Some((mut buf, dirty)) if buf.len() == STACK_PER_FRAME => {
-                    buf[STACK_PER_FRAME - dirty.min(STACK_PER_FRAME)..].fill(0);
+                    if dirty > 0 {
+                        buf[STACK_PER_FRAME - dirty.min(STACK_PER_FRAME)..].fill(0);
+                    }
                     buf
                 }
                 other => {
@@ -289,6 +291,41 @@ pub(crate) fn execute(
     executed: &mut u64,
     stack: &mut StackPool,
 ) -> Result<u64, RunError> {
+    // The same loop either way; compiled code gets a copy without the
+    // interpreter inlined, whose large frame would otherwise be set up on
+    // every one of its runs.
+    if program.compiled().is_some() {
+        execute_chain::<false>(program, memory, env, args, limits, executed, stack)
+    } else {
+        execute_chain::<true>(program, memory, env, args, limits, executed, stack)
+    }
+}
+
+/// The interpreter, kept out of line for [`execute_chain`]`::<false>`.
+#[inline(never)]
+fn run_outlined(
+    program: &Program,
+    memory: &mut AddressSpace,
+    env: &mut dyn Environment,
+    args: [u64; 5],
+    remaining: &mut u64,
+    budget: u64,
+    stack: &mut Stack,
+) -> Result<Flow, RunError> {
+    run(program, memory, env, args, remaining, budget, stack)
+}
+
+/// [`execute`], with the interpreter inlined when `INLINE_INTERP`.
+#[inline(always)]
+fn execute_chain<const INLINE_INTERP: bool>(
+    program: &Program,
+    memory: &mut AddressSpace,
+    env: &mut dyn Environment,
+    args: [u64; 5],
+    limits: RunLimits,
+    executed: &mut u64,
+    stack: &mut StackPool,
+) -> Result<u64, RunError> {
     let keep = memory.len();
     let mut frames = Stack {
         regions: [0; MAX_FRAMES],
@@ -320,7 +357,16 @@ pub(crate) fn execute(
                     crate::engine::Flow::TailCall(p) => Flow::TailCall(p),
                 })
             }
-            None => run(
+            None if INLINE_INTERP => run(
+                current,
+                memory,
+                env,
+                args,
+                &mut budget,
+                limits.budget,
+                &mut frames,
+            ),
+            None => run_outlined(
                 current,
                 memory,
                 env,
@@ -507,6 +553,9 @@ macro_rules! reg {
     };
 }
 
+// Inlined into its two callers (execute_chain::<true>, run_outlined), as it
+// was into its one caller before there were two.
+#[inline(always)]
 fn run(
     program: &Program,
     memory: &mut AddressSpace,

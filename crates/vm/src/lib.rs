@@ -37,7 +37,6 @@ mod memory;
 pub mod object;
 mod program;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub use context::{sk_buff, xdp_md, ContextKind, SK_BUFF_SIZE, XDP_HEADROOM, XDP_MD_SIZE};
@@ -112,16 +111,12 @@ impl VmState {
 
 /// The runtime: maps, helpers, the current task and CPU, run limits.
 pub struct Vm {
-    helpers: HelperRegistry,
-    limits: RunLimits,
+    parts: RunParts,
     maps: Vec<Map>,
-    state: VmState,
     ncpus: usize,
-    last_executed: u64,
-    /// Buffers reused across runs so that a run allocates nothing.
-    stack: interp::StackPool,
+    /// The address space of [`Vm::run`], reused across runs so that a run
+    /// allocates nothing.
     scratch: AddressSpace,
-    input: Vec<u8>,
 }
 
 impl Default for Vm {
@@ -159,24 +154,25 @@ impl Vm {
     /// A runtime with the built-in helpers, one virtual CPU and the default budget.
     pub fn new() -> Vm {
         Vm {
-            helpers: HelperRegistry::default(),
-            limits: RunLimits::default(),
-            maps: Vec::new(),
-            state: VmState {
-                task: Task::default(),
-                task_addr: 0,
-                cpu: 0,
-                trace: Vec::new(),
-                probe_memory: Vec::new(),
-                builtins: true,
-                started: Instant::now(),
-                random: 0x9e37_79b9_7f4a_7c15,
+            parts: RunParts {
+                helpers: HelperRegistry::default(),
+                limits: RunLimits::default(),
+                state: VmState {
+                    task: Task::default(),
+                    task_addr: 0,
+                    cpu: 0,
+                    trace: Vec::new(),
+                    probe_memory: Vec::new(),
+                    builtins: true,
+                    started: Instant::now(),
+                    random: 0x9e37_79b9_7f4a_7c15,
+                },
+                last_executed: 0,
+                stack: interp::StackPool::default(),
             },
+            maps: Vec::new(),
             ncpus: 1,
-            last_executed: 0,
-            stack: interp::StackPool::default(),
             scratch: AddressSpace::new(),
-            input: Vec::new(),
         }
     }
 
@@ -184,8 +180,9 @@ impl Vm {
     /// which returns its first argument and stops the program when it is 0.
     pub fn for_conformance() -> Vm {
         let mut vm = Vm::new();
-        vm.state.builtins = false;
-        vm.helpers
+        vm.parts.state.builtins = false;
+        vm.parts
+            .helpers
             .register(5, "conformance_helper", conformance_helper);
         vm
     }
@@ -193,19 +190,19 @@ impl Vm {
     /// The helper registry, to add embedder helpers (they take precedence
     /// over built-ins with the same id).
     pub fn helpers_mut(&mut self) -> &mut HelperRegistry {
-        &mut self.helpers
+        &mut self.parts.helpers
     }
 
     /// Instructions the last run executed (for measurements).
     pub fn last_executed(&self) -> u64 {
-        self.last_executed
+        self.parts.last_executed
     }
 
     /// Sets the instruction budget of each run: a run that executes more
     /// instructions stops with [`RunError::BudgetExhausted`]. The default is
     /// [`DEFAULT_BUDGET`] (2^24); raise it for programs that iterate longer.
     pub fn set_budget(&mut self, budget: u64) {
-        self.limits.budget = budget;
+        self.parts.limits.budget = budget;
     }
 
     /// Sets the number of virtual CPUs per-CPU maps created later keep values for.
@@ -215,28 +212,28 @@ impl Vm {
 
     /// Sets the CPU the next runs execute on (`bpf_get_smp_processor_id`).
     pub fn set_current_cpu(&mut self, cpu: u32) {
-        self.state.cpu = cpu.min(self.ncpus as u32 - 1);
+        self.parts.state.cpu = cpu.min(self.ncpus as u32 - 1);
     }
 
     /// Sets the task programs see as current.
     pub fn set_current_task(&mut self, task: Task) {
-        self.state.task = task;
+        self.parts.state.task = task;
     }
 
     /// Sets what `bpf_get_current_task` returns: typically an address given
     /// to [`Vm::add_probe_memory`] holding a `task_struct` image.
     pub fn set_current_task_addr(&mut self, addr: u64) {
-        self.state.task_addr = addr;
+        self.parts.state.task_addr = addr;
     }
 
     /// Makes `bytes` readable by `bpf_probe_read*` at address `addr`.
     pub fn add_probe_memory(&mut self, addr: u64, bytes: Vec<u8>) {
-        self.state.probe_memory.push((addr, bytes));
+        self.parts.state.probe_memory.push((addr, bytes));
     }
 
     /// Takes the lines programs printed with `bpf_trace_printk`.
     pub fn take_trace(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.state.trace)
+        std::mem::take(&mut self.parts.state.trace)
     }
 
     /// Creates a map; programs refer to it as `lddw rX, map[index]`
@@ -256,22 +253,42 @@ impl Vm {
     /// its length (the conformance convention); changes the program makes to
     /// the memory are copied back. Returns `r0`.
     pub fn run(&mut self, program: &Program, mem: &mut [u8]) -> Result<u64, RunError> {
-        let mut space = std::mem::take(&mut self.scratch);
-        space.truncate(0);
-        let base = if mem.is_empty() {
-            0
-        } else {
-            let mut input = std::mem::take(&mut self.input);
-            input.clear();
-            input.extend_from_slice(mem);
-            space.add(RegionKind::Input, true, input)
-        };
-        let result = self.run_in(program, &mut space, [base, mem.len() as u64, 0, 0, 0]);
+        // The scratch space keeps its input region (and its buffer) between
+        // runs, so a run only copies the bytes in and out.
+        let base = self.scratch.set_input(mem);
+        let result = run_program(
+            &mut self.parts,
+            &self.maps,
+            program,
+            &mut self.scratch,
+            [base, mem.len() as u64, 0, 0, 0],
+            0,
+            &mut None,
+        );
         if !mem.is_empty() {
-            space.copy_region_to(0, mem);
-            self.input = space.take_owned(0).unwrap_or_default();
+            self.scratch.copy_region_to(0, mem);
         }
-        self.scratch = space;
+        result
+    }
+
+    /// Runs `program` as [`Vm::run`] does, over `mem` itself rather than a
+    /// copy: the vector is lent to the run as its input region and given
+    /// back afterwards, so a run over a large buffer copies nothing. What
+    /// `mem` holds afterwards, after a fault too, is what it would hold
+    /// after [`Vm::run`]: the bytes as the program left them.
+    pub fn run_vec(&mut self, program: &Program, mem: &mut Vec<u8>) -> Result<u64, RunError> {
+        let len = mem.len() as u64;
+        let (base, spare) = self.scratch.lend_input(mem);
+        let result = run_program(
+            &mut self.parts,
+            &self.maps,
+            program,
+            &mut self.scratch,
+            [base, len, 0, 0, 0],
+            0,
+            &mut None,
+        );
+        self.scratch.return_input(mem, spare);
         result
     }
 
@@ -283,41 +300,15 @@ impl Vm {
         space: &mut AddressSpace,
         args: [u64; 5],
     ) -> Result<u64, RunError> {
-        let limits = self.limits;
-        let mut executed = 0;
-        let mut stack = std::mem::take(&mut self.stack);
-        let mut env = self.env(program.context(), 0, None);
-        let result = interp::execute(
+        run_program(
+            &mut self.parts,
+            &self.maps,
             program,
             space,
-            &mut env,
             args,
-            limits,
-            &mut executed,
-            &mut stack,
-        );
-        self.stack = stack;
-        self.last_executed = executed;
-        result
-    }
-
-    fn env(
-        &mut self,
-        context: ContextKind,
-        ctx_base: u64,
-        packet: Option<PacketPointers>,
-    ) -> RunEnv<'_> {
-        RunEnv {
-            state: &mut self.state,
-            helpers: &mut self.helpers,
-            maps: &self.maps,
-            context,
-            ctx_base,
-            packet,
-            reservations: BTreeMap::new(),
-            tail_calls: 0,
-            free_keys: Vec::new(),
-        }
+            0,
+            &mut None,
+        )
     }
 
     /// Runs `program` as `BPF_PROG_TEST_RUN` does: builds its context from
@@ -361,28 +352,67 @@ impl Vm {
         program: &Program,
         run: &mut TestRunSpace,
     ) -> Result<u64, RunError> {
-        let context = program.context();
-        let limits = self.limits;
-        let mut executed = 0;
-        let mut stack = std::mem::take(&mut self.stack);
-        let mut env = self.env(context, run.ctx_base, run.packet);
-        let r0 = interp::execute(
+        // A helper may move the packet's bounds (bpf_xdp_adjust_head): the
+        // next repetition starts from where this one left them.
+        run_program(
+            &mut self.parts,
+            &self.maps,
             program,
             &mut run.space,
-            &mut env,
             run.args,
-            limits,
-            &mut executed,
-            &mut stack,
-        );
-        // A helper may have moved the packet's bounds (bpf_xdp_adjust_head).
-        if let Some(p) = env.packet {
-            run.packet = Some(p);
-        }
-        self.stack = stack;
-        self.last_executed = executed;
-        r0
+            run.ctx_base,
+            &mut run.packet,
+        )
     }
+}
+
+/// The parts of a [`Vm`] a run uses besides its maps, apart so that a run
+/// can borrow them and the VM's scratch address space at once.
+struct RunParts {
+    helpers: HelperRegistry,
+    limits: RunLimits,
+    state: VmState,
+    last_executed: u64,
+    /// Frame buffers reused across runs so that a run allocates nothing.
+    stack: interp::StackPool,
+}
+
+/// Runs `program` over `space` with `r1..r5` = `args`; `packet` is where the
+/// packet lies on entry, and afterwards where the run left it.
+fn run_program(
+    parts: &mut RunParts,
+    maps: &[Map],
+    program: &Program,
+    space: &mut AddressSpace,
+    args: [u64; 5],
+    ctx_base: u64,
+    packet: &mut Option<PacketPointers>,
+) -> Result<u64, RunError> {
+    let limits = parts.limits;
+    let mut env = RunEnv {
+        state: &mut parts.state,
+        helpers: &mut parts.helpers,
+        maps,
+        context: program.context(),
+        ctx_base,
+        packet: *packet,
+        reservations: Vec::new(),
+        tail_calls: 0,
+        free_keys: Vec::new(),
+    };
+    let result = interp::execute(
+        program,
+        space,
+        &mut env,
+        args,
+        limits,
+        &mut parts.last_executed,
+        &mut parts.stack,
+    );
+    if env.packet.is_some() {
+        *packet = env.packet;
+    }
+    result
 }
 
 /// The memory a test run's repetitions share: the context and packet

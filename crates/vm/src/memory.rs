@@ -120,11 +120,13 @@ pub struct Region {
 
 impl Region {
     /// Size in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the region is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -147,6 +149,8 @@ pub struct AddressSpace {
     /// region without a search (a program looking up the same element in a
     /// loop would otherwise pay for a scan of every region each time).
     shared: HashMap<usize, usize, BuildHasherDefault<IdentityHasher>>,
+    /// See [`AddressSpace::layout_version`].
+    layout: u64,
 }
 
 /// The base address of region `index`: region 0 starts at 4 GiB so that no
@@ -189,6 +193,7 @@ impl AddressSpace {
     }
 
     fn push(&mut self, region: Region) -> u64 {
+        self.changed();
         self.regions.push(region);
         region_base(self.regions.len() - 1)
     }
@@ -212,6 +217,7 @@ impl AddressSpace {
         if keep >= self.regions.len() {
             return;
         }
+        self.changed();
         self.regions.truncate(keep);
         if self.shared.is_empty() {
         } else if keep == 0 {
@@ -221,9 +227,95 @@ impl AddressSpace {
         }
     }
 
+    /// Makes the space a copy of `input` as its one writable
+    /// [`RegionKind::Input`] region, or no region at all when `input` is
+    /// empty, and returns the region's base address (0 for none). The
+    /// buffer of an owned region 0 is reused, so a space prepared for run
+    /// after run allocates nothing.
+    pub(crate) fn set_input(&mut self, input: &[u8]) -> u64 {
+        // The common case, a space left as the last run left it: refill
+        // the one input region in place.
+        if let ([region], false) = (&mut self.regions[..], input.is_empty()) {
+            if let Backing::Owned(v) = &mut region.backing {
+                self.layout = self.layout.wrapping_add(1);
+                v.clear();
+                v.extend_from_slice(input);
+                region.kind = RegionKind::Input;
+                region.writable = true;
+                region.len = input.len();
+                // An owned region is in no index of shared regions.
+                return region_base(0);
+            }
+        }
+        let buf = match self.regions.first_mut() {
+            Some(Region {
+                backing: Backing::Owned(v),
+                ..
+            }) => std::mem::take(v),
+            _ => Vec::new(),
+        };
+        self.truncate(0);
+        if input.is_empty() {
+            return 0;
+        }
+        let mut buf = buf;
+        buf.clear();
+        buf.extend_from_slice(input);
+        self.add(RegionKind::Input, true, buf)
+    }
+
+    /// Makes the space `input`'s bytes, moved in (`input` is left empty),
+    /// as its one writable [`RegionKind::Input`] region, or no region at
+    /// all when `input` is empty. Returns the region's base address (0 for
+    /// none) and the buffer region 0 had, which
+    /// [`AddressSpace::return_input`] puts back when it moves the bytes
+    /// back, so a space lent input after input allocates nothing.
+    pub(crate) fn lend_input(&mut self, input: &mut Vec<u8>) -> (u64, Vec<u8>) {
+        if let ([region], false) = (&mut self.regions[..], input.is_empty()) {
+            if let Backing::Owned(v) = &mut region.backing {
+                self.layout = self.layout.wrapping_add(1);
+                region.kind = RegionKind::Input;
+                region.writable = true;
+                region.len = input.len();
+                // An owned region is in no index of shared regions.
+                return (region_base(0), std::mem::replace(v, std::mem::take(input)));
+            }
+        }
+        self.truncate(0);
+        if input.is_empty() {
+            return (0, Vec::new());
+        }
+        let base = self.add(RegionKind::Input, true, std::mem::take(input));
+        (base, Vec::new())
+    }
+
+    /// Gives back the bytes [`AddressSpace::lend_input`] lent into `input`,
+    /// as the run left them, and leaves the space one empty input region
+    /// over `spare` (what `lend_input` returned). (Should an embedder's
+    /// helper have replaced region 0's bytes, `input` gets those: a copy
+    /// of shared ones.)
+    pub(crate) fn return_input(&mut self, input: &mut Vec<u8>, spare: Vec<u8>) {
+        if let [region] = &mut self.regions[..] {
+            if let Backing::Owned(v) = &mut region.backing {
+                self.layout = self.layout.wrapping_add(1);
+                *input = std::mem::replace(v, spare);
+                region.len = 0;
+                return;
+            }
+        }
+        if let Some(region) = self.regions.first_mut() {
+            match &mut region.backing {
+                Backing::Owned(v) => *input = std::mem::take(v),
+                Backing::Shared(s) => *input = s.to_vec(),
+            }
+        }
+        self.truncate(0);
+    }
+
     /// Takes the bytes of region `index` if the run owns them, leaving it empty
     /// (so buffers can be reused across runs).
     pub fn take_owned(&mut self, index: usize) -> Option<Vec<u8>> {
+        self.changed();
         let region = self.regions.get_mut(index)?;
         match &mut region.backing {
             Backing::Owned(v) => {
@@ -250,6 +342,7 @@ impl AddressSpace {
     /// Resizes owned region `index` to `len` bytes, all zero: stack frames
     /// come and go this way, keeping their buffers' allocations.
     pub(crate) fn reset_owned(&mut self, index: usize, len: usize) {
+        self.changed();
         if let Some(region) = self.regions.get_mut(index) {
             if let Backing::Owned(v) = &mut region.backing {
                 v.clear();
@@ -271,23 +364,45 @@ impl AddressSpace {
     }
 
     /// Number of regions.
+    #[inline]
     pub fn len(&self) -> usize {
         self.regions.len()
     }
 
     /// Whether there are no regions.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.regions.is_empty()
     }
 
     /// The region at `index`.
+    #[inline]
     pub fn region(&self, index: usize) -> Option<&Region> {
         self.regions.get(index)
     }
 
     /// The region at `index`, mutably.
+    #[inline]
     pub fn region_mut(&mut self, index: usize) -> Option<&mut Region> {
+        // The caller may change anything about the region.
+        self.changed();
         self.regions.get_mut(index)
+    }
+
+    /// A number that changes whenever a region is added or removed, or its
+    /// bytes may have moved or changed size (a frame entered or left, a
+    /// region handed out by [`AddressSpace::region_mut`]): compiled code
+    /// that keeps host pointers to owned regions' bytes looks again only
+    /// when it changed. Loads, stores and the bytes of shared regions do
+    /// not change it.
+    #[inline]
+    pub fn layout_version(&self) -> u64 {
+        self.layout
+    }
+
+    #[inline(always)]
+    fn changed(&mut self) {
+        self.layout = self.layout.wrapping_add(1);
     }
 
     /// The region index and offset of `addr`, if `len` bytes from it lie in one region.
@@ -499,5 +614,69 @@ mod tests {
         space.store::<4>(c, 5u32.to_le_bytes()).unwrap();
         assert_eq!(shared.to_vec(), 5u32.to_le_bytes(), "stores reach the map");
         assert_eq!(space.find_shared(&shared), Some(c));
+    }
+
+    #[test]
+    fn set_input_leaves_exactly_one_input_region_with_the_bytes() {
+        let mut space = AddressSpace::new();
+        assert_eq!(space.set_input(&[]), 0);
+        assert!(space.is_empty());
+        let a = space.set_input(&[1, 2, 3]);
+        assert_eq!(space.read(a, 3).unwrap(), vec![1, 2, 3]);
+        // A run leaves more regions (a map value) and a read-only input:
+        // the next input still starts from a space of one writable region.
+        space.region_mut(0).unwrap().writable = false;
+        space.add_shared(RegionKind::MapValue, true, SharedBytes::new(vec![0; 8]));
+        let b = space.set_input(&[9; 5]);
+        assert_eq!((b, space.len()), (a, 1));
+        assert_eq!(space.read(b, 5).unwrap(), vec![9; 5]);
+        assert!(matches!(
+            space.load::<1>(b + 5),
+            Err(FaultKind::OutOfBounds { size: 5, .. })
+        ));
+        space.store::<1>(b, [7]).unwrap();
+        // A shorter input shrinks the region; an empty one removes it.
+        let c = space.set_input(&[4]);
+        assert_eq!(space.read(c, 1).unwrap(), vec![4]);
+        assert!(space.load::<1>(c + 1).is_err());
+        assert_eq!(space.set_input(&[]), 0);
+        assert!(space.is_empty());
+    }
+
+    #[test]
+    fn the_layout_version_changes_when_regions_may_move_and_only_then() {
+        let mut space = AddressSpace::new();
+        let mut last = space.layout_version();
+        let mut changed = |space: &AddressSpace| {
+            let now = space.layout_version();
+            let differs = now != last;
+            last = now;
+            differs
+        };
+        let a = space.add(RegionKind::Input, true, vec![0; 8]);
+        assert!(changed(&space), "add");
+        space.store::<4>(a, [1; 4]).unwrap();
+        space.write(a + 4, &[2; 4]).unwrap();
+        space.load::<8>(a).unwrap();
+        let shared = SharedBytes::new(vec![0; 4]);
+        assert!(!changed(&space), "loads and stores");
+        let v = space.add_shared(RegionKind::MapValue, true, shared.clone());
+        assert!(changed(&space), "add_shared");
+        space.store::<4>(v, [3; 4]).unwrap();
+        shared.copy_from(&[4; 4]);
+        assert_eq!(space.find_shared(&shared), Some(v));
+        assert!(!changed(&space), "shared bytes and lookups");
+        space.reset_owned(0, 4);
+        assert!(changed(&space), "a frame-style resize");
+        let _ = space.region_mut(0);
+        assert!(changed(&space), "region_mut");
+        space.take_owned(0);
+        assert!(changed(&space), "take_owned");
+        space.truncate(1);
+        assert!(changed(&space), "truncate");
+        space.truncate(1);
+        assert!(!changed(&space), "a truncate that removes nothing");
+        space.set_input(&[1, 2]);
+        assert!(changed(&space), "set_input refilling in place");
     }
 }

@@ -317,6 +317,7 @@ impl Program {
     }
 
     /// The context layout the program expects.
+    #[inline]
     pub fn context(&self) -> ContextKind {
         self.context
     }
@@ -328,6 +329,7 @@ impl Program {
 
     /// The pre-decoded instructions, one per slot (the second slot of an
     /// `lddw` is [`Op::LdImm64Tail`]): what a compiled engine translates.
+    #[inline]
     pub fn ops(&self) -> &[Op] {
         &self.ops
     }
@@ -339,6 +341,7 @@ impl Program {
     }
 
     /// The compiled code runs execute, if any.
+    #[inline]
     pub fn compiled(&self) -> Option<&Arc<dyn CompiledCode>> {
         self.compiled.as_ref()
     }

@@ -213,10 +213,10 @@ impl Map {
             MapType::PerfEventArray => Storage::Perf(vec![Default::default(); ncpus]),
             MapType::ProgArray => Storage::Progs(vec![None; n]),
             MapType::ArrayOfMaps | MapType::HashOfMaps => Storage::Maps(BTreeMap::new()),
-            _ => Storage::Hash(hash::HashStorage::new(matches!(
-                def.map_type,
-                MapType::LruHash | MapType::LruPercpuHash
-            ))),
+            _ => Storage::Hash(hash::HashStorage::new(
+                matches!(def.map_type, MapType::LruHash | MapType::LruPercpuHash),
+                def.key_size as usize,
+            )),
         };
         static NEXT_ID: AtomicU32 = AtomicU32::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);

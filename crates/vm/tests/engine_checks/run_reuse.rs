@@ -171,3 +171,45 @@ fn partial_zeroing_still_clears_what_any_earlier_run_wrote() {
         "forged stores leaked"
     );
 }
+
+/// `Vm::run_vec` lends the caller's vector to the run instead of copying
+/// it: memory after the run, results and faults are those of `Vm::run`,
+/// across runs of different lengths, an empty input and runs that fault
+/// after storing.
+#[test]
+fn run_vec_leaves_memory_and_errors_as_run_does() {
+    // Stores r2 (the length) at byte 0, then loads byte `len - 1 + mem[1]`:
+    // in bounds when mem[1] is 0, a fault after the store otherwise.
+    let p = prog(
+        "*(u8 *)(r1 + 0) = r2
+        r3 = *(u8 *)(r1 + 1)
+        r4 = r1
+        r4 += r2
+        r4 += -1
+        r4 += r3
+        r0 = *(u8 *)(r4 + 0)
+        exit",
+    );
+    let empty = prog("r0 = r2\nr0 += 9\nexit");
+    let mut copying = Vm::new();
+    let mut lending = Vm::new();
+    let inputs: [&[u8]; 5] = [&[0, 0, 7], &[0, 1, 7, 8], &[], &[5, 0], &[0, 3, 1, 2, 3, 4]];
+    for (round, input) in inputs.iter().enumerate() {
+        let mut copied = input.to_vec();
+        let mut lent = input.to_vec();
+        let program = if input.is_empty() { &empty } else { &p };
+        let expected = copying.run(program, &mut copied);
+        let got = lending.run_vec(program, &mut lent);
+        assert_eq!(got, expected, "round {round}: result");
+        assert_eq!(lent, copied, "round {round}: memory after the run");
+        assert_eq!(input.len() > 1 && input[1] != 0, expected.is_err());
+    }
+    // Mixed with Vm::run on one VM, each API still sees its own input.
+    let mut vm = Vm::new();
+    let mut a = vec![0, 0, 42];
+    assert_eq!(vm.run_vec(&p, &mut a), Ok(42));
+    let mut b = vec![0, 0, 1, 2];
+    assert_eq!(vm.run(&p, &mut b), Ok(2));
+    assert_eq!(vm.run_vec(&p, &mut a), Ok(42));
+    assert_eq!((a[0], b[0]), (3, 4));
+}
