@@ -22,9 +22,14 @@ const MAX_PENDING: usize = 8192;
 const MAX_VAR_OFF: i64 = 1 << 29;
 /// `MAX_PACKET_OFF`.
 const MAX_PACKET_OFF: u64 = 0xffff;
-/// States remembered per instruction before new ones are dropped (the
-/// kernel evicts by hit/miss counts; a cap keeps the search linear).
-const MAX_STATES_PER_INSN: usize = 64;
+/// States remembered per instruction before new ones are dropped. The
+/// kernel has no cap and evicts by hit/miss counts, as bpfkit does too; the
+/// cap bounds the comparisons per visit. It must exceed a loop's trip
+/// count: a loop's states stay in progress (and unevictable) until its last
+/// iteration is explored, and an iteration that finds no remembered state
+/// cannot prune its other paths (64 made a 1,000-iteration loop with a
+/// branch explode).
+const MAX_STATES_PER_INSN: usize = 1024;
 
 struct Checkpoint {
     state: State,
@@ -132,7 +137,7 @@ pub(crate) fn run(
         opts,
         prog_type,
         ctx,
-        live: crate::liveness::analyze(&prog.slots),
+        live: crate::liveness::analyze(&prog.slots, opts.entry.is_none()),
         cfg,
         cps: Vec::new(),
         explored: vec![Vec::new(); n],

@@ -2,9 +2,10 @@
 //! backward pass before the walk, standing in for the kernel's two dynamic
 //! mechanisms (kernel/bpf/verifier.c).
 //!
-//! - **Liveness** (`REG_LIVE_READ`, `clean_live_states`): a register that
-//!   every path writes before it reads cannot change what happens next, so
-//!   an old state prunes a new one whatever either holds there.
+//! - **Liveness** (`REG_LIVE_READ`, `clean_live_states`): a register or a
+//!   stack slot of the running frame that every path writes before it
+//!   reads cannot change what happens next, so an old state prunes a new
+//!   one whatever either holds there ([`stack_liveness`] for the slots).
 //! - **Precision** (`mark_chain_precision`, `regsafe`'s `!rold->precise`): a
 //!   scalar whose value reaches none of the uses the verifier decides on
 //!   can differ between the states: any scalar is as good as any other.
@@ -55,25 +56,47 @@ impl RegSet {
     }
 }
 
-/// The registers that matter at the start of an instruction.
+/// The registers and stack slots that matter at the start of an instruction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Live {
     /// Read before written on some path (else the value is dead).
     pub read: RegSet,
     /// Of those, the ones whose scalar value may decide something.
     pub precise: RegSet,
+    /// The frame's own stack slots that may be read before they are
+    /// written, one bit each (slot `i`: the bytes from `-8(i+1)` to
+    /// `-8i - 1`); see [`stack_liveness`].
+    pub stack: u64,
 }
 
 impl Live {
-    /// Every register matters, as a precise value.
+    /// Every register matters, as a precise value, and every stack slot.
     pub const ALL: Live = Live {
         read: RegSet::ALL,
         precise: RegSet::ALL,
+        stack: u64::MAX,
     };
+
+    /// Whether stack slot `i` of the frame may be read before it is written.
+    pub fn stack_slot(&self, i: usize) -> bool {
+        i >= 64 || self.stack & (1 << i) != 0
+    }
 }
 
 /// [`Live`] for each slot of `prog` (`None` for lddw's second slot).
-pub fn analyze(prog: &[Option<Insn>]) -> Vec<Live> {
+/// `entry_known` says the main program starts as the kernel starts it (r1
+/// the context, nothing else set); otherwise its registers may hold
+/// anything, pointers to its own stack included.
+pub fn analyze(prog: &[Option<Insn>], entry_known: bool) -> Vec<Live> {
+    let stack = stack_liveness(prog, entry_known);
+    let mut live = registers(prog);
+    for (l, s) in live.iter_mut().zip(stack) {
+        l.stack = s;
+    }
+    live
+}
+
+fn registers(prog: &[Option<Insn>]) -> Vec<Live> {
     let n = prog.len();
     let mut live = vec![Live::default(); n];
     // Predecessors, so that a change is propagated only where it matters.
@@ -129,6 +152,7 @@ fn transfer(insn: &Insn, out: Live) -> Live {
     let Live {
         mut read,
         mut precise,
+        ..
     } = out;
     // A value read by an instruction that decides something on it.
     let decide = |r: Reg, read: &mut RegSet, precise: &mut RegSet| {
@@ -232,7 +256,269 @@ fn transfer(insn: &Insn, out: Live) -> Live {
     Live {
         read: read.with(Reg::R10),
         precise: precise.with(Reg::R10),
+        stack: 0,
     }
+}
+
+/// What a register may hold, as far as its own frame's stack goes: the
+/// forward half of the stack liveness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FrameRef {
+    /// Never a pointer into this frame's stack.
+    Not,
+    /// Exactly `r10 + k`.
+    At(i32),
+    /// Maybe a pointer anywhere into this frame's stack.
+    Any,
+}
+
+impl FrameRef {
+    fn join(self, o: FrameRef) -> FrameRef {
+        if self == o {
+            self
+        } else if self == FrameRef::Not && o == FrameRef::Not {
+            FrameRef::Not
+        } else {
+            FrameRef::Any
+        }
+    }
+}
+
+/// Slots covering bytes `[off, off + size)` below the frame pointer
+/// (`off` negative), as a mask; everything when they leave the frame.
+fn slots_of(off: i32, size: i32) -> u64 {
+    let (lo, hi) = (off, off + size);
+    if lo < -512 || hi > 0 || size <= 0 {
+        return u64::MAX;
+    }
+    let first = ((-hi) / 8) as u32;
+    let last = ((-lo - 1) / 8) as u32;
+    let n = last - first + 1;
+    let ones = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    ones << first
+}
+
+/// A whole slot written by an 8-byte store at `off`, as a mask.
+fn slot_written(off: i32, size: i32) -> u64 {
+    if size == 8 && off % 8 == 0 && (-512..0).contains(&off) {
+        1 << ((-off - 1) / 8)
+    } else {
+        0
+    }
+}
+
+/// The kernel's stack liveness (`REG_LIVE_READ` on stack slots,
+/// `clean_func_state`), statically: per instruction, the slots of the
+/// running frame's own stack that some path may read before writing. A
+/// slot no path reads cannot change what happens next, so pruning need not
+/// compare it.
+///
+/// A forward pass first finds which registers hold `r10 + k` for a known
+/// `k`. A read through such a register reads its slots; through any other
+/// register that may point into the frame (a pointer filled from the
+/// stack, or `r10` plus a variable), every slot; through a register that
+/// cannot (the context, a map value, a helper's result), none. A helper
+/// may read everything above a stack pointer it is given; a call of a BPF
+/// function may read the whole frame. Only an aligned 8-byte store writes
+/// a whole slot.
+pub fn stack_liveness(prog: &[Option<Insn>], entry_known: bool) -> Vec<u64> {
+    let n = prog.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    // Forward: what each register holds at the start of each slot.
+    let mut at: Vec<Option<[FrameRef; 11]>> = vec![None; n];
+    let mut entry = [FrameRef::Not; 11];
+    entry[10] = FrameRef::At(0);
+    if !entry_known {
+        entry[1..10].fill(FrameRef::Any);
+    }
+    at[0] = Some(entry);
+    // Subprograms and callbacks start with their caller's pointers, which
+    // are never into their own frame.
+    let mut callee = [FrameRef::Not; 11];
+    callee[10] = FrameRef::At(0);
+    for (pc, insn) in prog.iter().enumerate() {
+        let t = match insn {
+            Some(Insn::Call(CallTarget::Local(off))) => pc as i64 + 1 + *off as i64,
+            Some(Insn::LdImm64 {
+                imm: bpfkit_isa::Imm64::Func(off),
+                ..
+            }) => pc as i64 + 1 + *off as i64,
+            _ => continue,
+        };
+        if let Ok(t) = usize::try_from(t) {
+            if t < n && t != 0 {
+                at[t] = Some(callee);
+            }
+        }
+    }
+    let mut work: Vec<usize> = (0..n).filter(|&pc| at[pc].is_some()).collect();
+    while let Some(pc) = work.pop() {
+        let (Some(insn), Some(regs)) = (&prog[pc], at[pc]) else {
+            continue;
+        };
+        let out = frame_refs_after(insn, regs);
+        for s in successors(pc, insn, n) {
+            let merged = match at[s] {
+                None => out,
+                Some(old) => core::array::from_fn(|r| old[r].join(out[r])),
+            };
+            if at[s] != Some(merged) {
+                at[s] = Some(merged);
+                work.push(s);
+            }
+        }
+    }
+    // Backward: the slots read before written.
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (pc, insn) in prog.iter().enumerate() {
+        if let Some(insn) = insn {
+            for s in successors(pc, insn, n) {
+                preds[s].push(pc);
+            }
+        }
+    }
+    let mut live = vec![0u64; n];
+    let mut queued = vec![true; n];
+    let mut work: Vec<usize> = (0..n).collect();
+    while let Some(pc) = work.pop() {
+        queued[pc] = false;
+        let Some(insn) = &prog[pc] else { continue };
+        let regs = at[pc].unwrap_or([FrameRef::Any; 11]);
+        let out = successors(pc, insn, n).fold(0, |acc, s| acc | live[s]);
+        let new = stack_transfer(insn, &regs, out);
+        if new != live[pc] {
+            live[pc] = new;
+            for &p in &preds[pc] {
+                if !queued[p] {
+                    queued[p] = true;
+                    work.push(p);
+                }
+            }
+        }
+    }
+    live
+}
+
+/// The slots read through `base + off` for `size` bytes.
+fn read_through(base: FrameRef, off: i16, size: i32) -> u64 {
+    match base {
+        FrameRef::Not => 0,
+        FrameRef::At(k) => slots_of(k + off as i32, size),
+        FrameRef::Any => u64::MAX,
+    }
+}
+
+fn stack_transfer(insn: &Insn, regs: &[FrameRef; 11], out: u64) -> u64 {
+    let r = |reg: Reg| regs[reg.index() as usize];
+    match *insn {
+        Insn::Load { size, src, off, .. } => out | read_through(r(src), off, size.bytes() as i32),
+        Insn::LoadSx { bits, src, off, .. } => {
+            out | read_through(r(src), off, (bits.bits() / 8) as i32)
+        }
+        Insn::Store { size, dst, off, .. } | Insn::StoreImm { size, dst, off, .. } => {
+            match r(dst) {
+                FrameRef::At(k) => out & !slot_written(k + off as i32, size.bytes() as i32),
+                _ => out,
+            }
+        }
+        Insn::Atomic { dw, dst, off, .. } => {
+            out | read_through(r(dst), off, if dw { 8 } else { 4 })
+        }
+        Insn::Call(CallTarget::Helper(_) | CallTarget::Kfunc { .. }) => {
+            // A helper may read anything above a stack pointer it is given.
+            regs[1..=5].iter().fold(out, |l, a| {
+                l | match *a {
+                    FrameRef::Not => 0,
+                    FrameRef::At(k) => slots_of(k, -k),
+                    FrameRef::Any => u64::MAX,
+                }
+            })
+        }
+        // A BPF function may read the frame through any pointer it gets.
+        Insn::Call(CallTarget::Local(_)) | Insn::Callx { .. } => u64::MAX,
+        Insn::Exit => 0,
+        _ => out,
+    }
+}
+
+fn frame_refs_after(insn: &Insn, mut regs: [FrameRef; 11]) -> [FrameRef; 11] {
+    let i = |reg: Reg| reg.index() as usize;
+    match *insn {
+        Insn::Alu {
+            width,
+            op,
+            dst,
+            src,
+        } => {
+            let d = regs[i(dst)];
+            regs[i(dst)] = match (op, src) {
+                (AluOp::Mov, Operand::Reg(s)) if width == Width::W64 => regs[i(s)],
+                (AluOp::Mov | AluOp::Movsx(_), Operand::Imm(_)) => FrameRef::Not,
+                (AluOp::Add | AluOp::Sub, Operand::Imm(v)) if width == Width::W64 => match d {
+                    FrameRef::At(k) => {
+                        let k = if op == AluOp::Add { k + v } else { k - v };
+                        if (-(1 << 20)..(1 << 20)).contains(&k) {
+                            FrameRef::At(k)
+                        } else {
+                            FrameRef::Any
+                        }
+                    }
+                    other => other,
+                },
+                (_, Operand::Reg(s)) => {
+                    if d == FrameRef::Not && regs[i(s)] == FrameRef::Not {
+                        FrameRef::Not
+                    } else {
+                        FrameRef::Any
+                    }
+                }
+                _ => {
+                    if d == FrameRef::Not {
+                        FrameRef::Not
+                    } else {
+                        FrameRef::Any
+                    }
+                }
+            };
+        }
+        Insn::Neg { dst, .. } | Insn::End { dst, .. } if regs[i(dst)] != FrameRef::Not => {
+            regs[i(dst)] = FrameRef::Any;
+        }
+        Insn::LdImm64 { dst, .. } => regs[i(dst)] = FrameRef::Not,
+        // A stack pointer is restored only by a fill from the stack.
+        Insn::Load { dst, src, .. } | Insn::LoadSx { dst, src, .. } => {
+            regs[i(dst)] = if regs[i(src)] == FrameRef::Not {
+                FrameRef::Not
+            } else {
+                FrameRef::Any
+            };
+        }
+        Insn::Atomic { op, dst, src, .. } => {
+            let from_frame = regs[i(dst)] != FrameRef::Not;
+            let fetched = if from_frame {
+                FrameRef::Any
+            } else {
+                FrameRef::Not
+            };
+            match op {
+                AtomicOp::Cmpxchg => regs[0] = regs[0].join(fetched),
+                _ => regs[i(src)] = regs[i(src)].join(fetched),
+            }
+        }
+        Insn::LdAbs { .. } | Insn::LdInd { .. } => regs[..6].fill(FrameRef::Not),
+        Insn::Call(CallTarget::Helper(_) | CallTarget::Kfunc { .. }) => {
+            regs[..6].fill(FrameRef::Not)
+        }
+        // A BPF function may return a pointer it was given.
+        Insn::Call(CallTarget::Local(_)) | Insn::Callx { .. } => {
+            regs[..6].fill(FrameRef::Not);
+            regs[0] = FrameRef::Any;
+        }
+        _ => {}
+    }
+    regs
 }
 
 #[cfg(test)]
@@ -262,7 +548,7 @@ mod tests {
             mov(Reg::R0, Operand::Imm(0)),
             Insn::Exit,
         ]);
-        let l = analyze(&p);
+        let l = analyze(&p, true);
         assert!(!l[0].read.contains(1));
         // r1 is copied at 1, but into r2, which nothing reads.
         assert!(!l[1].read.contains(1));
@@ -284,7 +570,7 @@ mod tests {
             mov(Reg::R0, Operand::Imm(0)),
             Insn::Exit,
         ]);
-        let l = analyze(&p);
+        let l = analyze(&p, true);
         assert!(l[0].precise.contains(1));
         assert!(l[1].precise.contains(2));
         assert!(!l[2].read.contains(2));
@@ -313,8 +599,81 @@ mod tests {
             mov(Reg::R0, Operand::Imm(1)),
             Insn::Exit,
         ]);
-        let l = analyze(&p);
+        let l = analyze(&p, true);
         assert!(l[1].read.contains(3) && !l[1].precise.contains(3));
         assert!(l[0].precise.contains(4) && !l[0].precise.contains(1));
+    }
+
+    fn asm(src: &str) -> Vec<Option<Insn>> {
+        let mut out = Vec::new();
+        for i in bpfkit_isa::assemble(src, bpfkit_isa::Syntax::Llvm).unwrap() {
+            out.push(Some(i));
+            if i.slots() == 2 {
+                out.push(None);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_slot_written_whole_before_every_read_is_dead_until_then() {
+        // Slot 1 (fp-16) is written at 1 and read at 2; before 1 it is dead.
+        let l = stack_liveness(
+            &asm("r1 = 1\n*(u64 *)(r10 - 16) = r1\nr0 = *(u64 *)(r10 - 16)\nexit"),
+            true,
+        );
+        assert_eq!(l[0] & 0b10, 0);
+        assert_eq!(l[1] & 0b10, 0);
+        assert_eq!(l[2], 0b10);
+        assert_eq!(l[3], 0);
+    }
+
+    #[test]
+    fn a_partial_write_does_not_kill_the_slot() {
+        let l = stack_liveness(
+            &asm("*(u32 *)(r10 - 8) = 1\nr0 = *(u64 *)(r10 - 8)\nexit"),
+            true,
+        );
+        assert_eq!(l[0], 0b1);
+    }
+
+    #[test]
+    fn a_helper_may_read_everything_above_the_pointer_it_gets() {
+        // r2 = fp - 12 given to a helper: slots 0 and 1 (fp-16 .. fp-1).
+        let l = stack_liveness(
+            &asm("r2 = r10\nr2 += -12\nr1 = 0\ncall 1\nr0 = 0\nexit"),
+            true,
+        );
+        assert_eq!(l[3], 0b11);
+        assert_eq!(l[0], 0b11);
+    }
+
+    #[test]
+    fn a_pointer_filled_from_the_stack_may_read_any_slot() {
+        // The stack pointer spilled at 2 and filled at 3 reads through r3.
+        let l = stack_liveness(
+            &asm(
+                "r2 = r10\nr2 += -40\n*(u64 *)(r10 - 8) = r2\nr3 = *(u64 *)(r10 - 8)\nr0 = *(u64 *)(r3 + 0)\nexit",
+            ),
+            true,
+        );
+        assert_eq!(l[4], u64::MAX);
+        // A context field read through r1 reads no slot.
+        let l = stack_liveness(&asm("r0 = *(u32 *)(r1 + 0)\nexit"), true);
+        assert_eq!(l[0], 0);
+        // Unless the entry state is not the kernel's: r1 may be anything.
+        let l = stack_liveness(&asm("r0 = *(u32 *)(r1 + 0)\nexit"), false);
+        assert_eq!(l[0], u64::MAX);
+    }
+
+    #[test]
+    fn a_bpf_function_call_may_read_the_whole_frame() {
+        let l = stack_liveness(
+            &asm("call pc+2\nr0 = 0\nexit\nr0 = *(u64 *)(r1 + 0)\nexit"),
+            true,
+        );
+        assert_eq!(l[0], u64::MAX);
+        // The callee's own frame starts dead: its r1 is the caller's.
+        assert_eq!(l[3], 0);
     }
 }

@@ -410,11 +410,15 @@ fn spilled_scalar_zero(s: &StackSlot) -> bool {
         || s.bytes.iter().all(|b| *b == SlotByte::Spill) && s.spill.is_const(0)
 }
 
-/// `stacksafe`.
-fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap, uninit_ok: bool) -> bool {
+/// `stacksafe`, over the slots `live` says may be read (the kernel skips
+/// slots without `REG_LIVE_READ` the same way).
+fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap, uninit_ok: bool, live: u64) -> bool {
     // Past old's depth every byte of old is unwritten, which stands for
     // anything.
     for (i, o) in old.stack.iter().enumerate() {
+        if i < 64 && live & (1 << i) == 0 {
+            continue;
+        }
         let c = cur.slot(i);
         let o_spill = o.bytes.iter().all(|b| *b == SlotByte::Spill);
         // Equal data needs no more; an equal spill still goes through
@@ -551,7 +555,10 @@ impl Fingerprint {
         }
         for (i, slot) in frame.slots().iter().enumerate().take(FINGERPRINTED_SLOTS) {
             let spill = slot.bytes.iter().all(|b| *b == SlotByte::Spill);
-            if spill && (slot.spill.is_pointer() || slot.spill.is_const_scalar()) {
+            if live.stack_slot(i)
+                && spill
+                && (slot.spill.is_pointer() || slot.spill.is_const_scalar())
+            {
                 f.stack_mask |= 0x1f << (5 * i);
                 f.stack_bits |= slot_bits(slot) << (5 * i);
             }
@@ -613,8 +620,13 @@ pub fn subsumes(old: &State, cur: &State, uninit_ok: bool, live: &Live) -> bool 
             }
         }
     }
-    for (o, c) in old.frames.iter().zip(&cur.frames).rev() {
-        if !stacksafe(o, c, &mut ids, uninit_ok) {
+    for (depth, (o, c)) in old.frames.iter().zip(&cur.frames).enumerate().rev() {
+        let live = if depth == innermost {
+            live.stack
+        } else {
+            u64::MAX
+        };
+        if !stacksafe(o, c, &mut ids, uninit_ok, live) {
             return false;
         }
     }
