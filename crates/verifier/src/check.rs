@@ -332,7 +332,7 @@ impl Env<'_> {
         let pc = path.pc;
         let uninit_ok = !self.opts.unprivileged;
         let live = &self.live[pc];
-        let cur_bits = if self.explored[pc].is_empty() {
+        let mut cur_bits = if self.explored[pc].is_empty() {
             None
         } else {
             Some(Fingerprint::bits_of(&path.state))
@@ -342,7 +342,9 @@ impl Env<'_> {
             let c = &mut self.cps[ci];
             // Neither test below can pass when the fingerprints differ
             // (`same_values` needs every register equal).
-            let may = cur_bits.is_some_and(|b| c.fingerprint.may_subsume(b));
+            let may = cur_bits
+                .as_mut()
+                .is_some_and(|b| c.fingerprint.may_subsume(b, &path.state));
             if c.branches > 0 {
                 if !may {
                     continue;

@@ -494,7 +494,9 @@ pub struct Fingerprint {
 #[derive(Clone, Copy, Debug)]
 pub struct StateBits {
     regs: u64,
-    stack: u64,
+    /// Computed when a fingerprint first needs them: most are turned away
+    /// by the registers.
+    stack: Option<u64>,
 }
 
 /// Stack slots the fingerprint covers (the 96 bytes below the frame pointer).
@@ -566,26 +568,36 @@ impl Fingerprint {
         f
     }
 
-    /// The bits of `cur`'s innermost frame.
+    /// The register bits of `cur`'s innermost frame (its stack's come
+    /// when [`Fingerprint::may_subsume`] needs them).
     pub fn bits_of(cur: &State) -> StateBits {
-        let Some(frame) = cur.frames.last() else {
-            return StateBits { regs: 0, stack: 0 };
-        };
-        let regs = frame
-            .regs
-            .iter()
-            .take(10)
-            .enumerate()
-            .fold(0, |acc, (r, reg)| acc | reg_bits(reg) << (5 * r));
-        let stack =
-            (0..FINGERPRINTED_SLOTS).fold(0, |acc, i| acc | slot_bits(frame.slot(i)) << (5 * i));
-        StateBits { regs, stack }
+        let regs = cur.frames.last().map_or(0, |frame| {
+            frame
+                .regs
+                .iter()
+                .take(10)
+                .enumerate()
+                .fold(0, |acc, (r, reg)| acc | reg_bits(reg) << (5 * r))
+        });
+        StateBits { regs, stack: None }
     }
 
-    /// False when a state with bits `cur` cannot be subsumed by the state
-    /// this fingerprint is of; true says only "maybe".
-    pub fn may_subsume(&self, cur: StateBits) -> bool {
-        cur.regs & self.mask == self.bits && cur.stack & self.stack_mask == self.stack_bits
+    /// False when `cur`, with bits `bits` from [`Fingerprint::bits_of`],
+    /// cannot be subsumed by the state this fingerprint is of; true says
+    /// only "maybe".
+    pub fn may_subsume(&self, bits: &mut StateBits, cur: &State) -> bool {
+        if bits.regs & self.mask != self.bits {
+            return false;
+        }
+        if self.stack_mask == 0 {
+            return true;
+        }
+        let stack = *bits.stack.get_or_insert_with(|| {
+            cur.frames.last().map_or(0, |frame| {
+                (0..FINGERPRINTED_SLOTS).fold(0, |acc, i| acc | slot_bits(frame.slot(i)) << (5 * i))
+            })
+        });
+        stack & self.stack_mask == self.stack_bits
     }
 }
 
