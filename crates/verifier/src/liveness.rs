@@ -97,9 +97,26 @@ pub fn analyze(prog: &[Option<Insn>], entry_known: bool) -> Vec<Live> {
 }
 
 fn registers(prog: &[Option<Insn>]) -> Vec<Live> {
+    backward(prog, |_, insn, live: &[Live], succs| {
+        let mut out = Live::default();
+        for s in succs {
+            out.read = out.read.union(live[s].read);
+            out.precise = out.precise.union(live[s].precise);
+        }
+        transfer(insn, out)
+    })
+}
+
+/// Solves a backward dataflow problem over `prog`'s slots: `step(pc, insn,
+/// facts, successors)` gives the fact before `insn` from the facts after
+/// it, repeated until nothing changes (a change is passed on only to the
+/// instructions that lead to it).
+fn backward<T: Copy + Default + PartialEq>(
+    prog: &[Option<Insn>],
+    step: impl Fn(usize, &Insn, &[T], &mut dyn Iterator<Item = usize>) -> T,
+) -> Vec<T> {
     let n = prog.len();
-    let mut live = vec![Live::default(); n];
-    // Predecessors, so that a change is propagated only where it matters.
+    let mut facts = vec![T::default(); n];
     let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (pc, insn) in prog.iter().enumerate() {
         if let Some(insn) = insn {
@@ -113,14 +130,9 @@ fn registers(prog: &[Option<Insn>]) -> Vec<Live> {
     while let Some(pc) = work.pop() {
         queued[pc] = false;
         let Some(insn) = &prog[pc] else { continue };
-        let mut out = Live::default();
-        for s in successors(pc, insn, n) {
-            out.read = out.read.union(live[s].read);
-            out.precise = out.precise.union(live[s].precise);
-        }
-        let new = transfer(insn, out);
-        if new != live[pc] {
-            live[pc] = new;
+        let new = step(pc, insn, &facts, &mut successors(pc, insn, n));
+        if new != facts[pc] {
+            facts[pc] = new;
             for &p in &preds[pc] {
                 if !queued[p] {
                     queued[p] = true;
@@ -129,7 +141,7 @@ fn registers(prog: &[Option<Insn>]) -> Vec<Live> {
             }
         }
     }
-    live
+    facts
 }
 
 /// Where control goes after `insn` within its subprogram (a call returns
@@ -371,34 +383,11 @@ pub fn stack_liveness(prog: &[Option<Insn>], entry_known: bool) -> Vec<u64> {
         }
     }
     // Backward: the slots read before written.
-    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (pc, insn) in prog.iter().enumerate() {
-        if let Some(insn) = insn {
-            for s in successors(pc, insn, n) {
-                preds[s].push(pc);
-            }
-        }
-    }
-    let mut live = vec![0u64; n];
-    let mut queued = vec![true; n];
-    let mut work: Vec<usize> = (0..n).collect();
-    while let Some(pc) = work.pop() {
-        queued[pc] = false;
-        let Some(insn) = &prog[pc] else { continue };
+    backward(prog, |pc, insn, live: &[u64], succs| {
         let regs = at[pc].unwrap_or([FrameRef::Any; 11]);
-        let out = successors(pc, insn, n).fold(0, |acc, s| acc | live[s]);
-        let new = stack_transfer(insn, &regs, out);
-        if new != live[pc] {
-            live[pc] = new;
-            for &p in &preds[pc] {
-                if !queued[p] {
-                    queued[p] = true;
-                    work.push(p);
-                }
-            }
-        }
-    }
-    live
+        let out = succs.fold(0, |acc, s| acc | live[s]);
+        stack_transfer(insn, &regs, out)
+    })
 }
 
 /// The slots read through `base + off` for `size` bytes.
