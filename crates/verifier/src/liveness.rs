@@ -17,7 +17,7 @@
 //!
 //! The kernel marks precision along the one path that needed it; this
 //! marks it on every path that may, which prunes less but never wrongly.
-//! Both sets hold at the start of an instruction, for the frame executing
+//! All three sets hold at the start of an instruction, for the frame executing
 //! it; callers' frames are compared whole.
 
 use bpfkit_isa::{AluOp, AtomicOp, CallTarget, Insn, Operand, Reg, Width};
@@ -298,7 +298,7 @@ impl FrameRef {
 
 /// Slots covering bytes `[off, off + size)` below the frame pointer
 /// (`off` negative), as a mask; everything when they leave the frame.
-fn slots_of(off: i32, size: i32) -> u64 {
+fn slot_mask(off: i32, size: i32) -> u64 {
     let (lo, hi) = (off, off + size);
     if lo < -512 || hi > 0 || size <= 0 {
         return u64::MAX;
@@ -394,7 +394,7 @@ pub fn stack_liveness(prog: &[Option<Insn>], entry_known: bool) -> Vec<u64> {
 fn read_through(base: FrameRef, off: i16, size: i32) -> u64 {
     match base {
         FrameRef::Not => 0,
-        FrameRef::At(k) => slots_of(k + off as i32, size),
+        FrameRef::At(k) => slot_mask(k + off as i32, size),
         FrameRef::Any => u64::MAX,
     }
 }
@@ -420,7 +420,7 @@ fn stack_transfer(insn: &Insn, regs: &[FrameRef; 11], out: u64) -> u64 {
             regs[1..=5].iter().fold(out, |l, a| {
                 l | match *a {
                     FrameRef::Not => 0,
-                    FrameRef::At(k) => slots_of(k, -k),
+                    FrameRef::At(k) => slot_mask(k, -k),
                     FrameRef::Any => u64::MAX,
                 }
             })
