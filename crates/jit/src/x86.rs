@@ -2,6 +2,7 @@
 //! calls back into Rust through.
 
 use std::any::Any;
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::blocks::leaders;
@@ -16,15 +17,17 @@ use bpfkit_vm::{Backing, Program, RunError};
 /// eBPF registers r0..r10 in the kernel x86 JIT's mapping.
 const R64: [Reg; 11] = [RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP];
 
+/// Region numbers (a guest address's upper half: the region's index plus
+/// one) the inline check covers; later regions take the slow path.
+const INLINE_REGIONS: usize = 16;
+
 /// The block generated code works on, pointed to by r12. Offsets below.
 #[repr(C)]
-#[derive(Default)]
 struct JitCtx {
-    /// Region table: `[host pointer, loadable length, storable length, 0]`
-    /// per region index; only owned regions have lengths (others take the
-    /// slow path).
-    table: u64,
-    nregions: u64,
+    /// Region numbers below this have entries in the tables at the end
+    /// (number 0, no region, has an empty one).
+    inline_regions: u64,
+    /// The budget, while Rust code runs (generated code keeps it in r9).
     remaining: u64,
     fp: u64,
     depth: u64,
@@ -42,143 +45,157 @@ struct JitCtx {
     /// `lddw rX, map[index]` values of this run for the first
     /// `MAP_CACHE` map indexes, 0 until first loaded.
     map_handles: [u64; MAP_CACHE],
+    /// Host address minus guest address of each region's bytes, by region
+    /// number. The tables are written for every number below
+    /// `inline_regions` before generated code reads them, and Rust never
+    /// reads them: left uninitialised, a run need not clear 1 KiB.
+    delta: [MaybeUninit<u64>; INLINE_REGIONS],
+    /// By load (0) or store (1), access size (1, 2, 4, 8 bytes: 0..4) and
+    /// region number: the guest address an access of that size must be
+    /// below to stay in the region. Only regions the run owns have limits;
+    /// for others (and stores to read-only ones) the limit is at most the
+    /// region's base, which sends every access to the slow path.
+    limit: [[[MaybeUninit<u64>; INLINE_REGIONS]; 4]; 2],
+}
+
+impl JitCtx {
+    fn new(remaining: u64, args: [u64; 5]) -> JitCtx {
+        let mut regs = [0; 11];
+        regs[1..6].copy_from_slice(&args);
+        JitCtx {
+            inline_regions: 0,
+            remaining,
+            fp: 0,
+            depth: 0,
+            saved_rsp: 0,
+            scratch: 0,
+            regs,
+            runtime: 0,
+            stack_host: 0,
+            stack_delta: 0,
+            map_handles: [0; MAP_CACHE],
+            delta: [MaybeUninit::uninit(); INLINE_REGIONS],
+            limit: [[[MaybeUninit::uninit(); INLINE_REGIONS]; 4]; 2],
+        }
+    }
+
+    /// Writes the table entries of region number `number`, whose guest
+    /// addresses start at `guest`.
+    #[inline(always)]
+    fn set_entry(&mut self, number: usize, guest: u64, entry: OwnedEntry) {
+        self.delta[number].write(entry.host.wrapping_sub(guest));
+        for (class, len) in [entry.loadable, entry.storable].into_iter().enumerate() {
+            for (i, size) in [1, 2, 4, 8].into_iter().enumerate() {
+                // `guest + off` fits when off + size <= len. With len < size
+                // the limit is at most `guest`, below every address of the
+                // region (saturating only for number 0, at guest 0).
+                self.limit[class][i][number].write((guest + len + 1).saturating_sub(size));
+            }
+        }
+    }
 }
 
 /// Map indexes whose handles a run caches.
 const MAP_CACHE: usize = 8;
 
-const TABLE: i32 = 0;
-const NREGIONS: i32 = 8;
-const REMAINING: i32 = 16;
-const FP: i32 = 24;
-const DEPTH: i32 = 32;
-const SAVED_RSP: i32 = 40;
-const SCRATCH: i32 = 48;
-const REGS: i32 = 56;
-const STACK_HOST: i32 = REGS + 8 * 11 + 8;
+const INLINE: i32 = std::mem::offset_of!(JitCtx, inline_regions) as i32;
+const REMAINING: i32 = std::mem::offset_of!(JitCtx, remaining) as i32;
+const FP: i32 = std::mem::offset_of!(JitCtx, fp) as i32;
+const DEPTH: i32 = std::mem::offset_of!(JitCtx, depth) as i32;
+const SAVED_RSP: i32 = std::mem::offset_of!(JitCtx, saved_rsp) as i32;
+const SCRATCH: i32 = std::mem::offset_of!(JitCtx, scratch) as i32;
+const REGS: i32 = std::mem::offset_of!(JitCtx, regs) as i32;
+const STACK_HOST: i32 = std::mem::offset_of!(JitCtx, stack_host) as i32;
+const STACK_DELTA: i32 = std::mem::offset_of!(JitCtx, stack_delta) as i32;
+const MAP_HANDLES: i32 = std::mem::offset_of!(JitCtx, map_handles) as i32;
+const DELTA: i32 = std::mem::offset_of!(JitCtx, delta) as i32;
+const LIMIT: i32 = std::mem::offset_of!(JitCtx, limit) as i32;
 const STACK: i32 = bpfkit_vm::STACK_PER_FRAME as i32;
-const STACK_DELTA: i32 = STACK_HOST + 8;
-const MAP_HANDLES: i32 = STACK_DELTA + 8;
+
+/// The register generated code keeps the budget in (stored to
+/// `JitCtx::remaining` around every call into Rust): a counter in memory
+/// would chain every block's check through a store and a load.
+const BUDGET: Reg = R9;
 
 /// Rust-side state of one run, reached from trampolines through `JitCtx::runtime`.
 struct Runtime<'m, 'a> {
     machine: &'m mut Machine<'a>,
     code: &'m JitProgram,
-    table: Vec<[u64; 4]>,
-    /// Indexes of the regions with inline entries.
-    owned: Vec<usize>,
-    /// The space's layout version the table was made for.
+    /// The space's layout version the inline tables were made for.
     layout: u64,
     halt: Option<Halt>,
     panic: Option<Box<dyn Any + Send>>,
 }
 
 impl Runtime<'_, '_> {
-    /// Builds the region table from nothing, on entry: one entry per
-    /// region, in a buffer kept from earlier runs.
+    /// Fills the inline region tables and the frame state from the
+    /// address space.
     fn fill(&mut self, ctx: &mut JitCtx) {
         let memory = self.machine.memory();
-        self.table.clear();
-        self.owned.clear();
-        for index in 0..memory.len() {
-            match owned_entry(memory, index) {
-                Some(entry) => {
-                    self.table.push(entry);
-                    self.owned.push(index);
-                }
-                None => self.table.push([0; 4]),
-            }
+        let n = memory.len().min(INLINE_REGIONS - 1);
+        ctx.set_entry(0, 0, OwnedEntry::default());
+        for index in 0..n {
+            let entry = owned_entry(memory, index).unwrap_or_default();
+            ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry);
         }
+        ctx.inline_regions = n as u64 + 1;
+        self.layout = memory.layout_version();
         self.frame_state(ctx);
-        self.layout = self.machine.memory().layout_version();
     }
 
-    /// Brings the region table and the frame state up to date after the
-    /// machine ran. Only owned regions have inline entries, so only they
-    /// (and regions added since) are looked at again: a region the table
-    /// sends to the slow path is always handled correctly there, whatever
-    /// became of it.
+    /// Brings the tables and the frame state up to date after the machine
+    /// ran, when the regions moved (most calls, such as a lookup of a value
+    /// already in the space, leave them as they were).
     fn refresh(&mut self, ctx: &mut JitCtx) {
-        let memory = self.machine.memory();
-        // Nothing moved (a lookup of a value already in the space, most
-        // helpers): the table and the frame state still hold.
-        if memory.layout_version() == self.layout {
-            return;
+        if self.machine.memory().layout_version() != self.layout {
+            self.fill(ctx);
+        } else {
+            // A call or return changes the frame without moving regions.
+            self.frame_state(ctx);
         }
-        let len = memory.len();
-        let known = self.table.len();
-        // Most calls (a lookup of a value already in the space) leave the
-        // number of regions as it was: no resizing then.
-        if len != known {
-            if len < known {
-                self.table.truncate(len);
-                self.owned.retain(|&i| i < len);
-            }
-            self.table.resize(len, [0; 4]);
-        }
-        let known = known.min(len);
-        let mut i = 0;
-        while i < self.owned.len() {
-            let index = self.owned[i];
-            match owned_entry(memory, index) {
-                Some(entry) => {
-                    self.table[index] = entry;
-                    i += 1;
-                }
-                None => {
-                    self.table[index] = [0; 4];
-                    self.owned.swap_remove(i);
-                }
-            }
-        }
-        for index in known..len {
-            if let Some(entry) = owned_entry(memory, index) {
-                self.table[index] = entry;
-                self.owned.push(index);
-            }
-        }
-        self.frame_state(ctx);
-        self.layout = self.machine.memory().layout_version();
     }
 
-    /// Points the context block at the table and the current frame.
+    /// Points the context block at the current frame.
     #[inline(always)]
     fn frame_state(&mut self, ctx: &mut JitCtx) {
-        ctx.table = self.table.as_ptr() as u64;
-        ctx.nregions = self.table.len() as u64;
         ctx.fp = self.machine.frame_pointer();
         ctx.depth = self.machine.depth() as u64;
         // The frame's region starts STACK bytes below r10 (interp.rs
         // Stack::frame_pointer); only a whole owned frame goes direct.
         let frame = ctx.fp.wrapping_sub(STACK as u64);
+        let whole = |e: &OwnedEntry| e.loadable >= STACK as u64 && e.storable >= STACK as u64;
         ctx.stack_host = match ((frame >> 32).wrapping_sub(1) as usize, frame as u32) {
-            (index, 0) => self
-                .table
-                .get(index)
-                .filter(|e| e[1] >= STACK as u64 && e[2] >= STACK as u64)
-                .map_or(0, |e| e[0]),
+            (index, 0) => owned_entry(self.machine.memory(), index)
+                .filter(whole)
+                .map_or(0, |e| e.host),
             _ => 0,
         };
         ctx.stack_delta = ctx.stack_host.wrapping_sub(frame);
     }
 }
 
-/// The inline table entry of region `index` if the run owns its bytes:
-/// `[host pointer, loadable length, storable length, 0]`.
+/// What the inline tables need of a region the run owns.
+#[derive(Default)]
+struct OwnedEntry {
+    host: u64,
+    loadable: u64,
+    storable: u64,
+}
+
+/// The inline table entry of region `index` if the run owns its bytes.
 #[inline(always)]
-fn owned_entry(memory: &mut bpfkit_vm::AddressSpace, index: usize) -> Option<[u64; 4]> {
+fn owned_entry(memory: &mut bpfkit_vm::AddressSpace, index: usize) -> Option<OwnedEntry> {
     let region = memory.region_mut(index)?;
     let len = region.len() as u64;
     let writable = region.writable;
     match &mut region.backing {
         Backing::Owned(v) => {
             let len = len.min(v.len() as u64);
-            Some([
-                v.as_mut_ptr() as u64,
-                len,
-                if writable { len } else { 0 },
-                0,
-            ])
+            Some(OwnedEntry {
+                host: v.as_mut_ptr() as u64,
+                loadable: len,
+                storable: if writable { len } else { 0 },
+            })
         }
         Backing::Shared(_) => None,
     }
@@ -203,14 +220,6 @@ pub struct JitProgram {
     compiled_from: usize,
 }
 
-thread_local! {
-    /// Region table buffers kept between runs on this thread, so a run
-    /// allocates nothing (taken, not borrowed: a helper may run a program).
-    static TABLES: std::cell::Cell<(Vec<[u64; 4]>, Vec<usize>)> = const {
-        std::cell::Cell::new((Vec::new(), Vec::new()))
-    };
-}
-
 type Tramp = extern "sysv64" fn(*mut JitCtx, u64, u64, u64) -> u64;
 
 /// A memory access's register operand or immediate.
@@ -229,17 +238,19 @@ enum Stub {
         insns: i32,
     },
     /// A load's slow path: the machine loads into `scratch`, then the load
-    /// instruction reads it there.
+    /// instruction reads it there (through r11 + `disp`).
     Load {
         label: Label,
         pc: u32,
-        size: i32,
+        address: Mem,
         access: Label,
+        disp: i32,
     },
     /// A store's slow path: the machine stores.
     Store {
         label: Label,
         pc: u32,
+        address: Mem,
         value: Value,
         resume: Label,
     },
@@ -278,8 +289,8 @@ fn width(size: i32) -> W {
 }
 
 /// The code around every trampoline call, the same each time and so
-/// encoded once: r0..r9 stored to `ctx.regs`, and r0..r9 loaded back from
-/// there with r10 from `ctx.fp`.
+/// encoded once: r0..r9 stored to `ctx.regs` and the budget to
+/// `ctx.remaining`, and all loaded back from there with r10 from `ctx.fp`.
 fn spill_code() -> &'static (Vec<u8>, Vec<u8>) {
     static CODE: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
     CODE.get_or_init(|| {
@@ -289,6 +300,8 @@ fn spill_code() -> &'static (Vec<u8>, Vec<u8>) {
             save.store(W::B64, Mem::at(R12, REGS + 8 * i as i32), *r);
             reload.load(W::B64, *r, Mem::at(R12, REGS + 8 * i as i32));
         }
+        save.store(W::B64, Mem::at(R12, REMAINING), BUDGET);
+        reload.load(W::B64, BUDGET, Mem::at(R12, REMAINING));
         reload.load(W::B64, RBP, Mem::at(R12, FP));
         (save.code().to_vec(), reload.code().to_vec())
     })
@@ -306,7 +319,7 @@ impl Gen {
         }
     }
 
-    /// Calls trampoline `f(ctx, pc, r11, r9)` with r0..r9 saved in
+    /// Calls trampoline `f(ctx, pc, r11, r10)` with r0..r9 saved in
     /// `ctx.regs` (where the machine reads and writes them) and reloaded
     /// after; a nonzero return aborts the run.
     fn tcall(&mut self, f: Tramp, pc: u64) {
@@ -316,7 +329,7 @@ impl Gen {
         a.mov_rr(W::B64, RDI, R12);
         a.mov_r32_imm(RSI, pc as u32);
         a.mov_rr(W::B64, RDX, R11);
-        a.mov_rr(W::B64, RCX, R9);
+        a.mov_rr(W::B64, RCX, R10);
         a.mov_r64_imm64(RAX, f as usize as u64);
         a.call_reg(RAX);
         a.test_rr(W::B64, RAX, RAX);
@@ -346,7 +359,8 @@ impl Gen {
     }
 
     /// A checked memory access of `size` bytes at `base + off`: inline
-    /// against the region table, or through the machine.
+    /// against the region tables, or through the machine. The access goes
+    /// through r11 (plus a displacement); r10 is scratch.
     fn mem(
         &mut self,
         pc: u32,
@@ -358,29 +372,32 @@ impl Gen {
     ) {
         let slow = self.a.new_label();
         let access = self.a.new_label();
+        let address = Mem::at(R64[base], off as i32);
         let a = &mut self.a;
-        a.lea(R11, Mem::at(R64[base], off as i32));
-        if base == 10 && off as i32 >= -STACK && off as i32 + size <= 0 {
+        let disp = if base == 10 && off as i32 >= -STACK && off as i32 + size <= 0 {
             // r10 is the frame pointer (no instruction writes it), so a
             // constant offset within the frame needs no bounds check: only
             // the frame's host address, 0 when the slow path must decide.
-            a.load(W::B64, R9, Mem::at(R12, STACK_HOST));
-            a.test_rr(W::B64, R9, R9);
+            a.load(W::B64, R11, Mem::at(R12, STACK_HOST));
+            a.test_rr(W::B64, R11, R11);
             a.jcc(Cond::E, slow);
-            a.alu_ri(Alu::Add, W::B64, R9, off as i32 + STACK + size);
+            off as i32 + STACK
         } else if self.own_stack.get(pc as usize) == Some(&true) {
             // The verifier proved the address within the current frame:
             // only its translation to the frame's host bytes is left.
+            a.lea(R11, address);
             a.alu_ri(Alu::Cmp, W::B64, Mem::at(R12, STACK_HOST), 0);
             a.jcc(Cond::E, slow);
-            a.load(W::B64, R9, Mem::at(R12, STACK_DELTA));
-            a.lea(R9, Mem::indexed(R9, R11, size));
+            a.alu_rm(Alu::Add, W::B64, R11, Mem::at(R12, STACK_DELTA));
+            0
         } else {
+            a.lea(R11, address);
             self.checked_address(size, load.is_some(), slow);
-        }
+            0
+        };
         let a = &mut self.a;
         a.bind(access);
-        let m = Mem::at(R9, -size);
+        let m = Mem::at(R11, disp);
         if let Some((dst, signed)) = load {
             let dst = R64[dst];
             match (size, signed) {
@@ -395,8 +412,9 @@ impl Gen {
             self.stubs.push(Stub::Load {
                 label: slow,
                 pc,
-                size,
+                address,
                 access,
+                disp,
             });
         } else if let Some(value) = store {
             match value {
@@ -407,29 +425,29 @@ impl Gen {
             self.stubs.push(Stub::Store {
                 label: slow,
                 pc,
+                address,
                 value,
                 resume: slot(pc as usize + 1),
             });
         }
     }
 
-    /// The region-table check of the address in r11 for `size` bytes:
-    /// leaves the host address of its end in r9, or jumps to `slow`.
+    /// The inline check of the guest address in r11 for `size` bytes:
+    /// leaves its host address in r11, or jumps to `slow` (which computes
+    /// the address again).
     fn checked_address(&mut self, size: i32, load: bool, slow: Label) {
         let a = &mut self.a;
+        // r10 = the region number; past the tables, the slow path.
         a.mov_rr(W::B64, R10, R11);
         a.shift_imm(Shift::Shr, W::B64, R10, 32);
-        a.alu_ri(Alu::Sub, W::B64, R10, 1);
-        a.alu_rm(Alu::Cmp, W::B64, R10, Mem::at(R12, NREGIONS));
+        a.alu_rm(Alu::Cmp, W::B64, R10, Mem::at(R12, INLINE));
         a.jcc(Cond::Ae, slow);
-        a.shift_imm(Shift::Shl, W::B64, R10, 5);
-        a.alu_rm(Alu::Add, W::B64, R10, Mem::at(R12, TABLE));
-        a.mov_rr(W::B32, R9, R11);
-        a.alu_ri(Alu::Add, W::B64, R9, size);
-        let len_field = if load { 8 } else { 16 };
-        a.alu_rm(Alu::Cmp, W::B64, R9, Mem::at(R10, len_field));
-        a.jcc(Cond::A, slow);
-        a.alu_rm(Alu::Add, W::B64, R9, Mem::at(R10, 0));
+        let class = if load { 0 } else { 1 };
+        let size_index = size.trailing_zeros() as i32;
+        let row = 8 * INLINE_REGIONS as i32 * (4 * class + size_index);
+        a.alu_rm(Alu::Cmp, W::B64, R11, Mem::scaled(R12, R10, 3, LIMIT + row));
+        a.jcc(Cond::Ae, slow);
+        a.alu_rm(Alu::Add, W::B64, R11, Mem::scaled(R12, R10, 3, DELTA));
     }
 
     fn alu(&mut self, op: Op, pc: u32) -> bool {
@@ -585,8 +603,8 @@ impl Gen {
             }
         }
         let a = &mut self.a;
-        a.mov_rr(W::B64, R9, RAX);
-        a.mov_rr(W::B64, R10, RDX);
+        a.mov_rr(W::B64, R10, RAX);
+        a.store(W::B64, Mem::at(R12, SCRATCH), RDX);
         a.mov_rr(w, RAX, dst);
         if signed {
             if w64 {
@@ -600,8 +618,8 @@ impl Gen {
             a.unary(Unary::Div, w, R11);
         }
         a.mov_rr(w, R11, if is_mod { RDX } else { RAX });
-        a.mov_rr(W::B64, RAX, R9);
-        a.mov_rr(W::B64, RDX, R10);
+        a.mov_rr(W::B64, RAX, R10);
+        a.load(W::B64, RDX, Mem::at(R12, SCRATCH));
         a.mov_rr(w, dst, R11);
     }
 
@@ -816,6 +834,7 @@ impl Gen {
             a.load(W::B64, *r, Mem::at(R12, REGS + 8 * i as i32));
         }
         a.load(W::B64, RBP, Mem::at(R12, FP));
+        a.load(W::B64, BUDGET, Mem::at(R12, REMAINING));
         for (pc, &op) in ops.iter().enumerate() {
             if op == Op::LdImm64Tail {
                 continue;
@@ -827,7 +846,7 @@ impl Gen {
                 let n = blocks[b as usize].len() as i32;
                 let stub = self.a.new_label();
                 // One read-modify-write: a borrow means fewer than n left.
-                self.a.alu_ri(Alu::Sub, W::B64, Mem::at(R12, REMAINING), n);
+                self.a.alu_ri(Alu::Sub, W::B64, BUDGET, n);
                 self.a.jcc(Cond::B, stub);
                 self.stubs.push(Stub::Budget {
                     label: stub,
@@ -852,32 +871,35 @@ impl Gen {
                     self.a.bind(label);
                     // Undo the block's subtraction: the machine counts
                     // from what was left before it.
-                    self.a
-                        .alu_ri(Alu::Add, W::B64, Mem::at(R12, REMAINING), insns);
+                    self.a.alu_ri(Alu::Add, W::B64, BUDGET, insns);
                     self.tcall(tramp_budget, block as u64);
                     self.a.jmp(self.abort);
                 }
                 Stub::Load {
                     label,
                     pc,
-                    size,
+                    address,
                     access,
+                    disp,
                 } => {
                     self.a.bind(label);
+                    self.a.lea(R11, address);
                     self.tcall(tramp_load, pc as u64);
-                    self.a.lea(R9, Mem::at(R12, SCRATCH + size));
+                    self.a.lea(R11, Mem::at(R12, SCRATCH - disp));
                     self.a.jmp(access);
                 }
                 Stub::Store {
                     label,
                     pc,
+                    address,
                     value,
                     resume,
                 } => {
                     self.a.bind(label);
+                    self.a.lea(R11, address);
                     match value {
-                        Value::Reg(s) => self.a.mov_rr(W::B64, R9, R64[s]),
-                        Value::Imm(v) => self.mov_imm(R9, v),
+                        Value::Reg(s) => self.a.mov_rr(W::B64, R10, R64[s]),
+                        Value::Imm(v) => self.mov_imm(R10, v),
                     }
                     self.tcall(tramp_store, pc as u64);
                     self.a.jmp(resume);
@@ -887,6 +909,7 @@ impl Gen {
         let a = &mut self.a;
         a.bind(self.main_exit);
         a.store(W::B64, Mem::at(R12, REGS), RAX);
+        a.store(W::B64, Mem::at(R12, REMAINING), BUDGET);
         a.alu_rr(Alu::Xor, W::B32, RAX, RAX);
         a.load(W::B64, RSP, Mem::at(R12, SAVED_RSP));
         a.jmp(epilogue);
@@ -929,7 +952,7 @@ impl Gen {
             }
             Atomic(_, _, _, b, s, off) => {
                 self.a.lea(R11, Mem::at(R64[reg(b)], off as i32));
-                self.a.mov_rr(W::B64, R9, R64[reg(s)]);
+                self.a.mov_rr(W::B64, R10, R64[reg(s)]);
                 self.tcall(tramp_atomic, pc as u64);
             }
             LdAbs(..) | LdInd(..) => self.tcall(tramp_packet, pc as u64),
@@ -1230,17 +1253,10 @@ impl CompiledCode for JitProgram {
         if !same && ops != self.ops.as_slice() {
             return Err(RunError::Internal { pc: 0 });
         }
-        let mut ctx = JitCtx {
-            remaining: machine.remaining(),
-            ..JitCtx::default()
-        };
-        ctx.regs[1..6].copy_from_slice(&args);
-        let (table, owned) = TABLES.with(|t| t.take());
+        let mut ctx = JitCtx::new(machine.remaining(), args);
         let mut rt = Runtime {
             machine,
             code: self,
-            table,
-            owned,
             layout: 0,
             halt: None,
             panic: None,
@@ -1260,13 +1276,8 @@ impl CompiledCode for JitProgram {
             machine,
             halt,
             panic,
-            mut table,
-            mut owned,
             ..
         } = rt;
-        table.clear();
-        owned.clear();
-        TABLES.with(|t| t.set((table, owned)));
         if let Some(payload) = panic {
             std::panic::resume_unwind(payload);
         }

@@ -54,11 +54,13 @@ pub(crate) enum W {
     B64,
 }
 
-/// A memory operand `[base + index + disp]` (the index, if any, scaled by 1).
+/// A memory operand `[base + index * 2^scale + disp]`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Mem {
     base: Reg,
     index: Option<Reg>,
+    /// The SIB scale field: the index is multiplied by `1 << scale`.
+    scale: u8,
     disp: i32,
 }
 
@@ -68,17 +70,19 @@ impl Mem {
         Mem {
             base,
             index: None,
+            scale: 0,
             disp,
         }
     }
 
-    /// `[base + index + disp]`; the index cannot be rsp (SIB has no
-    /// encoding for it).
-    pub(crate) fn indexed(base: Reg, index: Reg, disp: i32) -> Mem {
-        debug_assert!(index != RSP);
+    /// `[base + index * 2^scale + disp]` (`scale` 0..=3); the index
+    /// cannot be rsp (SIB has no encoding for it).
+    pub(crate) fn scaled(base: Reg, index: Reg, scale: u8, disp: i32) -> Mem {
+        debug_assert!(index != RSP && scale <= 3);
         Mem {
             base,
             index: Some(index),
+            scale,
             disp,
         }
     }
@@ -276,7 +280,7 @@ impl Asm {
                 match m.index {
                     Some(index) => {
                         self.byte(mode | reg | 4);
-                        self.byte(index.low() << 3 | base);
+                        self.byte(m.scale << 6 | index.low() << 3 | base);
                     }
                     // rsp/r12 as a base need a SIB byte (with no index).
                     None if base == 4 => {
@@ -554,7 +558,7 @@ mod tests {
     }
     fn mem(m: Mem) -> ca::AsmMemoryOperand {
         match m.index {
-            Some(i) => r64(m.base) + r64(i) + m.disp,
+            Some(i) => r64(m.base) + r64(i) * (1u32 << m.scale) + m.disp,
             None => r64(m.base) + m.disp,
         }
     }
@@ -830,10 +834,16 @@ mod tests {
     }
 
     fn any_mem() -> impl Strategy<Value = Mem> {
-        (any_reg(), proptest::option::of(any_reg()), any_disp()).prop_map(|(b, i, d)| match i {
-            Some(i) if i != RSP => Mem::indexed(b, i, d),
-            _ => Mem::at(b, d),
-        })
+        (
+            any_reg(),
+            proptest::option::of(any_reg()),
+            0u8..4,
+            any_disp(),
+        )
+            .prop_map(|(b, i, scale, d)| match i {
+                Some(i) if i != RSP => Mem::scaled(b, i, scale, d),
+                _ => Mem::at(b, d),
+            })
     }
 
     fn any_imm() -> impl Strategy<Value = i32> {

@@ -41,14 +41,14 @@ fn agree(src: &str, mem: &[u8], budget: u64, maps: &[MapDef]) -> Result<u64, Run
     outcomes.pop().unwrap().1
 }
 
-/// How many region-table bounds checks (`cmp` against the table's
-/// region count at [r12+8]) the listing of `src` has.
+/// How many region-table bounds checks (`cmp` of the region number in r10
+/// against the table's size at [r12]) the listing of `src` has.
 fn table_checks(src: &str) -> usize {
     let p = Program::new(assemble(src, Syntax::Llvm).unwrap()).unwrap();
     let code = JitProgram::compile(&p).unwrap();
     code.listing(&p)
         .lines()
-        .filter(|l| l.contains("cmp") && l.contains("[r12+8]"))
+        .filter(|l| l.contains("cmp r10,[r12]"))
         .count()
 }
 
@@ -156,5 +156,32 @@ fn budget_stops_where_the_interpreter_stops() {
             agree(src, &[], budget, &[]),
             Err(RunError::BudgetExhausted { .. })
         ));
+    }
+}
+
+#[test]
+fn inline_checks_end_exactly_at_a_regions_last_byte() {
+    // The inline tables hold, per access size, the first address an access
+    // may not start at. Around every region end, for every size, loads and
+    // stores (register and immediate) must fit or fault as the interpreter
+    // says, including regions shorter than the access.
+    for len in [0usize, 1, 2, 3, 4, 7, 8, 9, 16] {
+        let mem: Vec<u8> = (1..=len as u8).collect();
+        for (size, ty) in [(1i64, "u8"), (2, "u16"), (4, "u32"), (8, "u64")] {
+            for off in (len as i64 - size - 1).max(0)..=len as i64 {
+                let load = format!("r0 = *({ty} *)(r1 + {off})\nexit");
+                let store = format!("r2 = 0x5a5a5a5a\n*({ty} *)(r1 + {off}) = r2\nr0 = 1\nexit");
+                let store_imm = format!("*({ty} *)(r1 + {off}) = 0x77\nr0 = 2\nexit");
+                let fits = off + size <= len as i64;
+                for src in [load, store, store_imm] {
+                    let r = agree(&src, &mem, 1 << 20, &[]);
+                    assert_eq!(
+                        r.is_ok(),
+                        fits,
+                        "len {len}, size {size}, offset {off}:\n{src}"
+                    );
+                }
+            }
+        }
     }
 }
