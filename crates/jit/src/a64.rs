@@ -24,7 +24,7 @@
 use bpfkit_vm::engine::{Op, FUNC_ADDR_TAG};
 use bpfkit_vm::{region_base, Program, MAX_FRAMES, STACK_PER_FRAME};
 
-use crate::blocks::leaders;
+use crate::blocks::{leaders, Accesses};
 use crate::JitError;
 
 /// Exit status of a run that faulted (memory, helper, call target, depth).
@@ -284,7 +284,7 @@ pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>,
 /// `input_len` bytes and whose budget is `budget` instructions.
 pub fn compile(program: &Program, input_len: usize, budget: u64) -> Result<A64Code, JitError> {
     let ops = program.ops();
-    let lead = leaders(ops);
+    let lead = leaders(ops, Accesses::EndBlocks);
     // The VM's region layout: the input (when there is one), then frames.
     let first_frame = usize::from(input_len != 0);
     let nregions = first_frame + MAX_FRAMES;

@@ -3,12 +3,24 @@
 
 use bpfkit_vm::engine::Op;
 
+/// Whether a load or store ends its block.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Accesses {
+    /// It does: a fault is always its block's last instruction, so the
+    /// whole block was rightly counted.
+    EndBlocks,
+    /// It does not: the back end gives back the rest of the block's count
+    /// when one faults, and runs a block the budget cannot cover whole
+    /// with a check before each access (a fault there comes first).
+    InBlocks,
+}
+
 /// Which slots start a block: the entry, jump and call targets, and every
 /// slot after an instruction that leaves straight-line code (a jump, call,
-/// exit, memory access or anything that calls into the machine). A program
-/// with `callx` or a callback helper may call any slot, so there every
-/// instruction is a block.
-pub(crate) fn leaders(ops: &[Op]) -> Vec<bool> {
+/// exit, anything that calls into the machine, and with
+/// [`Accesses::EndBlocks`] a load or store). A program with `callx` or a
+/// callback helper may call any slot, so there every instruction is a block.
+pub(crate) fn leaders(ops: &[Op], accesses: Accesses) -> Vec<bool> {
     let n = ops.len();
     let every = ops
         .iter()
@@ -26,7 +38,8 @@ pub(crate) fn leaders(ops: &[Op]) -> Vec<bool> {
             lead[t as usize] = true;
         }
         let next = pc + if is_wide(op) { 2 } else { 1 };
-        if !straight(op) && next < n {
+        let continues = straight(op) || (accesses == Accesses::InBlocks && is_load_store(op));
+        if !continues && next < n {
             lead[next] = true;
         }
     }
@@ -93,24 +106,15 @@ pub(crate) fn target(op: &Op) -> Option<u32> {
     })
 }
 
-/// Whether control always continues at the next instruction without
-/// calling into the machine or touching memory.
-pub(crate) fn straight(op: &Op) -> bool {
+/// Whether `op` is a plain load or store (`LDX`, `ST`, `STX`; not an atomic
+/// or a context load, which call into the machine).
+pub(crate) fn is_load_store(op: &Op) -> bool {
     use Op::*;
-    if matches!(op, LdFunc(..)) {
-        return true;
-    }
-    !matches!(
+    matches!(
         op,
-        Call(_)
-            | CallWithCallback(_)
-            | CallLocal(_)
-            | Callx(_)
-            | Exit
-            | Ldx8(..)
+        Ldx8(..)
             | Ldx16(..)
             | Ldx32(..)
-            | Ldx32Ctx(..)
             | Ldx64(..)
             | Ldxs8(..)
             | Ldxs16(..)
@@ -123,11 +127,31 @@ pub(crate) fn straight(op: &Op) -> bool {
             | Stx16(..)
             | Stx32(..)
             | Stx64(..)
-            | Atomic(..)
-            | LdAbs(..)
-            | LdInd(..)
-            | LdMap(..)
-            | LdMapValue(..)
-            | LdImm64Tail
-    ) && target(op).is_none()
+    )
+}
+
+/// Whether control always continues at the next instruction without
+/// calling into the machine or touching memory.
+pub(crate) fn straight(op: &Op) -> bool {
+    use Op::*;
+    if matches!(op, LdFunc(..)) {
+        return true;
+    }
+    !is_load_store(op)
+        && !matches!(
+            op,
+            Call(_)
+                | CallWithCallback(_)
+                | CallLocal(_)
+                | Callx(_)
+                | Exit
+                | Ldx32Ctx(..)
+                | Atomic(..)
+                | LdAbs(..)
+                | LdInd(..)
+                | LdMap(..)
+                | LdMapValue(..)
+                | LdImm64Tail
+        )
+        && target(op).is_none()
 }

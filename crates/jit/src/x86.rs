@@ -5,7 +5,7 @@ use std::any::Any;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::blocks::leaders;
+use crate::blocks::{is_load_store, leaders, Accesses};
 use crate::exec::ExecMemory;
 use crate::x86_asm::*;
 use crate::JitError;
@@ -211,6 +211,8 @@ pub struct JitProgram {
     native: Vec<u64>,
     /// Slots of each block's instructions, by block index.
     blocks: Vec<Vec<u32>>,
+    /// Per slot: how many instructions of its block follow it.
+    after: Vec<u32>,
     /// Offset in `code` where each slot's code starts (`u32::MAX` for none).
     offsets: Vec<u32>,
     /// The program's ops (trampolines look instructions up by pc).
@@ -422,12 +424,16 @@ impl Gen {
                 // Narrower stores take the immediate's low bytes.
                 Value::Imm(v) => a.store_imm(width(size), m, v as i64 as i32),
             }
+            // Right after the store, not the next slot: a block's checked
+            // copy (Stub::Budget) has its own code there.
+            let resume = a.new_label();
+            a.bind(resume);
             self.stubs.push(Stub::Store {
                 label: slow,
                 pc,
                 address,
                 value,
-                resume: slot(pc as usize + 1),
+                resume,
             });
         }
     }
@@ -450,7 +456,7 @@ impl Gen {
         a.alu_rm(Alu::Add, W::B64, R11, Mem::scaled(R12, R10, 3, DELTA));
     }
 
-    fn alu(&mut self, op: Op, pc: u32) -> bool {
+    fn alu(&mut self, op: Op) -> bool {
         use Op::*;
         use W::{B32, B64};
         let a = &mut self.a;
@@ -497,22 +503,22 @@ impl Gen {
             Lsh32R(d, s) => shift_reg(a, Shift::Shl, r(d), r(s), B32),
             Rsh32R(d, s) => shift_reg(a, Shift::Shr, r(d), r(s), B32),
             Arsh32R(d, s) => shift_reg(a, Shift::Sar, r(d), r(s), B32),
-            Div64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, false, false),
-            Sdiv64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, true, false),
-            Mod64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, false, true),
-            Smod64I(d, v) => self.divmod(pc, reg(d), Value::Imm(v), true, true, true),
-            Div64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, false, false),
-            Sdiv64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, true, false),
-            Mod64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, false, true),
-            Smod64R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), true, true, true),
-            Div32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, false, false),
-            Sdiv32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, true, false),
-            Mod32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, false, true),
-            Smod32I(d, v) => self.divmod(pc, reg(d), Value::Imm(v as u64), false, true, true),
-            Div32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, false, false),
-            Sdiv32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, true, false),
-            Mod32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, false, true),
-            Smod32R(d, s) => self.divmod(pc, reg(d), Value::Reg(reg(s)), false, true, true),
+            Div64I(d, v) => self.divmod(reg(d), Value::Imm(v), true, false, false),
+            Sdiv64I(d, v) => self.divmod(reg(d), Value::Imm(v), true, true, false),
+            Mod64I(d, v) => self.divmod(reg(d), Value::Imm(v), true, false, true),
+            Smod64I(d, v) => self.divmod(reg(d), Value::Imm(v), true, true, true),
+            Div64R(d, s) => self.divmod(reg(d), Value::Reg(reg(s)), true, false, false),
+            Sdiv64R(d, s) => self.divmod(reg(d), Value::Reg(reg(s)), true, true, false),
+            Mod64R(d, s) => self.divmod(reg(d), Value::Reg(reg(s)), true, false, true),
+            Smod64R(d, s) => self.divmod(reg(d), Value::Reg(reg(s)), true, true, true),
+            Div32I(d, v) => self.divmod(reg(d), Value::Imm(v as u64), false, false, false),
+            Sdiv32I(d, v) => self.divmod(reg(d), Value::Imm(v as u64), false, true, false),
+            Mod32I(d, v) => self.divmod(reg(d), Value::Imm(v as u64), false, false, true),
+            Smod32I(d, v) => self.divmod(reg(d), Value::Imm(v as u64), false, true, true),
+            Div32R(d, s) => self.divmod(reg(d), Value::Reg(reg(s)), false, false, false),
+            Sdiv32R(d, s) => self.divmod(reg(d), Value::Reg(reg(s)), false, true, false),
+            Mod32R(d, s) => self.divmod(reg(d), Value::Reg(reg(s)), false, false, true),
+            Smod32R(d, s) => self.divmod(reg(d), Value::Reg(reg(s)), false, true, true),
             Movsx64(d, s, bits) => match bits {
                 8 => a.movsx(B64, r(d), r(s), W::B8),
                 16 => a.movsx(B64, r(d), r(s), W::B16),
@@ -547,8 +553,8 @@ impl Gen {
     /// and mod leaves the dividend; signed INT_MIN / -1 wraps (x86 would
     /// trap, so -1 is handled apart). x86's divide needs rdx:rax, which
     /// hold r3 and r0: they are kept in r9/r10 around it.
-    fn divmod(&mut self, pc: u32, d: usize, src: Value, w64: bool, signed: bool, is_mod: bool) {
-        let done = slot(pc as usize + 1);
+    fn divmod(&mut self, d: usize, src: Value, w64: bool, signed: bool, is_mod: bool) {
+        let done = self.a.new_label();
         let w = if w64 { W::B64 } else { W::B32 };
         let dst = R64[d];
         let minus_one = if w64 { u64::MAX } else { u32::MAX as u64 };
@@ -621,6 +627,7 @@ impl Gen {
         a.mov_rr(W::B64, RAX, R10);
         a.load(W::B64, RDX, Mem::at(R12, SCRATCH));
         a.mov_rr(w, dst, R11);
+        a.bind(done);
     }
 
     /// A conditional jump: `cmp`/`test` then the x86 condition (`jset`
@@ -745,7 +752,7 @@ impl JitProgram {
         let compiled_from = program.ops().as_ptr() as usize;
         let ops = program.ops().to_vec();
         let n = ops.len();
-        let lead = leaders(&ops);
+        let lead = leaders(&ops, Accesses::InBlocks);
         // Labels 0..=n are the slots (n: the end, never a target of a
         // validated program); about 64 bytes of code per slot is typical.
         let mut a = Asm::new(64 * n + 256, n + 1);
@@ -774,6 +781,14 @@ impl JitProgram {
             }
         }
         g.body(&ops, &blocks, &block_of);
+        // A load or store that faults gives back the count of the rest of
+        // its block.
+        let mut after = vec![0; n];
+        for block in &blocks {
+            for (i, &pc) in block.iter().enumerate() {
+                after[pc as usize] = (block.len() - 1 - i) as u32;
+            }
+        }
         let (code, mut offsets) = g.a.finish()?;
         offsets.truncate(n);
         let memory = ExecMemory::new(&code)?;
@@ -793,6 +808,7 @@ impl JitProgram {
             code,
             native,
             blocks,
+            after,
             offsets,
             ops,
             compiled_from,
@@ -860,8 +876,8 @@ impl Gen {
             }
         }
         self.a.bind(slot(ops.len()));
-        // Out-of-line paths.
-        for stub in std::mem::take(&mut self.stubs) {
+        // Out-of-line paths (which may add more).
+        while let Some(stub) = self.stubs.pop() {
             match stub {
                 Stub::Budget {
                     label,
@@ -869,6 +885,7 @@ impl Gen {
                     insns,
                 } => {
                     self.a.bind(label);
+                    self.exhausted_block(ops, &blocks[block as usize], insns);
                     // Undo the block's subtraction: the machine counts
                     // from what was left before it.
                     self.a.alu_ri(Alu::Add, W::B64, BUDGET, insns);
@@ -924,9 +941,35 @@ impl Gen {
         a.ret();
     }
 
+    /// The start of a block the budget cannot cover whole (r9 = what was
+    /// left minus the block's `insns`, below 0): the interpreter would run
+    /// its instructions up to the one the budget ends at, so a load or
+    /// store before that one may fault first. This runs the block again up
+    /// to its last load or store, leaving before each for the budget's end
+    /// (in the code that follows) when it would not be reached.
+    fn exhausted_block(&mut self, ops: &[Op], block: &[u32], insns: i32) {
+        let Some(last) = block
+            .iter()
+            .rposition(|&pc| is_load_store(&ops[pc as usize]))
+        else {
+            return;
+        };
+        let exhausted = self.a.new_label();
+        for (i, &pc) in block[..=last].iter().enumerate() {
+            let op = ops[pc as usize];
+            if is_load_store(&op) {
+                // Reached when what was left (r9 + insns) exceeds i.
+                self.a.alu_ri(Alu::Cmp, W::B64, BUDGET, i as i32 - insns);
+                self.a.jcc(Cond::Le, exhausted);
+            }
+            self.op(op, pc);
+        }
+        self.a.bind(exhausted);
+    }
+
     fn op(&mut self, op: Op, pc: u32) {
         use Op::*;
-        if self.alu(op, pc) || self.jump(op) {
+        if self.alu(op) || self.jump(op) {
             return;
         }
         let next = slot(pc as usize + 1);
@@ -1074,21 +1117,32 @@ extern "sysv64" fn tramp_load(ctx: *mut JitCtx, pc: u64, addr: u64, _: u64) -> u
             Op::Ldx32(..) | Op::Ldxs32(..) => 4,
             _ => 8,
         };
-        ctx.scratch = rt.machine.load(pc as usize, addr, size)?;
+        ctx.scratch = rt
+            .machine
+            .load(pc as usize, addr, size)
+            .inspect_err(|_| refund(ctx, rt, pc))?;
         Ok(())
     })
 }
 
 extern "sysv64" fn tramp_store(ctx: *mut JitCtx, pc: u64, addr: u64, value: u64) -> u64 {
-    guarded(ctx, false, |_, rt| {
+    guarded(ctx, false, |ctx, rt| {
         let size = match op_at(rt, pc) {
             Op::St8(..) | Op::Stx8(..) => 1,
             Op::St16(..) | Op::Stx16(..) => 2,
             Op::St32(..) | Op::Stx32(..) => 4,
             _ => 8,
         };
-        rt.machine.store(pc as usize, addr, size, value)
+        rt.machine
+            .store(pc as usize, addr, size, value)
+            .inspect_err(|_| refund(ctx, rt, pc))
     })
+}
+
+/// Gives back the count of the instructions of the block of a load or
+/// store at `pc` that faulted, after it (the block was counted whole).
+fn refund(ctx: &mut JitCtx, rt: &Runtime<'_, '_>, pc: u64) {
+    ctx.remaining += u64::from(rt.code.after[pc as usize]);
 }
 
 extern "sysv64" fn tramp_load_ctx(ctx: *mut JitCtx, pc: u64, addr: u64, _: u64) -> u64 {

@@ -42,12 +42,14 @@ fn agree(src: &str, mem: &[u8], budget: u64, maps: &[MapDef]) -> Result<u64, Run
 }
 
 /// How many region-table bounds checks (`cmp` of the region number in r10
-/// against the table's size at [r12]) the listing of `src` has.
+/// against the table's size at [r12]) the listing of `src` has in the
+/// program's code (out-of-line paths repeat some for budget ends).
 fn table_checks(src: &str) -> usize {
     let p = Program::new(assemble(src, Syntax::Llvm).unwrap()).unwrap();
     let code = JitProgram::compile(&p).unwrap();
     code.listing(&p)
         .lines()
+        .take_while(|l| !l.starts_with("; out-of-line paths"))
         .filter(|l| l.contains("cmp r10,[r12]"))
         .count()
 }
@@ -183,5 +185,49 @@ fn inline_checks_end_exactly_at_a_regions_last_byte() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn loads_and_stores_inside_a_block_fault_and_count_as_the_interpreter_does() {
+    // Loads and stores do not end budget blocks: a fault gives back the
+    // rest of its block, and a budget that ends inside a block must still
+    // see an earlier access fault first. Every budget from 1 up, so the
+    // budget ends before, at and after each access; `agree` also compares
+    // the instructions counted and the memory left.
+    let straight = "
+        r0 = 1
+        r0 += 1
+        r2 = *(u64 *)(r1 + 0)
+        r0 += r2
+        *(u64 *)(r1 + 8) = r0
+        r0 += 1
+        *(u32 *)(r1 + 12) = 9
+        r3 = *(u64 *)(r1 + 64)
+        r0 += 1
+        r0 += 1
+        exit";
+    let looped = "
+        r0 = 0
+        r4 = 0
+    again:
+        r2 = *(u8 *)(r1 + 0)
+        r0 += r2
+        *(u8 *)(r1 + 1) = r0
+        r1 += 1
+        r4 += 1
+        if r4 < 100 goto again
+        exit";
+    for src in [straight, looped] {
+        let mut outcomes = Vec::new();
+        for budget in 1..=120 {
+            outcomes.push(agree(src, &[3; 16], budget, &[]));
+        }
+        // The budget runs out in the first few, a fault ends the rest.
+        assert!(matches!(outcomes[0], Err(RunError::BudgetExhausted { .. })));
+        assert!(matches!(
+            outcomes.last(),
+            Some(Err(RunError::MemoryFault { .. }))
+        ));
     }
 }
