@@ -6,12 +6,21 @@
 //! interpreter, with the interpreter's semantics and safety:
 //!
 //! - every load and store is checked against the run's regions: inline
-//!   against a table of the regions the run owns (stack frames, context,
-//!   packet, input), and otherwise through the VM's own checked access, so a
-//!   bad access ends the run with the interpreter's [`RunError`](bpfkit_vm::RunError);
-//! - the instruction budget is counted per straight-line block, on entry,
-//!   for the block's instructions, and a block that would overrun it stops at
-//!   the instruction the interpreter stops at;
+//!   against tables of the regions the run owns (stack frames, context,
+//!   packet, input), one compare of the address with the first one an
+//!   access of its size may not start at, and otherwise through the VM's
+//!   own checked access, so a bad access ends the run with the
+//!   interpreter's [`RunError`](bpfkit_vm::RunError);
+//! - a one-block loop whose loads and stores move by a constant step (a
+//!   copy, a scan) has its checks hoisted: at the back edge the run works
+//!   out how many more iterations stay in bounds and runs those in an
+//!   unchecked copy with host addresses in the base registers, returning
+//!   to the checked loop before the first iteration that could fault;
+//! - the instruction budget (kept in r9) is counted per straight-line
+//!   block, on entry, for the block's instructions; loads and stores do
+//!   not end blocks (a fault gives back the rest of its block), and a block
+//!   that would overrun the budget stops at the instruction the interpreter
+//!   stops at, after any access before it that faults;
 //! - helpers, maps, call frames, callbacks, atomics and packet loads go
 //!   through [`bpfkit_vm::engine::Machine`], the same code the interpreter
 //!   uses.
@@ -19,7 +28,7 @@
 //! Registers follow the kernel's x86 JIT (arch/x86/net/bpf_jit_comp.c,
 //! `reg2hex`): r0 = rax, r1 = rdi, r2 = rsi, r3 = rdx, r4 = rcx, r5 = r8,
 //! r6 = rbx, r7 = r13, r8 = r14, r9 = r15, r10 = rbp; r12 holds the run's
-//! context block, r9..r11 are scratch.
+//! context block, r9 the budget, r10 and r11 are scratch.
 //!
 //! [`a64`] is the ARM64 back end: it packages a program as a static
 //! aarch64 executable, so the A64 code is checked under qemu-aarch64.
@@ -42,6 +51,8 @@ pub mod a64;
 mod blocks;
 #[cfg(target_arch = "x86_64")]
 mod exec;
+#[cfg(target_arch = "x86_64")]
+mod loops;
 pub mod qemu;
 #[cfg(target_arch = "x86_64")]
 mod x86;

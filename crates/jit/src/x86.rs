@@ -7,6 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::blocks::{is_load_store, leaders, Accesses};
 use crate::exec::ExecMemory;
+use crate::loops::{safe_iterations, strided_loops, StridedLoop};
 use crate::x86_asm::*;
 use crate::JitError;
 use bpfkit_vm::engine::{
@@ -45,6 +46,13 @@ struct JitCtx {
     /// `lddw rX, map[index]` values of this run for the first
     /// `MAP_CACHE` map indexes, 0 until first loaded.
     map_handles: [u64; MAP_CACHE],
+    /// While a strided loop's unchecked copy runs: host minus guest
+    /// address of each of its base registers, by register.
+    loop_delta: [u64; 11],
+    /// Per strided loop: nonzero once its unchecked copy was found not
+    /// worth entering in this run (too few safe iterations, or memory the
+    /// run does not own), so the back edge stops asking.
+    loop_gave_up: [u64; MAX_LOOPS],
     /// Host address minus guest address of each region's bytes, by region
     /// number. The tables are written for every number below
     /// `inline_regions` before generated code reads them, and Rust never
@@ -74,6 +82,8 @@ impl JitCtx {
             stack_host: 0,
             stack_delta: 0,
             map_handles: [0; MAP_CACHE],
+            loop_delta: [0; 11],
+            loop_gave_up: [0; MAX_LOOPS],
             delta: [MaybeUninit::uninit(); INLINE_REGIONS],
             limit: [[[MaybeUninit::uninit(); INLINE_REGIONS]; 4]; 2],
         }
@@ -98,6 +108,13 @@ impl JitCtx {
 /// Map indexes whose handles a run caches.
 const MAP_CACHE: usize = 8;
 
+/// Strided loops given an unchecked copy (the first ones of a program).
+const MAX_LOOPS: usize = 8;
+
+/// The fewest safe iterations worth entering an unchecked copy for: each
+/// entry costs a call into Rust.
+const MIN_FAST_ITERATIONS: u64 = 8;
+
 const INLINE: i32 = std::mem::offset_of!(JitCtx, inline_regions) as i32;
 const REMAINING: i32 = std::mem::offset_of!(JitCtx, remaining) as i32;
 const FP: i32 = std::mem::offset_of!(JitCtx, fp) as i32;
@@ -108,6 +125,8 @@ const REGS: i32 = std::mem::offset_of!(JitCtx, regs) as i32;
 const STACK_HOST: i32 = std::mem::offset_of!(JitCtx, stack_host) as i32;
 const STACK_DELTA: i32 = std::mem::offset_of!(JitCtx, stack_delta) as i32;
 const MAP_HANDLES: i32 = std::mem::offset_of!(JitCtx, map_handles) as i32;
+const LOOP_DELTA: i32 = std::mem::offset_of!(JitCtx, loop_delta) as i32;
+const LOOP_GAVE_UP: i32 = std::mem::offset_of!(JitCtx, loop_gave_up) as i32;
 const DELTA: i32 = std::mem::offset_of!(JitCtx, delta) as i32;
 const LIMIT: i32 = std::mem::offset_of!(JitCtx, limit) as i32;
 const STACK: i32 = bpfkit_vm::STACK_PER_FRAME as i32;
@@ -213,6 +232,8 @@ pub struct JitProgram {
     blocks: Vec<Vec<u32>>,
     /// Per slot: how many instructions of its block follow it.
     after: Vec<u32>,
+    /// The strided loops with unchecked copies, by loop id.
+    loops: Vec<StridedLoop>,
     /// Offset in `code` where each slot's code starts (`u32::MAX` for none).
     offsets: Vec<u32>,
     /// The program's ops (trampolines look instructions up by pc).
@@ -233,6 +254,8 @@ enum Value {
 
 /// Out-of-line code emitted after the body.
 enum Stub {
+    /// A strided loop's back edge, taken: try its unchecked copy.
+    Loop { label: Label, id: usize },
     /// The block would overrun the budget.
     Budget {
         label: Label,
@@ -269,6 +292,8 @@ struct Gen {
     /// Slots whose access the verifier proved to stay within the running
     /// function's own frame (empty: none).
     own_stack: Vec<bool>,
+    /// Strided loops with unchecked copies, by id.
+    loops: Vec<StridedLoop>,
 }
 
 fn reg(i: u8) -> usize {
@@ -397,20 +422,9 @@ impl Gen {
             self.checked_address(size, load.is_some(), slow);
             0
         };
-        let a = &mut self.a;
-        a.bind(access);
-        let m = Mem::at(R11, disp);
-        if let Some((dst, signed)) = load {
-            let dst = R64[dst];
-            match (size, signed) {
-                (1, false) => a.movzx(dst, m, W::B8),
-                (2, false) => a.movzx(dst, m, W::B16),
-                (4, false) => a.load(W::B32, dst, m),
-                (8, _) => a.load(W::B64, dst, m),
-                (1, true) => a.movsx(W::B64, dst, m, W::B8),
-                (2, true) => a.movsx(W::B64, dst, m, W::B16),
-                _ => a.movsx(W::B64, dst, m, W::B32),
-            }
+        self.a.bind(access);
+        self.access(Mem::at(R11, disp), size, load, store);
+        if load.is_some() {
             self.stubs.push(Stub::Load {
                 label: slow,
                 pc,
@@ -419,15 +433,10 @@ impl Gen {
                 disp,
             });
         } else if let Some(value) = store {
-            match value {
-                Value::Reg(s) => a.store(width(size), m, R64[s]),
-                // Narrower stores take the immediate's low bytes.
-                Value::Imm(v) => a.store_imm(width(size), m, v as i64 as i32),
-            }
             // Right after the store, not the next slot: a block's checked
             // copy (Stub::Budget) has its own code there.
-            let resume = a.new_label();
-            a.bind(resume);
+            let resume = self.a.new_label();
+            self.a.bind(resume);
             self.stubs.push(Stub::Store {
                 label: slow,
                 pc,
@@ -633,6 +642,11 @@ impl Gen {
     /// A conditional jump: `cmp`/`test` then the x86 condition (`jset`
     /// is `test` and "not zero").
     fn jump(&mut self, op: Op) -> bool {
+        self.jump_to(op, None)
+    }
+
+    /// [`Gen::jump`], to label `to` instead of the jump's target when given.
+    fn jump_to(&mut self, op: Op, to: Option<Label>) -> bool {
         use Op::*;
         let (c, set, d, src, w64, t) = match op {
             Jeq64I(d, v, t) => (Cond::E, false, d, Value::Imm(v), true, t),
@@ -696,7 +710,7 @@ impl Gen {
             (Value::Reg(s), true) => a.test_rr(w, d, R64[s]),
             (Value::Reg(s), false) => a.alu_rr(Alu::Cmp, w, d, R64[s]),
         }
-        a.jcc(c, slot(t));
+        a.jcc(c, to.unwrap_or_else(|| slot(t)));
         true
     }
 }
@@ -764,6 +778,7 @@ impl JitProgram {
             abort,
             main_exit,
             own_stack,
+            loops: Vec::new(),
         };
         let mut blocks: Vec<Vec<u32>> = Vec::new();
         let mut block_of = vec![u32::MAX; n];
@@ -780,7 +795,10 @@ impl JitProgram {
                 block_of[pc] = b as u32;
             }
         }
+        g.loops = strided_loops(&ops, &blocks);
+        g.loops.truncate(MAX_LOOPS);
         g.body(&ops, &blocks, &block_of);
+        let loops = std::mem::take(&mut g.loops);
         // A load or store that faults gives back the count of the rest of
         // its block.
         let mut after = vec![0; n];
@@ -809,6 +827,7 @@ impl JitProgram {
             native,
             blocks,
             after,
+            loops,
             offsets,
             ops,
             compiled_from,
@@ -826,6 +845,13 @@ impl JitProgram {
         self.offsets
             .iter()
             .map(|&o| (o != u32::MAX).then_some(o as usize))
+    }
+
+    /// How many loops have an unchecked copy their bounds checks were
+    /// hoisted out of (one-block loops whose loads and stores advance by a
+    /// constant step; see the crate docs).
+    pub fn strided_loops(&self) -> usize {
+        self.loops.len()
     }
 
     /// The address the machine code is mapped at.
@@ -851,6 +877,13 @@ impl Gen {
         }
         a.load(W::B64, RBP, Mem::at(R12, FP));
         a.load(W::B64, BUDGET, Mem::at(R12, REMAINING));
+        // The back edge of each strided loop, by slot.
+        let mut back_edge = vec![None; ops.len()];
+        for (id, lp) in self.loops.iter().enumerate() {
+            if let Some(&last) = blocks[lp.block].last() {
+                back_edge[last as usize] = Some(id);
+            }
+        }
         for (pc, &op) in ops.iter().enumerate() {
             if op == Op::LdImm64Tail {
                 continue;
@@ -870,7 +903,14 @@ impl Gen {
                     insns: n,
                 });
             }
-            self.op(op, pc as u32);
+            match back_edge[pc] {
+                Some(id) => {
+                    let label = self.a.new_label();
+                    self.jump_to(op, Some(label));
+                    self.stubs.push(Stub::Loop { label, id });
+                }
+                None => self.op(op, pc as u32),
+            }
             if self.a.pos() == before {
                 self.a.nop();
             }
@@ -879,6 +919,10 @@ impl Gen {
         // Out-of-line paths (which may add more).
         while let Some(stub) = self.stubs.pop() {
             match stub {
+                Stub::Loop { label, id } => {
+                    self.a.bind(label);
+                    self.strided_copy(ops, &blocks[self.loops[id].block], id);
+                }
                 Stub::Budget {
                     label,
                     block,
@@ -965,6 +1009,112 @@ impl Gen {
             self.op(op, pc);
         }
         self.a.bind(exhausted);
+    }
+
+    /// Where a strided loop's back edge goes when taken: unless the loop
+    /// gave up in this run, ask the machine how many iterations from here
+    /// stay in bounds (`tramp_loop`); with enough, turn the base registers
+    /// into host addresses and run that many iterations of an unchecked
+    /// copy of the block. Every way out turns them back and goes on at the
+    /// checked code: the loop's exit, or its head when the safe iterations
+    /// or the budget run out (the checked head then counts exactly).
+    fn strided_copy(&mut self, ops: &[Op], block: &[u32], id: usize) {
+        let head = slot(block[0]);
+        let (&last, body) = block.split_last().expect("a loop block has its jump");
+        let insns = block.len() as i32;
+        let fast = self.a.new_label();
+        let next = self.a.new_label();
+        let out_of_budget = self.a.new_label();
+        let gave_up = Mem::at(R12, LOOP_GAVE_UP + 8 * id as i32);
+        self.a.alu_ri(Alu::Cmp, W::B64, gave_up, 0);
+        self.a.jcc(Cond::Ne, head);
+        self.tcall(tramp_loop, id as u64);
+        // r10 = the iterations left to run unchecked.
+        self.a.load(W::B64, R10, Mem::at(R12, SCRATCH));
+        self.a.test_rr(W::B64, R10, R10);
+        self.a.jcc(Cond::E, head);
+        self.translate_bases(id, Alu::Add);
+        self.a.bind(fast);
+        self.a.alu_ri(Alu::Sub, W::B64, BUDGET, insns);
+        self.a.jcc(Cond::B, out_of_budget);
+        for &pc in body {
+            let op = ops[pc as usize];
+            if !self.unchecked_access(op) {
+                let done = self.alu(op);
+                debug_assert!(done, "strided loops hold ALU work and accesses only");
+            }
+        }
+        self.jump_to(ops[last as usize], Some(next));
+        // Fell through: the loop is over.
+        self.translate_bases(id, Alu::Sub);
+        self.a.jmp(slot(last as usize + 1));
+        self.a.bind(next);
+        self.a.alu_ri(Alu::Sub, W::B64, R10, 1);
+        self.a.jcc(Cond::Ne, fast);
+        self.translate_bases(id, Alu::Sub);
+        self.a.jmp(head);
+        self.a.bind(out_of_budget);
+        self.a.alu_ri(Alu::Add, W::B64, BUDGET, insns);
+        self.translate_bases(id, Alu::Sub);
+        self.a.jmp(head);
+    }
+
+    /// Adds (guest to host) or subtracts (back) each base register's delta.
+    fn translate_bases(&mut self, id: usize, op: Alu) {
+        for i in 0..self.loops[id].bases.len() {
+            let b = self.loops[id].bases[i].0 as usize & 15;
+            self.a
+                .alu_rm(op, W::B64, R64[b], Mem::at(R12, LOOP_DELTA + 8 * b as i32));
+        }
+    }
+
+    /// A load or store of a strided loop's unchecked copy, whose base
+    /// register holds a host address; false for other instructions.
+    fn unchecked_access(&mut self, op: Op) -> bool {
+        use Op::*;
+        let (size, base, off, load, store) = match op {
+            Ldx8(d, s, o) => (1, s, o, Some((reg(d), false)), None),
+            Ldx16(d, s, o) => (2, s, o, Some((reg(d), false)), None),
+            Ldx32(d, s, o) => (4, s, o, Some((reg(d), false)), None),
+            Ldx64(d, s, o) => (8, s, o, Some((reg(d), false)), None),
+            Ldxs8(d, s, o) => (1, s, o, Some((reg(d), true)), None),
+            Ldxs16(d, s, o) => (2, s, o, Some((reg(d), true)), None),
+            Ldxs32(d, s, o) => (4, s, o, Some((reg(d), true)), None),
+            St8(b, o, v) => (1, b, o, None, Some(Value::Imm(v))),
+            St16(b, o, v) => (2, b, o, None, Some(Value::Imm(v))),
+            St32(b, o, v) => (4, b, o, None, Some(Value::Imm(v))),
+            St64(b, o, v) => (8, b, o, None, Some(Value::Imm(v))),
+            Stx8(b, s, o) => (1, b, o, None, Some(Value::Reg(reg(s)))),
+            Stx16(b, s, o) => (2, b, o, None, Some(Value::Reg(reg(s)))),
+            Stx32(b, s, o) => (4, b, o, None, Some(Value::Reg(reg(s)))),
+            Stx64(b, s, o) => (8, b, o, None, Some(Value::Reg(reg(s)))),
+            _ => return false,
+        };
+        self.access(Mem::at(R64[reg(base)], off as i32), size, load, store);
+        true
+    }
+
+    /// The load or store itself, at host address `m`.
+    fn access(&mut self, m: Mem, size: i32, load: Option<(usize, bool)>, store: Option<Value>) {
+        let a = &mut self.a;
+        if let Some((dst, signed)) = load {
+            let dst = R64[dst];
+            match (size, signed) {
+                (1, false) => a.movzx(dst, m, W::B8),
+                (2, false) => a.movzx(dst, m, W::B16),
+                (4, false) => a.load(W::B32, dst, m),
+                (8, _) => a.load(W::B64, dst, m),
+                (1, true) => a.movsx(W::B64, dst, m, W::B8),
+                (2, true) => a.movsx(W::B64, dst, m, W::B16),
+                _ => a.movsx(W::B64, dst, m, W::B32),
+            }
+        } else if let Some(value) = store {
+            match value {
+                Value::Reg(s) => a.store(width(size), m, R64[s]),
+                // Narrower stores take the immediate's low bytes.
+                Value::Imm(v) => a.store_imm(width(size), m, v as i64 as i32),
+            }
+        }
     }
 
     fn op(&mut self, op: Op, pc: u32) {
@@ -1136,6 +1286,25 @@ extern "sysv64" fn tramp_store(ctx: *mut JitCtx, pc: u64, addr: u64, value: u64)
         rt.machine
             .store(pc as usize, addr, size, value)
             .inspect_err(|_| refund(ctx, rt, pc))
+    })
+}
+
+/// A strided loop's back edge: how many iterations from here stay in
+/// bounds, into `scratch` (0, and the loop gives up for the run, when too
+/// few), with the bases' deltas.
+extern "sysv64" fn tramp_loop(ctx: *mut JitCtx, id: u64, _: u64, _: u64) -> u64 {
+    guarded(ctx, false, |ctx, rt| {
+        let id = id as usize;
+        let memory = rt.machine.memory();
+        let region = |index| owned_entry(memory, index).map(|e| (e.host, e.loadable, e.storable));
+        let safe = safe_iterations(&rt.code.loops[id], &ctx.regs, region, &mut ctx.loop_delta);
+        ctx.scratch = if safe >= MIN_FAST_ITERATIONS {
+            safe
+        } else {
+            ctx.loop_gave_up[id] = 1;
+            0
+        };
+        Ok(())
     })
 }
 

@@ -231,3 +231,100 @@ fn loads_and_stores_inside_a_block_fault_and_count_as_the_interpreter_does() {
         ));
     }
 }
+
+/// A copy loop over the input, `len` bytes from offset 0 to `dst`; after
+/// it, the bases are used again (as a value and as a base).
+fn copy_loop(len: u32, dst: u32) -> String {
+    format!(
+        "
+        r2 = r1
+        r2 += {dst}
+        r3 = 0
+    copy:
+        r4 = *(u8 *)(r1 + 0)
+        r4 += 1
+        *(u8 *)(r2 + 0) = r4
+        *(u16 *)(r2 + 1) = 0x77
+        r1 += 1
+        r2 += 1
+        r3 += 1
+        if r3 < {len} goto copy
+        r5 = *(u8 *)(r2 - 1)
+        r0 = r1
+        r0 += r5
+        exit"
+    )
+}
+
+#[test]
+fn strided_loops_run_unchecked_only_as_far_as_their_accesses_stay_in_bounds() {
+    let p = Program::new(assemble(&copy_loop(64, 64), Syntax::Llvm).unwrap()).unwrap();
+    assert_eq!(JitProgram::compile(&p).unwrap().strided_loops(), 1);
+    // Memory that fits the loop exactly, is one byte short (the last
+    // 16-bit store faults), far too short, or longer: the unchecked copy
+    // must hand over to the checked one in time for the same fault, with
+    // the same bytes written and instructions counted.
+    for mem_len in [131, 130, 129, 100, 64, 200, 1000] {
+        let mem: Vec<u8> = (0..mem_len).map(|i| i as u8).collect();
+        let r = agree(&copy_loop(64, 64), &mem, 1 << 20, &[]);
+        assert_eq!(
+            r.is_ok(),
+            mem_len >= 130,
+            "memory of {mem_len} bytes: {r:?}"
+        );
+    }
+    // Long loops, so that the unchecked copy runs many iterations, ending
+    // at and just past the region's end.
+    for (len, mem_len) in [(4000, 8002), (4000, 8001), (4000, 4100)] {
+        let r = agree(&copy_loop(len, len), &vec![5; mem_len], 1 << 20, &[]);
+        assert_eq!(
+            r.is_ok(),
+            mem_len >= 2 * len as usize + 2,
+            "{len}/{mem_len}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn the_budget_ends_inside_a_strided_loop_where_the_interpreter_says() {
+    // Every budget across the loop's run: the unchecked copy leaves for
+    // the checked head when a whole iteration no longer fits.
+    let src = copy_loop(40, 40);
+    for budget in (1..=400).step_by(3) {
+        let r = agree(&src, &[9; 82], budget, &[]);
+        assert_eq!(
+            r.is_ok(),
+            budget >= 3 + 40 * 8 + 4,
+            "budget {budget}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_strided_loop_over_a_map_value_keeps_its_checks() {
+    // Map values are shared with the map, not owned by the run: the
+    // unchecked copy is not entered, and the checked loop still faults at
+    // the value's end.
+    for n in [8, 9] {
+        let src = format!(
+            "
+            *(u32 *)(r10 - 4) = 0
+            r2 = r10
+            r2 += -4
+            r1 = map[fd:0]
+            call 1
+            if r0 == 0 goto out
+            r3 = 0
+        fill:
+            *(u8 *)(r0 + 0) = 7
+            r0 += 1
+            r3 += 1
+            if r3 < {n} goto fill
+            r0 = r3
+        out:
+            exit"
+        );
+        let r = agree(&src, &[], 1 << 20, &[MapDef::new(MapType::Array, 4, 8, 1)]);
+        assert_eq!(r.is_ok(), n == 8, "{n} bytes into an 8-byte value: {r:?}");
+    }
+}
