@@ -642,11 +642,12 @@ impl Gen {
     /// A conditional jump: `cmp`/`test` then the x86 condition (`jset`
     /// is `test` and "not zero").
     fn jump(&mut self, op: Op) -> bool {
-        self.jump_to(op, None)
+        self.jump_to(op, None, false)
     }
 
-    /// [`Gen::jump`], to label `to` instead of the jump's target when given.
-    fn jump_to(&mut self, op: Op, to: Option<Label>) -> bool {
+    /// [`Gen::jump`], to label `to` instead of the jump's target when given,
+    /// and when `negate` taken exactly when the jump is not.
+    fn jump_to(&mut self, op: Op, to: Option<Label>, negate: bool) -> bool {
         use Op::*;
         let (c, set, d, src, w64, t) = match op {
             Jeq64I(d, v, t) => (Cond::E, false, d, Value::Imm(v), true, t),
@@ -710,6 +711,7 @@ impl Gen {
             (Value::Reg(s), true) => a.test_rr(w, d, R64[s]),
             (Value::Reg(s), false) => a.alu_rr(Alu::Cmp, w, d, R64[s]),
         }
+        let c = if negate { c.negated() } else { c };
         a.jcc(c, to.unwrap_or_else(|| slot(t)));
         true
     }
@@ -906,7 +908,7 @@ impl Gen {
             match back_edge[pc] {
                 Some(id) => {
                     let label = self.a.new_label();
-                    self.jump_to(op, Some(label));
+                    self.jump_to(op, Some(label), false);
                     self.stubs.push(Stub::Loop { label, id });
                 }
                 None => self.op(op, pc as u32),
@@ -1013,18 +1015,19 @@ impl Gen {
 
     /// Where a strided loop's back edge goes when taken: unless the loop
     /// gave up in this run, ask the machine how many iterations from here
-    /// stay in bounds (`tramp_loop`); with enough, turn the base registers
+    /// stay in bounds and fit the budget (`tramp_loop`, which takes their
+    /// count off the budget up front); with enough, turn the base registers
     /// into host addresses and run that many iterations of an unchecked
-    /// copy of the block. Every way out turns them back and goes on at the
-    /// checked code: the loop's exit, or its head when the safe iterations
-    /// or the budget run out (the checked head then counts exactly).
+    /// copy of the block. Either way out turns them back and goes on at the
+    /// checked code: the loop's exit (giving back the count of the
+    /// iterations not run), or its head when the iterations run out (the
+    /// checked head then counts and checks exactly).
     fn strided_copy(&mut self, ops: &[Op], block: &[u32], id: usize) {
         let head = slot(block[0]);
         let (&last, body) = block.split_last().expect("a loop block has its jump");
         let insns = block.len() as i32;
         let fast = self.a.new_label();
-        let next = self.a.new_label();
-        let out_of_budget = self.a.new_label();
+        let over = self.a.new_label();
         let gave_up = Mem::at(R12, LOOP_GAVE_UP + 8 * id as i32);
         self.a.alu_ri(Alu::Cmp, W::B64, gave_up, 0);
         self.a.jcc(Cond::Ne, head);
@@ -1035,8 +1038,6 @@ impl Gen {
         self.a.jcc(Cond::E, head);
         self.translate_bases(id, Alu::Add);
         self.a.bind(fast);
-        self.a.alu_ri(Alu::Sub, W::B64, BUDGET, insns);
-        self.a.jcc(Cond::B, out_of_budget);
         for &pc in body {
             let op = ops[pc as usize];
             if !self.unchecked_access(op) {
@@ -1044,19 +1045,18 @@ impl Gen {
                 debug_assert!(done, "strided loops hold ALU work and accesses only");
             }
         }
-        self.jump_to(ops[last as usize], Some(next));
-        // Fell through: the loop is over.
-        self.translate_bases(id, Alu::Sub);
-        self.a.jmp(slot(last as usize + 1));
-        self.a.bind(next);
+        self.jump_to(ops[last as usize], Some(over), true);
         self.a.alu_ri(Alu::Sub, W::B64, R10, 1);
         self.a.jcc(Cond::Ne, fast);
         self.translate_bases(id, Alu::Sub);
         self.a.jmp(head);
-        self.a.bind(out_of_budget);
-        self.a.alu_ri(Alu::Add, W::B64, BUDGET, insns);
+        // The loop is over: r10 - 1 iterations were counted and not run.
+        self.a.bind(over);
+        self.a.alu_ri(Alu::Sub, W::B64, R10, 1);
+        self.a.imul_rri(W::B64, R10, R10, insns);
+        self.a.alu_rr(Alu::Add, W::B64, BUDGET, R10);
         self.translate_bases(id, Alu::Sub);
-        self.a.jmp(head);
+        self.a.jmp(slot(last as usize + 1));
     }
 
     /// Adds (guest to host) or subtracts (back) each base register's delta.
@@ -1290,20 +1290,28 @@ extern "sysv64" fn tramp_store(ctx: *mut JitCtx, pc: u64, addr: u64, value: u64)
 }
 
 /// A strided loop's back edge: how many iterations from here stay in
-/// bounds, into `scratch` (0, and the loop gives up for the run, when too
-/// few), with the bases' deltas.
+/// bounds and fit the budget, into `scratch` and taken off the budget (0,
+/// and the loop gives up for the run, when too few), with the bases'
+/// deltas.
 extern "sysv64" fn tramp_loop(ctx: *mut JitCtx, id: u64, _: u64, _: u64) -> u64 {
     guarded(ctx, false, |ctx, rt| {
         let id = id as usize;
         let memory = rt.machine.memory();
         let region = |index| owned_entry(memory, index).map(|e| (e.host, e.loadable, e.storable));
-        let safe = safe_iterations(&rt.code.loops[id], &ctx.regs, region, &mut ctx.loop_delta);
-        ctx.scratch = if safe >= MIN_FAST_ITERATIONS {
-            safe
+        let lp = &rt.code.loops[id];
+        let safe = safe_iterations(lp, &ctx.regs, region, &mut ctx.loop_delta);
+        // The budget only shrinks and the regions stay: a loop found not
+        // worth it now will not be later in this run.
+        let per_iteration = rt.code.blocks[lp.block].len() as u64;
+        let affordable = ctx.remaining / per_iteration;
+        let run = safe.min(affordable);
+        if run >= MIN_FAST_ITERATIONS {
+            ctx.remaining -= run * per_iteration;
+            ctx.scratch = run;
         } else {
             ctx.loop_gave_up[id] = 1;
-            0
-        };
+            ctx.scratch = 0;
+        }
         Ok(())
     })
 }

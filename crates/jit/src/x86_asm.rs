@@ -151,6 +151,25 @@ pub(crate) enum Cond {
     G = 0xf,
 }
 
+impl Cond {
+    /// The condition that holds exactly when `self` does not.
+    pub(crate) fn negated(self) -> Cond {
+        use Cond::*;
+        match self {
+            B => Ae,
+            Ae => B,
+            E => Ne,
+            Ne => E,
+            Be => A,
+            A => Be,
+            L => Ge,
+            Ge => L,
+            Le => G,
+            G => Le,
+        }
+    }
+}
+
 /// A position in the code that branches can target, bound once.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Label(u32);
