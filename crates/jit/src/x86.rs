@@ -252,8 +252,50 @@ enum Value {
     Imm(u64),
 }
 
+/// A divisor RFC 9669 gives its own result.
+#[derive(Clone, Copy)]
+enum Divisor {
+    Zero,
+    MinusOne,
+}
+
+/// What a division or modulo by a special divisor leaves in its register.
+#[derive(Clone, Copy)]
+struct DivCase {
+    dst: Reg,
+    w64: bool,
+    is_mod: bool,
+    divisor: Divisor,
+}
+
+impl DivCase {
+    /// Whether it leaves the register as it was (64-bit modulo by 0).
+    fn is_noop(&self) -> bool {
+        matches!(self.divisor, Divisor::Zero) && self.is_mod && self.w64
+    }
+
+    fn emit(&self, a: &mut Asm) {
+        let dst = self.dst;
+        match self.divisor {
+            // By zero: div gives 0, mod the dividend (zero-extended at 32 bits).
+            Divisor::Zero if !self.is_mod => a.alu_rr(Alu::Xor, W::B32, dst, dst),
+            Divisor::Zero if !self.w64 => a.mov_rr(W::B32, dst, dst),
+            Divisor::Zero => a.nop(),
+            // By -1 (signed): mod gives 0, div the negation (wrapping).
+            Divisor::MinusOne if self.is_mod => a.alu_rr(Alu::Xor, W::B32, dst, dst),
+            Divisor::MinusOne => a.unary(Unary::Neg, if self.w64 { W::B64 } else { W::B32 }, dst),
+        }
+    }
+}
+
 /// Out-of-line code emitted after the body.
 enum Stub {
+    /// A division's special divisor: its result, then back.
+    Divisor {
+        label: Label,
+        case: DivCase,
+        resume: Label,
+    },
     /// A strided loop's back edge, taken: try its unchecked copy.
     Loop { label: Label, id: usize },
     /// The block would overrun the budget.
@@ -560,32 +602,25 @@ impl Gen {
 
     /// Division and modulo as RFC 9669 defines them: by zero, div gives 0
     /// and mod leaves the dividend; signed INT_MIN / -1 wraps (x86 would
-    /// trap, so -1 is handled apart). x86's divide needs rdx:rax, which
-    /// hold r3 and r0: they are kept in r9/r10 around it.
+    /// trap, so -1 is handled apart, out of line). x86's divide needs
+    /// rdx:rax, which hold r3 and r0: they are kept in r10 and the context
+    /// block around it.
     fn divmod(&mut self, d: usize, src: Value, w64: bool, signed: bool, is_mod: bool) {
         let done = self.a.new_label();
         let w = if w64 { W::B64 } else { W::B32 };
         let dst = R64[d];
         let minus_one = if w64 { u64::MAX } else { u32::MAX as u64 };
-        let zero_case = |a: &mut Asm| {
-            if !is_mod {
-                a.alu_rr(Alu::Xor, W::B32, dst, dst)
-            } else if !w64 {
-                a.mov_rr(W::B32, dst, dst)
-            } else {
-                a.nop()
-            }
-        };
-        let minus_one_case = |a: &mut Asm| {
-            if is_mod {
-                a.alu_rr(Alu::Xor, W::B32, dst, dst)
-            } else {
-                a.unary(Unary::Neg, w, dst)
-            }
+        let case = |divisor| DivCase {
+            dst,
+            w64,
+            is_mod,
+            divisor,
         };
         match src {
-            Value::Imm(0) => return zero_case(&mut self.a),
-            Value::Imm(v) if signed && v == minus_one => return minus_one_case(&mut self.a),
+            Value::Imm(0) => return case(Divisor::Zero).emit(&mut self.a),
+            Value::Imm(v) if signed && v == minus_one => {
+                return case(Divisor::MinusOne).emit(&mut self.a)
+            }
             Value::Imm(v) => {
                 if w64 {
                     self.mov_imm(R11, v);
@@ -594,27 +629,32 @@ impl Gen {
                 }
             }
             Value::Reg(s) => {
-                let a = &mut self.a;
-                let zero = a.new_label();
-                let m1 = a.new_label();
-                let go = a.new_label();
-                a.mov_rr(w, R11, R64[s]);
-                a.test_rr(w, R11, R11);
-                a.jcc(Cond::E, zero);
-                if signed {
-                    a.alu_ri(Alu::Cmp, w, R11, -1);
-                    a.jcc(Cond::E, m1);
+                // The special divisors go out of line (Stub::Divisor), so
+                // an ordinary division takes no branch.
+                self.a.mov_rr(w, R11, R64[s]);
+                self.a.test_rr(w, R11, R11);
+                let zero = case(Divisor::Zero);
+                if zero.is_noop() {
+                    self.a.jcc(Cond::E, done);
+                } else {
+                    let label = self.a.new_label();
+                    self.a.jcc(Cond::E, label);
+                    self.stubs.push(Stub::Divisor {
+                        label,
+                        case: zero,
+                        resume: done,
+                    });
                 }
-                a.jmp(go);
-                a.bind(zero);
-                zero_case(a);
-                a.jmp(done);
                 if signed {
-                    a.bind(m1);
-                    minus_one_case(a);
-                    a.jmp(done);
+                    let label = self.a.new_label();
+                    self.a.alu_ri(Alu::Cmp, w, R11, -1);
+                    self.a.jcc(Cond::E, label);
+                    self.stubs.push(Stub::Divisor {
+                        label,
+                        case: case(Divisor::MinusOne),
+                        resume: done,
+                    });
                 }
-                a.bind(go);
             }
         }
         let a = &mut self.a;
@@ -921,6 +961,15 @@ impl Gen {
         // Out-of-line paths (which may add more).
         while let Some(stub) = self.stubs.pop() {
             match stub {
+                Stub::Divisor {
+                    label,
+                    case,
+                    resume,
+                } => {
+                    self.a.bind(label);
+                    case.emit(&mut self.a);
+                    self.a.jmp(resume);
+                }
                 Stub::Loop { label, id } => {
                     self.a.bind(label);
                     self.strided_copy(ops, &blocks[self.loops[id].block], id);
