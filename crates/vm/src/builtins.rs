@@ -81,17 +81,26 @@ fn fault(name: &str, message: impl Into<String>) -> HelperCallError {
 impl RunEnv<'_> {
     /// The map `handle` names, borrowed when the VM holds it (no reference
     /// count traffic on the hot path of map helpers).
+    #[inline(always)]
     fn map_ref(&self, handle: u64, name: &str) -> Result<Cow<'_, Map>, HelperCallError> {
+        if handle & MAP_HANDLE_TAG != 0 {
+            let id = (handle & !MAP_HANDLE_TAG) as u32;
+            if let Some(map) = self.maps.iter().find(|m| m.id() == id) {
+                return Ok(Cow::Borrowed(map));
+            }
+        }
+        Self::map_elsewhere(handle, name).map(Cow::Owned)
+    }
+
+    /// [`Self::map_ref`] of a map the VM does not hold (an inner map), or
+    /// the error for a handle that names none.
+    #[inline(never)]
+    fn map_elsewhere(handle: u64, name: &str) -> Result<Map, HelperCallError> {
         if handle & MAP_HANDLE_TAG == 0 {
             return Err(fault(name, format!("{handle:#x} is not a map")));
         }
         let id = (handle & !MAP_HANDLE_TAG) as u32;
-        match self.maps.iter().find(|m| m.id() == id) {
-            Some(map) => Ok(Cow::Borrowed(map)),
-            None => Map::from_id(id)
-                .map(Cow::Owned)
-                .ok_or_else(|| fault(name, format!("map {id} does not exist"))),
-        }
+        Map::from_id(id).ok_or_else(|| fault(name, format!("map {id} does not exist")))
     }
 
     fn map_arg(&self, handle: u64, name: &str) -> Result<Map, HelperCallError> {
@@ -346,6 +355,7 @@ impl RunEnv<'_> {
     /// `bpf_map_lookup_elem(map, key)`: the value's address (its region is
     /// added once per run and found again by identity afterwards), an inner
     /// map's handle, or 0.
+    #[inline]
     fn lookup_elem(
         &mut self,
         handle: u64,
@@ -355,15 +365,16 @@ impl RunEnv<'_> {
         let name = "bpf_map_lookup_elem";
         let map = self.map_ref(handle, name)?;
         let key_size = map.def().key_size as usize;
-        // A key on the stack is read in place, not copied.
-        let key = memory.read_borrowed(key_addr, key_size).map_err(|e| {
-            fault(
-                name,
-                format!("reading key ({key_size} bytes at {key_addr:#x}): {e}"),
-            )
-        })?;
-        let found = map.program_lookup(&key, self.state.cpu as usize);
-        drop(key);
+        let cpu = self.state.cpu as usize;
+        // A key on the stack is read in place; any other is copied, and
+        // a bad one explained, off the hot path.
+        let found = match memory.owned_bytes(key_addr, key_size) {
+            Some(key) => map.program_lookup(key, cpu),
+            None => {
+                let key = Self::read_borrowed(memory, key_addr, key_size, name, "key")?;
+                map.program_lookup(&key, cpu)
+            }
+        };
         Ok(match found {
             None => 0,
             Some(ProgramValue::Map(inner)) => MAP_HANDLE_TAG | inner.id() as u64,

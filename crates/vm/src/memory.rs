@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::FaultKind;
@@ -37,17 +38,33 @@ pub enum RegionKind {
 /// point into it, so a program's stores through a looked-up value land in the
 /// map itself, as they do in the kernel.
 #[derive(Debug, Clone, Default)]
-pub struct SharedBytes(Arc<Mutex<Vec<u8>>>);
+pub struct SharedBytes(Arc<SharedInner>);
+
+#[derive(Debug, Default)]
+struct SharedInner {
+    bytes: Mutex<Vec<u8>>,
+    /// Where the bytes were last found as a region: the number of the
+    /// [`AddressSpace`] in the high 32 bits, the region index in the low ones
+    /// (0: nowhere yet). Only a hint, so that a program looking up the same
+    /// values again finds their regions without a hash probe:
+    /// [`AddressSpace::find_shared`] checks that the region it names covers
+    /// these bytes before it believes it.
+    region_hint: AtomicU64,
+}
 
 impl SharedBytes {
     /// Shares `bytes`.
     pub fn new(bytes: Vec<u8>) -> SharedBytes {
-        SharedBytes(Arc::new(Mutex::new(bytes)))
+        SharedBytes(Arc::new(SharedInner {
+            bytes: Mutex::new(bytes),
+            region_hint: AtomicU64::new(0),
+        }))
     }
 
     /// Locks the bytes. A poisoned lock still holds plain bytes, so it is used as is.
+    #[inline]
     pub fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.bytes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A copy of the bytes.
@@ -63,6 +80,7 @@ impl SharedBytes {
     }
 
     /// Whether two handles share the same bytes.
+    #[inline]
     pub fn same(&self, other: &SharedBytes) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
@@ -71,6 +89,17 @@ impl SharedBytes {
     /// for indexing regions by the map value they cover.
     fn identity(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
+    }
+
+    /// Remembers that region `index` of space `space` covers the bytes.
+    #[inline]
+    fn set_region_hint(&self, space: u32, index: usize) {
+        // A region index past 32 bits is not remembered (and cannot
+        // occur: region addresses have 32 bits for it).
+        if let Ok(index) = u32::try_from(index) {
+            let hint = (space as u64) << 32 | index as u64;
+            self.0.region_hint.store(hint, Ordering::Relaxed);
+        }
     }
 }
 
@@ -141,7 +170,7 @@ impl Region {
 }
 
 /// The regions of one program run.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AddressSpace {
     regions: Vec<Region>,
     /// Region index of each region over shared bytes, by their identity, so
@@ -151,6 +180,28 @@ pub struct AddressSpace {
     shared: HashMap<usize, usize, BuildHasherDefault<IdentityHasher>>,
     /// See [`AddressSpace::layout_version`].
     layout: u64,
+    /// This space's number, unique among the spaces of the process (until
+    /// 2^32 of them were made): the region hints of shared bytes name it.
+    id: u32,
+}
+
+impl Default for AddressSpace {
+    fn default() -> AddressSpace {
+        // Ids start at 1: a region hint of 0 names no space.
+        static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+        let id = match NEXT_ID.fetch_add(1, Ordering::Relaxed) {
+            // After 2^32 spaces ids repeat (skipping 0); a repeated id
+            // only makes a region hint worth checking, never trusted.
+            0 => NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id => id,
+        };
+        AddressSpace {
+            regions: Vec::new(),
+            shared: HashMap::default(),
+            layout: 0,
+            id,
+        }
+    }
 }
 
 /// The base address of region `index`: region 0 starts at 4 GiB so that no
@@ -181,9 +232,11 @@ impl AddressSpace {
     pub fn add_shared(&mut self, kind: RegionKind, writable: bool, data: SharedBytes) -> u64 {
         let len = data.lock().len();
         // The first region over the bytes is the one lookups return.
-        self.shared
-            .entry(data.identity())
-            .or_insert(self.regions.len());
+        let index = self.regions.len();
+        if let std::collections::hash_map::Entry::Vacant(e) = self.shared.entry(data.identity()) {
+            e.insert(index);
+            data.set_region_hint(self.id, index);
+        }
         self.push(Region {
             kind,
             writable,
@@ -199,16 +252,40 @@ impl AddressSpace {
     }
 
     /// The base address of the region sharing `data`, if one exists.
+    #[inline]
     pub fn find_shared(&self, data: &SharedBytes) -> Option<u64> {
-        let shares = |r: &Region| matches!(&r.backing, Backing::Shared(s) if s.same(data));
-        if let Some(&index) = self.shared.get(&data.identity()) {
-            // The index is a hint: an embedder may have replaced the
-            // region's backing through `region_mut`, so it is checked.
-            if self.regions.get(index).is_some_and(shares) {
-                return Some(region_base(index));
+        // The hint the bytes carry, if this space left it, names the
+        // region at once; it is checked, since the space may have dropped
+        // or replaced that region since (a truncate, `region_mut`).
+        let hint = data.0.region_hint.load(Ordering::Relaxed);
+        if hint >> 32 == self.id as u64 {
+            let index = hint as u32 as usize;
+            if let Some(Region {
+                backing: Backing::Shared(s),
+                ..
+            }) = self.regions.get(index)
+            {
+                if s.same(data) {
+                    return Some(region_base(index));
+                }
             }
         }
-        self.regions.iter().position(shares).map(region_base)
+        self.find_shared_indexed(data)
+    }
+
+    /// [`AddressSpace::find_shared`] by the index of shared regions (or a
+    /// scan), leaving the hint for the next time.
+    #[inline(never)]
+    fn find_shared_indexed(&self, data: &SharedBytes) -> Option<u64> {
+        let shares = |r: &Region| matches!(&r.backing, Backing::Shared(s) if s.same(data));
+        let index = match self.shared.get(&data.identity()) {
+            // The index is a hint: an embedder may have replaced the
+            // region's backing through `region_mut`, so it is checked.
+            Some(&index) if self.regions.get(index).is_some_and(shares) => index,
+            _ => self.regions.iter().position(shares)?,
+        };
+        data.set_region_hint(self.id, index);
+        Some(region_base(index))
     }
 
     /// Removes all regions after the first `keep`. The allocations stay,
@@ -442,33 +519,66 @@ impl AddressSpace {
         })
     }
 
+    /// The `len` bytes at `addr` if the run owns them (a key on the
+    /// stack), borrowed; `None` for shared bytes or an access that faults,
+    /// which [`AddressSpace::read_borrowed`] then copies or explains. Map
+    /// helpers read keys this way first: no copy, no `Result` to build.
+    #[inline(always)]
+    pub(crate) fn owned_bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let index = (addr >> REGION_SHIFT).wrapping_sub(1) as usize;
+        let off = (addr & 0xffff_ffff) as usize;
+        match self.regions.get(index)? {
+            Region {
+                backing: Backing::Owned(v),
+                len: region_len,
+                ..
+            } if off.checked_add(len)? <= *region_len => v.get(off..off + len),
+            _ => None,
+        }
+    }
+
     /// Reads the `N` bytes at `addr` and, if `f` returns new bytes, stores
     /// them there, under one lookup (and one lock of shared bytes): the
     /// read-modify-write of atomic instructions. Faults as a load followed
     /// by a store would: a read-only region faults only if `f` stores.
+    #[inline(always)]
     pub fn modify<const N: usize>(
         &mut self,
         addr: u64,
         f: impl FnOnce([u8; N]) -> Option<[u8; N]>,
     ) -> Result<[u8; N], FaultKind> {
         let (i, off) = self.locate(addr, N)?;
-        let region = &mut self.regions[i];
-        let (kind, writable) = (region.kind, region.writable);
-        let apply = |bytes: &mut [u8]| {
-            let mut old = [0u8; N];
-            old.copy_from_slice(bytes);
-            match f(old) {
-                Some(_) if !writable => Err(FaultKind::ReadOnly { region: kind }),
-                Some(new) => {
-                    bytes.copy_from_slice(&new);
-                    Ok(old)
-                }
-                None => Ok(old),
+        let Region {
+            kind,
+            writable,
+            backing,
+            len,
+        } = &mut self.regions[i];
+        let mut guard;
+        let bytes: &mut [u8] = match backing {
+            Backing::Owned(v) => v,
+            Backing::Shared(s) => {
+                guard = s.lock();
+                &mut guard[..]
             }
         };
-        match &mut region.backing {
-            Backing::Owned(v) => apply(&mut v[off..off + N]),
-            Backing::Shared(s) => apply(&mut s.lock()[off..off + N]),
+        // Shorter bytes than the region says (an embedder replaced them
+        // through `region_mut`) fault as past the region's end.
+        let Some(bytes) = bytes.get_mut(off..off + N) else {
+            return Err(FaultKind::OutOfBounds {
+                region: *kind,
+                size: *len,
+            });
+        };
+        let mut old = [0u8; N];
+        old.copy_from_slice(bytes);
+        match f(old) {
+            Some(_) if !*writable => Err(FaultKind::ReadOnly { region: *kind }),
+            Some(new) => {
+                bytes.copy_from_slice(&new);
+                Ok(old)
+            }
+            None => Ok(old),
         }
     }
 
@@ -678,5 +788,73 @@ mod tests {
         assert!(!changed(&space), "a truncate that removes nothing");
         space.set_input(&[1, 2]);
         assert!(changed(&space), "set_input refilling in place");
+    }
+
+    #[test]
+    fn find_shared_finds_each_spaces_own_region_whatever_the_hint_says() {
+        let value = SharedBytes::new(vec![0; 8]);
+        let other = SharedBytes::new(vec![0; 8]);
+        let (mut a, mut b) = (AddressSpace::new(), AddressSpace::new());
+        a.add(RegionKind::Input, true, vec![0; 4]);
+        let in_a = a.add_shared(RegionKind::MapValue, true, value.clone());
+        // The same bytes at another index of another space: each space's
+        // lookups, in any order, find its own region.
+        b.add(RegionKind::Input, true, vec![0; 4]);
+        b.add_shared(RegionKind::MapValue, true, other.clone());
+        let in_b = b.add_shared(RegionKind::MapValue, true, value.clone());
+        assert_ne!(in_a, in_b);
+        for _ in 0..2 {
+            assert_eq!(a.find_shared(&value), Some(in_a));
+            assert_eq!(b.find_shared(&value), Some(in_b));
+        }
+        // The region the hint names is gone, then over other bytes.
+        a.truncate(1);
+        assert_eq!(a.find_shared(&value), None);
+        let other_in_a = a.add_shared(RegionKind::MapValue, true, other.clone());
+        assert_eq!(other_in_a, in_a, "the same index, other bytes");
+        assert_eq!(a.find_shared(&value), None);
+        let again = a.add_shared(RegionKind::MapValue, true, value.clone());
+        assert_eq!(a.find_shared(&value), Some(again));
+        assert_eq!(a.find_shared(&other), Some(other_in_a));
+        // An embedder swaps the bytes of a region: the hint no longer
+        // holds, and the bytes are found where they now are.
+        let index = (again >> REGION_SHIFT) as usize - 1;
+        a.region_mut(index).unwrap().backing = Backing::Owned(vec![0; 8]);
+        assert_eq!(a.find_shared(&value), None);
+        a.region_mut(0).unwrap().backing = Backing::Shared(value.clone());
+        assert_eq!(a.find_shared(&value), Some(region_base(0)));
+        assert_eq!(b.find_shared(&value), Some(in_b));
+    }
+
+    #[test]
+    fn modify_is_one_read_modify_write_checked_like_a_load_and_a_store() {
+        let mut space = AddressSpace::new();
+        let shared = SharedBytes::new(5u64.to_le_bytes().to_vec());
+        let v = space.add_shared(RegionKind::MapValue, true, shared.clone());
+        let ro = space.add_shared(RegionKind::MapValue, false, SharedBytes::new(vec![7; 8]));
+        let add = |b: [u8; 8]| Some((u64::from_le_bytes(b) + 3).to_le_bytes());
+        assert_eq!(space.modify::<8>(v, add).unwrap(), 5u64.to_le_bytes());
+        assert_eq!(
+            shared.to_vec(),
+            8u64.to_le_bytes(),
+            "the map's bytes changed"
+        );
+        assert!(matches!(
+            space.modify::<8>(v + 4, add),
+            Err(FaultKind::OutOfBounds { size: 8, .. })
+        ));
+        assert!(matches!(
+            space.modify::<8>(ro, add),
+            Err(FaultKind::ReadOnly { .. })
+        ));
+        assert_eq!(space.modify::<8>(ro, |_| None).unwrap(), [7; 8]);
+        // Bytes shorter than their region (replaced by an embedder) fault
+        // instead of panicking.
+        let index = (v >> REGION_SHIFT) as usize - 1;
+        space.region_mut(index).unwrap().backing = Backing::Shared(SharedBytes::new(vec![0; 4]));
+        assert!(matches!(
+            space.modify::<8>(v, add),
+            Err(FaultKind::OutOfBounds { .. })
+        ));
     }
 }
