@@ -682,6 +682,43 @@ impl AddressSpace {
         }
     }
 
+    /// The hot path of an atomic instruction: the read-modify-write of
+    /// the `N` bytes at `addr` (a little-endian integer, zero-extended to
+    /// 64 bits for `f`, which returns the value to store, if any), in a
+    /// writable region. `None` when the access would fault or the region
+    /// is read-only, before `f` is called: [`AddressSpace::modify`] then
+    /// does it again and says why (a read-only region faults only if `f`
+    /// stores). No `Result` is built here, so the code is small.
+    #[inline(always)]
+    pub(crate) fn modify_writable<const N: usize>(
+        &mut self,
+        addr: u64,
+        f: impl FnOnce(u64) -> Option<u64>,
+    ) -> Option<u64> {
+        let index = (addr >> REGION_SHIFT).wrapping_sub(1) as usize;
+        let off = (addr & 0xffff_ffff) as usize;
+        let region = self.regions.get_mut(index)?;
+        if !region.writable || off + N > region.len {
+            return None;
+        }
+        let mut guard;
+        let bytes: &mut [u8] = match &mut region.backing {
+            Backing::Owned(v) => v,
+            Backing::Shared(s) => {
+                guard = s.lock();
+                &mut guard[..]
+            }
+        };
+        let word: &mut [u8; N] = bytes.get_mut(off..off + N)?.try_into().ok()?;
+        let mut old = [0u8; 8];
+        old[..N].copy_from_slice(word);
+        let old = u64::from_le_bytes(old);
+        if let Some(new) = f(old) {
+            word.copy_from_slice(&new.to_le_bytes()[..N]);
+        }
+        Some(old)
+    }
+
     /// Copies `bytes` to `addr`.
     pub fn write(&mut self, addr: u64, bytes: &[u8]) -> Result<(), FaultKind> {
         let (i, off) = self.locate(addr, bytes.len())?;
@@ -1005,5 +1042,30 @@ mod tests {
         space.remember_lookup(tag(c, 1), w);
         assert_eq!(space.cached_lookup(&tag(b, 0)), Some(w));
         assert_eq!(space.cached_lookup(&tag(c, 1)), Some(w));
+    }
+
+    #[test]
+    fn modify_writable_declines_what_would_fault_before_calling_f() {
+        let mut space = AddressSpace::new();
+        let shared = SharedBytes::new(vec![1, 0, 0, 0, 2, 0, 0, 0]);
+        let v = space.add_shared(RegionKind::MapValue, true, shared.clone());
+        let ro = space.add_shared(RegionKind::MapValue, false, SharedBytes::new(vec![0; 8]));
+        let stack = space.add(RegionKind::Stack, true, vec![0; 8]);
+        let called = std::cell::Cell::new(0);
+        let add = |old: u64| {
+            called.set(called.get() + 1);
+            Some(old + 0x1_0000_0001)
+        };
+        // 32 bits: the sum is cut to 32 bits; the next word is untouched.
+        assert_eq!(space.modify_writable::<4>(v, add), Some(1));
+        assert_eq!(shared.to_vec(), vec![2, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(space.modify_writable::<8>(v, add), Some(0x2_0000_0002));
+        assert_eq!(shared.to_vec(), vec![3, 0, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(space.modify_writable::<8>(stack, add), Some(0));
+        assert_eq!(called.get(), 3);
+        assert_eq!(space.modify_writable::<8>(v + 4, add), None, "past the end");
+        assert_eq!(space.modify_writable::<4>(ro, add), None, "read-only");
+        assert_eq!(space.modify_writable::<4>(0, add), None, "unmapped");
+        assert_eq!(called.get(), 3, "f is not called when declining");
     }
 }

@@ -409,3 +409,77 @@ fn a_counter_over_more_keys_than_a_run_remembers_counts_each() {
         assert_eq!(got, 16u64.to_ne_bytes().to_vec(), "key {k}");
     }
 }
+
+#[test]
+fn every_atomic_on_a_map_value_reads_modifies_and_writes_the_maps_bytes() {
+    let mut vm = Vm::new();
+    vm.create_map(MapDef::new(MapType::Array, 4, 24, 1))
+        .unwrap();
+    let map = vm.map(0).unwrap().clone();
+    // u64 at 0, u32 at 8 and 12, u64 at 16.
+    let mut value = 100u64.to_le_bytes().to_vec();
+    value.extend(0xf0f0u32.to_le_bytes());
+    value.extend(7u32.to_le_bytes());
+    value.extend(1u64.to_le_bytes());
+    map.update(&0u32.to_ne_bytes(), &value, 0).unwrap();
+    let p = prog(&format!(
+        "{}r6 = r0
+        r1 = 5
+        r1 = atomic_fetch_add((u64 *)(r6 + 0), r1)
+        w2 = 255
+        w2 = atomic_fetch_and((u32 *)(r6 + 8), w2)
+        w3 = 8
+        lock *(u32 *)(r6 + 12) ^= w3
+        r4 = 9
+        r4 = xchg_64(r6 + 16, r4)
+        w0 = 15
+        w5 = 99
+        w0 = cmpxchg32_32(r6 + 12, w0, w5)
+        r7 = r0
+        r0 = 1
+        r5 = 2
+        r0 = cmpxchg_64(r6 + 16, r0, r5)
+        r8 = r0
+        r0 = r1
+        r0 <<= 16
+        r0 |= r2
+        r0 <<= 8
+        r0 |= r4
+        r0 <<= 8
+        r0 |= r7
+        r0 <<= 8
+        r0 |= r8
+        exit
+        miss:
+        r0 = 99
+        exit",
+        lookup(0)
+    ));
+    // Fetched: 100, 0xf0f0, 1; the 32-bit cmpxchg found 15 (7 ^ 8) and
+    // stored 99; the 64-bit one found 9, not 1, and stored nothing.
+    let want = (((100u64 << 16 | 0xf0f0) << 8 | 1) << 8 | 15) << 8 | 9;
+    assert_eq!(vm.run(&p, &mut []).unwrap(), want);
+    let mut after = 105u64.to_le_bytes().to_vec();
+    after.extend(0xf0u32.to_le_bytes());
+    after.extend(99u32.to_le_bytes());
+    after.extend(9u64.to_le_bytes());
+    assert_eq!(map.lookup(&0u32.to_ne_bytes()).unwrap(), Some(after));
+    // Eight bytes at offset 20 of a 24-byte value: past its end.
+    let past = prog(&format!(
+        "{}r1 = 1\nlock *(u64 *)(r0 + 20) += r1\nr0 = 0\nexit\nmiss:\nr0 = 99\nexit",
+        lookup(0)
+    ));
+    match vm.run(&past, &mut []) {
+        Err(RunError::MemoryFault {
+            access: "atomic",
+            size: 8,
+            kind:
+                FaultKind::OutOfBounds {
+                    region: RegionKind::MapValue,
+                    size: 24,
+                },
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
