@@ -389,8 +389,13 @@ impl RunEnv<'_> {
         // a bad one explained, off the hot path.
         let (found, tag) = match memory.owned_bytes(key_addr, key_size) {
             // Tagged, so that the space remembers the lookup (see
-            // Self::remembered_lookup, which callers try first).
-            Some(key) => (map.program_lookup(key, cpu), map.lookup_tag(key, cpu)),
+            // Self::remembered_lookup, which callers try first). The tag
+            // first: its value generation must be no newer than what the
+            // lookup sees, or a delete between the two would go unnoticed.
+            Some(key) => {
+                let tag = map.lookup_tag(key, cpu);
+                (map.program_lookup(key, cpu), tag)
+            }
             None => {
                 let key = Self::read_borrowed(memory, key_addr, key_size, name, "key")?;
                 (map.program_lookup(&key, cpu), None)
