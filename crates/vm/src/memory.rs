@@ -641,7 +641,6 @@ impl AddressSpace {
     /// them there, under one lookup (and one lock of shared bytes): the
     /// read-modify-write of atomic instructions. Faults as a load followed
     /// by a store would: a read-only region faults only if `f` stores.
-    #[inline(always)]
     pub fn modify<const N: usize>(
         &mut self,
         addr: u64,
