@@ -81,17 +81,26 @@ fn fault(name: &str, message: impl Into<String>) -> HelperCallError {
 impl RunEnv<'_> {
     /// The map `handle` names, borrowed when the VM holds it (no reference
     /// count traffic on the hot path of map helpers).
+    #[inline(always)]
     fn map_ref(&self, handle: u64, name: &str) -> Result<Cow<'_, Map>, HelperCallError> {
+        if handle & MAP_HANDLE_TAG != 0 {
+            let id = (handle & !MAP_HANDLE_TAG) as u32;
+            if let Some(map) = self.maps.iter().find(|m| m.id() == id) {
+                return Ok(Cow::Borrowed(map));
+            }
+        }
+        Self::map_elsewhere(handle, name).map(Cow::Owned)
+    }
+
+    /// [`Self::map_ref`] of a map the VM does not hold (an inner map), or
+    /// the error for a handle that names none.
+    #[inline(never)]
+    fn map_elsewhere(handle: u64, name: &str) -> Result<Map, HelperCallError> {
         if handle & MAP_HANDLE_TAG == 0 {
             return Err(fault(name, format!("{handle:#x} is not a map")));
         }
         let id = (handle & !MAP_HANDLE_TAG) as u32;
-        match self.maps.iter().find(|m| m.id() == id) {
-            Some(map) => Ok(Cow::Borrowed(map)),
-            None => Map::from_id(id)
-                .map(Cow::Owned)
-                .ok_or_else(|| fault(name, format!("map {id} does not exist"))),
-        }
+        Map::from_id(id).ok_or_else(|| fault(name, format!("map {id} does not exist")))
     }
 
     fn map_arg(&self, handle: u64, name: &str) -> Result<Map, HelperCallError> {
@@ -339,13 +348,33 @@ impl RunEnv<'_> {
         a: [u64; 5],
         memory: &mut AddressSpace,
     ) -> Result<HelperOutcome, HelperCallError> {
+        if let Some(addr) = self.remembered_lookup(a[0], a[1], memory) {
+            return Ok(HelperOutcome::Return(addr));
+        }
         self.lookup_elem(a[0], a[1], memory)
             .map(HelperOutcome::Return)
+    }
+
+    /// The hot path of `bpf_map_lookup_elem`: a lookup of a key on the
+    /// stack in a map the VM holds, which the space remembers from before
+    /// with the map's values unchanged since, returns the same region.
+    /// `None` sends every other lookup to [`Self::lookup_elem`].
+    #[inline(always)]
+    fn remembered_lookup(&self, handle: u64, key_addr: u64, memory: &AddressSpace) -> Option<u64> {
+        if handle & MAP_HANDLE_TAG == 0 {
+            return None;
+        }
+        let id = (handle & !MAP_HANDLE_TAG) as u32;
+        let map = self.maps.iter().find(|m| m.id() == id)?;
+        let key = memory.owned_bytes(key_addr, map.def().key_size as usize)?;
+        let tag = map.lookup_tag(key, self.state.cpu as usize)?;
+        memory.cached_lookup(&tag)
     }
 
     /// `bpf_map_lookup_elem(map, key)`: the value's address (its region is
     /// added once per run and found again by identity afterwards), an inner
     /// map's handle, or 0.
+    #[inline(never)]
     fn lookup_elem(
         &mut self,
         handle: u64,
@@ -355,25 +384,40 @@ impl RunEnv<'_> {
         let name = "bpf_map_lookup_elem";
         let map = self.map_ref(handle, name)?;
         let key_size = map.def().key_size as usize;
-        // A key on the stack is read in place, not copied.
-        let key = memory.read_borrowed(key_addr, key_size).map_err(|e| {
-            fault(
-                name,
-                format!("reading key ({key_size} bytes at {key_addr:#x}): {e}"),
-            )
-        })?;
-        let found = map.program_lookup(&key, self.state.cpu as usize);
-        drop(key);
+        let cpu = self.state.cpu as usize;
+        // A key on the stack is read in place; any other is copied, and
+        // a bad one explained, off the hot path.
+        let (found, tag) = match memory.owned_bytes(key_addr, key_size) {
+            // Tagged, so that the space remembers the lookup (see
+            // Self::remembered_lookup, which callers try first). The tag
+            // first: its value generation must be no newer than what the
+            // lookup sees, or a delete between the two would go unnoticed.
+            Some(key) => {
+                let tag = map.lookup_tag(key, cpu);
+                (map.program_lookup(key, cpu), tag)
+            }
+            None => {
+                let key = Self::read_borrowed(memory, key_addr, key_size, name, "key")?;
+                (map.program_lookup(&key, cpu), None)
+            }
+        };
         Ok(match found {
             None => 0,
             Some(ProgramValue::Map(inner)) => MAP_HANDLE_TAG | inner.id() as u64,
-            Some(ProgramValue::Bytes(bytes)) => match memory.find_shared(&bytes) {
-                Some(addr) => addr,
-                None => {
-                    let writable = map.def().map_flags & bpfkit_abi::map_flags::RDONLY_PROG == 0;
-                    memory.add_shared(RegionKind::MapValue, writable, bytes)
+            Some(ProgramValue::Bytes(bytes)) => {
+                let addr = match memory.find_shared(&bytes) {
+                    Some(addr) => addr,
+                    None => {
+                        let writable =
+                            map.def().map_flags & bpfkit_abi::map_flags::RDONLY_PROG == 0;
+                        memory.add_shared(RegionKind::MapValue, writable, bytes)
+                    }
+                };
+                if let Some(tag) = tag {
+                    memory.remember_lookup(tag, addr);
                 }
-            },
+                addr
+            }
         })
     }
 
@@ -779,6 +823,9 @@ impl Environment for RunEnv<'_> {
         // An embedder's helper 1 replaces the built-in, as in call_helper.
         if !self.state.builtins || self.helpers.has_map_lookup() {
             return self.call_helper(helper::MAP_LOOKUP_ELEM as i64, args, memory);
+        }
+        if let Some(addr) = self.remembered_lookup(args[0], args[1], memory) {
+            return Ok(HelperOutcome::Return(addr));
         }
         self.lookup_elem(args[0], args[1], memory)
             .map(HelperOutcome::Return)

@@ -231,7 +231,7 @@ impl<'a> Machine<'a> {
     ) -> Result<u64, Halt> {
         let size = if dw { 8 } else { 4 };
         match atomic(self.memory, kind, dw, addr, src, r0) {
-            Ok((old, _)) => Ok(old),
+            Ok(old) => Ok(old),
             Err(k) => Err(self.fault(pc, addr, size, "atomic", k)),
         }
     }

@@ -516,10 +516,27 @@ pub(crate) fn atomic(
     addr: u64,
     operand: u64,
     r0: u64,
-) -> Result<(u64, Option<u64>), FaultKind> {
-    // Returns (old value, new value stored if any). One read-modify-write
-    // of memory: a map value is locked once, not for a load and a store.
-    let op = |old: u64| match kind {
+) -> Result<u64, FaultKind> {
+    // Returns the old value. One read-modify-write of memory: a map value
+    // is locked once, not for a load and a store. The hot path, a
+    // writable region and no fault to explain, builds no error.
+    let op = |old| atomic_result(kind, dw, old, operand, r0);
+    let fast = if dw {
+        memory.modify_writable::<8>(addr, op)
+    } else {
+        memory.modify_writable::<4>(addr, op)
+    };
+    match fast {
+        Some(old) => Ok(old),
+        None => atomic_explained(memory, kind, dw, addr, operand, r0),
+    }
+}
+
+/// What atomic `kind` stores over `old` (zero-extended from 32 bits
+/// unless `dw`), if anything.
+#[inline(always)]
+fn atomic_result(kind: AtomicKind, dw: bool, old: u64, operand: u64, r0: u64) -> Option<u64> {
+    match kind {
         AtomicKind::Add => Some(old.wrapping_add(operand)),
         AtomicKind::Or => Some(old | operand),
         AtomicKind::And => Some(old & operand),
@@ -529,20 +546,31 @@ pub(crate) fn atomic(
             let expected = if dw { r0 } else { r0 as u32 as u64 };
             (old == expected).then_some(operand)
         }
-    };
-    let mut new = None;
-    let old = if dw {
-        u64::from_le_bytes(memory.modify::<8>(addr, |b| {
-            new = op(u64::from_le_bytes(b));
-            new.map(u64::to_le_bytes)
-        })?)
+    }
+}
+
+/// [`atomic`] where its hot path declined: a read-only region (which
+/// faults only if the operation stores) or a faulting access.
+#[cold]
+#[inline(never)]
+fn atomic_explained(
+    memory: &mut AddressSpace,
+    kind: AtomicKind,
+    dw: bool,
+    addr: u64,
+    operand: u64,
+    r0: u64,
+) -> Result<u64, FaultKind> {
+    let op = |old| atomic_result(kind, dw, old, operand, r0);
+    Ok(if dw {
+        u64::from_le_bytes(
+            memory.modify::<8>(addr, |b| op(u64::from_le_bytes(b)).map(u64::to_le_bytes))?,
+        )
     } else {
         u32::from_le_bytes(memory.modify::<4>(addr, |b| {
-            new = op(u32::from_le_bytes(b) as u64);
-            new.map(|v| (v as u32).to_le_bytes())
+            op(u32::from_le_bytes(b) as u64).map(|v| (v as u32).to_le_bytes())
         })?) as u64
-    };
-    Ok((old, new))
+    })
 }
 
 /// Registers are kept in a 16-entry array and indexed with `& 15`, so the
@@ -903,7 +931,7 @@ fn run(
                 let addr = ea(reg!(regs[b]), off);
                 let size = if dw { 8 } else { 4 };
                 match atomic(memory, kind, dw, addr, reg!(regs[s]), regs[0]) {
-                    Ok((old, _)) => {
+                    Ok(old) => {
                         if kind == AtomicKind::Cmpxchg {
                             regs[0] = old;
                         } else if fetch {

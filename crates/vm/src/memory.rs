@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::FaultKind;
@@ -37,17 +38,33 @@ pub enum RegionKind {
 /// point into it, so a program's stores through a looked-up value land in the
 /// map itself, as they do in the kernel.
 #[derive(Debug, Clone, Default)]
-pub struct SharedBytes(Arc<Mutex<Vec<u8>>>);
+pub struct SharedBytes(Arc<SharedInner>);
+
+#[derive(Debug, Default)]
+struct SharedInner {
+    bytes: Mutex<Vec<u8>>,
+    /// Where the bytes were last found as a region: the number of the
+    /// [`AddressSpace`] in the high 32 bits, the region index in the low ones
+    /// (0: nowhere yet). Only a hint, so that a program looking up the same
+    /// values again finds their regions without a hash probe:
+    /// [`AddressSpace::find_shared`] checks that the region it names covers
+    /// these bytes before it believes it.
+    region_hint: AtomicU64,
+}
 
 impl SharedBytes {
     /// Shares `bytes`.
     pub fn new(bytes: Vec<u8>) -> SharedBytes {
-        SharedBytes(Arc::new(Mutex::new(bytes)))
+        SharedBytes(Arc::new(SharedInner {
+            bytes: Mutex::new(bytes),
+            region_hint: AtomicU64::new(0),
+        }))
     }
 
     /// Locks the bytes. A poisoned lock still holds plain bytes, so it is used as is.
+    #[inline]
     pub fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.bytes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A copy of the bytes.
@@ -63,6 +80,7 @@ impl SharedBytes {
     }
 
     /// Whether two handles share the same bytes.
+    #[inline]
     pub fn same(&self, other: &SharedBytes) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
@@ -71,6 +89,17 @@ impl SharedBytes {
     /// for indexing regions by the map value they cover.
     fn identity(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
+    }
+
+    /// Remembers that region `index` of space `space` covers the bytes.
+    #[inline]
+    fn set_region_hint(&self, space: u32, index: usize) {
+        // A region index past 32 bits is not remembered (and cannot
+        // occur: region addresses have 32 bits for it).
+        if let Ok(index) = u32::try_from(index) {
+            let hint = (space as u64) << 32 | index as u64;
+            self.0.region_hint.store(hint, Ordering::Relaxed);
+        }
     }
 }
 
@@ -96,6 +125,35 @@ impl Hasher for IdentityHasher {
         self.0 = ((n as u64) >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
+
+/// What one program lookup of a map value was: which map, key and CPU,
+/// and the map's value generation then ([`crate::maps::Map::lookup_tag`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LookupTag {
+    /// The map's id.
+    pub(crate) map: u32,
+    /// The CPU the value is for (per-CPU maps).
+    pub(crate) cpu: u32,
+    /// The key, as a small key of the map's key size.
+    pub(crate) key: u128,
+    /// The map's value generation.
+    pub(crate) generation: u64,
+}
+
+/// A lookup [`AddressSpace::cached_lookup`] remembers: its tag, and the
+/// region (index and bytes' identity) of the value it returned.
+#[derive(Debug, Clone, Copy, Default)]
+struct CachedLookup {
+    tag: LookupTag,
+    region: usize,
+    identity: usize,
+}
+
+/// Sets of lookups an address space remembers, by a hash of map and
+/// key; each set holds the two most recent. 256 lookups in all (12 KiB,
+/// made at a space's first lookup) remember most of the keys of a loop
+/// over 64 keys (95% of 0..64, 82% of 64 random ones).
+const LOOKUP_SETS: usize = 128;
 
 /// Where a region's bytes live.
 #[derive(Debug)]
@@ -141,7 +199,7 @@ impl Region {
 }
 
 /// The regions of one program run.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AddressSpace {
     regions: Vec<Region>,
     /// Region index of each region over shared bytes, by their identity, so
@@ -151,6 +209,33 @@ pub struct AddressSpace {
     shared: HashMap<usize, usize, BuildHasherDefault<IdentityHasher>>,
     /// See [`AddressSpace::layout_version`].
     layout: u64,
+    /// Recent map lookups and the regions of their values, so a program
+    /// looking up the same keys again skips the map (its lock and hash
+    /// probe) while the map's values stay put. Empty until the first.
+    lookups: Vec<[CachedLookup; 2]>,
+    /// This space's number, unique among the spaces of the process (until
+    /// 2^32 of them were made): the region hints of shared bytes name it.
+    id: u32,
+}
+
+impl Default for AddressSpace {
+    fn default() -> AddressSpace {
+        // Ids start at 1: a region hint of 0 names no space.
+        static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+        let id = match NEXT_ID.fetch_add(1, Ordering::Relaxed) {
+            // After 2^32 spaces ids repeat (skipping 0); a repeated id
+            // only makes a region hint worth checking, never trusted.
+            0 => NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id => id,
+        };
+        AddressSpace {
+            regions: Vec::new(),
+            shared: HashMap::default(),
+            layout: 0,
+            lookups: Vec::new(),
+            id,
+        }
+    }
 }
 
 /// The base address of region `index`: region 0 starts at 4 GiB so that no
@@ -181,9 +266,11 @@ impl AddressSpace {
     pub fn add_shared(&mut self, kind: RegionKind, writable: bool, data: SharedBytes) -> u64 {
         let len = data.lock().len();
         // The first region over the bytes is the one lookups return.
-        self.shared
-            .entry(data.identity())
-            .or_insert(self.regions.len());
+        let index = self.regions.len();
+        if let std::collections::hash_map::Entry::Vacant(e) = self.shared.entry(data.identity()) {
+            e.insert(index);
+            data.set_region_hint(self.id, index);
+        }
         self.push(Region {
             kind,
             writable,
@@ -199,16 +286,106 @@ impl AddressSpace {
     }
 
     /// The base address of the region sharing `data`, if one exists.
+    #[inline]
     pub fn find_shared(&self, data: &SharedBytes) -> Option<u64> {
-        let shares = |r: &Region| matches!(&r.backing, Backing::Shared(s) if s.same(data));
-        if let Some(&index) = self.shared.get(&data.identity()) {
-            // The index is a hint: an embedder may have replaced the
-            // region's backing through `region_mut`, so it is checked.
-            if self.regions.get(index).is_some_and(shares) {
-                return Some(region_base(index));
+        // The hint the bytes carry, if this space left it, names the
+        // region at once; it is checked, since the space may have dropped
+        // or replaced that region since (a truncate, `region_mut`).
+        let hint = data.0.region_hint.load(Ordering::Relaxed);
+        if hint >> 32 == self.id as u64 {
+            let index = hint as u32 as usize;
+            if let Some(Region {
+                backing: Backing::Shared(s),
+                ..
+            }) = self.regions.get(index)
+            {
+                if s.same(data) {
+                    return Some(region_base(index));
+                }
             }
         }
-        self.regions.iter().position(shares).map(region_base)
+        self.find_shared_indexed(data)
+    }
+
+    /// [`AddressSpace::find_shared`] by the index of shared regions (or a
+    /// scan), leaving the hint for the next time.
+    #[inline(never)]
+    fn find_shared_indexed(&self, data: &SharedBytes) -> Option<u64> {
+        let shares = |r: &Region| matches!(&r.backing, Backing::Shared(s) if s.same(data));
+        let index = match self.shared.get(&data.identity()) {
+            // The index is a hint: an embedder may have replaced the
+            // region's backing through `region_mut`, so it is checked.
+            Some(&index) if self.regions.get(index).is_some_and(shares) => index,
+            _ => self.regions.iter().position(shares)?,
+        };
+        data.set_region_hint(self.id, index);
+        Some(region_base(index))
+    }
+
+    /// The value address a lookup with `tag` returned before, if this
+    /// space remembers it and the region is still that value's. The tag's
+    /// generation vouches that the map still holds those bytes under its
+    /// key; the region check, that the space still has them where it had.
+    #[inline(always)]
+    pub(crate) fn cached_lookup(&self, tag: &LookupTag) -> Option<u64> {
+        let [newer, older] = self.lookups.get(Self::lookup_set(tag))?;
+        let cached = if newer.tag == *tag {
+            newer
+        } else if older.tag == *tag {
+            older
+        } else {
+            return None;
+        };
+        match self.regions.get(cached.region)? {
+            Region {
+                backing: Backing::Shared(s),
+                ..
+            } if s.identity() == cached.identity => Some(region_base(cached.region)),
+            _ => None,
+        }
+    }
+
+    /// Remembers that the lookup with `tag` returned `addr`, the base of a
+    /// region over map value bytes (others are not remembered).
+    pub(crate) fn remember_lookup(&mut self, tag: LookupTag, addr: u64) {
+        let region = (addr >> REGION_SHIFT).wrapping_sub(1) as usize;
+        let Some(Region {
+            backing: Backing::Shared(s),
+            ..
+        }) = self.regions.get(region)
+        else {
+            return;
+        };
+        let new = CachedLookup {
+            tag,
+            region,
+            identity: s.identity(),
+        };
+        if self.lookups.is_empty() {
+            self.lookups.resize(LOOKUP_SETS, Default::default());
+        }
+        let set = &mut self.lookups[Self::lookup_set(&tag)];
+        let same_key =
+            |c: &CachedLookup| (c.tag.map, c.tag.cpu, c.tag.key) == (tag.map, tag.cpu, tag.key);
+        // The newest first; an older lookup of the same key gives way.
+        if !same_key(&set[0]) {
+            set[1] = set[0];
+        }
+        set[0] = new;
+    }
+
+    /// The set of `tag`'s lookup: the high bits of a hash of map and key
+    /// (not the generation: a newer lookup of a key replaces the older).
+    #[inline(always)]
+    fn lookup_set(tag: &LookupTag) -> usize {
+        // The CPU is left out: it rarely changes, and the tag compares it.
+        let word =
+            tag.key as u64 ^ ((tag.key >> 64) as u64).rotate_left(32) ^ (tag.map as u64) << 40;
+        // Multiply, fold, multiply: keys in strides (ids times 16, say)
+        // still spread over the sets.
+        let h = word.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let h = (h ^ h >> 32).wrapping_mul(0xd6e8_feb8_6659_fd93);
+        (h >> (64 - LOOKUP_SETS.trailing_zeros())) as usize
     }
 
     /// Removes all regions after the first `keep`. The allocations stay,
@@ -442,6 +619,24 @@ impl AddressSpace {
         })
     }
 
+    /// The `len` bytes at `addr` if the run owns them (a key on the
+    /// stack), borrowed; `None` for shared bytes or an access that faults,
+    /// which [`AddressSpace::read_borrowed`] then copies or explains. Map
+    /// helpers read keys this way first: no copy, no `Result` to build.
+    #[inline(always)]
+    pub(crate) fn owned_bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let index = (addr >> REGION_SHIFT).wrapping_sub(1) as usize;
+        let off = (addr & 0xffff_ffff) as usize;
+        match self.regions.get(index)? {
+            Region {
+                backing: Backing::Owned(v),
+                len: region_len,
+                ..
+            } if off.checked_add(len)? <= *region_len => v.get(off..off + len),
+            _ => None,
+        }
+    }
+
     /// Reads the `N` bytes at `addr` and, if `f` returns new bytes, stores
     /// them there, under one lookup (and one lock of shared bytes): the
     /// read-modify-write of atomic instructions. Faults as a load followed
@@ -452,24 +647,75 @@ impl AddressSpace {
         f: impl FnOnce([u8; N]) -> Option<[u8; N]>,
     ) -> Result<[u8; N], FaultKind> {
         let (i, off) = self.locate(addr, N)?;
-        let region = &mut self.regions[i];
-        let (kind, writable) = (region.kind, region.writable);
-        let apply = |bytes: &mut [u8]| {
-            let mut old = [0u8; N];
-            old.copy_from_slice(bytes);
-            match f(old) {
-                Some(_) if !writable => Err(FaultKind::ReadOnly { region: kind }),
-                Some(new) => {
-                    bytes.copy_from_slice(&new);
-                    Ok(old)
-                }
-                None => Ok(old),
+        let Region {
+            kind,
+            writable,
+            backing,
+            len,
+        } = &mut self.regions[i];
+        let mut guard;
+        let bytes: &mut [u8] = match backing {
+            Backing::Owned(v) => v,
+            Backing::Shared(s) => {
+                guard = s.lock();
+                &mut guard[..]
             }
         };
-        match &mut region.backing {
-            Backing::Owned(v) => apply(&mut v[off..off + N]),
-            Backing::Shared(s) => apply(&mut s.lock()[off..off + N]),
+        // Shorter bytes than the region says (an embedder replaced them
+        // through `region_mut`) fault as past the region's end.
+        let Some(bytes) = bytes.get_mut(off..off + N) else {
+            return Err(FaultKind::OutOfBounds {
+                region: *kind,
+                size: *len,
+            });
+        };
+        let mut old = [0u8; N];
+        old.copy_from_slice(bytes);
+        match f(old) {
+            Some(_) if !*writable => Err(FaultKind::ReadOnly { region: *kind }),
+            Some(new) => {
+                bytes.copy_from_slice(&new);
+                Ok(old)
+            }
+            None => Ok(old),
         }
+    }
+
+    /// The hot path of an atomic instruction: the read-modify-write of
+    /// the `N` bytes at `addr` (a little-endian integer, zero-extended to
+    /// 64 bits for `f`, which returns the value to store, if any), in a
+    /// writable region. `None` when the access would fault or the region
+    /// is read-only, before `f` is called: [`AddressSpace::modify`] then
+    /// does it again and says why (a read-only region faults only if `f`
+    /// stores). No `Result` is built here, so the code is small.
+    #[inline(always)]
+    pub(crate) fn modify_writable<const N: usize>(
+        &mut self,
+        addr: u64,
+        f: impl FnOnce(u64) -> Option<u64>,
+    ) -> Option<u64> {
+        let index = (addr >> REGION_SHIFT).wrapping_sub(1) as usize;
+        let off = (addr & 0xffff_ffff) as usize;
+        let region = self.regions.get_mut(index)?;
+        if !region.writable || off + N > region.len {
+            return None;
+        }
+        let mut guard;
+        let bytes: &mut [u8] = match &mut region.backing {
+            Backing::Owned(v) => v,
+            Backing::Shared(s) => {
+                guard = s.lock();
+                &mut guard[..]
+            }
+        };
+        let word: &mut [u8; N] = bytes.get_mut(off..off + N)?.try_into().ok()?;
+        let mut old = [0u8; 8];
+        old[..N].copy_from_slice(word);
+        let old = u64::from_le_bytes(old);
+        if let Some(new) = f(old) {
+            word.copy_from_slice(&new.to_le_bytes()[..N]);
+        }
+        Some(old)
     }
 
     /// Copies `bytes` to `addr`.
@@ -678,5 +924,147 @@ mod tests {
         assert!(!changed(&space), "a truncate that removes nothing");
         space.set_input(&[1, 2]);
         assert!(changed(&space), "set_input refilling in place");
+    }
+
+    #[test]
+    fn find_shared_finds_each_spaces_own_region_whatever_the_hint_says() {
+        let value = SharedBytes::new(vec![0; 8]);
+        let other = SharedBytes::new(vec![0; 8]);
+        let (mut a, mut b) = (AddressSpace::new(), AddressSpace::new());
+        a.add(RegionKind::Input, true, vec![0; 4]);
+        let in_a = a.add_shared(RegionKind::MapValue, true, value.clone());
+        // The same bytes at another index of another space: each space's
+        // lookups, in any order, find its own region.
+        b.add(RegionKind::Input, true, vec![0; 4]);
+        b.add_shared(RegionKind::MapValue, true, other.clone());
+        let in_b = b.add_shared(RegionKind::MapValue, true, value.clone());
+        assert_ne!(in_a, in_b);
+        for _ in 0..2 {
+            assert_eq!(a.find_shared(&value), Some(in_a));
+            assert_eq!(b.find_shared(&value), Some(in_b));
+        }
+        // The region the hint names is gone, then over other bytes.
+        a.truncate(1);
+        assert_eq!(a.find_shared(&value), None);
+        let other_in_a = a.add_shared(RegionKind::MapValue, true, other.clone());
+        assert_eq!(other_in_a, in_a, "the same index, other bytes");
+        assert_eq!(a.find_shared(&value), None);
+        let again = a.add_shared(RegionKind::MapValue, true, value.clone());
+        assert_eq!(a.find_shared(&value), Some(again));
+        assert_eq!(a.find_shared(&other), Some(other_in_a));
+        // An embedder swaps the bytes of a region: the hint no longer
+        // holds, and the bytes are found where they now are.
+        let index = (again >> REGION_SHIFT) as usize - 1;
+        a.region_mut(index).unwrap().backing = Backing::Owned(vec![0; 8]);
+        assert_eq!(a.find_shared(&value), None);
+        a.region_mut(0).unwrap().backing = Backing::Shared(value.clone());
+        assert_eq!(a.find_shared(&value), Some(region_base(0)));
+        assert_eq!(b.find_shared(&value), Some(in_b));
+    }
+
+    #[test]
+    fn modify_is_one_read_modify_write_checked_like_a_load_and_a_store() {
+        let mut space = AddressSpace::new();
+        let shared = SharedBytes::new(5u64.to_le_bytes().to_vec());
+        let v = space.add_shared(RegionKind::MapValue, true, shared.clone());
+        let ro = space.add_shared(RegionKind::MapValue, false, SharedBytes::new(vec![7; 8]));
+        let add = |b: [u8; 8]| Some((u64::from_le_bytes(b) + 3).to_le_bytes());
+        assert_eq!(space.modify::<8>(v, add).unwrap(), 5u64.to_le_bytes());
+        assert_eq!(
+            shared.to_vec(),
+            8u64.to_le_bytes(),
+            "the map's bytes changed"
+        );
+        assert!(matches!(
+            space.modify::<8>(v + 4, add),
+            Err(FaultKind::OutOfBounds { size: 8, .. })
+        ));
+        assert!(matches!(
+            space.modify::<8>(ro, add),
+            Err(FaultKind::ReadOnly { .. })
+        ));
+        assert_eq!(space.modify::<8>(ro, |_| None).unwrap(), [7; 8]);
+        // Bytes shorter than their region (replaced by an embedder) fault
+        // instead of panicking.
+        let index = (v >> REGION_SHIFT) as usize - 1;
+        space.region_mut(index).unwrap().backing = Backing::Shared(SharedBytes::new(vec![0; 4]));
+        assert!(matches!(
+            space.modify::<8>(v, add),
+            Err(FaultKind::OutOfBounds { .. })
+        ));
+    }
+
+    #[test]
+    fn a_remembered_lookup_stands_only_while_its_region_holds_the_same_bytes() {
+        let mut space = AddressSpace::new();
+        let tag = |key: u128, generation: u64| LookupTag {
+            map: 1,
+            cpu: 0,
+            key,
+            generation,
+        };
+        let value = SharedBytes::new(vec![0; 8]);
+        space.add(RegionKind::Input, true, vec![0; 4]);
+        let v = space.add_shared(RegionKind::MapValue, true, value.clone());
+        assert_eq!(
+            space.cached_lookup(&tag(5, 0)),
+            None,
+            "nothing remembered yet"
+        );
+        space.remember_lookup(tag(5, 0), v);
+        assert_eq!(space.cached_lookup(&tag(5, 0)), Some(v));
+        assert_eq!(space.cached_lookup(&tag(5, 1)), None, "another generation");
+        assert_eq!(space.cached_lookup(&tag(6, 0)), None, "another key");
+        // A region over owned bytes is not remembered.
+        space.remember_lookup(tag(7, 0), region_base(0));
+        assert_eq!(space.cached_lookup(&tag(7, 0)), None);
+        // The region is dropped, then its index reused for other bytes.
+        space.truncate(1);
+        assert_eq!(space.cached_lookup(&tag(5, 0)), None);
+        let w = space.add_shared(RegionKind::MapValue, true, SharedBytes::new(vec![0; 8]));
+        assert_eq!(w, v);
+        assert_eq!(space.cached_lookup(&tag(5, 0)), None);
+        // Three keys in one set: the two most recent are remembered.
+        let mut keys = (0u128..).filter(|&k| AddressSpace::lookup_set(&tag(k, 0)) == 0);
+        let (a, b, c) = (
+            keys.next().unwrap(),
+            keys.next().unwrap(),
+            keys.next().unwrap(),
+        );
+        for k in [a, b, c] {
+            space.remember_lookup(tag(k, 0), w);
+        }
+        assert_eq!(space.cached_lookup(&tag(a, 0)), None);
+        assert_eq!(space.cached_lookup(&tag(b, 0)), Some(w));
+        assert_eq!(space.cached_lookup(&tag(c, 0)), Some(w));
+        // A newer lookup of a key replaces its older one, not the other key.
+        space.remember_lookup(tag(c, 1), w);
+        assert_eq!(space.cached_lookup(&tag(b, 0)), Some(w));
+        assert_eq!(space.cached_lookup(&tag(c, 1)), Some(w));
+    }
+
+    #[test]
+    fn modify_writable_declines_what_would_fault_before_calling_f() {
+        let mut space = AddressSpace::new();
+        let shared = SharedBytes::new(vec![1, 0, 0, 0, 2, 0, 0, 0]);
+        let v = space.add_shared(RegionKind::MapValue, true, shared.clone());
+        let ro = space.add_shared(RegionKind::MapValue, false, SharedBytes::new(vec![0; 8]));
+        let stack = space.add(RegionKind::Stack, true, vec![0; 8]);
+        let called = std::cell::Cell::new(0);
+        let add = |old: u64| {
+            called.set(called.get() + 1);
+            Some(old + 0x1_0000_0001)
+        };
+        // 32 bits: the sum is cut to 32 bits; the next word is untouched.
+        assert_eq!(space.modify_writable::<4>(v, add), Some(1));
+        assert_eq!(shared.to_vec(), vec![2, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(space.modify_writable::<8>(v, add), Some(0x2_0000_0002));
+        assert_eq!(shared.to_vec(), vec![3, 0, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(space.modify_writable::<8>(stack, add), Some(0));
+        assert_eq!(called.get(), 3);
+        assert_eq!(space.modify_writable::<8>(v + 4, add), None, "past the end");
+        assert_eq!(space.modify_writable::<4>(ro, add), None, "read-only");
+        assert_eq!(space.modify_writable::<4>(0, add), None, "unmapped");
+        assert_eq!(called.get(), 3, "f is not called when declining");
     }
 }

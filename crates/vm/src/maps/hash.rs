@@ -61,13 +61,16 @@ impl HashStorage {
         self.index.get(key)
     }
 
+    /// Stores `values` under `key`; `Ok(true)` when that made a new
+    /// element (which may have evicted another), `Ok(false)` when it
+    /// replaced the bytes of the one there in place.
     pub(super) fn update(
         &mut self,
         key: &[u8],
         values: Vec<Vec<u8>>,
         mode: u64,
         max_entries: usize,
-    ) -> Result<(), MapError> {
+    ) -> Result<bool, MapError> {
         if let Index::Small { key_size, .. } = &self.index {
             // Map::update checks key sizes first; the index holds no other.
             if key.len() != *key_size {
@@ -88,7 +91,7 @@ impl HashStorage {
                 }
             }
             self.touch(key);
-            return Ok(());
+            return Ok(false);
         }
         if self.entries.len() >= max_entries {
             match &mut self.recency {
@@ -110,7 +113,7 @@ impl HashStorage {
         let values: Box<[SharedBytes]> = values.into_iter().map(SharedBytes::new).collect();
         self.index.insert(key, values);
         self.entries.insert(key.to_vec(), Entry { tick });
-        Ok(())
+        Ok(true)
     }
 
     pub(super) fn remove(&mut self, key: &[u8]) -> Result<(), MapError> {
@@ -142,7 +145,7 @@ impl HashStorage {
 /// The hash index of a [`HashStorage`]: keys of up to 16 bytes (most: ids,
 /// addresses, small tuples) as one integer, hashed and compared as such;
 /// longer ones as bytes.
-enum Index {
+pub(super) enum Index {
     /// Keys of exactly `key_size` bytes, zero-extended to 16.
     Small {
         key_size: usize,
@@ -168,7 +171,7 @@ impl Index {
     /// Two overlapping loads cover every byte: for keys of one size the
     /// result is as unique as the bytes, without a copy of variable length.
     #[inline(always)]
-    fn small(key_size: usize, key: &[u8]) -> Option<u128> {
+    pub(super) fn small(key_size: usize, key: &[u8]) -> Option<u128> {
         if key.len() != key_size {
             return None;
         }

@@ -10,12 +10,12 @@ mod queue;
 mod ringbuf;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use bpfkit_abi::{errno, update_flags, MapType};
 
-use crate::memory::SharedBytes;
+use crate::memory::{LookupTag, SharedBytes};
 use crate::program::Program;
 
 pub use ringbuf::RingBufStats;
@@ -100,6 +100,16 @@ struct MapInner {
     def: MapDef,
     ncpus: usize,
     storage: Mutex<Storage>,
+    /// Changes (under the storage lock) whenever a key gains or loses
+    /// its value bytes, so a program lookup remembered with the value
+    /// generation it saw stands while the generation does: see
+    /// [`Map::lookup_tag`].
+    generation: AtomicU64,
+    /// Whether [`Map::lookup_tag`] tags lookups: maps whose program
+    /// lookups have no side effect and whose keys fit a `u128` (hash and
+    /// array maps, per-CPU or not, with keys of at most 16 bytes; not LRU
+    /// maps, whose lookups mark elements used).
+    taggable: bool,
 }
 
 /// A map: a handle to shared storage.
@@ -220,11 +230,17 @@ impl Map {
         };
         static NEXT_ID: AtomicU32 = AtomicU32::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let taggable = matches!(
+            def.map_type,
+            MapType::Hash | MapType::PercpuHash | MapType::Array | MapType::PercpuArray
+        ) && def.key_size <= 16;
         let inner = Arc::new(MapInner {
             id,
             def,
             ncpus,
             storage: Mutex::new(storage),
+            generation: AtomicU64::new(0),
+            taggable,
         });
         registry().insert(id, Arc::downgrade(&inner));
         Ok(Map(inner))
@@ -391,7 +407,10 @@ impl Map {
             Storage::Hash(h) => {
                 self.check_key(key)?;
                 let new = self.unpack(value)?;
-                h.update(key, new, mode, def.max_entries as usize)
+                if h.update(key, new, mode, def.max_entries as usize)? {
+                    self.values_changed();
+                }
+                Ok(())
             }
             Storage::Lpm(t) => {
                 self.check_key(key)?;
@@ -475,7 +494,9 @@ impl Map {
             }
             Storage::Hash(h) => {
                 self.check_key(key)?;
-                h.remove(key)
+                h.remove(key)?;
+                self.values_changed();
+                Ok(())
             }
             Storage::Lpm(t) => {
                 self.check_key(key)?;
@@ -633,6 +654,46 @@ impl Map {
     }
 
     // Program-side access (helpers), returning shared value storage.
+
+    /// Records, with the storage locked, that a key gained or lost its
+    /// value bytes (an element inserted, evicted or deleted): lookups
+    /// tagged before no longer stand.
+    fn values_changed(&self) {
+        self.0.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The tag of a program's lookup of `key` on `cpu`, for maps whose
+    /// lookups a run may remember ([`AddressSpace::cached_lookup`]): while
+    /// the map's value generation stays the tag's, `key` on `cpu` has the
+    /// same value bytes, so the region of the last lookup is this one's.
+    /// `None` for other maps and for a key of another size.
+    ///
+    /// [`AddressSpace::cached_lookup`]: crate::memory::AddressSpace::cached_lookup
+    #[inline(always)]
+    pub(crate) fn lookup_tag(&self, key: &[u8], cpu: usize) -> Option<LookupTag> {
+        if !self.0.taggable {
+            return None;
+        }
+        let key_size = self.0.def.key_size as usize;
+        if key.len() != key_size {
+            return None;
+        }
+        // Any packing one-to-one for keys of one size serves; the most
+        // common sizes as plain integers, the cheapest.
+        let key = match key_size {
+            4 => u32::from_le_bytes(key.try_into().ok()?) as u128,
+            8 => u64::from_le_bytes(key.try_into().ok()?) as u128,
+            _ => hash::Index::small(key_size, key)?,
+        };
+        Some(LookupTag {
+            map: self.0.id,
+            cpu: cpu as u32,
+            key,
+            // Acquire: a value generation read here is at least as new
+            // as the one a lookup after it, under the lock, sees.
+            generation: self.0.generation.load(Ordering::Acquire),
+        })
+    }
 
     /// The value a program's `map_lookup_elem` sees on `cpu`.
     pub(crate) fn program_lookup(&self, key: &[u8], cpu: usize) -> Option<ProgramValue> {
