@@ -158,19 +158,18 @@ impl Runtime<'_, '_> {
             ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry);
         }
         ctx.inline_regions = n as u64 + 1;
-        self.layout = memory.layout_version();
         self.frame_state(ctx);
+        // Last: handing out regions mutably (`owned_entry`) changes it.
+        self.layout = self.machine.memory().layout_version();
     }
 
     /// Brings the tables and the frame state up to date after the machine
     /// ran, when the regions moved (most calls, such as a lookup of a value
-    /// already in the space, leave them as they were).
+    /// already in the space, leave them as they were; entering or leaving
+    /// a frame changes the layout version too).
     fn refresh(&mut self, ctx: &mut JitCtx) {
         if self.machine.memory().layout_version() != self.layout {
             self.fill(ctx);
-        } else {
-            // A call or return changes the frame without moving regions.
-            self.frame_state(ctx);
         }
     }
 
