@@ -13,8 +13,8 @@ use std::sync::Arc;
 use crate::error::{FaultKind, RunError};
 pub use crate::interp::FUNC_ADDR_TAG;
 use crate::interp::{
-    atomic, call_helper_step, callback_helper_id, fault, helper_error, packet_value, Callback,
-    CallbackStart, Environment, HelperCallError, Stack,
+    atomic_for_compiled, call_helper_step, callback_helper_id, fault, helper_error, packet_value,
+    Callback, CallbackStart, Environment, HelperCallError, Stack,
 };
 use crate::interp::{HelperOutcome, MAX_FRAMES};
 use crate::memory::AddressSpace;
@@ -230,7 +230,7 @@ impl<'a> Machine<'a> {
         r0: u64,
     ) -> Result<u64, Halt> {
         let size = if dw { 8 } else { 4 };
-        match atomic(self.memory, kind, dw, addr, src, r0) {
+        match atomic_for_compiled(self.memory, kind, dw, addr, src, r0) {
             Ok(old) => Ok(old),
             Err(k) => Err(self.fault(pc, addr, size, "atomic", k)),
         }

@@ -516,10 +516,38 @@ pub(crate) fn atomic(
     addr: u64,
     operand: u64,
     r0: u64,
+) -> Result<(u64, Option<u64>), FaultKind> {
+    // Returns (old value, new value stored if any). One read-modify-write
+    // of memory: a map value is locked once, not for a load and a store.
+    let op = |old: u64| atomic_result(kind, dw, old, operand, r0);
+    let mut new = None;
+    let old = if dw {
+        u64::from_le_bytes(memory.modify::<8>(addr, |b| {
+            new = op(u64::from_le_bytes(b));
+            new.map(u64::to_le_bytes)
+        })?)
+    } else {
+        u32::from_le_bytes(memory.modify::<4>(addr, |b| {
+            new = op(u32::from_le_bytes(b) as u64);
+            new.map(|v| (v as u32).to_le_bytes())
+        })?) as u64
+    };
+    Ok((old, new))
+}
+
+/// [`atomic`] for compiled code, returning the old value: a hot path that
+/// builds no `Result` for a writable region and an access that cannot
+/// fault, else [`atomic`], which explains the fault. (The interpreter keeps
+/// [`atomic`]: this path inlined into its loop slows every instruction.)
+#[inline(never)]
+pub(crate) fn atomic_for_compiled(
+    memory: &mut AddressSpace,
+    kind: AtomicKind,
+    dw: bool,
+    addr: u64,
+    operand: u64,
+    r0: u64,
 ) -> Result<u64, FaultKind> {
-    // Returns the old value. One read-modify-write of memory: a map value
-    // is locked once, not for a load and a store. The hot path, a
-    // writable region and no fault to explain, builds no error.
     let op = |old| atomic_result(kind, dw, old, operand, r0);
     let fast = if dw {
         memory.modify_writable::<8>(addr, op)
@@ -528,7 +556,7 @@ pub(crate) fn atomic(
     };
     match fast {
         Some(old) => Ok(old),
-        None => atomic_explained(memory, kind, dw, addr, operand, r0),
+        None => atomic(memory, kind, dw, addr, operand, r0).map(|(old, _)| old),
     }
 }
 
@@ -547,30 +575,6 @@ fn atomic_result(kind: AtomicKind, dw: bool, old: u64, operand: u64, r0: u64) ->
             (old == expected).then_some(operand)
         }
     }
-}
-
-/// [`atomic`] where its hot path declined: a read-only region (which
-/// faults only if the operation stores) or a faulting access.
-#[cold]
-#[inline(never)]
-fn atomic_explained(
-    memory: &mut AddressSpace,
-    kind: AtomicKind,
-    dw: bool,
-    addr: u64,
-    operand: u64,
-    r0: u64,
-) -> Result<u64, FaultKind> {
-    let op = |old| atomic_result(kind, dw, old, operand, r0);
-    Ok(if dw {
-        u64::from_le_bytes(
-            memory.modify::<8>(addr, |b| op(u64::from_le_bytes(b)).map(u64::to_le_bytes))?,
-        )
-    } else {
-        u32::from_le_bytes(memory.modify::<4>(addr, |b| {
-            op(u32::from_le_bytes(b) as u64).map(|v| (v as u32).to_le_bytes())
-        })?) as u64
-    })
 }
 
 /// Registers are kept in a 16-entry array and indexed with `& 15`, so the
@@ -931,7 +935,7 @@ fn run(
                 let addr = ea(reg!(regs[b]), off);
                 let size = if dw { 8 } else { 4 };
                 match atomic(memory, kind, dw, addr, reg!(regs[s]), regs[0]) {
-                    Ok(old) => {
+                    Ok((old, _)) => {
                         if kind == AtomicKind::Cmpxchg {
                             regs[0] = old;
                         } else if fetch {
