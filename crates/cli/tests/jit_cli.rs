@@ -275,3 +275,39 @@ fn jit_prints_each_ebpf_instruction_before_its_a64_code() {
     assert!(code_of("r3 s%=").contains("msub x"), "{out}");
     assert!(code_of("call").contains("bl $"), "{out}");
 }
+
+#[test]
+fn jit_says_which_loops_have_their_checks_hoisted() {
+    let copy = "
+        r2 = r1
+        r2 += 64
+        r3 = 0
+    copy:
+        r4 = *(u64 *)(r1 + 0)
+        *(u64 *)(r2 + 0) = r4
+        r1 += 8
+        r2 += 8
+        r3 += 8
+        if r3 < 64 goto copy
+        r0 = r3
+        exit";
+    let insns = bpfkit_isa::assemble(copy, bpfkit_isa::Syntax::Llvm).unwrap();
+    let bytes = bpfkit_isa::encode(&insns, bpfkit_isa::ByteOrder::Little);
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("jit_copy_loop.bin");
+    std::fs::write(&path, bytes).unwrap();
+    let (ok, out, err) = stdout(&["jit", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("; 11 eBPF slots, ")
+            && first.ends_with(" bytes of x86-64 code, 1 loop with its bounds checks hoisted"),
+        "{out}"
+    );
+    // A program without such a loop says nothing of loops.
+    let (ok, out, err) = stdout(&["jit", &fixture("xdp_parser.bpf.o")]);
+    assert!(ok, "{err}");
+    assert!(
+        !out.lines().next().unwrap_or_default().contains("loop"),
+        "{out}"
+    );
+}
