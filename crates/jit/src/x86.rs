@@ -1085,6 +1085,11 @@ impl Gen {
         self.a.test_rr(W::B64, R10, R10);
         self.a.jcc(Cond::E, head);
         self.translate_bases(id, Alu::Add);
+        // The loop's first instruction on a 32-byte boundary, where the
+        // decoders fetch from.
+        while self.a.pos() % 32 != 0 {
+            self.a.nop();
+        }
         self.a.bind(fast);
         for &pc in body {
             let op = ops[pc as usize];
