@@ -142,6 +142,8 @@ struct Runtime<'m, 'a> {
     code: &'m JitProgram,
     /// The space's layout version the inline tables were made for.
     layout: u64,
+    /// How many regions the space had then.
+    regions: usize,
     halt: Option<Halt>,
     panic: Option<Box<dyn Any + Send>>,
 }
@@ -158,6 +160,7 @@ impl Runtime<'_, '_> {
             ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry);
         }
         ctx.inline_regions = n as u64 + 1;
+        self.regions = memory.len();
         self.frame_state(ctx);
         // Last: handing out regions mutably (`owned_entry`) changes it.
         self.layout = self.machine.memory().layout_version();
@@ -168,9 +171,28 @@ impl Runtime<'_, '_> {
     /// already in the space, leave them as they were; entering or leaving
     /// a frame changes the layout version too).
     fn refresh(&mut self, ctx: &mut JitCtx) {
-        if self.machine.memory().layout_version() != self.layout {
-            self.fill(ctx);
+        let memory = self.machine.memory();
+        let version = memory.layout_version();
+        if version == self.layout {
+            return;
         }
+        // One change (each adds 1 to the version) that left one more
+        // region: a region appended, such as the value a lookup brought in
+        // or a new frame, and nothing else moved. Only its entry is new.
+        let len = memory.len();
+        if version == self.layout.wrapping_add(1) && len == self.regions + 1 {
+            let index = len - 1;
+            if index + 1 < INLINE_REGIONS {
+                let entry = owned_entry(memory, index).unwrap_or_default();
+                ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry);
+                ctx.inline_regions = index as u64 + 2;
+            }
+            self.regions = len;
+            self.frame_state(ctx);
+            self.layout = self.machine.memory().layout_version();
+            return;
+        }
+        self.fill(ctx);
     }
 
     /// Points the context block at the current frame.
@@ -1542,6 +1564,7 @@ impl CompiledCode for JitProgram {
             machine,
             code: self,
             layout: 0,
+            regions: 0,
             halt: None,
             panic: None,
         };

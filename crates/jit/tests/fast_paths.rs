@@ -109,6 +109,27 @@ fn stack_fast_path_follows_bpf_to_bpf_frames() {
         r0 = *(u64 *)(r10 - 8)
         exit";
     assert_eq!(agree(src, &[], 1 << 20, &[]), Ok(41));
+    // Through a pointer derived from r10: the callee's frame, a region
+    // that appears when the call first enters it, has its own entry in
+    // the inline tables (and the caller's stays as it was).
+    let derived = "
+        r6 = r10
+        r6 += -8
+        *(u64 *)(r6 + 0) = 11
+        call sub
+        r1 = *(u64 *)(r6 + 0)
+        r0 += r1
+        exit
+    sub:
+        r2 = r10
+        r2 += -16
+        *(u64 *)(r2 + 8) = 30
+        *(u64 *)(r2 + 0) = 1
+        r0 = *(u64 *)(r2 + 8)
+        r3 = *(u64 *)(r2 + 0)
+        r0 += r3
+        exit";
+    assert_eq!(agree(derived, &[], 1 << 20, &[]), Ok(42));
 }
 
 #[test]

@@ -571,7 +571,9 @@ impl AddressSpace {
     /// region handed out by [`AddressSpace::region_mut`]): compiled code
     /// that keeps host pointers to owned regions' bytes looks again only
     /// when it changed. Loads, stores and the bytes of shared regions do
-    /// not change it.
+    /// not change it. Each change adds exactly 1, so a version one past a
+    /// known one, with one region more, means that region was appended
+    /// and nothing else moved.
     #[inline]
     pub fn layout_version(&self) -> u64 {
         self.layout
