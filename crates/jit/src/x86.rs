@@ -378,23 +378,53 @@ fn width(size: i32) -> W {
     }
 }
 
-/// The code around every trampoline call, the same each time and so
-/// encoded once: r0..r9 stored to `ctx.regs` and the budget to
-/// `ctx.remaining`, and all loaded back from there with r10 from `ctx.fp`.
-fn spill_code() -> &'static (Vec<u8>, Vec<u8>) {
-    static CODE: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
-    CODE.get_or_init(|| {
+/// Which eBPF registers a trampoline call stores to `ctx.regs` and loads
+/// back.
+#[derive(Clone, Copy)]
+enum Spill {
+    /// r0..r9, and r10 reloaded from `ctx.fp`: for trampolines that may
+    /// read or write any register, or change the frame.
+    All,
+    /// r0..r5 only: r6..r10 live in registers the System V ABI makes the
+    /// callee keep (rbx, r13..r15, rbp), and the trampoline touches none
+    /// of them in `ctx.regs`.
+    CallerSaved,
+}
+
+/// The code around a trampoline call, the same each time and so encoded
+/// once per [`Spill`]: the registers stored to `ctx.regs` and the budget to
+/// `ctx.remaining`, and all loaded back from there.
+fn spill_code(spill: Spill) -> &'static (Vec<u8>, Vec<u8>) {
+    static ALL: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    static CALLER_SAVED: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    let (cell, n) = match spill {
+        Spill::All => (&ALL, 10),
+        Spill::CallerSaved => (&CALLER_SAVED, 6),
+    };
+    cell.get_or_init(|| {
         let mut save = Asm::new(64, 0);
         let mut reload = Asm::new(64, 0);
-        for (i, r) in R64.iter().enumerate().take(10) {
+        for (i, r) in R64.iter().enumerate().take(n) {
             save.store(W::B64, Mem::at(R12, REGS + 8 * i as i32), *r);
             reload.load(W::B64, *r, Mem::at(R12, REGS + 8 * i as i32));
         }
         save.store(W::B64, Mem::at(R12, REMAINING), BUDGET);
         reload.load(W::B64, BUDGET, Mem::at(R12, REMAINING));
-        reload.load(W::B64, RBP, Mem::at(R12, FP));
+        if let Spill::All = spill {
+            reload.load(W::B64, RBP, Mem::at(R12, FP));
+        }
         (save.code().to_vec(), reload.code().to_vec())
     })
+}
+
+/// [`Spill::CallerSaved`] when the register a trampoline reads or writes
+/// for its instruction is r0..r5, else [`Spill::All`].
+fn spill_for(r: u8) -> Spill {
+    if reg(r) < 6 {
+        Spill::CallerSaved
+    } else {
+        Spill::All
+    }
 }
 
 impl Gen {
@@ -413,7 +443,12 @@ impl Gen {
     /// `ctx.regs` (where the machine reads and writes them) and reloaded
     /// after; a nonzero return aborts the run.
     fn tcall(&mut self, f: Tramp, pc: u64) {
-        let (save, reload) = spill_code();
+        self.tcall_spilling(f, pc, Spill::All)
+    }
+
+    /// [`Gen::tcall`], saving and reloading the registers `spill` names.
+    fn tcall_spilling(&mut self, f: Tramp, pc: u64, spill: Spill) {
+        let (save, reload) = spill_code(spill);
         let a = &mut self.a;
         a.raw(save);
         a.mov_rr(W::B64, RDI, R12);
@@ -1005,7 +1040,7 @@ impl Gen {
                     // Undo the block's subtraction: the machine counts
                     // from what was left before it.
                     self.a.alu_ri(Alu::Add, W::B64, BUDGET, insns);
-                    self.tcall(tramp_budget, block as u64);
+                    self.tcall_spilling(tramp_budget, block as u64, Spill::CallerSaved);
                     self.a.jmp(self.abort);
                 }
                 Stub::Load {
@@ -1017,7 +1052,7 @@ impl Gen {
                 } => {
                     self.a.bind(label);
                     self.a.lea(R11, address);
-                    self.tcall(tramp_load, pc as u64);
+                    self.tcall_spilling(tramp_load, pc as u64, Spill::CallerSaved);
                     self.a.lea(R11, Mem::at(R12, SCRATCH - disp));
                     self.a.jmp(access);
                 }
@@ -1034,7 +1069,7 @@ impl Gen {
                         Value::Reg(s) => self.a.mov_rr(W::B64, R10, R64[s]),
                         Value::Imm(v) => self.mov_imm(R10, v),
                     }
-                    self.tcall(tramp_store, pc as u64);
+                    self.tcall_spilling(tramp_store, pc as u64, Spill::CallerSaved);
                     self.a.jmp(resume);
                 }
             }
@@ -1214,16 +1249,17 @@ impl Gen {
             Stx16(b, s, off) => self.mem(pc, 2, reg(b), off, None, Some(Value::Reg(reg(s)))),
             Stx32(b, s, off) => self.mem(pc, 4, reg(b), off, None, Some(Value::Reg(reg(s)))),
             Stx64(b, s, off) => self.mem(pc, 8, reg(b), off, None, Some(Value::Reg(reg(s)))),
-            Ldx32Ctx(_, s, off) => {
+            Ldx32Ctx(d, s, off) => {
                 self.a.lea(R11, Mem::at(R64[reg(s)], off as i32));
-                self.tcall(tramp_load_ctx, pc as u64);
+                self.tcall_spilling(tramp_load_ctx, pc as u64, spill_for(d));
             }
             Atomic(_, _, _, b, s, off) => {
                 self.a.lea(R11, Mem::at(R64[reg(b)], off as i32));
                 self.a.mov_rr(W::B64, R10, R64[reg(s)]);
-                self.tcall(tramp_atomic, pc as u64);
+                self.tcall_spilling(tramp_atomic, pc as u64, spill_for(s));
             }
-            LdAbs(..) | LdInd(..) => self.tcall(tramp_packet, pc as u64),
+            LdAbs(..) => self.tcall_spilling(tramp_packet, pc as u64, Spill::CallerSaved),
+            LdInd(_, s, _) => self.tcall_spilling(tramp_packet, pc as u64, spill_for(s)),
             LdMap(d, index) if (index as usize) < MAP_CACHE => {
                 // A map's handle is the same for the whole run: only the
                 // first load asks the machine. The next instruction is 2
@@ -1233,13 +1269,16 @@ impl Gen {
                     .load(W::B64, r, Mem::at(R12, MAP_HANDLES + 8 * index as i32));
                 self.a.test_rr(W::B64, r, r);
                 self.a.jcc(Cond::Ne, slot(pc as usize + 2));
-                self.tcall(tramp_map_handle, pc as u64);
+                self.tcall_spilling(tramp_map_handle, pc as u64, spill_for(d));
             }
-            LdMap(..) => self.tcall(tramp_map_handle, pc as u64),
-            LdMapValue(..) => self.tcall(tramp_map_value, pc as u64),
+            LdMap(d, _) => self.tcall_spilling(tramp_map_handle, pc as u64, spill_for(d)),
+            LdMapValue(d, ..) => self.tcall_spilling(tramp_map_value, pc as u64, spill_for(d)),
             // bpf_map_lookup_elem has an entry of its own on the machine.
-            Call(MAP_LOOKUP_ELEM) => self.tcall(tramp_map_lookup, pc as u64),
-            Call(_) => self.tcall(tramp_helper, pc as u64),
+            // Helpers take r1..r5 and set r0.
+            Call(MAP_LOOKUP_ELEM) => {
+                self.tcall_spilling(tramp_map_lookup, pc as u64, Spill::CallerSaved)
+            }
+            Call(_) => self.tcall_spilling(tramp_helper, pc as u64, Spill::CallerSaved),
             CallLocal(t) => {
                 self.tcall(tramp_enter, pc as u64);
                 self.native_call(Some(slot(t)));
