@@ -90,11 +90,15 @@ impl JitCtx {
     }
 
     /// Writes the table entries of region number `number`, whose guest
-    /// addresses start at `guest`.
+    /// addresses start at `guest`: the delta, and the limits of the classes
+    /// (loads, stores) `classes` has (the code reads no others).
     #[inline(always)]
-    fn set_entry(&mut self, number: usize, guest: u64, entry: OwnedEntry) {
+    fn set_entry(&mut self, number: usize, guest: u64, entry: OwnedEntry, classes: [bool; 2]) {
         self.delta[number].write(entry.host.wrapping_sub(guest));
         for (class, len) in [entry.loadable, entry.storable].into_iter().enumerate() {
+            if !classes[class] {
+                continue;
+            }
             for (i, size) in [1, 2, 4, 8].into_iter().enumerate() {
                 // `guest + off` fits when off + size <= len. With len < size
                 // the limit is at most `guest`, below every address of the
@@ -154,10 +158,11 @@ impl Runtime<'_, '_> {
     fn fill(&mut self, ctx: &mut JitCtx) {
         let memory = self.machine.memory();
         let n = memory.len().min(INLINE_REGIONS - 1);
-        ctx.set_entry(0, 0, OwnedEntry::default());
+        let classes = self.code.limit_classes;
+        ctx.set_entry(0, 0, OwnedEntry::default(), classes);
         for index in 0..n {
             let entry = owned_entry(memory, index).unwrap_or_default();
-            ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry);
+            ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry, classes);
         }
         ctx.inline_regions = n as u64 + 1;
         self.regions = memory.len();
@@ -184,7 +189,8 @@ impl Runtime<'_, '_> {
             let index = len - 1;
             if index + 1 < INLINE_REGIONS {
                 let entry = owned_entry(memory, index).unwrap_or_default();
-                ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry);
+                let classes = self.code.limit_classes;
+                ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry, classes);
                 ctx.inline_regions = index as u64 + 2;
             }
             self.regions = len;
@@ -255,6 +261,9 @@ pub struct JitProgram {
     after: Vec<u32>,
     /// The strided loops with unchecked copies, by loop id.
     loops: Vec<StridedLoop>,
+    /// Whether the inline checks read the load and the store limit tables:
+    /// a run fills only those.
+    limit_classes: [bool; 2],
     /// Offset in `code` where each slot's code starts (`u32::MAX` for none).
     offsets: Vec<u32>,
     /// The program's ops (trampolines look instructions up by pc).
@@ -357,6 +366,8 @@ struct Gen {
     own_stack: Vec<bool>,
     /// Strided loops with unchecked copies, by id.
     loops: Vec<StridedLoop>,
+    /// The limit tables (loads, stores) the checks emitted so far read.
+    limit_classes: [bool; 2],
 }
 
 fn reg(i: u8) -> usize {
@@ -557,6 +568,7 @@ impl Gen {
         a.jcc(Cond::Ae, slow);
         let class = if load { 0 } else { 1 };
         let size_index = size.trailing_zeros() as i32;
+        self.limit_classes[class as usize] = true;
         let row = 8 * INLINE_REGIONS as i32 * (4 * class + size_index);
         a.alu_rm(Alu::Cmp, W::B64, R11, Mem::scaled(R12, R10, 3, LIMIT + row));
         a.jcc(Cond::Ae, slow);
@@ -877,6 +889,7 @@ impl JitProgram {
             main_exit,
             own_stack,
             loops: Vec::new(),
+            limit_classes: [false; 2],
         };
         let mut blocks: Vec<Vec<u32>> = Vec::new();
         let mut block_of = vec![u32::MAX; n];
@@ -897,6 +910,7 @@ impl JitProgram {
         g.loops.truncate(MAX_LOOPS);
         g.body(&ops, &blocks, &block_of);
         let loops = std::mem::take(&mut g.loops);
+        let limit_classes = g.limit_classes;
         // A load or store that faults gives back the count of the rest of
         // its block.
         let mut after = vec![0; n];
@@ -926,6 +940,7 @@ impl JitProgram {
             blocks,
             after,
             loops,
+            limit_classes,
             offsets,
             ops,
             compiled_from,
