@@ -99,12 +99,15 @@ impl JitCtx {
             if !classes[class] {
                 continue;
             }
-            for (i, size) in [1, 2, 4, 8].into_iter().enumerate() {
-                // `guest + off` fits when off + size <= len. With len < size
-                // the limit is at most `guest`, below every address of the
-                // region (saturating only for number 0, at guest 0).
-                self.limit[class][i][number].write((guest + len + 1).saturating_sub(size));
-            }
+            // `guest + off` fits when off + size <= len. With len < size the
+            // limit is at most `guest`, below every address of the region
+            // (saturating only for number 0, at guest 0).
+            let end = guest + len + 1;
+            let row = &mut self.limit[class];
+            row[0][number].write(end.saturating_sub(1));
+            row[1][number].write(end.saturating_sub(2));
+            row[2][number].write(end.saturating_sub(4));
+            row[3][number].write(end.saturating_sub(8));
         }
     }
 }
