@@ -106,28 +106,77 @@ pub(crate) fn target(op: &Op) -> Option<u32> {
     })
 }
 
-/// Whether `op` is a plain load or store (`LDX`, `ST`, `STX`; not an atomic
-/// or a context load, which call into the machine).
-pub(crate) fn is_load_store(op: &Op) -> bool {
+/// A plain load or store (`LDX`, `ST`, `STX`; not an atomic or a context
+/// load, which call into the machine), decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Access {
+    /// The base register.
+    pub(crate) base: u8,
+    /// The offset from it.
+    pub(crate) off: i16,
+    /// Bytes accessed: 1, 2, 4 or 8.
+    pub(crate) size: u8,
+    /// What moves.
+    pub(crate) kind: AccessKind,
+}
+
+/// What a load or store moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AccessKind {
+    /// Memory into register `dst`, sign-extended when `signed`.
+    Load { dst: u8, signed: bool },
+    /// Register `src` into memory.
+    Store(u8),
+    /// An immediate into memory (its low bytes).
+    StoreImm(u64),
+}
+
+impl Access {
+    /// Whether it writes memory.
+    pub(crate) fn stores(&self) -> bool {
+        !matches!(self.kind, AccessKind::Load { .. })
+    }
+}
+
+/// `op` decoded, if it is a plain load or store.
+pub(crate) fn access(op: &Op) -> Option<Access> {
+    use AccessKind::*;
     use Op::*;
-    matches!(
-        op,
-        Ldx8(..)
-            | Ldx16(..)
-            | Ldx32(..)
-            | Ldx64(..)
-            | Ldxs8(..)
-            | Ldxs16(..)
-            | Ldxs32(..)
-            | St8(..)
-            | St16(..)
-            | St32(..)
-            | St64(..)
-            | Stx8(..)
-            | Stx16(..)
-            | Stx32(..)
-            | Stx64(..)
-    )
+    let load = |dst, base, off, size, signed| Access {
+        base,
+        off,
+        size,
+        kind: Load { dst, signed },
+    };
+    let store = |base, off, size, kind| Access {
+        base,
+        off,
+        size,
+        kind,
+    };
+    Some(match *op {
+        Ldx8(d, s, o) => load(d, s, o, 1, false),
+        Ldx16(d, s, o) => load(d, s, o, 2, false),
+        Ldx32(d, s, o) => load(d, s, o, 4, false),
+        Ldx64(d, s, o) => load(d, s, o, 8, false),
+        Ldxs8(d, s, o) => load(d, s, o, 1, true),
+        Ldxs16(d, s, o) => load(d, s, o, 2, true),
+        Ldxs32(d, s, o) => load(d, s, o, 4, true),
+        St8(b, o, v) => store(b, o, 1, StoreImm(v)),
+        St16(b, o, v) => store(b, o, 2, StoreImm(v)),
+        St32(b, o, v) => store(b, o, 4, StoreImm(v)),
+        St64(b, o, v) => store(b, o, 8, StoreImm(v)),
+        Stx8(b, s, o) => store(b, o, 1, Store(s)),
+        Stx16(b, s, o) => store(b, o, 2, Store(s)),
+        Stx32(b, s, o) => store(b, o, 4, Store(s)),
+        Stx64(b, s, o) => store(b, o, 8, Store(s)),
+        _ => return None,
+    })
+}
+
+/// Whether `op` is a plain load or store ([`access`]).
+pub(crate) fn is_load_store(op: &Op) -> bool {
+    access(op).is_some()
 }
 
 /// Whether control always continues at the next instruction without

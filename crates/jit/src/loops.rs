@@ -5,7 +5,7 @@
 //! hoisted out of the loop, as loop versioning does) and runs those with
 //! host addresses in the base registers and no checks.
 
-use crate::blocks::{is_load_store, target};
+use crate::blocks::{access, target, AccessKind};
 use bpfkit_vm::engine::Op;
 
 /// A load or store of a strided loop.
@@ -64,8 +64,8 @@ fn strided(ops: &[Op], index: usize, block: &[u32]) -> Option<StridedLoop> {
     let mut bases: Vec<(u8, i64)> = Vec::new();
     for &pc in body {
         let op = ops[pc as usize];
-        if is_load_store(&op) {
-            let base = access(&op)?.0;
+        if let Some(a) = access(&op) {
+            let base = a.base;
             if base == 10 {
                 return None;
             }
@@ -82,6 +82,26 @@ fn strided(ops: &[Op], index: usize, block: &[u32]) -> Option<StridedLoop> {
     let mut accesses = Vec::new();
     for &pc in body {
         let op = ops[pc as usize];
+        if let Some(a) = access(&op) {
+            // A load into a base, or a base stored as a value, would see
+            // or leak a host address.
+            let value = match a.kind {
+                AccessKind::Load { dst, .. } => Some(dst),
+                AccessKind::Store(src) => Some(src),
+                AccessKind::StoreImm(_) => None,
+            };
+            if value.is_some_and(is_base) {
+                return None;
+            }
+            let moved = bases.iter().find(|(b, _)| *b == a.base)?.1;
+            accesses.push(StridedAccess {
+                base: a.base,
+                offset: moved.checked_add(a.off as i64)?,
+                size: a.size as u64,
+                store: a.stores(),
+            });
+            continue;
+        }
         match op {
             Op::Add64I(d, k) | Op::Sub64I(d, k) if is_base(d) => {
                 let step = if matches!(op, Op::Add64I(..)) {
@@ -91,21 +111,6 @@ fn strided(ops: &[Op], index: usize, block: &[u32]) -> Option<StridedLoop> {
                 };
                 let entry = bases.iter_mut().find(|(b, _)| *b == d)?;
                 entry.1 = entry.1.checked_add(step)?;
-            }
-            _ if is_load_store(&op) => {
-                let (base, off, size, store, value) = access(&op)?;
-                // A load into a base, or a base stored as a value, would
-                // see or leak a host address.
-                if value.is_some_and(is_base) {
-                    return None;
-                }
-                let moved = bases.iter().find(|(b, _)| *b == base)?.1;
-                accesses.push(StridedAccess {
-                    base,
-                    offset: moved.checked_add(off as i64)?,
-                    size,
-                    store,
-                });
             }
             _ => {
                 let regs = alu_regs(&op)?;
@@ -125,27 +130,6 @@ fn strided(ops: &[Op], index: usize, block: &[u32]) -> Option<StridedLoop> {
         block: index,
         bases,
         accesses,
-    })
-}
-
-/// A load or store's base, offset, size, whether it writes, and the
-/// register it loads into or stores from.
-fn access(op: &Op) -> Option<(u8, i16, u64, bool, Option<u8>)> {
-    use Op::*;
-    Some(match *op {
-        Ldx8(d, s, o) | Ldxs8(d, s, o) => (s, o, 1, false, Some(d)),
-        Ldx16(d, s, o) | Ldxs16(d, s, o) => (s, o, 2, false, Some(d)),
-        Ldx32(d, s, o) | Ldxs32(d, s, o) => (s, o, 4, false, Some(d)),
-        Ldx64(d, s, o) => (s, o, 8, false, Some(d)),
-        St8(b, o, _) => (b, o, 1, true, None),
-        St16(b, o, _) => (b, o, 2, true, None),
-        St32(b, o, _) => (b, o, 4, true, None),
-        St64(b, o, _) => (b, o, 8, true, None),
-        Stx8(b, s, o) => (b, o, 1, true, Some(s)),
-        Stx16(b, s, o) => (b, o, 2, true, Some(s)),
-        Stx32(b, s, o) => (b, o, 4, true, Some(s)),
-        Stx64(b, s, o) => (b, o, 8, true, Some(s)),
-        _ => return None,
     })
 }
 

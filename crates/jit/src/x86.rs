@@ -5,7 +5,7 @@ use std::any::Any;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::blocks::{is_load_store, leaders, Accesses};
+use crate::blocks::{access, is_load_store, leaders, Access, AccessKind, Accesses};
 use crate::exec::ExecMemory;
 use crate::loops::{safe_iterations, strided_loops, StridedLoop};
 use crate::x86_asm::*;
@@ -159,11 +159,19 @@ impl Runtime<'_, '_> {
     /// Fills the inline region tables and the frame state from the
     /// address space.
     fn fill(&mut self, ctx: &mut JitCtx) {
+        let classes = self.code.limit_classes;
+        ctx.set_entry(0, 0, OwnedEntry::default(), classes);
+        self.fill_from(ctx, 0);
+    }
+
+    /// Writes the table entries of regions `first..` (entry 0 and those
+    /// below `first` already hold), then the frame state.
+    #[inline(always)]
+    fn fill_from(&mut self, ctx: &mut JitCtx, first: usize) {
         let memory = self.machine.memory();
         let n = memory.len().min(INLINE_REGIONS - 1);
         let classes = self.code.limit_classes;
-        ctx.set_entry(0, 0, OwnedEntry::default(), classes);
-        for index in 0..n {
+        for index in first..n {
             let entry = owned_entry(memory, index).unwrap_or_default();
             ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry, classes);
         }
@@ -178,30 +186,27 @@ impl Runtime<'_, '_> {
     /// ran, when the regions moved (most calls, such as a lookup of a value
     /// already in the space, leave them as they were; entering or leaving
     /// a frame changes the layout version too).
+    #[inline(always)]
     fn refresh(&mut self, ctx: &mut JitCtx) {
+        if self.machine.memory().layout_version() != self.layout {
+            self.relayout(ctx);
+        }
+    }
+
+    /// [`Runtime::refresh`] when the regions moved (out of line: most
+    /// calls take the check alone).
+    #[inline(never)]
+    fn relayout(&mut self, ctx: &mut JitCtx) {
         let memory = self.machine.memory();
         let version = memory.layout_version();
-        if version == self.layout {
-            return;
-        }
         // One change (each adds 1 to the version) that left one more
         // region: a region appended, such as the value a lookup brought in
         // or a new frame, and nothing else moved. Only its entry is new.
-        let len = memory.len();
-        if version == self.layout.wrapping_add(1) && len == self.regions + 1 {
-            let index = len - 1;
-            if index + 1 < INLINE_REGIONS {
-                let entry = owned_entry(memory, index).unwrap_or_default();
-                let classes = self.code.limit_classes;
-                ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry, classes);
-                ctx.inline_regions = index as u64 + 2;
-            }
-            self.regions = len;
-            self.frame_state(ctx);
-            self.layout = self.machine.memory().layout_version();
-            return;
+        if version == self.layout.wrapping_add(1) && memory.len() == self.regions + 1 {
+            self.fill_from(ctx, self.regions);
+        } else {
+            self.fill(ctx);
         }
-        self.fill(ctx);
     }
 
     /// Points the context block at the current frame.
@@ -500,15 +505,8 @@ impl Gen {
     /// A checked memory access of `size` bytes at `base + off`: inline
     /// against the region tables, or through the machine. The access goes
     /// through r11 (plus a displacement); r10 is scratch.
-    fn mem(
-        &mut self,
-        pc: u32,
-        size: i32,
-        base: usize,
-        off: i16,
-        load: Option<(usize, bool)>,
-        store: Option<Value>,
-    ) {
+    fn mem(&mut self, pc: u32, acc: Access) {
+        let (size, base, off) = (acc.size as i32, reg(acc.base), acc.off);
         let slow = self.a.new_label();
         let access = self.a.new_label();
         let address = Mem::at(R64[base], off as i32);
@@ -531,32 +529,36 @@ impl Gen {
             0
         } else {
             a.lea(R11, address);
-            self.checked_address(size, load.is_some(), slow);
+            self.checked_address(size, !acc.stores(), slow);
             0
         };
         self.a.bind(access);
-        self.access(Mem::at(R11, disp), size, load, store);
-        if load.is_some() {
-            self.stubs.push(Stub::Load {
-                label: slow,
-                pc,
-                address,
-                access,
-                disp,
-            });
-        } else if let Some(value) = store {
-            // Right after the store, not the next slot: a block's checked
-            // copy (Stub::Budget) has its own code there.
-            let resume = self.a.new_label();
-            self.a.bind(resume);
-            self.stubs.push(Stub::Store {
-                label: slow,
-                pc,
-                address,
-                value,
-                resume,
-            });
-        }
+        self.emit_access(Mem::at(R11, disp), acc);
+        let value = match acc.kind {
+            AccessKind::Load { .. } => {
+                self.stubs.push(Stub::Load {
+                    label: slow,
+                    pc,
+                    address,
+                    access,
+                    disp,
+                });
+                return;
+            }
+            AccessKind::Store(src) => Value::Reg(reg(src)),
+            AccessKind::StoreImm(v) => Value::Imm(v),
+        };
+        // Right after the store, not the next slot: a block's checked copy
+        // (Stub::Budget) has its own code there.
+        let resume = self.a.new_label();
+        self.a.bind(resume);
+        self.stubs.push(Stub::Store {
+            label: slow,
+            pc,
+            address,
+            value,
+            resume,
+        });
     }
 
     /// The inline check of the guest address in r11 for `size` bytes:
@@ -1199,49 +1201,32 @@ impl Gen {
     /// A load or store of a strided loop's unchecked copy, whose base
     /// register holds a host address; false for other instructions.
     fn unchecked_access(&mut self, op: Op) -> bool {
-        use Op::*;
-        let (size, base, off, load, store) = match op {
-            Ldx8(d, s, o) => (1, s, o, Some((reg(d), false)), None),
-            Ldx16(d, s, o) => (2, s, o, Some((reg(d), false)), None),
-            Ldx32(d, s, o) => (4, s, o, Some((reg(d), false)), None),
-            Ldx64(d, s, o) => (8, s, o, Some((reg(d), false)), None),
-            Ldxs8(d, s, o) => (1, s, o, Some((reg(d), true)), None),
-            Ldxs16(d, s, o) => (2, s, o, Some((reg(d), true)), None),
-            Ldxs32(d, s, o) => (4, s, o, Some((reg(d), true)), None),
-            St8(b, o, v) => (1, b, o, None, Some(Value::Imm(v))),
-            St16(b, o, v) => (2, b, o, None, Some(Value::Imm(v))),
-            St32(b, o, v) => (4, b, o, None, Some(Value::Imm(v))),
-            St64(b, o, v) => (8, b, o, None, Some(Value::Imm(v))),
-            Stx8(b, s, o) => (1, b, o, None, Some(Value::Reg(reg(s)))),
-            Stx16(b, s, o) => (2, b, o, None, Some(Value::Reg(reg(s)))),
-            Stx32(b, s, o) => (4, b, o, None, Some(Value::Reg(reg(s)))),
-            Stx64(b, s, o) => (8, b, o, None, Some(Value::Reg(reg(s)))),
-            _ => return false,
+        let Some(acc) = access(&op) else {
+            return false;
         };
-        self.access(Mem::at(R64[reg(base)], off as i32), size, load, store);
+        self.emit_access(Mem::at(R64[reg(acc.base)], acc.off as i32), acc);
         true
     }
 
     /// The load or store itself, at host address `m`.
-    fn access(&mut self, m: Mem, size: i32, load: Option<(usize, bool)>, store: Option<Value>) {
+    fn emit_access(&mut self, m: Mem, acc: Access) {
         let a = &mut self.a;
-        if let Some((dst, signed)) = load {
-            let dst = R64[dst];
-            match (size, signed) {
-                (1, false) => a.movzx(dst, m, W::B8),
-                (2, false) => a.movzx(dst, m, W::B16),
-                (4, false) => a.load(W::B32, dst, m),
-                (8, _) => a.load(W::B64, dst, m),
-                (1, true) => a.movsx(W::B64, dst, m, W::B8),
-                (2, true) => a.movsx(W::B64, dst, m, W::B16),
-                _ => a.movsx(W::B64, dst, m, W::B32),
+        match acc.kind {
+            AccessKind::Load { dst, signed } => {
+                let dst = R64[reg(dst)];
+                match (acc.size, signed) {
+                    (1, false) => a.movzx(dst, m, W::B8),
+                    (2, false) => a.movzx(dst, m, W::B16),
+                    (4, false) => a.load(W::B32, dst, m),
+                    (8, _) => a.load(W::B64, dst, m),
+                    (1, true) => a.movsx(W::B64, dst, m, W::B8),
+                    (2, true) => a.movsx(W::B64, dst, m, W::B16),
+                    _ => a.movsx(W::B64, dst, m, W::B32),
+                }
             }
-        } else if let Some(value) = store {
-            match value {
-                Value::Reg(s) => a.store(width(size), m, R64[s]),
-                // Narrower stores take the immediate's low bytes.
-                Value::Imm(v) => a.store_imm(width(size), m, v as i64 as i32),
-            }
+            AccessKind::Store(src) => a.store(width(acc.size as i32), m, R64[reg(src)]),
+            // Narrower stores take the immediate's low bytes.
+            AccessKind::StoreImm(v) => a.store_imm(width(acc.size as i32), m, v as i64 as i32),
         }
     }
 
@@ -1250,23 +1235,11 @@ impl Gen {
         if self.alu(op) || self.jump(op) {
             return;
         }
+        if let Some(acc) = access(&op) {
+            return self.mem(pc, acc);
+        }
         let next = slot(pc as usize + 1);
         match op {
-            Ldx8(d, s, off) => self.mem(pc, 1, reg(s), off, Some((reg(d), false)), None),
-            Ldx16(d, s, off) => self.mem(pc, 2, reg(s), off, Some((reg(d), false)), None),
-            Ldx32(d, s, off) => self.mem(pc, 4, reg(s), off, Some((reg(d), false)), None),
-            Ldx64(d, s, off) => self.mem(pc, 8, reg(s), off, Some((reg(d), false)), None),
-            Ldxs8(d, s, off) => self.mem(pc, 1, reg(s), off, Some((reg(d), true)), None),
-            Ldxs16(d, s, off) => self.mem(pc, 2, reg(s), off, Some((reg(d), true)), None),
-            Ldxs32(d, s, off) => self.mem(pc, 4, reg(s), off, Some((reg(d), true)), None),
-            St8(b, off, v) => self.mem(pc, 1, reg(b), off, None, Some(Value::Imm(v))),
-            St16(b, off, v) => self.mem(pc, 2, reg(b), off, None, Some(Value::Imm(v))),
-            St32(b, off, v) => self.mem(pc, 4, reg(b), off, None, Some(Value::Imm(v))),
-            St64(b, off, v) => self.mem(pc, 8, reg(b), off, None, Some(Value::Imm(v))),
-            Stx8(b, s, off) => self.mem(pc, 1, reg(b), off, None, Some(Value::Reg(reg(s)))),
-            Stx16(b, s, off) => self.mem(pc, 2, reg(b), off, None, Some(Value::Reg(reg(s)))),
-            Stx32(b, s, off) => self.mem(pc, 4, reg(b), off, None, Some(Value::Reg(reg(s)))),
-            Stx64(b, s, off) => self.mem(pc, 8, reg(b), off, None, Some(Value::Reg(reg(s)))),
             Ldx32Ctx(d, s, off) => {
                 self.a.lea(R11, Mem::at(R64[reg(s)], off as i32));
                 self.tcall_spilling(tramp_load_ctx, pc as u64, spill_for(d));
@@ -1382,6 +1355,11 @@ fn op_at(rt: &Runtime<'_, '_>, pc: u64) -> Op {
     rt.code.ops[pc as usize]
 }
 
+/// The bytes the load or store at `pc` moves.
+fn access_size(rt: &Runtime<'_, '_>, pc: u64) -> usize {
+    access(&op_at(rt, pc)).map_or(8, |a| a.size as usize)
+}
+
 extern "sysv64" fn tramp_budget(ctx: *mut JitCtx, block: u64, _: u64, _: u64) -> u64 {
     guarded(ctx, false, |ctx, rt| {
         let insns = &rt.code.blocks[block as usize];
@@ -1393,12 +1371,7 @@ extern "sysv64" fn tramp_budget(ctx: *mut JitCtx, block: u64, _: u64, _: u64) ->
 
 extern "sysv64" fn tramp_load(ctx: *mut JitCtx, pc: u64, addr: u64, _: u64) -> u64 {
     guarded(ctx, false, |ctx, rt| {
-        let size = match op_at(rt, pc) {
-            Op::Ldx8(..) | Op::Ldxs8(..) => 1,
-            Op::Ldx16(..) | Op::Ldxs16(..) => 2,
-            Op::Ldx32(..) | Op::Ldxs32(..) => 4,
-            _ => 8,
-        };
+        let size = access_size(rt, pc);
         ctx.scratch = rt
             .machine
             .load(pc as usize, addr, size)
@@ -1409,12 +1382,7 @@ extern "sysv64" fn tramp_load(ctx: *mut JitCtx, pc: u64, addr: u64, _: u64) -> u
 
 extern "sysv64" fn tramp_store(ctx: *mut JitCtx, pc: u64, addr: u64, value: u64) -> u64 {
     guarded(ctx, false, |ctx, rt| {
-        let size = match op_at(rt, pc) {
-            Op::St8(..) | Op::Stx8(..) => 1,
-            Op::St16(..) | Op::Stx16(..) => 2,
-            Op::St32(..) | Op::Stx32(..) => 4,
-            _ => 8,
-        };
+        let size = access_size(rt, pc);
         rt.machine
             .store(pc as usize, addr, size, value)
             .inspect_err(|_| refund(ctx, rt, pc))
@@ -1432,8 +1400,10 @@ extern "sysv64" fn tramp_loop(ctx: *mut JitCtx, id: u64, _: u64, _: u64) -> u64 
         let region = |index| owned_entry(memory, index).map(|e| (e.host, e.loadable, e.storable));
         let lp = &rt.code.loops[id];
         let safe = safe_iterations(lp, &ctx.regs, region, &mut ctx.loop_delta);
-        // The budget only shrinks and the regions stay: a loop found not
-        // worth it now will not be later in this run.
+        // Giving up for the rest of the run keeps a loop that does not
+        // qualify (memory the run does not own, a budget nearly spent)
+        // from asking at every back edge; a later pass of the loop over
+        // other memory then stays checked, which costs only speed.
         let per_iteration = rt.code.blocks[lp.block].len() as u64;
         let affordable = ctx.remaining / per_iteration;
         let run = safe.min(affordable);
