@@ -343,6 +343,8 @@ impl RunEnv<'_> {
         })
     }
 
+    /// `bpf_map_lookup_elem`: a lookup the space remembers, else the map.
+    #[inline(always)]
     fn map_lookup(
         &mut self,
         a: [u64; 5],
@@ -824,11 +826,7 @@ impl Environment for RunEnv<'_> {
         if !self.state.builtins || self.helpers.has_map_lookup() {
             return self.call_helper(helper::MAP_LOOKUP_ELEM as i64, args, memory);
         }
-        if let Some(addr) = self.remembered_lookup(args[0], args[1], memory) {
-            return Ok(HelperOutcome::Return(addr));
-        }
-        self.lookup_elem(args[0], args[1], memory)
-            .map(HelperOutcome::Return)
+        self.map_lookup(args, memory)
     }
 
     fn map_handle(&mut self, index: u32) -> Result<u64, HelperCallError> {
