@@ -79,8 +79,14 @@ impl Live {
 
     /// Whether stack slot `i` of the frame may be read before it is written.
     pub fn stack_slot(&self, i: usize) -> bool {
-        i >= 64 || self.stack & (1 << i) != 0
+        slot_may_be_read(self.stack, i)
     }
+}
+
+/// Whether slot `i` is in a stack-liveness mask ([`Live::stack`]); slots
+/// past the 64 a mask holds always are.
+pub fn slot_may_be_read(mask: u64, i: usize) -> bool {
+    i >= 64 || mask & (1 << i) != 0
 }
 
 /// [`Live`] for each slot of `prog` (`None` for lddw's second slot).

@@ -416,7 +416,7 @@ fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap, uninit_ok: bool, live: u
     // Past old's depth every byte of old is unwritten, which stands for
     // anything.
     for (i, o) in old.stack.iter().enumerate() {
-        if i < 64 && live & (1 << i) == 0 {
+        if !crate::liveness::slot_may_be_read(live, i) {
             continue;
         }
         let c = cur.slot(i);
