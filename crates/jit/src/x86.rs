@@ -1420,8 +1420,12 @@ extern "sysv64" fn tramp_loop(ctx: *mut JitCtx, id: u64, _: u64, _: u64) -> u64 
 
 /// Gives back the count of the instructions of the block of a load or
 /// store at `pc` that faulted, after it (the block was counted whole).
+/// In a block the budget ends in (`Gen::exhausted_block`) what is left is
+/// below 0, as a wrapped u64, until this gives the rest back.
 fn refund(ctx: &mut JitCtx, rt: &Runtime<'_, '_>, pc: u64) {
-    ctx.remaining += u64::from(rt.code.after[pc as usize]);
+    ctx.remaining = ctx
+        .remaining
+        .wrapping_add(u64::from(rt.code.after[pc as usize]));
 }
 
 extern "sysv64" fn tramp_load_ctx(ctx: *mut JitCtx, pc: u64, addr: u64, _: u64) -> u64 {
