@@ -33,6 +33,84 @@ pub(crate) struct StridedLoop {
     pub(crate) bases: Vec<(u8, i64)>,
     /// The loads and stores, in order.
     pub(crate) accesses: Vec<StridedAccess>,
+    /// When the loop only copies memory: its remaining iterations as one
+    /// copy.
+    pub(crate) copy: Option<CopyIdiom>,
+}
+
+/// A strided loop that does nothing but copy memory forward: a load, a
+/// store of the loaded register of the same size, each base stepped by
+/// that size, and a counter stepped by a constant that the loop's jump
+/// compares with a bound. What is left of it once its iteration count is
+/// known is one `memcpy`, as LLVM's LoopIdiomRecognize turns such loops
+/// into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CopyIdiom {
+    /// The register loaded and stored.
+    pub(crate) value: u8,
+    /// Whether the load sign-extends.
+    pub(crate) signed: bool,
+    /// Bytes per iteration (the access size, and each base's step).
+    pub(crate) size: u64,
+    /// The counter register (the load is the loop's `accesses[0]`, the
+    /// store `accesses[1]`).
+    pub(crate) counter: u8,
+    /// What the counter is stepped by (0 < step < 2^63).
+    pub(crate) step: u64,
+    /// What the loop's jump compares the counter with.
+    pub(crate) bound: Bound,
+    /// When the loop goes round again.
+    pub(crate) again: Again,
+}
+
+/// The other side of a counted loop's comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// A constant.
+    Imm(u64),
+    /// A register the loop does not write.
+    Reg(u8),
+}
+
+/// When a counted loop goes round again, comparing the counter (unsigned,
+/// 64 bits) with its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Again {
+    /// `counter < bound`.
+    Below,
+    /// `counter <= bound`.
+    AtMost,
+    /// `counter != bound`.
+    Unequal,
+}
+
+impl CopyIdiom {
+    /// How many more iterations the loop runs from registers `regs` (its
+    /// back edge just taken), or `None` when the counter would wrap
+    /// around first (the unchecked copy then runs it iteration by
+    /// iteration).
+    pub(crate) fn trips(&self, regs: &[u64; 11]) -> Option<u64> {
+        let counter = *regs.get(self.counter as usize)?;
+        let bound = match self.bound {
+            Bound::Imm(v) => v,
+            Bound::Reg(r) => *regs.get(r as usize)?,
+        };
+        let k = self.step;
+        // Iteration j (from 1) leaves the counter at counter + j * k and
+        // goes round again while that passes the test.
+        let trips = match self.again {
+            Again::Below if counter < bound => (bound - counter).div_ceil(k),
+            Again::AtMost if counter <= bound => (bound - counter) / k + 1,
+            // The first j with j * k = bound - counter (mod 2^64) is the
+            // quotient when k divides it without wrapping.
+            Again::Unequal if (bound.wrapping_sub(counter)) % k == 0 => {
+                bound.wrapping_sub(counter) / k
+            }
+            _ => return None,
+        };
+        counter.checked_add(trips.checked_mul(k)?)?;
+        (trips > 0).then_some(trips)
+    }
 }
 
 /// The strided loops among `blocks` (each a list of slots of `ops`).
@@ -126,10 +204,84 @@ fn strided(ops: &[Op], index: usize, block: &[u32]) -> Option<StridedLoop> {
     if bases.iter().any(|&(_, step)| step < 0) {
         return None;
     }
+    let copy = copy_idiom(ops, body, jump, &bases, &accesses);
     Some(StridedLoop {
         block: index,
         bases,
         accesses,
+        copy,
+    })
+}
+
+/// The [`CopyIdiom`] a strided loop (already checked by [`strided`]) is,
+/// if it is one.
+fn copy_idiom(
+    ops: &[Op],
+    body: &[u32],
+    jump: Op,
+    bases: &[(u8, i64)],
+    accesses: &[StridedAccess],
+) -> Option<CopyIdiom> {
+    let [load, store] = accesses else {
+        return None;
+    };
+    let size = load.size;
+    if load.store || !store.store || store.size != size {
+        return None;
+    }
+    if bases.iter().any(|&(_, step)| step as u64 != size) {
+        return None;
+    }
+    let mut value = None;
+    let mut counter = None;
+    for &pc in body {
+        let op = ops[pc as usize];
+        if let Some(a) = access(&op) {
+            match a.kind {
+                AccessKind::Load { dst, signed } => value = Some((dst, signed)),
+                // The store must write what the load read.
+                AccessKind::Store(src) if Some(src) == value.map(|v| v.0) => {}
+                _ => return None,
+            }
+            continue;
+        }
+        match op {
+            Op::Add64I(d, _) | Op::Sub64I(d, _) if bases.iter().any(|&(b, _)| b == d) => {}
+            Op::Add64I(d, k) if counter.is_none() && (1..1 << 63).contains(&k) => {
+                counter = Some((d, k))
+            }
+            _ => return None,
+        }
+    }
+    let ((value, signed), (counter, step)) = (value?, counter?);
+    if value == counter {
+        return None;
+    }
+    use Op::*;
+    let (bound, again) = match jump {
+        Jlt64I(d, v, _) if d == counter => (Bound::Imm(v), Again::Below),
+        Jle64I(d, v, _) if d == counter => (Bound::Imm(v), Again::AtMost),
+        Jne64I(d, v, _) if d == counter => (Bound::Imm(v), Again::Unequal),
+        Jlt64R(d, s, _) if d == counter => (Bound::Reg(s), Again::Below),
+        Jle64R(d, s, _) if d == counter => (Bound::Reg(s), Again::AtMost),
+        Jne64R(d, s, _) if d == counter => (Bound::Reg(s), Again::Unequal),
+        Jne64R(s, d, _) if d == counter => (Bound::Reg(s), Again::Unequal),
+        Jgt64R(s, d, _) if d == counter => (Bound::Reg(s), Again::Below),
+        Jge64R(s, d, _) if d == counter => (Bound::Reg(s), Again::AtMost),
+        _ => return None,
+    };
+    // The body writes only the bases, the counter and the value.
+    if matches!(bound, Bound::Reg(r) if r == counter || r == value) {
+        return None;
+    }
+    Some(CopyIdiom {
+        value,
+        signed,
+        size,
+        counter,
+        step,
+        bound,
+        again,
     })
 }
 
@@ -350,6 +502,73 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_copy_loop_is_a_copy_idiom_counting_the_iterations_left() {
+        let copy = loops(COPY)[0].copy.clone().expect("a copy idiom");
+        assert_eq!(
+            (copy.value, copy.signed, copy.size, copy.counter, copy.step),
+            (4, false, 8, 3, 8)
+        );
+        assert_eq!((copy.bound, copy.again), (Bound::Imm(64), Again::Below));
+        let at = |counter: u64| {
+            let mut regs = [0; 11];
+            regs[3] = counter;
+            regs[5] = 64;
+            regs
+        };
+        // After the first iteration (r3 = 8) seven are left; from 60, one
+        // (to 68).
+        assert_eq!(copy.trips(&at(8)), Some(7));
+        assert_eq!(copy.trips(&at(60)), Some(1));
+        for (from, to, expect) in [
+            // `<=` runs once more at the bound.
+            ("if r3 < 64", "if r3 <= 64", [Some(8), Some(1)]),
+            // `!=` must meet the bound exactly: not from 60.
+            ("if r3 < 64", "if r3 != 64", [Some(7), None]),
+            // Bounds in a register, either side of the compare.
+            ("if r3 < 64", "if r3 < r5", [Some(7), Some(1)]),
+            ("if r3 < 64", "if r5 > r3", [Some(7), Some(1)]),
+            ("if r3 < 64", "if r5 >= r3", [Some(8), Some(1)]),
+            ("if r3 < 64", "if r5 != r3", [Some(7), None]),
+        ] {
+            let src = COPY.replace(from, to);
+            let copy = loops(&src)[0].copy.clone().expect(to);
+            assert_eq!([copy.trips(&at(8)), copy.trips(&at(60))], expect, "{to}");
+        }
+        // A counter past an `!=` bound meets it only after wrapping
+        // around.
+        let src = COPY.replace("if r3 < 64", "if r3 != 64");
+        let copy = loops(&src)[0].copy.clone().unwrap();
+        assert_eq!(copy.trips(&at(72)), None);
+    }
+
+    #[test]
+    fn a_strided_loop_doing_more_than_copying_is_no_copy_idiom() {
+        for (from, to) in [
+            // The value changed on its way.
+            ("*(u64 *)(r2 + 8) = r4", "r4 += 1\n*(u64 *)(r2 + 8) = r4"),
+            // Another register stored, or a constant.
+            ("*(u64 *)(r2 + 8) = r4", "*(u64 *)(r2 + 8) = r5"),
+            ("*(u64 *)(r2 + 8) = r4", "*(u64 *)(r2 + 8) = 0"),
+            // Sizes that differ, or a step that is not the size.
+            ("*(u64 *)(r2 + 8) = r4", "*(u32 *)(r2 + 8) = r4"),
+            ("r1 += 8", "r1 += 16"),
+            // A second counter, or one stepped down.
+            ("r3 += 8", "r3 += 8\nr5 += 1"),
+            ("r3 += 8", "r3 += -8"),
+            // Signed or 32-bit compares.
+            ("if r3 < 64", "if r3 s< 64"),
+            ("if r3 < 64", "if w3 < 64"),
+            // A bound the loop writes.
+            ("if r3 < 64", "if r3 < r4"),
+        ] {
+            let src = COPY.replace(from, to);
+            assert_ne!(src, COPY);
+            let found = loops(&src);
+            assert!(found.iter().all(|l| l.copy.is_none()), "{to}");
+        }
     }
 
     #[test]

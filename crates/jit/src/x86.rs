@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::blocks::{access, is_load_store, leaders, Access, AccessKind, Accesses};
 use crate::exec::ExecMemory;
-use crate::loops::{safe_iterations, strided_loops, StridedLoop};
+use crate::loops::{safe_iterations, strided_loops, CopyIdiom, StridedAccess, StridedLoop};
 use crate::x86_asm::*;
 use crate::JitError;
 use bpfkit_vm::engine::{
@@ -972,6 +972,13 @@ impl JitProgram {
         self.loops.len()
     }
 
+    /// How many of the [strided loops](JitProgram::strided_loops) only
+    /// copy memory forward and so run what is left of them, once in
+    /// bounds, as one copy (see the crate docs).
+    pub fn copy_loops(&self) -> usize {
+        self.loops.iter().filter(|l| l.copy.is_some()).count()
+    }
+
     /// The address the machine code is mapped at.
     pub fn address(&self) -> u64 {
         self.memory.addr()
@@ -1161,6 +1168,11 @@ impl Gen {
         self.a.load(W::B64, R10, Mem::at(R12, SCRATCH));
         self.a.test_rr(W::B64, R10, R10);
         self.a.jcc(Cond::E, head);
+        if self.loops[id].copy.is_some() {
+            self.a
+                .alu_ri(Alu::Cmp, W::B64, R10, LOOP_DONE as i64 as i32);
+            self.a.jcc(Cond::E, slot(last as usize + 1));
+        }
         self.translate_bases(id, Alu::Add);
         // The loop's first instruction on a 32-byte boundary, where the
         // decoders fetch from.
@@ -1406,6 +1418,15 @@ extern "sysv64" fn tramp_loop(ctx: *mut JitCtx, id: u64, _: u64, _: u64) -> u64 
         // other memory then stays checked, which costs only speed.
         let per_iteration = rt.code.blocks[lp.block].len() as u64;
         let affordable = ctx.remaining / per_iteration;
+        if let Some(copy) = &lp.copy {
+            if let Some(trips) = copy.trips(&ctx.regs) {
+                if trips <= safe.min(affordable) && bulk_copy(ctx, lp, copy, trips) {
+                    ctx.remaining -= trips * per_iteration;
+                    ctx.scratch = LOOP_DONE;
+                    return Ok(());
+                }
+            }
+        }
         let run = safe.min(affordable);
         if run >= MIN_FAST_ITERATIONS {
             ctx.remaining -= run * per_iteration;
@@ -1416,6 +1437,61 @@ extern "sysv64" fn tramp_loop(ctx: *mut JitCtx, id: u64, _: u64, _: u64) -> u64 
         }
         Ok(())
     })
+}
+
+/// What `tramp_loop` leaves in `scratch` when it ran the rest of the loop
+/// itself, as one copy.
+const LOOP_DONE: u64 = u64::MAX;
+
+/// The last `trips` iterations of copy loop `lp` at once, with the
+/// registers they leave: true when done, false (nothing done) when its
+/// source and destination overlap, where the byte-by-byte order of the
+/// iterations matters. `ctx.loop_delta` holds the bases' deltas
+/// `safe_iterations` found for at least `trips` iterations.
+fn bulk_copy(ctx: &mut JitCtx, lp: &StridedLoop, copy: &CopyIdiom, trips: u64) -> bool {
+    let [load, store] = &lp.accesses[..] else {
+        return false;
+    };
+    let host = |a: &StridedAccess| {
+        let b = a.base as usize;
+        ctx.regs[b]
+            .wrapping_add(a.offset as u64)
+            .wrapping_add(ctx.loop_delta[b])
+    };
+    let (from, to) = (host(load), host(store));
+    // In bounds for `trips` iterations, so no sum wraps.
+    let len = trips * copy.size;
+    if from < to + len && to < from + len {
+        return false;
+    }
+    let last = from + len - copy.size;
+    // SAFETY: `safe_iterations` found every access of the next `trips`
+    // iterations inside a region the run owns (a live `Vec` of the address
+    // space, which nothing else borrows while the program runs), as the
+    // unchecked copy of the loop would make them: loads of `len` bytes
+    // from `from`, stores of `len` bytes to `to`, which do not overlap.
+    // The last load, of `copy.size` bytes at `last`, is inside the first.
+    let loaded = unsafe {
+        std::ptr::copy_nonoverlapping(from as *const u8, to as *mut u8, len as usize);
+        let p = last as *const u8;
+        match (copy.size, copy.signed) {
+            (1, false) => u64::from(p.read()),
+            (2, false) => u64::from(p.cast::<u16>().read_unaligned()),
+            (4, false) => u64::from(p.cast::<u32>().read_unaligned()),
+            (1, true) => p.cast::<i8>().read() as i64 as u64,
+            (2, true) => p.cast::<i16>().read_unaligned() as i64 as u64,
+            (4, true) => p.cast::<i32>().read_unaligned() as i64 as u64,
+            _ => p.cast::<u64>().read_unaligned(),
+        }
+    };
+    for &(b, step) in &lp.bases {
+        let r = &mut ctx.regs[b as usize];
+        *r = r.wrapping_add(trips * step as u64);
+    }
+    let c = &mut ctx.regs[copy.counter as usize];
+    *c = c.wrapping_add(trips * copy.step);
+    ctx.regs[copy.value as usize] = loaded;
+    true
 }
 
 /// Gives back the count of the instructions of the block of a load or

@@ -349,3 +349,102 @@ fn a_strided_loop_over_a_map_value_keeps_its_checks() {
         assert_eq!(r.is_ok(), n == 8, "{n} bytes into an 8-byte value: {r:?}");
     }
 }
+
+/// A loop that only copies: `n` elements of `size` bytes (loaded with
+/// `load`) from `src` to `dst` in the input, counted by r3 from `start`
+/// in steps of `step` and tested with `test`; r0 then mixes every register
+/// the loop leaves.
+fn pure_copy(load: &str, size: u32, src: u32, dst: u32, test: &str) -> String {
+    format!(
+        "
+        r2 = r1
+        r2 += {dst}
+        r1 += {src}
+        r3 = 0
+        r5 = 0
+        r5 += {bound}
+    copy:
+        r4 = {load}(r1 + 0)
+        *(u{bits} *)(r2 + 0) = r4
+        r1 += {size}
+        r2 += {size}
+        r3 += 3
+        {test} goto copy
+        r0 = r4
+        r0 ^= r3
+        r1 <<= 3
+        r0 ^= r1
+        r2 <<= 7
+        r0 ^= r2
+        exit",
+        bits = size * 8,
+        bound = 3 * 20,
+    )
+}
+
+#[test]
+fn copy_loops_run_as_one_copy_with_the_interpreters_registers_memory_and_faults() {
+    let p = Program::new(
+        assemble(
+            &pure_copy("*(u64 *)", 8, 0, 512, "if r3 < 60"),
+            Syntax::Llvm,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let code = JitProgram::compile(&p).unwrap();
+    assert_eq!((code.strided_loops(), code.copy_loops()), (1, 1));
+    let mem: Vec<u8> = (0..1024u32).map(|i| (i * 7 + 0x80) as u8).collect();
+    for (load, size) in [
+        ("*(u8 *)", 1),
+        ("*(u16 *)", 2),
+        ("*(u32 *)", 4),
+        ("*(u64 *)", 8),
+        ("*(s8 *)", 1),
+        ("*(s16 *)", 2),
+        ("*(s32 *)", 4),
+    ] {
+        // 20 elements: apart, adjacent, overlapping either way (the
+        // iterations then run one by one), and running off the input.
+        for (src, dst) in [
+            (0, 512),
+            (512, 0),
+            (0, 20 * size),
+            (3, 5),
+            (5, 3),
+            (0, 1024 - 20 * size),
+            (0, 1025 - 20 * size),
+            (1030 - 20 * size, 0),
+        ] {
+            for test in [
+                "if r3 < 60",
+                "if r3 <= 58",
+                "if r3 != 60",
+                "if r3 < r5",
+                "if r5 > r3",
+                "if r5 != r3",
+                // Never equal: runs until the input ends.
+                "if r3 != 61",
+            ] {
+                let fits = src.max(dst) + 20 * size <= 1024 && test != "if r3 != 61";
+                let r = agree(&pure_copy(load, size, src, dst, test), &mem, 1 << 20, &[]);
+                assert_eq!(r.is_ok(), fits, "{load} {src}->{dst} {test}: {r:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_budget_ends_inside_a_copy_loop_where_the_interpreter_says() {
+    // The copy is taken only when the budget covers every iteration left;
+    // otherwise the iterations run one by one up to the budget's end.
+    let src = pure_copy("*(u32 *)", 4, 0, 100, "if r3 < 60");
+    let whole = 6 + 20 * 6 + 7;
+    let mut ended = 0;
+    for budget in whole - 40..=whole + 2 {
+        if agree(&src, &[1; 200], budget, &[]).is_err() {
+            ended += 1;
+        }
+    }
+    assert_eq!(ended, 40);
+}

@@ -133,11 +133,14 @@ fn a64_listing(program: &Program, code: &bpfkit_jit::a64::A64Code) -> String {
 #[cfg(target_arch = "x86_64")]
 fn print(program: &Program) -> anyhow::Result<()> {
     let code = bpfkit_jit::JitProgram::compile(program).context("compiling")?;
-    let loops = match code.strided_loops() {
+    let mut loops = match code.strided_loops() {
         0 => String::new(),
         1 => ", 1 loop with its bounds checks hoisted".to_string(),
         n => format!(", {n} loops with their bounds checks hoisted"),
     };
+    if code.copy_loops() > 0 {
+        loops += &format!(" ({} a memory copy)", code.copy_loops());
+    }
     outln!(
         "; {} eBPF slots, {} bytes of x86-64 code{loops}",
         program.slots(),
