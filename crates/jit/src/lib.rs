@@ -18,8 +18,9 @@
 //!   to the checked loop before the first iteration that could fault; a
 //!   loop that only copies (load, store of it, bases and a counter
 //!   stepped, the counter compared with a bound) has its iterations
-//!   counted and, when source and destination do not overlap, copied at
-//!   once, as LLVM's LoopIdiomRecognize makes such loops a `memcpy`;
+//!   counted and, unless the destination starts inside the source,
+//!   copied at once (a `memmove`), as LLVM's LoopIdiomRecognize makes
+//!   such loops a `memcpy`;
 //! - the instruction budget (kept in r9) is counted per straight-line
 //!   block, on entry, for the block's instructions; loads and stores do
 //!   not end blocks (a fault gives back the rest of its block), and a block

@@ -1444,9 +1444,11 @@ extern "sysv64" fn tramp_loop(ctx: *mut JitCtx, id: u64, _: u64, _: u64) -> u64 
 const LOOP_DONE: u64 = u64::MAX;
 
 /// The last `trips` iterations of copy loop `lp` at once, with the
-/// registers they leave: true when done, false (nothing done) when its
-/// source and destination overlap, where the byte-by-byte order of the
-/// iterations matters. `ctx.loop_delta` holds the bases' deltas
+/// registers they leave: true when done, false (nothing done) when the
+/// destination starts inside the source, where each iteration would read
+/// what an earlier one wrote. A destination below the source (or apart
+/// from it) sees what `memmove` gives: each iteration reads bytes above
+/// all those written before it. `ctx.loop_delta` holds the bases' deltas
 /// `safe_iterations` found for at least `trips` iterations.
 fn bulk_copy(ctx: &mut JitCtx, lp: &StridedLoop, copy: &CopyIdiom, trips: u64) -> bool {
     let [load, store] = &lp.accesses[..] else {
@@ -1461,7 +1463,7 @@ fn bulk_copy(ctx: &mut JitCtx, lp: &StridedLoop, copy: &CopyIdiom, trips: u64) -
     let (from, to) = (host(load), host(store));
     // In bounds for `trips` iterations, so no sum wraps.
     let len = trips * copy.size;
-    if from < to + len && to < from + len {
+    if from < to && to < from + len {
         return false;
     }
     let last = from + len - copy.size;
@@ -1469,12 +1471,12 @@ fn bulk_copy(ctx: &mut JitCtx, lp: &StridedLoop, copy: &CopyIdiom, trips: u64) -
     // iterations inside a region the run owns (a live `Vec` of the address
     // space, which nothing else borrows while the program runs), as the
     // unchecked copy of the loop would make them: loads of `len` bytes
-    // from `from`, stores of `len` bytes to `to`, which do not overlap.
-    // The last load, of `copy.size` bytes at `last`, is inside the first.
+    // from `from` (the last, of `copy.size` bytes, at `last`) and stores
+    // of `len` bytes to `to`. The last load happens before the copy, which
+    // may overwrite it, as in the loop it comes before the last store.
     let loaded = unsafe {
-        std::ptr::copy_nonoverlapping(from as *const u8, to as *mut u8, len as usize);
         let p = last as *const u8;
-        match (copy.size, copy.signed) {
+        let loaded = match (copy.size, copy.signed) {
             (1, false) => u64::from(p.read()),
             (2, false) => u64::from(p.cast::<u16>().read_unaligned()),
             (4, false) => u64::from(p.cast::<u32>().read_unaligned()),
@@ -1482,7 +1484,9 @@ fn bulk_copy(ctx: &mut JitCtx, lp: &StridedLoop, copy: &CopyIdiom, trips: u64) -
             (2, true) => p.cast::<i16>().read_unaligned() as i64 as u64,
             (4, true) => p.cast::<i32>().read_unaligned() as i64 as u64,
             _ => p.cast::<u64>().read_unaligned(),
-        }
+        };
+        std::ptr::copy(from as *const u8, to as *mut u8, len as usize);
+        loaded
     };
     for &(b, step) in &lp.bases {
         let r = &mut ctx.regs[b as usize];

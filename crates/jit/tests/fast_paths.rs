@@ -404,8 +404,10 @@ fn copy_loops_run_as_one_copy_with_the_interpreters_registers_memory_and_faults(
         ("*(s16 *)", 2),
         ("*(s32 *)", 4),
     ] {
-        // 20 elements: apart, adjacent, overlapping either way (the
-        // iterations then run one by one), and running off the input.
+        // 20 elements: apart, adjacent, overlapping either way (a
+        // destination inside the source runs the iterations one by one;
+        // one below it is a memmove, after which the last element loaded
+        // may be overwritten), and running off the input.
         for (src, dst) in [
             (0, 512),
             (512, 0),
