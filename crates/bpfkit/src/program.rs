@@ -361,17 +361,6 @@ impl Program {
     }
 }
 
-/// The tracefs `events` directory, when tracefs is mounted.
-fn tracefs_events() -> Option<&'static Path> {
-    [
-        "/sys/kernel/tracing/events",
-        "/sys/kernel/debug/tracing/events",
-    ]
-    .into_iter()
-    .map(Path::new)
-    .find(|p| p.is_dir())
-}
-
 fn check_name(data: &ProgramData, what: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.contains('/') || name.contains('\0') {
         return Err(data.attach_point_error(format!(
@@ -389,11 +378,14 @@ fn check_interface(data: &ProgramData, interface: &str) -> Result<()> {
     Ok(())
 }
 
-/// The tracepoint `category/name` exists (when tracefs is there to ask).
+/// The tracepoint `category/name` exists (when tracefs is there to ask,
+/// mounted as the attach itself would mount it, so that a missing one is
+/// the same error on a machine that had not mounted tracefs yet).
 fn check_tracepoint(data: &ProgramData, category: &str, name: &str) -> Result<()> {
     check_name(data, "tracepoint category", category)?;
     check_name(data, "tracepoint", name)?;
-    if let Some(events) = tracefs_events() {
+    if let Ok(root) = bpfkit_kernel::fs::tracefs() {
+        let events = root.join("events");
         if !events.join(category).join(name).is_dir() {
             return Err(data.attach_point_error(format!(
                 "no tracepoint {category}/{name} ({} does not exist)",
