@@ -450,3 +450,83 @@ fn the_budget_ends_inside_a_copy_loop_where_the_interpreter_says() {
     }
     assert_eq!(ended, 40);
 }
+
+#[test]
+fn random_copy_loops_agree_with_the_interpreter() {
+    // Element sizes and signedness, source and destination anywhere in
+    // (and past) the input, any counter start, step, bound and test, and
+    // budgets that end before, inside and after the loop.
+    use proptest::test_runner::{Config, TestRunner};
+    const CASES: u32 = 2_000;
+    let loads = [
+        ("*(u8 *)", 1),
+        ("*(u16 *)", 2),
+        ("*(u32 *)", 4),
+        ("*(u64 *)", 8),
+        ("*(s8 *)", 1),
+        ("*(s16 *)", 2),
+        ("*(s32 *)", 4),
+    ];
+    let tests = ["<", "<=", "!="];
+    let mut runner = TestRunner::new(Config {
+        cases: CASES,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (
+        0..loads.len(),
+        (0u32..1100, 0u32..1100),
+        (0u32..40, 1u32..12, 0u32..600),
+        (0..tests.len(), proptest::bool::ANY),
+        20u64..3000,
+    );
+    let mem: Vec<u8> = (0..1024u32).map(|i| (i * 13 + 0x81) as u8).collect();
+    let copied = std::cell::Cell::new(0);
+    runner
+        .run(
+            &strategy,
+            |(load, (src, dst), (start, step, bound), (test, in_reg), budget)| {
+                let (load, size) = loads[load];
+                let test = if in_reg {
+                    format!("if r3 {} r5", tests[test])
+                } else {
+                    format!("if r3 {} {bound}", tests[test])
+                };
+                let prog = format!(
+                    "
+                r2 = r1
+                r2 += {dst}
+                r1 += {src}
+                r3 = {start}
+                r5 = {bound}
+            copy:
+                r4 = {load}(r1 + 0)
+                *(u{bits} *)(r2 + 0) = r4
+                r1 += {size}
+                r2 += {size}
+                r3 += {step}
+                {test} goto copy
+                r0 = r4
+                r0 ^= r3
+                r1 <<= 3
+                r0 ^= r1
+                r2 <<= 7
+                r0 ^= r2
+                exit",
+                    bits = size * 8
+                );
+                if agree(&prog, &mem, budget, &[]).is_ok() {
+                    copied.set(copied.get() + 1);
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    eprintln!("{} of {CASES} copy loops finished", copied.get());
+    // Enough runs that finish (and so copied) to have tested the copy.
+    assert!(
+        copied.get() > CASES / 10,
+        "{} of {CASES} finished",
+        copied.get()
+    );
+}
