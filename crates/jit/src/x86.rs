@@ -13,7 +13,7 @@ use crate::JitError;
 use bpfkit_vm::engine::{
     AtomicKind, CallStep, CompiledCode, Flow, Halt, Machine, Op, FUNC_ADDR_TAG, MAP_LOOKUP_ELEM,
 };
-use bpfkit_vm::{Backing, Program, RunError};
+use bpfkit_vm::{Program, RunError};
 
 /// eBPF registers r0..r10 in the kernel x86 JIT's mapping.
 const R64: [Reg; 11] = [RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP];
@@ -178,7 +178,6 @@ impl Runtime<'_, '_> {
         ctx.inline_regions = n as u64 + 1;
         self.regions = memory.len();
         self.frame_state(ctx);
-        // Last: handing out regions mutably (`owned_entry`) changes it.
         self.layout = self.machine.memory().layout_version();
     }
 
@@ -239,20 +238,13 @@ struct OwnedEntry {
 /// The inline table entry of region `index` if the run owns its bytes.
 #[inline(always)]
 fn owned_entry(memory: &mut bpfkit_vm::AddressSpace, index: usize) -> Option<OwnedEntry> {
-    let region = memory.region_mut(index)?;
-    let len = region.len() as u64;
-    let writable = region.writable;
-    match &mut region.backing {
-        Backing::Owned(v) => {
-            let len = len.min(v.len() as u64);
-            Some(OwnedEntry {
-                host: v.as_mut_ptr() as u64,
-                loadable: len,
-                storable: if writable { len } else { 0 },
-            })
-        }
-        Backing::Shared(_) => None,
-    }
+    let view = memory.owned_view(index)?;
+    let len = view.len as u64;
+    Some(OwnedEntry {
+        host: view.ptr as u64,
+        loadable: len,
+        storable: if view.writable { len } else { 0 },
+    })
 }
 
 /// Compiled x86-64 code of one program.

@@ -207,6 +207,13 @@ pub struct AddressSpace {
     /// region without a search (a program looking up the same element in a
     /// loop would otherwise pay for a scan of every region each time).
     shared: HashMap<usize, usize, BuildHasherDefault<IdentityHasher>>,
+    /// Whether `shared` names a region for all bytes any region shares, so
+    /// that bytes it does not know are in no region, without a scan. False
+    /// once [`AddressSpace::region_mut`] handed out a region (whose backing
+    /// the caller may have replaced), until no region is left. Without it
+    /// each value a run looks up for the first time would scan every
+    /// region: quadratic in the values a run touches.
+    shared_indexed: bool,
     /// See [`AddressSpace::layout_version`].
     layout: u64,
     /// Recent map lookups and the regions of their values, so a program
@@ -231,11 +238,23 @@ impl Default for AddressSpace {
         AddressSpace {
             regions: Vec::new(),
             shared: HashMap::default(),
+            shared_indexed: true,
             layout: 0,
             lookups: Vec::new(),
             id,
         }
     }
+}
+
+/// Owned bytes of a region, as [`AddressSpace::owned_view`] gives them.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnedView {
+    /// The first byte.
+    pub ptr: *mut u8,
+    /// How many bytes accesses may reach.
+    pub len: usize,
+    /// Whether stores are allowed.
+    pub writable: bool,
 }
 
 /// The base address of region `index`: region 0 starts at 4 GiB so that no
@@ -316,6 +335,7 @@ impl AddressSpace {
             // The index is a hint: an embedder may have replaced the
             // region's backing through `region_mut`, so it is checked.
             Some(&index) if self.regions.get(index).is_some_and(shares) => index,
+            _ if self.shared_indexed => return None,
             _ => self.regions.iter().position(shares)?,
         };
         data.set_region_hint(self.id, index);
@@ -396,9 +416,10 @@ impl AddressSpace {
         }
         self.changed();
         self.regions.truncate(keep);
-        if self.shared.is_empty() {
-        } else if keep == 0 {
+        if keep == 0 {
             self.shared.clear();
+            self.shared_indexed = true;
+        } else if self.shared.is_empty() {
         } else {
             self.shared.retain(|_, index| *index < keep);
         }
@@ -563,7 +584,26 @@ impl AddressSpace {
     pub fn region_mut(&mut self, index: usize) -> Option<&mut Region> {
         // The caller may change anything about the region.
         self.changed();
+        self.shared_indexed = false;
         self.regions.get_mut(index)
+    }
+
+    /// Where the bytes of region `index` are when the space owns them
+    /// (`None` for shared bytes), for compiled code that reads and writes
+    /// them in place: it changes nothing about the region, so the layout
+    /// version stays.
+    #[inline]
+    pub fn owned_view(&mut self, index: usize) -> Option<OwnedView> {
+        let region = self.regions.get_mut(index)?;
+        match &mut region.backing {
+            Backing::Owned(v) => Some(OwnedView {
+                ptr: v.as_mut_ptr(),
+                // An embedder may have left a region longer than its bytes.
+                len: region.len.min(v.len()),
+                writable: region.writable,
+            }),
+            Backing::Shared(_) => None,
+        }
     }
 
     /// A number that changes whenever a region is added or removed, or its
