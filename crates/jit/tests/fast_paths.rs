@@ -350,25 +350,46 @@ fn a_strided_loop_over_a_map_value_keeps_its_checks() {
     }
 }
 
-/// A loop that only copies: `n` elements of `size` bytes (loaded with
-/// `load`) from `src` to `dst` in the input, counted by r3 from `start`
-/// in steps of `step` and tested with `test`; r0 then mixes every register
-/// the loop leaves.
-fn pure_copy(load: &str, size: u32, src: u32, dst: u32, test: &str) -> String {
+/// How a copy loop's counter (r3) runs: from `start` in steps of `step`,
+/// with `bound` (also in r5) for its test.
+#[derive(Clone, Copy)]
+struct Counter {
+    start: u32,
+    step: u32,
+    bound: u32,
+}
+
+/// 20 iterations: from 0 in steps of 3, bound 60.
+const TWENTY: Counter = Counter {
+    start: 0,
+    step: 3,
+    bound: 60,
+};
+
+/// A loop that only copies elements of `size` bytes (loaded with `load`)
+/// from `src` to `dst` in the input, counted by r3 as `counter` says and
+/// tested with `test`; r0 then mixes every register the loop leaves.
+fn pure_copy(
+    load: &str,
+    size: u32,
+    (src, dst): (u32, u32),
+    counter: Counter,
+    test: &str,
+) -> String {
+    let Counter { start, step, bound } = counter;
     format!(
         "
         r2 = r1
         r2 += {dst}
         r1 += {src}
-        r3 = 0
-        r5 = 0
-        r5 += {bound}
+        r3 = {start}
+        r5 = {bound}
     copy:
         r4 = {load}(r1 + 0)
         *(u{bits} *)(r2 + 0) = r4
         r1 += {size}
         r2 += {size}
-        r3 += 3
+        r3 += {step}
         {test} goto copy
         r0 = r4
         r0 ^= r3
@@ -378,7 +399,6 @@ fn pure_copy(load: &str, size: u32, src: u32, dst: u32, test: &str) -> String {
         r0 ^= r2
         exit",
         bits = size * 8,
-        bound = 3 * 20,
     )
 }
 
@@ -386,7 +406,7 @@ fn pure_copy(load: &str, size: u32, src: u32, dst: u32, test: &str) -> String {
 fn copy_loops_run_as_one_copy_with_the_interpreters_registers_memory_and_faults() {
     let p = Program::new(
         assemble(
-            &pure_copy("*(u64 *)", 8, 0, 512, "if r3 < 60"),
+            &pure_copy("*(u64 *)", 8, (0, 512), TWENTY, "if r3 < 60"),
             Syntax::Llvm,
         )
         .unwrap(),
@@ -429,7 +449,12 @@ fn copy_loops_run_as_one_copy_with_the_interpreters_registers_memory_and_faults(
                 "if r3 != 61",
             ] {
                 let fits = src.max(dst) + 20 * size <= 1024 && test != "if r3 != 61";
-                let r = agree(&pure_copy(load, size, src, dst, test), &mem, 1 << 20, &[]);
+                let r = agree(
+                    &pure_copy(load, size, (src, dst), TWENTY, test),
+                    &mem,
+                    1 << 20,
+                    &[],
+                );
                 assert_eq!(r.is_ok(), fits, "{load} {src}->{dst} {test}: {r:?}");
             }
         }
@@ -440,8 +465,9 @@ fn copy_loops_run_as_one_copy_with_the_interpreters_registers_memory_and_faults(
 fn the_budget_ends_inside_a_copy_loop_where_the_interpreter_says() {
     // The copy is taken only when the budget covers every iteration left;
     // otherwise the iterations run one by one up to the budget's end.
-    let src = pure_copy("*(u32 *)", 4, 0, 100, "if r3 < 60");
-    let whole = 6 + 20 * 6 + 7;
+    let src = pure_copy("*(u32 *)", 4, (0, 100), TWENTY, "if r3 < 60");
+    // 5 instructions before the loop, 20 iterations of 6, 7 after.
+    let whole = 5 + 20 * 6 + 7;
     let mut ended = 0;
     for budget in whole - 40..=whole + 2 {
         if agree(&src, &[1; 200], budget, &[]).is_err() {
@@ -492,29 +518,8 @@ fn random_copy_loops_agree_with_the_interpreter() {
                 } else {
                     format!("if r3 {} {bound}", tests[test])
                 };
-                let prog = format!(
-                    "
-                r2 = r1
-                r2 += {dst}
-                r1 += {src}
-                r3 = {start}
-                r5 = {bound}
-            copy:
-                r4 = {load}(r1 + 0)
-                *(u{bits} *)(r2 + 0) = r4
-                r1 += {size}
-                r2 += {size}
-                r3 += {step}
-                {test} goto copy
-                r0 = r4
-                r0 ^= r3
-                r1 <<= 3
-                r0 ^= r1
-                r2 <<= 7
-                r0 ^= r2
-                exit",
-                    bits = size * 8
-                );
+                let counter = Counter { start, step, bound };
+                let prog = pure_copy(load, size, (src, dst), counter, &test);
                 if agree(&prog, &mem, budget, &[]).is_ok() {
                     copied.set(copied.get() + 1);
                 }
