@@ -366,6 +366,17 @@ const TWENTY: Counter = Counter {
     bound: 60,
 };
 
+/// Every load a copy loop may do, with its size.
+const LOADS: [(&str, u32); 7] = [
+    ("*(u8 *)", 1),
+    ("*(u16 *)", 2),
+    ("*(u32 *)", 4),
+    ("*(u64 *)", 8),
+    ("*(s8 *)", 1),
+    ("*(s16 *)", 2),
+    ("*(s32 *)", 4),
+];
+
 /// A loop that only copies elements of `size` bytes (loaded with `load`)
 /// from `src` to `dst` in the input, counted by r3 as `counter` says and
 /// tested with `test`; r0 then mixes every register the loop leaves.
@@ -415,15 +426,7 @@ fn copy_loops_run_as_one_copy_with_the_interpreters_registers_memory_and_faults(
     let code = JitProgram::compile(&p).unwrap();
     assert_eq!((code.strided_loops(), code.copy_loops()), (1, 1));
     let mem: Vec<u8> = (0..1024u32).map(|i| (i * 7 + 0x80) as u8).collect();
-    for (load, size) in [
-        ("*(u8 *)", 1),
-        ("*(u16 *)", 2),
-        ("*(u32 *)", 4),
-        ("*(u64 *)", 8),
-        ("*(s8 *)", 1),
-        ("*(s16 *)", 2),
-        ("*(s32 *)", 4),
-    ] {
+    for (load, size) in LOADS {
         // 20 elements: apart, adjacent, overlapping either way (a
         // destination inside the source runs the iterations one by one;
         // one below it is a memmove, after which the last element loaded
@@ -484,15 +487,6 @@ fn random_copy_loops_agree_with_the_interpreter() {
     // budgets that end before, inside and after the loop.
     use proptest::test_runner::{Config, TestRunner};
     const CASES: u32 = 2_000;
-    let loads = [
-        ("*(u8 *)", 1),
-        ("*(u16 *)", 2),
-        ("*(u32 *)", 4),
-        ("*(u64 *)", 8),
-        ("*(s8 *)", 1),
-        ("*(s16 *)", 2),
-        ("*(s32 *)", 4),
-    ];
     let tests = ["<", "<=", "!="];
     let mut runner = TestRunner::new(Config {
         cases: CASES,
@@ -500,7 +494,7 @@ fn random_copy_loops_agree_with_the_interpreter() {
         ..Config::default()
     });
     let strategy = (
-        0..loads.len(),
+        0..LOADS.len(),
         (0u32..1100, 0u32..1100),
         (0u32..40, 1u32..12, 0u32..600),
         (0..tests.len(), proptest::bool::ANY),
@@ -512,7 +506,7 @@ fn random_copy_loops_agree_with_the_interpreter() {
         .run(
             &strategy,
             |(load, (src, dst), (start, step, bound), (test, in_reg), budget)| {
-                let (load, size) = loads[load];
+                let (load, size) = LOADS[load];
                 let test = if in_reg {
                     format!("if r3 {} r5", tests[test])
                 } else {
