@@ -9,11 +9,11 @@ use bpfkit_abi::{errno, helper, ringbuf_flags};
 use crate::context::{ContextKind, PacketPointers, PointerField};
 use crate::helpers::{HelperContext, HelperRegistry};
 use crate::interp::{
-    Callback, CallbackKind, CallbackStart, Environment, HelperCallError, HelperOutcome,
+    Callback, CallbackKind, CallbackStart, Environment, HelperCallError, HelperOutcome, LookupMemo,
     FUNC_ADDR_TAG, MAX_TAIL_CALLS,
 };
 use crate::maps::{Map, ProgramValue};
-use crate::memory::{AddressSpace, RegionKind};
+use crate::memory::{AddressSpace, LookupTag, RegionKind};
 use crate::VmState;
 
 /// The helper id libbpf (and bpfkit) write into instructions whose CO-RE
@@ -363,14 +363,57 @@ impl RunEnv<'_> {
     /// `None` sends every other lookup to [`Self::lookup_elem`].
     #[inline(always)]
     fn remembered_lookup(&self, handle: u64, key_addr: u64, memory: &AddressSpace) -> Option<u64> {
+        let (_, tag) = self.lookup_tag_of(handle, key_addr, memory)?;
+        memory.cached_lookup(&tag)
+    }
+
+    /// The map `handle` names and the tag of a lookup in it of the key at
+    /// `key_addr` (a key in bytes the run owns), for maps whose lookups
+    /// may be remembered.
+    #[inline(always)]
+    fn lookup_tag_of(
+        &self,
+        handle: u64,
+        key_addr: u64,
+        memory: &AddressSpace,
+    ) -> Option<(&Map, LookupTag)> {
         if handle & MAP_HANDLE_TAG == 0 {
             return None;
         }
         let id = (handle & !MAP_HANDLE_TAG) as u32;
         let map = self.maps.iter().find(|m| m.id() == id)?;
         let key = memory.owned_bytes(key_addr, map.def().key_size as usize)?;
-        let tag = map.lookup_tag(key, self.state.cpu as usize)?;
-        memory.cached_lookup(&tag)
+        Some((map, map.lookup_tag(key, self.state.cpu as usize)?))
+    }
+
+    /// `bpf_map_lookup_elem` as [`Self::map_lookup`], with the memo that
+    /// lets compiled code give a value's address again itself (keys of 4
+    /// and 8 bytes only). The tag is taken before the lookup, so that its
+    /// generation is no newer than what the lookup saw.
+    fn map_lookup_remembering(
+        &mut self,
+        a: [u64; 5],
+        memory: &mut AddressSpace,
+    ) -> Result<(HelperOutcome, Option<LookupMemo>), HelperCallError> {
+        let (memo, remembered) = match self.lookup_tag_of(a[0], a[1], memory) {
+            Some((map, tag)) => {
+                let memo = matches!(map.def().key_size, 4 | 8).then(|| LookupMemo {
+                    key: tag.key as u64,
+                    key_size: map.def().key_size as u8,
+                    generation: tag.generation,
+                    generation_word: map.generation_word(),
+                });
+                (memo, memory.cached_lookup(&tag))
+            }
+            None => (None, None),
+        };
+        let addr = match remembered {
+            Some(addr) => addr,
+            None => self.lookup_elem(a[0], a[1], memory)?,
+        };
+        // Only a value's address: not 0 (no element) or an inner map.
+        let value = addr != 0 && addr & MAP_HANDLE_TAG == 0;
+        Ok((HelperOutcome::Return(addr), memo.filter(|_| value)))
     }
 
     /// `bpf_map_lookup_elem(map, key)`: the value's address (its region is
@@ -827,6 +870,18 @@ impl Environment for RunEnv<'_> {
             return self.call_helper(helper::MAP_LOOKUP_ELEM as i64, args, memory);
         }
         self.map_lookup(args, memory)
+    }
+
+    fn map_lookup_memo(
+        &mut self,
+        args: [u64; 5],
+        memory: &mut AddressSpace,
+    ) -> Result<(HelperOutcome, Option<LookupMemo>), HelperCallError> {
+        if !self.state.builtins || self.helpers.has_map_lookup() {
+            let outcome = self.call_helper(helper::MAP_LOOKUP_ELEM as i64, args, memory)?;
+            return Ok((outcome, None));
+        }
+        self.map_lookup_remembering(args, memory)
     }
 
     fn map_handle(&mut self, index: u32) -> Result<u64, HelperCallError> {

@@ -11,6 +11,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::error::{FaultKind, RunError};
+pub use crate::interp::LookupMemo;
 pub use crate::interp::FUNC_ADDR_TAG;
 use crate::interp::{
     atomic_for_compiled, call_helper_step, callback_helper_id, fault, helper_error, packet_value,
@@ -271,6 +272,23 @@ impl<'a> Machine<'a> {
             Ok(HelperOutcome::Return(v)) => Ok(v),
             Ok(HelperOutcome::Exit(v)) => Err(Halt(Ok(Flow::Exit(v)))),
             Ok(HelperOutcome::TailCall(p)) => Err(Halt(Ok(Flow::TailCall(p)))),
+            Err(e) => Err(Halt(Err(helper_error(pc, id, e)))),
+        }
+    }
+
+    /// [`Machine::map_lookup_elem`], also saying when compiled code may give
+    /// the same result again without asking (see [`LookupMemo`]).
+    #[inline]
+    pub fn map_lookup_memo(
+        &mut self,
+        pc: usize,
+        args: [u64; 5],
+    ) -> Result<(u64, Option<LookupMemo>), Halt> {
+        let id = MAP_LOOKUP_ELEM as i64;
+        match self.env.map_lookup_memo(args, self.memory) {
+            Ok((HelperOutcome::Return(v), memo)) => Ok((v, memo)),
+            Ok((HelperOutcome::Exit(v), _)) => Err(Halt(Ok(Flow::Exit(v)))),
+            Ok((HelperOutcome::TailCall(p), _)) => Err(Halt(Ok(Flow::TailCall(p)))),
             Err(e) => Err(Halt(Err(helper_error(pc, id, e)))),
         }
     }

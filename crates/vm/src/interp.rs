@@ -31,6 +31,24 @@ pub(crate) const MAP_LOOKUP_ELEM: i32 = bpfkit_abi::helper::MAP_LOOKUP_ELEM;
 /// Tail calls allowed in one chain, as the kernel's `MAX_TAIL_CALL_CNT`.
 pub const MAX_TAIL_CALLS: usize = 33;
 
+/// What a lookup of a map value by the built-in `bpf_map_lookup_elem`
+/// promises compiled code: while the map's value generation (the word at
+/// `generation_word`) is still `generation` and no region of the run has
+/// moved, a lookup in the same map (the same `r1`) of the same key gives
+/// the same value address, with nothing else to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupMemo {
+    /// The key's bytes, little-endian, zero-extended.
+    pub key: u64,
+    /// Its size in bytes: 4 or 8.
+    pub key_size: u8,
+    /// The map's value generation the lookup saw.
+    pub generation: u64,
+    /// Where the map keeps its value generation (an `AtomicU64`), valid
+    /// as long as the map: for the run.
+    pub generation_word: *const std::sync::atomic::AtomicU64,
+}
+
 /// The interpreter's view of the runtime around a program: helpers and the
 /// addresses of maps named by `lddw`.
 pub trait Environment {
@@ -51,6 +69,16 @@ pub trait Environment {
         memory: &mut AddressSpace,
     ) -> Result<HelperOutcome, HelperCallError> {
         self.call_helper(MAP_LOOKUP_ELEM as i64, args, memory)
+    }
+
+    /// [`Environment::map_lookup_elem`], with a [`LookupMemo`] when the
+    /// same lookup would give the same value while nothing moves.
+    fn map_lookup_memo(
+        &mut self,
+        args: [u64; 5],
+        memory: &mut AddressSpace,
+    ) -> Result<(HelperOutcome, Option<LookupMemo>), HelperCallError> {
+        Ok((self.map_lookup_elem(args, memory)?, None))
     }
 
     /// The value `lddw rX, map[index]` loads (a handle helpers understand).

@@ -662,6 +662,12 @@ impl Map {
         self.0.generation.fetch_add(1, Ordering::Release);
     }
 
+    /// Where the map keeps its value generation, which every insert,
+    /// eviction and delete changes (see [`Map::lookup_tag`]).
+    pub(crate) fn generation_word(&self) -> *const AtomicU64 {
+        &self.0.generation
+    }
+
     /// The tag of a program's lookup of `key` on `cpu`, for maps whose
     /// lookups a run may remember ([`AddressSpace::cached_lookup`]): while
     /// the map's value generation stays the tag's, `key` on `cpu` has the
