@@ -21,6 +21,11 @@
 //!   counted and, unless the destination starts inside the source,
 //!   copied at once (a `memmove`), as LLVM's LoopIdiomRecognize makes
 //!   such loops a `memcpy`;
+//! - `bpf_map_lookup_elem` tries a lookup cache in the run's context block
+//!   first (`lookup`): a lookup of a key in a map the built-in helper
+//!   gave before in this run, with the map's value generation unchanged
+//!   and no region moved since, gives the same value address without
+//!   calling into Rust, as an inline cache does;
 //! - the instruction budget (kept in r9) is counted per straight-line
 //!   block, on entry, for the block's instructions; loads and stores do
 //!   not end blocks (a fault gives back the rest of its block), and a block
@@ -56,6 +61,8 @@ pub mod a64;
 mod blocks;
 #[cfg(target_arch = "x86_64")]
 mod exec;
+#[cfg(target_arch = "x86_64")]
+mod lookup;
 #[cfg(target_arch = "x86_64")]
 mod loops;
 pub mod qemu;

@@ -2,16 +2,18 @@
 //! calls back into Rust through.
 
 use std::any::Any;
-use std::mem::MaybeUninit;
+use std::mem::{offset_of, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::blocks::{access, is_load_store, leaders, Access, AccessKind, Accesses};
 use crate::exec::ExecMemory;
+use crate::lookup::{slot_index, LookupSlot, LOOKUP_SITES, LOOKUP_SLOTS, SLOT_HASH, SLOT_SHIFT};
 use crate::loops::{safe_iterations, strided_loops, CopyIdiom, StridedAccess, StridedLoop};
 use crate::x86_asm::*;
 use crate::JitError;
 use bpfkit_vm::engine::{
-    AtomicKind, CallStep, CompiledCode, Flow, Halt, Machine, Op, FUNC_ADDR_TAG, MAP_LOOKUP_ELEM,
+    AtomicKind, CallStep, CompiledCode, Flow, Halt, LookupMemo, Machine, Op, FUNC_ADDR_TAG,
+    MAP_LOOKUP_ELEM,
 };
 use bpfkit_vm::{Program, RunError};
 
@@ -64,6 +66,16 @@ struct JitCtx {
     /// for others (and stores to read-only ones) the limit is at most the
     /// region's base, which sends every access to the slow path.
     limit: [[[MaybeUninit<u64>; INLINE_REGIONS]; 4]; 2],
+    /// Per slot of the lookup cache (`crate::lookup`): 1 when it holds a
+    /// lookup of this run. Written (all 0) at the start of a run of a
+    /// program with lookup sites and on every refill of the tables; only
+    /// such programs' code reads it.
+    lookup_used: [MaybeUninit<u8>; LOOKUP_SLOTS],
+    /// Per lookup site: the key size of the map last remembered there (0:
+    /// none yet), so that its code knows how many key bytes to read.
+    site_key_size: [MaybeUninit<u8>; LOOKUP_SITES],
+    /// The lookup cache's slots, read only where `lookup_used` says.
+    lookup: [MaybeUninit<LookupSlot>; LOOKUP_SLOTS],
 }
 
 impl JitCtx {
@@ -86,7 +98,25 @@ impl JitCtx {
             loop_gave_up: [0; MAX_LOOPS],
             delta: [MaybeUninit::uninit(); INLINE_REGIONS],
             limit: [[[MaybeUninit::uninit(); INLINE_REGIONS]; 4]; 2],
+            lookup_used: [MaybeUninit::uninit(); LOOKUP_SLOTS],
+            site_key_size: [MaybeUninit::uninit(); LOOKUP_SITES],
+            lookup: [MaybeUninit::uninit(); LOOKUP_SLOTS],
         }
+    }
+
+    /// Empties the lookup cache.
+    fn forget_lookups(&mut self) {
+        for used in &mut self.lookup_used {
+            used.write(0);
+        }
+    }
+
+    /// Remembers that the lookup at site `site` with `handle` gave `value`.
+    fn remember_lookup(&mut self, site: usize, handle: u64, value: u64, memo: &LookupMemo) {
+        let slot = slot_index(memo.key);
+        self.lookup[slot].write(LookupSlot::new(handle, value, memo));
+        self.lookup_used[slot].write(1);
+        self.site_key_size[site].write(memo.key_size);
     }
 
     /// Writes the table entries of region number `number`, whose guest
@@ -122,20 +152,23 @@ const MAX_LOOPS: usize = 8;
 /// entry costs a call into Rust.
 const MIN_FAST_ITERATIONS: u64 = 8;
 
-const INLINE: i32 = std::mem::offset_of!(JitCtx, inline_regions) as i32;
-const REMAINING: i32 = std::mem::offset_of!(JitCtx, remaining) as i32;
-const FP: i32 = std::mem::offset_of!(JitCtx, fp) as i32;
-const DEPTH: i32 = std::mem::offset_of!(JitCtx, depth) as i32;
-const SAVED_RSP: i32 = std::mem::offset_of!(JitCtx, saved_rsp) as i32;
-const SCRATCH: i32 = std::mem::offset_of!(JitCtx, scratch) as i32;
-const REGS: i32 = std::mem::offset_of!(JitCtx, regs) as i32;
-const STACK_HOST: i32 = std::mem::offset_of!(JitCtx, stack_host) as i32;
-const STACK_DELTA: i32 = std::mem::offset_of!(JitCtx, stack_delta) as i32;
-const MAP_HANDLES: i32 = std::mem::offset_of!(JitCtx, map_handles) as i32;
-const LOOP_DELTA: i32 = std::mem::offset_of!(JitCtx, loop_delta) as i32;
-const LOOP_GAVE_UP: i32 = std::mem::offset_of!(JitCtx, loop_gave_up) as i32;
-const DELTA: i32 = std::mem::offset_of!(JitCtx, delta) as i32;
-const LIMIT: i32 = std::mem::offset_of!(JitCtx, limit) as i32;
+const INLINE: i32 = offset_of!(JitCtx, inline_regions) as i32;
+const REMAINING: i32 = offset_of!(JitCtx, remaining) as i32;
+const FP: i32 = offset_of!(JitCtx, fp) as i32;
+const DEPTH: i32 = offset_of!(JitCtx, depth) as i32;
+const SAVED_RSP: i32 = offset_of!(JitCtx, saved_rsp) as i32;
+const SCRATCH: i32 = offset_of!(JitCtx, scratch) as i32;
+const REGS: i32 = offset_of!(JitCtx, regs) as i32;
+const STACK_HOST: i32 = offset_of!(JitCtx, stack_host) as i32;
+const STACK_DELTA: i32 = offset_of!(JitCtx, stack_delta) as i32;
+const MAP_HANDLES: i32 = offset_of!(JitCtx, map_handles) as i32;
+const LOOP_DELTA: i32 = offset_of!(JitCtx, loop_delta) as i32;
+const LOOKUP_USED: i32 = offset_of!(JitCtx, lookup_used) as i32;
+const SITE_KEY_SIZE: i32 = offset_of!(JitCtx, site_key_size) as i32;
+const LOOKUP: i32 = offset_of!(JitCtx, lookup) as i32;
+const LOOP_GAVE_UP: i32 = offset_of!(JitCtx, loop_gave_up) as i32;
+const DELTA: i32 = offset_of!(JitCtx, delta) as i32;
+const LIMIT: i32 = offset_of!(JitCtx, limit) as i32;
 const STACK: i32 = bpfkit_vm::STACK_PER_FRAME as i32;
 
 /// The register generated code keeps the budget in (stored to
@@ -159,6 +192,10 @@ impl Runtime<'_, '_> {
     /// Fills the inline region tables and the frame state from the
     /// address space.
     fn fill(&mut self, ctx: &mut JitCtx) {
+        // Regions may have moved: remembered values may be elsewhere.
+        if !self.code.lookup_sites.is_empty() {
+            ctx.forget_lookups();
+        }
         let classes = self.code.limit_classes;
         ctx.set_entry(0, 0, OwnedEntry::default(), classes);
         self.fill_from(ctx, 0);
@@ -264,6 +301,9 @@ pub struct JitProgram {
     /// Whether the inline checks read the load and the store limit tables:
     /// a run fills only those.
     limit_classes: [bool; 2],
+    /// The slots of the `bpf_map_lookup_elem` calls that try the lookup
+    /// cache, in order (a site's index is its place here).
+    lookup_sites: Vec<u32>,
     /// Offset in `code` where each slot's code starts (`u32::MAX` for none).
     offsets: Vec<u32>,
     /// The program's ops (trampolines look instructions up by pc).
@@ -368,6 +408,8 @@ struct Gen {
     loops: Vec<StridedLoop>,
     /// The limit tables (loads, stores) the checks emitted so far read.
     limit_classes: [bool; 2],
+    /// See [`JitProgram::lookup_sites`].
+    lookup_sites: Vec<u32>,
 }
 
 fn reg(i: u8) -> usize {
@@ -551,6 +593,58 @@ impl Gen {
             value,
             resume,
         });
+    }
+
+    /// The lookup cache's check at lookup site `site`: reads the key at
+    /// `r2` (checked as any load, of the size the site last saw), finds
+    /// its slot, and, when the slot holds a lookup in the map `r1` names
+    /// of that key whose map has not changed since, puts its value in r0
+    /// and jumps to `done`; otherwise to `miss`. Uses r0, r10 and r11,
+    /// which the call overwrites or nobody reads.
+    fn remembered_lookup(&mut self, site: usize, miss: Label, done: Label) {
+        let (r0, r1, r2) = (R64[0], R64[1], R64[2]);
+        let key4 = self.a.new_label();
+        let have_key = self.a.new_label();
+        let site_size = Mem::at(R12, SITE_KEY_SIZE + site as i32);
+        self.a.movzx(R10, site_size, W::B8);
+        self.a.alu_ri(Alu::Cmp, W::B32, R10, 4);
+        self.a.jcc(Cond::E, key4);
+        self.a.alu_ri(Alu::Cmp, W::B32, R10, 8);
+        self.a.jcc(Cond::Ne, miss);
+        self.a.mov_rr(W::B64, R11, r2);
+        self.checked_address(8, true, miss);
+        self.a.load(W::B64, r0, Mem::at(R11, 0));
+        self.a.jmp(have_key);
+        self.a.bind(key4);
+        self.a.mov_rr(W::B64, R11, r2);
+        self.checked_address(4, true, miss);
+        self.a.load(W::B32, r0, Mem::at(R11, 0));
+        self.a.bind(have_key);
+        let a = &mut self.a;
+        // r10 = the slot (crate::lookup::slot_index).
+        a.mov_r64_imm64(R10, SLOT_HASH);
+        a.imul_rr(W::B64, R10, r0);
+        a.shift_imm(Shift::Shr, W::B64, R10, SLOT_SHIFT);
+        a.movzx(R11, Mem::scaled(R12, R10, 0, LOOKUP_USED), W::B8);
+        a.test_rr(W::B32, R11, R11);
+        a.jcc(Cond::E, miss);
+        a.imul_rri(W::B64, R10, R10, std::mem::size_of::<LookupSlot>() as i32);
+        // [r12 + r10 + LOOKUP] is the slot; each field must match.
+        let field = |offset: usize| Mem::scaled(R12, R10, 0, LOOKUP + offset as i32);
+        let must_match = |a: &mut Asm, r: Reg, offset: usize| {
+            a.alu_rm(Alu::Cmp, W::B64, r, field(offset));
+            a.jcc(Cond::Ne, miss);
+        };
+        must_match(a, r1, offset_of!(LookupSlot, handle));
+        must_match(a, r0, offset_of!(LookupSlot, key));
+        a.movzx(R11, site_size, W::B8);
+        must_match(a, R11, offset_of!(LookupSlot, key_size));
+        // The map's value generation now, against the one remembered.
+        a.load(W::B64, R11, field(offset_of!(LookupSlot, generation_word)));
+        a.load(W::B64, R11, Mem::at(R11, 0));
+        must_match(a, R11, offset_of!(LookupSlot, generation));
+        a.load(W::B64, r0, field(offset_of!(LookupSlot, value)));
+        a.jmp(done);
     }
 
     /// The inline check of the guest address in r11 for `size` bytes:
@@ -887,6 +981,7 @@ impl JitProgram {
             own_stack,
             loops: Vec::new(),
             limit_classes: [false; 2],
+            lookup_sites: Vec::new(),
         };
         let mut blocks: Vec<Vec<u32>> = Vec::new();
         let mut block_of = vec![u32::MAX; n];
@@ -908,6 +1003,7 @@ impl JitProgram {
         g.body(&ops, &blocks, &block_of);
         let loops = std::mem::take(&mut g.loops);
         let limit_classes = g.limit_classes;
+        let lookup_sites = std::mem::take(&mut g.lookup_sites);
         // A load or store that faults gives back the count of the rest of
         // its block.
         let mut after = vec![0; n];
@@ -938,6 +1034,7 @@ impl JitProgram {
             after,
             loops,
             limit_classes,
+            lookup_sites,
             offsets,
             ops,
             compiled_from,
@@ -1271,7 +1368,24 @@ impl Gen {
             // bpf_map_lookup_elem has an entry of its own on the machine.
             // Helpers take r1..r5 and set r0.
             Call(MAP_LOOKUP_ELEM) => {
-                self.tcall_spilling(tramp_map_lookup, pc as u64, Spill::CallerSaved)
+                let miss = self.a.new_label();
+                let done = self.a.new_label();
+                // The budget's out-of-line copy of a block emits its calls
+                // again: one site per call, whichever copy runs.
+                let site = match self.lookup_sites.iter().position(|&p| p == pc) {
+                    Some(site) => Some(site),
+                    None if self.lookup_sites.len() < LOOKUP_SITES => {
+                        self.lookup_sites.push(pc);
+                        Some(self.lookup_sites.len() - 1)
+                    }
+                    None => None,
+                };
+                if let Some(site) = site {
+                    self.remembered_lookup(site, miss, done);
+                }
+                self.a.bind(miss);
+                self.tcall_spilling(tramp_map_lookup, pc as u64, Spill::CallerSaved);
+                self.a.bind(done);
             }
             Call(_) => self.tcall_spilling(tramp_helper, pc as u64, Spill::CallerSaved),
             CallLocal(t) => {
@@ -1575,9 +1689,19 @@ extern "sysv64" fn tramp_helper(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u6
 }
 
 /// `call 1`: the machine's direct path to the maps (may add the value's region).
+/// `bpf_map_lookup_elem` when the lookup cache did not have it: asks the
+/// machine, then remembers the lookup at its site when the machine says
+/// it may be (after the tables are brought up to date, which may empty
+/// the cache).
 extern "sysv64" fn tramp_map_lookup(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u64 {
-    guarded(ctx, true, |ctx, rt| {
-        ctx.regs[0] = rt.machine.map_lookup_elem(pc as usize, args(ctx))?;
+    guarded(ctx, false, |ctx, rt| {
+        let (value, memo) = rt.machine.map_lookup_memo(pc as usize, args(ctx))?;
+        ctx.regs[0] = value;
+        rt.refresh(ctx);
+        let site = rt.code.lookup_sites.iter().position(|&p| p == pc as u32);
+        if let (Some(memo), Some(site)) = (memo, site) {
+            ctx.remember_lookup(site, ctx.regs[1], value, &memo);
+        }
         Ok(())
     })
 }
@@ -1663,6 +1787,11 @@ impl CompiledCode for JitProgram {
             return Err(RunError::Internal { pc: 0 });
         }
         let mut ctx = JitCtx::new(machine.remaining(), args);
+        if !self.lookup_sites.is_empty() {
+            for size in &mut ctx.site_key_size {
+                size.write(0);
+            }
+        }
         let mut rt = Runtime {
             machine,
             code: self,
@@ -1680,7 +1809,9 @@ impl CompiledCode for JitProgram {
         // from the address space here and again after any call into Rust
         // that moved regions), or, in a strided loop's unchecked copy, for
         // no more iterations than `tramp_loop` found to stay in bounds with
-        // no call in between. It returns through its epilogue on every path.
+        // no call in between. It also reads the value generation words of
+        // maps the lookup cache names, which the machine's maps hold for
+        // the run. It returns through its epilogue on every path.
         let entry = unsafe {
             std::mem::transmute::<u64, extern "sysv64" fn(*mut JitCtx) -> u64>(self.memory.addr())
         };
