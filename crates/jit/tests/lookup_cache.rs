@@ -396,3 +396,98 @@ fn the_cache_tells_maps_keys_and_key_sizes_apart() {
         expect.fold(0u64, |acc, v| acc.wrapping_mul(3).wrapping_add(v))
     );
 }
+
+#[test]
+fn random_lookup_loops_agree_with_the_interpreter() {
+    // Loops that look keys up, add to the values, update and delete, in
+    // two of four maps (4- and 8-byte hash keys, an array, a small LRU)
+    // chosen by turns, over keys, periods and budgets drawn at random.
+    use proptest::test_runner::{Config, TestRunner};
+    const CASES: u32 = 3_000;
+    let maps = [
+        hash(4, 16),
+        hash(8, 16),
+        MapDef::new(MapType::Array, 4, 8, 16),
+        MapDef::new(MapType::LruHash, 4, 8, 4),
+    ];
+    let mut runner = TestRunner::new(Config {
+        cases: CASES,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (
+        (0u32..4, 0u32..4),
+        (1u32..5, 1u32..40),
+        (1u32..20, 0u32..20, 0u32..20),
+        (0u32..3, 1u32..300),
+        50u64..20_000,
+    );
+    let finished = std::cell::Cell::new(0);
+    runner
+        .run(
+            &strategy,
+            |(
+                (map_a, map_b),
+                (mul, modulus),
+                (period, delete_at, update_at),
+                (add, iterations),
+                budget,
+            )| {
+                let src = format!(
+                    "
+                    r6 = 0
+                    r9 = 0
+                loop:
+                    r7 = r6
+                    r7 *= {mul}
+                    r7 %= {modulus}
+                    *(u64 *)(r10 - 8) = r7
+                    r2 = r10
+                    r2 += -8
+                    r1 = map[fd:{map_a}]
+                    r8 = r6
+                    r8 &= 1
+                    if r8 == 0 goto pick
+                    r1 = map[fd:{map_b}]
+                pick:
+                    r8 = r6
+                    r8 %= {period}
+                    if r8 == {delete_at} goto delete
+                    if r8 == {update_at} goto update
+                    call 1
+                    if r0 == 0 goto next
+                    r8 = *(u64 *)(r0 + 0)
+                    r9 += r8
+                    r8 = {add}
+                    lock *(u64 *)(r0 + 0) += r8
+                    goto next
+                update:
+                    *(u64 *)(r10 - 16) = r6
+                    r3 = r10
+                    r3 += -16
+                    r4 = 0
+                    call 2
+                    goto next
+                delete:
+                    call 3
+                next:
+                    r6 += 1
+                    if r6 < {iterations} goto loop
+                    r0 = r9
+                    exit"
+                );
+                let vm_budget = |vm: &mut Vm| vm.set_budget(budget);
+                if agree(&src, &maps, vm_budget).is_ok() {
+                    finished.set(finished.get() + 1);
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    eprintln!("{} of {CASES} lookup loops finished", finished.get());
+    assert!(
+        finished.get() > CASES / 4,
+        "{} of {CASES} finished",
+        finished.get()
+    );
+}
