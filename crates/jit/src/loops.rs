@@ -38,12 +38,13 @@ pub(crate) struct StridedLoop {
     pub(crate) copy: Option<CopyIdiom>,
 }
 
-/// A strided loop that does nothing but copy memory forward: a load, a
-/// store of the loaded register of the same size, each base stepped by
-/// that size, and a counter stepped by a constant that the loop's jump
-/// compares with a bound. What is left of it once its iteration count is
-/// known is one `memcpy`, as LLVM's LoopIdiomRecognize turns such loops
-/// into.
+/// A strided loop that does nothing but copy memory forward: a load (the
+/// loop's `accesses[0]`), a store of the loaded register of the same size
+/// (`accesses[1]`), each base stepped by that size, and a counter stepped
+/// by a constant that the loop's jump compares with a bound. What is left
+/// of it once its iteration count is known is one `memmove` (unless the
+/// destination starts inside the source), as LLVM's LoopIdiomRecognize
+/// turns such loops into a `memcpy`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CopyIdiom {
     /// The register loaded and stored.
@@ -52,8 +53,7 @@ pub(crate) struct CopyIdiom {
     pub(crate) signed: bool,
     /// Bytes per iteration (the access size, and each base's step).
     pub(crate) size: u64,
-    /// The counter register (the load is the loop's `accesses[0]`, the
-    /// store `accesses[1]`).
+    /// The counter register.
     pub(crate) counter: u8,
     /// What the counter is stepped by (0 < step < 2^63).
     pub(crate) step: u64,

@@ -67,12 +67,13 @@ struct JitCtx {
     /// region's base, which sends every access to the slow path.
     limit: [[[MaybeUninit<u64>; INLINE_REGIONS]; 4]; 2],
     /// Per slot of the lookup cache (`crate::lookup`): 1 when it holds a
-    /// lookup of this run. Written (all 0) at the start of a run of a
-    /// program with lookup sites and on every refill of the tables; only
-    /// such programs' code reads it.
+    /// lookup of this run. Written, as `site_key_size`, on every fill of
+    /// the tables of a program with lookup sites (`JitCtx::forget_lookups`):
+    /// only such programs' code reads them.
     lookup_used: [MaybeUninit<u8>; LOOKUP_SLOTS],
     /// Per lookup site: the key size of the map last remembered there (0:
-    /// none yet), so that its code knows how many key bytes to read.
+    /// none since the last fill), so that its code knows how many key
+    /// bytes to read.
     site_key_size: [MaybeUninit<u8>; LOOKUP_SITES],
     /// The lookup cache's slots, read only where `lookup_used` says.
     lookup: [MaybeUninit<LookupSlot>; LOOKUP_SLOTS],
@@ -108,6 +109,9 @@ impl JitCtx {
     fn forget_lookups(&mut self) {
         for used in &mut self.lookup_used {
             used.write(0);
+        }
+        for size in &mut self.site_key_size {
+            size.write(0);
         }
     }
 
@@ -602,7 +606,7 @@ impl Gen {
     /// and jumps to `done`; otherwise to `miss`. Uses r0, r10 and r11,
     /// which the call overwrites or nobody reads.
     fn remembered_lookup(&mut self, site: usize, miss: Label, done: Label) {
-        let (r0, r1, r2) = (R64[0], R64[1], R64[2]);
+        let (r0, r1) = (R64[0], R64[1]);
         let key4 = self.a.new_label();
         let have_key = self.a.new_label();
         let site_size = Mem::at(R12, SITE_KEY_SIZE + site as i32);
@@ -611,14 +615,10 @@ impl Gen {
         self.a.jcc(Cond::E, key4);
         self.a.alu_ri(Alu::Cmp, W::B32, R10, 8);
         self.a.jcc(Cond::Ne, miss);
-        self.a.mov_rr(W::B64, R11, r2);
-        self.checked_address(8, true, miss);
-        self.a.load(W::B64, r0, Mem::at(R11, 0));
+        self.read_key(8, miss);
         self.a.jmp(have_key);
         self.a.bind(key4);
-        self.a.mov_rr(W::B64, R11, r2);
-        self.checked_address(4, true, miss);
-        self.a.load(W::B32, r0, Mem::at(R11, 0));
+        self.read_key(4, miss);
         self.a.bind(have_key);
         let a = &mut self.a;
         // r10 = the slot (crate::lookup::slot_index).
@@ -645,6 +645,14 @@ impl Gen {
         must_match(a, R11, offset_of!(LookupSlot, generation));
         a.load(W::B64, r0, field(offset_of!(LookupSlot, value)));
         a.jmp(done);
+    }
+
+    /// r0 = the `size`-byte key at r2, read as a checked load of it would
+    /// read it, or a jump to `miss`.
+    fn read_key(&mut self, size: i32, miss: Label) {
+        self.a.mov_rr(W::B64, R11, R64[2]);
+        self.checked_address(size, true, miss);
+        self.a.load(width(size), R64[0], Mem::at(R11, 0));
     }
 
     /// The inline check of the guest address in r11 for `size` bytes:
@@ -1688,7 +1696,6 @@ extern "sysv64" fn tramp_helper(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u6
     })
 }
 
-/// `call 1`: the machine's direct path to the maps (may add the value's region).
 /// `bpf_map_lookup_elem` when the lookup cache did not have it: asks the
 /// machine, then remembers the lookup at its site when the machine says
 /// it may be (after the tables are brought up to date, which may empty
@@ -1787,11 +1794,6 @@ impl CompiledCode for JitProgram {
             return Err(RunError::Internal { pc: 0 });
         }
         let mut ctx = JitCtx::new(machine.remaining(), args);
-        if !self.lookup_sites.is_empty() {
-            for size in &mut ctx.site_key_size {
-                size.write(0);
-            }
-        }
         let mut rt = Runtime {
             machine,
             code: self,

@@ -1,5 +1,5 @@
 //! The checks of crates/vm/tests/engine_checks/map_lookup.rs under the JIT, whose
-//! `call 1` goes to the machine's direct entry (Machine::map_lookup_elem).
+//! `call 1` goes to the machine's direct entry (Machine::map_lookup_memo).
 #![cfg(target_arch = "x86_64")]
 
 use bpfkit_vm::Program;

@@ -343,6 +343,14 @@ impl RunEnv<'_> {
         })
     }
 
+    /// Whether `bpf_map_lookup_elem` is not the built-in: an embedder's
+    /// helper 1 replaces it, as in `call_helper`, and so does turning the
+    /// built-ins off.
+    #[inline(always)]
+    fn lookup_replaced(&self) -> bool {
+        !self.state.builtins || self.helpers.has_map_lookup()
+    }
+
     /// `bpf_map_lookup_elem`: a lookup the space remembers, else the map.
     #[inline(always)]
     fn map_lookup(
@@ -865,8 +873,7 @@ impl Environment for RunEnv<'_> {
         args: [u64; 5],
         memory: &mut AddressSpace,
     ) -> Result<HelperOutcome, HelperCallError> {
-        // An embedder's helper 1 replaces the built-in, as in call_helper.
-        if !self.state.builtins || self.helpers.has_map_lookup() {
+        if self.lookup_replaced() {
             return self.call_helper(helper::MAP_LOOKUP_ELEM as i64, args, memory);
         }
         self.map_lookup(args, memory)
@@ -877,7 +884,7 @@ impl Environment for RunEnv<'_> {
         args: [u64; 5],
         memory: &mut AddressSpace,
     ) -> Result<(HelperOutcome, Option<LookupMemo>), HelperCallError> {
-        if !self.state.builtins || self.helpers.has_map_lookup() {
+        if self.lookup_replaced() {
             let outcome = self.call_helper(helper::MAP_LOOKUP_ELEM as i64, args, memory)?;
             return Ok((outcome, None));
         }

@@ -263,21 +263,9 @@ impl<'a> Machine<'a> {
     }
 
     /// `call 1` (`bpf_map_lookup_elem`) at `pc` with `r1..r5` = `args`;
-    /// returns `r0`. The same as [`Machine::call_helper`] with id 1, by the
-    /// environment's direct path to its maps.
-    #[inline]
-    pub fn map_lookup_elem(&mut self, pc: usize, args: [u64; 5]) -> Result<u64, Halt> {
-        let id = MAP_LOOKUP_ELEM as i64;
-        match self.env.map_lookup_elem(args, self.memory) {
-            Ok(HelperOutcome::Return(v)) => Ok(v),
-            Ok(HelperOutcome::Exit(v)) => Err(Halt(Ok(Flow::Exit(v)))),
-            Ok(HelperOutcome::TailCall(p)) => Err(Halt(Ok(Flow::TailCall(p)))),
-            Err(e) => Err(Halt(Err(helper_error(pc, id, e)))),
-        }
-    }
-
-    /// [`Machine::map_lookup_elem`], also saying when compiled code may give
-    /// the same result again without asking (see [`LookupMemo`]).
+    /// returns `r0`, the same as [`Machine::call_helper`] with id 1 by the
+    /// environment's direct path to its maps, and when compiled code may
+    /// give the same result again without asking (see [`LookupMemo`]).
     #[inline]
     pub fn map_lookup_memo(
         &mut self,

@@ -419,8 +419,7 @@ impl AddressSpace {
         if keep == 0 {
             self.shared.clear();
             self.shared_indexed = true;
-        } else if self.shared.is_empty() {
-        } else {
+        } else if !self.shared.is_empty() {
             self.shared.retain(|_, index| *index < keep);
         }
     }
