@@ -51,7 +51,7 @@ fn jit_prints_each_ebpf_instruction_before_its_x86_code() {
 }
 
 #[test]
-fn run_gives_the_same_answer_under_both_engines() {
+fn run_gives_the_same_answer_under_every_engine() {
     let dir = std::env::temp_dir().join(format!("bpfkit-jit-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pkt = dir.join("udp53.bin");
@@ -81,8 +81,19 @@ fn run_gives_the_same_answer_under_both_engines() {
     let interp = run("interp");
     assert!(interp.contains("retval: 1 (0x1)"), "{interp}");
     assert_eq!(interp, run("jit"));
+    // The ARM64 back end too, under qemu, with the VM's map.
+    if Command::new("qemu-aarch64")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        assert_eq!(interp, run("jit-arm64"));
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "qemu-aarch64 is missing");
+        eprintln!("SKIP: --engine jit-arm64: qemu-aarch64 not found (Debian package qemu-user)");
+    }
     let (ok, _, err) = stdout(&["run", &xdp, "--engine", "fast"]);
-    assert!(!ok && err.contains("interpreter, jit"), "{err}");
+    assert!(!ok && err.contains("interpreter, jit, jit-arm64"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -180,11 +191,12 @@ fn a64_blocks(out: &str) -> Vec<(usize, String, Vec<String>)> {
 /// A64 mnemonics the back end emits (a listing with others decoded wrongly).
 const A64_MNEMONICS: &[&str] = &[
     "mov", "movk", "movz", "movn", "add", "sub", "subs", "cmp", "tst", "ands", "and", "orr", "eor",
-    "mul", "madd", "msub", "udiv", "sdiv", "lsl", "lsr", "asr", "lslv", "lsrv", "asrv", "ubfm",
-    "sbfm", "ubfx", "sbfx", "sxtb", "sxth", "sxtw", "uxth", "uxtb", "rev", "rev16", "rev32", "neg",
-    "mvn", "orn", "b", "bl", "ret", "cbz", "cbnz", "tbnz", "ldr", "ldrb", "ldrh", "ldrsb", "ldrsh",
-    "ldrsw", "str", "strb", "strh", "stp", "ldp", "svc", "nop", "ldaddal", "ldclral", "ldeoral",
-    "ldsetal", "swpal", "casal", "stlr", "ldar", "ldadd", "ldclr", "ldeor", "ldset", "swp", "cas",
+    "blr", "mul", "madd", "msub", "udiv", "sdiv", "lsl", "lsr", "asr", "lslv", "lsrv", "asrv",
+    "ubfm", "sbfm", "ubfx", "sbfx", "sxtb", "sxth", "sxtw", "uxth", "uxtb", "rev", "rev16",
+    "rev32", "neg", "mvn", "orn", "b", "bl", "ret", "cbz", "cbnz", "tbnz", "ldr", "ldrb", "ldrh",
+    "ldrsb", "ldrsh", "ldrsw", "str", "strb", "strh", "stp", "ldp", "svc", "nop", "ldaddal",
+    "ldclral", "ldeoral", "ldsetal", "swpal", "casal", "stlr", "ldar", "ldadd", "ldclr", "ldeor",
+    "ldset", "swp", "cas",
 ];
 
 fn assert_valid_a64(what: &str, insns: &[String]) {
@@ -273,7 +285,10 @@ fn jit_prints_each_ebpf_instruction_before_its_a64_code() {
     assert!(code_of("r3 = bswap32").contains("rev w"), "{out}");
     assert!(code_of("r3 s/=").contains("sdiv x"), "{out}");
     assert!(code_of("r3 s%=").contains("msub x"), "{out}");
+    // A bpf-to-bpf call asks the VM for the callee's frame (`bl` to the
+    // exchange with it), then calls the address it gives.
     assert!(code_of("call").contains("bl $"), "{out}");
+    assert!(code_of("call").contains("blr x12"), "{out}");
 }
 
 #[test]

@@ -1,19 +1,29 @@
 //! The ARM64 back end: eBPF to A64 machine code, packaged as a small static
-//! aarch64 Linux executable that runs one program on one input, so that the
-//! code can be checked on any machine through qemu-aarch64.
+//! aarch64 Linux executable, so that the code can be checked on any
+//! machine through qemu-aarch64. An executable comes in one of two kinds.
 //!
-//! The executable keeps the VM's memory model: the input and each call
-//! frame's 512 bytes of stack are regions at the VM's tagged addresses
-//! (`region_base`), every access is checked inline against a region table,
-//! the instruction budget is counted per block as the x86-64 back end does,
-//! and bpf-to-bpf calls get fresh zeroed frames, up to the VM's
-//! `MAX_FRAMES`. Its only helper is the conformance suite's helper 5 (and
-//! `callx` of it). It writes `r0` as 8 little-endian bytes to standard
-//! output, then the input as the program left it, and exits with 0, or writes the [`FaultKind`] and the pc of the
-//! instruction (the interpreter's `RunError` kind and pc) and exits with
-//! [`EXIT_FAULT`] (a memory fault, an unknown helper or call target, the
-//! call depth) or [`EXIT_BUDGET`], or exits with [`EXIT_UNSUPPORTED`]
-//! (maps, callbacks, `callx` of a function). Atomics at misaligned
+//! - **Standalone** ([`executable`]): it runs one program on one input.
+//!   The input and each call frame's 512 bytes of stack are regions at the
+//!   VM's tagged addresses (`region_base`), and bpf-to-bpf calls get fresh
+//!   zeroed frames, up to the VM's `MAX_FRAMES`. Its only helper is the
+//!   conformance suite's helper 5 (and `callx` of it).
+//!   - On a return it writes `r0` as 8 little-endian bytes to standard
+//!     output, then the input as the program left it, and exits with 0.
+//!   - On a fault it writes the [`FaultKind`] and the pc of the
+//!     instruction (the interpreter's `RunError` kind and pc). It exits
+//!     with [`EXIT_FAULT`] (a memory fault, an unknown helper or call
+//!     target, the call depth) or [`EXIT_BUDGET`].
+//!   - It exits with [`EXIT_UNSUPPORTED`] for what it lacks: maps,
+//!     callbacks, `callx` of a function.
+//! - **Hosted** ([`compile_hosted`], run by [`crate::hosted`]): the VM's
+//!   regions, whatever they are, sit in the executable's arena. Helpers,
+//!   map loads, frames, context and packet loads, callbacks and how the run
+//!   ends are requests to the VM over standard output, and the replies come
+//!   back on standard input.
+//!
+//! Either way every access is checked inline against a region table (a
+//! region's readable and writable lengths), and the instruction budget is
+//! counted per block as the x86-64 back end does. Atomics at misaligned
 //! addresses, which the VM allows and LSE instructions fault on, are done
 //! with plain loads and stores (the executable has one thread).
 //!
@@ -95,6 +105,93 @@ const DATA_ADDR: u64 = 0x1000_1000;
 const DATA_FILE_OFFSET: u64 = 0x1000;
 const STACKS: u64 = 0x1000;
 const INPUT: u64 = 0x1000 + (MAX_FRAMES * STACK_PER_FRAME) as u64;
+
+/// Where the region table starts in the data segment; each entry is
+/// [`TABLE_ENTRY`] bytes: the host address, the readable length and the
+/// writable length (0 for a read-only region).
+const TABLE_OFFSET: u64 = 0x100;
+const TABLE_ENTRY: usize = 32;
+
+// ---- The hosted executable's exchange with the VM (crate::hosted). ----
+
+/// Regions a hosted executable's table has room for.
+pub(crate) const HOSTED_REGIONS: usize = 4095;
+/// Data-segment offsets: the arena's bytes in use, the saved link register,
+/// a request, a reply, the arena (the bytes of every region).
+const ARENA_USED: u32 = 0x18;
+const SAVED_LR: u32 = 0x20;
+const REQUEST: u64 = 0x2_1000;
+const REPLY: u64 = 0x2_1100;
+pub(crate) const ARENA: u64 = 0x2_2000;
+/// Bytes the arena may hold (zero-filled memory after the file's bytes).
+pub(crate) const ARENA_CAPACITY: u64 = 64 << 20;
+/// Words of a request: what, pc, two operands, r0..r10, budget, arena bytes.
+pub(crate) const REQUEST_WORDS: usize = 17;
+/// Words of a reply: r0, whether to call, the address to call, r1..r5, the
+/// callee's r10, budget, arena bytes, a value, table entries. The table
+/// entries follow (all that changed: every entry in use, and zeroed ones
+/// for regions gone since the last reply), then the arena.
+pub(crate) const REPLY_WORDS: usize = 13;
+pub(crate) const REPLY_ARGS: u32 = 3;
+pub(crate) const REPLY_FP: u32 = 8;
+pub(crate) const REPLY_BUDGET: u32 = 9;
+pub(crate) const REPLY_ARENA: u32 = 10;
+pub(crate) const REPLY_VALUE: u32 = 11;
+pub(crate) const REPLY_TABLE: u32 = 12;
+/// Exit status of a hosted executable whose exchange with the VM failed.
+pub const EXIT_PROTOCOL: i32 = 6;
+
+/// What a hosted executable asks the VM (word 0 of a request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// The run returned r0 (no reply).
+    Exit = 1,
+    /// It ends early at pc: word 3 the [`FaultKind`], word 2 the guest
+    /// address of a memory fault (no reply).
+    End = 2,
+    /// `call` of helper word 2.
+    Helper = 3,
+    /// `lddw rX, map[word 2]`: the value.
+    MapHandle = 4,
+    /// `lddw rX, map_value[word 2] + word 3`: the value.
+    MapValue = 5,
+    /// The 32-bit context load at pc from guest address word 2: the value.
+    LoadContext = 6,
+    /// `LD_ABS`/`LD_IND` at pc: r0.
+    Packet = 7,
+    /// A bpf-to-bpf call at pc: the callee and its frame.
+    Enter = 8,
+    /// A function's exit.
+    Leave = 9,
+    /// `callx` of word 2: a value or a callee.
+    Callx = 10,
+    /// A callback helper at pc: a value or a callee.
+    CallbackStart = 11,
+    /// The callee of a callback returned r0: a value or the next callee.
+    CallbackReturned = 12,
+}
+
+impl Request {
+    pub(crate) fn from_code(code: u64) -> Option<Request> {
+        use Request::*;
+        [
+            Exit,
+            End,
+            Helper,
+            MapHandle,
+            MapValue,
+            LoadContext,
+            Packet,
+            Enter,
+            Leave,
+            Callx,
+            CallbackStart,
+            CallbackReturned,
+        ]
+        .into_iter()
+        .find(|r| *r as u64 == code)
+    }
+}
 
 /// A64 code under construction, with labels fixed up at the end.
 struct Asm {
@@ -261,9 +358,10 @@ pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>,
     let mut data = vec![0u8; INPUT as usize + mem.len()];
     data[INPUT as usize..].copy_from_slice(mem);
     let mut entry = |index: usize, ptr: u64, len: u64| {
-        let at = 0x100 + 16 * index;
+        let at = TABLE_OFFSET as usize + TABLE_ENTRY * index;
         data[at..at + 8].copy_from_slice(&ptr.to_le_bytes());
         data[at + 8..at + 16].copy_from_slice(&len.to_le_bytes());
+        data[at + 16..at + 24].copy_from_slice(&len.to_le_bytes());
     };
     if !mem.is_empty() {
         entry(0, DATA_ADDR + INPUT, mem.len() as u64);
@@ -277,17 +375,44 @@ pub fn executable(program: &Program, mem: &[u8], budget: u64) -> Result<Vec<u8>,
         };
         entry(first_frame + frame, ptr, len);
     }
-    Ok(elf(&code.words, &data))
+    Ok(elf(&code.words, &data, 0))
 }
 
 /// Compiles `program` to the A64 code of an executable whose input has
 /// `input_len` bytes and whose budget is `budget` instructions.
 pub fn compile(program: &Program, input_len: usize, budget: u64) -> Result<A64Code, JitError> {
+    compile_mode(program, Mode::Standalone { input_len, budget })
+}
+
+/// Compiles `program` to the A64 code of a hosted executable: one that
+/// asks the VM for what is not plain code (see [`crate::hosted`]).
+pub fn compile_hosted(program: &Program) -> Result<A64Code, JitError> {
+    compile_mode(program, Mode::Hosted)
+}
+
+/// How an executable gets what is not plain code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// On its own: the input and the frames at fixed places, helper 5 only.
+    Standalone { input_len: usize, budget: u64 },
+    /// From the VM, over standard input and output: helpers, maps, frames,
+    /// context and packet loads, callbacks and how a run ends.
+    Hosted,
+}
+
+fn compile_mode(program: &Program, mode: Mode) -> Result<A64Code, JitError> {
     let ops = program.ops();
     let lead = leaders(ops, Accesses::EndBlocks);
-    // The VM's region layout: the input (when there is one), then frames.
-    let first_frame = usize::from(input_len != 0);
-    let nregions = first_frame + MAX_FRAMES;
+    let hosted = mode == Mode::Hosted;
+    // The VM's region layout: the input (when there is one), then frames;
+    // hosted, whatever regions the VM's address space has.
+    let (first_frame, nregions) = match mode {
+        Mode::Standalone { input_len, .. } => {
+            let first_frame = usize::from(input_len != 0);
+            (first_frame, first_frame + MAX_FRAMES)
+        }
+        Mode::Hosted => (0, HOSTED_REGIONS),
+    };
     let mut a = Asm {
         code: Vec::new(),
         labels: Vec::new(),
@@ -296,6 +421,7 @@ pub fn compile(program: &Program, input_len: usize, budget: u64) -> Result<A64Co
     let labels: Vec<usize> = (0..ops.len()).map(|_| a.label()).collect();
     let finish = a.label();
     let report = a.label();
+    let host = a.label();
     let mut sites = Sites::default();
     let mut budget_stubs: Vec<(usize, usize)> = Vec::new();
     let unsupported = a.label();
@@ -303,16 +429,29 @@ pub fn compile(program: &Program, input_len: usize, budget: u64) -> Result<A64Co
 
     // Entry: registers as the VM starts them.
     a.mov_imm(DATA, DATA_ADDR);
-    a.add_imm(TABLE, DATA, 0x100);
-    a.mov_imm(BUDGET, budget);
+    a.add_imm(TABLE, DATA, TABLE_OFFSET as u32);
     for r in R {
         a.mov_imm(r, 0);
     }
-    if input_len != 0 {
-        a.mov_imm(reg(1), region_base(0));
+    match mode {
+        Mode::Standalone { input_len, budget } => {
+            a.mov_imm(BUDGET, budget);
+            if input_len != 0 {
+                a.mov_imm(reg(1), region_base(0));
+            }
+            a.mov_imm(reg(2), input_len as u64);
+            a.mov_imm(reg(10), region_base(first_frame) + STACK_PER_FRAME as u64);
+        }
+        Mode::Hosted => {
+            // The VM writes r1..r5, r10 and the budget where its replies go.
+            a.mov_imm(15, DATA_ADDR + REPLY);
+            for r in 1..=5u8 {
+                a.ldr(reg(r), 15, 8 * (REPLY_ARGS + r as u32 - 1));
+            }
+            a.ldr(reg(10), 15, 8 * REPLY_FP);
+            a.ldr(BUDGET, 15, 8 * REPLY_BUDGET);
+        }
     }
-    a.mov_imm(reg(2), input_len as u64);
-    a.mov_imm(reg(10), region_base(first_frame) + STACK_PER_FRAME as u64);
 
     let mut block_len = vec![0usize; ops.len()];
     let mut current = 0;
@@ -340,6 +479,9 @@ pub fn compile(program: &Program, input_len: usize, budget: u64) -> Result<A64Co
             a.bcond(Cond::Lo, stub);
             a.rrr(SUB, true, BUDGET, BUDGET, 9);
         }
+        if hosted && emit_hosted(&mut a, op, pc, host, finish) {
+            continue;
+        }
         let fault = |a: &mut Asm, kind| sites.at(a, pc, kind);
         emit_op(
             &mut a,
@@ -353,26 +495,36 @@ pub fn compile(program: &Program, input_len: usize, budget: u64) -> Result<A64Co
     }
     // Exits.
     let exits = a.code.len();
-    a.bind(exit_zero);
-    a.mov_imm(reg(0), 0);
-    a.bind(finish);
-    a.str(reg(0), DATA, 8);
-    a.mov_imm(0, 1);
-    a.add_imm(1, DATA, 8);
-    a.mov_imm(2, 8);
-    a.mov_imm(8, 64); // write
-    a.emit(0xD400_0001);
-    if input_len != 0 {
-        // The input as the program left it.
-        a.mov_imm(0, 1);
-        a.mov_imm(1, DATA_ADDR + INPUT);
-        a.mov_imm(2, input_len as u64);
-        a.mov_imm(8, 64);
-        a.emit(0xD400_0001);
-    }
-    a.mov_imm(0, 0);
     let do_exit = a.label();
-    a.b(do_exit);
+    if hosted {
+        // The VM takes r0 and the memory from the exit request; the
+        // executable then exits without waiting for a reply.
+        a.bind(finish);
+        rpc(&mut a, Request::Exit, 0, host);
+        a.b(do_exit);
+    } else {
+        a.bind(exit_zero);
+        a.mov_imm(reg(0), 0);
+        a.bind(finish);
+        a.str(reg(0), DATA, 8);
+        a.mov_imm(0, 1);
+        a.add_imm(1, DATA, 8);
+        a.mov_imm(2, 8);
+        a.mov_imm(8, 64); // write
+        a.emit(0xD400_0001);
+        if let Mode::Standalone { input_len, .. } = mode {
+            if input_len != 0 {
+                // The input as the program left it.
+                a.mov_imm(0, 1);
+                a.mov_imm(1, DATA_ADDR + INPUT);
+                a.mov_imm(2, input_len as u64);
+                a.mov_imm(8, 64);
+                a.emit(0xD400_0001);
+            }
+        }
+        a.mov_imm(0, 0);
+        a.b(do_exit);
+    }
     // Early ends: x11 = pc, x12 = kind; both written, then the exit status.
     for &(l, pc, kind) in &sites.stubs {
         a.bind(l);
@@ -407,23 +559,38 @@ pub fn compile(program: &Program, input_len: usize, budget: u64) -> Result<A64Co
         a.b(report);
     }
     a.bind(report);
-    a.str(12, DATA, 8);
-    a.str(11, DATA, 16);
-    a.mov_imm(0, 1);
-    a.add_imm(1, DATA, 8);
-    a.mov_imm(2, 16);
-    a.mov_imm(8, 64); // write
-    a.emit(0xD400_0001);
-    a.mov_imm(0, EXIT_FAULT as u64);
-    a.cmp_imm(12, FaultKind::Budget as u32);
-    a.bcond(Cond::Ne, do_exit);
-    a.mov_imm(0, EXIT_BUDGET as u64);
-    a.b(do_exit);
+    if hosted {
+        // The VM builds the error from the pc, the kind and, for a memory
+        // fault, the guest address in x9; it never replies.
+        a.mov(true, 13, 9);
+        a.mov(true, 14, 12);
+        a.mov(true, 12, 11);
+        a.mov_imm(11, Request::End as u64);
+        a.bl(host);
+        a.mov_imm(0, EXIT_PROTOCOL as u64);
+        a.b(do_exit);
+    } else {
+        a.str(12, DATA, 8);
+        a.str(11, DATA, 16);
+        a.mov_imm(0, 1);
+        a.add_imm(1, DATA, 8);
+        a.mov_imm(2, 16);
+        a.mov_imm(8, 64); // write
+        a.emit(0xD400_0001);
+        a.mov_imm(0, EXIT_FAULT as u64);
+        a.cmp_imm(12, FaultKind::Budget as u32);
+        a.bcond(Cond::Ne, do_exit);
+        a.mov_imm(0, EXIT_BUDGET as u64);
+        a.b(do_exit);
+    }
     a.bind(unsupported);
     a.mov_imm(0, EXIT_UNSUPPORTED as u64);
     a.bind(do_exit);
     a.mov_imm(8, 94); // exit_group
     a.emit(0xD400_0001);
+    if hosted {
+        host_call(&mut a, host, do_exit);
+    }
     let starts = ops
         .iter()
         .zip(&labels)
@@ -650,9 +817,10 @@ fn emit_op(
             a.add_imm(10, 10, 1);
             a.str(10, DATA, 0);
             a.add_imm(11, 10, first_frame as u32);
-            a.add_lsl(12, TABLE, 11, 4);
+            a.add_lsl(12, TABLE, 11, 5);
             a.mov_imm(13, STACK_PER_FRAME as u64);
             a.str(13, 12, 8);
+            a.str(13, 12, 16);
             // Zero the frame: 64 words.
             a.ldr(14, 12, 0);
             a.mov_imm(15, (STACK_PER_FRAME / 8) as u64);
@@ -677,8 +845,9 @@ fn emit_op(
             a.ldr(10, DATA, 0);
             a.cbz(10, finish);
             a.add_imm(11, 10, first_frame as u32);
-            a.add_lsl(12, TABLE, 11, 4);
+            a.add_lsl(12, TABLE, 11, 5);
             a.str(ZR, 12, 8);
+            a.str(ZR, 12, 16);
             a.emit(0xD100_0400 | 10 << 5 | 10); // sub x10, x10, #1
             a.str(10, DATA, 0);
             a.emit(0xD65F_03C0); // ret
@@ -687,6 +856,170 @@ fn emit_op(
         _ => jump(a, op, labels)?,
     }
     Ok(())
+}
+
+/// The ops a hosted executable asks the VM for; false for the others.
+fn emit_hosted(a: &mut Asm, op: Op, pc: usize, host: usize, finish: usize) -> bool {
+    use Op::*;
+    match op {
+        Call(id) => {
+            a.mov_imm(13, id as i64 as u64);
+            rpc(a, Request::Helper, pc, host);
+        }
+        LdMap(d, index) => {
+            a.mov_imm(13, index as u64);
+            rpc(a, Request::MapHandle, pc, host);
+            a.mov(true, reg(d), 14);
+        }
+        LdMapValue(d, index, offset) => {
+            a.mov_imm(13, index as u64);
+            a.mov_imm(14, offset as u64);
+            rpc(a, Request::MapValue, pc, host);
+            a.mov(true, reg(d), 14);
+        }
+        Ldx32Ctx(d, s, off) => {
+            // The VM knows which context fields hold pointers.
+            a.mov_imm(9, off as i64 as u64);
+            a.rrr(ADD, true, 13, reg(s), 9);
+            rpc(a, Request::LoadContext, pc, host);
+            a.mov(true, reg(d), 14);
+        }
+        LdAbs(..) | LdInd(..) => rpc(a, Request::Packet, pc, host),
+        CallLocal(_) => {
+            rpc(a, Request::Enter, pc, host);
+            call_if_asked(a);
+        }
+        Callx(s) => {
+            a.mov(true, 13, reg(s));
+            rpc(a, Request::Callx, pc, host);
+            call_if_asked(a);
+        }
+        CallWithCallback(id) => {
+            a.mov_imm(13, id as i64 as u64);
+            rpc(a, Request::CallbackStart, pc, host);
+            let (again, done) = (a.label(), a.label());
+            a.bind(again);
+            a.cbz(11, done);
+            call_if_asked(a);
+            rpc(a, Request::CallbackReturned, pc, host);
+            a.b(again);
+            a.bind(done);
+        }
+        Exit => {
+            a.ldr(10, DATA, 0);
+            a.cbz(10, finish);
+            rpc(a, Request::Leave, pc, host);
+            a.ldr(10, DATA, 0);
+            a.emit(0xD100_0400 | 10 << 5 | 10); // sub x10, x10, #1
+            a.str(10, DATA, 0);
+            a.emit(0xD65F_03C0); // ret
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Asks the VM with x13 and x14 as operands: the reply leaves r0..r5 and
+/// the budget as the VM says, x11 = whether to call, x12 = where, x13 =
+/// the callee's r10, x14 = a value.
+fn rpc(a: &mut Asm, request: Request, pc: usize, host: usize) {
+    a.mov_imm(11, request as u64);
+    a.mov_imm(12, pc as u64);
+    a.str(LR, DATA, SAVED_LR);
+    a.bl(host);
+    a.ldr(LR, DATA, SAVED_LR);
+}
+
+/// After [`rpc`]: when the VM says so, calls x12 in a new frame (r10 = x13)
+/// as a bpf-to-bpf call does, keeping r6..r10 and the return address.
+fn call_if_asked(a: &mut Asm) {
+    let done = a.label();
+    a.cbz(11, done);
+    a.ldr(10, DATA, 0);
+    a.add_imm(10, 10, 1);
+    a.str(10, DATA, 0);
+    a.stp_pre(reg(6), reg(7));
+    a.stp_pre(reg(8), reg(9));
+    a.stp_pre(reg(10), LR);
+    a.mov(true, reg(10), 13);
+    a.emit(0xD63F_0000 | 12 << 5); // blr x12
+    a.ldp_post(reg(10), LR);
+    a.ldp_post(reg(8), reg(9));
+    a.ldp_post(reg(6), reg(7));
+    a.bind(done);
+}
+
+/// The exchange with the VM, called with `bl` (x11 = request, x12 = pc,
+/// x13 and x14 operands): writes the request and the arena to standard
+/// output; unless the run is over, reads the reply, the region table and
+/// the arena from standard input. A failed read or write exits with
+/// [`EXIT_PROTOCOL`].
+fn host_call(a: &mut Asm, host: usize, do_exit: usize) {
+    let die = a.label();
+    a.bind(host);
+    a.mov_imm(15, DATA_ADDR + REQUEST);
+    for (k, r) in [11, 12, 13, 14].into_iter().chain(R).enumerate() {
+        a.str(r, 15, 8 * k as u32);
+    }
+    a.str(BUDGET, 15, 8 * 15);
+    a.ldr(16, DATA, ARENA_USED);
+    a.str(16, 15, 8 * 16);
+    a.mov(true, 1, 15);
+    a.mov_imm(2, 8 * REQUEST_WORDS as u64);
+    transfer(a, 1, 64, die);
+    a.mov_imm(1, DATA_ADDR + ARENA);
+    a.ldr(2, DATA, ARENA_USED);
+    transfer(a, 1, 64, die);
+    let receive = a.label();
+    a.cmp_imm(11, Request::Exit as u32);
+    a.bcond(Cond::Ne, receive);
+    a.mov_imm(0, 0);
+    a.b(do_exit);
+    a.bind(receive);
+    a.mov_imm(1, DATA_ADDR + REPLY);
+    a.mov_imm(2, 8 * REPLY_WORDS as u64);
+    transfer(a, 0, 63, die);
+    a.mov_imm(15, DATA_ADDR + REPLY);
+    a.mov(true, 1, TABLE);
+    a.ldr(2, 15, 8 * REPLY_TABLE);
+    a.ubfm(true, 2, 2, 64 - 5, 63 - 5); // lsl x2, x2, #5: entries to bytes
+    transfer(a, 0, 63, die);
+    a.mov_imm(15, DATA_ADDR + REPLY);
+    a.ldr(2, 15, 8 * REPLY_ARENA);
+    a.str(2, DATA, ARENA_USED);
+    a.mov_imm(1, DATA_ADDR + ARENA);
+    transfer(a, 0, 63, die);
+    a.mov_imm(15, DATA_ADDR + REPLY);
+    a.ldr(reg(0), 15, 0);
+    for r in 1..=5u8 {
+        a.ldr(reg(r), 15, 8 * (REPLY_ARGS + r as u32 - 1));
+    }
+    a.ldr(BUDGET, 15, 8 * REPLY_BUDGET);
+    a.ldr(11, 15, 8);
+    a.ldr(12, 15, 16);
+    a.ldr(13, 15, 8 * REPLY_FP);
+    a.ldr(14, 15, 8 * REPLY_VALUE);
+    a.emit(0xD65F_03C0); // ret
+    a.bind(die);
+    a.mov_imm(0, EXIT_PROTOCOL as u64);
+    a.b(do_exit);
+}
+
+/// Reads (`sysno` 63) or writes (64) x2 bytes at x1 on `fd`, however many
+/// calls it takes; an error or end of file branches to `die`.
+fn transfer(a: &mut Asm, fd: u64, sysno: u64, die: usize) {
+    let (again, done) = (a.label(), a.label());
+    a.cbz(2, done);
+    a.bind(again);
+    a.mov_imm(0, fd);
+    a.mov_imm(8, sysno);
+    a.emit(0xD400_0001); // svc #0
+    a.cmp_imm(0, 0);
+    a.bcond(Cond::Le, die);
+    a.rrr(ADD, true, 1, 1, 0);
+    a.rrr(SUBS, true, 2, 2, 0);
+    a.bcond(Cond::Ne, again);
+    a.bind(done);
 }
 
 /// Helper 5 of the conformance suite: r0 = r1, and 0 ends the program.
@@ -712,8 +1045,15 @@ fn mem(a: &mut Asm, base: u32, off: i16, size: u32, nregions: usize, fault: usiz
     a.emit(0xD100_0400 | 10 << 5 | 10); // sub x10, x10, #1
     a.cmp_imm(10, nregions as u32);
     a.bcond(Cond::Hs, fault);
-    a.add_lsl(11, TABLE, 10, 4);
-    a.ldr(12, 11, 8);
+    a.add_lsl(11, TABLE, 10, 5);
+    // Loads check the entry's readable length, stores and atomics its
+    // writable one (0 for a read-only region).
+    let limit = if matches!(access, Access::Load(..)) {
+        8
+    } else {
+        16
+    };
+    a.ldr(12, 11, limit);
     a.mov(false, 13, 9); // offset, zero-extended
     a.add_imm(14, 13, size);
     a.rrr(SUBS, true, ZR, 14, 12);
@@ -880,10 +1220,53 @@ fn jump(a: &mut Asm, op: Op, labels: &[usize]) -> Result<(), JitError> {
 
 /// A static aarch64 ELF executable: the data segment (read+write) first,
 /// at a fixed address, then the code (read+execute), entered at its start.
-fn elf(code: &[u32], data: &[u8]) -> Vec<u8> {
+/// The hosted executable of `code`, whose data segment starts with the
+/// region `table` (at most [`HOSTED_REGIONS`] entries), the first `reply`
+/// (r1..r5, r10 and the budget) and the `arena` the table points into;
+/// with the address its code is loaded at.
+pub(crate) fn hosted_executable(
+    code: &A64Code,
+    table: &[u8],
+    reply: &[u64; REPLY_WORDS],
+    arena: &[u8],
+) -> (Vec<u8>, u64) {
+    let mut data = vec![0u8; ARENA as usize + arena.len()];
+    let t = TABLE_OFFSET as usize;
+    data[t..t + table.len()].copy_from_slice(table);
+    for (k, w) in reply.iter().enumerate() {
+        let at = REPLY as usize + 8 * k;
+        data[at..at + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    data[ARENA_USED as usize..ARENA_USED as usize + 8]
+        .copy_from_slice(&(arena.len() as u64).to_le_bytes());
+    data[ARENA as usize..].copy_from_slice(arena);
+    let zeroed = ARENA_CAPACITY - arena.len() as u64;
+    (elf(&code.words, &data, zeroed), code_address(data.len()))
+}
+
+/// Where [`elf`] loads the code of an executable with `data_len` bytes of data.
+fn code_address(data_len: usize) -> u64 {
+    0x40_0000 + (DATA_FILE_OFFSET + data_len as u64).next_multiple_of(0x1000)
+}
+
+/// The table entry of a region at host address `ptr` with `len` bytes.
+pub(crate) fn table_entry(ptr: u64, len: u64, writable: bool) -> [u8; TABLE_ENTRY] {
+    let mut e = [0u8; TABLE_ENTRY];
+    e[..8].copy_from_slice(&ptr.to_le_bytes());
+    e[8..16].copy_from_slice(&len.to_le_bytes());
+    if writable {
+        e[16..24].copy_from_slice(&len.to_le_bytes());
+    }
+    e
+}
+
+/// The guest address of the arena's first byte in a hosted executable.
+pub(crate) const ARENA_ADDR: u64 = DATA_ADDR + ARENA;
+
+fn elf(code: &[u32], data: &[u8], zeroed: u64) -> Vec<u8> {
     let data_len = data.len() as u64;
     let code_offset = (DATA_FILE_OFFSET + data_len).next_multiple_of(0x1000);
-    let code_addr = 0x40_0000 + code_offset;
+    let code_addr = code_address(data.len());
     let code_bytes: Vec<u8> = code.iter().flat_map(|w| w.to_le_bytes()).collect();
     let mut out = Vec::new();
     out.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
@@ -899,18 +1282,27 @@ fn elf(code: &[u32], data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&56u16.to_le_bytes()); // phentsize
     out.extend_from_slice(&2u16.to_le_bytes()); // phnum
     out.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
-    let phdr = |out: &mut Vec<u8>, flags: u32, offset: u64, addr: u64, len: u64| {
+    let phdr = |out: &mut Vec<u8>, flags: u32, offset: u64, addr: u64, len: u64, mem: u64| {
         out.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
         out.extend_from_slice(&flags.to_le_bytes());
         out.extend_from_slice(&offset.to_le_bytes());
         out.extend_from_slice(&addr.to_le_bytes());
         out.extend_from_slice(&addr.to_le_bytes());
         out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&mem.to_le_bytes());
         out.extend_from_slice(&0x1000u64.to_le_bytes());
     };
-    phdr(&mut out, 6, DATA_FILE_OFFSET, DATA_ADDR, data_len.max(1));
-    phdr(&mut out, 5, code_offset, code_addr, code_bytes.len() as u64);
+    let data_file = data_len.max(1);
+    phdr(
+        &mut out,
+        6,
+        DATA_FILE_OFFSET,
+        DATA_ADDR,
+        data_file,
+        data_file + zeroed,
+    );
+    let code_len = code_bytes.len() as u64;
+    phdr(&mut out, 5, code_offset, code_addr, code_len, code_len);
     out.resize(DATA_FILE_OFFSET as usize, 0);
     out.extend_from_slice(data);
     out.resize(code_offset as usize, 0);

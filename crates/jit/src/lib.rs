@@ -41,7 +41,13 @@
 //! context block, r9 the budget, r10 and r11 are scratch.
 //!
 //! [`a64`] is the ARM64 back end: it packages a program as a static
-//! aarch64 executable, so the A64 code is checked under qemu-aarch64.
+//! aarch64 executable, so the A64 code is checked under qemu-aarch64. On
+//! its own ([`qemu::Qemu::run`]) the executable has the conformance
+//! suite's memory and helper 5; [`hosted`] makes it a VM engine
+//! ([`Engine::JitArm64`]), asking the VM's [`Machine`] for helpers, maps,
+//! frames, callbacks and tail calls as the x86-64 code does.
+//!
+//! [`Machine`]: bpfkit_vm::engine::Machine
 //!
 //! ```
 //! # #[cfg(target_arch = "x86_64")] {
@@ -61,6 +67,7 @@ pub mod a64;
 mod blocks;
 #[cfg(target_arch = "x86_64")]
 mod exec;
+pub mod hosted;
 #[cfg(target_arch = "x86_64")]
 mod lookup;
 #[cfg(target_arch = "x86_64")]
@@ -88,6 +95,9 @@ pub enum JitError {
     /// This machine's architecture has no back end.
     #[error("the JIT has no back end for this architecture")]
     Unsupported,
+    /// The ARM64 back end's emulator is missing or could not start.
+    #[error(transparent)]
+    Qemu(Box<qemu::QemuError>),
 }
 
 /// Why a program could not be compiled in verified-unchecked mode.
@@ -108,6 +118,10 @@ pub enum Engine {
     Interpreter,
     /// The JIT (the default where it has a back end: x86-64).
     Jit,
+    /// The ARM64 back end, its code run under qemu-aarch64 (Debian package
+    /// `qemu-user`) with the VM's helpers and maps ([`hosted`]): for
+    /// checking A64 code on another machine, as each run starts qemu.
+    JitArm64,
 }
 
 impl Default for Engine {
@@ -136,6 +150,10 @@ impl Engine {
                 Ok(())
             }
             Engine::Jit => compile(program),
+            Engine::JitArm64 => {
+                let qemu = qemu::Qemu::find().map_err(|e| JitError::Qemu(Box::new(e)))?;
+                hosted::compile_a64(program, &std::sync::Arc::new(qemu))
+            }
         }
     }
 }
@@ -146,7 +164,10 @@ impl std::str::FromStr for Engine {
         match s {
             "interp" | "interpreter" => Ok(Engine::Interpreter),
             "jit" => Ok(Engine::Jit),
-            _ => Err(format!("unknown engine `{s}` (expected `interp` or `jit`)")),
+            "jit-arm64" => Ok(Engine::JitArm64),
+            _ => Err(format!(
+                "unknown engine `{s}` (expected `interp`, `jit` or `jit-arm64`)"
+            )),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! jit-arm64` share this.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bpfkit_vm::conformance::{Expected, FileOutcome, TestCase, Verdict};
@@ -83,19 +83,48 @@ impl Qemu {
         })
     }
 
+    /// Starts an executable with its standard input and output piped to
+    /// the caller; returns the child and the executable's file, which the
+    /// caller removes once the child has exited.
+    pub(crate) fn spawn(&self, exe: &[u8]) -> Result<(Child, PathBuf), QemuError> {
+        let path = self.write_executable(exe)?;
+        match Command::new("qemu-aarch64")
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => Ok((child, path)),
+            Err(error) => {
+                std::fs::remove_file(&path).ok();
+                Err(QemuError::Io { path, error })
+            }
+        }
+    }
+
+    /// Writes `exe` to a file of its own, executable.
+    fn write_executable(&self, exe: &[u8]) -> Result<PathBuf, QemuError> {
+        use std::os::unix::fs::PermissionsExt;
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("p{n}"));
+        let written = std::fs::write(&path, exe)
+            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)));
+        match written {
+            Ok(()) => Ok(path),
+            Err(error) => Err(QemuError::Io { path, error }),
+        }
+    }
+
     /// Runs an executable built by [`a64::executable`]; each call uses a
     /// file of its own, so calls may run in parallel. A run that returns
     /// gives the input as the program left it too.
     pub fn run_executable(&self, exe: &[u8]) -> Result<(A64Outcome, Vec<u8>), QemuError> {
-        use std::os::unix::fs::PermissionsExt;
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!("p{n}"));
+        let path = self.write_executable(exe)?;
         let io = |error| QemuError::Io {
             path: path.clone(),
             error,
         };
-        std::fs::write(&path, exe).map_err(io)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
         let out = Command::new("qemu-aarch64").arg(&path).output();
         std::fs::remove_file(&path).ok();
         let out = out.map_err(io)?;

@@ -1,12 +1,15 @@
 //! The project's clang-compiled objects (every crate's tests/fixtures and
-//! bpf/obj) load, run and leave their maps the same under both engines:
-//! each program is test-run on the same inputs in a VM per engine, and the
+//! bpf/obj) load, run and leave their maps the same under every engine
+//! (the interpreter, the x86-64 JIT, the ARM64 back end under qemu): each
+//! program is test-run on the same inputs in a VM per engine, and the
 //! results (or errors), the trace output and every map's contents must match.
-#![cfg(target_arch = "x86_64")]
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use bpfkit_abi::MapType;
+use bpfkit_jit::qemu::Qemu;
 use bpfkit_object::ObjectSpec;
 use bpfkit_vm::object::LoadedObject;
 use bpfkit_vm::{HelperOutcome, Program, TestRun, Vm};
@@ -105,16 +108,27 @@ fn maps(vm: &Vm, obj: &LoadedObject) -> Vec<String> {
         .collect()
 }
 
+/// Which engine runs the programs.
+#[derive(Clone)]
+enum Engine {
+    Interpreter,
+    #[cfg(target_arch = "x86_64")]
+    X86,
+    A64(Arc<Qemu>),
+}
+
 /// Everything observable from running every program of `spec` on every input.
-fn observe(spec: &ObjectSpec, jit: bool) -> Vec<String> {
+fn observe(spec: &ObjectSpec, engine: &Engine) -> Vec<String> {
     let mut vm = vm();
-    let compile = |p: &mut Program| bpfkit_jit::compile(p).map_err(|e| e.to_string());
-    let none = |_: &mut Program| Ok(());
-    let loaded = if jit {
-        vm.load_object_with(spec, &compile)
-    } else {
-        vm.load_object_with(spec, &none)
+    let chosen = engine.clone();
+    let compile = move |p: &mut Program| match &chosen {
+        Engine::Interpreter => Ok(()),
+        #[cfg(target_arch = "x86_64")]
+        Engine::X86 => bpfkit_jit::compile(p).map_err(|e| e.to_string()),
+        Engine::A64(q) => bpfkit_jit::hosted::compile_a64(p, q).map_err(|e| e.to_string()),
     };
+    let loaded = vm.load_object_with(spec, &compile);
+    let jit = !matches!(engine, Engine::Interpreter);
     let obj = match loaded {
         Ok(obj) => obj,
         Err(e) => return vec![format!("load: {e}")],
@@ -139,8 +153,8 @@ fn observe(spec: &ObjectSpec, jit: bool) -> Vec<String> {
     seen
 }
 
-#[test]
-fn every_fixture_object_behaves_the_same_under_both_engines() {
+/// Compares every fixture object under the interpreter and `engine`.
+fn compare_with_interpreter(engine: Engine) {
     let mut ran = 0;
     let mut programs = 0;
     for path in objects() {
@@ -148,8 +162,8 @@ fn every_fixture_object_behaves_the_same_under_both_engines() {
             // Fixtures the parser must refuse (kconfig edge cases).
             continue;
         };
-        let interp = observe(&spec, false);
-        let jit = observe(&spec, true);
+        let interp = observe(&spec, &Engine::Interpreter);
+        let jit = observe(&spec, &engine);
         assert_eq!(interp.len(), jit.len(), "{}", path.display());
         for (a, b) in interp.iter().zip(&jit) {
             assert_eq!(a, b, "{}", path.display());
@@ -166,4 +180,21 @@ fn every_fixture_object_behaves_the_same_under_both_engines() {
         "{ran} objects, {programs} programs ran"
     );
     eprintln!("{ran} objects, {programs} programs compared");
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn every_fixture_object_behaves_the_same_under_the_x86_jit() {
+    compare_with_interpreter(Engine::X86);
+}
+
+#[test]
+fn every_fixture_object_behaves_the_same_on_arm64_code() {
+    match Qemu::find() {
+        Ok(q) => compare_with_interpreter(Engine::A64(Arc::new(q))),
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "{e}");
+            eprintln!("skipped: {e}");
+        }
+    }
 }

@@ -200,6 +200,13 @@ pub enum RunError {
         /// Slot index.
         pc: usize,
     },
+    /// The engine running compiled code failed outside the program: for
+    /// the ARM64 back end, the emulator running it.
+    #[error("the engine failed: {reason}")]
+    Engine {
+        /// What failed.
+        reason: String,
+    },
     /// `callx` to a value that is neither a helper id nor a function address.
     #[error("instruction {pc}: callx target {target:#x} is not a function")]
     BadCallTarget {

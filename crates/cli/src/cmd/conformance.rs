@@ -42,6 +42,7 @@ impl SuiteEngine {
         match Engine::native() {
             Engine::Jit => SuiteEngine::Jit,
             Engine::Interpreter => SuiteEngine::Interpreter,
+            Engine::JitArm64 => SuiteEngine::JitArm64,
         }
     }
 }
@@ -54,6 +55,9 @@ pub enum Engine {
     Interpreter,
     /// The x86-64 JIT, with the interpreter's checks and errors.
     Jit,
+    /// The ARM64 back end, its code run under qemu-aarch64 (package
+    /// qemu-user) with the VM's helpers and maps; each run starts qemu.
+    JitArm64,
 }
 
 impl Engine {
@@ -62,6 +66,7 @@ impl Engine {
         match bpfkit_jit::Engine::native() {
             bpfkit_jit::Engine::Jit => Engine::Jit,
             bpfkit_jit::Engine::Interpreter => Engine::Interpreter,
+            bpfkit_jit::Engine::JitArm64 => Engine::JitArm64,
         }
     }
 
@@ -70,6 +75,7 @@ impl Engine {
         match self {
             Engine::Interpreter => bpfkit::Engine::Interpreter,
             Engine::Jit => bpfkit::Engine::Jit,
+            Engine::JitArm64 => bpfkit::Engine::JitArm64,
         }
     }
 

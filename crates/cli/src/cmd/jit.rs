@@ -27,8 +27,8 @@ pub enum Arch {
     /// x86-64, the code `bpfkit run --engine jit` runs on this machine.
     #[value(name = "x86_64", alias = "x86-64")]
     X86_64,
-    /// ARM64 (A64), as in the executable run under qemu-aarch64, for a
-    /// run without input.
+    /// ARM64 (A64), the code `bpfkit run --engine jit-arm64` runs under
+    /// qemu-aarch64 (helpers, maps and frames asked of the VM).
     #[value(name = "aarch64", alias = "arm64")]
     Aarch64,
 }
@@ -79,9 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// `; SLOT: eBPF` before the code made from each instruction, then
 /// `OFFSET  INSTRUCTION`, decoded with yaxpeax-arm.
 fn print_a64(program: &Program) -> anyhow::Result<()> {
-    // The code for a run without input and with the VM's default budget
-    // (both only change constants loaded at the entry).
-    let code = bpfkit_jit::a64::compile(program, 0, 1 << 20).context("compiling to A64")?;
+    let code = bpfkit_jit::a64::compile_hosted(program).context("compiling to A64")?;
     outln!(
         "; {} eBPF slots, {} bytes of A64 code",
         program.slots(),
