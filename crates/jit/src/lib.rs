@@ -5,12 +5,19 @@
 //! [`Vm`](bpfkit_vm::Vm) executes the machine code instead of the
 //! interpreter, with the interpreter's semantics and safety:
 //!
-//! - every load and store is checked against the run's regions: inline
-//!   against tables of the regions the run owns (stack frames, context,
-//!   packet, input), one compare of the address with the first one an
-//!   access of its size may not start at, and otherwise through the VM's
-//!   own checked access, so a bad access ends the run with the
-//!   interpreter's [`RunError`](bpfkit_vm::RunError);
+//! - every load, store and atomic is checked against the run's regions:
+//!   inline against tables of the regions the run owns (stack frames,
+//!   context, packet, input), one compare of the address with the first
+//!   one an access of its size may not start at, and otherwise through the
+//!   VM's own checked access, so a bad access ends the run with the
+//!   interpreter's [`RunError`](bpfkit_vm::RunError). Atomics in place are
+//!   x86's locked instructions;
+//! - a map value (shared with its map) becomes inline too once the run
+//!   first reaches it: the run holds its bytes locked
+//!   ([`SharedBytes::try_hold`](bpfkit_vm::SharedBytes::try_hold)) until
+//!   its next call into the machine that may lock them (any but a
+//!   built-in lookup or a map handle) or its end, so a thread reading the
+//!   map meanwhile waits instead of racing the generated code;
 //! - a one-block loop whose loads and stores move by a constant step (a
 //!   copy, a scan) has its checks hoisted: at the back edge the run works
 //!   out how many more iterations stay in bounds and runs those in an
@@ -31,9 +38,8 @@
 //!   not end blocks (a fault gives back the rest of its block), and a block
 //!   that would overrun the budget stops at the instruction the interpreter
 //!   stops at, after any access before it that faults;
-//! - helpers, maps, call frames, callbacks, atomics and packet loads go
-//!   through [`bpfkit_vm::engine::Machine`], the same code the interpreter
-//!   uses.
+//! - helpers, maps, call frames, callbacks and packet loads go through
+//!   [`bpfkit_vm::engine::Machine`], the same code the interpreter uses.
 //!
 //! Registers follow the kernel's x86 JIT (arch/x86/net/bpf_jit_comp.c,
 //! `reg2hex`): r0 = rax, r1 = rdi, r2 = rsi, r3 = rdx, r4 = rcx, r5 = r8,

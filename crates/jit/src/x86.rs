@@ -12,17 +12,17 @@ use crate::loops::{safe_iterations, strided_loops, CopyIdiom, StridedAccess, Str
 use crate::x86_asm::*;
 use crate::JitError;
 use bpfkit_vm::engine::{
-    AtomicKind, CallStep, CompiledCode, Flow, Halt, LookupMemo, Machine, Op, FUNC_ADDR_TAG,
-    MAP_LOOKUP_ELEM,
+    atomic_value, AtomicKind, CallStep, CompiledCode, Flow, Halt, LookupMemo, Machine, Op,
+    FUNC_ADDR_TAG, MAP_LOOKUP_ELEM,
 };
-use bpfkit_vm::{Program, RunError};
+use bpfkit_vm::{Backing, HeldBytes, Program, RunError};
 
 /// eBPF registers r0..r10 in the kernel x86 JIT's mapping.
 const R64: [Reg; 11] = [RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP];
 
 /// Region numbers (a guest address's upper half: the region's index plus
 /// one) the inline check covers; later regions take the slow path.
-const INLINE_REGIONS: usize = 16;
+const INLINE_REGIONS: usize = 128;
 
 /// The block generated code works on, pointed to by r12. Offsets below.
 #[repr(C)]
@@ -190,13 +190,85 @@ struct Runtime<'m, 'a> {
     regions: usize,
     halt: Option<Halt>,
     panic: Option<Box<dyn Any + Send>>,
+    /// Shared bytes (map values) the run holds locked, by region index, so
+    /// that generated code reads and writes them in place; let go before
+    /// any call into the machine that may lock them itself.
+    held: Vec<Option<HeldBytes>>,
+    /// The region indexes `held` has bytes for.
+    holding: Vec<usize>,
 }
 
 impl Runtime<'_, '_> {
+    /// The bytes of a `size`-byte access at `addr` (a store or atomic when
+    /// `store`) in shared bytes the run holds, locking them and giving
+    /// their region an inline table entry first if it does not hold them
+    /// yet. `None` when the access is not wholly in a region over shared
+    /// bytes (that allows it), or someone else holds them.
+    fn held_access(
+        &mut self,
+        ctx: &mut JitCtx,
+        addr: u64,
+        size: usize,
+        store: bool,
+    ) -> Option<&mut [u8]> {
+        let index = ((addr >> 32) as usize).wrapping_sub(1);
+        let offset = addr as u32 as usize;
+        if index >= INLINE_REGIONS - 1 {
+            return None;
+        }
+        let region = self.machine.memory().region(index)?;
+        let Backing::Shared(shared) = &region.backing else {
+            return None;
+        };
+        let (len, writable) = (region.len(), region.writable);
+        if offset + size > len || (store && !writable) {
+            return None;
+        }
+        if self.held.len() <= index {
+            self.held.resize_with(index + 1, || None);
+        }
+        if self.held[index].is_none() {
+            let mut held = shared.try_hold()?;
+            let bytes = held.bytes_mut();
+            // Bytes shorter than the region (an embedder replaced them)
+            // fault as past the region's end: only what both cover is inline.
+            let inline = len.min(bytes.len()) as u64;
+            let entry = OwnedEntry {
+                host: bytes.as_mut_ptr() as u64,
+                loadable: inline,
+                storable: if writable { inline } else { 0 },
+            };
+            let classes = self.code.limit_classes;
+            ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry, classes);
+            self.held[index] = Some(held);
+            self.holding.push(index);
+        }
+        self.held[index]
+            .as_mut()?
+            .bytes_mut()
+            .get_mut(offset..offset + size)
+    }
+
+    /// Lets go of every held bytes, their table entries back to the slow path.
+    #[inline]
+    fn release(&mut self, ctx: &mut JitCtx) {
+        if self.holding.is_empty() {
+            return;
+        }
+        let classes = self.code.limit_classes;
+        for index in self.holding.drain(..) {
+            self.held[index] = None;
+            let guest = bpfkit_vm::region_base(index);
+            ctx.set_entry(index + 1, guest, OwnedEntry::default(), classes);
+        }
+    }
+
     /// Fills the inline region tables and the frame state from the
     /// address space.
     fn fill(&mut self, ctx: &mut JitCtx) {
-        // Regions may have moved: remembered values may be elsewhere.
+        // Regions may have moved: a held region's index may name other
+        // bytes now, and remembered values may be elsewhere.
+        self.release(ctx);
         if !self.code.lookup_sites.is_empty() {
             ctx.forget_lookups();
         }
@@ -597,6 +669,54 @@ impl Gen {
             value,
             resume,
         });
+    }
+
+    /// An atomic done in place with x86's locked instructions, then a jump
+    /// to `done`, when the address is in a region of the inline tables
+    /// that allows stores and is aligned (LSE-like: a misaligned locked
+    /// access splits a lock); otherwise, and for the fetching or, and and
+    /// xor (which would need a loop), the code that follows: the slow path.
+    #[allow(clippy::too_many_arguments)]
+    fn inline_atomic(
+        &mut self,
+        kind: AtomicKind,
+        fetch: bool,
+        dw: bool,
+        b: u8,
+        s: u8,
+        off: i16,
+        done: Label,
+    ) {
+        use AtomicKind as K;
+        if fetch && matches!(kind, K::Or | K::And | K::Xor) {
+            return;
+        }
+        let (size, w) = if dw { (8, W::B64) } else { (4, W::B32) };
+        let slow = self.a.new_label();
+        self.a.lea(R11, Mem::at(R64[reg(b)], off as i32));
+        self.checked_address(size, false, slow);
+        self.a.test_ri(W::B64, R11, size - 1);
+        self.a.jcc(Cond::Ne, slow);
+        let (m, src) = (Mem::at(R11, 0), R64[reg(s)]);
+        match kind {
+            K::Add if fetch => self.a.lock_xadd(w, m, src),
+            K::Add => self.a.lock_alu_mr(Alu::Add, w, m, src),
+            K::Or => self.a.lock_alu_mr(Alu::Or, w, m, src),
+            K::And => self.a.lock_alu_mr(Alu::And, w, m, src),
+            K::Xor => self.a.lock_alu_mr(Alu::Xor, w, m, src),
+            K::Xchg => self.a.xchg_mr(w, m, src),
+            K::Cmpxchg => {
+                self.a.lock_cmpxchg(w, m, src);
+                // r0 is the old value, zero-extended: a 32-bit cmpxchg
+                // that matches leaves rax's upper half (the kernel's x86
+                // JIT zero-extends too).
+                if !dw {
+                    self.a.mov_rr(W::B32, R64[0], R64[0]);
+                }
+            }
+        }
+        self.a.jmp(done);
+        self.a.bind(slow);
     }
 
     /// The lookup cache's check at lookup site `site`: reads the key at
@@ -1353,10 +1473,13 @@ impl Gen {
                 self.a.lea(R11, Mem::at(R64[reg(s)], off as i32));
                 self.tcall_spilling(tramp_load_ctx, pc as u64, spill_for(d));
             }
-            Atomic(_, _, _, b, s, off) => {
+            Atomic(kind, fetch, dw, b, s, off) => {
+                let done = self.a.new_label();
+                self.inline_atomic(kind, fetch, dw, b, s, off, done);
                 self.a.lea(R11, Mem::at(R64[reg(b)], off as i32));
                 self.a.mov_rr(W::B64, R10, R64[reg(s)]);
                 self.tcall_spilling(tramp_atomic, pc as u64, spill_for(s));
+                self.a.bind(done);
             }
             LdAbs(..) => self.tcall_spilling(tramp_packet, pc as u64, Spill::CallerSaved),
             LdInd(_, s, _) => self.tcall_spilling(tramp_packet, pc as u64, spill_for(s)),
@@ -1443,6 +1566,20 @@ fn guarded(
     refresh: bool,
     f: impl FnOnce(&mut JitCtx, &mut Runtime<'_, '_>) -> Result<(), Halt>,
 ) -> u64 {
+    guarded_holding(ctx, refresh, |ctx, rt| {
+        // The machine may lock shared bytes the run holds.
+        rt.release(ctx);
+        f(ctx, rt)
+    })
+}
+
+/// [`guarded`] for a load, store or atomic, which may keep held bytes: it
+/// lets go of them itself before it asks the machine.
+fn guarded_holding(
+    ctx: *mut JitCtx,
+    refresh: bool,
+    f: impl FnOnce(&mut JitCtx, &mut Runtime<'_, '_>) -> Result<(), Halt>,
+) -> u64 {
     // SAFETY: generated code passes the context block `run` made, which
     // lives until `run` returns; nothing else refers to it during the call.
     let ctx = unsafe { &mut *ctx };
@@ -1495,9 +1632,21 @@ extern "sysv64" fn tramp_budget(ctx: *mut JitCtx, block: u64, _: u64, _: u64) ->
     })
 }
 
+/// Little-endian bytes as a zero-extended value.
+fn le_value(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(word)
+}
+
 extern "sysv64" fn tramp_load(ctx: *mut JitCtx, pc: u64, addr: u64, _: u64) -> u64 {
-    guarded(ctx, false, |ctx, rt| {
+    guarded_holding(ctx, false, |ctx, rt| {
         let size = access_size(rt, pc);
+        if let Some(bytes) = rt.held_access(ctx, addr, size, false) {
+            ctx.scratch = le_value(bytes);
+            return Ok(());
+        }
+        rt.release(ctx);
         ctx.scratch = rt
             .machine
             .load(pc as usize, addr, size)
@@ -1507,8 +1656,13 @@ extern "sysv64" fn tramp_load(ctx: *mut JitCtx, pc: u64, addr: u64, _: u64) -> u
 }
 
 extern "sysv64" fn tramp_store(ctx: *mut JitCtx, pc: u64, addr: u64, value: u64) -> u64 {
-    guarded(ctx, false, |ctx, rt| {
+    guarded_holding(ctx, false, |ctx, rt| {
         let size = access_size(rt, pc);
+        if let Some(bytes) = rt.held_access(ctx, addr, size, true) {
+            bytes.copy_from_slice(&value.to_le_bytes()[..size]);
+            return Ok(());
+        }
+        rt.release(ctx);
         rt.machine
             .store(pc as usize, addr, size, value)
             .inspect_err(|_| refund(ctx, rt, pc))
@@ -1632,11 +1786,23 @@ extern "sysv64" fn tramp_load_ctx(ctx: *mut JitCtx, pc: u64, addr: u64, _: u64) 
 }
 
 extern "sysv64" fn tramp_atomic(ctx: *mut JitCtx, pc: u64, addr: u64, src: u64) -> u64 {
-    guarded(ctx, false, |ctx, rt| {
+    guarded_holding(ctx, false, |ctx, rt| {
         if let Op::Atomic(kind, fetch, dw, _, s, _) = op_at(rt, pc) {
-            let old = rt
-                .machine
-                .atomic(pc as usize, kind, dw, addr, src, ctx.regs[0])?;
+            let r0 = ctx.regs[0];
+            let size = if dw { 8 } else { 4 };
+            let old = match rt.held_access(ctx, addr, size, true) {
+                Some(bytes) => {
+                    let old = le_value(bytes);
+                    if let Some(new) = atomic_value(kind, dw, old, src, r0) {
+                        bytes.copy_from_slice(&new.to_le_bytes()[..size]);
+                    }
+                    old
+                }
+                None => {
+                    rt.release(ctx);
+                    rt.machine.atomic(pc as usize, kind, dw, addr, src, r0)?
+                }
+            };
             if kind == AtomicKind::Cmpxchg {
                 ctx.regs[0] = old;
             } else if fetch {
@@ -1663,9 +1829,10 @@ extern "sysv64" fn tramp_packet(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u6
 }
 
 /// `lddw rX, map[index]`: the handle, kept for the run's later loads. The
-/// machine only reads its maps here, so the regions need no refresh.
+/// machine only reads its list of maps here, so the regions need no
+/// refresh and held values stay held.
 extern "sysv64" fn tramp_map_handle(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u64 {
-    guarded(ctx, false, |ctx, rt| {
+    guarded_holding(ctx, false, |ctx, rt| {
         if let Op::LdMap(d, index) = op_at(rt, pc) {
             let handle = rt.machine.map_handle(pc as usize, index)?;
             ctx.regs[reg(d)] = handle;
@@ -1701,7 +1868,11 @@ extern "sysv64" fn tramp_helper(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u6
 /// it may be (after the tables are brought up to date, which may empty
 /// the cache).
 extern "sysv64" fn tramp_map_lookup(ctx: *mut JitCtx, pc: u64, _: u64, _: u64) -> u64 {
-    guarded(ctx, false, |ctx, rt| {
+    guarded_holding(ctx, false, |ctx, rt| {
+        // The built-in lookup locks no map value: held ones stay held.
+        if rt.machine.lookup_locks_values() {
+            rt.release(ctx);
+        }
         let (value, memo) = rt.machine.map_lookup_memo(pc as usize, args(ctx))?;
         ctx.regs[0] = value;
         rt.refresh(ctx);
@@ -1801,13 +1972,16 @@ impl CompiledCode for JitProgram {
             regions: 0,
             halt: None,
             panic: None,
+            held: Vec::new(),
+            holding: Vec::new(),
         };
         rt.fill(&mut ctx);
         ctx.runtime = &mut rt as *mut Runtime<'_, '_> as u64;
         // SAFETY: the mapping holds code generated by `compile` for this
         // program, whose entry (offset 0) follows this signature; it reads
         // and writes only `ctx`, its own stack and the bytes of regions the
-        // run owns: each access checked against the limit tables (filled
+        // run owns or holds locked (`Runtime::held`, let go before any call
+        // into the machine): each access checked against the limit tables (filled
         // from the address space here and again after any call into Rust
         // that moved regions), or, in a strided loop's unchecked copy, for
         // no more iterations than `tramp_loop` found to stay in bounds with
@@ -1822,8 +1996,11 @@ impl CompiledCode for JitProgram {
             machine,
             halt,
             panic,
+            held,
             ..
         } = rt;
+        // Unlocked before anything else may lock them.
+        drop(held);
         if let Some(payload) = panic {
             std::panic::resume_unwind(payload);
         }

@@ -879,6 +879,12 @@ impl Environment for RunEnv<'_> {
         self.map_lookup(args, memory)
     }
 
+    fn lookup_locks_values(&self) -> bool {
+        // The built-in lookup finds values and adds their regions (whose
+        // length SharedBytes knows) without locking them.
+        self.lookup_replaced()
+    }
+
     fn map_lookup_memo(
         &mut self,
         args: [u64; 5],

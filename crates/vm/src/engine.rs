@@ -25,6 +25,15 @@ use crate::Program;
 /// The helper id [`Machine::map_lookup_elem`] stands for (`bpf_map_lookup_elem`).
 pub const MAP_LOOKUP_ELEM: i32 = crate::interp::MAP_LOOKUP_ELEM;
 
+/// What atomic `kind` stores over `old` (zero-extended from 32 bits unless
+/// `dw`) with operand `operand` and, for cmpxchg, `r0`: the interpreter's
+/// rule, for compiled code doing an atomic on bytes it holds. `None` when
+/// it stores nothing (a cmpxchg that does not match).
+#[inline]
+pub fn atomic_value(kind: AtomicKind, dw: bool, old: u64, operand: u64, r0: u64) -> Option<u64> {
+    crate::interp::atomic_result(kind, dw, old, operand, r0)
+}
+
 /// Machine code (or any other executable form) of a [`Program`], attached
 /// with [`Program::set_compiled`].
 pub trait CompiledCode: Send + Sync + Debug {
@@ -279,6 +288,14 @@ impl<'a> Machine<'a> {
             Ok((HelperOutcome::TailCall(p), _)) => Err(Halt(Ok(Flow::TailCall(p)))),
             Err(e) => Err(Halt(Err(helper_error(pc, id, e)))),
         }
+    }
+
+    /// Whether [`Machine::map_lookup_memo`] may lock map values (it does
+    /// not for the built-in lookup): compiled code holding values locked
+    /// ([`crate::SharedBytes::try_hold`]) must let go of them first if so.
+    #[inline]
+    pub fn lookup_locks_values(&self) -> bool {
+        self.env.lookup_locks_values()
     }
 
     /// Enters a new frame for a bpf-to-bpf call at `pc`; returns the new `r10`.

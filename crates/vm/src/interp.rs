@@ -71,6 +71,13 @@ pub trait Environment {
         self.call_helper(MAP_LOOKUP_ELEM as i64, args, memory)
     }
 
+    /// Whether [`Environment::map_lookup_memo`] may lock shared bytes (an
+    /// embedder's lookup helper may do anything); when it does not,
+    /// compiled code may hold map values locked across the lookup.
+    fn lookup_locks_values(&self) -> bool {
+        true
+    }
+
     /// [`Environment::map_lookup_elem`], with a [`LookupMemo`] when the
     /// same lookup would give the same value while nothing moves.
     fn map_lookup_memo(
@@ -591,7 +598,13 @@ pub(crate) fn atomic_for_compiled(
 /// What atomic `kind` stores over `old` (zero-extended from 32 bits
 /// unless `dw`), if anything.
 #[inline(always)]
-fn atomic_result(kind: AtomicKind, dw: bool, old: u64, operand: u64, r0: u64) -> Option<u64> {
+pub(crate) fn atomic_result(
+    kind: AtomicKind,
+    dw: bool,
+    old: u64,
+    operand: u64,
+    r0: u64,
+) -> Option<u64> {
     match kind {
         AtomicKind::Add => Some(old.wrapping_add(operand)),
         AtomicKind::Or => Some(old | operand),

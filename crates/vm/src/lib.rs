@@ -46,7 +46,9 @@ pub use interp::{
     HelperOutcome, RunLimits, DEFAULT_BUDGET, MAX_FRAMES, MAX_TAIL_CALLS, STACK_PER_FRAME,
 };
 pub use maps::{Map, MapDef, MapError};
-pub use memory::{region_base, AddressSpace, Backing, OwnedView, Region, RegionKind, SharedBytes};
+pub use memory::{
+    region_base, AddressSpace, Backing, HeldBytes, OwnedView, Region, RegionKind, SharedBytes,
+};
 pub use program::Program;
 
 use builtins::RunEnv;

@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard, RawMutex};
 
 use crate::error::FaultKind;
 
@@ -42,7 +44,12 @@ pub struct SharedBytes(Arc<SharedInner>);
 
 #[derive(Debug, Default)]
 struct SharedInner {
-    bytes: Mutex<Vec<u8>>,
+    /// In an `Arc` of its own, so that [`SharedBytes::try_hold`] can hand
+    /// out a guard that owns its share of the lock.
+    bytes: Arc<Mutex<Vec<u8>>>,
+    /// Their length, fixed (the guards give slices), so that it is known
+    /// without the lock.
+    len: usize,
     /// Where the bytes were last found as a region: the number of the
     /// [`AddressSpace`] in the high 32 bits, the region index in the low ones
     /// (0: nowhere yet). Only a hint, so that a program looking up the same
@@ -56,20 +63,43 @@ impl SharedBytes {
     /// Shares `bytes`.
     pub fn new(bytes: Vec<u8>) -> SharedBytes {
         SharedBytes(Arc::new(SharedInner {
-            bytes: Mutex::new(bytes),
+            len: bytes.len(),
+            bytes: Arc::new(Mutex::new(bytes)),
             region_hint: AtomicU64::new(0),
         }))
     }
 
-    /// Locks the bytes. A poisoned lock still holds plain bytes, so it is used as is.
+    /// Locks the bytes.
     #[inline]
-    pub fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.0.bytes.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn lock(&self) -> MappedMutexGuard<'_, [u8]> {
+        MutexGuard::map(self.0.bytes.lock(), |v| v.as_mut_slice())
+    }
+
+    /// How many bytes there are (taking no lock).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.0.len
+    }
+
+    /// Whether there are none.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.len == 0
+    }
+
+    /// Locks the bytes if no one holds them, until the [`HeldBytes`] is
+    /// dropped: compiled code reads and writes them in place meanwhile, as
+    /// its own. Whoever holds them must not lock them again (through this
+    /// handle, a region over them or a map) before letting go: the lock is
+    /// not reentrant.
+    #[inline]
+    pub fn try_hold(&self) -> Option<HeldBytes> {
+        self.0.bytes.try_lock_arc().map(HeldBytes)
     }
 
     /// A copy of the bytes.
     pub fn to_vec(&self) -> Vec<u8> {
-        self.lock().clone()
+        self.lock().to_vec()
     }
 
     /// Overwrites the bytes (lengths must match; extra input is ignored).
@@ -100,6 +130,23 @@ impl SharedBytes {
             let hint = (space as u64) << 32 | index as u64;
             self.0.region_hint.store(hint, Ordering::Relaxed);
         }
+    }
+}
+
+/// Shared bytes locked by [`SharedBytes::try_hold`], unlocked on drop.
+pub struct HeldBytes(parking_lot::lock_api::ArcMutexGuard<RawMutex, Vec<u8>>);
+
+impl HeldBytes {
+    /// The bytes.
+    #[inline]
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+impl std::fmt::Debug for HeldBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HeldBytes({} bytes)", self.0.len())
     }
 }
 
@@ -283,7 +330,7 @@ impl AddressSpace {
 
     /// Adds a region over bytes shared with a map and returns its base address.
     pub fn add_shared(&mut self, kind: RegionKind, writable: bool, data: SharedBytes) -> u64 {
-        let len = data.lock().len();
+        let len = data.len();
         // The first region over the bytes is the one lookups return.
         let index = self.regions.len();
         if let std::collections::hash_map::Entry::Vacant(e) = self.shared.entry(data.identity()) {
