@@ -250,11 +250,17 @@ impl Runtime<'_, '_> {
     }
 
     /// Lets go of every held bytes, their table entries back to the slow path.
-    #[inline]
+    #[inline(always)]
     fn release(&mut self, ctx: &mut JitCtx) {
-        if self.holding.is_empty() {
-            return;
+        if !self.holding.is_empty() {
+            self.release_held(ctx);
         }
+    }
+
+    /// [`Runtime::release`] when something is held (out of line: most
+    /// calls into the machine hold nothing).
+    #[inline(never)]
+    fn release_held(&mut self, ctx: &mut JitCtx) {
         let classes = self.code.limit_classes;
         for index in self.holding.drain(..) {
             self.held[index] = None;
@@ -2000,7 +2006,9 @@ impl CompiledCode for JitProgram {
             ..
         } = rt;
         // Unlocked before anything else may lock them.
-        drop(held);
+        if !held.is_empty() {
+            drop(held);
+        }
         if let Some(payload) = panic {
             std::panic::resume_unwind(payload);
         }

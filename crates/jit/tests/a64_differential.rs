@@ -9,12 +9,9 @@
 use bpfkit_jit::a64::FaultKind;
 use bpfkit_jit::qemu::{A64Outcome, Qemu};
 use bpfkit_vm::{Program, Vm};
-use proptest::prelude::*;
-use proptest::strategy::ValueTree;
-use proptest::test_runner::TestRunner;
 
 mod common;
-use common::{fault_of, program, Calls, MAX_INSNS};
+use common::{cases, fault_of, in_parallel, program, Calls};
 
 /// Programs per run: each is one qemu process (about 15 ms), two at a time.
 const PROGRAMS: usize = 2_000;
@@ -89,33 +86,8 @@ fn interpreter_and_arm64_back_end_agree_on_random_programs() {
             return;
         }
     };
-    let strategy = (
-        proptest::collection::vec((any::<u64>(), any::<u64>()), 1..MAX_INSNS),
-        proptest::collection::vec((any::<u64>(), any::<u64>()), 0..MAX_INSNS / 4),
-        proptest::collection::vec(any::<u8>(), 64),
-    );
-    // Fixed seed: a failure reproduces, and prints its program.
-    let mut runner = TestRunner::deterministic();
-    let cases: Vec<_> = (0..PROGRAMS)
-        .map(|_| strategy.new_tree(&mut runner).unwrap().current())
-        .collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let results: Vec<Result<Ending, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = cases
-            .chunks(PROGRAMS.div_ceil(threads))
-            .map(|part| {
-                let qemu = &qemu;
-                s.spawn(move || {
-                    part.iter()
-                        .map(|(w, sub, input)| compare(qemu, w, sub, input))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+    let results = in_parallel(&cases(PROGRAMS), |(w, sub, input)| {
+        compare(&qemu, w, sub, input)
     });
     let mut t = Tally::default();
     let mut failures = Vec::new();

@@ -9,10 +9,11 @@ use bpfkit_isa::{assemble, Syntax};
 use bpfkit_jit::hosted::compile_a64;
 use bpfkit_jit::qemu::Qemu;
 use bpfkit_vm::{MapDef, Program, RunError, Vm};
-use proptest::prelude::any;
+#[path = "../../vm/benches/common/workloads.rs"]
+mod workloads;
 
 mod common;
-use common::{program, Calls, MAX_INSNS};
+use common::{cases, in_parallel, program, Calls, Case};
 
 fn qemu() -> Option<Arc<Qemu>> {
     match Qemu::find() {
@@ -62,37 +63,18 @@ fn agree(qemu: &Arc<Qemu>, src: &str, mem: &[u8]) -> Result<u64, RunError> {
 }
 
 #[test]
-fn the_hash_counter_runs_on_a64_with_the_vms_maps() {
+fn the_benchmark_workloads_run_on_a64_as_on_the_interpreter() {
     let Some(q) = qemu() else { return };
-    let src = "
-        r6 = 0
-    loop:
-        r1 = r6
-        r1 &= 7
-        *(u32 *)(r10 - 4) = r1
-        r2 = r10
-        r2 += -4
-        r1 = map[fd:0]
-        call 1
-        if r0 != 0 goto found
-        *(u64 *)(r10 - 16) = 1
-        r2 = r10
-        r2 += -4
-        r3 = r10
-        r3 += -16
-        r1 = map[fd:0]
-        r4 = 0
-        call 2
-        goto next
-    found:
-        r1 = 1
-        lock *(u64 *)(r0 + 0) += r1
-    next:
-        r6 += 1
-        if r6 < 100 goto loop
-        r0 = r6
-        exit";
-    assert_eq!(agree(&q, src, &[]), Ok(100));
+    // The hash counter's lookups and updates are the VM's, in its map.
+    assert_eq!(agree(&q, workloads::HASH_COUNTER, &[]), Ok(1000));
+    assert_eq!(agree(&q, workloads::PRIMES, &[]), Ok(303));
+    assert_eq!(
+        agree(&q, workloads::PARSE, &workloads::packet()),
+        Ok(8080 + 18)
+    );
+    let mut copy = vec![0u8; 131072];
+    copy[..65536].fill(0x5a);
+    assert_eq!(agree(&q, workloads::MEMCPY, &copy), Ok(65536));
 }
 
 #[test]
@@ -156,9 +138,6 @@ fn packet_loads_and_helpers_go_through_the_vm() {
     assert!(r.is_ok_and(|v| v != 0));
 }
 
-/// A generated program: its main function's words, its subprogram's, its input.
-type Case = (Vec<(u64, u64)>, Vec<(u64, u64)>, Vec<u8>);
-
 /// Random programs of the x86-64 JIT's differential test (helpers 7 and 8
 /// and an unknown one, bpf_loop callbacks, callx of helpers and of the
 /// subprogram, its address as a value) run on hosted A64 code as on the
@@ -167,20 +146,8 @@ type Case = (Vec<(u64, u64)>, Vec<(u64, u64)>, Vec<u8>);
 /// instructions executed. Each program is one qemu process.
 #[test]
 fn random_programs_with_helpers_and_callbacks_agree_on_a64() {
-    use proptest::strategy::{Strategy, ValueTree};
-    use proptest::test_runner::TestRunner;
     const PROGRAMS: usize = 2_000;
     let Some(q) = qemu() else { return };
-    let strategy = (
-        proptest::collection::vec((any::<u64>(), any::<u64>()), 1..MAX_INSNS),
-        proptest::collection::vec((any::<u64>(), any::<u64>()), 0..MAX_INSNS / 4),
-        proptest::collection::vec(any::<u8>(), 64),
-    );
-    // Fixed seed: a failure reproduces, and prints its program.
-    let mut runner = TestRunner::deterministic();
-    let cases: Vec<_> = (0..PROGRAMS)
-        .map(|_| strategy.new_tree(&mut runner).unwrap().current())
-        .collect();
     let compare = |(words, sub, input): &Case| {
         let insns = program(words, sub, Calls::All);
         let interp = Program::new(insns.clone()).expect("generated programs load");
@@ -207,17 +174,7 @@ fn random_programs_with_helpers_and_callbacks_agree_on_a64() {
             ))
         }
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let results: Vec<Result<Result<u64, RunError>, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = cases
-            .chunks(PROGRAMS.div_ceil(threads))
-            .map(|part| s.spawn(|| part.iter().map(compare).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
+    let results = in_parallel(&cases(PROGRAMS), compare);
     let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(
         failures.is_empty(),

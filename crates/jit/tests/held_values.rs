@@ -52,15 +52,17 @@ fn array(value_size: u32, entries: u32) -> MapDef {
     MapDef::new(MapType::Array, 4, value_size, entries)
 }
 
-/// Registers helper 100: the u64 at key 0 of map 0, read through the map
-/// (which locks the value).
+/// The u64 at key 0 of `map`, read through the map (which locks the value).
+fn read_u64(map: &Map) -> u64 {
+    let bytes = map.lookup(&0u32.to_ne_bytes()).unwrap().unwrap();
+    u64::from_ne_bytes(bytes[..8].try_into().unwrap())
+}
+
+/// Registers helper 100: the u64 at key 0 of map 0.
 fn value_reader(vm: &mut Vm) {
     let map: Map = vm.map(0).unwrap().clone();
     vm.helpers_mut().register(100, "read_value", move |_, _| {
-        let bytes = map.lookup(&0u32.to_ne_bytes()).unwrap().unwrap();
-        Ok(HelperOutcome::Return(u64::from_ne_bytes(
-            bytes[..8].try_into().unwrap(),
-        )))
+        Ok(HelperOutcome::Return(read_u64(&map)))
     });
 }
 
@@ -146,10 +148,7 @@ fn an_embedders_lookup_helper_may_read_held_values() {
     let r = agree(src, &[array(8, 1), array(8, 1)], |vm| {
         let map: Map = vm.map(0).unwrap().clone();
         vm.helpers_mut().register(1, "my_lookup", move |_, _| {
-            let bytes = map.lookup(&0u32.to_ne_bytes()).unwrap().unwrap();
-            Ok(HelperOutcome::Return(u64::from_ne_bytes(
-                bytes[..8].try_into().unwrap(),
-            )))
+            Ok(HelperOutcome::Return(read_u64(&map)))
         });
     });
     assert_eq!(r, Ok(7));
@@ -187,14 +186,10 @@ fn another_thread_reading_a_held_value_waits_for_the_run() {
     let map: Map = vm.map(0).unwrap().clone();
     let (started, seen_start) = mpsc::channel();
     let reader = std::thread::spawn(move || {
-        let read = || {
-            let b = map.lookup(&0u32.to_ne_bytes()).unwrap().unwrap();
-            u64::from_ne_bytes(b[..8].try_into().unwrap())
-        };
-        let mut seen = vec![read()];
+        let mut seen = vec![read_u64(&map)];
         started.send(()).unwrap();
         while *seen.last().unwrap() < ADDS {
-            seen.push(read());
+            seen.push(read_u64(&map));
         }
         seen
     });

@@ -339,3 +339,38 @@ pub fn program(words: &[(u64, u64)], sub_words: &[(u64, u64)], calls: Calls) -> 
     }
     insns
 }
+
+/// A generated program's words (its main function's, its subprogram's)
+/// and its 64-byte input.
+pub type Case = (Vec<(u64, u64)>, Vec<(u64, u64)>, Vec<u8>);
+
+/// `n` cases from a fixed seed, so that a failure reproduces.
+pub fn cases(n: usize) -> Vec<Case> {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    let strategy = (
+        proptest::collection::vec((any::<u64>(), any::<u64>()), 1..MAX_INSNS),
+        proptest::collection::vec((any::<u64>(), any::<u64>()), 0..MAX_INSNS / 4),
+        proptest::collection::vec(any::<u8>(), 64),
+    );
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    (0..n)
+        .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+        .collect()
+}
+
+/// `f` of every item, on as many threads as there are CPUs, in order.
+pub fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(items.len().div_ceil(threads).max(1))
+            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
