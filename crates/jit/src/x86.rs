@@ -961,6 +961,22 @@ impl Gen {
                 a.cdq();
             }
             a.unary(Unary::Idiv, w, R11);
+        } else if w64 {
+            // As clang's x86-64 code does (LLVM's BypassSlowDivision): when
+            // both operands fit 32 bits, the far cheaper 32-bit `div` gives
+            // the same quotient and remainder, zero-extended.
+            let (wide, joined) = (a.new_label(), a.new_label());
+            a.mov_rr(W::B64, RDX, RAX);
+            a.alu_rr(Alu::Or, W::B64, RDX, R11);
+            a.shift_imm(Shift::Shr, W::B64, RDX, 32);
+            a.jcc(Cond::Ne, wide);
+            a.alu_rr(Alu::Xor, W::B32, RDX, RDX);
+            a.unary(Unary::Div, W::B32, R11);
+            a.jmp(joined);
+            a.bind(wide);
+            a.alu_rr(Alu::Xor, W::B32, RDX, RDX);
+            a.unary(Unary::Div, W::B64, R11);
+            a.bind(joined);
         } else {
             a.alu_rr(Alu::Xor, W::B32, RDX, RDX);
             a.unary(Unary::Div, w, R11);
