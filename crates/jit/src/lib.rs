@@ -11,7 +11,8 @@
 //!   one an access of its size may not start at, and otherwise through the
 //!   VM's own checked access, so a bad access ends the run with the
 //!   interpreter's [`RunError`](bpfkit_vm::RunError). Atomics in place are
-//!   x86's locked instructions;
+//!   plain read-modify-write instructions, without `lock`: inline bytes
+//!   are the run's alone while it runs (see the next item);
 //! - a map value (shared with its map) becomes inline too once the run
 //!   first reaches it: the run holds its bytes locked
 //!   ([`SharedBytes::try_hold`](bpfkit_vm::SharedBytes::try_hold)) until

@@ -677,11 +677,16 @@ impl Gen {
         });
     }
 
-    /// An atomic done in place with x86's locked instructions, then a jump
-    /// to `done`, when the address is in a region of the inline tables
-    /// that allows stores and is aligned (LSE-like: a misaligned locked
-    /// access splits a lock); otherwise, and for the fetching or, and and
-    /// xor (which would need a loop), the code that follows: the slow path.
+    /// An atomic done in place, then a jump to `done`, when the address
+    /// is in a region of the inline tables that allows stores and is
+    /// aligned; otherwise, and for the fetching or, and and xor (which
+    /// would need a loop), the code that follows: the slow path.
+    ///
+    /// Plain read-modify-write instructions, no `lock`: bytes in the
+    /// inline tables are the run's alone while it runs (its own regions,
+    /// or map values it holds locked, `Runtime::held`), so no other thread
+    /// can see the operation half done, and `lock` would cost about as
+    /// much as the rest of the iteration in a counting loop.
     #[allow(clippy::too_many_arguments)]
     fn inline_atomic(
         &mut self,
@@ -705,14 +710,20 @@ impl Gen {
         self.a.jcc(Cond::Ne, slow);
         let (m, src) = (Mem::at(R11, 0), R64[reg(s)]);
         match kind {
-            K::Add if fetch => self.a.lock_xadd(w, m, src),
-            K::Add => self.a.lock_alu_mr(Alu::Add, w, m, src),
-            K::Or => self.a.lock_alu_mr(Alu::Or, w, m, src),
-            K::And => self.a.lock_alu_mr(Alu::And, w, m, src),
-            K::Xor => self.a.lock_alu_mr(Alu::Xor, w, m, src),
-            K::Xchg => self.a.xchg_mr(w, m, src),
+            K::Add if fetch => self.a.xadd_mr(w, m, src),
+            K::Add => self.a.alu_mr(Alu::Add, w, m, src),
+            K::Or => self.a.alu_mr(Alu::Or, w, m, src),
+            K::And => self.a.alu_mr(Alu::And, w, m, src),
+            K::Xor => self.a.alu_mr(Alu::Xor, w, m, src),
+            K::Xchg => {
+                // x86's xchg with memory always locks: a load and a store
+                // (r10 is free after the check), the old value zero-extended.
+                self.a.load(w, R10, m);
+                self.a.store(w, m, src);
+                self.a.mov_rr(W::B64, src, R10);
+            }
             K::Cmpxchg => {
-                self.a.lock_cmpxchg(w, m, src);
+                self.a.cmpxchg_mr(w, m, src);
                 // r0 is the old value, zero-extended: a 32-bit cmpxchg
                 // that matches leaves rax's upper half (the kernel's x86
                 // JIT zero-extends too).

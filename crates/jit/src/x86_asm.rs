@@ -339,26 +339,20 @@ impl Asm {
         self.op_rm(w, &[op as u8 * 8 + 3], dst.0, Rm::Mem(src), false);
     }
 
-    /// `lock op [mem], src` (32 or 64 bits): an atomic read-modify-write.
-    pub(crate) fn lock_alu_mr(&mut self, op: Alu, w: W, dst: Mem, src: Reg) {
-        self.byte(0xf0);
+    /// `op [mem], src` (32 or 64 bits): a read-modify-write of memory.
+    pub(crate) fn alu_mr(&mut self, op: Alu, w: W, dst: Mem, src: Reg) {
         self.op_rm(w, &[op as u8 * 8 + 1], src.0, Rm::Mem(dst), false);
     }
 
-    /// `lock xadd [mem], src` (32 or 64 bits): `src` gets the old value.
-    pub(crate) fn lock_xadd(&mut self, w: W, dst: Mem, src: Reg) {
-        self.byte(0xf0);
+    /// `xadd [mem], src` (32 or 64 bits, no lock prefix): `src` gets the
+    /// old value.
+    pub(crate) fn xadd_mr(&mut self, w: W, dst: Mem, src: Reg) {
         self.op_rm(w, &[0x0f, 0xc1], src.0, Rm::Mem(dst), false);
     }
 
-    /// `xchg [mem], src` (32 or 64 bits; locked without a prefix).
-    pub(crate) fn xchg_mr(&mut self, w: W, dst: Mem, src: Reg) {
-        self.op_rm(w, &[0x87], src.0, Rm::Mem(dst), false);
-    }
-
-    /// `lock cmpxchg [mem], src` (32 or 64 bits), comparing with rax.
-    pub(crate) fn lock_cmpxchg(&mut self, w: W, dst: Mem, src: Reg) {
-        self.byte(0xf0);
+    /// `cmpxchg [mem], src` (32 or 64 bits, no lock prefix), comparing
+    /// with rax.
+    pub(crate) fn cmpxchg_mr(&mut self, w: W, dst: Mem, src: Reg) {
         self.op_rm(w, &[0x0f, 0xb1], src.0, Rm::Mem(dst), false);
     }
 
@@ -931,13 +925,12 @@ mod tests {
                     a.movsx(W::B64, r, m, W::B32);
                     a.lea(r, m);
                     for w in [W::B64, W::B32] {
-                        a.lock_alu_mr(Alu::Add, w, m, s);
-                        a.lock_alu_mr(Alu::Or, w, m, s);
-                        a.lock_alu_mr(Alu::And, w, m, s);
-                        a.lock_alu_mr(Alu::Xor, w, m, s);
-                        a.lock_xadd(w, m, s);
-                        a.xchg_mr(w, m, s);
-                        a.lock_cmpxchg(w, m, s);
+                        a.alu_mr(Alu::Add, w, m, s);
+                        a.alu_mr(Alu::Or, w, m, s);
+                        a.alu_mr(Alu::And, w, m, s);
+                        a.alu_mr(Alu::Xor, w, m, s);
+                        a.xadd_mr(w, m, s);
+                        a.cmpxchg_mr(w, m, s);
                     }
                     a.mov_r32_imm(r, imm as u32);
                     a.mov_r64_simm32(r, imm);
@@ -1004,20 +997,18 @@ mod tests {
                     c.movsx(d64, ca::word_ptr(mm)).unwrap();
                     c.movsxd(d64, ca::dword_ptr(mm)).unwrap();
                     c.lea(d64, ca::qword_ptr(mm)).unwrap();
-                    c.lock().add(ca::qword_ptr(mm), s64).unwrap();
-                    c.lock().or(ca::qword_ptr(mm), s64).unwrap();
-                    c.lock().and(ca::qword_ptr(mm), s64).unwrap();
-                    c.lock().xor(ca::qword_ptr(mm), s64).unwrap();
-                    c.lock().xadd(ca::qword_ptr(mm), s64).unwrap();
-                    c.xchg(ca::qword_ptr(mm), s64).unwrap();
-                    c.lock().cmpxchg(ca::qword_ptr(mm), s64).unwrap();
-                    c.lock().add(ca::dword_ptr(mm), s32).unwrap();
-                    c.lock().or(ca::dword_ptr(mm), s32).unwrap();
-                    c.lock().and(ca::dword_ptr(mm), s32).unwrap();
-                    c.lock().xor(ca::dword_ptr(mm), s32).unwrap();
-                    c.lock().xadd(ca::dword_ptr(mm), s32).unwrap();
-                    c.xchg(ca::dword_ptr(mm), s32).unwrap();
-                    c.lock().cmpxchg(ca::dword_ptr(mm), s32).unwrap();
+                    c.add(ca::qword_ptr(mm), s64).unwrap();
+                    c.or(ca::qword_ptr(mm), s64).unwrap();
+                    c.and(ca::qword_ptr(mm), s64).unwrap();
+                    c.xor(ca::qword_ptr(mm), s64).unwrap();
+                    c.xadd(ca::qword_ptr(mm), s64).unwrap();
+                    c.cmpxchg(ca::qword_ptr(mm), s64).unwrap();
+                    c.add(ca::dword_ptr(mm), s32).unwrap();
+                    c.or(ca::dword_ptr(mm), s32).unwrap();
+                    c.and(ca::dword_ptr(mm), s32).unwrap();
+                    c.xor(ca::dword_ptr(mm), s32).unwrap();
+                    c.xadd(ca::dword_ptr(mm), s32).unwrap();
+                    c.cmpxchg(ca::dword_ptr(mm), s32).unwrap();
                     c.mov(d32, imm as u32).unwrap();
                     c.add_instruction(iced_x86::Instruction::with2(
                         iced_x86::Code::Mov_rm64_imm32,
