@@ -153,22 +153,26 @@ struct Reply {
     value: u64,
 }
 
-/// A running executable and the pipes to it; killed and reaped on drop.
-struct Session {
+/// A running executable: killed, reaped and its file removed on drop.
+struct Process {
     child: Child,
-    to: ChildStdin,
-    from: ChildStdout,
-    /// The executable's file, removed once it has exited.
     path: PathBuf,
 }
 
-impl Drop for Session {
+impl Drop for Process {
     fn drop(&mut self) {
         // An executable that already exited makes kill fail, harmlessly.
         self.child.kill().ok();
         self.child.wait().ok();
         std::fs::remove_file(&self.path).ok();
     }
+}
+
+/// A running executable and the pipes to it (closed before it is killed).
+struct Session {
+    to: ChildStdin,
+    from: ChildStdout,
+    process: Process,
 }
 
 impl Session {
@@ -186,7 +190,7 @@ impl Session {
         if self.from.read_exact(buf).is_ok() {
             return Ok(());
         }
-        let status = self.child.wait().map(|s| s.to_string());
+        let status = self.process.child.wait().map(|s| s.to_string());
         Err(engine_error(format!(
             "qemu-aarch64 stopped mid-run ({})",
             status.unwrap_or_else(|e| e.to_string())
@@ -216,39 +220,30 @@ impl CompiledCode for A64Program {
         first[a64::REPLY_FP as usize] = machine.frame_pointer();
         first[a64::REPLY_BUDGET as usize] = machine.remaining();
         let (exe, code_addr) = a64::hosted_executable(&self.code, &table, &first, &arena);
-        let (mut child, path) = self
+        let (child, path) = self
             .qemu
             .spawn(&exe)
             .map_err(|e| engine_error(e.to_string()))?;
-        let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
-            child.kill().ok();
-            child.wait().ok();
-            std::fs::remove_file(&path).ok();
+        let mut process = Process { child, path };
+        let (Some(to), Some(from)) = (process.child.stdin.take(), process.child.stdout.take())
+        else {
             return Err(engine_error("qemu-aarch64 started without pipes"));
         };
         let mut sent_entries = layout.places.len();
-        let mut session = Session {
-            child,
-            to,
-            from,
-            path,
-        };
+        let mut session = Session { to, from, process };
         loop {
             let request = session.read_words::<{ a64::REQUEST_WORDS }>()?;
             let mut arena = vec![0u8; request[16] as usize];
             session.read_exact(&mut arena)?;
             write_back(machine, &layout, &arena)?;
             machine.set_remaining(request[15]);
-            let mut regs = [0u64; 11];
-            regs.copy_from_slice(&request[4..15]);
-            let pc = request[1] as usize;
             let Some(what) = Request::from_code(request[0]) else {
                 return Err(engine_error(format!("unknown request {}", request[0])));
             };
             if what == Request::Exit {
-                return Ok(Flow::Exit(regs[0]));
+                return Ok(Flow::Exit(request[4]));
             }
-            let reply = match self.serve(machine, what, pc, request, regs, code_addr) {
+            let reply = match self.serve(machine, what, request, code_addr) {
                 Ok(reply) => reply,
                 Err(halt) => return halt.into_result(),
             };
@@ -279,16 +274,17 @@ impl CompiledCode for A64Program {
 }
 
 impl A64Program {
-    /// Does what the executable asked at `pc`.
+    /// Does what `request` (words: what, pc, two operands, r0..r10)
+    /// asks.
     fn serve(
         &self,
         machine: &mut Machine<'_>,
         what: Request,
-        pc: usize,
         request: [u64; a64::REQUEST_WORDS],
-        regs: [u64; 11],
         code_addr: u64,
     ) -> Result<Reply, Halt> {
+        let pc = request[1] as usize;
+        let regs = &request[4..15];
         let mut reply = Reply {
             regs: [regs[0], regs[1], regs[2], regs[3], regs[4], regs[5]],
             call: None,
