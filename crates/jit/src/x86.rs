@@ -80,17 +80,15 @@ struct JitCtx {
 }
 
 impl JitCtx {
-    fn new(remaining: u64, args: [u64; 5]) -> JitCtx {
-        let mut regs = [0; 11];
-        regs[1..6].copy_from_slice(&args);
+    fn new() -> JitCtx {
         JitCtx {
             inline_regions: 0,
-            remaining,
+            remaining: 0,
             fp: 0,
             depth: 0,
             saved_rsp: 0,
             scratch: 0,
-            regs,
+            regs: [0; 11],
             runtime: 0,
             stack_host: 0,
             stack_delta: 0,
@@ -103,6 +101,16 @@ impl JitCtx {
             site_key_size: [MaybeUninit::uninit(); LOOKUP_SITES],
             lookup: [MaybeUninit::uninit(); LOOKUP_SLOTS],
         }
+    }
+
+    /// Sets up the block for a run with budget `remaining` and `r1..r5` =
+    /// `args`: what a run of any program starts from, apart from the tables.
+    fn start(&mut self, remaining: u64, args: [u64; 5]) {
+        self.remaining = remaining;
+        self.regs = [0; 11];
+        self.regs[1..6].copy_from_slice(&args);
+        self.map_handles = [0; MAP_CACHE];
+        self.loop_gave_up = [0; MAX_LOOPS];
     }
 
     /// Empties the lookup cache.
@@ -196,6 +204,9 @@ struct Runtime<'m, 'a> {
     held: Vec<Option<HeldBytes>>,
     /// The region indexes `held` has bytes for.
     holding: Vec<usize>,
+    /// The limit tables (loads, stores) filled: those the code reads, or
+    /// both for tables kept for other programs' runs.
+    classes: [bool; 2],
 }
 
 impl Runtime<'_, '_> {
@@ -238,7 +249,7 @@ impl Runtime<'_, '_> {
                 loadable: inline,
                 storable: if writable { inline } else { 0 },
             };
-            let classes = self.code.limit_classes;
+            let classes = self.classes;
             ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry, classes);
             self.held[index] = Some(held);
             self.holding.push(index);
@@ -261,7 +272,7 @@ impl Runtime<'_, '_> {
     /// calls into the machine hold nothing).
     #[inline(never)]
     fn release_held(&mut self, ctx: &mut JitCtx) {
-        let classes = self.code.limit_classes;
+        let classes = self.classes;
         for index in self.holding.drain(..) {
             self.held[index] = None;
             let guest = bpfkit_vm::region_base(index);
@@ -278,7 +289,7 @@ impl Runtime<'_, '_> {
         if !self.code.lookup_sites.is_empty() {
             ctx.forget_lookups();
         }
-        let classes = self.code.limit_classes;
+        let classes = self.classes;
         ctx.set_entry(0, 0, OwnedEntry::default(), classes);
         self.fill_from(ctx, 0);
     }
@@ -289,7 +300,7 @@ impl Runtime<'_, '_> {
     fn fill_from(&mut self, ctx: &mut JitCtx, first: usize) {
         let memory = self.machine.memory();
         let n = memory.len().min(INLINE_REGIONS - 1);
-        let classes = self.code.limit_classes;
+        let classes = self.classes;
         for index in first..n {
             let entry = owned_entry(memory, index).unwrap_or_default();
             ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry, classes);
@@ -1997,61 +2008,139 @@ impl CompiledCode for JitProgram {
         if !same && ops != self.ops.as_slice() {
             return Err(RunError::Internal { pc: 0 });
         }
-        let mut ctx = JitCtx::new(machine.remaining(), args);
+        // The tables of the last run over this space, if they may serve.
+        match machine
+            .take_state()
+            .map(|state| state.downcast::<KeptTables>())
+        {
+            Some(Ok(mut kept)) => {
+                let result = self.run_in(machine, args, &mut kept.ctx, Some(&mut kept.made_at));
+                machine.keep_state(kept);
+                result
+            }
+            _ if machine.keeps_state() => {
+                let mut kept = Box::new(KeptTables {
+                    ctx: JitCtx::new(),
+                    made_at: None,
+                });
+                let result = self.run_in(machine, args, &mut kept.ctx, Some(&mut kept.made_at));
+                machine.keep_state(kept);
+                result
+            }
+            _ => self.run_in(machine, args, &mut JitCtx::new(), None),
+        }
+    }
+}
+
+/// Inline tables kept from one run to the next over one address space.
+struct KeptTables {
+    ctx: JitCtx,
+    /// The layout the tables describe (both limit classes, the entry
+    /// frame's state), when a run left them whole.
+    made_at: Option<Layout>,
+}
+
+/// An address space's layout, as the inline tables were made for it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    version: u64,
+    regions: usize,
+}
+
+impl JitProgram {
+    /// Runs the code with `ctx` as its block. With `kept`, the tables are
+    /// kept for the next run over the machine's space: filled with both
+    /// limit classes, used as they are when they describe the space's
+    /// layout, and described on return.
+    fn run_in(
+        &self,
+        machine: &mut Machine<'_>,
+        args: [u64; 5],
+        ctx: &mut JitCtx,
+        kept: Option<&mut Option<Layout>>,
+    ) -> Result<Flow, RunError> {
+        ctx.start(machine.remaining(), args);
+        let memory = machine.memory();
+        let now = Layout {
+            version: memory.layout_version(),
+            regions: memory.len(),
+        };
+        let whole = kept.as_ref().is_some_and(|k| **k == Some(now));
         let mut rt = Runtime {
             machine,
             code: self,
-            layout: 0,
-            regions: 0,
+            layout: now.version,
+            regions: now.regions,
             halt: None,
             panic: None,
             held: Vec::new(),
             holding: Vec::new(),
+            classes: if kept.is_some() {
+                [true; 2]
+            } else {
+                self.limit_classes
+            },
         };
-        rt.fill(&mut ctx);
+        if whole {
+            // Entry 0, every region's entry and the entry frame's state
+            // hold; only the lookup cache is this run's own.
+            if !self.lookup_sites.is_empty() {
+                ctx.forget_lookups();
+            }
+        } else {
+            rt.fill(ctx);
+        }
         ctx.runtime = &mut rt as *mut Runtime<'_, '_> as u64;
         // SAFETY: the mapping holds code generated by `compile` for this
         // program, whose entry (offset 0) follows this signature; it reads
         // and writes only `ctx`, its own stack and the bytes of regions the
         // run owns or holds locked (`Runtime::held`, let go before any call
-        // into the machine): each access checked against the limit tables (filled
-        // from the address space here and again after any call into Rust
-        // that moved regions), or, in a strided loop's unchecked copy, for
-        // no more iterations than `tramp_loop` found to stay in bounds with
-        // no call in between. It also reads the value generation words of
-        // maps the lookup cache names, which the machine's maps hold for
-        // the run. It returns through its epilogue on every path.
+        // into the machine): each access checked against the limit tables
+        // (filled from the address space here, or kept from a run over the
+        // same space at the same layout version, and filled again after
+        // any call into Rust that moved regions), or, in a strided loop's
+        // unchecked copy, for no more iterations than `tramp_loop` found to
+        // stay in bounds with no call in between. It also reads the value
+        // generation words of maps the lookup cache names, which the
+        // machine's maps hold for the run. It returns through its epilogue
+        // on every path.
         let entry = unsafe {
             std::mem::transmute::<u64, extern "sysv64" fn(*mut JitCtx) -> u64>(self.memory.addr())
         };
-        let status = entry(&mut ctx);
+        let status = entry(ctx);
+        // Held bytes' entries back to the slow path, the bytes unlocked
+        // before anything else may lock them.
+        rt.release(ctx);
         let Runtime {
             machine,
             halt,
             panic,
-            held,
+            layout,
+            regions,
             ..
         } = rt;
-        // Unlocked before anything else may lock them.
-        if !held.is_empty() {
-            drop(held);
+        if let Some(kept) = kept {
+            // The tables describe the layout of the last fill, at depth 0
+            // (a run that ended deeper left frames the VM now removes,
+            // which changes the layout anyway).
+            *kept = (panic.is_none() && ctx.depth == 0).then_some(Layout {
+                version: layout,
+                regions,
+            });
         }
         if let Some(payload) = panic {
             std::panic::resume_unwind(payload);
         }
+        machine.set_remaining(ctx.remaining);
         if status == 0 {
-            machine.set_remaining(ctx.remaining);
             return Ok(Flow::Exit(ctx.regs[0]));
         }
-        machine.set_remaining(ctx.remaining);
         match halt {
             Some(h) => h.into_result(),
             None => Err(RunError::Internal { pc: 0 }),
         }
     }
-}
 
-impl JitProgram {
     /// The machine code disassembled (Intel syntax), each eBPF instruction
     /// (LLVM syntax) followed by the x86-64 code made from it; the
     /// prologue comes first and the out-of-line paths (slow memory

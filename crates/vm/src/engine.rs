@@ -7,6 +7,7 @@
 //! a [`Machine`], whose methods build the very errors the interpreter
 //! builds, so both engines end a run the same way.
 
+use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ pub use crate::interp::LookupMemo;
 pub use crate::interp::FUNC_ADDR_TAG;
 use crate::interp::{
     atomic_for_compiled, call_helper_step, callback_helper_id, fault, helper_error, packet_value,
-    Callback, CallbackStart, Environment, HelperCallError, Stack,
+    Callback, CallbackStart, EngineState, Environment, HelperCallError, Stack,
 };
 use crate::interp::{HelperOutcome, MAX_FRAMES};
 use crate::memory::AddressSpace;
@@ -111,6 +112,9 @@ pub struct Machine<'a> {
     /// Live frames above the entry frame.
     depth: usize,
     callbacks: Vec<PendingCallback>,
+    /// Where compiled code keeps state for the next run over this address
+    /// space, when one may follow.
+    engine: Option<&'a mut EngineState>,
 }
 
 impl<'a> Machine<'a> {
@@ -121,6 +125,7 @@ impl<'a> Machine<'a> {
         stack: &'a mut Stack,
         remaining: &'a mut u64,
         budget: u64,
+        engine: Option<&'a mut EngineState>,
     ) -> Machine<'a> {
         Machine {
             program,
@@ -131,6 +136,32 @@ impl<'a> Machine<'a> {
             budget,
             depth: 0,
             callbacks: Vec::new(),
+            engine,
+        }
+    }
+
+    /// Takes the state compiled code kept with [`Machine::keep_state`] in
+    /// the last run over this run's address space, if there was one and
+    /// runs over the space go on. Only runs over that same space get it
+    /// back, so it may describe the space: its regions, as they were at
+    /// some [`AddressSpace::layout_version`]. Code of any program (the
+    /// next of a tail call chain, another program run over the space) may
+    /// get it: state that is not its own it drops.
+    pub fn take_state(&mut self) -> Option<Box<dyn Any + Send>> {
+        self.engine.as_deref_mut()?.take()
+    }
+
+    /// Whether a run over this address space may follow, so that state
+    /// given to [`Machine::keep_state`] is kept.
+    pub fn keeps_state(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    /// Keeps `state` for the next run over this address space (dropped
+    /// when none will follow, as for a space the caller prepared).
+    pub fn keep_state(&mut self, state: Box<dyn Any + Send>) {
+        if let Some(slot) = self.engine.as_deref_mut() {
+            *slot = Some(state);
         }
     }
 

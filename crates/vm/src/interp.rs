@@ -1,5 +1,6 @@
 //! The interpreter loop.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use crate::error::{FaultKind, RunError};
@@ -237,9 +238,26 @@ pub(crate) struct Stack {
     made: usize,
     /// Buffers of frames, kept between runs.
     pool: StackPool,
-    /// Bytes below `r10` the programs of this run may have written in any
-    /// frame (the most of their [`Program::stack_dirty`]).
+    /// Bytes below `r10` the programs run on these frames may have written
+    /// in any frame since its buffer was last zeroed (the most of their
+    /// [`Program::stack_dirty`]).
     dirty: usize,
+    /// Whether the entry frame's region stays in the address space after a
+    /// run, for the next run over the same space ([`Stack::resident`]):
+    /// the space's layout is then the same from run to run.
+    keeps_entry: bool,
+}
+
+impl Default for Stack {
+    fn default() -> Stack {
+        Stack {
+            regions: [0; MAX_FRAMES],
+            made: 0,
+            pool: StackPool::default(),
+            dirty: 0,
+            keeps_entry: false,
+        }
+    }
 }
 
 /// Frame buffers kept between runs, each with the bytes at its top (below
@@ -252,6 +270,34 @@ pub(crate) struct StackPool {
 }
 
 impl Stack {
+    /// Frames whose entry frame stays in the address space from one run to
+    /// the next, so that a space run again and again keeps its layout (and
+    /// compiled code its tables of it). The space must be the same one on
+    /// every run, with no region added or removed between runs.
+    pub(crate) fn resident() -> Stack {
+        Stack {
+            keeps_entry: true,
+            ..Stack::default()
+        }
+    }
+
+    /// How many frames have regions (between runs: 1 for a resident entry
+    /// frame once made, else 0).
+    pub(crate) fn made(&self) -> usize {
+        self.made
+    }
+
+    /// Takes back every frame's buffer and forgets the frames, when the
+    /// space they were in is cleared.
+    pub(crate) fn forget(&mut self, memory: &mut AddressSpace) {
+        for &index in &self.regions[..self.made] {
+            if let Some(buf) = memory.take_owned(index) {
+                self.pool.buffers.push((buf, self.dirty));
+            }
+        }
+        self.made = 0;
+    }
+
     /// `r10` of frame `depth` (0 is the entry frame); the frame must exist.
     #[inline(always)]
     pub(crate) fn frame_pointer(&self, depth: usize) -> u64 {
@@ -262,7 +308,9 @@ impl Stack {
     /// and zeroed.
     pub(crate) fn enter(&mut self, memory: &mut AddressSpace, depth: usize) {
         if depth < self.made {
-            memory.reset_owned(self.regions[depth], STACK_PER_FRAME);
+            // A live frame (the entry frame again, for the next program of
+            // a tail call chain or the next run) has only its top to zero.
+            memory.rezero_owned(self.regions[depth], STACK_PER_FRAME, self.dirty);
         } else {
             let buf = match self.pool.buffers.pop() {
                 // A whole frame from the pool: only its top may be dirty.
@@ -315,8 +363,12 @@ impl Stack {
 }
 
 /// Runs `program` from its first instruction with `r1..r5` set to `args`.
-/// The stack frames are added to `memory` for the run and removed afterwards;
-/// `stack` keeps their buffers between runs.
+/// The stack frames are added to `memory` for the run and removed
+/// afterwards, but for a resident entry frame ([`Stack::resident`]);
+/// `frames` keeps their buffers between runs, and `engine` the state
+/// compiled code keeps for the next run over `memory` (`None` when no run
+/// over it will follow).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn execute(
     program: &Program,
     memory: &mut AddressSpace,
@@ -324,17 +376,21 @@ pub(crate) fn execute(
     args: [u64; 5],
     limits: RunLimits,
     executed: &mut u64,
-    stack: &mut StackPool,
+    frames: &mut Stack,
+    engine: Option<&mut EngineState>,
 ) -> Result<u64, RunError> {
     // The same loop either way; compiled code gets a copy without the
     // interpreter inlined, whose large frame would otherwise be set up on
     // every one of its runs.
     if program.compiled().is_some() {
-        execute_chain::<false>(program, memory, env, args, limits, executed, stack)
+        execute_chain::<false>(program, memory, env, args, limits, executed, frames, engine)
     } else {
-        execute_chain::<true>(program, memory, env, args, limits, executed, stack)
+        execute_chain::<true>(program, memory, env, args, limits, executed, frames, engine)
     }
 }
+
+/// What compiled code keeps from one run to the next over one address space.
+pub(crate) type EngineState = Option<Box<dyn Any + Send>>;
 
 /// The interpreter, kept out of line for [`execute_chain`]`::<false>`.
 #[inline(never)]
@@ -352,6 +408,7 @@ fn run_outlined(
 
 /// [`execute`], with the interpreter inlined when `INLINE_INTERP`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn execute_chain<const INLINE_INTERP: bool>(
     program: &Program,
     memory: &mut AddressSpace,
@@ -359,14 +416,18 @@ fn execute_chain<const INLINE_INTERP: bool>(
     args: [u64; 5],
     limits: RunLimits,
     executed: &mut u64,
-    stack: &mut StackPool,
+    frames: &mut Stack,
+    mut engine: Option<&mut EngineState>,
 ) -> Result<u64, RunError> {
-    let keep = memory.len();
-    let mut frames = Stack {
-        regions: [0; MAX_FRAMES],
-        made: 0,
-        pool: std::mem::take(stack),
-        dirty: 0,
+    // The regions before the frames stay; so does a resident entry frame.
+    let keep = match frames.made {
+        0 => {
+            // Each buffer in the pool knows how far it is dirty: only what
+            // this run's programs write is new.
+            frames.dirty = 0;
+            memory.len()
+        }
+        _ => frames.regions[0],
     };
     let mut tail: Option<Arc<Program>> = None;
     let mut tail_calls = 0;
@@ -383,9 +444,10 @@ fn execute_chain<const INLINE_INTERP: bool>(
                     current,
                     memory,
                     env,
-                    &mut frames,
+                    frames,
                     &mut budget,
                     limits.budget,
+                    engine.as_deref_mut(),
                 );
                 code.run(&mut machine, args).map(|flow| match flow {
                     crate::engine::Flow::Exit(v) => Flow::Exit(v),
@@ -399,7 +461,7 @@ fn execute_chain<const INLINE_INTERP: bool>(
                 args,
                 &mut budget,
                 limits.budget,
-                &mut frames,
+                frames,
             ),
             None => run_outlined(
                 current,
@@ -408,7 +470,7 @@ fn execute_chain<const INLINE_INTERP: bool>(
                 args,
                 &mut budget,
                 limits.budget,
-                &mut frames,
+                frames,
             ),
         };
         match flow {
@@ -430,13 +492,14 @@ fn execute_chain<const INLINE_INTERP: bool>(
             Err(e) => break Err(e),
         }
     };
-    for &index in &frames.regions[..frames.made] {
+    let resident = usize::from(frames.keeps_entry && frames.made > 0);
+    for &index in &frames.regions[resident..frames.made] {
         if let Some(buf) = memory.take_owned(index) {
             frames.pool.buffers.push((buf, frames.dirty));
         }
     }
-    *stack = frames.pool;
-    memory.truncate(keep);
+    frames.made = resident;
+    memory.truncate(keep + resident);
     *executed = limits.budget - budget;
     result
 }

@@ -36,6 +36,7 @@ pub mod maps;
 mod memory;
 pub mod object;
 mod program;
+mod workspace;
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,8 @@ pub use program::Program;
 
 use builtins::RunEnv;
 use context::PacketPointers;
+use interp::{EngineState, Stack};
+use workspace::Workspace;
 
 /// The task a program sees as "current" (`bpf_get_current_pid_tgid` and friends).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +120,8 @@ pub struct Vm {
     maps: Vec<Map>,
     ncpus: usize,
     /// The address space of [`Vm::run`], reused across runs so that a run
-    /// allocates nothing.
-    scratch: AddressSpace,
+    /// allocates nothing and, over input of one length, keeps its layout.
+    scratch: Workspace,
 }
 
 impl Default for Vm {
@@ -170,11 +173,11 @@ impl Vm {
                     random: 0x9e37_79b9_7f4a_7c15,
                 },
                 last_executed: 0,
-                stack: interp::StackPool::default(),
+                stack: Stack::default(),
             },
             maps: Vec::new(),
             ncpus: 1,
-            scratch: AddressSpace::new(),
+            scratch: Workspace::new(AddressSpace::new()),
         }
     }
 
@@ -258,17 +261,22 @@ impl Vm {
         // The scratch space keeps its input region (and its buffer) between
         // runs, so a run only copies the bytes in and out.
         let base = self.scratch.set_input(mem);
+        let (space, frames, engine) = self.scratch.parts();
         let result = run_program(
             &mut self.parts,
             &self.maps,
             program,
-            &mut self.scratch,
+            RunSpace {
+                space,
+                frames,
+                engine: Some(engine),
+            },
             [base, mem.len() as u64, 0, 0, 0],
             0,
             &mut None,
         );
         if !mem.is_empty() {
-            self.scratch.copy_region_to(0, mem);
+            self.scratch.space.copy_region_to(0, mem);
         }
         result
     }
@@ -281,11 +289,16 @@ impl Vm {
     pub fn run_vec(&mut self, program: &Program, mem: &mut Vec<u8>) -> Result<u64, RunError> {
         let len = mem.len() as u64;
         let (base, spare) = self.scratch.lend_input(mem);
+        let (space, frames, engine) = self.scratch.parts();
         let result = run_program(
             &mut self.parts,
             &self.maps,
             program,
-            &mut self.scratch,
+            RunSpace {
+                space,
+                frames,
+                engine: Some(engine),
+            },
             [base, len, 0, 0, 0],
             0,
             &mut None,
@@ -302,15 +315,24 @@ impl Vm {
         space: &mut AddressSpace,
         args: [u64; 5],
     ) -> Result<u64, RunError> {
-        run_program(
+        // The caller may change the space before the next run: no state
+        // of it is kept, and the frames leave it as they found it.
+        let mut frames = std::mem::take(&mut self.parts.stack);
+        let result = run_program(
             &mut self.parts,
             &self.maps,
             program,
-            space,
+            RunSpace {
+                space,
+                frames: &mut frames,
+                engine: None,
+            },
             args,
             0,
             &mut None,
-        )
+        );
+        self.parts.stack = frames;
+        result
     }
 
     /// Runs `program` as `BPF_PROG_TEST_RUN` does: builds its context from
@@ -356,11 +378,16 @@ impl Vm {
     ) -> Result<u64, RunError> {
         // A helper may move the packet's bounds (bpf_xdp_adjust_head): the
         // next repetition starts from where this one left them.
+        let (space, frames, engine) = run.space.parts();
         run_program(
             &mut self.parts,
             &self.maps,
             program,
-            &mut run.space,
+            RunSpace {
+                space,
+                frames,
+                engine: Some(engine),
+            },
             run.args,
             run.ctx_base,
             &mut run.packet,
@@ -375,17 +402,26 @@ struct RunParts {
     limits: RunLimits,
     state: VmState,
     last_executed: u64,
-    /// Frame buffers reused across runs so that a run allocates nothing.
-    stack: interp::StackPool,
+    /// Frames of runs over spaces the caller prepared ([`Vm::run_in`]),
+    /// whose buffers are reused across runs so that a run allocates nothing.
+    stack: Stack,
 }
 
-/// Runs `program` over `space` with `r1..r5` = `args`; `packet` is where the
+/// The memory a run is over.
+struct RunSpace<'a> {
+    space: &'a mut AddressSpace,
+    frames: &'a mut Stack,
+    /// Where compiled code keeps state of `space`, when runs over it go on.
+    engine: Option<&'a mut EngineState>,
+}
+
+/// Runs `program` over `run` with `r1..r5` = `args`; `packet` is where the
 /// packet lies on entry, and afterwards where the run left it.
 fn run_program(
     parts: &mut RunParts,
     maps: &[Map],
     program: &Program,
-    space: &mut AddressSpace,
+    run: RunSpace<'_>,
     args: [u64; 5],
     ctx_base: u64,
     packet: &mut Option<PacketPointers>,
@@ -404,12 +440,13 @@ fn run_program(
     };
     let result = interp::execute(
         program,
-        space,
+        run.space,
         &mut env,
         args,
         limits,
         &mut parts.last_executed,
-        &mut parts.stack,
+        run.frames,
+        run.engine,
     );
     if env.packet.is_some() {
         *packet = env.packet;
@@ -420,7 +457,7 @@ fn run_program(
 /// The memory a test run's repetitions share: the context and packet
 /// `BPF_PROG_TEST_RUN` builds once from its input.
 struct TestRunSpace {
-    space: AddressSpace,
+    space: Workspace,
     ctx_base: u64,
     packet: Option<PacketPointers>,
     /// r1..r5 on entry.
@@ -441,7 +478,7 @@ impl TestRunSpace {
                 };
                 let base = space.add(RegionKind::Context, true, ctx.clone());
                 Ok(TestRunSpace {
-                    space,
+                    space: Workspace::new(space),
                     ctx_base: base,
                     packet: None,
                     args: [base, ctx.len() as u64, 0, 0, 0],
@@ -475,7 +512,7 @@ impl TestRunSpace {
                 let buf = space.add(RegionKind::Packet, true, buffer);
                 let data = buf + headroom as u64;
                 Ok(TestRunSpace {
-                    space,
+                    space: Workspace::new(space),
                     ctx_base,
                     packet: Some(PacketPointers {
                         buffer: buf,
@@ -493,7 +530,12 @@ impl TestRunSpace {
 
     /// The packet and context after the last run.
     fn output(&self) -> (Vec<u8>, Vec<u8>) {
-        let ctx_out = self.space.region(0).map(Region::to_vec).unwrap_or_default();
+        let ctx_out = self
+            .space
+            .space
+            .region(0)
+            .map(Region::to_vec)
+            .unwrap_or_default();
         let Some(p) = self.packet else {
             return (Vec::new(), ctx_out);
         };
@@ -502,6 +544,7 @@ impl TestRunSpace {
         let mut data_out = vec![0; self.l2_len];
         data_out.extend(
             self.space
+                .space
                 .read(p.data, (p.data_end - p.data) as usize)
                 .unwrap_or_default(),
         );

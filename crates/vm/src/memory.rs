@@ -471,89 +471,62 @@ impl AddressSpace {
         }
     }
 
-    /// Makes the space a copy of `input` as its one writable
-    /// [`RegionKind::Input`] region, or no region at all when `input` is
-    /// empty, and returns the region's base address (0 for none). The
-    /// buffer of an owned region 0 is reused, so a space prepared for run
-    /// after run allocates nothing.
-    pub(crate) fn set_input(&mut self, input: &[u8]) -> u64 {
-        // The common case, a space left as the last run left it: refill
-        // the one input region in place.
-        if let ([region], false) = (&mut self.regions[..], input.is_empty()) {
-            if let Backing::Owned(v) = &mut region.backing {
-                self.layout = self.layout.wrapping_add(1);
-                v.clear();
-                v.extend_from_slice(input);
-                region.kind = RegionKind::Input;
-                region.writable = true;
-                region.len = input.len();
-                // An owned region is in no index of shared regions.
-                return region_base(0);
-            }
-        }
-        let buf = match self.regions.first_mut() {
-            Some(Region {
-                backing: Backing::Owned(v),
-                ..
-            }) => std::mem::take(v),
-            _ => Vec::new(),
+    /// Makes owned region `index` a writable [`RegionKind::Input`] copy of
+    /// `bytes`, in its buffer, and returns its base address; `None` (and
+    /// nothing done) when the region's bytes are not owned. The layout
+    /// version changes only when the bytes moved, or the region changed
+    /// size or kind, so a space refilled with input after input of one
+    /// length keeps its layout.
+    pub(crate) fn refill_owned(&mut self, index: usize, bytes: &[u8]) -> Option<u64> {
+        let region = self.regions.get_mut(index)?;
+        let Backing::Owned(v) = &mut region.backing else {
+            return None;
         };
-        self.truncate(0);
-        if input.is_empty() {
-            return 0;
+        let before = (
+            v.as_ptr(),
+            v.len(),
+            region.len,
+            region.kind,
+            region.writable,
+        );
+        v.clear();
+        v.extend_from_slice(bytes);
+        region.kind = RegionKind::Input;
+        region.writable = true;
+        region.len = bytes.len();
+        let after = (
+            v.as_ptr(),
+            v.len(),
+            region.len,
+            region.kind,
+            region.writable,
+        );
+        if before != after {
+            self.changed();
         }
-        let mut buf = buf;
-        buf.clear();
-        buf.extend_from_slice(input);
-        self.add(RegionKind::Input, true, buf)
+        // An owned region is in no index of shared regions.
+        Some(region_base(index))
     }
 
-    /// Makes the space `input`'s bytes, moved in (`input` is left empty),
-    /// as its one writable [`RegionKind::Input`] region, or no region at
-    /// all when `input` is empty. Returns the region's base address (0 for
-    /// none) and the buffer region 0 had, which
-    /// [`AddressSpace::return_input`] puts back when it moves the bytes
-    /// back, so a space lent input after input allocates nothing.
-    pub(crate) fn lend_input(&mut self, input: &mut Vec<u8>) -> (u64, Vec<u8>) {
-        if let ([region], false) = (&mut self.regions[..], input.is_empty()) {
-            if let Backing::Owned(v) = &mut region.backing {
-                self.layout = self.layout.wrapping_add(1);
-                region.kind = RegionKind::Input;
-                region.writable = true;
-                region.len = input.len();
-                // An owned region is in no index of shared regions.
-                return (region_base(0), std::mem::replace(v, std::mem::take(input)));
-            }
-        }
-        self.truncate(0);
-        if input.is_empty() {
-            return (0, Vec::new());
-        }
-        let base = self.add(RegionKind::Input, true, std::mem::take(input));
-        (base, Vec::new())
-    }
-
-    /// Gives back the bytes [`AddressSpace::lend_input`] lent into `input`,
-    /// as the run left them, and leaves the space one empty input region
-    /// over `spare` (what `lend_input` returned). (Should an embedder's
-    /// helper have replaced region 0's bytes, `input` gets those: a copy
-    /// of shared ones.)
-    pub(crate) fn return_input(&mut self, input: &mut Vec<u8>, spare: Vec<u8>) {
-        if let [region] = &mut self.regions[..] {
-            if let Backing::Owned(v) = &mut region.backing {
-                self.layout = self.layout.wrapping_add(1);
-                *input = std::mem::replace(v, spare);
-                region.len = 0;
-                return;
-            }
-        }
-        if let Some(region) = self.regions.first_mut() {
-            match &mut region.backing {
-                Backing::Owned(v) => *input = std::mem::take(v),
-                Backing::Shared(s) => *input = s.to_vec(),
-            }
-        }
-        self.truncate(0);
+    /// Puts `bytes` in owned region `index` as a writable
+    /// [`RegionKind::Input`] of their length, and returns the bytes it had;
+    /// `Err(bytes)` when the region's bytes are not owned.
+    pub(crate) fn swap_owned(&mut self, index: usize, bytes: Vec<u8>) -> Result<Vec<u8>, Vec<u8>> {
+        let Some(Region {
+            kind,
+            writable,
+            len,
+            backing: Backing::Owned(v),
+        }) = self.regions.get_mut(index)
+        else {
+            return Err(bytes);
+        };
+        *kind = RegionKind::Input;
+        *writable = true;
+        *len = bytes.len();
+        let old = std::mem::replace(v, bytes);
+        self.changed();
+        Ok(old)
     }
 
     /// Takes the bytes of region `index` if the run owns them, leaving it empty
@@ -581,6 +554,28 @@ impl AddressSpace {
             _ => return false,
         }
         true
+    }
+
+    /// Zeroes the last `dirty` bytes of owned region `index` in place when
+    /// it is `len` bytes, all there, so that its layout stays; otherwise
+    /// resets it to `len` zero bytes ([`AddressSpace::reset_owned`]). A
+    /// live stack frame whose lower bytes no one wrote is entered again
+    /// this way.
+    pub(crate) fn rezero_owned(&mut self, index: usize, len: usize, dirty: usize) {
+        if let Some(Region {
+            len: region_len,
+            backing: Backing::Owned(v),
+            ..
+        }) = self.regions.get_mut(index)
+        {
+            if *region_len == len && v.len() == len {
+                if dirty > 0 {
+                    v[len - dirty.min(len)..].fill(0);
+                }
+                return;
+            }
+        }
+        self.reset_owned(index, len);
     }
 
     /// Resizes owned region `index` to `len` bytes, all zero: stack frames
@@ -951,33 +946,6 @@ mod tests {
     }
 
     #[test]
-    fn set_input_leaves_exactly_one_input_region_with_the_bytes() {
-        let mut space = AddressSpace::new();
-        assert_eq!(space.set_input(&[]), 0);
-        assert!(space.is_empty());
-        let a = space.set_input(&[1, 2, 3]);
-        assert_eq!(space.read(a, 3).unwrap(), vec![1, 2, 3]);
-        // A run leaves more regions (a map value) and a read-only input:
-        // the next input still starts from a space of one writable region.
-        space.region_mut(0).unwrap().writable = false;
-        space.add_shared(RegionKind::MapValue, true, SharedBytes::new(vec![0; 8]));
-        let b = space.set_input(&[9; 5]);
-        assert_eq!((b, space.len()), (a, 1));
-        assert_eq!(space.read(b, 5).unwrap(), vec![9; 5]);
-        assert!(matches!(
-            space.load::<1>(b + 5),
-            Err(FaultKind::OutOfBounds { size: 5, .. })
-        ));
-        space.store::<1>(b, [7]).unwrap();
-        // A shorter input shrinks the region; an empty one removes it.
-        let c = space.set_input(&[4]);
-        assert_eq!(space.read(c, 1).unwrap(), vec![4]);
-        assert!(space.load::<1>(c + 1).is_err());
-        assert_eq!(space.set_input(&[]), 0);
-        assert!(space.is_empty());
-    }
-
-    #[test]
     fn the_layout_version_changes_when_regions_may_move_and_only_then() {
         let mut space = AddressSpace::new();
         let mut last = space.layout_version();
@@ -1010,8 +978,19 @@ mod tests {
         assert!(changed(&space), "truncate");
         space.truncate(1);
         assert!(!changed(&space), "a truncate that removes nothing");
-        space.set_input(&[1, 2]);
-        assert!(changed(&space), "set_input refilling in place");
+        space.add(RegionKind::Input, true, vec![0; 4]);
+        assert!(changed(&space), "add");
+        space.refill_owned(1, &[1, 2, 3, 4]);
+        assert!(!changed(&space), "refilling in place with as many bytes");
+        space.refill_owned(1, &[1, 2]);
+        assert!(changed(&space), "refilling with fewer bytes");
+        space.rezero_owned(1, 2, 1);
+        assert!(!changed(&space), "zeroing the top of a whole region");
+        assert_eq!(space.read(region_base(1), 2).unwrap(), vec![1, 0]);
+        space.rezero_owned(1, 4, 1);
+        assert!(changed(&space), "growing it");
+        let _ = space.swap_owned(1, vec![5; 4]);
+        assert!(changed(&space), "swapping its bytes");
     }
 
     #[test]
