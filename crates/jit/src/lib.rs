@@ -12,7 +12,12 @@
 //!   VM's own checked access, so a bad access ends the run with the
 //!   interpreter's [`RunError`](bpfkit_vm::RunError). Atomics in place are
 //!   plain read-modify-write instructions, without `lock`: inline bytes
-//!   are the run's alone while it runs (see the next item);
+//!   are the run's alone while it runs (see the next item). The tables are
+//!   kept for the next run over the same space
+//!   ([`Machine::keep_state`](bpfkit_vm::engine::Machine::keep_state)) and
+//!   filled again only when its layout moved, so run after run of a short
+//!   program over input of one length ([`Vm::run`](bpfkit_vm::Vm::run),
+//!   a test run's repetitions) does not rebuild them;
 //! - a map value (shared with its map) becomes inline too once the run
 //!   first reaches it: the run holds its bytes locked
 //!   ([`SharedBytes::try_hold`](bpfkit_vm::SharedBytes::try_hold)) until

@@ -257,6 +257,11 @@ impl Vm {
     /// Runs `program` with `r1` pointing to a copy of `mem` and `r2` holding
     /// its length (the conformance convention); changes the program makes to
     /// the memory are copied back. Returns `r0`.
+    ///
+    /// Runs over memory of one length reuse one address space, layout and
+    /// all (its entry frame stays, only the bytes programs may have written
+    /// zeroed): compiled code keeps its tables of it from run to run, so a
+    /// short program over a small buffer is cheapest run this way.
     pub fn run(&mut self, program: &Program, mem: &mut [u8]) -> Result<u64, RunError> {
         // The scratch space keeps its input region (and its buffer) between
         // runs, so a run only copies the bytes in and out.
