@@ -2009,25 +2009,21 @@ impl CompiledCode for JitProgram {
             return Err(RunError::Internal { pc: 0 });
         }
         // The tables of the last run over this space, if they may serve.
-        match machine
-            .take_state()
-            .map(|state| state.downcast::<KeptTables>())
-        {
-            Some(Ok(mut kept)) => {
+        let kept = match machine.take_state().map(|s| s.downcast::<KeptTables>()) {
+            Some(Ok(kept)) => Some(kept),
+            _ if machine.keeps_state() => Some(Box::new(KeptTables {
+                ctx: JitCtx::new(),
+                made_at: None,
+            })),
+            _ => None,
+        };
+        match kept {
+            Some(mut kept) => {
                 let result = self.run_in(machine, args, &mut kept.ctx, Some(&mut kept.made_at));
                 machine.keep_state(kept);
                 result
             }
-            _ if machine.keeps_state() => {
-                let mut kept = Box::new(KeptTables {
-                    ctx: JitCtx::new(),
-                    made_at: None,
-                });
-                let result = self.run_in(machine, args, &mut kept.ctx, Some(&mut kept.made_at));
-                machine.keep_state(kept);
-                result
-            }
-            _ => self.run_in(machine, args, &mut JitCtx::new(), None),
+            None => self.run_in(machine, args, &mut JitCtx::new(), None),
         }
     }
 }

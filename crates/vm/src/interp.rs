@@ -231,6 +231,7 @@ pub(crate) enum CallbackStart {
 /// pointer into a caller's frame passed to a callee stays valid. A frame's
 /// region is made the first time a call reaches its depth, so a run without
 /// calls pays for one region only.
+#[derive(Default)]
 pub(crate) struct Stack {
     /// Region index of each frame made so far in this run.
     regions: [usize; MAX_FRAMES],
@@ -246,18 +247,6 @@ pub(crate) struct Stack {
     /// run, for the next run over the same space ([`Stack::resident`]):
     /// the space's layout is then the same from run to run.
     keeps_entry: bool,
-}
-
-impl Default for Stack {
-    fn default() -> Stack {
-        Stack {
-            regions: [0; MAX_FRAMES],
-            made: 0,
-            pool: StackPool::default(),
-            dirty: 0,
-            keeps_entry: false,
-        }
-    }
 }
 
 /// Frame buffers kept between runs, each with the bytes at its top (below
@@ -290,12 +279,18 @@ impl Stack {
     /// Takes back every frame's buffer and forgets the frames, when the
     /// space they were in is cleared.
     pub(crate) fn forget(&mut self, memory: &mut AddressSpace) {
-        for &index in &self.regions[..self.made] {
+        self.release_from(memory, 0);
+    }
+
+    /// Takes the buffers of frames `first..` back into the pool; frames
+    /// `..first` stay.
+    fn release_from(&mut self, memory: &mut AddressSpace, first: usize) {
+        for &index in &self.regions[first..self.made] {
             if let Some(buf) = memory.take_owned(index) {
                 self.pool.buffers.push((buf, self.dirty));
             }
         }
-        self.made = 0;
+        self.made = first;
     }
 
     /// `r10` of frame `depth` (0 is the entry frame); the frame must exist.
@@ -493,12 +488,7 @@ fn execute_chain<const INLINE_INTERP: bool>(
         }
     };
     let resident = usize::from(frames.keeps_entry && frames.made > 0);
-    for &index in &frames.regions[resident..frames.made] {
-        if let Some(buf) = memory.take_owned(index) {
-            frames.pool.buffers.push((buf, frames.dirty));
-        }
-    }
-    frames.made = resident;
+    frames.release_from(memory, resident);
     memory.truncate(keep + resident);
     *executed = limits.budget - budget;
     result

@@ -54,8 +54,8 @@ pub use program::Program;
 
 use builtins::RunEnv;
 use context::PacketPointers;
-use interp::{EngineState, Stack};
-use workspace::Workspace;
+use interp::Stack;
+use workspace::{RunSpace, Workspace};
 
 /// The task a program sees as "current" (`bpf_get_current_pid_tgid` and friends).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,16 +266,11 @@ impl Vm {
         // The scratch space keeps its input region (and its buffer) between
         // runs, so a run only copies the bytes in and out.
         let base = self.scratch.set_input(mem);
-        let (space, frames, engine) = self.scratch.parts();
         let result = run_program(
             &mut self.parts,
             &self.maps,
             program,
-            RunSpace {
-                space,
-                frames,
-                engine: Some(engine),
-            },
+            self.scratch.run_space(),
             [base, mem.len() as u64, 0, 0, 0],
             0,
             &mut None,
@@ -294,16 +289,11 @@ impl Vm {
     pub fn run_vec(&mut self, program: &Program, mem: &mut Vec<u8>) -> Result<u64, RunError> {
         let len = mem.len() as u64;
         let (base, spare) = self.scratch.lend_input(mem);
-        let (space, frames, engine) = self.scratch.parts();
         let result = run_program(
             &mut self.parts,
             &self.maps,
             program,
-            RunSpace {
-                space,
-                frames,
-                engine: Some(engine),
-            },
+            self.scratch.run_space(),
             [base, len, 0, 0, 0],
             0,
             &mut None,
@@ -383,16 +373,11 @@ impl Vm {
     ) -> Result<u64, RunError> {
         // A helper may move the packet's bounds (bpf_xdp_adjust_head): the
         // next repetition starts from where this one left them.
-        let (space, frames, engine) = run.space.parts();
         run_program(
             &mut self.parts,
             &self.maps,
             program,
-            RunSpace {
-                space,
-                frames,
-                engine: Some(engine),
-            },
+            run.work.run_space(),
             run.args,
             run.ctx_base,
             &mut run.packet,
@@ -410,14 +395,6 @@ struct RunParts {
     /// Frames of runs over spaces the caller prepared ([`Vm::run_in`]),
     /// whose buffers are reused across runs so that a run allocates nothing.
     stack: Stack,
-}
-
-/// The memory a run is over.
-struct RunSpace<'a> {
-    space: &'a mut AddressSpace,
-    frames: &'a mut Stack,
-    /// Where compiled code keeps state of `space`, when runs over it go on.
-    engine: Option<&'a mut EngineState>,
 }
 
 /// Runs `program` over `run` with `r1..r5` = `args`; `packet` is where the
@@ -462,7 +439,7 @@ fn run_program(
 /// The memory a test run's repetitions share: the context and packet
 /// `BPF_PROG_TEST_RUN` builds once from its input.
 struct TestRunSpace {
-    space: Workspace,
+    work: Workspace,
     ctx_base: u64,
     packet: Option<PacketPointers>,
     /// r1..r5 on entry.
@@ -483,7 +460,7 @@ impl TestRunSpace {
                 };
                 let base = space.add(RegionKind::Context, true, ctx.clone());
                 Ok(TestRunSpace {
-                    space: Workspace::new(space),
+                    work: Workspace::new(space),
                     ctx_base: base,
                     packet: None,
                     args: [base, ctx.len() as u64, 0, 0, 0],
@@ -517,7 +494,7 @@ impl TestRunSpace {
                 let buf = space.add(RegionKind::Packet, true, buffer);
                 let data = buf + headroom as u64;
                 Ok(TestRunSpace {
-                    space: Workspace::new(space),
+                    work: Workspace::new(space),
                     ctx_base,
                     packet: Some(PacketPointers {
                         buffer: buf,
@@ -536,7 +513,7 @@ impl TestRunSpace {
     /// The packet and context after the last run.
     fn output(&self) -> (Vec<u8>, Vec<u8>) {
         let ctx_out = self
-            .space
+            .work
             .space
             .region(0)
             .map(Region::to_vec)
@@ -548,7 +525,7 @@ impl TestRunSpace {
         // in front of what an L3 program saw.
         let mut data_out = vec![0; self.l2_len];
         data_out.extend(
-            self.space
+            self.work
                 .space
                 .read(p.data, (p.data_end - p.data) as usize)
                 .unwrap_or_default(),

@@ -8,6 +8,14 @@
 use crate::interp::{EngineState, Stack};
 use crate::memory::{AddressSpace, RegionKind};
 
+/// The memory a run is over.
+pub(crate) struct RunSpace<'a> {
+    pub(crate) space: &'a mut AddressSpace,
+    pub(crate) frames: &'a mut Stack,
+    /// Where compiled code keeps state of `space`, when runs over it go on.
+    pub(crate) engine: Option<&'a mut EngineState>,
+}
+
 /// An address space with the frames and the compiled code's state that
 /// belong to it alone.
 pub(crate) struct Workspace {
@@ -32,8 +40,12 @@ impl Workspace {
     }
 
     /// The space, its frames and the compiled code's state, for a run.
-    pub(crate) fn parts(&mut self) -> (&mut AddressSpace, &mut Stack, &mut EngineState) {
-        (&mut self.space, &mut self.frames, &mut self.engine)
+    pub(crate) fn run_space(&mut self) -> RunSpace<'_> {
+        RunSpace {
+            space: &mut self.space,
+            frames: &mut self.frames,
+            engine: Some(&mut self.engine),
+        }
     }
 
     /// Whether region 0 is the input region, the one region before the
