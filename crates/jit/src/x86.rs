@@ -67,9 +67,11 @@ struct JitCtx {
     /// region's base, which sends every access to the slow path.
     limit: [[[MaybeUninit<u64>; INLINE_REGIONS]; 4]; 2],
     /// Per slot of the lookup cache (`crate::lookup`): 1 when it holds a
-    /// lookup of this run. Written, as `site_key_size`, on every fill of
-    /// the tables of a program with lookup sites (`JitCtx::forget_lookups`):
-    /// only such programs' code reads them.
+    /// lookup made since the tables were filled (in this run or, for kept
+    /// tables, an earlier one). Written, as `site_key_size`, on every fill
+    /// of the tables of a program with lookup sites, and before a run of
+    /// one over kept tables that do not have them (`lookups_ready`): only
+    /// such programs' code reads them.
     lookup_used: [MaybeUninit<u8>; LOOKUP_SLOTS],
     /// Per lookup site: the key size of the map last remembered there (0:
     /// none since the last fill), so that its code knows how many key
@@ -77,6 +79,11 @@ struct JitCtx {
     site_key_size: [MaybeUninit<u8>; LOOKUP_SITES],
     /// The lookup cache's slots, read only where `lookup_used` says.
     lookup: [MaybeUninit<LookupSlot>; LOOKUP_SLOTS],
+    /// Whether `lookup_used` and `site_key_size` were written since the
+    /// tables were last filled (a fill may have moved the values the
+    /// slots name): tables kept from a run of a program without lookup
+    /// sites have them unwritten or stale.
+    lookups_ready: bool,
 }
 
 impl JitCtx {
@@ -100,6 +107,7 @@ impl JitCtx {
             lookup_used: [MaybeUninit::uninit(); LOOKUP_SLOTS],
             site_key_size: [MaybeUninit::uninit(); LOOKUP_SITES],
             lookup: [MaybeUninit::uninit(); LOOKUP_SLOTS],
+            lookups_ready: false,
         }
     }
 
@@ -121,6 +129,7 @@ impl JitCtx {
         for size in &mut self.site_key_size {
             size.write(0);
         }
+        self.lookups_ready = true;
     }
 
     /// Remembers that the lookup at site `site` with `handle` gave `value`.
@@ -235,8 +244,11 @@ impl Runtime<'_, '_> {
         if offset + size > len || (store && !writable) {
             return None;
         }
-        if self.held.len() <= index {
-            self.held.resize_with(index + 1, || None);
+        if self.held.is_empty() {
+            // Once for the run: a run holding values one by one would
+            // otherwise grow both a few times.
+            self.held.resize_with(INLINE_REGIONS, || None);
+            self.holding.reserve(INLINE_REGIONS);
         }
         if self.held[index].is_none() {
             let mut held = shared.try_hold()?;
@@ -286,7 +298,9 @@ impl Runtime<'_, '_> {
         // Regions may have moved: a held region's index may name other
         // bytes now, and remembered values may be elsewhere.
         self.release(ctx);
-        if !self.code.lookup_sites.is_empty() {
+        if self.code.lookup_sites.is_empty() {
+            ctx.lookups_ready = false;
+        } else {
             ctx.forget_lookups();
         }
         let classes = self.classes;
@@ -2079,8 +2093,12 @@ impl JitProgram {
         };
         if whole {
             // Entry 0, every region's entry and the entry frame's state
-            // hold; only the lookup cache is this run's own.
-            if !self.lookup_sites.is_empty() {
+            // hold, and so do the lookups remembered since the last fill:
+            // the values they name are where they were, and each slot's
+            // generation check tells whether its map still has them under
+            // its key (the VM drops the kept state when the CPU or the
+            // helpers change what a lookup gives).
+            if !self.lookup_sites.is_empty() && !ctx.lookups_ready {
                 ctx.forget_lookups();
             }
         } else {
@@ -2097,8 +2115,9 @@ impl JitProgram {
         // any call into Rust that moved regions), or, in a strided loop's
         // unchecked copy, for no more iterations than `tramp_loop` found to
         // stay in bounds with no call in between. It also reads the value
-        // generation words of maps the lookup cache names, which the
-        // machine's maps hold for the run. It returns through its epilogue
+        // generation words of maps the lookup cache names: maps of the
+        // machine's VM, which drops none while it lives, and the tables
+        // are kept only in a space of that VM. It returns through its epilogue
         // on every path.
         let entry = unsafe {
             std::mem::transmute::<u64, extern "sysv64" fn(*mut JitCtx) -> u64>(self.memory.addr())

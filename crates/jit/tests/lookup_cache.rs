@@ -486,3 +486,94 @@ fn random_lookup_loops_agree_with_the_interpreter() {
         finished.get()
     );
 }
+
+/// Looks up key 3 in map 0 (a hash) and key 4 in map 1 (a per-CPU hash:
+/// another key, so that the lookups have slots of their own) and returns
+/// map 0's value times 1000 plus map 1's (0 for a missing one).
+const TWO_LOOKUPS: &str = "
+    *(u32 *)(r10 - 4) = 3
+    *(u32 *)(r10 - 8) = 4
+    r2 = r10
+    r2 += -4
+    r1 = map[fd:0]
+    call 1
+    r6 = 0
+    if r0 == 0 goto second
+    r6 = *(u64 *)(r0 + 0)
+    r6 *= 1000
+second:
+    r2 = r10
+    r2 += -8
+    r1 = map[fd:1]
+    call 1
+    if r0 == 0 goto done
+    r0 = *(u64 *)(r0 + 0)
+    r6 += r0
+done:
+    r0 = r6
+    exit";
+
+#[test]
+fn lookups_kept_from_run_to_run_see_what_changed_between_runs() {
+    // Values a run looked up stay in the VM's space for the next run, and
+    // the JIT's lookups of them with it: whatever changes between runs
+    // (values rewritten, a key deleted and added again, the CPU, the
+    // lookup helper) the next run sees, under either engine.
+    let interp = Program::new(assemble(TWO_LOOKUPS, Syntax::Llvm).unwrap()).unwrap();
+    let mut jit = interp.clone();
+    bpfkit_jit::compile(&mut jit).unwrap();
+    let key = 3u32.to_ne_bytes();
+    let u64s = |v: &[u64]| v.iter().flat_map(|x| x.to_ne_bytes()).collect::<Vec<u8>>();
+    for p in [&interp, &jit] {
+        let mut vm = Vm::new();
+        vm.set_cpus(2);
+        vm.create_map(hash(4, 8)).unwrap();
+        vm.create_map(MapDef::new(MapType::PercpuHash, 4, 8, 8))
+            .unwrap();
+        let (values, per_cpu) = (vm.map(0).unwrap().clone(), vm.map(1).unwrap().clone());
+        values.update(&key, &u64s(&[1]), 0).unwrap();
+        per_cpu
+            .update(&4u32.to_ne_bytes(), &u64s(&[10, 20]), 0)
+            .unwrap();
+        assert_eq!(vm.run(p, &mut []), Ok(1010));
+        assert_eq!(vm.run(p, &mut []), Ok(1010), "the same again");
+        values.update(&key, &u64s(&[2]), 0).unwrap();
+        assert_eq!(vm.run(p, &mut []), Ok(2010), "a value rewritten");
+        values.delete(&key).unwrap();
+        assert_eq!(vm.run(p, &mut []), Ok(10), "a key deleted");
+        values.update(&key, &u64s(&[5]), 0).unwrap();
+        assert_eq!(vm.run(p, &mut []), Ok(5010), "a key added again");
+        vm.set_current_cpu(1);
+        assert_eq!(vm.run(p, &mut []), Ok(5020), "another CPU's value");
+        vm.helpers_mut()
+            .register(1, "no_lookup", |_, _| Ok(HelperOutcome::Return(0)));
+        assert_eq!(vm.run(p, &mut []), Ok(0), "an embedder's lookup");
+    }
+}
+
+#[test]
+fn a_value_keeps_its_address_from_run_to_run() {
+    // As in the kernel, where a map value stays put while its element
+    // lives: the second run's lookup gives the first's address.
+    let src = "
+        *(u32 *)(r10 - 4) = 3
+        r2 = r10
+        r2 += -4
+        r1 = map[fd:0]
+        call 1
+        exit";
+    let interp = Program::new(assemble(src, Syntax::Llvm).unwrap()).unwrap();
+    let mut jit = interp.clone();
+    bpfkit_jit::compile(&mut jit).unwrap();
+    let mut addresses = Vec::new();
+    for p in [&interp, &jit] {
+        let mut vm = Vm::new();
+        vm.create_map(hash(4, 8)).unwrap();
+        with_key_3(&mut vm);
+        let first = vm.run(p, &mut []).unwrap();
+        assert_ne!(first, 0);
+        assert_eq!(vm.run(p, &mut []), Ok(first));
+        addresses.push(first);
+    }
+    assert_eq!(addresses[0], addresses[1], "interpreter vs JIT");
+}

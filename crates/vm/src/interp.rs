@@ -46,7 +46,8 @@ pub struct LookupMemo {
     /// The map's value generation the lookup saw.
     pub generation: u64,
     /// Where the map keeps its value generation (an `AtomicU64`), valid
-    /// as long as the map: for the run.
+    /// as long as the map: one of the VM's own (memos are made for no
+    /// other), which it keeps while it lives, from run to run.
     pub generation_word: *const std::sync::atomic::AtomicU64,
 }
 
@@ -247,7 +248,16 @@ pub(crate) struct Stack {
     /// run, for the next run over the same space ([`Stack::resident`]):
     /// the space's layout is then the same from run to run.
     keeps_entry: bool,
+    /// Map value regions a run left after the resident entry frame, kept
+    /// for the next run over the space: values a run looks up again are
+    /// in the space already, at the same addresses, as they stay put in
+    /// the kernel from run to run.
+    values: usize,
 }
+
+/// The most map value regions a run leaves in a space for the next one; a
+/// run that brought in more leaves none.
+const MAX_RESIDENT_VALUES: usize = 128;
 
 /// Frame buffers kept between runs, each with the bytes at its top (below
 /// `r10`) a run may have written since it was last zeroed: a buffer the
@@ -270,16 +280,18 @@ impl Stack {
         }
     }
 
-    /// How many frames have regions (between runs: 1 for a resident entry
-    /// frame once made, else 0).
-    pub(crate) fn made(&self) -> usize {
-        self.made
+    /// How many regions at the end of the space are the frames' or kept
+    /// with them: between runs, a resident entry frame once made and the
+    /// map values a run left after it.
+    pub(crate) fn resident_regions(&self) -> usize {
+        self.made + self.values
     }
 
-    /// Takes back every frame's buffer and forgets the frames, when the
-    /// space they were in is cleared.
+    /// Takes back every frame's buffer and forgets the frames and the
+    /// values kept with them, when the space they were in is cleared.
     pub(crate) fn forget(&mut self, memory: &mut AddressSpace) {
         self.release_from(memory, 0);
+        self.values = 0;
     }
 
     /// Takes the buffers of frames `first..` back into the pool; frames
@@ -488,8 +500,19 @@ fn execute_chain<const INLINE_INTERP: bool>(
         }
     };
     let resident = usize::from(frames.keeps_entry && frames.made > 0);
+    // Values stay only right after the entry frame: a deeper frame's
+    // region among them would have to stay too.
+    let values_from = keep + resident;
+    frames.values = match memory.len().checked_sub(values_from) {
+        Some(n @ 1..=MAX_RESIDENT_VALUES)
+            if resident == 1 && frames.made == 1 && memory.only_map_values_from(values_from) =>
+        {
+            n
+        }
+        _ => 0,
+    };
     frames.release_from(memory, resident);
-    memory.truncate(keep + resident);
+    memory.truncate(values_from + frames.values);
     *executed = limits.budget - budget;
     result
 }

@@ -195,6 +195,9 @@ impl Vm {
     /// The helper registry, to add embedder helpers (they take precedence
     /// over built-ins with the same id).
     pub fn helpers_mut(&mut self) -> &mut HelperRegistry {
+        // A lookup compiled code remembered may not be what a new helper
+        // gives.
+        self.scratch.forget_engine_state();
         &mut self.parts.helpers
     }
 
@@ -218,6 +221,9 @@ impl Vm {
     /// Sets the CPU the next runs execute on (`bpf_get_smp_processor_id`).
     pub fn set_current_cpu(&mut self, cpu: u32) {
         self.parts.state.cpu = cpu.min(self.ncpus as u32 - 1);
+        // Lookups in per-CPU maps compiled code remembered were another
+        // CPU's.
+        self.scratch.forget_engine_state();
     }
 
     /// Sets the task programs see as current.
@@ -261,7 +267,10 @@ impl Vm {
     /// Runs over memory of one length reuse one address space, layout and
     /// all (its entry frame stays, only the bytes programs may have written
     /// zeroed): compiled code keeps its tables of it from run to run, so a
-    /// short program over a small buffer is cheapest run this way.
+    /// short program over a small buffer is cheapest run this way. Map
+    /// values a run looked up stay in the space for the next (up to 128),
+    /// at the same addresses, as values stay put in the kernel while their
+    /// elements live; compiled code keeps its lookups of them too.
     pub fn run(&mut self, program: &Program, mem: &mut [u8]) -> Result<u64, RunError> {
         // The scratch space keeps its input region (and its buffer) between
         // runs, so a run only copies the bytes in and out.

@@ -471,6 +471,14 @@ impl AddressSpace {
         }
     }
 
+    /// Whether regions `first..` are all map values over shared bytes.
+    pub(crate) fn only_map_values_from(&self, first: usize) -> bool {
+        self.regions.get(first..).is_some_and(|rest| {
+            rest.iter()
+                .all(|r| r.kind == RegionKind::MapValue && matches!(r.backing, Backing::Shared(_)))
+        })
+    }
+
     /// Makes owned region `index` a writable [`RegionKind::Input`] copy of
     /// `bytes`, in its buffer, and returns its base address; `None` (and
     /// nothing done) when the region's bytes are not owned. The layout

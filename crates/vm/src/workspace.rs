@@ -24,7 +24,8 @@ pub(crate) struct Workspace {
     pub(crate) space: AddressSpace,
     /// The frames of runs over `space`.
     frames: Stack,
-    /// What compiled code keeps between runs over `space`.
+    /// What compiled code keeps between runs over `space`: it may describe
+    /// the space's regions, and remember lookups of the map values in it.
     engine: EngineState,
 }
 
@@ -48,19 +49,27 @@ impl Workspace {
         }
     }
 
+    /// Drops what compiled code kept, when what its runs see changes
+    /// other than through the space (the CPU, the helpers): its lookups
+    /// of map values may no longer be what a lookup gives.
+    pub(crate) fn forget_engine_state(&mut self) {
+        self.engine = None;
+    }
+
     /// Whether region 0 is the input region, the one region before the
     /// resident frame (if a run made it).
     fn has_input(&self) -> bool {
-        self.space.len() == 1 + self.frames.made()
+        self.space.len() == 1 + self.frames.resident_regions()
             && self
                 .space
                 .region(0)
                 .is_some_and(|r| r.kind == RegionKind::Input)
     }
 
-    /// Whether the space has nothing but a resident frame, if that.
+    /// Whether the space has nothing but what runs left (a resident frame
+    /// and map values), if that.
     fn has_nothing(&self) -> bool {
-        self.space.len() == self.frames.made()
+        self.space.len() == self.frames.resident_regions()
     }
 
     /// Empties the space (its frame buffers kept for later runs).
