@@ -233,16 +233,26 @@ impl Runtime<'_, '_> {
     ) -> Option<&mut [u8]> {
         let index = ((addr >> 32) as usize).wrapping_sub(1);
         let offset = addr as u32 as usize;
-        if index >= INLINE_REGIONS - 1 {
+        let region = self.machine.memory().region(index)?;
+        if offset + size > region.len() || (store && !region.writable) {
             return None;
         }
-        let region = self.machine.memory().region(index)?;
-        let Backing::Shared(shared) = &region.backing else {
+        if !self.hold(ctx, index) {
             return None;
-        };
-        let (len, writable) = (region.len(), region.writable);
-        if offset + size > len || (store && !writable) {
-            return None;
+        }
+        self.held[index]
+            .as_mut()?
+            .bytes_mut()
+            .get_mut(offset..offset + size)
+    }
+
+    /// Holds the shared bytes of region `index` (if the run does not yet)
+    /// and gives the region an inline table entry over them. False when
+    /// the region is past the tables or not over shared bytes, or someone
+    /// else holds them.
+    fn hold(&mut self, ctx: &mut JitCtx, index: usize) -> bool {
+        if index >= INLINE_REGIONS - 1 {
+            return false;
         }
         if self.held.is_empty() {
             // Once for the run: a run holding values one by one would
@@ -250,26 +260,33 @@ impl Runtime<'_, '_> {
             self.held.resize_with(INLINE_REGIONS, || None);
             self.holding.reserve(INLINE_REGIONS);
         }
-        if self.held[index].is_none() {
-            let mut held = shared.try_hold()?;
-            let bytes = held.bytes_mut();
-            // Bytes shorter than the region (an embedder replaced them)
-            // fault as past the region's end: only what both cover is inline.
-            let inline = len.min(bytes.len()) as u64;
-            let entry = OwnedEntry {
-                host: bytes.as_mut_ptr() as u64,
-                loadable: inline,
-                storable: if writable { inline } else { 0 },
-            };
-            let classes = self.classes;
-            ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry, classes);
-            self.held[index] = Some(held);
-            self.holding.push(index);
+        if self.held[index].is_some() {
+            return true;
         }
-        self.held[index]
-            .as_mut()?
-            .bytes_mut()
-            .get_mut(offset..offset + size)
+        let Some(region) = self.machine.memory().region(index) else {
+            return false;
+        };
+        let Backing::Shared(shared) = &region.backing else {
+            return false;
+        };
+        let (len, writable) = (region.len(), region.writable);
+        let Some(mut held) = shared.try_hold() else {
+            return false;
+        };
+        let bytes = held.bytes_mut();
+        // Bytes shorter than the region (an embedder replaced them) fault
+        // as past the region's end: only what both cover is inline.
+        let inline = len.min(bytes.len()) as u64;
+        let entry = OwnedEntry {
+            host: bytes.as_mut_ptr() as u64,
+            loadable: inline,
+            storable: if writable { inline } else { 0 },
+        };
+        let classes = self.classes;
+        ctx.set_entry(index + 1, bpfkit_vm::region_base(index), entry, classes);
+        self.held[index] = Some(held);
+        self.holding.push(index);
+        true
     }
 
     /// Lets go of every held bytes, their table entries back to the slow path.
@@ -2027,13 +2044,13 @@ impl CompiledCode for JitProgram {
             Some(Ok(kept)) => Some(kept),
             _ if machine.keeps_state() => Some(Box::new(KeptTables {
                 ctx: JitCtx::new(),
-                made_at: None,
+                kept: Kept::default(),
             })),
             _ => None,
         };
         match kept {
             Some(mut kept) => {
-                let result = self.run_in(machine, args, &mut kept.ctx, Some(&mut kept.made_at));
+                let result = self.run_in(machine, args, &mut kept.ctx, Some(&mut kept.kept));
                 machine.keep_state(kept);
                 result
             }
@@ -2045,9 +2062,19 @@ impl CompiledCode for JitProgram {
 /// Inline tables kept from one run to the next over one address space.
 struct KeptTables {
     ctx: JitCtx,
+    kept: Kept,
+}
+
+/// What a run leaves of the tables for the next run over the space.
+#[derive(Default)]
+struct Kept {
     /// The layout the tables describe (both limit classes, the entry
     /// frame's state), when a run left them whole.
     made_at: Option<Layout>,
+    /// The regions over map values the run held when it ended: a run over
+    /// the same layout holds them from its start, so that a loop over the
+    /// same values does not stop at each one's first access to hold it.
+    hot: Vec<usize>,
 }
 
 /// An address space's layout, as the inline tables were made for it.
@@ -2067,7 +2094,7 @@ impl JitProgram {
         machine: &mut Machine<'_>,
         args: [u64; 5],
         ctx: &mut JitCtx,
-        kept: Option<&mut Option<Layout>>,
+        mut kept: Option<&mut Kept>,
     ) -> Result<Flow, RunError> {
         ctx.start(machine.remaining(), args);
         let memory = machine.memory();
@@ -2075,7 +2102,7 @@ impl JitProgram {
             version: memory.layout_version(),
             regions: memory.len(),
         };
-        let whole = kept.as_ref().is_some_and(|k| **k == Some(now));
+        let whole = kept.as_ref().is_some_and(|k| k.made_at == Some(now));
         let mut rt = Runtime {
             machine,
             code: self,
@@ -2101,6 +2128,11 @@ impl JitProgram {
             if !self.lookup_sites.is_empty() && !ctx.lookups_ready {
                 ctx.forget_lookups();
             }
+            if let Some(kept) = kept.as_deref() {
+                for &index in &kept.hot {
+                    rt.hold(ctx, index);
+                }
+            }
         } else {
             rt.fill(ctx);
         }
@@ -2123,6 +2155,10 @@ impl JitProgram {
             std::mem::transmute::<u64, extern "sysv64" fn(*mut JitCtx) -> u64>(self.memory.addr())
         };
         let status = entry(ctx);
+        if let Some(kept) = kept.as_deref_mut() {
+            kept.hot.clear();
+            kept.hot.extend_from_slice(&rt.holding);
+        }
         // Held bytes' entries back to the slow path, the bytes unlocked
         // before anything else may lock them.
         rt.release(ctx);
@@ -2138,7 +2174,7 @@ impl JitProgram {
             // The tables describe the layout of the last fill, at depth 0
             // (a run that ended deeper left frames the VM now removes,
             // which changes the layout anyway).
-            *kept = (panic.is_none() && ctx.depth == 0).then_some(Layout {
+            kept.made_at = (panic.is_none() && ctx.depth == 0).then_some(Layout {
                 version: layout,
                 regions,
             });
