@@ -23,11 +23,8 @@ type Outcome = (
 /// what `setup` adds (helpers); they must agree. Returns the JIT's last
 /// result.
 fn agree(src: &str, maps: &[MapDef], setup: impl Fn(&mut Vm)) -> Result<u64, RunError> {
-    let interp = Program::new(assemble(src, Syntax::Llvm).unwrap()).unwrap();
-    let mut jit = interp.clone();
-    bpfkit_jit::compile(&mut jit).unwrap();
     let mut outcomes: Vec<Outcome> = Vec::new();
-    for p in [&interp, &jit] {
+    for p in &engines(src) {
         let mut vm = Vm::new();
         vm.set_budget(1 << 20);
         for def in maps {
@@ -52,6 +49,14 @@ fn agree(src: &str, maps: &[MapDef], setup: impl Fn(&mut Vm)) -> Result<u64, Run
     }
     assert_eq!(outcomes[0], outcomes[1], "interpreter vs JIT for:\n{src}");
     outcomes.pop().unwrap().1
+}
+
+/// `src` for the interpreter, then compiled for the JIT.
+fn engines(src: &str) -> [Program; 2] {
+    let interp = Program::new(assemble(src, Syntax::Llvm).unwrap()).unwrap();
+    let mut jit = interp.clone();
+    bpfkit_jit::compile(&mut jit).unwrap();
+    [interp, jit]
 }
 
 fn hash(key_size: u32, entries: u32) -> MapDef {
@@ -370,11 +375,8 @@ fn the_cache_tells_maps_keys_and_key_sizes_apart() {
         put(1, &149u32.to_ne_bytes(), 77);
         put(2, &5u32.to_ne_bytes(), 500);
     };
-    let interp = Program::new(assemble(&src, Syntax::Llvm).unwrap()).unwrap();
-    let mut jit = interp.clone();
-    bpfkit_jit::compile(&mut jit).unwrap();
     let mut results = Vec::new();
-    for p in [&interp, &jit] {
+    for p in &engines(&src) {
         let mut vm = Vm::new();
         for def in &maps {
             vm.create_map(def.clone()).unwrap();
@@ -519,12 +521,9 @@ fn lookups_kept_from_run_to_run_see_what_changed_between_runs() {
     // the JIT's lookups of them with it: whatever changes between runs
     // (values rewritten, a key deleted and added again, the CPU, the
     // lookup helper) the next run sees, under either engine.
-    let interp = Program::new(assemble(TWO_LOOKUPS, Syntax::Llvm).unwrap()).unwrap();
-    let mut jit = interp.clone();
-    bpfkit_jit::compile(&mut jit).unwrap();
     let key = 3u32.to_ne_bytes();
     let u64s = |v: &[u64]| v.iter().flat_map(|x| x.to_ne_bytes()).collect::<Vec<u8>>();
-    for p in [&interp, &jit] {
+    for p in &engines(TWO_LOOKUPS) {
         let mut vm = Vm::new();
         vm.set_cpus(2);
         vm.create_map(hash(4, 8)).unwrap();
@@ -562,11 +561,8 @@ fn a_value_keeps_its_address_from_run_to_run() {
         r1 = map[fd:0]
         call 1
         exit";
-    let interp = Program::new(assemble(src, Syntax::Llvm).unwrap()).unwrap();
-    let mut jit = interp.clone();
-    bpfkit_jit::compile(&mut jit).unwrap();
     let mut addresses = Vec::new();
-    for p in [&interp, &jit] {
+    for p in &engines(src) {
         let mut vm = Vm::new();
         vm.create_map(hash(4, 8)).unwrap();
         with_key_3(&mut vm);
